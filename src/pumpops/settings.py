@@ -1,0 +1,166 @@
+"""Typed settings: ``<workspace>/pumpops.toml`` overridden by ``PUMPOPS_*`` variables.
+
+Precedence, highest first: keyword arguments to :func:`load_settings` (from
+the command line), environment variables (``PUMPOPS_DATABASE_URL``,
+``PUMPOPS_BROKER_URL``, nested with a double underscore as in
+``PUMPOPS_INGEST__BATCH_MAX_MESSAGES``), the workspace's ``pumpops.toml``,
+then the defaults below. Everything is validated at load; a bad value is a
+:class:`~pumpops.errors.ConfigError` naming the key and the source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pumpops.errors import ConfigError
+
+SETTINGS_FILE = "pumpops.toml"
+EMBEDDED_BROKER = "embedded"
+_BROKER_URL = re.compile(r"^mqtts?://[^:/\s]+(:\d{1,5})?/?$")
+
+
+class IngestSettings(BaseModel):
+    """How the ingest service reads the broker and validates messages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(default="pumpops-ingest", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)  # bytes
+    max_future_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+    max_past_age_s: float = Field(default=5 * 365 * 86_400.0, gt=0)
+    batch_max_messages: int = Field(default=500, ge=1, le=100_000)
+    batch_max_wait_s: float = Field(default=0.05, gt=0, le=10)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class Settings(BaseSettings):
+    """Everything a pumpops process needs to know about where things are."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PUMPOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    workspace: Path = Field(default=Path("."))
+    database_url: str = ""
+    broker_url: str = EMBEDDED_BROKER
+    topic_prefix: str = Field(default="pumpops/v1", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
+    profiles_dirs: tuple[Path, ...] = ()
+    ingest: IngestSettings = IngestSettings()
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        if value != EMBEDDED_BROKER and not _BROKER_URL.match(value):
+            raise ValueError(f"broker_url must be 'embedded' or mqtt://host:port, not {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(
+                f"database_url must start with sqlite:// or postgresql+psycopg://, not {value!r}"
+            )
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the workspace."""
+        return self.database_url or f"sqlite:///{(self.workspace / 'pumpops.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is read by load_settings and passed as the lowest
+        # priority through _FileSource; no .env files: settings live in the workspace.
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings for a workspace.
+
+    Args:
+        workspace: the workspace folder; defaults to ``$PUMPOPS_WORKSPACE`` or
+            the current directory.
+        **overrides: values from the command line, which win over everything.
+
+    Raises:
+        ConfigError: the settings file cannot be read or a value is invalid.
+    """
+    folder = Path(workspace or os.environ.get("PUMPOPS_WORKSPACE") or ".")
+    path = folder / SETTINGS_FILE
+    file_data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+    _FileSource.data = file_data
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(workspace=folder, **clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(
+            f"invalid settings (from {path}, PUMPOPS_* variables or the command line):\n"
+            + "\n".join(lines)
+        ) from exc
+    finally:
+        _FileSource.data = {}
+
+
+def init_workspace(folder: Path, *, database_url: str = "", broker_url: str = EMBEDDED_BROKER) -> Path:
+    """Create a workspace folder with a commented ``pumpops.toml``; return its path.
+
+    Raises:
+        ConfigError: a settings file already exists there.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SETTINGS_FILE
+    if path.exists():
+        raise ConfigError(f"{path} already exists; edit it or choose another folder")
+    db_line = f'database_url = "{database_url}"' if database_url else (
+        '# database_url = "postgresql+psycopg://user@127.0.0.1:5432/pumpops"  '
+        "# default: SQLite file pumpops.db here"
+    )
+    path.write_text(
+        "# pumpops workspace settings; PUMPOPS_* environment variables override them.\n"
+        f"{db_line}\n"
+        f'broker_url = "{broker_url}"  # "embedded" or mqtt://host:port\n'
+        'topic_prefix = "pumpops/v1"\n'
+        "\n[ingest]\n"
+        'client_id = "pumpops-ingest"  # stable across restarts: the broker keeps its session\n'
+        "max_payload_bytes = 262144\n"
+        "batch_max_messages = 500\n",
+        encoding="utf-8",
+    )
+    return path
