@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import typer
 
 from pumpops import __version__
@@ -81,15 +80,8 @@ _EXIT_CODES: tuple[tuple[type[PumpopsError], int], ...] = (
 def main() -> None:
     """Run the command line; pumpops errors become a message and an exit code."""
     try:
-        app(standalone_mode=False)
+        app()
     except PumpopsError as exc:
         code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         raise SystemExit(code) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except click.Abort:
-        raise SystemExit(130) from None

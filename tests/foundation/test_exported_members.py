@@ -1,0 +1,32 @@
+"""Pins the public API: a change to these lists is a change users see."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+_PUBLIC = {
+    "pumpops.errors": {
+        "BrokerError", "ConfigError", "InputError", "IntegrityError", "MessageRejected",
+        "NotFoundError", "PumpopsError", "ServiceError", "StoreError", "UnitError",
+    },
+    "pumpops.schema": {
+        "CANONICAL_SENSORS", "IDENT_PATTERN", "MAX_ROWS_PER_MESSAGE", "MAX_SENSORS_PER_MESSAGE",
+        "SCHEMA_ID", "CanonicalSensor", "DeadLetter", "ReadingBatch", "Rejection", "TelemetryMessage",
+        "WireSensor", "affine_to", "canonical_sensor", "check_unit", "convert",
+    },
+    "pumpops.fleet": {
+        "Device", "ManufacturerProfile", "ProfileSensor", "PumpRating", "get_profile", "load_profile",
+        "load_profiles",
+    },
+    "pumpops.store": {"BatchOutcome", "ReadingsFrame", "TelemetryStore", "open_store"},
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(_PUBLIC))
+def test_exported_members_are_pinned(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == _PUBLIC[module_name]
+    for name in module.__all__:
+        assert hasattr(module, name), name
