@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pumpops.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:
@@ -49,8 +51,6 @@ class Source(abc.ABC):
         Raises:
             InputError: a frame breaks the invariants of :class:`Frame`.
         """
-        from pumpops.errors import InputError
-
         for frame in self._frames():
             m = frame.ts_ms.shape[0]
             if frame.values.shape != (m, len(frame.channels)):
