@@ -1,0 +1,227 @@
+"""Broker addresses, and the embedded in-process MQTT broker (amqtt) for machines with no services.
+
+``broker_url = "embedded"`` starts :class:`EmbeddedBroker`: amqtt, a pure-Python
+MQTT 3.1.1 broker, in a background thread with its own asyncio loop, bound to
+127.0.0.1. It is for demos and single-machine trials (about 1,400 QoS 1
+messages/s). What it keeps and what it loses, measured by
+``tests/telemetry/test_broker.py`` and written up in ``docs/protocol.md``:
+
+- It keeps a ``clean_session=False`` client's session (subscriptions, and
+  QoS 1 messages published while the client is away) for as long as the
+  broker process runs. amqtt only does that for sessions it does not mark
+  anonymous, and its stock anonymous plugin marks *every* session anonymous;
+  so the embedded broker uses ``_amqtt_auth.OpenAuthPlugin``, which lets any client
+  in (it listens on the loopback interface only) without that mark.
+- It does not keep anything across a restart of the broker (no persistence).
+- It drops a QoS 1 message that was sent to a subscriber but not acknowledged
+  within 5 s, and one that is in flight when the subscriber disconnects
+  (amqtt removes it from the session instead of resending it): a subscriber
+  that acknowledges only after a slow commit, or dies mid-batch, can lose
+  messages. Use a real broker (Mosquitto) where that matters.
+- It has no shared subscriptions (``$share/...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+from pumpops.errors import BrokerError, ConfigError
+
+__all__ = ["EMBEDDED", "BrokerAddress", "EmbeddedBroker", "parse_broker_url"]
+
+EMBEDDED: Final = "embedded"
+_URL = re.compile(r"^(?P<scheme>mqtts?)://(?P<host>[^:/\s]+)(?::(?P<port>\d{1,5}))?/?$")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where a real MQTT broker listens.
+
+    Attributes:
+        host: host name or address.
+        port: TCP port.
+        tls: connect with TLS (``mqtts://``).
+    """
+
+    host: str
+    port: int
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        """The address as a URL."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress | None:
+    """Parse a broker URL; ``"embedded"`` gives None (start an :class:`EmbeddedBroker`).
+
+    Args:
+        url: ``embedded``, ``mqtt://host[:port]`` (default port 1883) or
+            ``mqtts://host[:port]`` (default 8883).
+
+    Raises:
+        ConfigError: anything else.
+
+    >>> parse_broker_url("mqtt://127.0.0.1:1883")
+    BrokerAddress(host='127.0.0.1', port=1883, tls=False)
+    >>> parse_broker_url("embedded") is None
+    True
+    """
+    if url == EMBEDDED:
+        return None
+    match = _URL.match(url)
+    if match is None:
+        raise ConfigError(f"broker URL must be 'embedded' or mqtt://host:port, not {url!r}")
+    tls = match["scheme"] == "mqtts"
+    port = int(match["port"]) if match["port"] else (8883 if tls else 1883)
+    if not 0 < port < 65536:
+        raise ConfigError(f"broker URL {url!r}: port {port} is out of range")
+    return BrokerAddress(match["host"], port, tls)
+
+
+class EmbeddedBroker:
+    """An amqtt broker running in a background thread; a context manager.
+
+    Args:
+        host: the address to listen on (loopback by default: nothing outside
+            this machine should reach an unauthenticated broker).
+        port: the TCP port; 0 picks a free one (see :attr:`port` once started).
+
+    Example::
+
+        with EmbeddedBroker(port=0) as broker:
+            publish_to(broker.url)
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the broker listens on.
+
+        Raises:
+            BrokerError: the broker is not running.
+        """
+        if self._port is None:
+            raise BrokerError("the embedded broker is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``mqtt://host:port`` of the running broker."""
+        return f"mqtt://{self._host}:{self.port}"
+
+    @property
+    def address(self) -> BrokerAddress:
+        """The running broker's address."""
+        return BrokerAddress(self._host, self.port)
+
+    def config(self) -> dict[str, Any]:
+        """The amqtt configuration (with a ``plugins`` section, so amqtt does not warn)."""
+        return {
+            "listeners": {
+                "default": {
+                    "type": "tcp",
+                    "bind": f"{self._host}:{self._requested_port}",
+                    "max_connections": -1,
+                }
+            },
+            # no $SYS plugin (it needs psutil and publishes every few seconds) and no
+            # packet logger (it formats every packet); the open auth plugin is explained above
+            "plugins": {"pumpops.telemetry._amqtt_auth.OpenAuthPlugin": {}},
+        }
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
+        """Start the broker thread and wait until it listens.
+
+        Raises:
+            BrokerError: it could not start (the port is taken, ...).
+        """
+        if self._thread is not None:
+            raise BrokerError("the embedded broker is already running")
+        self._ready.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="pumpops-embedded-broker", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise BrokerError(f"the embedded broker did not start within {timeout_s} s")
+        if self._error is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+            raise BrokerError(
+                f"cannot start the embedded broker on {self._host}:{self._requested_port}: {self._error}"
+            ) from self._error
+        _log.info("embedded MQTT broker listening on %s", self.url)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the broker (its sessions and queued messages are lost) and join its thread."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout_s)
+        self._thread = None
+        self._port = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        from amqtt.broker import Broker  # noqa: PLC0415 - only processes that run the broker import amqtt
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        broker = Broker(self.config())
+        try:
+            await broker.start()
+        except Exception as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        try:
+            self._port = _bound_port(broker, self._requested_port)
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await broker.shutdown()
+
+
+def _bound_port(broker: Any, requested: int) -> int:
+    """The port the listener got (differs from ``requested`` only when that is 0)."""
+    if requested != 0:
+        return requested
+    # amqtt has no public accessor for the bound socket
+    server = broker._servers["default"].instance
+    return int(server.sockets[0].getsockname()[1])
