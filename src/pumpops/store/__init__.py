@@ -12,5 +12,30 @@ __all__ = ["BatchOutcome", "ReadingsFrame", "TelemetryStore", "open_store"]
 
 
 def open_store(url: str) -> TelemetryStore:
-    """Open the store at ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
-    raise NotImplementedError("being written")
+    """Open the store at ``url``; the URL's scheme chooses the engine.
+
+    Opening connects lazily: a database that cannot be reached fails on first
+    use with :class:`~pumpops.errors.StoreError`. Call
+    :meth:`TelemetryStore.upgrade` once to create or migrate the schema.
+
+    Args:
+        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+            ``sqlite://`` (in memory), or ``postgresql+psycopg://user@host:5432/db``
+            (``postgresql://`` is accepted and means the same). A PostgreSQL
+            URL may select a schema with ``?schema=<name>`` or libpq's
+            ``?options=-csearch_path%3D<name>``; ``upgrade()`` creates it if missing.
+
+    Returns:
+        The store; use it as a context manager or call ``close()``.
+
+    Raises:
+        ConfigError: the URL's scheme or options are not supported.
+
+    >>> with open_store("sqlite://") as store:
+    ...     store.upgrade()
+    ...     store.counts()
+    {'devices': 0, 'messages': 0, 'readings': 0, 'dead_letters': 0}
+    """
+    from pumpops.store._sql import open_sql_store  # noqa: PLC0415 - SQLAlchemy loads on first use
+
+    return open_sql_store(url)

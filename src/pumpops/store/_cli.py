@@ -1,9 +1,280 @@
-"""Command-line commands of ``pumpops.store``."""
+"""Command-line commands of ``pumpops.store``: ``db``, ``devices`` and the query side of ``telemetry``.
+
+``telemetry_app`` is module-level so that ``pumpops.telemetry`` can add its
+own commands (``ingest``) to the same ``pumpops telemetry`` group.
+May import: typer, rich, ``pumpops._cli_support``, ``pumpops.fleet``,
+``pumpops.schema``, ``pumpops.errors`` and this package.
+"""
 
 from __future__ import annotations
 
+import csv
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from pumpops._cli_support import console, err_console, settings_from
+from pumpops.fleet import Device, get_profile
+from pumpops.schema import CANONICAL_SENSORS, canonical_sensor
+
+if TYPE_CHECKING:
+    from pumpops.store._sql import SqlTelemetryStore
+
+db_app = typer.Typer(help="The hub database: schema migrations and status.", no_args_is_help=True)
+devices_app = typer.Typer(help="Registered pumps: list and register.", no_args_is_help=True)
+telemetry_app = typer.Typer(
+    help="Telemetry: query stored readings, inspect dead letters.", no_args_is_help=True
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TABLE_ROWS = 1000  # default --limit for table output; CSV prints everything unless limited
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
+]
+
+
+class OutputFormat(StrEnum):
+    """How ``telemetry query`` prints readings."""
+
+    table = "table"
+    csv = "csv"
 
 
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the root ``pumpops`` command."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(devices_app, name="devices")
+    app.add_typer(telemetry_app, name="telemetry")
+
+
+@contextmanager
+def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
+    from pumpops.store._sql import open_sql_store
+
+    settings = settings_from(ctx, database_url=db)
+    store = open_sql_store(settings.resolved_database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, db: DbOption = None) -> None:
+    """Create the database schema or migrate it to this version of pumpops (safe to repeat)."""
+    with _store(ctx, db) as store:
+        before = store.current_revision()
+        store.upgrade()
+        after = store.current_revision()
+        if before == after:
+            console.print(f"{store.url}: already at revision {after}", highlight=False)
+        else:
+            console.print(
+                f"{store.url}: upgraded from {before or 'empty'} to revision {after}", highlight=False
+            )
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context, db: DbOption = None) -> None:
+    """Show the database's schema revision and how many rows each table holds."""
+    with _store(ctx, db) as store:
+        current, head = store.current_revision(), store.head_revision()
+        console.print(f"database: {store.url}", highlight=False)
+        if current is None:
+            console.print(
+                f"schema:   not created (newest is {head}); run `pumpops db upgrade`", highlight=False
+            )
+            return
+        state = "up to date" if current == head else f"behind {head}: run `pumpops db upgrade`"
+        console.print(f"schema:   revision {current} ({state})", highlight=False)
+        table = Table("table", "rows")
+        for name, count in store.counts().items():
+            table.add_row(name, f"{count:,}")
+        console.print(table)
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+@devices_app.command("list")
+def devices_list(ctx: typer.Context, db: DbOption = None) -> None:
+    """List registered devices with their site, manufacturer profile and group."""
+    with _store(ctx, db) as store:
+        devices = store.devices()
+    if not devices:
+        err_console.print("no devices registered; add one with `pumpops devices register`", highlight=False)
+        return
+    table = Table("device", "site", "profile", "group")
+    for device in devices:
+        table.add_row(device.device_id, device.site, device.profile_id, device.group)
+    console.print(table)
+
+
+@devices_app.command("register")
+def devices_register(
+    ctx: typer.Context,
+    *,
+    device_id: Annotated[str, typer.Option("--device-id", help="The device's id, as in its MQTT topic.")],
+    site: Annotated[str, typer.Option("--site", help="The site it is installed at, as in its MQTT topic.")],
+    profile: Annotated[str, typer.Option("--profile", help="Its manufacturer profile id (e.g. acme-ansi).")],
+    group: Annotated[
+        str, typer.Option("--group", help="The device group models are rolled out to.")
+    ] = "default",
+    db: DbOption = None,
+) -> None:
+    """Register a device, or update the site, profile and group of a registered one."""
+    settings = settings_from(ctx, database_url=db)
+    get_profile(profile, settings.profiles_dirs)  # NotFoundError lists the known profiles
+    with _store(ctx, db) as store:
+        new = store.register_devices([Device(device_id, site, profile, group)])
+    console.print(
+        f"{'registered' if new else 'updated'} {device_id} ({profile}, {site}, group {group})",
+        highlight=False,
+    )
+
+
+# -- telemetry ---------------------------------------------------------------------------------
+
+
+def _parse_time(text: str | None, option: str) -> int | None:
+    """ISO-8601 to microseconds since the epoch; a time without zone is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00, 2026-01-31T12:00:00+01:00)",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _format_time(ts_us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=ts_us)).isoformat().replace("+00:00", "Z")
+
+
+def _unit_label(unit: str) -> str:
+    """Pint's unit string, readable: ``m**3/s`` -> ``m³/s``."""
+    return unit.replace("**3", "³").replace("**2", "²").replace("*", "·")
+
+
+def _header(sensor: str) -> str:
+    known = CANONICAL_SENSORS.get(sensor)
+    return f"{sensor} [{_unit_label(known.unit)}]" if known else sensor
+
+
+@telemetry_app.command("query")
+def telemetry_query(
+    ctx: typer.Context,
+    *,
+    device: Annotated[str, typer.Option("--device", "-d", help="The device to read.")],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="First instant, ISO-8601 (no zone = UTC).", show_default=False),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="End instant, excluded, ISO-8601 (no zone = UTC).", show_default=False),
+    ] = None,
+    sensor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sensor",
+            "-s",
+            help="A canonical sensor to show; repeat for more (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=1,
+            help=f"Print at most N rows (default: {_TABLE_ROWS} for table, all for csv).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Print a device's stored readings in SI units, one row per instant (blank: no reading)."""
+    since_us, until_us = _parse_time(since, "--since"), _parse_time(until, "--until")
+    for name in sensor or []:
+        canonical_sensor(name)  # NotFoundError lists the canonical names
+    with _store(ctx, db) as store:
+        frame = store.query(device, sensors=sensor or None, since_us=since_us, until_us=until_us)
+    rows = frame.ts_us.shape[0]
+    shown = limit if limit is not None else (_TABLE_ROWS if output is OutputFormat.table else rows)
+    headers = ["time (UTC)", *(_header(name) for name in frame.sensors)]
+    if output is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(headers)
+        for i in range(min(rows, shown)):
+            writer.writerow(
+                [
+                    _format_time(int(frame.ts_us[i])),
+                    *("" if np.isnan(v) else repr(float(v)) for v in frame.values[i]),
+                ]
+            )
+        return
+    if rows == 0:
+        err_console.print(f"no readings of {device} in the interval", highlight=False)
+        return
+    table = Table(*headers, title=f"{device}: {rows:,} instants", title_justify="left")
+    for i in range(min(rows, shown)):
+        table.add_row(
+            _format_time(int(frame.ts_us[i])), *("" if np.isnan(v) else f"{v:.6g}" for v in frame.values[i])
+        )
+    console.print(table)
+    if shown < rows:
+        err_console.print(f"showing {shown:,} of {rows:,} rows; use --limit or --format csv", highlight=False)
+
+
+@telemetry_app.command("dead-letters")
+def telemetry_dead_letters(
+    ctx: typer.Context,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", "-r", help="Only this reason (e.g. unknown_device).", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N, newest first.")] = 50,
+    db: DbOption = None,
+) -> None:
+    """List rejected messages, newest first, with the reason and a preview of the raw payload."""
+    with _store(ctx, db) as store:
+        letters = store.dead_letters(limit=limit, reason=reason)
+    if not letters:
+        err_console.print("no dead letters" + (f" with reason {reason}" if reason else ""), highlight=False)
+        return
+    table = Table("received (UTC)", "reason", "topic", "device", "msg id", "detail", "payload")
+    for letter in letters:
+        preview = repr(letter.payload[:48])[2:-1] + ("…" if len(letter.payload) > 48 else "")
+        table.add_row(
+            _format_time(letter.received_at_us),
+            Text(letter.reason),
+            Text(letter.topic),
+            Text(letter.device_id or ""),
+            Text(letter.msg_id or ""),
+            Text(letter.detail),
+            Text(f"{len(letter.payload):,} B: {preview}"),
+        )
+    console.print(table)

@@ -1,0 +1,287 @@
+"""The PostgreSQL engine: URL and schema handling, and the binary ``COPY`` bulk paths (psycopg 3).
+
+Writes go ``COPY ... FROM STDIN (FORMAT BINARY)`` into a temporary staging
+table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``readings``
+(a plain ``COPY`` into a table with a primary key fails on the first
+duplicate). The COPY stream is built by numpy as fixed-width binary records:
+no per-reading Python code, no float formatting, and values arrive bit-exact.
+Long series are read back the same way (``COPY (SELECT ...) TO STDOUT``).
+May import: SQLAlchemy, psycopg, numpy and the store's own modules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.engine import Connection, Engine
+
+from pumpops.errors import ConfigError
+from pumpops.schema import ReadingBatch
+from pumpops.store import _plan
+from pumpops.store._sql import SqlTelemetryStore
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SEARCH_PATH_OPTION = re.compile(r"-c\s*search_path\s*=\s*([^\s,]+)")
+
+_PGCOPY_HEADER = (
+    b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+)  # signature, flags, extension
+_PGCOPY_TRAILER = b"\xff\xff"
+
+# One staged reading as a binary COPY tuple: field count, then (length, value)
+# per field, all big-endian. Fixed width, so numpy writes the whole stream.
+_STAGE_RECORD = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("batch_len", ">i4"),
+        ("batch", ">i4"),
+        ("sensor_len", ">i4"),
+        ("sensor", ">i2"),
+        ("ts_len", ">i4"),
+        ("ts_us", ">i8"),
+        ("value_len", ">i4"),
+        ("value", ">f8"),
+    ]
+)
+# One (ts_us, value) row read back with COPY ... TO STDOUT (FORMAT BINARY).
+_SERIES_RECORD = np.dtype(
+    [("fields", ">i2"), ("ts_len", ">i4"), ("ts_us", ">i8"), ("value_len", ">i4"), ("value", ">f8")]
+)
+
+# ON COMMIT DELETE ROWS empties it at every commit (a truncate in place, no
+# catalog churn); it lives as long as the pooled connection.
+_CREATE_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS pumpops_staging_readings "
+    "(batch int4 NOT NULL, sensor int2 NOT NULL, ts_us int8 NOT NULL, value float8 NOT NULL) "
+    "ON COMMIT DELETE ROWS"
+)
+_COPY_STAGING = (
+    "COPY pg_temp.pumpops_staging_readings (batch, sensor, ts_us, value) FROM STDIN (FORMAT BINARY)"
+)
+_INSERT_STAGED = (
+    "INSERT INTO readings (device_id, sensor, ts_us, value) "
+    "SELECT (%(devices)s::text[])[s.batch + 1], (%(sensors)s::text[])[s.sensor + 1], s.ts_us, s.value "
+    "FROM pg_temp.pumpops_staging_readings s ON CONFLICT DO NOTHING"
+)
+# Staged readings whose key was stored before this transaction: the row found
+# was not written by us (its xmin is not our transaction id). Only run when
+# the insert wrote fewer rows than were staged.
+_OVERLAP_PER_BATCH = (
+    "SELECT s.batch, count(*) FROM pg_temp.pumpops_staging_readings s JOIN readings r "
+    "ON r.device_id = (%(devices)s::text[])[s.batch + 1] AND r.sensor = (%(sensors)s::text[])[s.sensor + 1] "
+    "AND r.ts_us = s.ts_us "
+    "WHERE r.xmin <> pg_current_xact_id()::xid GROUP BY s.batch"
+)
+_CLAIM_MESSAGES = (
+    "INSERT INTO messages (device_id, msg_id, payload_sha256, received_at_us, readings) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[], %s::int4[]) "
+    "ON CONFLICT DO NOTHING RETURNING device_id, msg_id"
+)
+
+
+def postgres_url(url: str) -> tuple[sa.URL, str | None]:
+    """Normalise a PostgreSQL URL for psycopg 3 and find the schema it selects.
+
+    ``postgresql://`` becomes ``postgresql+psycopg://``. A schema is selected
+    either with libpq's ``?options=-csearch_path%3D<schema>`` or with pumpops'
+    ``?schema=<schema>`` (turned into that option).
+
+    Returns:
+        The URL to give SQLAlchemy, and the schema name (None: the server's default).
+
+    Raises:
+        ConfigError: not a PostgreSQL URL, or an invalid schema name.
+
+    >>> url, schema = postgres_url("postgresql://u@h/db?schema=t_1")
+    >>> url.render_as_string(), schema
+    ('postgresql+psycopg://u@h/db?options=-csearch_path%3Dt_1', 't_1')
+    >>> postgres_url("postgresql+psycopg://u@h/db?options=-csearch_path%3Dfleet,public")[1]
+    'fleet'
+    """
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ConfigError(
+            f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql+psycopg:// (psycopg 3)"
+        )
+    query = dict(parsed.query)
+    schema = query.pop("schema", None)
+    options = query.get("options", "")
+    if isinstance(schema, tuple) or isinstance(options, tuple):
+        raise ConfigError("give the schema and options at most once in the database URL")
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigError(f"invalid schema name {schema!r} in the database URL (letters, digits, _)")
+        query["options"] = f"{options} -csearch_path={schema}".strip()
+    else:
+        match = _SEARCH_PATH_OPTION.search(options)
+        schema = match.group(1).strip('"') if match else None
+    return parsed.set(query=query), schema
+
+
+def create_postgres_engine(url: str) -> tuple[Engine, str | None]:
+    """Create an engine for a PostgreSQL URL; return it and the schema it selects.
+
+    Raises:
+        ConfigError: the URL is not usable (see :func:`postgres_url`).
+    """
+    parsed, schema = postgres_url(url)
+    connect_args = {} if "application_name" in parsed.query else {"application_name": "pumpops"}
+    # pre_ping: a pooled connection that died with a server restart is replaced
+    # instead of failing the next ingest transaction.
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    return engine, schema
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    return cast(psycopg.Connection[Any], conn.connection.driver_connection)
+
+
+class PostgresTelemetryStore(SqlTelemetryStore):
+    """The telemetry store on PostgreSQL (psycopg 3; bulk writes with binary ``COPY``).
+
+    Args:
+        engine: from :func:`create_postgres_engine`.
+        schema: the schema the URL selects, created by :meth:`upgrade` if missing.
+    """
+
+    driver_errors = (psycopg.Error,)
+
+    def __init__(self, engine: Engine, schema: str | None = None) -> None:
+        super().__init__(engine)
+        self._schema = schema
+
+    def _upsert(self, table: sa.Table) -> Any:
+        return postgresql_insert(table)
+
+    def _read_options(self) -> dict[str, Any]:
+        # Per-sensor queries of one query() see the same snapshot while ingest writes.
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.UndefinedTable)
+
+    def _prepare_upgrade(self, conn: Connection) -> None:
+        # Serialise concurrent upgrades of the same schema (several hub
+        # processes starting at once); released at commit.
+        key = f"pumpops.store.upgrade:{self._schema or ''}"
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        if self._schema is None:
+            return
+        exists = conn.scalar(
+            sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": self._schema}
+        )
+        if not exists:
+            # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE
+            # privilege on the database even when the schema is there.
+            quoted = conn.dialect.identifier_preparer.quote_identifier(self._schema)
+            conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+
+    def _claim_messages(
+        self, conn: Connection, batches: Sequence[ReadingBatch]
+    ) -> dict[_plan.Key, str | None]:
+        # ON CONFLICT DO NOTHING waits for a concurrent writer of the same key
+        # and then skips it, so two ingest workers given the same redelivered
+        # message store it once, without a unique-violation error. Rows go in
+        # key order (as staged readings go in primary-key order) so that two
+        # writers wait for each other's keys in the same order: no deadlock.
+        rows = sorted((self.ledger_row(b) for b in batches), key=lambda r: (r["device_id"], r["msg_id"]))
+        columns = [
+            [r["device_id"] for r in rows],
+            [r["msg_id"] for r in rows],
+            [r["payload_sha256"] for r in rows],
+            [r["received_at_us"] for r in rows],
+            [r["readings"] for r in rows],
+        ]
+        with _driver(conn).cursor() as cursor:
+            cursor.execute(_CLAIM_MESSAGES, columns)
+            inserted = {(device_id, msg_id) for device_id, msg_id in cursor.fetchall()}
+        others = [(b.device_id, b.msg_id) for b in batches if (b.device_id, b.msg_id) not in inserted]
+        claimed: dict[_plan.Key, str | None] = dict(self.stored_hashes(conn, others)) if others else {}
+        claimed.update(dict.fromkeys(inserted))
+        return claimed
+
+    def _insert_readings(self, conn: Connection, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+        staged = _plan.stage_readings(batches)
+        n = int(staged.ts_us.shape[0])
+        overlap = np.zeros(len(batches), dtype=np.int64)
+        if n:
+            records = np.empty(n, dtype=_STAGE_RECORD)
+            records["fields"] = 4
+            records["batch_len"] = 4
+            records["batch"] = staged.batch
+            records["sensor_len"] = 2
+            records["sensor"] = staged.sensor
+            records["ts_len"] = 8
+            records["ts_us"] = staged.ts_us
+            records["value_len"] = 8
+            records["value"] = staged.value
+            params = {"devices": list(staged.devices), "sensors": list(staged.sensors)}
+            with _driver(conn).cursor() as cursor:
+                cursor.execute(_CREATE_STAGING)
+                with cursor.copy(_COPY_STAGING) as copy:
+                    copy.write(_PGCOPY_HEADER)
+                    copy.write(records.data)
+                    copy.write(_PGCOPY_TRAILER)
+                cursor.execute(_INSERT_STAGED, params)
+                if cursor.rowcount != n:
+                    # Some keys were stored before: find which batches they belong to.
+                    cursor.execute("ANALYZE pg_temp.pumpops_staging_readings")
+                    cursor.execute(_OVERLAP_PER_BATCH, params)
+                    for batch_index, count in cursor.fetchall():
+                        overlap[batch_index] = count
+        written = staged.staged_per_batch - overlap
+        overlapping = staged.repeated_per_batch + overlap
+        return [(int(w), int(o)) for w, o in zip(written, overlapping, strict=True)]
+
+    def _fetch_series(
+        self, conn: Connection, device_id: str, sensor: str, since_us: int | None, until_us: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # COPY takes no bind parameters; sql.Literal quotes the values safely.
+        clauses = [
+            sql.SQL("device_id = {}").format(sql.Literal(device_id)),
+            sql.SQL("sensor = {}").format(sql.Literal(sensor)),
+        ]
+        if since_us is not None:
+            clauses.append(sql.SQL("ts_us >= {}").format(sql.Literal(int(since_us))))
+        if until_us is not None:
+            clauses.append(sql.SQL("ts_us < {}").format(sql.Literal(int(until_us))))
+        statement = sql.SQL(
+            "COPY (SELECT ts_us, value FROM readings WHERE {} ORDER BY ts_us) TO STDOUT (FORMAT BINARY)"
+        ).format(sql.SQL(" AND ").join(clauses))
+        with _driver(conn).cursor() as cursor, cursor.copy(statement) as copy:
+            data = b"".join(bytes(block) for block in copy)
+        return _parse_series(data)
+
+
+def _parse_series(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a binary COPY stream of ``(int8, float8)`` rows without NULLs.
+
+    >>> rows = np.zeros(2, _SERIES_RECORD)
+    >>> rows["fields"], rows["ts_len"], rows["value_len"] = 2, 8, 8
+    >>> rows["ts_us"], rows["value"] = [1, 2], [0.5, -1.0]
+    >>> ts, values = _parse_series(_PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER)
+    >>> ts.tolist(), values.tolist()
+    ([1, 2], [0.5, -1.0])
+    """
+    if not data.startswith(_PGCOPY_HEADER[:11]):
+        raise psycopg.DataError("unexpected binary COPY header")
+    (extension,) = np.frombuffer(data, dtype=">i4", count=1, offset=15)
+    start = 19 + int(extension)
+    body = len(data) - start - len(_PGCOPY_TRAILER)
+    if body < 0 or body % _SERIES_RECORD.itemsize or not data.endswith(_PGCOPY_TRAILER):
+        raise psycopg.DataError("unexpected binary COPY layout")
+    rows = np.frombuffer(data, dtype=_SERIES_RECORD, count=body // _SERIES_RECORD.itemsize, offset=start)
+    if rows.size and not (
+        (rows["fields"] == 2).all() and (rows["ts_len"] == 8).all() and (rows["value_len"] == 8).all()
+    ):
+        raise psycopg.DataError("unexpected binary COPY row layout")
+    return rows["ts_us"].astype(np.int64), rows["value"].astype(np.float64)

@@ -1,0 +1,537 @@
+"""The SQLAlchemy Core implementation of :class:`TelemetryStore` shared by both engines.
+
+Owns transactions, migrations (Alembic, run in code), error conversion and
+every query that is the same on SQLite and PostgreSQL. An engine module
+(``_sqlite.py``, ``_postgres.py``) subclasses :class:`SqlTelemetryStore` and
+supplies only the bulk paths of :meth:`~SqlTelemetryStore.write_batches`
+(``_claim_messages`` and ``_insert_readings``) and its dialect's upsert; the
+rules (what is a duplicate, an id conflict, an overlap) live here and in
+``_plan.py``, not in the engines.
+May import: SQLAlchemy, Alembic, numpy, ``pumpops.schema``, ``pumpops.fleet``,
+``pumpops.errors`` and the store's own modules.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from pumpops.errors import ConfigError, InputError, NotFoundError, StoreError
+from pumpops.fleet import Device
+from pumpops.schema import DeadLetter, ReadingBatch
+from pumpops.store import _plan
+from pumpops.store import _tables as tables
+from pumpops.store._base import BatchOutcome, ReadingsFrame, TelemetryStore
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Execution option that marks a write transaction (SQLite takes its write lock at BEGIN).
+WRITE_OPTION = "pumpops_write"
+
+#: Keys per ``IN`` list: far below SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
+_KEYS_PER_QUERY = 500
+_MAX_CONFLICTS = 10
+
+# The smallest sensor name of a device, then the next one after each: one index
+# probe per distinct sensor ("loose index scan") instead of reading every row
+# of the device, on both engines.
+_DEVICE_SENSORS = sa.text(
+    """
+    WITH RECURSIVE s(sensor) AS (
+        SELECT MIN(sensor) FROM readings WHERE device_id = :device_id
+        UNION ALL
+        SELECT (SELECT MIN(r.sensor) FROM readings r WHERE r.device_id = :device_id AND r.sensor > s.sensor)
+        FROM s WHERE s.sensor IS NOT NULL
+    )
+    SELECT sensor FROM s WHERE sensor IS NOT NULL
+    """
+)
+
+
+def now_us() -> int:
+    """Microseconds since the Unix epoch, now."""
+    return time.time_ns() // 1000
+
+
+def alembic_config() -> Config:
+    """Alembic configuration built in code: the revisions shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+class SqlTelemetryStore(TelemetryStore):
+    """A :class:`TelemetryStore` on a SQLAlchemy engine; see the module docstring.
+
+    Args:
+        engine: the engine, configured by the engine module (pragmas, pool).
+    """
+
+    #: Exceptions of the driver that escape SQLAlchemy (raw DBAPI cursors used by bulk paths).
+    driver_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    # -- engine hooks -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _claim_messages(
+        self, conn: Connection, batches: Sequence[ReadingBatch]
+    ) -> dict[_plan.Key, str | None]:
+        """Insert ledger rows for batches whose key is not stored yet.
+
+        Args:
+            conn: the write transaction.
+            batches: batches with distinct keys.
+
+        Returns:
+            For every key: ``None`` if its row was inserted now, else the
+            payload hash already stored (possibly by a concurrent writer).
+        """
+
+    @abc.abstractmethod
+    def _insert_readings(self, conn: Connection, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+        """Insert the non-NaN readings of new batches, keeping stored ones.
+
+        Returns:
+            ``(written, overlapping)`` per batch: readings newly stored, and
+            readings skipped because their key was already stored or came
+            earlier in the same call.
+        """
+
+    @abc.abstractmethod
+    def _upsert(self, table: sa.Table) -> Any:
+        """Return the dialect's ``insert(table)`` construct that has ``on_conflict_do_update``."""
+
+    def _prepare_upgrade(self, conn: Connection) -> None:
+        """Run engine-specific steps before migrating (locks, schema creation)."""
+
+    def _read_options(self) -> dict[str, Any]:
+        """Execution options for read transactions that need one consistent snapshot."""
+        return {}
+
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says a table does not exist (the schema was never upgraded)."""
+        return "no such table" in str(exc)
+
+    def _fetch_series(
+        self, conn: Connection, device_id: str, sensor: str, since_us: int | None, until_us: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(ts_us, values)`` of one sensor of a device, sorted by time."""
+        stmt = sa.select(tables.readings.c.ts_us, tables.readings.c.value).where(
+            tables.readings.c.device_id == device_id, tables.readings.c.sensor == sensor
+        )
+        if since_us is not None:
+            stmt = stmt.where(tables.readings.c.ts_us >= since_us)
+        if until_us is not None:
+            stmt = stmt.where(tables.readings.c.ts_us < until_us)
+        rows = conn.execute(stmt.order_by(tables.readings.c.ts_us)).all()
+        ts = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((row[1] for row in rows), dtype=np.float64, count=len(rows))
+        return ts, values
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn database errors into :class:`StoreError` (the cause stays attached)."""
+        errors: tuple[type[BaseException], ...] = (SQLAlchemyError, CommandError, *self.driver_errors)
+        try:
+            yield
+        except errors as exc:
+            cause = getattr(exc, "orig", None) or exc
+            first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            message = f"cannot {action} {self.url}: {first_line}"
+            if self._is_missing_table(cause):
+                message += " (is the schema created? run `pumpops db upgrade`)"
+            raise StoreError(message) from exc
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent).
+
+        Runs in one transaction holding the engine's upgrade lock, so two
+        processes upgrading at once do not both create tables.
+
+        Raises:
+            StoreError: the database failed or a migration could not be applied.
+        """
+        config = alembic_config()
+        with self._guard("upgrade the schema of"), self._writer.begin() as conn:
+            self._prepare_upgrade(conn)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def current_revision(self) -> str | None:
+        """Return the schema's Alembic revision, or None if it was never upgraded.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._guard("read the schema revision of"), self._engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """Return the newest revision this version of pumpops ships."""
+        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    # -- devices ------------------------------------------------------------------------------
+
+    def register_devices(self, devices: Iterable[Device]) -> int:
+        """Insert or update devices; return how many were new.
+
+        A device already registered keeps its registration time; its site,
+        profile and group are updated. If the same id appears twice, the last wins.
+
+        Raises:
+            InputError: an id, site, profile or group is not a valid identifier.
+            StoreError: the database failed; nothing was registered.
+        """
+        wanted: dict[str, Device] = {}
+        for device in devices:
+            _plan.check_ident("device id", device.device_id)
+            _plan.check_ident("site", device.site)
+            _plan.check_ident("profile id", device.profile_id)
+            _plan.check_ident("group", device.group)
+            wanted[device.device_id] = device
+        if not wanted:
+            return 0
+        registered_at = now_us()
+        rows = [
+            {
+                "device_id": d.device_id,
+                "site": d.site,
+                "profile_id": d.profile_id,
+                "group_name": d.group,
+                "registered_at_us": registered_at,
+            }
+            for d in wanted.values()
+        ]
+        with self._guard("register devices in"), self._writer.begin() as conn:
+            existing = self._existing_devices(conn, wanted)
+            stmt = self._upsert(tables.devices)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[tables.devices.c.device_id],
+                set_={
+                    "site": stmt.excluded.site,
+                    "profile_id": stmt.excluded.profile_id,
+                    "group_name": stmt.excluded.group_name,
+                },
+            )
+            conn.execute(stmt, rows)
+        return len(wanted.keys() - existing)
+
+    def devices(self) -> list[Device]:
+        """Return every registered device, sorted by id.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        stmt = sa.select(
+            tables.devices.c.device_id,
+            tables.devices.c.site,
+            tables.devices.c.profile_id,
+            tables.devices.c.group_name,
+        )
+        with self._guard("list devices in"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(tables.devices.c.device_id)).all()
+        return [Device(*row) for row in rows]
+
+    def device(self, device_id: str) -> Device | None:
+        """Return one device, or None if it is not registered.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        stmt = sa.select(
+            tables.devices.c.device_id,
+            tables.devices.c.site,
+            tables.devices.c.profile_id,
+            tables.devices.c.group_name,
+        )
+        with self._guard("read a device from"), self._engine.connect() as conn:
+            row = conn.execute(stmt.where(tables.devices.c.device_id == device_id)).first()
+        return None if row is None else Device(*row)
+
+    @staticmethod
+    def _existing_devices(conn: Connection, ids: Iterable[str]) -> set[str]:
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[start : start + _KEYS_PER_QUERY]
+            found.update(
+                conn.scalars(
+                    sa.select(tables.devices.c.device_id).where(tables.devices.c.device_id.in_(chunk))
+                )
+            )
+        return found
+
+    # -- telemetry ----------------------------------------------------------------------------
+
+    def write_batches(self, batches: Sequence[ReadingBatch]) -> list[BatchOutcome]:
+        """Store batches idempotently in one transaction; one outcome per batch, in order.
+
+        For each batch, by its ``(device_id, msg_id)``: not seen before →
+        ``stored`` (ledger row and its non-NaN readings); seen with the same
+        payload hash → ``duplicate``; seen with another hash → ``id_conflict``;
+        nothing is written for the last two. Batches repeated within the call
+        are judged as if written one after the other. A reading whose
+        ``(device, sensor, ts)`` is already stored keeps its first value and is
+        counted in ``readings_overlapping``; up to 10 of those whose values
+        differ are reported in ``conflicting``.
+
+        Raises:
+            InputError: a batch is malformed (shapes, lengths, repeated sensors).
+            NotFoundError: a batch's device is not registered; nothing was stored.
+            StoreError: the database failed; nothing of the call was stored.
+        """
+        if not batches:
+            return []
+        for batch in batches:
+            _plan.check_batch(batch)
+        firsts = [batches[i] for i in _plan.first_occurrences(batches)]
+        with self._guard("write telemetry to"), self._writer.begin() as conn:
+            wanted = {b.device_id for b in firsts}
+            missing = wanted - self._existing_devices(conn, wanted)
+            if missing:
+                raise NotFoundError(
+                    f"devices not registered: {', '.join(sorted(missing))}; register them first "
+                    "(pumpops devices register)"
+                )
+            claimed = self._claim_messages(conn, firsts)
+            statuses = _plan.classify(batches, claimed)
+            new = [b for b, status in zip(batches, statuses, strict=True) if status == "stored"]
+            counts = iter(self._insert_readings(conn, new) if new else [])
+            outcomes = []
+            for batch, status in zip(batches, statuses, strict=True):
+                if status != "stored":
+                    outcomes.append(BatchOutcome(batch.device_id, batch.msg_id, status))
+                    continue
+                written, overlapping = next(counts)
+                conflicting = self._conflicts(conn, batch) if overlapping else ()
+                outcomes.append(
+                    BatchOutcome(batch.device_id, batch.msg_id, status, written, overlapping, conflicting)
+                )
+        return outcomes
+
+    @staticmethod
+    def stored_hashes(conn: Connection, keys: Sequence[_plan.Key]) -> dict[_plan.Key, str]:
+        """Return the payload hash stored for each of ``keys`` that is in the ledger."""
+        found: dict[_plan.Key, str] = {}
+        pair = sa.tuple_(tables.messages.c.device_id, tables.messages.c.msg_id)
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = list(keys[start : start + _KEYS_PER_QUERY])
+            stmt = sa.select(
+                tables.messages.c.device_id, tables.messages.c.msg_id, tables.messages.c.payload_sha256
+            )
+            for device_id, msg_id, digest in conn.execute(stmt.where(pair.in_(chunk))):
+                found[(device_id, msg_id)] = digest
+        return found
+
+    @staticmethod
+    def ledger_row(batch: ReadingBatch) -> dict[str, Any]:
+        """The ``messages`` row of a batch."""
+        return {
+            "device_id": batch.device_id,
+            "msg_id": batch.msg_id,
+            "payload_sha256": batch.payload_sha256,
+            "received_at_us": int(batch.received_at_us),
+            "readings": batch.n_readings,
+        }
+
+    @staticmethod
+    def _conflicts(conn: Connection, batch: ReadingBatch) -> tuple[tuple[str, int, float, float], ...]:
+        """Compare a batch with what is stored now (first values kept); return differing readings."""
+        cols, ts, _ = _plan.batch_readings(batch)
+        if not ts.size:
+            return ()
+        names = sorted({batch.sensors[c] for c in set(cols.tolist())})
+        stmt = sa.select(tables.readings.c.sensor, tables.readings.c.ts_us, tables.readings.c.value).where(
+            tables.readings.c.device_id == batch.device_id,
+            tables.readings.c.sensor.in_(names),
+            tables.readings.c.ts_us.between(int(ts.min()), int(ts.max())),
+        )
+        stored = {(sensor, ts_us): value for sensor, ts_us, value in conn.execute(stmt)}
+        return _plan.find_conflicts(batch, stored, _MAX_CONFLICTS)
+
+    def query(
+        self,
+        device_id: str,
+        *,
+        sensors: Sequence[str] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> ReadingsFrame:
+        """Return a device's readings in ``[since_us, until_us)`` as arrays.
+
+        Args:
+            device_id: a registered device.
+            sensors: the columns wanted, in this order (a column without
+                readings is all NaN); default: every sensor with readings in
+                the interval, in canonical order.
+            since_us: first instant included, microseconds since the epoch (UTC).
+            until_us: first instant excluded.
+
+        Raises:
+            InputError: ``sensors`` repeats a name.
+            NotFoundError: the device is not registered.
+            StoreError: the database failed.
+        """
+        if sensors is not None and len(set(sensors)) != len(sensors):
+            raise InputError(f"sensors repeat: {list(sensors)}")
+        with (
+            self._guard("query telemetry from"),
+            self._engine.connect() as plain,
+        ):
+            conn = plain.execution_options(**self._read_options())
+            with conn.begin():
+                found = conn.scalar(
+                    sa.select(tables.devices.c.device_id).where(tables.devices.c.device_id == device_id)
+                )
+                if found is None:
+                    raise NotFoundError(f"device {device_id!r} is not registered")
+                if sensors is None:
+                    names = _plan.sensor_order(list(conn.scalars(_DEVICE_SENSORS, {"device_id": device_id})))
+                else:
+                    names = list(sensors)
+                series = [self._fetch_series(conn, device_id, name, since_us, until_us) for name in names]
+        if sensors is None:
+            present = [i for i, (ts, _) in enumerate(series) if ts.size]
+            names = [names[i] for i in present]
+            series = [series[i] for i in present]
+        ts_all, values = _plan.pivot(series)
+        if not series:
+            values = np.zeros((0, len(names)), dtype=np.float64)
+        return ReadingsFrame(device_id=device_id, ts_us=ts_all, sensors=tuple(names), values=values)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store dead letters (never deduplicated: each rejection is a fact).
+
+        The payload is stored byte for byte. Text fields that an engine cannot
+        hold (NUL characters, lone surrogates) are stored with visible escapes.
+
+        Raises:
+            StoreError: the database failed; none of them was stored.
+        """
+        if not letters:
+            return
+        clean = _plan.clean_text
+        rows = [
+            {
+                "received_at_us": int(letter.received_at_us),
+                "topic": clean(letter.topic),
+                "device_id": None if letter.device_id is None else clean(letter.device_id),
+                "msg_id": None if letter.msg_id is None else clean(letter.msg_id),
+                "reason": clean(letter.reason),
+                "detail": clean(letter.detail),
+                "payload": bytes(letter.payload),
+            }
+            for letter in letters
+        ]
+        with self._guard("write dead letters to"), self._writer.begin() as conn:
+            conn.execute(sa.insert(tables.dead_letters), rows)
+
+    def dead_letters(self, *, limit: int = 100, reason: str | None = None) -> list[DeadLetter]:
+        """Return the newest dead letters first, optionally of one reason.
+
+        Raises:
+            InputError: ``limit`` is negative.
+            StoreError: the database failed.
+        """
+        if limit < 0:
+            raise InputError(f"limit must be 0 or more, not {limit}")
+        t = tables.dead_letters.c
+        stmt = sa.select(
+            t.topic, t.payload, t.reason, t.detail, t.received_at_us, t.device_id, t.msg_id
+        ).order_by(t.received_at_us.desc(), t.id.desc())
+        if reason is not None:
+            stmt = stmt.where(t.reason == reason)
+        with self._guard("read dead letters from"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.limit(limit)).all()
+        return [
+            DeadLetter(
+                topic=topic,
+                payload=bytes(payload),
+                reason=reason_,
+                detail=detail,
+                received_at_us=received,
+                device_id=device_id,
+                msg_id=msg_id,
+            )
+            for topic, payload, reason_, detail, received, device_id, msg_id in rows
+        ]
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Return row counts: ``devices``, ``messages``, ``readings``, ``dead_letters``.
+
+        Exact counts: on PostgreSQL this scans the tables, so it is for status
+        pages and tests, not for a hot loop.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        to_count: Mapping[str, sa.Table] = {
+            "devices": tables.devices,
+            "messages": tables.messages,
+            "readings": tables.readings,
+            "dead_letters": tables.dead_letters,
+        }
+        with self._guard("count rows in"), self._engine.connect() as plain:
+            conn = plain.execution_options(**self._read_options())
+            with conn.begin():
+                return {
+                    name: int(conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
+                    for name, table in to_count.items()
+                }
+
+    def close(self) -> None:
+        """Release connections (the store can still be used; it reconnects)."""
+        self._engine.dispose()
+
+
+def open_sql_store(url: str) -> SqlTelemetryStore:
+    """Open the store at ``url`` (see :func:`pumpops.store.open_store`), typed as the SQL store.
+
+    The command line uses this to reach :meth:`SqlTelemetryStore.current_revision`.
+
+    Raises:
+        ConfigError: the URL's scheme or options are not supported.
+    """
+    from pumpops.store import _postgres, _sqlite  # noqa: PLC0415 - each engine module imports the other's driver lazily
+
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return _sqlite.SqliteTelemetryStore(_sqlite.create_sqlite_engine(url))
+    if scheme in ("postgresql", "postgresql+psycopg"):
+        engine, schema = _postgres.create_postgres_engine(url)
+        return _postgres.PostgresTelemetryStore(engine, schema)
+    raise ConfigError(
+        f"unsupported database URL scheme {scheme!r}: use sqlite:///path or postgresql+psycopg://..."
+    )

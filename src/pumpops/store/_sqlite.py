@@ -1,0 +1,125 @@
+"""The SQLite engine: connection pragmas, explicit transactions and the ``INSERT OR IGNORE`` bulk path.
+
+SQLite is the embedded default: one file in the workspace, WAL mode so that
+readers (queries, the dashboard) never block the writer (ingest) nor the other
+way round. May import: SQLAlchemy, the standard library's sqlite3, numpy and
+the store's own modules.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from itertools import repeat
+from typing import Any, cast
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from pumpops.errors import ConfigError
+from pumpops.schema import ReadingBatch
+from pumpops.store import _plan, _tables
+from pumpops.store._sql import WRITE_OPTION, SqlTelemetryStore
+
+#: How long a writer waits for another process's write lock before failing.
+BUSY_TIMEOUT_MS = 30_000
+
+_INSERT_READING = "INSERT OR IGNORE INTO readings (device_id, sensor, ts_us, value) VALUES (?, ?, ?, ?)"
+
+
+def create_sqlite_engine(url: str) -> Engine:
+    """Create an engine for ``sqlite:///path`` with pumpops' pragmas and transaction handling.
+
+    Raises:
+        ConfigError: the URL is not a SQLite URL.
+    """
+    parsed = sa.make_url(url)
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise ConfigError(f"not a SQLite URL: {parsed.render_as_string(hide_password=True)}")
+    in_memory = parsed.database in (None, "", ":memory:")
+    options: dict[str, Any] = {
+        # The pool hands a connection to one thread at a time; ingest writes
+        # from a worker thread, so the connection must not be pinned to its creator.
+        "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    }
+    if in_memory:
+        # Every new connection to :memory: would be a new, empty database.
+        options["poolclass"] = StaticPool
+    engine = sa.create_engine(parsed, **options)
+    sa.event.listen(engine, "connect", _on_connect)
+    sa.event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    # Let SQLAlchemy's "begin" event (below) issue BEGIN itself: the sqlite3
+    # module would otherwise begin lazily and only before DML, which breaks
+    # transactional DDL (migrations) and cannot take the write lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers do not block the writer
+        cursor.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # WAL + NORMAL: durable except for the last commits on power loss
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    # A write transaction takes the write lock at BEGIN (IMMEDIATE): waiting
+    # for it honours busy_timeout, whereas upgrading a read lock to a write
+    # lock mid-transaction fails at once with "database is locked".
+    if conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+class SqliteTelemetryStore(SqlTelemetryStore):
+    """The telemetry store on SQLite (WAL, ``synchronous=NORMAL``, foreign keys on)."""
+
+    driver_errors = (sqlite3.Error,)
+
+    def _upsert(self, table: sa.Table) -> Any:
+        return sqlite_insert(table)
+
+    def _claim_messages(
+        self, conn: Connection, batches: Sequence[ReadingBatch]
+    ) -> dict[_plan.Key, str | None]:
+        # The write transaction began IMMEDIATE: no other writer runs until it
+        # commits, so what is not in the ledger now can be inserted safely.
+        stored = self.stored_hashes(conn, [(b.device_id, b.msg_id) for b in batches])
+        new = [b for b in batches if (b.device_id, b.msg_id) not in stored]
+        if new:
+            conn.execute(sa.insert(_tables.messages), [self.ledger_row(b) for b in new])
+        claimed: dict[_plan.Key, str | None] = dict(stored)
+        claimed.update({(b.device_id, b.msg_id): None for b in new})
+        return claimed
+
+    def _insert_readings(self, conn: Connection, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+        # One executemany per batch (the loop over rows runs in C); total_changes
+        # counts only rows actually inserted, so the difference is what this
+        # batch wrote and the rest overlapped (stored before, or earlier in the call).
+        raw = cast(sqlite3.Connection, conn.connection.driver_connection)
+        cursor = raw.cursor()
+        counts = []
+        try:
+            for batch in batches:
+                cols, ts, values = _plan.batch_readings(batch)
+                names = np.asarray(batch.sensors, dtype=object)[cols].tolist() if cols.size else []
+                before = raw.total_changes
+                cursor.executemany(
+                    _INSERT_READING,
+                    zip(repeat(batch.device_id), names, ts.tolist(), values.tolist(), strict=False),
+                )
+                written = raw.total_changes - before
+                counts.append((written, int(ts.size) - written))
+        finally:
+            cursor.close()
+        return counts

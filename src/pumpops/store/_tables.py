@@ -1,0 +1,94 @@
+"""The store's tables as SQLAlchemy Core metadata: what queries are built from.
+
+Alembic revisions in ``migrations/versions/`` create these tables; a contract
+test checks that a migrated database and this metadata agree, so a change here
+needs a new revision. May import: SQLAlchemy only.
+
+Timestamps are BIGINT microseconds since the Unix epoch (UTC) everywhere: the
+same type and the same meaning on SQLite and PostgreSQL (no engine-specific
+time zone handling), exact (no float rounding), and cheap to ``COPY`` in
+binary (8 bytes, no text parsing). See ADR 0004.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def key_string(length: int) -> sa.types.TypeEngine[str]:
+    """A short identifier column: byte-order collation on PostgreSQL, as on SQLite.
+
+    ``COLLATE "C"`` makes PostgreSQL sort ids the way SQLite's default BINARY
+    collation does (so ``devices()`` lists in the same order on both engines)
+    and compares index keys with ``memcmp`` instead of the locale, which is
+    measurably faster for the readings primary key.
+    """
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+# SQLite only makes an INTEGER PRIMARY KEY an alias of the rowid (autoincrementing);
+# PostgreSQL gets a BIGINT so dead letters can never run out of ids.
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+METADATA = sa.MetaData()
+
+devices = sa.Table(
+    "devices",
+    METADATA,
+    sa.Column("device_id", key_string(64), primary_key=True),
+    sa.Column("site", key_string(64), nullable=False),
+    sa.Column("profile_id", key_string(64), nullable=False),
+    sa.Column("group_name", key_string(64), nullable=False),
+    sa.Column("registered_at_us", sa.BigInteger(), nullable=False),
+)
+
+# The idempotency ledger: one row per stored message. A redelivery finds its
+# (device_id, msg_id) here with the same payload hash and writes nothing.
+messages = sa.Table(
+    "messages",
+    METADATA,
+    sa.Column(
+        "device_id",
+        key_string(64),
+        sa.ForeignKey("devices.device_id", name="fk_messages_device_id"),
+        primary_key=True,
+    ),
+    sa.Column("msg_id", key_string(128), primary_key=True),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Column("received_at_us", sa.BigInteger(), nullable=False),
+    # Readings the message carried (non-NaN cells), whether or not they were new.
+    sa.Column("readings", sa.Integer(), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Narrow rows, one per reading. No foreign key to devices: a reading is only
+# ever written together with its message's ledger row (which has one), and a
+# per-row foreign-key check would cost a lookup for every one of millions of rows.
+readings = sa.Table(
+    "readings",
+    METADATA,
+    sa.Column("device_id", key_string(64), primary_key=True),
+    sa.Column("sensor", key_string(64), primary_key=True),
+    sa.Column("ts_us", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Double(), nullable=False),
+    # WITHOUT ROWID: SQLite stores the rows in the primary-key b-tree itself
+    # instead of a rowid table plus a separate index of the same keys.
+    sqlite_with_rowid=False,
+)
+
+# Text columns (not bounded strings) for everything taken from a rejected
+# message: a dead letter must be storable whatever garbage arrived.
+dead_letters = sa.Table(
+    "dead_letters",
+    METADATA,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("received_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("topic", sa.Text(), nullable=False),
+    sa.Column("device_id", sa.Text(), nullable=True),
+    sa.Column("msg_id", sa.Text(), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Index("ix_dead_letters_reason_received_at_us", "reason", "received_at_us"),
+    sa.Index("ix_dead_letters_received_at_us", "received_at_us"),
+)
