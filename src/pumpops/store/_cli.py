@@ -36,6 +36,7 @@ telemetry_app = typer.Typer(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TABLE_ROWS = 1000  # default --limit for table output; CSV prints everything unless limited
+_PAYLOAD_PREVIEW = 120  # bytes of a dead letter's payload shown
 
 DbOption = Annotated[
     str | None,
@@ -265,16 +266,17 @@ def telemetry_dead_letters(
     if not letters:
         err_console.print("no dead letters" + (f" with reason {reason}" if reason else ""), highlight=False)
         return
-    table = Table("received (UTC)", "reason", "topic", "device", "msg id", "detail", "payload")
+    # One block per letter rather than a table: details and payloads are long,
+    # and each line stays greppable at any terminal width.
     for letter in letters:
-        preview = repr(letter.payload[:48])[2:-1] + ("…" if len(letter.payload) > 48 else "")
-        table.add_row(
-            _format_time(letter.received_at_us),
-            Text(letter.reason),
-            Text(letter.topic),
-            Text(letter.device_id or ""),
-            Text(letter.msg_id or ""),
-            Text(letter.detail),
-            Text(f"{len(letter.payload):,} B: {preview}"),
-        )
-    console.print(table)
+        preview = repr(letter.payload[:_PAYLOAD_PREVIEW])[2:-1]
+        if len(letter.payload) > _PAYLOAD_PREVIEW:
+            preview += "…"
+        block = Text()
+        block.append(_format_time(letter.received_at_us))
+        block.append(f"  {letter.reason}", style="bold red")
+        block.append(f"  device={letter.device_id or '-'} msg={letter.msg_id or '-'}\n")
+        block.append(f"  topic:   {letter.topic}\n")
+        block.append(f"  detail:  {letter.detail}\n")
+        block.append(f"  payload: {len(letter.payload):,} B: {preview}")
+        console.print(block, soft_wrap=True)
