@@ -37,6 +37,10 @@ from pumpops.sim._scenario import DriftKind, Event, FaultKind, Onset, Scenario, 
 #: Samples per block: long enough to amortise numpy's per-call cost, short
 #: enough that a thousand devices' current blocks fit in memory.
 BLOCK_SAMPLES = 1024
+# Block states kept: the last few, and a checkpoint every so many blocks, so an
+# endless stream keeps bounded memory and random access stays cheap.
+_RECENT_STATES = 8
+_CHECKPOINT = 64
 
 # Purposes of the random streams (the last words of the SeedSequence key).
 _DEVICE_CONSTANTS, _FAULTS, _DRIFTS, _PROCESS, _NOISE, _FAULT_NOISE, _SITE = range(7)
@@ -295,7 +299,9 @@ class DeviceSimulator:
         self._explicit = tuple(
             sorted((e for e in scenario.events if e.device_id == device_id), key=lambda e: e.start_ms)
         )
-        self._states: list[_State] = [_State()]
+        # State before block k, for the recent blocks and every _CHECKPOINT-th
+        # one: going back in time recomputes from the nearest checkpoint.
+        self._states: dict[int, _State] = {0: _State()}
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- events -----------------------------------------------------------------
@@ -364,15 +370,26 @@ class DeviceSimulator:
         idx = np.arange(k * BLOCK_SAMPLES, (k + 1) * BLOCK_SAMPLES, dtype=np.int64)
         return self.scenario.start_ms + idx * self.period_ms
 
+    def _state_before(self, k: int) -> _State:
+        state = self._states.get(k)
+        if state is not None:
+            return state
+        j = max(i for i in self._states if i < k)
+        state = self._states[j]
+        while j < k:  # the slow state comes from the blocks before
+            _, _, _, state = self._compute(j, state, want_truth=False)
+            j += 1
+            self._states[j] = state
+        return state
+
     def _block(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         cached = self._cache.get(k)
         if cached is not None:
             return cached
-        while len(self._states) <= k:  # slow state comes from the blocks before
-            self._block(len(self._states) - 1)
-        ts, native, _, state = self._compute(k, self._states[k], want_truth=False)
-        if len(self._states) == k + 1:
-            self._states.append(state)
+        ts, native, _, state = self._compute(k, self._state_before(k), want_truth=False)
+        self._states[k + 1] = state
+        for old in [j for j in self._states if j < k - _RECENT_STATES and j % _CHECKPOINT]:
+            del self._states[old]
         # Keep two blocks: a caller's window may straddle a boundary.
         for old in [j for j in self._cache if j < k - 1]:
             del self._cache[old]
@@ -399,7 +416,12 @@ class DeviceSimulator:
         if i1 <= i0:
             return np.empty(0, dtype=np.int64), np.empty((0, len(self._canonical)))
         parts_ts, parts_val = [], []
-        for k in range(i0 // BLOCK_SAMPLES, (i1 - 1) // BLOCK_SAMPLES + 1):
+        first = i0 // BLOCK_SAMPLES
+        # Streaming moves forward: blocks behind this window are not needed again
+        # (and a thousand devices' stale blocks would be most of the memory).
+        for stale in [j for j in self._cache if j < first]:
+            del self._cache[stale]
+        for k in range(first, (i1 - 1) // BLOCK_SAMPLES + 1):
             ts, native = self._block(k)
             lo = max(i0 - k * BLOCK_SAMPLES, 0)
             hi = min(i1 - k * BLOCK_SAMPLES, BLOCK_SAMPLES)
@@ -426,8 +448,7 @@ class DeviceSimulator:
         i0, i1 = self._index_range(start_ms, end_ms)
         ts_parts, native_parts, truth_parts = [], [], []
         for k in range(i0 // BLOCK_SAMPLES, max(i1 - 1, i0) // BLOCK_SAMPLES + 1):
-            self._block(k)  # makes sure the state before block k exists
-            ts, native, truth, _ = self._compute(k, self._states[k], want_truth=True)
+            ts, native, truth, _ = self._compute(k, self._state_before(k), want_truth=True)
             assert truth is not None
             lo = max(i0 - k * BLOCK_SAMPLES, 0)
             hi = max(lo, min(i1 - k * BLOCK_SAMPLES, BLOCK_SAMPLES))

@@ -101,10 +101,9 @@ SIGNATURES: MappingProxyType[EventKind, Signature] = MappingProxyType(
         FaultKind.SEAL_LEAK: Signature(
             FaultKind.SEAL_LEAK,
             "fluid escapes between the pump and the flow meter: less metered flow and discharge "
-            "pressure at the same speed; the pump itself runs at more flow, draws a little more power "
-            "and loses a little more pressure at its inlet",
+            "pressure at the same speed; the pump itself runs at more flow and draws a little more power",
             up=frozenset({"motor_power", "motor_current", "motor_temperature"}),
-            down=frozenset({"flow_rate", "discharge_pressure", "suction_pressure"}),
+            down=frozenset({"flow_rate", "discharge_pressure"}),
         ),
         FaultKind.IMPELLER_WEAR: Signature(
             FaultKind.IMPELLER_WEAR,

@@ -112,6 +112,8 @@ def _fail(path: Path, line: int, message: str) -> InputError:
 
 
 def _parse_floats(path: Path, name: str, cells: Sequence[str]) -> np.ndarray:
+    # An empty cell is a reading that was not taken: NaN, as a Frame spells it.
+    cells = [cell if cell.strip() else "nan" for cell in cells]
     try:
         values = np.array(cells, dtype=np.float64)
     except ValueError:
@@ -341,8 +343,11 @@ class SkabCsvSource(Source):
 
     def _experiment_name(self, file: Path) -> str:
         if self.path.is_dir():
-            return file.relative_to(self.path).with_suffix("").as_posix()
-        # A single file is named with its folder too: "valve1/0", not "0".
+            relative = file.relative_to(self.path)
+            if len(relative.parts) > 1:
+                return relative.with_suffix("").as_posix()
+        # A file directly in the folder (or given alone) keeps its folder's name,
+        # so valve1/0.csv is "valve1/0" however the path was given.
         return f"{file.parent.name}/{file.stem}" if file.parent.name else file.stem
 
     def _rebase(self, i: int, shift_ms: int) -> None:
