@@ -87,10 +87,10 @@ def backoff_delay(attempt: int, min_s: float, max_s: float, u: float) -> float:
     workers that failed together do not retry together, yet no delay is
     shorter than ``min_s``.
 
-    >>> [backoff_delay(a, 0.5, 30.0, 0.0) for a in range(8)]
+    >>> [backoff_delay(a, 0.5, 30.0, 1.0) for a in range(8)]  # the ceilings
     [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    >>> backoff_delay(3, 0.5, 30.0, 0.999) <= 4.0
-    True
+    >>> [backoff_delay(a, 0.5, 30.0, 0.0) for a in range(8)]  # the shortest draws
+    [0.5, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0]
     """
     ceiling = min(max_s, min_s * 2.0 ** min(attempt, 62))
     floor = max(min_s, ceiling / 2.0)
