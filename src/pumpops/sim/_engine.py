@@ -274,7 +274,6 @@ class DeviceSimulator:
         self._vib_scatter = 0.8 + 0.4 * float(u[1])
         self._rise_scatter = 0.9 + 0.2 * float(u[2])
         self._ou0 = tuple(float(x) for x in consts.standard_normal(len(_OU_TAU_S)))
-        self._native_units = tuple(s.unit for s in self.profile.sensors)
         self._canonical = tuple(s.canonical for s in self.profile.sensors)
         self._affine = tuple(
             affine_to(CANONICAL_SENSORS[s.canonical].unit, s.unit) for s in self.profile.sensors
@@ -377,7 +376,7 @@ class DeviceSimulator:
         j = max(i for i in self._states if i < k)
         state = self._states[j]
         while j < k:  # the slow state comes from the blocks before
-            _, _, _, state = self._compute(j, state, want_truth=False)
+            _, _, _, state = self._compute(j, state)
             j += 1
             self._states[j] = state
         return state
@@ -386,7 +385,7 @@ class DeviceSimulator:
         cached = self._cache.get(k)
         if cached is not None:
             return cached
-        ts, native, _, state = self._compute(k, self._state_before(k), want_truth=False)
+        ts, native, _, state = self._compute(k, self._state_before(k))
         self._states[k + 1] = state
         for old in [j for j in self._states if j < k - _RECENT_STATES and j % _CHECKPOINT]:
             del self._states[old]
@@ -448,8 +447,7 @@ class DeviceSimulator:
         i0, i1 = self._index_range(start_ms, end_ms)
         ts_parts, native_parts, truth_parts = [], [], []
         for k in range(i0 // BLOCK_SAMPLES, max(i1 - 1, i0) // BLOCK_SAMPLES + 1):
-            ts, native, truth, _ = self._compute(k, self._state_before(k), want_truth=True)
-            assert truth is not None
+            ts, native, truth, _ = self._compute(k, self._state_before(k))
             lo = max(i0 - k * BLOCK_SAMPLES, 0)
             hi = max(lo, min(i1 - k * BLOCK_SAMPLES, BLOCK_SAMPLES))
             ts_parts.append(ts[lo:hi])
@@ -474,9 +472,8 @@ class DeviceSimulator:
         truth, _ = self._physics(ts, [], _State(), None, ambient=False)
         return {name: float(values[0]) for name, values in truth.items()}
 
-    def _compute(
-        self, k: int, state: _State, *, want_truth: bool
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None, _State]:
+    def _compute(self, k: int, state: _State) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], _State]:
+        """Return block ``k``: timestamps, reported values, SI truth, and the state after it."""
         ts = self._ts(k)
         seed, device_id = self.scenario.seed, self.device.device_id
         events = self._events_between(int(ts[0]), int(ts[-1]))
@@ -493,7 +490,7 @@ class DeviceSimulator:
         # Magnitudes (RMS, speed, current, power) cannot read below zero; their
         # native units have no offset, so clipping in native units is exact.
         np.maximum(measured, 0.0, out=measured, where=self._non_negative)
-        return ts, measured, (truth if want_truth else None), new_state
+        return ts, measured, truth, new_state
 
     def _offsets(self, ts: np.ndarray, events: list[Event]) -> dict[str, np.ndarray]:
         offsets: dict[str, np.ndarray] = {}

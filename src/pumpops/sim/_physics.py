@@ -38,6 +38,8 @@ CP_WATER = 4186.0
 ZERO_C = 273.15
 #: Standard atmosphere, Pa: gauge ↔ absolute pressure.
 ATM = 101_325.0
+#: Shaft power at shut-off (zero flow) over shaft power at the BEP.
+_SHUTOFF_POWER_SHARE = 0.35
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +253,23 @@ class PumpModel:
             ratio: speed ratio (sets where the BEP is).
             efficiency_factor: pump efficiency multiplier (< 1 for a worn impeller).
             friction_w: extra mechanical loss (a worn bearing), W.
+
+        >>> from pumpops.fleet import get_profile
+        >>> m = PumpModel.build(get_profile("nordhav-multistage").pump, ProcessTuning())
+        >>> one, none = np.ones(1), np.zeros(1)
+        >>> bep = m.electrical_power(np.array([m.q_rated]), np.array([m.h_rated]), one, one, none)
+        >>> shut = m.electrical_power(none, np.array([m.h0]), one, one, none)
+        >>> round(float(bep[0]) / 1e3, 1), round(float(shut[0] / bep[0]), 2)
+        (113.8, 0.35)
         """
-        hydraulic = self.tuning.fluid_density_kg_m3 * G_N * q * h
-        shaft = hydraulic / (self.pump_efficiency(q, ratio) * efficiency_factor) + friction_w
+        rho_g = self.tuning.fluid_density_kg_m3 * G_N
+        hydraulic = rho_g * q * h
+        # Even at zero flow the impeller churns the fluid: a centrifugal pump
+        # draws about a third of its BEP power at shut-off (and ∝ speed³).
+        churn = _SHUTOFF_POWER_SHARE * rho_g * self.q_rated * self.h_rated / self.rating.efficiency * ratio**3
+        shaft = (
+            np.maximum(hydraulic / (self.pump_efficiency(q, ratio) * efficiency_factor), churn) + friction_w
+        )
         electrical: np.ndarray = shaft / self.tuning.motor_efficiency
         return electrical
 
