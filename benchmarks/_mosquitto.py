@@ -35,7 +35,9 @@ def mosquitto(extra_config: str = ZERO_LOSS) -> Iterator[str]:
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             f"log_dest file {tmp}/mosquitto.log\n{extra_config}"
         )
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:

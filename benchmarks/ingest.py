@@ -27,6 +27,7 @@ import multiprocessing as mp
 import os
 import platform
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -38,12 +39,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _mosquitto import DEFAULTS, ZERO_LOSS, mosquitto  # noqa: E402
-
-from pumpops.fleet import Device, get_profile  # noqa: E402
-from pumpops.settings import IngestSettings  # noqa: E402
-from pumpops.store import BatchOutcome, TelemetryStore, open_store  # noqa: E402
-from pumpops.telemetry import (  # noqa: E402
+from _mosquitto import DEFAULTS, ZERO_LOSS, mosquitto
+from pumpops.fleet import Device, get_profile
+from pumpops.settings import IngestSettings
+from pumpops.store import BatchOutcome, TelemetryStore, open_store
+from pumpops.telemetry import (
     DecodeResult,
     IngestService,
     build_topic,
@@ -83,20 +83,30 @@ def make_workload(n_messages: int, n_devices: int, seed: int = 1) -> Workload:
         centre = np.array([base.get(unit, 1.0) for _, unit in channels])
         values = centre * (1 + 0.01 * rng.standard_normal((ROWS, SENSORS)))
         msg_id = f"m{i}"
-        payloads.append(encode_message(msg_id=msg_id, device_id=device.device_id, sensors=channels,
-                                       ts_ms=ts, values=values))
+        payloads.append(
+            encode_message(
+                msg_id=msg_id, device_id=device.device_id, sensors=channels, ts_ms=ts, values=values
+            )
+        )
         topics.append(build_topic(device.site, device.device_id, "telemetry", prefix=prefix))
         ids.append(msg_id)
     return Workload(prefix, devices, tuple(topics), tuple(payloads), tuple(ids), n_messages * ROWS * SENSORS)
 
 
-def _publish_proc(url: str, topics: Sequence[str], payloads: Sequence[bytes], rate: float | None,
-                  start_evt: mp.synchronize.Event, out: mp.connection.Connection) -> None:
+def _publish_proc(
+    url: str,
+    topics: Sequence[str],
+    payloads: Sequence[bytes],
+    rate: float | None,
+    start_evt: mp.synchronize.Event,
+    out: mp.connection.Connection,
+) -> None:
     """Publish QoS 1 as fast as allowed (or at `rate` msg/s); send back publish times (ns)."""
     addr = parse_broker_url(url)
     assert addr is not None
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv311
+    )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     acked = threading.Semaphore(0)
@@ -120,7 +130,9 @@ def _publish_proc(url: str, topics: Sequence[str], payloads: Sequence[bytes], ra
     out.send(sent)
 
 
-def _start_publisher(url: str, w: Workload, rate: float | None) -> tuple[mp.Process, mp.synchronize.Event, mp.connection.Connection]:
+def _start_publisher(
+    url: str, w: Workload, rate: float | None
+) -> tuple[mp.Process, mp.synchronize.Event, mp.connection.Connection]:
     ctx = mp.get_context("spawn")
     start = ctx.Event()
     recv, send = ctx.Pipe(duplex=False)
@@ -146,8 +158,12 @@ def broker_ceiling(url: str, w: Workload) -> dict[str, float]:
         if count >= len(w.payloads):
             done.set()
 
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
-                      protocol=mqtt.MQTTv311, clean_session=True)
+    sub = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
     sub.on_message = on_message
     sub.connect(addr.host, addr.port)
     sub.subscribe(f"{w.prefix}/+/+/telemetry", qos=1)
@@ -161,8 +177,12 @@ def broker_ceiling(url: str, w: Workload) -> dict[str, float]:
     sub.loop_stop()
     sub.disconnect()
     elapsed = max(last - first, 1e-9)
-    return {"messages": count, "msg_s": count / elapsed, "readings_s": count * ROWS * SENSORS / elapsed,
-            "lost": len(w.payloads) - count}
+    return {
+        "messages": count,
+        "msg_s": count / elapsed,
+        "readings_s": count * ROWS * SENSORS / elapsed,
+        "lost": len(w.payloads) - count,
+    }
 
 
 class _Timing:
@@ -187,8 +207,9 @@ def run_ingest(url: str, db_url: str, w: Workload, rate: float | None) -> dict[s
     addr = parse_broker_url(url)
     assert addr is not None
     timing = _Timing()
-    settings = IngestSettings(client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}", batch_max_messages=500,
-                              batch_max_wait_s=0.05)
+    settings = IngestSettings(
+        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}", batch_max_messages=500, batch_max_wait_s=0.05
+    )
     service = IngestService(store, addr, settings=settings, topic_prefix=w.prefix, observer=timing).start()
     service.wait_ready()
     proc, start, recv = _start_publisher(url, w, rate)
@@ -236,8 +257,9 @@ def queue_limit_loss(n_messages: int) -> dict[str, int]:
                 nonlocal received
                 received += 1
 
-            sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False,
-                              protocol=mqtt.MQTTv311)
+            sub = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False, protocol=mqtt.MQTTv311
+            )
             sub.connect(addr.host, addr.port)
             sub.subscribe(f"{w.prefix}/+/+/telemetry", qos=1)
             sub.loop_start()
@@ -248,8 +270,9 @@ def queue_limit_loss(n_messages: int) -> dict[str, int]:
             start.set()
             recv.recv()
             proc.join()
-            sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False,
-                              protocol=mqtt.MQTTv311)
+            sub = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=cid, clean_session=False, protocol=mqtt.MQTTv311
+            )
             sub.on_message = on_message
             sub.connect(addr.host, addr.port)
             sub.loop_start()
@@ -287,44 +310,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queue-messages", type=int, default=5_000)
     args = parser.parse_args(argv)
 
-    print(f"# ingest benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"# ingest benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"# workload: {args.messages} messages x {ROWS * SENSORS} readings, {args.devices} devices, QoS 1")
     w = make_workload(args.messages, args.devices)
     rows: list[tuple[str, dict[str, float]]] = []
+    tmp = tempfile.mkdtemp(prefix="pumpops-bench-")
+    n_paced = int(args.paced_rate * args.paced_seconds)
     with mosquitto(ZERO_LOSS) as url:
         ceiling = broker_ceiling(url, w)
         rows.append(("broker ceiling (bare subscriber)", ceiling))
-        for name, db in (("PostgreSQL", _fresh_pg_url()), ("SQLite", None)):
-            tmp = None
-            if db is None:
-                import tempfile
-
-                tmp = tempfile.mkdtemp(prefix="pumpops-bench-")
-                db = f"sqlite:///{tmp}/bench.db"
-            w_run = make_workload(args.messages, args.devices, seed=2)
-            try:
-                rows.append((f"ingest → {name}, saturated", run_ingest(url, db, w_run, None)))
-                n_paced = int(args.paced_rate * args.paced_seconds)
-                w_paced = make_workload(n_paced, args.devices, seed=3)
-                db_paced = _fresh_pg_url() if name == "PostgreSQL" else f"sqlite:///{tmp}/paced.db"
-                rows.append((f"ingest → {name}, paced {args.paced_rate:.0f} msg/s",
-                             run_ingest(url, db_paced, w_paced, args.paced_rate)))
-                if name == "PostgreSQL":
-                    _drop_pg_schema(db_paced)
-            finally:
-                if name == "PostgreSQL":
-                    _drop_pg_schema(db)
+        for engine in ("PostgreSQL", "SQLite"):
+            for paced in (False, True):
+                db = _fresh_pg_url() if engine == "PostgreSQL" else f"sqlite:///{tmp}/{int(paced)}.db"
+                load = (
+                    make_workload(n_paced, args.devices, seed=3)
+                    if paced
+                    else make_workload(args.messages, args.devices, seed=2)
+                )
+                label = f"ingest → {engine}, " + (
+                    f"paced {args.paced_rate:.0f} msg/s" if paced else "saturated"
+                )
+                try:
+                    rows.append((label, run_ingest(url, db, load, args.paced_rate if paced else None)))
+                finally:
+                    if engine == "PostgreSQL":
+                        _drop_pg_schema(db)
     print()
-    print("| run | messages/s | readings/s | ratio to ceiling | p50 latency ms | p99 latency ms | lost readings | duplicated readings |")
-    print("|---|---|---|---|---|---|---|---|")
+    header = (
+        "run",
+        "messages/s",
+        "readings/s",
+        "ratio to ceiling",
+        "p50 latency ms",
+        "p99 latency ms",
+        "lost readings",
+        "duplicated readings",
+    )
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     for name, r in rows:
         ratio = r["readings_s"] / ceiling["readings_s"]
         p50 = f"{r['p50_ms']:.0f}" if "p50_ms" in r else "–"
         p99 = f"{r['p99_ms']:.0f}" if "p99_ms" in r else "–"
         dup = int(r.get("duplicated", 0))
-        print(f"| {name} | {r['msg_s']:,.0f} | {r['readings_s']:,.0f} | {ratio:.2f} | {p50} | {p99} | "
-              f"{int(r['lost'])} | {dup} |")
+        print(
+            f"| {name} | {r['msg_s']:,.0f} | {r['readings_s']:,.0f} | {ratio:.2f} | {p50} | {p99} | "
+            f"{int(r['lost'])} | {dup} |"
+        )
     loss = queue_limit_loss(args.queue_messages)
     print()
     print(f"Burst of {args.queue_messages} QoS 1 messages queued for an offline persistent session:")

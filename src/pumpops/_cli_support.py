@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pumpops.errors import ConfigError
 from pumpops.settings import Settings, load_settings
 
 console = Console()
@@ -30,4 +31,10 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     root = ctx.find_root() if ctx is not None else None
     if workspace is None and root is not None:
         workspace = (root.obj or {}).get("workspace")
-    return load_settings(workspace, **overrides)
+    settings = load_settings(workspace, **overrides)
+    if not settings.workspace.is_dir():
+        raise ConfigError(
+            f"workspace folder {settings.workspace} does not exist; "
+            f"create it with `pumpops init {settings.workspace}`"
+        )
+    return settings

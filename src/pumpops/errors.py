@@ -48,7 +48,7 @@ class UnitError(InputError):
     """A unit is unknown, or its dimension does not fit the quantity."""
 
 
-class MessageRejected(InputError):
+class MessageRejected(InputError):  # noqa: N818 - reads as a verdict: "except MessageRejected"
     """A telemetry message was rejected as a whole.
 
     Attributes:

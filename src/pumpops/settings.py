@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.workspace / 'pumpops.db').resolve()}"
 
     @classmethod
-    def settings_customise_sources(
+    def settings_customise_sources(  # noqa: D102 - pydantic-settings hook
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
@@ -92,14 +93,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _FileSource(settings_cls))
 
 
-class _FileSource(PydanticBaseSettingsSource):
-    data: dict[str, Any] = {}
+# The workspace file's contents for the load_settings call in progress; a
+# context variable because pydantic-settings builds sources from the class.
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("pumpops_settings_file", default={})  # noqa: B039
 
+
+class _FileSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.data.get(field_name), field_name, False
+        return _FILE_DATA.get().get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(self.data)
+        return dict(_FILE_DATA.get())
 
 
 def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
@@ -121,7 +125,7 @@ def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
             file_data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
-    _FileSource.data = file_data
+    token = _FILE_DATA.set(file_data)
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(workspace=folder, **clean)
@@ -131,11 +135,10 @@ def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
             key = ".".join(str(p) for p in err["loc"])
             lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(
-            f"invalid settings (from {path}, PUMPOPS_* variables or the command line):\n"
-            + "\n".join(lines)
+            f"invalid settings (from {path}, PUMPOPS_* variables or the command line):\n" + "\n".join(lines)
         ) from exc
     finally:
-        _FileSource.data = {}
+        _FILE_DATA.reset(token)
 
 
 def init_workspace(folder: Path, *, database_url: str = "", broker_url: str = EMBEDDED_BROKER) -> Path:
@@ -148,9 +151,13 @@ def init_workspace(folder: Path, *, database_url: str = "", broker_url: str = EM
     path = folder / SETTINGS_FILE
     if path.exists():
         raise ConfigError(f"{path} already exists; edit it or choose another folder")
-    db_line = f'database_url = "{database_url}"' if database_url else (
-        '# database_url = "postgresql+psycopg://user@127.0.0.1:5432/pumpops"  '
-        "# default: SQLite file pumpops.db here"
+    db_line = (
+        f'database_url = "{database_url}"'
+        if database_url
+        else (
+            '# database_url = "postgresql+psycopg://user@127.0.0.1:5432/pumpops"  '
+            "# default: SQLite file pumpops.db here"
+        )
     )
     path.write_text(
         "# pumpops workspace settings; PUMPOPS_* environment variables override them.\n"

@@ -52,7 +52,10 @@ efficiency = 0.6
     [
         ('[[sensors]]\nnative = "P"\ncanonical = "pressure"\nunit = "bar"\n', "canonical sensor 'pressure'"),
         ('[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "degC"\n', "measures"),
-        ('[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "bar"\nnoise_std = -1\n', "noise_std"),
+        (
+            '[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "bar"\nnoise_std = -1\n',
+            "noise_std",
+        ),
         (
             '[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "bar"\n'
             '[[sensors]]\nnative = "P"\ncanonical = "suction_pressure"\nunit = "bar"\n',
@@ -68,6 +71,8 @@ def test_load_profile_rejects_invalid(tmp_path: Path, sensors: str, fragment: st
 
 
 def test_load_profiles_workspace_dir_adds_profile(tmp_path: Path) -> None:
-    (tmp_path / "x.toml").write_text(_VALID + '[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "bar"\n')
+    (tmp_path / "x.toml").write_text(
+        _VALID + '[[sensors]]\nnative = "P"\ncanonical = "discharge_pressure"\nunit = "bar"\n'
+    )
     assert "x" in load_profiles([tmp_path])
     assert "x" not in load_profiles()

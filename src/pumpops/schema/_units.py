@@ -14,7 +14,7 @@ import pint
 
 from pumpops.errors import UnitError
 
-_UREG = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+_UREG: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 # Vibration is often given in multiples of standard gravity; "g" in pint is the
 # gram, a classic unit mistake that must fail loudly, so "gn" is the way to say it.
 _UREG.define("gn = 9.80665 m/s**2")
@@ -56,8 +56,8 @@ def affine_to(unit: str, target: str) -> tuple[float, float]:
 def convert(values: np.ndarray, unit: str, target: str) -> np.ndarray:
     """Convert an array of values from ``unit`` to ``target``.
 
-    >>> convert(np.array([32.0, 212.0]), "degF", "degC").round(6).tolist()
-    [0.0, 100.0]
+    >>> convert(np.array([32.0, 212.0]), "degF", "degC").round(6).tolist() == [0.0, 100.0]
+    True
     """
     scale, offset = affine_to(unit, target)
     return np.asarray(values, dtype=np.float64) * scale + offset
