@@ -81,10 +81,12 @@ def db_upgrade(ctx: typer.Context, db: DbOption = None) -> None:
         store.upgrade()
         after = store.current_revision()
         if before == after:
-            console.print(f"{store.url}: already at revision {after}", highlight=False)
+            console.print(f"{store.url}: already at revision {after}", highlight=False, soft_wrap=True)
         else:
             console.print(
-                f"{store.url}: upgraded from {before or 'empty'} to revision {after}", highlight=False
+                f"{store.url}: upgraded from {before or 'empty'} to revision {after}",
+                highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -93,7 +95,7 @@ def db_status(ctx: typer.Context, db: DbOption = None) -> None:
     """Show the database's schema revision and how many rows each table holds."""
     with _store(ctx, db) as store:
         current, head = store.current_revision(), store.head_revision()
-        console.print(f"database: {store.url}", highlight=False)
+        console.print(f"database: {store.url}", highlight=False, soft_wrap=True)
         if current is None:
             console.print(
                 f"schema:   not created (newest is {head}); run `pumpops db upgrade`", highlight=False
@@ -225,10 +227,9 @@ def telemetry_query(
         frame = store.query(device, sensors=sensor or None, since_us=since_us, until_us=until_us)
     rows = frame.ts_us.shape[0]
     shown = limit if limit is not None else (_TABLE_ROWS if output is OutputFormat.table else rows)
-    headers = ["time (UTC)", *(_header(name) for name in frame.sensors)]
     if output is OutputFormat.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(headers)
+        writer.writerow(["time (UTC)", *(_header(name) for name in frame.sensors)])
         for i in range(min(rows, shown)):
             writer.writerow(
                 [
@@ -240,12 +241,33 @@ def telemetry_query(
     if rows == 0:
         err_console.print(f"no readings of {device} in the interval", highlight=False)
         return
-    table = Table(*headers, title=f"{device}: {rows:,} instants", title_justify="left")
-    for i in range(min(rows, shown)):
-        table.add_row(
-            _format_time(int(frame.ts_us[i])), *("" if np.isnan(v) else f"{v:.6g}" for v in frame.values[i])
+    table = Table(title=f"{device}: {rows:,} instants", title_justify="left")
+    count = min(rows, shown)
+    times = [_format_time(int(t)) for t in frame.ts_us[:count]]
+    cells = [
+        ["" if np.isnan(v) else f"{v:.6g}" for v in frame.values[:count, j]]
+        for j in range(len(frame.sensors))
+    ]
+    # Headers may fold to fit the terminal; a column is never narrower than its
+    # longest value, so numbers are never cut (use --format csv for wide output).
+    table.add_column("time (UTC)", min_width=max(map(len, times)), overflow="fold")
+    for name, column in zip(frame.sensors, cells, strict=True):
+        table.add_column(
+            Text(_header(name).replace(" [", "\n[")),  # Text: "[m³/s]" is not Rich markup
+            justify="right",
+            overflow="fold",
+            min_width=max(map(len, column)),
         )
-    console.print(table)
+    for i in range(count):
+        table.add_row(times[i], *(column[i] for column in cells))
+    # Never crop: a table wider than the terminal is printed whole.
+    console.print(table, crop=False)
+    # Each column takes its content plus 2 of padding and 1 of border, plus the closing border.
+    needed = sum(column.min_width or 0 for column in table.columns) + 3 * len(table.columns) + 1
+    if needed > console.width:
+        err_console.print(
+            "the table is wider than the terminal: choose --sensor, or --format csv", highlight=False
+        )
     if shown < rows:
         err_console.print(f"showing {shown:,} of {rows:,} rows; use --limit or --format csv", highlight=False)
 
