@@ -68,6 +68,33 @@ def test_upgrade_migrated_schema_matches_table_metadata(store: TelemetryStore) -
     assert diff == []
 
 
+def test_upgrade_concurrent_from_two_stores_both_succeed(store_url: Callable[[], str]) -> None:
+    # Several hub processes may start at once on a fresh database.
+    url = store_url()
+    stores = [open_store(url), open_store(url)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def upgrade(store: TelemetryStore) -> None:
+        barrier.wait()
+        try:
+            store.upgrade()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(s,)) for s in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        assert sql_store(stores[1]).current_revision() == "0001"
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_store_without_schema_raises_store_error_naming_upgrade(store_url: Callable[[], str]) -> None:
     with open_store(store_url()) as fresh:
         with pytest.raises(StoreError, match="pumpops db upgrade"):
