@@ -6,6 +6,7 @@ other's messages, whichever broker they share.
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
 import os
@@ -220,6 +221,8 @@ class OwnMosquitto:
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {folder / 'mosquitto.log'}\n"
+            # started as root, Mosquitto drops to user "mosquitto", who cannot write our tmp folder
+            f"user {getpass.getuser()}\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
