@@ -236,3 +236,32 @@ def test_mqtt_store_outage_longer_than_a_batch_redelivers_after_ingest_restart(
     with IngestService(up, address, settings=ingest_settings, topic_prefix=prefix) as svc2:
         wait_until(lambda: len(up.messages) >= sent.messages, what="redelivery")
         assert svc2.stats().stored_messages == sent.messages
+
+
+def test_mqtt_shared_subscription_splits_messages_between_workers(
+    own_mosquitto: OwnMosquitto, sql_store: TelemetryStore, ingest_settings: IngestSettings, prefix: str
+) -> None:
+    address = own_mosquitto.address
+    workers = [
+        IngestService(
+            sql_store,
+            address,
+            settings=ingest_settings.model_copy(
+                update={"client_id": f"{ingest_settings.client_id}-{i}", "shared_group": "ingest"}
+            ),
+            topic_prefix=prefix,
+        ).start()
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        sent = _publish(address, prefix, _source(10))
+        wait_until(lambda: sum(w.stats().committed for w in workers) >= sent.messages, what="both workers")
+        shares = [w.stats().stored_messages for w in workers]
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sum(shares) == sent.messages
+    assert min(shares) > 0  # each got a part
+    assert _stored(sql_store) == (sent.messages, sent.readings)

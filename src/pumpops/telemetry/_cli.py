@@ -135,7 +135,12 @@ def ingest_cmd(
                 f"into {_redact(settings.resolved_database_url)}; Ctrl-C stops",
                 highlight=False,
             )
-            stats = run_until_stopped(service, duration_s=duration_s, on_tick=tick)
+            stats = run_until_stopped(
+                service,
+                duration_s=duration_s,
+                on_ready=lambda: err_console.print("subscribed; waiting for messages", highlight=False),
+                on_tick=tick,
+            )
     finally:
         if embedded is not None:
             embedded.stop()

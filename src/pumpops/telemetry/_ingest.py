@@ -336,6 +336,11 @@ class IngestService:
             thread.start()
         return self
 
+    @property
+    def ready(self) -> bool:
+        """True once the service has been connected and subscribed."""
+        return self._ready.is_set()
+
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Wait until the service is connected and subscribed.
 
@@ -781,6 +786,7 @@ def run_until_stopped(
     *,
     duration_s: float | None = None,
     stop: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
     on_tick: Callable[[IngestStats], None] | None = None,
     tick_s: float = 5.0,
 ) -> IngestStats:
@@ -790,6 +796,7 @@ def run_until_stopped(
         service: a service not yet started.
         duration_s: stop after this many wall seconds (None: until signalled).
         stop: an event another thread may set to stop.
+        on_ready: called once, when the service has subscribed.
         on_tick: called every ``tick_s`` seconds with the counters (progress output).
         tick_s: seconds between ticks.
 
@@ -797,18 +804,26 @@ def run_until_stopped(
         The final counters.
     """
     stop = stop or threading.Event()
-    deadline = None if duration_s is None else time.monotonic() + duration_s
+    started = time.monotonic()
+    deadline = None if duration_s is None else started + duration_s
+    next_tick = started + tick_s
+    announced = False
     with stop_on_signals(stop):
         service.start()
         try:
             while not stop.is_set():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     break
-                if stop.wait(tick_s if left is None else min(tick_s, left)):
-                    break
-                if on_tick is not None:
-                    on_tick(service.stats())
+                if not announced and service.ready:
+                    announced = True
+                    if on_ready is not None:
+                        on_ready()
+                if now >= next_tick:
+                    next_tick = now + tick_s
+                    if on_tick is not None:
+                        on_tick(service.stats())
+                stop.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - now)))
         finally:
             stats = service.stop()
     return stats

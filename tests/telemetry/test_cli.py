@@ -1,0 +1,220 @@
+"""``pumpops ingest`` and ``pumpops simulate`` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pumpops.cli import app
+from pumpops.errors import ConfigError
+from pumpops.store import open_store
+from pumpops.telemetry._cli import parse_duration
+
+from .conftest import OwnMosquitto, free_port, wait_until
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1.5h", 5400.0),
+        ("500ms", 0.5),
+    ],
+)
+def test_parse_duration_accepts(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1s", "0", "2 weeks", "1y"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(text)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    result = CliRunner().invoke(app, ["init", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "ws"
+
+
+def test_cli_simulate_with_embedded_broker_is_refused_with_advice(workspace: Path) -> None:
+    result = CliRunner().invoke(app, ["-w", str(workspace), "simulate", "--broker", "embedded"])
+    assert isinstance(result.exception, ConfigError)
+    assert "pumpops demo" in str(result.exception)
+    assert "--broker mqtt://127.0.0.1:1883" in str(result.exception)
+
+
+def test_cli_simulate_unknown_speed_is_a_config_error(workspace: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["-w", str(workspace), "simulate", "--broker", "mqtt://127.0.0.1:9", "--speed", "fast"]
+    )
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_cli_ingest_shared_group_on_embedded_broker_is_refused(workspace: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["-w", str(workspace), "ingest", "--shared-group", "g", "--duration", "1"]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "shared subscriptions" in str(result.exception)
+
+
+def test_cli_ingest_runs_the_embedded_broker_for_its_duration(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUMPOPS_EMBEDDED_BROKER_PORT", str(free_port()))
+    result = CliRunner().invoke(
+        app, ["-w", str(workspace), "ingest", "--duration", "1", "--client-id", "cli-t"]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout[result.stdout.index("{") :])
+    assert stats["connects"] == 1
+    assert stats["received"] == 0
+
+
+class _Lines:
+    """Collects a subprocess's stderr lines on a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    def __contains__(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+@pytest.fixture
+def ingest_proc(workspace: Path, own_mosquitto: OwnMosquitto, prefix: str) -> Iterator[subprocess.Popen[str]]:
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix, PUMPOPS_INGEST__BATCH_MAX_WAIT_S="0.02")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pumpops",
+            "-w",
+            str(workspace),
+            "ingest",
+            "--broker",
+            own_mosquitto.address.url,
+            "--client-id",
+            f"cli-{prefix.split('/', maxsplit=1)[0]}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = _Lines(proc)
+    wait_until(lambda: "subscribed" in lines, timeout_s=30, what="ingest to subscribe")
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def test_cli_simulate_publishes_a_mixed_fleet_that_ingest_stores(
+    workspace: Path, own_mosquitto: OwnMosquitto, prefix: str, ingest_proc: subprocess.Popen[str]
+) -> None:
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix)
+    sim = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pumpops",
+            "-w",
+            str(workspace),
+            "simulate",
+            "--devices",
+            "6",
+            "--seed",
+            "3",
+            "--duration",
+            "15m",
+            "--speed",
+            "max",
+            "--broker",
+            own_mosquitto.address.url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert sim.returncode == 0, sim.stderr
+    sent = json.loads(sim.stdout)
+    truth = json.loads((workspace / "ground-truth.json").read_text())
+    fleet = json.loads((workspace / "fleet.json").read_text())
+    assert truth["seed"] == 3
+    assert len(fleet["devices"]) == 6
+    assert {d["profile_id"] for d in fleet["devices"]} == {"acme-ansi", "nordhav-multistage", "sakura-esp"}
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        assert len(store.devices()) == 6
+        wait_until(lambda: store.counts()["messages"] >= sent["messages"], timeout_s=60, what="ingest")
+        counts = store.counts()
+        assert (counts["messages"], counts["readings"], counts["dead_letters"]) == (
+            sent["messages"],
+            sent["readings"],
+            0,
+        )
+    ingest_proc.send_signal(2)  # Ctrl-C: graceful
+    out, _ = ingest_proc.communicate(timeout=30)
+    assert ingest_proc.returncode == 0
+    assert json.loads(out[out.index("{") :])["stored_messages"] == sent["messages"]
+
+
+def test_cli_simulate_no_register_leaves_the_database_alone(
+    workspace: Path, own_mosquitto: OwnMosquitto, prefix: str, tmp_path: Path
+) -> None:
+    truth = tmp_path / "elsewhere" / "truth.json"
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix)
+    sim = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pumpops",
+            "-w",
+            str(workspace),
+            "simulate",
+            "--devices",
+            "2",
+            "--duration",
+            "2m",
+            "--speed",
+            "max",
+            "--broker",
+            own_mosquitto.address.url,
+            "--no-register",
+            "--ground-truth",
+            str(truth),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert sim.returncode == 0, sim.stderr
+    assert truth.is_file()
+    assert (truth.parent / "fleet.json").is_file()
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        assert store.devices() == []
