@@ -9,6 +9,7 @@ the store's own modules.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any, cast
@@ -61,14 +62,36 @@ def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers do not block the writer
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _ensure_wal(cursor)
         cursor.execute(
             "PRAGMA synchronous=NORMAL"
         )  # WAL + NORMAL: durable except for the last commits on power loss
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+
+
+def _ensure_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database file in WAL mode (persistent: normally done once, by its first connection).
+
+    Switching needs the file to itself and fails at once with "database is
+    locked", without the busy timeout, while another connection writes to a
+    fresh file (two processes creating the same database): retry until the
+    timeout, as a busy writer would be waited for.
+    """
+    (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() in ("wal", "memory"):
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _on_begin(conn: Connection) -> None:
