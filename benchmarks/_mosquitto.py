@@ -32,7 +32,9 @@ def mosquitto(extra_config: str = ZERO_LOSS) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="pumpops-bench-mosq-") as tmp:
         conf = Path(tmp) / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            # "user root" keeps mosquitto from dropping to its own user, which could not
+            # write into this root-owned temporary folder
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
             f"log_dest file {tmp}/mosquitto.log\n{extra_config}"
         )
         proc = subprocess.Popen(
