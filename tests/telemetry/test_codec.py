@@ -342,7 +342,7 @@ PARTIAL = [
         lambda m: m.ts_ms.__setitem__(0, now_ms() - 40 * 86_400_000),
         "stale_timestamp",
         9,
-        r"older than 2\.592e\+06 s",
+        r"older than 30 days",
     ),
     Partial("duplicate_timestamp", ACME, _set_ts(5, to_row=4), "duplicate_timestamp", 9, r"row 5 at"),
     Partial(

@@ -285,3 +285,59 @@ def test_ingest_threads_survive_a_flood_of_garbage(
     assert stats.stored_messages == 1
     assert stats.dead_letters == n
     assert threading.active_count() < 50
+
+
+def test_ingest_observer_failure_does_not_stop_ingest(
+    store: MemoryStore,
+    broker_address: BrokerAddress,
+    ingest_settings: IngestSettings,
+    prefix: str,
+    publisher: Publisher,
+) -> None:
+    def observer(results: object, outcomes: object) -> None:
+        raise RuntimeError("probe broke")
+
+    with IngestService(
+        store, broker_address, settings=ingest_settings, topic_prefix=prefix, observer=observer
+    ) as svc:
+        svc.wait_ready()
+        msg = make_msg(ACME, prefix=prefix)
+        publisher.publish(msg.topic, msg.payload())
+        _committed(svc, 1)
+        assert svc.failed is None
+
+
+def test_ingest_writer_bug_is_reported_and_nothing_is_acknowledged(
+    store: MemoryStore,
+    broker_address: BrokerAddress,
+    ingest_settings: IngestSettings,
+    prefix: str,
+    publisher: Publisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pumpops.errors import ServiceError
+    from pumpops.telemetry import run_until_stopped
+
+    svc = IngestService(store, broker_address, settings=ingest_settings, topic_prefix=prefix)
+
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(svc, "_tally", broken)
+    msg = make_msg(ACME, prefix=prefix)
+    with pytest.raises(ServiceError, match="internal error"):
+        run_until_stopped(svc, duration_s=20, on_ready=lambda: publisher.publish(msg.topic, msg.payload()))
+    assert isinstance(svc.failed, ZeroDivisionError)
+    assert svc.stats().acked == 0
+
+
+def test_ingest_service_runs_once(
+    store: MemoryStore, broker_address: BrokerAddress, ingest_settings: IngestSettings, prefix: str
+) -> None:
+    from pumpops.errors import ServiceError
+
+    svc = IngestService(store, broker_address, settings=ingest_settings, topic_prefix=prefix).start()
+    svc.wait_ready()
+    svc.stop()
+    with pytest.raises(ServiceError, match="runs once"):
+        svc.start()

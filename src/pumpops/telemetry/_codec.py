@@ -498,6 +498,8 @@ def _field_rejection(exc: ValidationError) -> MessageRejected:
             text = str(err["msg"])
             parts.append(f"field {where!r}: {text[0].lower() + text[1:]} (got {_cut(err.get('input'))})")
     more = f" (and {len(errors) - 3} more problem(s))" if len(errors) > 3 else ""
+    if reason == "missing_field":
+        more += f" ({SCHEMA_ID} requires schema, msg_id, device_id, sensors, ts_ms and values)"
     return MessageRejected(reason, "; ".join(parts) + more)
 
 
@@ -710,13 +712,13 @@ def _bad_rows(ts: np.ndarray, now_us: int, limits: DecodeLimits) -> list[tuple[s
         (
             "future_timestamp",
             future,
-            f"the hub's clock is {_iso(now_ms)}; allowed {limits.max_future_skew_s:g} s ahead "
+            f"the hub's clock is {_iso(now_ms)}; allowed {_span(limits.max_future_skew_s)} ahead "
             f"(ingest.max_future_skew_s) — check the device's clock (NTP)",
         ),
         (
             "stale_timestamp",
             stale,
-            f"the hub's clock is {_iso(now_ms)}; readings older than {limits.max_past_age_s:g} s "
+            f"the hub's clock is {_iso(now_ms)}; readings older than {_span(limits.max_past_age_s)} "
             f"(ingest.max_past_age_s) are refused — check the device's clock, or raise the limit to backfill",
         ),
         (
@@ -730,6 +732,19 @@ def _bad_rows(ts: np.ndarray, now_us: int, limits: DecodeLimits) -> list[tuple[s
             "timestamps must increase within a message; rows behind an earlier row are rejected",
         ),
     ]
+
+
+def _span(seconds: float) -> str:
+    """A duration for people.
+
+    >>> _span(300), _span(2_592_000), _span(5400)
+    ('300 s', '30 days', '1.5 h')
+    """
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"
 
 
 def _timestamps(ts_ms: list[int]) -> np.ndarray:

@@ -316,6 +316,7 @@ class IngestService:
         self._net_stop = threading.Event()
         self._ready = threading.Event()  # first subscription acknowledged
         self._threads: list[threading.Thread] = []
+        self._failure: BaseException | None = None
         # owned by the network thread
         self._socket_ok = False
         self._refused = False
@@ -325,9 +326,13 @@ class IngestService:
     # -- lifecycle
 
     def start(self) -> IngestService:
-        """Start the network and writer threads (returns at once; see :meth:`wait_ready`)."""
-        if self._threads:
-            raise ServiceError("the ingest service is already running")
+        """Start the network and writer threads (returns at once; see :meth:`wait_ready`).
+
+        A service runs once: after :meth:`stop`, make a new one (same client
+        id: the broker kept the session).
+        """
+        if self._threads or self._net_stop.is_set():
+            raise ServiceError("an ingest service runs once; create a new one to start again")
         self._threads = [
             threading.Thread(target=self._network_loop, name="pumpops-ingest-network", daemon=True),
             threading.Thread(target=self._writer_loop, name="pumpops-ingest-writer", daemon=True),
@@ -335,6 +340,11 @@ class IngestService:
         for thread in self._threads:
             thread.start()
         return self
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error that stopped the writer, if one did (a bug: nothing further is acknowledged)."""
+        return self._failure
 
     @property
     def ready(self) -> bool:
@@ -554,6 +564,19 @@ class IngestService:
     # -- writer thread
 
     def _writer_loop(self) -> None:
+        try:
+            self._write_until_drained()
+        except BaseException as exc:
+            # A bug, not an outage (those are retried inside): stop taking messages so that
+            # nothing more is acknowledged, and let run_until_stopped report it.
+            _log.critical(
+                "the ingest writer failed; unacknowledged messages stay with the broker", exc_info=True
+            )
+            self._failure = exc
+            self._draining.set()
+            self._net_stop.set()
+
+    def _write_until_drained(self) -> None:
         pending: list[_Received] = []
         first_at = 0.0
         while True:
@@ -597,7 +620,10 @@ class IngestService:
             self._retry("write dead letters", lambda: self._store.write_dead_letters(letters))
         self._tally(results, [(r, o) for (_, r), o in zip(to_store, outcomes, strict=True)], len(letters))
         if self._observer is not None:
-            self._observer(results, [o for o in outcomes if isinstance(o, BatchOutcome)])
+            try:
+                self._observer(results, [o for o in outcomes if isinstance(o, BatchOutcome)])
+            except Exception:  # an observer (a benchmark probe) must not stop ingest
+                _log.exception("the ingest observer failed")
         if ack:
             self._acks.extend((item.generation, item.mid, item.qos) for item in items)
 
@@ -824,6 +850,12 @@ def run_until_stopped(
                     if on_tick is not None:
                         on_tick(service.stats())
                 stop.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - now)))
+                if service.failed is not None:
+                    break
         finally:
             stats = service.stop()
+    if service.failed is not None:
+        raise ServiceError(
+            f"the ingest service stopped on an internal error: {service.failed!r}"
+        ) from service.failed
     return stats
