@@ -327,6 +327,14 @@ PARTIAL = [
         3,
         r"T_wind .*-300 degC = -26\.85 K",
     ),
+    Partial(
+        "negative_current_sent_in_si",
+        ACME,
+        _set_cells([(0, 4)], -40.0),
+        "out_of_range",
+        1,
+        r"AMPS at .*: -40 A, outside",
+    ),
     Partial("negative_speed", ACME, _set_cells([(9, 3)], -100.0), "out_of_range", 1, "motor_speed"),
     Partial(
         "far_future",

@@ -790,9 +790,16 @@ def _cell_examples(
             out.append(f"{where}: {_json_number(float(raw[i, j]))}")
         else:
             s = col.sensor
+            # name the value in both units, unless it was sent in the SI unit already
+            same = (col.scale, col.offset) == (1.0, 0.0) and col.unit == s.unit
+            value = (
+                f"{raw[i, j]:.6g} {s.unit}"
+                if same
+                else f"{raw[i, j]:.6g} {col.unit} = {si[i, j]:.6g} {s.unit}"
+            )
             out.append(
-                f"{where}: {raw[i, j]:.6g} {col.unit} = {si[i, j]:.6g} {s.unit}, outside the physical "
-                f"range [{s.minimum:.6g}, {s.maximum:.6g}] {s.unit} of {s.name}"
+                f"{where}: {value}, outside the physical range "
+                f"[{s.minimum:.6g}, {s.maximum:.6g}] {s.unit} of {s.name}"
             )
         if len(out) == _EXAMPLES:
             break
