@@ -60,3 +60,16 @@ def test_canonical_sensors_have_si_units_and_sane_bounds() -> None:
     assert canonical_sensor("flow_rate").unit == "m**3/s"
     with pytest.raises(NotFoundError, match="flow_rat"):
         canonical_sensor("flow_rat")
+
+
+@pytest.mark.parametrize("unit", ["Hz", "1/s", "1/min", "kHz"])
+def test_affine_to_rotational_speed_without_angle_is_rejected(unit: str) -> None:
+    # pint treats the radian as dimensionless, so "Hz" would convert to rad/s with
+    # factor 1 instead of 2π: a silent 6.28x error on every shaft speed.
+    with pytest.raises(UnitError, match="rpm"):
+        affine_to(unit, "rad/s")
+
+
+@pytest.mark.parametrize(("unit", "factor"), [("rev/s", 2 * np.pi), ("rpm", 2 * np.pi / 60), ("deg/s", np.pi / 180)])
+def test_affine_to_rotational_speed_with_angle_converts(unit: str, factor: float) -> None:
+    assert affine_to(unit, "rad/s")[0] == pytest.approx(factor, rel=1e-12)

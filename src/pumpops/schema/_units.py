@@ -18,6 +18,7 @@ _UREG: pint.UnitRegistry[float] = pint.UnitRegistry(autoconvert_offset_to_baseun
 # Vibration is often given in multiples of standard gravity; "g" in pint is the
 # gram, a classic unit mistake that must fail loudly, so "gn" is the way to say it.
 _UREG.define("gn = 9.80665 m/s**2")
+_UREG.define("@alias revolution = rev")
 
 
 @lru_cache(maxsize=1024)
@@ -48,9 +49,21 @@ def affine_to(unit: str, target: str) -> tuple[float, float]:
             f"unit {unit!r} measures {src.dimensionality}, but {target!r} is needed "
             f"(dimension {dst.dimensionality})"
         )
+    if _has_angle(dst) and not _has_angle(src):
+        # pint treats the radian as dimensionless, so Hz would become rad/s with
+        # factor 1 instead of 2π: a silent error on every shaft speed.
+        raise UnitError(
+            f"unit {unit!r} does not say what rotates: a rotational speed needs an angle per time, "
+            f"such as 'rpm', 'rev/s' or 'rad/s' (1 rev/s = 2π rad/s)"
+        )
     zero = _UREG.Quantity(0.0, src).to(dst).magnitude
     one = _UREG.Quantity(1.0, src).to(dst).magnitude
     return float(one - zero), float(zero)
+
+
+def _has_angle(unit: pint.Unit) -> bool:
+    root = _UREG.get_root_units(unit)[1]
+    return "radian" in str(root)
 
 
 def convert(values: np.ndarray, unit: str, target: str) -> np.ndarray:
