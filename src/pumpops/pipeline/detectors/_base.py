@@ -1,0 +1,725 @@
+# ruff: noqa: N803, N806 - X (rows x sensors), W, S, P follow the notation of the docstrings
+"""The detector interface: windowed features, a model core, a calibrated threshold and alarm smoothing.
+
+Every detector is the same pipeline around a small model-specific core:
+
+1. per-device robust scaling ``z = (x - center) / scale`` (``center``/``scale``
+   come from the device's own normal period: :class:`Calibration`);
+2. causal window features per sensor: the mean of the last ``window`` rows,
+   minus (for the ``detrend`` sensors, by default the temperatures) the mean of
+   the last ``baseline_window`` rows, so slow drift does not look like a fault;
+3. the core (PCA T²+Q, Isolation Forest, autoencoder, ...) maps one feature
+   row to a score;
+4. the score is averaged over the last ``score_window`` positions.
+
+Row ``i``'s score uses rows ``<= i`` only. Before a device has a full window
+its first reading is repeated (``padding: repeat_first`` in the manifest).
+
+The ONNX contract (opset 17, float64): input ``window`` of shape
+``(B, W, S)`` — raw canonical readings, oldest first, ``W =``
+:attr:`Detector.input_length`, ``S`` sensors in :attr:`Detector.sensors` order
+— plus ``center`` and ``scale`` of shape ``(S,)`` from the device's
+calibration; output ``score`` of shape ``(B,)``. Threshold and ``k``-of-``n``
+smoothing are declared in :meth:`Detector.manifest` and applied by the agent.
+
+May import: ``pumpops.schema``, ``pumpops.errors``, numpy, scikit-learn,
+skl2onnx, onnx, onnxruntime. Never the store or MLflow.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pumpops.errors import ConfigError, InputError, IntegrityError
+from pumpops.schema import CANONICAL_SENSORS
+
+__all__ = [
+    "DETECTORS",
+    "INPUT_CENTER",
+    "INPUT_SCALE",
+    "INPUT_WINDOW",
+    "ONNX_OPSET",
+    "OUTPUT_SCORE",
+    "Calibration",
+    "Detector",
+    "OnnxCore",
+    "build_detector",
+    "k_of_n",
+    "register_detector",
+    "robust_center_scale",
+]
+
+ONNX_OPSET = 17
+INPUT_WINDOW = "window"
+INPUT_CENTER = "center"
+INPUT_SCALE = "scale"
+OUTPUT_SCORE = "score"
+_FEATURES = "features"  # (N, S) float64 feature rows, the core's input
+_CORE_SCORE = "core_score"  # (N,) float64, the core's output
+_FORMAT = 1
+_QUANTILES = np.linspace(0.0, 1.0, 11)
+_SCALE_FLOOR = 1e-6  # in units of each sensor's own magnitude, see robust_center_scale
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: make ``cls`` buildable by its ``kind``."""
+    DETECTORS[cls.kind] = cls
+    return cls
+
+
+def robust_center_scale(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sensor median and robust spread (IQR / 1.349, floored) of normal data.
+
+    The floor keeps a constant channel (a voltage that never moves) from
+    dividing by zero: it is 1e-6 of the channel's magnitude, or 1e-6.
+
+    >>> c, s = robust_center_scale(np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]))
+    >>> c.tolist(), s.round(4).tolist()
+    ([2.0, 5.0], [0.7413, 0.0])
+    """
+    center = np.median(normal, axis=0)
+    q75, q25 = np.percentile(normal, [75.0, 25.0], axis=0)
+    scale = (q75 - q25) / 1.349
+    std = normal.std(axis=0)
+    scale = np.where(scale > 0, scale, std)
+    floor = np.maximum(np.abs(center), 1.0) * _SCALE_FLOOR
+    return center.astype(np.float64), np.maximum(scale, floor).astype(np.float64)
+
+
+def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Causal ``k``-of-``n`` smoothing: alarm at ``i`` when ``k`` of rows ``i-n+1..i`` exceed.
+
+    >>> k_of_n(np.array([1, 0, 1, 1, 0, 0, 0], dtype=bool), 2, 3).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    counts = np.cumsum(np.concatenate([[0], exceed.astype(np.int64)]))
+    lo = np.maximum(np.arange(1, exceed.size + 1) - n, 0)
+    return np.asarray((counts[1:] - counts[lo]) >= k, dtype=bool)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A device's reference statistics and alarm threshold, from its own normal period.
+
+    Attributes:
+        sensors: the sensors, in the detector's order.
+        center: shape ``(S,)``, per-sensor median of the normal period (canonical units).
+        scale: shape ``(S,)``, per-sensor robust spread (canonical units).
+        threshold: alarm threshold on the score.
+        quantiles: shape ``(S, 11)``, per-sensor deciles of the normal period,
+            the reference bins for drift statistics.
+        n_rows: number of normal rows it was computed from.
+    """
+
+    sensors: tuple[str, ...]
+    center: np.ndarray
+    scale: np.ndarray
+    threshold: float
+    quantiles: np.ndarray
+    n_rows: int
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (lists of floats)."""
+        return {
+            "sensors": list(self.sensors),
+            "center": [float(v) for v in self.center],
+            "scale": [float(v) for v in self.scale],
+            "threshold": float(self.threshold),
+            "quantiles": [[float(v) for v in row] for row in self.quantiles],
+            "n_rows": int(self.n_rows),
+            "extra": {k: float(v) for k, v in sorted(self.extra.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            InputError: a field is missing or has the wrong shape.
+        """
+        try:
+            sensors = tuple(str(s) for s in data["sensors"])
+            center = np.asarray(data["center"], dtype=np.float64)
+            scale = np.asarray(data["scale"], dtype=np.float64)
+            quantiles = np.asarray(data["quantiles"], dtype=np.float64)
+            calibration = cls(
+                sensors=sensors,
+                center=center,
+                scale=scale,
+                threshold=float(data["threshold"]),
+                quantiles=quantiles,
+                n_rows=int(data["n_rows"]),
+                extra={str(k): float(v) for k, v in dict(data.get("extra", {})).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"invalid calibration: {exc}") from exc
+        s = len(sensors)
+        if center.shape != (s,) or scale.shape != (s,) or quantiles.shape != (s, _QUANTILES.size):
+            raise InputError(f"invalid calibration: arrays do not match {s} sensors")
+        return calibration
+
+
+@dataclass(frozen=True)
+class OnnxCore:
+    """The model-specific part of the ONNX graph.
+
+    Its nodes read ``features`` ``(N, S)`` float64 and must write
+    ``core_score`` ``(N,)`` float64. Names of nodes and initializers must be
+    unique and fixed (deterministic bytes).
+    """
+
+    nodes: list[onnx.NodeProto]
+    initializers: list[onnx.TensorProto]
+    opsets: dict[str, int] = field(default_factory=dict)
+
+
+def _default_detrend(sensors: Sequence[str]) -> tuple[str, ...]:
+    return tuple(s for s in sensors if s.endswith("_temperature"))
+
+
+class Detector(abc.ABC):
+    """A trained anomaly detector over a fixed list of canonical sensors.
+
+    Subclasses implement :meth:`_fit_core`, :meth:`_core_score`,
+    :meth:`_core_onnx`, :meth:`_get_state` and :meth:`_set_state`; the base
+    class owns input checks, features, calibration, thresholds, smoothing,
+    the ONNX wrapper, the manifest and persistence.
+
+    Args:
+        sensors: canonical sensor names, in the column order of every array.
+        seed: random seed of anything random in fitting.
+        window: rows averaged into each feature (input smoothing).
+        baseline_window: rows of the slow baseline subtracted from the
+            ``detrend`` sensors' features (0: no detrending).
+        detrend: sensors whose features are differences from the slow
+            baseline (default: every ``*_temperature`` sensor).
+        score_window: positions the per-position score is averaged over.
+        threshold_quantile: quantile of the normal period's scores ...
+        threshold_factor: ... multiplied by this factor gives the threshold.
+        alarm_k: rows above threshold needed ...
+        alarm_n: ... among the last ``alarm_n`` rows to raise an alarm.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        sensors: Sequence[str],
+        seed: int = 0,
+        window: int = 30,
+        baseline_window: int = 0,
+        detrend: Sequence[str] | None = None,
+        score_window: int = 1,
+        threshold_quantile: float = 0.99,
+        threshold_factor: float = 1.0,
+        alarm_k: int = 1,
+        alarm_n: int = 1,
+    ) -> None:
+        sensors = tuple(sensors)
+        unknown = [s for s in sensors if s not in CANONICAL_SENSORS]
+        if not sensors or unknown or len(set(sensors)) != len(sensors):
+            raise ConfigError(
+                f"sensors must be distinct canonical sensors, got {list(sensors)}; "
+                f"known: {', '.join(CANONICAL_SENSORS)}"
+            )
+        detrend_t = _default_detrend(sensors) if detrend is None else tuple(detrend)
+        if any(s not in sensors for s in detrend_t):
+            raise ConfigError(f"detrend sensors {list(detrend_t)} must be among {list(sensors)}")
+        checks = {
+            "window": window >= 1,
+            "baseline_window": baseline_window == 0 or baseline_window > window,
+            "score_window": score_window >= 1,
+            "threshold_quantile": 0.0 < threshold_quantile <= 1.0,
+            "threshold_factor": threshold_factor > 0.0,
+            "alarm_n": 1 <= alarm_k <= alarm_n,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid hyper-parameter(s) {bad} for detector {self.kind!r}")
+        self.sensors: tuple[str, ...] = sensors
+        self.seed = int(seed)
+        self.window = int(window)
+        self.baseline_window = int(baseline_window)
+        self.detrend: tuple[str, ...] = detrend_t
+        self.score_window = int(score_window)
+        self.threshold_quantile = float(threshold_quantile)
+        self.threshold_factor = float(threshold_factor)
+        self.alarm_k = int(alarm_k)
+        self.alarm_n = int(alarm_n)
+        self._fitted = False
+
+    # ----------------------------------------------------------------- subclass hooks
+
+    @abc.abstractmethod
+    def _fit_core(self, features: np.ndarray) -> None:
+        """Fit the core on feature rows ``(N, S)`` of normal data."""
+
+    @abc.abstractmethod
+    def _core_score(self, features: np.ndarray) -> np.ndarray:
+        """Score feature rows ``(N, S)`` -> ``(N,)`` float64 (higher is more anomalous)."""
+
+    @abc.abstractmethod
+    def _core_onnx(self) -> OnnxCore:
+        """ONNX nodes computing ``core_score`` from ``features`` (see :class:`OnnxCore`)."""
+
+    @abc.abstractmethod
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Fitted state as named arrays (saved in ``state.npz``)."""
+
+    @abc.abstractmethod
+    def _set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`_get_state` returned."""
+
+    def _core_params(self) -> dict[str, Any]:
+        """Hyper-parameters of the core (JSON-able); subclasses extend."""
+        return {}
+
+    # ----------------------------------------------------------------- shape of the input
+
+    @property
+    def n_sensors(self) -> int:
+        """Number of sensors ``S``."""
+        return len(self.sensors)
+
+    @property
+    def feature_span(self) -> int:
+        """Rows one feature row looks back over (itself included)."""
+        return max(self.window, self.baseline_window)
+
+    @property
+    def input_length(self) -> int:
+        """Rows ``W`` of the ONNX input window."""
+        return self.feature_span + self.score_window - 1
+
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters, JSON-able, enough to rebuild an unfitted detector."""
+        return {
+            "kind": self.kind,
+            "sensors": list(self.sensors),
+            "seed": self.seed,
+            "window": self.window,
+            "baseline_window": self.baseline_window,
+            "detrend": list(self.detrend),
+            "score_window": self.score_window,
+            "threshold_quantile": self.threshold_quantile,
+            "threshold_factor": self.threshold_factor,
+            "alarm_k": self.alarm_k,
+            "alarm_n": self.alarm_n,
+            **self._core_params(),
+        }
+
+    def _check(self, X: np.ndarray, what: str, min_rows: int = 1) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_sensors:
+            raise InputError(
+                f"{what} must have shape (rows, {self.n_sensors}) for sensors {list(self.sensors)}, "
+                f"got {X.shape}"
+            )
+        if X.shape[0] < min_rows:
+            raise InputError(f"{what} needs at least {min_rows} rows, got {X.shape[0]}")
+        if not np.issubdtype(X.dtype, np.number):
+            raise InputError(f"{what} must be numeric, got dtype {X.dtype}")
+        X = X.astype(np.float64, copy=False)
+        finite = np.isfinite(X)
+        if not finite.all():
+            r, c = np.argwhere(~finite)[0]
+            raise InputError(f"{what} has a non-finite value at row {r}, sensor {self.sensors[c]!r}")
+        for j, name in enumerate(self.sensors):
+            spec = CANONICAL_SENSORS[name]
+            lo, hi = float(X[:, j].min()), float(X[:, j].max())
+            if lo < spec.minimum or hi > spec.maximum:
+                raise InputError(
+                    f"{what}: sensor {name!r} ranges {lo:g}..{hi:g}, outside the physical bounds "
+                    f"{spec.minimum:g}..{spec.maximum:g} {spec.unit}: readings must be in canonical "
+                    f"SI units ({spec.unit})"
+                )
+        return X
+
+    def _check_sensors(self, sensors: Sequence[str] | None, units: Sequence[str] | None) -> None:
+        if sensors is not None and tuple(sensors) != self.sensors:
+            raise InputError(f"input sensors {list(sensors)} do not match the model's {list(self.sensors)}")
+        if units is not None:
+            want = [CANONICAL_SENSORS[s].unit for s in self.sensors]
+            if list(units) != want:
+                raise InputError(f"input units {list(units)} are not the canonical units {want}")
+
+    def _check_calibration(self, calibration: Calibration) -> None:
+        if tuple(calibration.sensors) != self.sensors:
+            raise InputError(
+                f"calibration is for sensors {list(calibration.sensors)}, the model for {list(self.sensors)}"
+            )
+
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise ConfigError(f"detector {self.kind!r} is not fitted: call fit() or load()")
+
+    # ----------------------------------------------------------------- features
+
+    def _detrend_mask(self) -> np.ndarray:
+        return np.array([1.0 if s in self.detrend else 0.0 for s in self.sensors])
+
+    def _features(self, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Feature row for every row of ``X`` (causal, first row repeated before the start)."""
+        Z = (X - center) / scale
+        pad = np.repeat(Z[:1], self.feature_span - 1, axis=0)
+        Zp = np.concatenate([pad, Z])
+        cs = np.concatenate([np.zeros((1, Z.shape[1])), np.cumsum(Zp, axis=0)])
+        n = Z.shape[0]
+        end = np.arange(self.feature_span, self.feature_span + n)
+        fast = (cs[end] - cs[end - self.window]) / self.window
+        if self.baseline_window == 0:
+            return np.asarray(fast)
+        slow = (cs[end] - cs[end - self.baseline_window]) / self.baseline_window
+        return np.asarray(fast - slow * self._detrend_mask())
+
+    def _smooth_scores(self, per_row: np.ndarray) -> np.ndarray:
+        m = self.score_window
+        if m == 1:
+            return per_row
+        padded = np.concatenate([np.repeat(per_row[:1], m - 1), per_row])
+        cs = np.concatenate([[0.0], np.cumsum(padded)])
+        return np.asarray((cs[m:] - cs[:-m]) / m)
+
+    # ----------------------------------------------------------------- public API
+
+    def fit(self, segments: Sequence[np.ndarray]) -> Self:
+        """Fit on normal data.
+
+        Args:
+            segments: one ``(n_i, S)`` float64 array per device or recording,
+                canonical SI units, time-ordered, normal operation only. Each
+                segment is scaled by its own robust statistics.
+
+        Returns:
+            self, fitted.
+
+        Raises:
+            InputError: a segment has the wrong shape, non-finite values or
+                values outside physical bounds.
+        """
+        if isinstance(segments, np.ndarray):
+            segments = [segments]
+        if not segments:
+            raise InputError("fit needs at least one segment of normal data")
+        feats = []
+        for i, raw in enumerate(segments):
+            seg = self._check(raw, f"segment {i}", min_rows=2)
+            center, scale = robust_center_scale(seg)
+            feats.append(self._features(seg, center, scale))
+        self._fit_core(np.concatenate(feats))
+        self._fitted = True
+        return self
+
+    def calibrate(self, normal: np.ndarray) -> Calibration:
+        """Compute a device's reference statistics and threshold from its normal period.
+
+        The threshold is ``threshold_factor`` times the ``threshold_quantile``
+        quantile of the scores over ``normal``.
+
+        Raises:
+            InputError: ``normal`` has the wrong shape or bad values.
+        """
+        self._require_fitted()
+        normal = self._check(normal, "normal period", min_rows=2)
+        center, scale = robust_center_scale(normal)
+        provisional = Calibration(
+            sensors=self.sensors,
+            center=center,
+            scale=scale,
+            threshold=np.inf,
+            quantiles=np.quantile(normal, _QUANTILES, axis=0).T.copy(),
+            n_rows=int(normal.shape[0]),
+        )
+        scores = self._score_checked(normal, provisional)
+        base = float(np.quantile(scores, self.threshold_quantile))
+        threshold = (
+            base * self.threshold_factor if base > 0 else base + abs(base) * (self.threshold_factor - 1)
+        )
+        return Calibration(
+            sensors=self.sensors,
+            center=center,
+            scale=scale,
+            threshold=float(threshold),
+            quantiles=provisional.quantiles,
+            n_rows=provisional.n_rows,
+            extra={"score_quantile": base},
+        )
+
+    def _score_checked(self, X: np.ndarray, calibration: Calibration) -> np.ndarray:
+        feats = self._features(X, calibration.center, calibration.scale)
+        per_row = np.asarray(self._core_score(feats), dtype=np.float64)
+        return self._smooth_scores(per_row)
+
+    def score(
+        self,
+        X: np.ndarray,
+        calibration: Calibration,
+        *,
+        sensors: Sequence[str] | None = None,
+        units: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Anomaly score of every row of ``X`` (causal: row ``i`` uses rows ``<= i``).
+
+        Args:
+            X: ``(n, S)`` readings in canonical SI units, time-ordered.
+            calibration: the device's calibration.
+            sensors: if given, the names of ``X``'s columns, checked against the model's.
+            units: if given, the units of ``X``'s columns, checked against canonical units.
+
+        Returns:
+            ``(n,)`` float64, higher is more anomalous.
+
+        Raises:
+            InputError: wrong sensors, units, shape, non-finite or out-of-bounds values.
+        """
+        self._require_fitted()
+        self._check_sensors(sensors, units)
+        self._check_calibration(calibration)
+        return self._score_checked(self._check(X, "input"), calibration)
+
+    def alarms(
+        self,
+        X: np.ndarray,
+        calibration: Calibration,
+        *,
+        sensors: Sequence[str] | None = None,
+        units: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Boolean alarm per row: score above threshold, smoothed ``alarm_k``-of-``alarm_n``."""
+        scores = self.score(X, calibration, sensors=sensors, units=units)
+        return self.alarms_from_scores(scores, calibration)
+
+    def alarms_from_scores(self, scores: np.ndarray, calibration: Calibration) -> np.ndarray:
+        """Apply the threshold and the stored smoothing to scores from :meth:`score` or ONNX."""
+        return k_of_n(np.asarray(scores) > calibration.threshold, self.alarm_k, self.alarm_n)
+
+    def windows(self, X: np.ndarray) -> np.ndarray:
+        """The ONNX input for every row of ``X``: ``(n, W, S)`` windows, first row repeated before start."""
+        X = np.asarray(X, dtype=np.float64)
+        W = self.input_length
+        Xp = np.concatenate([np.repeat(X[:1], W - 1, axis=0), X])
+        view = np.lib.stride_tricks.sliding_window_view(Xp, W, axis=0)  # (n, S, W)
+        return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+    # ----------------------------------------------------------------- ONNX
+
+    def _feature_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, P)`` averaging matrices: fast mean and slow baseline at the last ``P`` positions."""
+        W, P = self.input_length, self.score_window
+        fast = np.zeros((W, P))
+        slow = np.zeros((W, P))
+        for p in range(P):
+            end = W - P + p + 1  # exclusive end row of position p
+            fast[end - self.window : end, p] = 1.0 / self.window
+            if self.baseline_window:
+                slow[end - self.baseline_window : end, p] = 1.0 / self.baseline_window
+        return fast, slow
+
+    def to_onnx(self) -> bytes:
+        """The scoring graph as deterministic ONNX bytes (same fit, same bytes)."""
+        self._require_fitted()
+        S, W, P = self.n_sensors, self.input_length, self.score_window
+        fast, slow = self._feature_matrices()
+        inits = [
+            numpy_helper.from_array(fast, "pre_fast"),
+            numpy_helper.from_array(np.array([-1, S], dtype=np.int64), "pre_rows_shape"),
+            numpy_helper.from_array(np.array([-1, P], dtype=np.int64), "pre_scores_shape"),
+        ]
+        nodes = [
+            helper.make_node("Sub", [INPUT_WINDOW, INPUT_CENTER], ["pre_centered"], name="pre_sub"),
+            helper.make_node("Div", ["pre_centered", INPUT_SCALE], ["pre_z"], name="pre_div"),
+            helper.make_node("Transpose", ["pre_z"], ["pre_zt"], name="pre_transpose", perm=[0, 2, 1]),
+            helper.make_node("MatMul", ["pre_zt", "pre_fast"], ["pre_fast_mean"], name="pre_fast_mm"),
+        ]
+        feature_t = "pre_fast_mean"
+        if self.baseline_window:
+            mask = self._detrend_mask().reshape(S, 1)
+            inits += [
+                numpy_helper.from_array(slow, "pre_slow"),
+                numpy_helper.from_array(mask, "pre_detrend_mask"),
+            ]
+            nodes += [
+                helper.make_node("MatMul", ["pre_zt", "pre_slow"], ["pre_slow_mean"], name="pre_slow_mm"),
+                helper.make_node(
+                    "Mul", ["pre_slow_mean", "pre_detrend_mask"], ["pre_slow_masked"], name="pre_mask"
+                ),
+                helper.make_node(
+                    "Sub", ["pre_fast_mean", "pre_slow_masked"], ["pre_detrended"], name="pre_detrend"
+                ),
+            ]
+            feature_t = "pre_detrended"
+        nodes += [
+            # (B, S, P) -> (B, P, S) -> (B*P, S)
+            helper.make_node("Transpose", [feature_t], ["pre_bps"], name="pre_to_bps", perm=[0, 2, 1]),
+            helper.make_node("Reshape", ["pre_bps", "pre_rows_shape"], [_FEATURES], name="pre_rows"),
+        ]
+        core = self._core_onnx()
+        nodes += core.nodes
+        inits += core.initializers
+        nodes += [
+            helper.make_node("Reshape", [_CORE_SCORE, "pre_scores_shape"], ["post_bp"], name="post_bp"),
+            helper.make_node(
+                "ReduceMean", ["post_bp"], [OUTPUT_SCORE], name="post_mean", axes=[1], keepdims=0
+            ),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            f"pumpops_{self.kind}",
+            inputs=[
+                helper.make_tensor_value_info(INPUT_WINDOW, TensorProto.DOUBLE, ["batch", W, S]),
+                helper.make_tensor_value_info(INPUT_CENTER, TensorProto.DOUBLE, [S]),
+                helper.make_tensor_value_info(INPUT_SCALE, TensorProto.DOUBLE, [S]),
+            ],
+            outputs=[helper.make_tensor_value_info(OUTPUT_SCORE, TensorProto.DOUBLE, ["batch"])],
+            initializer=inits,
+        )
+        opsets = [helper.make_opsetid("", ONNX_OPSET)]
+        opsets += [helper.make_opsetid(domain, v) for domain, v in sorted(core.opsets.items()) if domain]
+        model = helper.make_model(graph, opset_imports=opsets, producer_name="pumpops", producer_version="1")
+        model.ir_version = 8
+        model.doc_string = f"pumpops detector {self.kind}"
+        onnx.checker.check_model(model)
+        data: bytes = model.SerializeToString(deterministic=True)
+        return data
+
+    def manifest(self) -> dict[str, Any]:
+        """What the edge agent needs to run the model without model-specific code."""
+        return {
+            "format": _FORMAT,
+            "kind": self.kind,
+            "onnx_opset": ONNX_OPSET,
+            "inputs": {
+                "sensors": [{"name": s, "unit": CANONICAL_SENSORS[s].unit} for s in self.sensors],
+                "window_rows": self.input_length,
+                "padding": "repeat_first",
+                "onnx": [
+                    {
+                        "name": INPUT_WINDOW,
+                        "dtype": "float64",
+                        "shape": ["batch", self.input_length, self.n_sensors],
+                    },
+                    {
+                        "name": INPUT_CENTER,
+                        "dtype": "float64",
+                        "shape": [self.n_sensors],
+                        "from": "calibration.center",
+                    },
+                    {
+                        "name": INPUT_SCALE,
+                        "dtype": "float64",
+                        "shape": [self.n_sensors],
+                        "from": "calibration.scale",
+                    },
+                ],
+            },
+            "outputs": [{"name": OUTPUT_SCORE, "dtype": "float64", "shape": ["batch"]}],
+            "alarm": {
+                "threshold": "calibration.threshold",
+                "compare": "score > threshold",
+                "smoothing": {"rule": "k_of_n", "k": self.alarm_k, "n": self.alarm_n},
+            },
+            "calibration": {
+                "center": "median of the normal period",
+                "scale": "IQR / 1.349 of the normal period (floored)",
+                "threshold": f"{self.threshold_factor} * quantile({self.threshold_quantile}) of normal score",
+            },
+            "params": self.params(),
+        }
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``detector.json``, ``state.npz`` and ``model.onnx`` into ``folder``."""
+        self._require_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = self._get_state()
+        state_path = folder / "state.npz"
+        with state_path.open("wb") as fh:
+            np.savez(fh, **{k: state[k] for k in sorted(state)})  # type: ignore[arg-type]
+        digest = hashlib.sha256(state_path.read_bytes()).hexdigest()
+        meta = {"format": _FORMAT, "params": self.params(), "state_sha256": digest}
+        (folder / "detector.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        (folder / "model.onnx").write_bytes(self.to_onnx())
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Detector:
+        """Read a detector written by :meth:`save` (any kind when called on :class:`Detector`).
+
+        Raises:
+            ConfigError: the files are missing or name an unknown kind.
+            IntegrityError: ``state.npz`` does not match its recorded hash.
+        """
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "detector.json").read_text())
+            raw = (folder / "state.npz").read_bytes()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read a detector from {folder}: {exc}") from exc
+        if hashlib.sha256(raw).hexdigest() != meta.get("state_sha256"):
+            raise IntegrityError(f"{folder / 'state.npz'} does not match its recorded SHA-256")
+        params = dict(meta["params"])
+        kind = params.pop("kind")
+        detector = build_detector(kind, **params)
+        if cls is not Detector and not isinstance(detector, cls):
+            raise ConfigError(f"{folder} holds a {kind!r} detector, not {cls.kind!r}")
+        with np.load(folder / "state.npz", allow_pickle=False) as npz:
+            detector._set_state({k: npz[k] for k in npz.files})
+        detector._fitted = True
+        return detector
+
+
+def build_detector(kind: str, *, sensors: Sequence[str], seed: int = 0, **hyper: Any) -> Detector:
+    """Build an unfitted detector by kind.
+
+    Raises:
+        ConfigError: unknown kind or unknown / invalid hyper-parameter.
+
+    >>> build_detector("nope", sensors=["motor_current"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.ConfigError: unknown detector kind 'nope'; known: ...
+    """
+    import pumpops.pipeline.detectors  # noqa: F401, PLC0415 - registers the built-in kinds
+
+    try:
+        cls = DETECTORS[kind]
+    except KeyError:
+        raise ConfigError(f"unknown detector kind {kind!r}; known: {', '.join(sorted(DETECTORS))}") from None
+    allowed = _hyper_names(cls)
+    unknown = sorted(set(hyper) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown hyper-parameter(s) {unknown} for detector {kind!r}; known: {', '.join(sorted(allowed))}"
+        )
+    try:
+        return cls(sensors=sensors, seed=seed, **hyper)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid hyper-parameters for detector {kind!r}: {exc}") from exc
+
+
+def _hyper_names(cls: type[Detector]) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                names.add(p.name)
+    return names - {"sensors", "seed"}
