@@ -218,3 +218,53 @@ def test_cli_simulate_no_register_leaves_the_database_alone(
     assert (truth.parent / "fleet.json").is_file()
     with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
         assert store.devices() == []
+
+
+def test_cli_replay_skab_files_are_stored_as_devices_of_the_testbed_profile(
+    workspace: Path,
+    own_mosquitto: OwnMosquitto,
+    prefix: str,
+    ingest_proc: subprocess.Popen[str],
+    skab_dir: Path,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "skab" / "valve2"
+    folder.mkdir(parents=True)
+    for name in ("0.csv", "1.csv"):
+        (folder / name).write_bytes((skab_dir / "valve2" / name).read_bytes())
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix)
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pumpops",
+            "-w",
+            str(workspace),
+            "replay",
+            str(tmp_path / "skab"),
+            "--broker",
+            own_mosquitto.address.url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr
+    sent = json.loads(replay.stdout)
+    assert sent["devices"] == 2
+    # valve2/0 has 1125 rows and valve2/1 has 1063, of 8 sensors each (SKAB README)
+    assert sent["readings"] == (1125 + 1063) * 8
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        wait_until(lambda: store.counts()["messages"] >= sent["messages"], timeout_s=60, what="ingest")
+        devices = {d.device_id: d for d in store.devices()}
+        assert devices["skab-valve2-0"].profile_id == "skab-testbed"
+        frame = store.query("skab-valve2-0", sensors=["discharge_pressure", "motor_temperature"])
+        assert frame.ts_us.size == 1125
+        # stored in SI: SKAB's bar and degC become Pa and K
+        assert 200 < float(frame.values[0, 1]) < 400
+        counts = store.counts()
+        # a reading the hub refuses (e.g. a gauge pressure below vacuum) is dead-lettered, never lost
+        rejected = sent["readings"] - counts["readings"]
+        assert rejected == 0 or counts["dead_letters"] > 0
