@@ -70,6 +70,8 @@ def test_affine_to_rotational_speed_without_angle_is_rejected(unit: str) -> None
         affine_to(unit, "rad/s")
 
 
-@pytest.mark.parametrize(("unit", "factor"), [("rev/s", 2 * np.pi), ("rpm", 2 * np.pi / 60), ("deg/s", np.pi / 180)])
+@pytest.mark.parametrize(
+    ("unit", "factor"), [("rev/s", 2 * np.pi), ("rpm", 2 * np.pi / 60), ("deg/s", np.pi / 180)]
+)
 def test_affine_to_rotational_speed_with_angle_converts(unit: str, factor: float) -> None:
     assert affine_to(unit, "rad/s")[0] == pytest.approx(factor, rel=1e-12)

@@ -16,7 +16,13 @@ from pumpops._cli_support import console, err_console, settings_from
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.fleet import ManufacturerProfile
+    from collections.abc import Sequence
+
+    from pumpops.fleet import Device, ManufacturerProfile
+    from pumpops.settings import Settings
+    from pumpops.sources import Source
+    from pumpops.telemetry._broker import BrokerAddress
+    from pumpops.telemetry._publisher import PublishStats
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -192,10 +198,8 @@ def simulate_cmd(
     """
     from pumpops.sim import Scenario, build_fleet, to_epoch_ms, write_ground_truth
     from pumpops.sources import SimulatorSource
-    from pumpops.store import open_store
     from pumpops.telemetry._broker import parse_broker_url
-    from pumpops.telemetry._ingest import stop_on_signals
-    from pumpops.telemetry._publisher import Publisher, parse_speed
+    from pumpops.telemetry._publisher import parse_speed
 
     settings = settings_from(ctx, broker_url=broker)
     address = parse_broker_url(settings.broker_url)
@@ -239,28 +243,23 @@ def simulate_cmd(
         + "\n",
         encoding="utf-8",
     )
-    if register_devices:
-        with open_store(settings.resolved_database_url) as store:
-            added = store.register_devices(fleet)
-        err_console.print(f"registered {len(fleet)} devices ({added} new)", highlight=False)
-
-    source = SimulatorSource(scenario, chunk_s=10.0, speed=None)  # the publisher paces
-    stop = threading.Event()
-    publisher = Publisher(
-        address,
-        client_id=f"pumpops-sim-{seed}-{os.getpid()}",
-        sites={d.device_id: d.site for d in fleet},
-        topic_prefix=settings.topic_prefix,
-        max_rows_per_message=rows_per_message,
-    )
     err_console.print(
         f"publishing {devices} devices, {duration_s:g} s of simulated time at "
         f"{'max speed' if pace is None else f'{pace:g}x'} to {address.url} ({settings.topic_prefix}/...); "
         f"ground truth {truth_path}, fleet {fleet_path}",
         highlight=False,
     )
-    with stop_on_signals(stop), publisher:
-        stats = publisher.run(source, speed=pace, stop=stop)
+    source = SimulatorSource(scenario, chunk_s=10.0, speed=None)  # the publisher paces
+    stats, stop = _register_and_publish(
+        settings,
+        address,
+        fleet,
+        source,
+        register=register_devices,
+        client_id=f"pumpops-sim-{seed}-{os.getpid()}",
+        rows_per_message=rows_per_message,
+        speed=pace,
+    )
     rate = stats.readings / stats.wall_s if stats.wall_s > 0 else 0.0
     console.print_json(
         json.dumps(
@@ -301,10 +300,7 @@ def replay_cmd(
     the native names of the `skab-testbed` manufacturer profile.
     """
     from pumpops.sources import SkabCsvSource
-    from pumpops.store import open_store
     from pumpops.telemetry._broker import parse_broker_url
-    from pumpops.telemetry._ingest import stop_on_signals
-    from pumpops.telemetry._publisher import Publisher
 
     settings = settings_from(ctx, broker_url=broker)
     address = parse_broker_url(settings.broker_url)
@@ -317,20 +313,16 @@ def replay_cmd(
     longest_ms = max(int(t.ts_ms[-1] - t.ts_ms[0]) for t in probe.experiments)
     source = SkabCsvSource(path, site=site, rebase_to_ms=int(time.time()) * 1000 - longest_ms - 1000)
     fleet = source.devices
-    if register_devices:
-        with open_store(settings.resolved_database_url) as store:
-            added = store.register_devices(fleet)
-        err_console.print(f"registered {len(fleet)} devices ({added} new)", highlight=False)
-    stop = threading.Event()
-    publisher = Publisher(
+    stats, stop = _register_and_publish(
+        settings,
         address,
+        fleet,
+        source,
+        register=register_devices,
         client_id=f"pumpops-replay-{os.getpid()}",
-        sites={d.device_id: d.site for d in fleet},
-        topic_prefix=settings.topic_prefix,
-        max_rows_per_message=rows_per_message,
+        rows_per_message=rows_per_message,
+        speed=None,
     )
-    with stop_on_signals(stop), publisher:
-        stats = publisher.run(source, speed=None, stop=stop)
     console.print_json(
         json.dumps(
             {
@@ -342,6 +334,39 @@ def replay_cmd(
             }
         )
     )
+
+
+def _register_and_publish(
+    settings: Settings,
+    address: BrokerAddress,
+    fleet: Sequence[Device],
+    source: Source,
+    *,
+    register: bool,
+    client_id: str,
+    rows_per_message: int,
+    speed: float | None,
+) -> tuple[PublishStats, threading.Event]:
+    """Register the devices (if asked) and publish a source until it ends or Ctrl-C."""
+    from pumpops.store import open_store
+    from pumpops.telemetry._ingest import stop_on_signals
+    from pumpops.telemetry._publisher import Publisher
+
+    if register:
+        with open_store(settings.resolved_database_url) as store:
+            added = store.register_devices(fleet)
+        err_console.print(f"registered {len(fleet)} devices ({added} new)", highlight=False)
+    stop = threading.Event()
+    publisher = Publisher(
+        address,
+        client_id=client_id,
+        sites={d.device_id: d.site for d in fleet},
+        topic_prefix=settings.topic_prefix,
+        max_rows_per_message=rows_per_message,
+    )
+    with stop_on_signals(stop), publisher:
+        stats = publisher.run(source, speed=speed, stop=stop)
+    return stats, stop
 
 
 def _profiles(extra_dirs: tuple[Path, ...]) -> dict[str, ManufacturerProfile]:
