@@ -7,6 +7,7 @@ May import: ``pumpops.schema``, ``pumpops.errors``, numpy, scikit-learn,
 skl2onnx, onnx, onnxruntime. Never the store or MLflow.
 """
 
+from pumpops.pipeline.detectors._autoencoder import MlpAutoencoder
 from pumpops.pipeline.detectors._base import (
     DETECTORS,
     INPUT_CENTER,
@@ -22,6 +23,7 @@ from pumpops.pipeline.detectors._base import (
     register_detector,
     robust_center_scale,
 )
+from pumpops.pipeline.detectors._iforest import IsolationForestDetector
 from pumpops.pipeline.detectors._pca import PcaT2Q
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "OUTPUT_SCORE",
     "Calibration",
     "Detector",
+    "IsolationForestDetector",
+    "MlpAutoencoder",
     "OnnxCore",
     "PcaT2Q",
     "build_detector",
