@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from pumpops._cli_support import console, settings_from
+from pumpops._cli_support import settings_from
 
 pipeline_app = typer.Typer(help="Training pipelines: inspect a pipeline.toml.", no_args_is_help=True)
 
@@ -73,22 +72,31 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
         return
-    table = Table(title=f"pumpops train: {config}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value", overflow="fold")
-    table.add_row("run id", str(result.run_id or "(not logged)"))
-    table.add_row("dataset digest", result.dataset_digest)
-    table.add_row("config hash", result.config_hash)
-    table.add_row("ONNX", f"{result.onnx_path}\nsha256 {result.onnx_sha256}")
-    table.add_row("devices calibrated", str(len(result.devices)))
-    if result.skipped_devices:
-        table.add_row("devices skipped", ", ".join(result.skipped_devices))
-    table.add_row("steps", ", ".join(f"{s} {how}" for s, how in result.steps))
+    # Plain "key: value" lines: hashes and paths stay whole for copying and grep.
+    lines = [
+        f"run id:          {result.run_id or '(not logged)'}",
+        f"dataset digest:  {result.dataset_digest}",
+        f"config hash:     {result.config_hash}",
+        f"onnx:            {result.onnx_path}",
+        f"onnx sha256:     {result.onnx_sha256}",
+        f"devices:         {len(result.devices)} calibrated"
+        + (
+            f", skipped (too little normal data): {', '.join(result.skipped_devices)}"
+            if result.skipped_devices
+            else ""
+        ),
+        "steps:           " + ", ".join(f"{step} {how}" for step, how in result.steps),
+    ]
     for key in ("f1", "far", "mar", "events", "events_missed", "mean_delay_s", "alarm_rate", "test_rows"):
         if key in result.metrics:
-            value = result.metrics[key]
-            table.add_row(key, f"{value:.4f}" if not float(value).is_integer() else f"{value:.0f}")
-    console.print(table)
+            lines.append(f"{key + ':':<17}{_number(result.metrics[key])}")
+    typer.echo("\n".join(lines))
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4f}"
 
 
 @pipeline_app.command("show-config")

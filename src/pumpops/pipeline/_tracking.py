@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import math
 import os
 import shutil
@@ -165,6 +166,11 @@ def log_run(
         from mlflow.tracking import MlflowClient  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - mlflow is a dependency
         raise ServiceError(f"MLflow is not installed: {exc}") from exc
+    # Creating the embedded DB logs its migrations at INFO on stderr: noise for `pumpops train`.
+    quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic.runtime.migration")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             # MLflow's SQLAlchemy store and its alembic migrations warn about
@@ -199,4 +205,7 @@ def log_run(
             artifact_uri = client.get_run(run_id).info.artifact_uri
     except MlflowException as exc:
         raise ServiceError(f"MLflow tracking at {tracking_uri} failed: {exc}") from exc
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     return run_id, str(artifact_uri)

@@ -1,0 +1,107 @@
+"""``pumpops train`` and ``pumpops pipeline show-config`` on a root command with only this part's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pumpops.errors import ConfigError
+from pumpops.pipeline import _cli as pipeline_cli
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        """Test root."""
+        ctx.obj = {"workspace": None}
+
+    pipeline_cli.register(app)
+    return app
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def invoke(*args: str) -> tuple[int, str, BaseException | None]:
+    result = CliRunner().invoke(_app(), list(args))
+    return result.exit_code, result.output, result.exception
+
+
+def test_train_skab_files_prints_summary(workspace: Path, skab_small: Path, tracking_uri: str) -> None:
+    config = workspace / "pipeline.toml"
+    config.write_text(
+        f'seed = 1\n[data]\nsource = "files"\npaths = ["{skab_small}"]\ntrain_rows = 400\n'
+        "[features]\nwindow_samples = 10\nmin_segment_samples = 30\n"
+    )
+    code, out, exc = invoke("train", "--config", str(config), "--tracking-uri", tracking_uri, "--json")
+    assert code == 0, (out, exc)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert len(summary["dataset_digest"]) == 64
+    assert summary["run_id"]
+    assert Path(summary["onnx"]).is_file()
+    assert summary["metrics"]["events"] == 3
+    assert (workspace / "snapshots" / summary["dataset_digest"]).is_dir()
+    code, out, exc = invoke("train", "--config", str(config), "--tracking-uri", tracking_uri)
+    assert code == 0, (out, exc)
+    assert "run id" in out
+    assert summary["dataset_digest"] in out
+    assert "fit cached" in out
+
+
+def test_train_store_group_on_simulated_fleet(
+    workspace: Path, fleet_store: tuple[str, Path], tracking_uri: str
+) -> None:
+    url, truth = fleet_store
+    config = workspace / "pipeline.toml"
+    config.write_text(
+        "[data]\n"
+        'source = "store"\ngroup = "acme-ansi"\n'
+        "since = 2025-06-01T00:00:00Z\nuntil = 2025-06-01T03:00:00Z\n"
+        f'[data.hygiene]\nground_truth = "{truth}"\nmargin_s = 60\n'
+        "[evaluation]\nsince = 2025-06-01T03:00:00Z\nuntil = 2025-06-01T04:00:00Z\n"
+        "[smoothing]\nk = 5\nn = 10\n"
+    )
+    code, out, exc = invoke(
+        "train", "--config", str(config), "--db", url, "--tracking-uri", tracking_uri, "--json"
+    )
+    assert code == 0, (out, exc)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["devices"] == 3
+    assert summary["metrics"]["events"] == 3
+    assert Path(summary["onnx"]).is_file()
+    manifest = json.loads((Path(summary["model_dir"]) / "manifest.json").read_text())
+    assert manifest["group"] == "acme-ansi"
+    calibrations = json.loads((Path(summary["model_dir"]) / "calibrations.json").read_text())
+    assert sorted(calibrations["devices"]) == ["p-0001", "p-0002", "p-0003"]
+
+
+def test_train_bad_config_is_config_error_naming_key(workspace: Path) -> None:
+    config = workspace / "pipeline.toml"
+    config.write_text(
+        '[data]\nsource = "files"\npaths = ["x"]\n[threshold]\nquantile = 2.0\ncolour = "red"\n'
+    )
+    code, _, exc = invoke("train", "--config", str(config))
+    assert code != 0
+    assert isinstance(exc, ConfigError)
+    assert "threshold.quantile" in str(exc)
+    assert "threshold.colour: unknown key" in str(exc)
+
+
+def test_show_config_prints_defaults_and_hash(workspace: Path) -> None:
+    config = workspace / "pipeline.toml"
+    config.write_text('[data]\nsource = "files"\npaths = ["data"]\n')
+    code, out, exc = invoke("pipeline", "show-config", "--config", str(config))
+    assert code == 0, (out, exc)
+    assert '"kind": "pca_t2q"' in out
+    assert "config hash: " in out
