@@ -24,6 +24,7 @@ May import: ``pumpops.schema``, ``pumpops.fleet``, ``pumpops.sources``,
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ __all__ = [
     "alarm_changepoints",
     "binary_counts",
     "detection_windows",
+    "leaderboard_table",
+    "markdown_table",
     "nab_tally",
     "run_skab",
     "skab_canonical",
@@ -85,7 +88,21 @@ LEADERBOARD_CHANGEPOINT: tuple[tuple[str, float], ...] = (
 
 # One global setting per detector for the whole benchmark (never tuned per file).
 BENCHMARK_SETTINGS: dict[str, dict[str, Any]] = {
-    "pca_t2q": {"window": 30, "baseline_window": 0, "score_window": 1, "threshold_factor": 1.5},
+    "pca_t2q": {"window": 15, "baseline_window": 120, "threshold_factor": 2.0, "alarm_k": 5, "alarm_n": 10},
+    "isolation_forest": {
+        "window": 15,
+        "baseline_window": 120,
+        "threshold_factor": 1.0,
+        "alarm_k": 5,
+        "alarm_n": 10,
+    },
+    "mlp_autoencoder": {
+        "window": 15,
+        "baseline_window": 120,
+        "threshold_factor": 3.0,
+        "alarm_k": 5,
+        "alarm_n": 10,
+    },
 }
 DEFAULT_DETECTOR = "pca_t2q"
 
@@ -425,3 +442,34 @@ def run_skab(
             )
         )
     return SkabRun(detector=detector, settings=hyper, files=results, seconds=time.perf_counter() - started)
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(run: SkabRun) -> str:
+    """The run per subfolder and overall, beside the published leaderboard, as a markdown table."""
+    header = (
+        "| rows of | files | test rows | F1 | FAR % | MAR % | NAB standard | NAB LowFP | NAB LowFN "
+        "| CPs | missed | FP CPs | mean delay s |"
+    )
+    lines = [header, "|" + "---|" * 13]
+    groups = [*run.groups().items(), ("**overall**", run.files)]
+    for name, files in groups:
+        m = SkabRun.summary(files)
+        lines.append(
+            f"| {name} | {m['files']} | {m['rows']} | {m['f1']:.3f} | {_fmt(m['far'])} | {_fmt(m['mar'])} "
+            f"| {_fmt(m['nab_standard'])} | {_fmt(m['nab_lowfp'])} | {_fmt(m['nab_lowfn'])} "
+            f"| {m['changepoints']} | {m['missed']} | {m['false_positives']} | {_fmt(m['mean_delay_s'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def leaderboard_table() -> str:
+    """The published SKAB leaderboard (all 34 upstream experiments) as markdown."""
+    lines = ["| published (34 upstream files) | F1 | FAR % | MAR % |", "|---|---|---|---|"]
+    lines += [f"| {n} | {f1:.2f} | {far:.2f} | {mar:.2f} |" for n, f1, far, mar in LEADERBOARD_OUTLIER]
+    lines += ["", "| published (34 upstream files) | NAB standard |", "|---|---|"]
+    lines += [f"| {n} | {s:.2f} |" for n, s in LEADERBOARD_CHANGEPOINT]
+    return "\n".join(lines)
