@@ -31,7 +31,7 @@ from pumpops.pipeline._data import (
 )
 from pumpops.pipeline._features import DeviceFeatures, Interval, build_features, settings_from
 from pumpops.pipeline._metrics import summarise
-from pumpops.pipeline._snapshot import read_bundle, write_bundle, write_snapshot
+from pumpops.pipeline._snapshot import Dataset, read_bundle, write_bundle, write_snapshot
 from pumpops.pipeline._tracking import (
     code_revision,
     log_run,
@@ -212,6 +212,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
     use_cache: bool = True,
     tracking_uri: str | None = None,
     log: bool | None = None,
+    dataset: Dataset | None = None,
 ) -> RunResult:
     """Run every step of a pipeline and log the run.
 
@@ -224,6 +225,8 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         use_cache: False recomputes every step (and replaces its cache entry).
         tracking_uri: overrides ``$PUMPOPS_MLFLOW_URI`` and ``output.tracking_uri``.
         log: overrides ``output.log``.
+        dataset: data already in memory (e.g. straight from the simulator, for
+            benchmarks); ``[data]`` is then not read, but still recorded.
 
     Returns:
         The run's result.
@@ -239,7 +242,9 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
     steps: list[tuple[str, str]] = []
 
     # 1. snapshot -------------------------------------------------------------------------
-    def load() -> Any:
+    def load() -> Dataset:
+        if dataset is not None:
+            return dataset
         if isinstance(config.data, StoreData):
             url = config.data.database_url or database_url
             if store is not None:
@@ -250,10 +255,12 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                 return load_store_dataset(config, opened)
         return load_files_dataset(config)
 
-    dataset = _timed(timings, "snapshot", load)
-    digest, snapshot_dir, written = write_snapshot(workspace / "snapshots", dataset)
+    data = _timed(timings, "load", load)
+    digest, snapshot_dir, written = _timed(
+        timings, "snapshot", lambda: write_snapshot(workspace / "snapshots", data)
+    )
     steps.append(("snapshot", "written" if written else "reused"))
-    sensors = dataset.sensors
+    sensors = data.sensors
     detector_template = make_detector(config, sensors)  # fail fast on bad hyper-parameters
 
     # 2. features -------------------------------------------------------------------------
@@ -280,9 +287,9 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
 
     def compute_features(folder: Path) -> None:
         per_device = {d: spans + hygiene.get("*", []) for d, spans in hygiene.items() if d != "*"}
-        for rec in dataset.recordings:
+        for rec in data.recordings:
             per_device.setdefault(rec.device_id, list(hygiene.get("*", [])))
-        devices, totals = build_features(dataset, fs, excluded=per_device, labels=labels)
+        devices, totals = build_features(data, fs, excluded=per_device, labels=labels)
         arrays: list[tuple[str, np.ndarray]] = []
         meta_devices = []
         for i, dev in enumerate(devices):
@@ -327,7 +334,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
     # 4. calibrate ------------------------------------------------------------------------
     def compute_calibrate(folder: Path) -> None:
         cals = {d.device_id: detector.calibrate(d.train).to_dict() for d in usable}
-        _write_json(folder / "calibrations.json", {"group": dataset.group, "devices": cals})
+        _write_json(folder / "calibrations.json", {"group": data.group, "devices": cals})
 
     cal_dir, cal_key = _timed(
         timings,
@@ -395,7 +402,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         (folder / "model.onnx").write_bytes(onnx_bytes)
         manifest = detector.manifest()
         manifest["model_sha256"] = hashlib.sha256(onnx_bytes).hexdigest()
-        manifest["group"] = dataset.group
+        manifest["group"] = data.group
         _write_json(folder / "manifest.json", manifest)
 
     export_dir, _ = _timed(timings, "export", lambda: cache.run("export", {"fit": fit_key}, compute_export))
@@ -403,7 +410,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
 
     onnx_bytes = (export_dir / "model.onnx").read_bytes()
     onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()
-    model_dir = config.output.model_dir or workspace / "models" / f"{dataset.group}-{onnx_sha[:12]}"
+    model_dir = config.output.model_dir or workspace / "models" / f"{data.group}-{onnx_sha[:12]}"
     model_dir.mkdir(parents=True, exist_ok=True)
     for src in (
         export_dir / "model.onnx",
@@ -422,7 +429,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         "seed": config.seed,
         "model_sha256": onnx_sha,
         "detector_kind": config.detector.kind,
-        "group": dataset.group,
+        "group": data.group,
         "sensors": list(sensors),
         "devices": sorted(calibrations),
     }
@@ -438,7 +445,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
             "pumpops.config_hash": config.config_hash,
             "pumpops.package_set_sha256": package_set_hash(),
             "pumpops.seed": str(config.seed),
-            "pumpops.group": dataset.group,
+            "pumpops.group": data.group,
             "pumpops.model_sha256": onnx_sha,
             "pumpops.snapshot": str(snapshot_dir),
             **revision.as_tags(),
@@ -463,7 +470,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                 ),
                 workspace=workspace,
                 experiment=config.output.experiment,
-                run_name=config.output.run_name or f"{dataset.group}-{config.detector.kind}",
+                run_name=config.output.run_name or f"{data.group}-{config.detector.kind}",
                 params=params,
                 metrics={**metrics, **{f"time_{k}_s": v for k, v in timings.items()}},
                 tags=tags,
