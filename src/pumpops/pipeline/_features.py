@@ -147,7 +147,7 @@ def _grid_labels(rec: Recording, grid: np.ndarray, s: FeatureSettings) -> np.nda
     return out[: grid.size]
 
 
-def train_rows(
+def normal_rows(
     rec: Recording, s: FeatureSettings, excluded: Sequence[Interval]
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Normal rows of one training recording, with counts of what hygiene removed."""
@@ -169,7 +169,7 @@ def train_rows(
     return rows, stats
 
 
-def test_rows(
+def holdout_rows(
     rec: Recording, s: FeatureSettings, label_intervals: Sequence[Interval] | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Holdout rows (finite only) with their grid times and labels (from the recording or intervals)."""
@@ -210,7 +210,7 @@ def build_features(
         parts = by_device[device_id]
         train_parts = []
         for rec in parts["train"]:
-            rows, stats = train_rows(rec, s, excluded.get(device_id, []))
+            rows, stats = normal_rows(rec, s, excluded.get(device_id, []))
             train_parts.append(rows)
             for k, v in stats.items():
                 totals[k] += v
@@ -218,7 +218,7 @@ def build_features(
         ts_l, x_l, y_l = [], [], []
         for rec in parts["test"]:
             intervals = None if labels is None else labels.get(device_id, [])
-            ts, x, y = test_rows(rec, s, intervals)
+            ts, x, y = holdout_rows(rec, s, intervals)
             ts_l.append(ts)
             x_l.append(x)
             y_l.append(y)
