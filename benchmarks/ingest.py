@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="messages in the saturated run")
     parser.add_argument("--devices", type=int, default=500)
-    parser.add_argument("--paced-rate", type=float, default=1250.0, help="messages/s offered in the paced run")
+    parser.add_argument("--paced-rate", type=float, default=1250.0, help="messages/s in the paced run")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--queue-messages", type=int, default=5_000)
     args = parser.parse_args(argv)
