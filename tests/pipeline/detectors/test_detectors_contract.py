@@ -104,6 +104,16 @@ def test_detector_onnx_matches_score(
     assert float(np.max(np.abs(got - expected))) <= 1e-4
 
 
+def test_detector_score_windows_matches_score(
+    fitted: tuple[Detector, Calibration], data: dict[str, np.ndarray]
+) -> None:
+    detector, cal = fitted
+    got = detector.score_windows(detector.windows(data["valid"]), cal)
+    np.testing.assert_allclose(got, detector.score(data["valid"], cal), rtol=0, atol=1e-9)
+    with pytest.raises(InputError, match=r"windows must have shape"):
+        detector.score_windows(data["valid"], cal)
+
+
 def test_detector_onnx_is_self_contained(fitted: tuple[Detector, Calibration]) -> None:
     detector, _ = fitted
     model = onnx.load_from_string(detector.to_onnx())
