@@ -105,3 +105,43 @@ def test_show_config_prints_defaults_and_hash(workspace: Path) -> None:
     assert code == 0, (out, exc)
     assert '"kind": "pca_t2q"' in out
     assert "config hash: " in out
+
+
+def test_calibrate_new_pump_against_group_model(
+    workspace: Path, fleet_store: tuple[str, Path], tracking_uri: str
+) -> None:
+    url, truth = fleet_store
+    config = workspace / "pipeline.toml"
+    config.write_text(
+        "[data]\n"
+        'source = "store"\ngroup = "acme-ansi"\ndevices = ["p-0001", "p-0002"]\n'
+        "since = 2025-06-01T00:00:00Z\nuntil = 2025-06-01T03:00:00Z\n"
+        f'[data.hygiene]\nground_truth = "{truth}"\n'
+        "[evaluation]\nenabled = false\n[output]\nlog = false\n"
+    )
+    code, out, exc = invoke("train", "--config", str(config), "--db", url, "--json")
+    assert code == 0, (out, exc)
+    model_dir = Path(json.loads(out.strip().splitlines()[-1])["model_dir"])
+    before = json.loads((model_dir / "calibrations.json").read_text())["devices"]
+    assert sorted(before) == ["p-0001", "p-0002"]
+    code, out, exc = invoke(
+        "pipeline", "calibrate", "--model-dir", str(model_dir), "--device", "p-0003",
+        "--since", "2025-06-01T00:00:00Z", "--until", "2025-06-01T03:00:00Z", "--db", url,
+    )  # fmt: skip
+    assert code == 0, (out, exc)
+    assert "calibrated p-0003" in out
+    after = json.loads((model_dir / "calibrations.json").read_text())["devices"]
+    assert sorted(after) == ["p-0001", "p-0002", "p-0003"]
+    assert after["p-0001"] == before["p-0001"]
+    # its fault (20 min) and 2 x 300 s of margin are not part of its normal period
+    assert after["p-0003"]["n_rows"] == 3 * 3600 - 20 * 60 - 600
+
+
+def test_calibrate_naive_time_is_config_error(workspace: Path) -> None:
+    code, _, exc = invoke(
+        "pipeline", "calibrate", "--model-dir", str(workspace), "--device", "p-1",
+        "--since", "2025-06-01T00:00:00", "--until", "2025-06-01T03:00:00Z", "--db", "sqlite://",
+    )  # fmt: skip
+    assert code != 0
+    assert isinstance(exc, ConfigError)
+    assert "--since" in str(exc)

@@ -1,4 +1,4 @@
-"""Command-line commands of ``pumpops.pipeline``: ``train`` and ``pipeline show-config``.
+"""Command-line commands of ``pumpops.pipeline``: ``train``, ``pipeline show-config``, ``pipeline calibrate``.
 
 May import: typer, rich, ``pumpops._cli_support``, ``pumpops.errors`` and this package.
 """
@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pumpops._cli_support import settings_from
+from pumpops.errors import ConfigError
 
-pipeline_app = typer.Typer(help="Training pipelines: inspect a pipeline.toml.", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="Training pipelines: inspect a pipeline.toml, calibrate a new pump.", no_args_is_help=True
+)
 
 ConfigOption = Annotated[
     Path,
@@ -107,3 +111,52 @@ def show_config(config: ConfigOption) -> None:
     cfg = load_config(config)
     typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
     typer.echo(f"config hash: {cfg.config_hash}")
+
+
+def _utc_time(text: str, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: not an ISO-8601 time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise ConfigError(f"{option}: give a time zone, e.g. {text}Z")
+    return value
+
+
+@pipeline_app.command("calibrate")
+def calibrate(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    model_dir: Path = typer.Option(..., "--model-dir", help="A model folder written by `pumpops train`."),
+    device: str = typer.Option(
+        ..., "--device", help="The pump to calibrate (a device of the model's group)."
+    ),
+    since: str = typer.Option(..., "--since", help="Start of its normal period, ISO-8601 with zone."),
+    until: str = typer.Option(..., "--until", help="End of its normal period (exclusive)."),
+    ground_truth: Path | None = typer.Option(
+        None,
+        "--ground-truth",
+        help="Fault records to leave out (default: the training config's).",
+        show_default=False,
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Store URL (default: workspace settings).", show_default=False
+    ),
+) -> None:
+    """Calibrate a new pump against its group's model from its own normal period (into calibrations.json)."""
+    from pumpops.pipeline._calibrate import calibrate_new_device
+    from pumpops.store import open_store
+
+    settings = settings_from(ctx, database_url=db)
+    with open_store(settings.resolved_database_url) as store:
+        cal = calibrate_new_device(
+            model_dir,
+            store,
+            device,
+            since=_utc_time(since, "--since"),
+            until=_utc_time(until, "--until"),
+            ground_truth=ground_truth,
+        )
+    typer.echo(
+        f"calibrated {device} from {cal.n_rows} normal rows: threshold {cal.threshold:.6g}; "
+        f"written to {model_dir / 'calibrations.json'}"
+    )

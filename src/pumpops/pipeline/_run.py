@@ -69,7 +69,8 @@ class RunResult:
         onnx_path: the exported model in the model folder.
         onnx_sha256: SHA-256 of the ONNX bytes.
         model_dir: the folder with ``model.onnx``, ``manifest.json``,
-            ``calibrations.json``, ``metrics.json`` and ``lineage.json``.
+            ``calibrations.json``, ``metrics.json``, ``lineage.json``,
+            ``pipeline.json``, ``environment.txt`` and ``detector/`` (the fitted detector).
         steps: ``(step, "computed" | "cached" | "written" | "reused")`` in order.
         devices: devices calibrated.
         skipped_devices: devices without enough normal data to calibrate.
@@ -419,6 +420,8 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         eval_dir / "metrics.json",
     ):
         shutil.copyfile(src, model_dir / src.name)
+    # The fitted detector itself, so a new pump of the group can be calibrated later.
+    shutil.copytree(fit_dir / "detector", model_dir / "detector", dirs_exist_ok=True)
     revision = code_revision()
     lineage = {
         "dataset_digest": digest,
@@ -474,7 +477,8 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                 params=params,
                 metrics={**metrics, **{f"time_{k}_s": v for k, v in timings.items()}},
                 tags=tags,
-                artifacts=[("model", model_dir / name) for name in _MODEL_FILES],
+                artifacts=[("model", model_dir / name) for name in _MODEL_FILES]
+                + [("model/detector", p) for p in sorted((model_dir / "detector").iterdir())],
             ),
         )
     return RunResult(
