@@ -23,6 +23,7 @@ from pumpops.pipeline.detectors import (
     Detector,
     build_detector,
     k_of_n,
+    smooth_alarms,
 )
 
 SENSORS = ("motor_current", "motor_voltage", "motor_temperature", "flow_rate", "vibration_accel_de")
@@ -31,7 +32,15 @@ SMALL = {
     "isolation_forest": {"n_estimators": 15, "max_samples": 64},
     "mlp_autoencoder": {"hidden": [6, 2, 6], "max_iter": 60},
 }
-COMMON = {"window": 5, "baseline_window": 20, "score_window": 3, "alarm_k": 2, "alarm_n": 4}
+COMMON = {
+    "window": 5,
+    "baseline_window": 20,
+    "detrend_weight": 0.5,
+    "score_window": 3,
+    "alarm_k": 2,
+    "alarm_n": 4,
+    "alarm_release": 0.6,
+}
 KINDS = sorted(DETECTORS)
 
 
@@ -171,13 +180,13 @@ def test_detector_alarms_use_stored_smoothing(
 ) -> None:
     detector, cal = fitted
     scores = detector.score(data["valid"], cal)
-    expected = k_of_n(scores > cal.threshold, COMMON["alarm_k"], COMMON["alarm_n"])
+    expected = smooth_alarms(
+        scores, cal.threshold, COMMON["alarm_k"], COMMON["alarm_n"], COMMON["alarm_release"]
+    )
     np.testing.assert_array_equal(detector.alarms(data["valid"], cal), expected)
-    assert detector.manifest()["alarm"]["smoothing"] == {
-        "rule": "k_of_n",
-        "k": COMMON["alarm_k"],
-        "n": COMMON["alarm_n"],
-    }
+    smoothing = detector.manifest()["alarm"]["smoothing"]
+    assert smoothing["rule"] == "k_of_n_hysteresis"
+    assert (smoothing["k"], smoothing["n"], smoothing["release"]) == (2, 4, 0.6)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +272,21 @@ def test_k_of_n_hand_computed() -> None:
     exceed = np.array([0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1], dtype=bool)
     assert k_of_n(exceed, 2, 3).astype(int).tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1]
     assert k_of_n(exceed, 1, 1).tolist() == exceed.tolist()
+
+
+def test_smooth_alarms_hysteresis_hand_computed() -> None:
+    scores = np.array([0.0, 1.5, 1.5, 1.5, 0.9, 0.7, 0.4, 1.5, 0.2])
+    assert smooth_alarms(scores, 1.0, 3, 3).astype(int).tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert smooth_alarms(scores, 1.0, 3, 3, release=0.5).astype(int).tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]
+
+
+def test_detector_trim_z_leaves_a_transient_out_of_fit_and_threshold(data: dict[str, np.ndarray]) -> None:
+    normal = data["normal"].copy()
+    normal[:30, 3] *= 0.5  # the tail of an earlier event in the "normal" period
+    for trim_z, flagged in ((0.0, 0.0), (4.0, 1.0)):
+        detector = build_detector("pca_t2q", sensors=SENSORS, trim_z=trim_z, **COMMON).fit([normal])
+        cal = detector.calibrate(normal)
+        scores = detector.score(normal, cal)
+        assert (scores[5:30] > cal.threshold).mean() == flagged  # learnt as normal only without trimming
+        assert (scores[60:] > cal.threshold).mean() == 0.0
+        assert detector.params()["trim_z"] == trim_z

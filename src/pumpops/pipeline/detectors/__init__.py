@@ -22,6 +22,7 @@ from pumpops.pipeline.detectors._base import (
     k_of_n,
     register_detector,
     robust_center_scale,
+    smooth_alarms,
 )
 from pumpops.pipeline.detectors._iforest import IsolationForestDetector
 from pumpops.pipeline.detectors._pca import PcaT2Q
@@ -43,4 +44,5 @@ __all__ = [
     "k_of_n",
     "register_detector",
     "robust_center_scale",
+    "smooth_alarms",
 ]

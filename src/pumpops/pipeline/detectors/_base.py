@@ -58,6 +58,7 @@ __all__ = [
     "k_of_n",
     "register_detector",
     "robust_center_scale",
+    "smooth_alarms",
 ]
 
 ONNX_OPSET = 17
@@ -108,6 +109,27 @@ def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
     counts = np.cumsum(np.concatenate([[0], exceed.astype(np.int64)]))
     lo = np.maximum(np.arange(1, exceed.size + 1) - n, 0)
     return np.asarray((counts[1:] - counts[lo]) >= k, dtype=bool)
+
+
+def smooth_alarms(scores: np.ndarray, threshold: float, k: int, n: int, release: float = 1.0) -> np.ndarray:
+    """``k``-of-``n`` alarms with hysteresis: once on, stay on while ``score > release * threshold``.
+
+    >>> s = np.array([0.0, 2.0, 2.0, 0.8, 0.8, 0.3, 2.0])
+    >>> smooth_alarms(s, 1.0, 2, 2).astype(int).tolist()
+    [0, 0, 1, 0, 0, 0, 0]
+    >>> smooth_alarms(s, 1.0, 2, 2, release=0.5).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    raised = k_of_n(scores > threshold, k, n)
+    if release >= 1.0:
+        return raised
+    hold = scores > release * threshold
+    out = np.zeros(scores.shape[0], dtype=bool)
+    on = False
+    for i in range(scores.shape[0]):
+        on = bool(raised[i] or (on and hold[i]))
+        out[i] = on
+    return out
 
 
 @dataclass(frozen=True)
@@ -207,11 +229,17 @@ class Detector(abc.ABC):
             ``detrend`` sensors' features (0: no detrending).
         detrend: sensors whose features are differences from the slow
             baseline (default: every ``*_temperature`` sensor).
+        detrend_weight: factor on the ``detrend`` sensors' features (below 1:
+            slow channels, whose short-term swings are mostly benign, count less).
         score_window: positions the per-position score is averaged over.
         threshold_quantile: quantile of the normal period's scores ...
         threshold_factor: ... multiplied by this factor gives the threshold.
         alarm_k: rows above threshold needed ...
         alarm_n: ... among the last ``alarm_n`` rows to raise an alarm.
+        alarm_release: hysteresis: a raised alarm stays on while the score is
+            above ``alarm_release * threshold`` (1: no hysteresis).
+        trim_z: leave out of fitting and of the threshold the normal rows with a
+            feature beyond ``trim_z`` robust deviations (0: keep all rows).
     """
 
     kind: ClassVar[str]
@@ -224,11 +252,14 @@ class Detector(abc.ABC):
         window: int = 30,
         baseline_window: int = 0,
         detrend: Sequence[str] | None = None,
+        detrend_weight: float = 1.0,
         score_window: int = 1,
         threshold_quantile: float = 0.99,
         threshold_factor: float = 1.0,
         alarm_k: int = 1,
         alarm_n: int = 1,
+        alarm_release: float = 1.0,
+        trim_z: float = 0.0,
     ) -> None:
         sensors = tuple(sensors)
         unknown = [s for s in sensors if s not in CANONICAL_SENSORS]
@@ -244,9 +275,12 @@ class Detector(abc.ABC):
             "window": window >= 1,
             "baseline_window": baseline_window == 0 or baseline_window > window,
             "score_window": score_window >= 1,
+            "detrend_weight": detrend_weight > 0.0,
             "threshold_quantile": 0.0 < threshold_quantile <= 1.0,
             "threshold_factor": threshold_factor > 0.0,
             "alarm_n": 1 <= alarm_k <= alarm_n,
+            "alarm_release": 0.0 < alarm_release <= 1.0,
+            "trim_z": trim_z >= 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -256,11 +290,14 @@ class Detector(abc.ABC):
         self.window = int(window)
         self.baseline_window = int(baseline_window)
         self.detrend: tuple[str, ...] = detrend_t
+        self.detrend_weight = float(detrend_weight)
         self.score_window = int(score_window)
         self.threshold_quantile = float(threshold_quantile)
         self.threshold_factor = float(threshold_factor)
         self.alarm_k = int(alarm_k)
         self.alarm_n = int(alarm_n)
+        self.alarm_release = float(alarm_release)
+        self.trim_z = float(trim_z)
         self._fitted = False
 
     # ----------------------------------------------------------------- subclass hooks
@@ -315,11 +352,14 @@ class Detector(abc.ABC):
             "window": self.window,
             "baseline_window": self.baseline_window,
             "detrend": list(self.detrend),
+            "detrend_weight": self.detrend_weight,
             "score_window": self.score_window,
             "threshold_quantile": self.threshold_quantile,
             "threshold_factor": self.threshold_factor,
             "alarm_k": self.alarm_k,
             "alarm_n": self.alarm_n,
+            "alarm_release": self.alarm_release,
+            "trim_z": self.trim_z,
             **self._core_params(),
         }
 
@@ -375,6 +415,9 @@ class Detector(abc.ABC):
     def _detrend_mask(self) -> np.ndarray:
         return np.array([1.0 if s in self.detrend else 0.0 for s in self.sensors])
 
+    def _feature_weights(self) -> np.ndarray:
+        return np.array([self.detrend_weight if s in self.detrend else 1.0 for s in self.sensors])
+
     def _features(self, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Feature row for every row of ``X`` (causal, first row repeated before the start)."""
         Z = (X - center) / scale
@@ -385,9 +428,23 @@ class Detector(abc.ABC):
         end = np.arange(self.feature_span, self.feature_span + n)
         fast = (cs[end] - cs[end - self.window]) / self.window
         if self.baseline_window == 0:
-            return np.asarray(fast)
+            return np.asarray(fast * self._feature_weights())
         slow = (cs[end] - cs[end - self.baseline_window]) / self.baseline_window
-        return np.asarray(fast - slow * self._detrend_mask())
+        return np.asarray((fast - slow * self._detrend_mask()) * self._feature_weights())
+
+    def _typical(self, features: np.ndarray) -> np.ndarray:
+        """Rows whose every feature lies within ``trim_z`` robust deviations of its median.
+
+        A "normal" period often still holds the tail of an earlier event; with
+        ``trim_z > 0`` such rows neither shape the model nor raise the threshold.
+        """
+        if self.trim_z <= 0:
+            return np.ones(features.shape[0], dtype=bool)
+        med = np.median(features, axis=0)
+        mad = np.median(np.abs(features - med), axis=0) * 1.4826
+        dev = np.abs(features - med) / np.maximum(mad, 1e-9)
+        keep = np.asarray((dev <= self.trim_z).all(axis=1))
+        return keep if keep.sum() >= max(10, features.shape[0] // 4) else np.ones_like(keep)
 
     def _smooth_scores(self, per_row: np.ndarray) -> np.ndarray:
         m = self.score_window
@@ -422,7 +479,8 @@ class Detector(abc.ABC):
         for i, raw in enumerate(segments):
             seg = self._check(raw, f"segment {i}", min_rows=2)
             center, scale = robust_center_scale(seg)
-            feats.append(self._features(seg, center, scale))
+            f = self._features(seg, center, scale)
+            feats.append(f[self._typical(f)])
         self._fit_core(np.concatenate(feats))
         self._fitted = True
         return self
@@ -448,7 +506,8 @@ class Detector(abc.ABC):
             n_rows=int(normal.shape[0]),
         )
         scores = self._score_checked(normal, provisional)
-        base = float(np.quantile(scores, self.threshold_quantile))
+        typical = self._typical(self._features(normal, center, scale))
+        base = float(np.quantile(scores[typical], self.threshold_quantile))
         threshold = (
             base * self.threshold_factor if base > 0 else base + abs(base) * (self.threshold_factor - 1)
         )
@@ -508,7 +567,9 @@ class Detector(abc.ABC):
 
     def alarms_from_scores(self, scores: np.ndarray, calibration: Calibration) -> np.ndarray:
         """Apply the threshold and the stored smoothing to scores from :meth:`score` or ONNX."""
-        return k_of_n(np.asarray(scores) > calibration.threshold, self.alarm_k, self.alarm_n)
+        return smooth_alarms(
+            np.asarray(scores), calibration.threshold, self.alarm_k, self.alarm_n, self.alarm_release
+        )
 
     def score_windows(self, windows: np.ndarray, calibration: Calibration) -> np.ndarray:
         """Score ``(B, W, S)`` windows exactly as the ONNX graph does, in numpy / scikit-learn.
@@ -528,6 +589,7 @@ class Detector(abc.ABC):
         feats = zt @ fast
         if self.baseline_window:
             feats = feats - (zt @ slow) * self._detrend_mask()[:, None]
+        feats = feats * self._feature_weights()[:, None]
         rows = feats.transpose(0, 2, 1).reshape(-1, self.n_sensors)
         per = np.asarray(self._core_score(rows), dtype=np.float64).reshape(-1, self.score_window)
         return np.asarray(per.mean(axis=1))
@@ -587,6 +649,12 @@ class Detector(abc.ABC):
                 ),
             ]
             feature_t = "pre_detrended"
+        if self.detrend_weight != 1.0 and self.detrend:
+            inits.append(numpy_helper.from_array(self._feature_weights().reshape(S, 1), "pre_weights"))
+            nodes.append(
+                helper.make_node("Mul", [feature_t, "pre_weights"], ["pre_weighted"], name="pre_weight")
+            )
+            feature_t = "pre_weighted"
         nodes += [
             # (B, S, P) -> (B, P, S) -> (B*P, S)
             helper.make_node("Transpose", [feature_t], ["pre_bps"], name="pre_to_bps", perm=[0, 2, 1]),
@@ -655,7 +723,14 @@ class Detector(abc.ABC):
             "alarm": {
                 "threshold": "calibration.threshold",
                 "compare": "score > threshold",
-                "smoothing": {"rule": "k_of_n", "k": self.alarm_k, "n": self.alarm_n},
+                "smoothing": {
+                    "rule": "k_of_n_hysteresis",
+                    "k": self.alarm_k,
+                    "n": self.alarm_n,
+                    "release": self.alarm_release,
+                    "meaning": "on when k of the last n scores exceed threshold; "
+                    "a raised alarm stays on while score > release * threshold",
+                },
             },
             "calibration": {
                 "center": "median of the normal period",
