@@ -89,7 +89,14 @@ LEADERBOARD_CHANGEPOINT: tuple[tuple[str, float], ...] = (
 # One global setting per detector for the whole benchmark (never tuned per file).
 _FEATURES = {"window": 10, "baseline_window": 120, "detrend_weight": 0.1}
 BENCHMARK_SETTINGS: dict[str, dict[str, Any]] = {
-    "pca_t2q": {**_FEATURES, "threshold_factor": 2.0, "alarm_k": 5, "alarm_n": 10, "alarm_release": 0.5},
+    "pca_t2q": {
+        **_FEATURES,
+        "threshold_factor": 2.0,
+        "alarm_k": 5,
+        "alarm_n": 10,
+        "alarm_release": 0.5,
+        "alarm_hold": 30,
+    },
     "isolation_forest": {**_FEATURES, "threshold_factor": 1.0, "alarm_k": 5, "alarm_n": 10},
     "mlp_autoencoder": {
         **_FEATURES,

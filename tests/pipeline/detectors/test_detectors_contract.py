@@ -40,6 +40,7 @@ COMMON = {
     "alarm_k": 2,
     "alarm_n": 4,
     "alarm_release": 0.6,
+    "alarm_hold": 2,
 }
 KINDS = sorted(DETECTORS)
 
@@ -186,7 +187,7 @@ def test_detector_alarms_use_stored_smoothing(
     np.testing.assert_array_equal(detector.alarms(data["valid"], cal), expected)
     smoothing = detector.manifest()["alarm"]["smoothing"]
     assert smoothing["rule"] == "k_of_n_hysteresis"
-    assert (smoothing["k"], smoothing["n"], smoothing["release"]) == (2, 4, 0.6)
+    assert (smoothing["k"], smoothing["n"], smoothing["release"], smoothing["hold_rows"]) == (2, 4, 0.6, 2)
 
 
 @pytest.mark.parametrize(
@@ -278,6 +279,9 @@ def test_smooth_alarms_hysteresis_hand_computed() -> None:
     scores = np.array([0.0, 1.5, 1.5, 1.5, 0.9, 0.7, 0.4, 1.5, 0.2])
     assert smooth_alarms(scores, 1.0, 3, 3).astype(int).tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0]
     assert smooth_alarms(scores, 1.0, 3, 3, release=0.5).astype(int).tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]
+    assert smooth_alarms(scores, 1.0, 3, 3, hold=2).astype(int).tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]
+    held = smooth_alarms(scores, 1.0, 3, 3, release=0.5, hold=1).astype(int).tolist()
+    assert held == [0, 0, 0, 1, 1, 1, 1, 0, 0]
 
 
 def test_detector_trim_z_leaves_a_transient_out_of_fit_and_threshold(data: dict[str, np.ndarray]) -> None:

@@ -111,25 +111,31 @@ def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
     return np.asarray((counts[1:] - counts[lo]) >= k, dtype=bool)
 
 
-def smooth_alarms(scores: np.ndarray, threshold: float, k: int, n: int, release: float = 1.0) -> np.ndarray:
+def smooth_alarms(
+    scores: np.ndarray, threshold: float, k: int, n: int, *, release: float = 1.0, hold: int = 0
+) -> np.ndarray:
     """``k``-of-``n`` alarms with hysteresis: once on, stay on while ``score > release * threshold``.
+
+    Then an off-delay: an alarm that ends stays on for ``hold`` more rows.
 
     >>> s = np.array([0.0, 2.0, 2.0, 0.8, 0.8, 0.3, 2.0])
     >>> smooth_alarms(s, 1.0, 2, 2).astype(int).tolist()
     [0, 0, 1, 0, 0, 0, 0]
     >>> smooth_alarms(s, 1.0, 2, 2, release=0.5).astype(int).tolist()
     [0, 0, 1, 1, 1, 0, 0]
+    >>> smooth_alarms(s, 1.0, 2, 2, hold=2).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
     """
     raised = k_of_n(scores > threshold, k, n)
-    if release >= 1.0:
-        return raised
-    hold = scores > release * threshold
-    out = np.zeros(scores.shape[0], dtype=bool)
-    on = False
-    for i in range(scores.shape[0]):
-        on = bool(raised[i] or (on and hold[i]))
-        out[i] = on
-    return out
+    if release < 1.0:
+        above = scores > release * threshold
+        out = np.zeros(scores.shape[0], dtype=bool)
+        on = False
+        for i in range(scores.shape[0]):
+            on = bool(raised[i] or (on and above[i]))
+            out[i] = on
+        raised = out
+    return k_of_n(raised, 1, hold + 1) if hold > 0 else raised
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,7 @@ class Detector(abc.ABC):
         alarm_n: ... among the last ``alarm_n`` rows to raise an alarm.
         alarm_release: hysteresis: a raised alarm stays on while the score is
             above ``alarm_release * threshold`` (1: no hysteresis).
+        alarm_hold: off-delay in rows: an ending alarm stays on this much longer.
         trim_z: leave out of fitting and of the threshold the normal rows with a
             feature beyond ``trim_z`` robust deviations (0: keep all rows).
     """
@@ -259,6 +266,7 @@ class Detector(abc.ABC):
         alarm_k: int = 1,
         alarm_n: int = 1,
         alarm_release: float = 1.0,
+        alarm_hold: int = 0,
         trim_z: float = 0.0,
     ) -> None:
         sensors = tuple(sensors)
@@ -280,6 +288,7 @@ class Detector(abc.ABC):
             "threshold_factor": threshold_factor > 0.0,
             "alarm_n": 1 <= alarm_k <= alarm_n,
             "alarm_release": 0.0 < alarm_release <= 1.0,
+            "alarm_hold": alarm_hold >= 0,
             "trim_z": trim_z >= 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -297,6 +306,7 @@ class Detector(abc.ABC):
         self.alarm_k = int(alarm_k)
         self.alarm_n = int(alarm_n)
         self.alarm_release = float(alarm_release)
+        self.alarm_hold = int(alarm_hold)
         self.trim_z = float(trim_z)
         self._fitted = False
 
@@ -359,6 +369,7 @@ class Detector(abc.ABC):
             "alarm_k": self.alarm_k,
             "alarm_n": self.alarm_n,
             "alarm_release": self.alarm_release,
+            "alarm_hold": self.alarm_hold,
             "trim_z": self.trim_z,
             **self._core_params(),
         }
@@ -568,7 +579,12 @@ class Detector(abc.ABC):
     def alarms_from_scores(self, scores: np.ndarray, calibration: Calibration) -> np.ndarray:
         """Apply the threshold and the stored smoothing to scores from :meth:`score` or ONNX."""
         return smooth_alarms(
-            np.asarray(scores), calibration.threshold, self.alarm_k, self.alarm_n, self.alarm_release
+            np.asarray(scores),
+            calibration.threshold,
+            self.alarm_k,
+            self.alarm_n,
+            release=self.alarm_release,
+            hold=self.alarm_hold,
         )
 
     def score_windows(self, windows: np.ndarray, calibration: Calibration) -> np.ndarray:
@@ -728,8 +744,10 @@ class Detector(abc.ABC):
                     "k": self.alarm_k,
                     "n": self.alarm_n,
                     "release": self.alarm_release,
+                    "hold_rows": self.alarm_hold,
                     "meaning": "on when k of the last n scores exceed threshold; "
-                    "a raised alarm stays on while score > release * threshold",
+                    "a raised alarm stays on while score > release * threshold; "
+                    "an ending alarm stays on hold_rows more rows",
                 },
             },
             "calibration": {
