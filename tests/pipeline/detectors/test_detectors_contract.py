@@ -181,9 +181,7 @@ def test_detector_alarms_use_stored_smoothing(
 ) -> None:
     detector, cal = fitted
     scores = detector.score(data["valid"], cal)
-    expected = smooth_alarms(
-        scores, cal.threshold, COMMON["alarm_k"], COMMON["alarm_n"], COMMON["alarm_release"]
-    )
+    expected = smooth_alarms(scores, cal.threshold, 2, 4, release=0.6, hold=2)
     np.testing.assert_array_equal(detector.alarms(data["valid"], cal), expected)
     smoothing = detector.manifest()["alarm"]["smoothing"]
     assert smoothing["rule"] == "k_of_n_hysteresis"
