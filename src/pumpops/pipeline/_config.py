@@ -121,6 +121,7 @@ class FeaturesConfig(_Section):
     baseline_window_samples: int = Field(default=0, ge=0, le=1_000_000)
     score_window_samples: int = Field(default=1, ge=1, le=100_000)
     detrend: Sensors | None = None
+    detrend_weight: float = Field(default=1.0, gt=0, le=10)
 
     @model_validator(mode="after")
     def _baseline(self) -> FeaturesConfig:
@@ -137,6 +138,10 @@ _OWNED = {
     "baseline_window": "features.baseline_window_samples",
     "score_window": "features.score_window_samples",
     "detrend": "features.detrend",
+    "detrend_weight": "features.detrend_weight",
+    "trim_z": "threshold.trim_z",
+    "alarm_release": "smoothing.release_factor",
+    "alarm_hold": "smoothing.hold_samples",
     "threshold_quantile": "threshold.quantile",
     "threshold_factor": "threshold.factor",
     "alarm_k": "smoothing.k",
@@ -164,13 +169,16 @@ class ThresholdConfig(_Section):
 
     quantile: float = Field(default=0.995, gt=0.0, le=1.0)
     factor: float = Field(default=1.0, gt=0, le=100)
+    trim_z: float = Field(default=0.0, ge=0, le=1000)
 
 
 class SmoothingConfig(_Section):
-    """Alarm smoothing: an alarm is raised when ``k`` of the last ``n`` rows are above threshold."""
+    """Alarm smoothing: ``k`` of the last ``n`` rows above threshold raise it; hysteresis and hold end it."""
 
     k: int = Field(default=1, ge=1, le=10_000)
     n: int = Field(default=1, ge=1, le=10_000)
+    release_factor: float = Field(default=1.0, gt=0, le=1.0)
+    hold_samples: int = Field(default=0, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _k_le_n(self) -> SmoothingConfig:

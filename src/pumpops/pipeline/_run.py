@@ -110,10 +110,14 @@ def _detector_args(config: PipelineConfig, sensors: tuple[str, ...]) -> dict[str
         "window": f.window_samples,
         "baseline_window": f.baseline_window_samples,
         "score_window": f.score_window_samples,
+        "detrend_weight": f.detrend_weight,
         "threshold_quantile": config.threshold.quantile,
         "threshold_factor": config.threshold.factor,
+        "trim_z": config.threshold.trim_z,
         "alarm_k": config.smoothing.k,
         "alarm_n": config.smoothing.n,
+        "alarm_release": config.smoothing.release_factor,
+        "alarm_hold": config.smoothing.hold_samples,
         **config.detector.hyper,
     }
     if f.detrend is not None:
