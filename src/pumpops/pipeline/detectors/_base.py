@@ -19,8 +19,10 @@ The ONNX contract (opset 17, float64): input ``window`` of shape
 ``(B, W, S)`` — raw canonical readings, oldest first, ``W =``
 :attr:`Detector.input_length`, ``S`` sensors in :attr:`Detector.sensors` order
 — plus ``center`` and ``scale`` of shape ``(S,)`` from the device's
-calibration; output ``score`` of shape ``(B,)``. Threshold and ``k``-of-``n``
-smoothing are declared in :meth:`Detector.manifest` and applied by the agent.
+calibration; output ``score`` of shape ``(B,)``. The threshold (from the
+calibration) and the alarm rule (``k``-of-``n``, hysteresis, off-delay: see
+:func:`smooth_alarms`) are declared in :meth:`Detector.manifest` and applied by
+the agent, so they travel with the model rather than living in the caller.
 
 May import: ``pumpops.schema``, ``pumpops.errors``, numpy, scikit-learn,
 skl2onnx, onnx, onnxruntime. Never the store or MLflow.
