@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from pumpops.errors import ConfigError, NotFoundError
 from pumpops.pipeline._cli_benchmark import register
-from pumpops.pipeline.skab import BENCHMARK_SETTINGS, DEFAULT_DETECTOR, TRAIN_ROWS, SkabRun, run_skab
+from pumpops.pipeline.skab import (
+    BENCHMARK_SETTINGS,
+    DEFAULT_DETECTOR,
+    TRAIN_ROWS,
+    SkabRun,
+    alarm_changepoints,
+    run_skab,
+)
 
 HEADER = (
     "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;"
@@ -86,17 +93,44 @@ def test_run_skab_writes_predictions_in_skab_format(
     for relative, times in stamps.items():
         text = (out / relative).read_bytes().decode("ascii")
         lines = text.split("\n")
-        assert lines[0] == "datetime;anomaly"
+        # The default detector holds its alarm (off-delay), so it reports its own changepoints.
+        assert lines[0] == "datetime;anomaly;changepoint"
         assert lines[-1] == ""
         body = lines[1:-1]
         assert len(body) == 520 - TRAIN_ROWS
         assert [row.split(";")[0] for row in body] == times[TRAIN_ROWS:]
-        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d;[01]", row) for row in body)
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d;[01];[01]", row) for row in body)
     assert not (out / "anomaly-free").exists()
     # What was written is what was scored.
     first = next(f for f in run.files if f.relative.as_posix() == "valve9/0.csv")
-    written = [int(r.split(";")[1]) for r in (out / "valve9/0.csv").read_text().splitlines()[1:]]
-    assert written == first.alarm.tolist()
+    rows = [r.split(";") for r in (out / "valve9/0.csv").read_text().splitlines()[1:]]
+    assert [int(r[1]) for r in rows] == first.alarm.tolist()
+    assert [int(r[2]) for r in rows] == first.changepoint.tolist()
+
+
+def test_run_skab_without_off_delay_writes_alarm_only(
+    tiny_skab: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    root_a, _, _ = tiny_skab
+    settings = {**BENCHMARK_SETTINGS["pca_t2q"], "alarm_hold": 0}
+    run = run_skab([root_a], out=tmp_path / "out", detector="pca_t2q", settings=settings)
+    for f in run.files:
+        lines = (tmp_path / "out" / f.relative).read_text().splitlines()
+        assert lines[0] == "datetime;anomaly"
+        assert all(re.fullmatch(r"[0-9: -]{19};[01]", row) for row in lines[1:])
+        assert f.changepoint.tolist() == alarm_changepoints(f.alarm).tolist()
+
+
+def test_run_skab_changepoints_are_edges_of_the_state_before_the_off_delay(
+    tiny_skab: tuple[Path, Path, dict],
+) -> None:
+    root_a, _, _ = tiny_skab
+    held = run_skab([root_a], detector="pca_t2q")
+    settings = {**BENCHMARK_SETTINGS["pca_t2q"], "alarm_hold": 0}
+    unheld = run_skab([root_a], detector="pca_t2q", settings=settings)
+    for a, b in zip(held.files, unheld.files, strict=True):
+        assert a.changepoint.tolist() == b.changepoint.tolist()
+        assert (a.alarm >= b.alarm).all()  # the off-delay only extends alarms
 
 
 def test_run_skab_finds_the_injected_fault(tiny_skab: tuple[Path, Path, dict]) -> None:

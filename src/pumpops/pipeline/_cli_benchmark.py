@@ -74,6 +74,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     console.print(Markdown(leaderboard_table()))
     console.print(
         f"This copy has {overall['files']} experiments; the published figures are over all 34 upstream ones. "
-        f"ONNX vs numpy max |score diff| {overall['onnx_parity']:.1e}. Predictions in {out}. "
+        f"ONNX vs numpy max |score diff| {overall['onnx_parity']:.1e}. Predicted changepoints: edges of "
+        f"the alarm before its off-delay ({run.settings.get('alarm_hold', 0)} rows). Predictions in {out}. "
         f"{run.seconds:.1f} s."
     )

@@ -11,8 +11,12 @@ a window scored by the "improved" scaled-tanh function, every predicted
 changepoint outside all windows a false positive, every window without one a
 miss; scores summed over files and normalised as ``100 (S - null) / (perfect
 - null)`` for the Standard, LowFP and LowFN profiles. Predicted changepoints
-are the edges of the alarm (``|diff|``, the first test row counting as its own
-value), as in SKAB's notebooks.
+are edges (``|diff|``, the first test row counting as its own value, as in
+SKAB's notebooks) of the detector's abnormal-state estimate: its alarm before
+the off-delay (``alarm_hold``), which only keeps an operator's alarm latched and
+says nothing about when the state changed. Without an off-delay they are the
+edges of the alarm itself; with one, they are written as a ``changepoint``
+column beside ``anomaly``.
 
 The runner (:func:`run_skab`) is the thin I/O shell: it finds experiment
 files, fits and calibrates a detector on each file's first 400 rows, scores
@@ -298,6 +302,7 @@ class FileResult:
     onnx_parity: float
     ts_ms: np.ndarray
     alarm: np.ndarray
+    changepoint: np.ndarray
 
     @property
     def group(self) -> str:
@@ -370,13 +375,16 @@ def _onnx_scores(detector: Detector, X: np.ndarray, center: np.ndarray, scale: n
     return np.asarray(session.run(None, feeds)[0], dtype=np.float64)
 
 
-def write_predictions(path: Path, ts_ms: np.ndarray, alarm: np.ndarray) -> None:
-    """Write ``datetime;anomaly`` rows (SKAB's time format, 0/1) to ``path``."""
+def write_predictions(
+    path: Path, ts_ms: np.ndarray, alarm: np.ndarray, changepoint: np.ndarray | None = None
+) -> None:
+    """Write ``datetime;anomaly[;changepoint]`` rows (SKAB's time format, 0/1) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["datetime;anomaly"]
-    for t, a in zip(ts_ms.tolist(), np.asarray(alarm).astype(int).tolist(), strict=True):
+    lines = ["datetime;anomaly" + (";changepoint" if changepoint is not None else "")]
+    cps = np.zeros(len(alarm), dtype=int) if changepoint is None else np.asarray(changepoint).astype(int)
+    for t, a, c in zip(ts_ms.tolist(), np.asarray(alarm).astype(int).tolist(), cps.tolist(), strict=True):
         stamp = datetime.fromtimestamp(t / 1000.0, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(f"{stamp};{a}")
+        lines.append(f"{stamp};{a}" + (f";{c}" if changepoint is not None else ""))
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
@@ -424,6 +432,9 @@ def run_skab(
             parity = float(np.max(np.abs(onnx_scores - scores)))
             scores = onnx_scores
         alarm = model.alarms_from_scores(scores, calibration)[TRAIN_ROWS:].astype(np.int8)
+        state = model.alarms_from_scores(scores, calibration, hold=False)[TRAIN_ROWS:]
+        pred_cp = alarm_changepoints(state)
+        reports_own = model.alarm_hold > 0  # every file of the run has the same columns
         ts = table.ts_ms[TRAIN_ROWS:]
         truth = table.anomaly[TRAIN_ROWS:]
         true_cp = (
@@ -431,16 +442,17 @@ def run_skab(
         )
         relative = path.relative_to(root)
         if out is not None:
-            write_predictions(Path(out) / relative, ts, alarm)
+            write_predictions(Path(out) / relative, ts, alarm, pred_cp if reports_own else None)
         results.append(
             FileResult(
                 data_root=root,
                 relative=relative,
                 counts=binary_counts(truth, alarm),
-                nab=nab_tally(ts, true_cp, alarm_changepoints(alarm)),
+                nab=nab_tally(ts, true_cp, pred_cp),
                 onnx_parity=parity,
                 ts_ms=ts,
                 alarm=alarm,
+                changepoint=pred_cp,
             )
         )
     return SkabRun(detector=detector, settings=hyper, files=results, seconds=time.perf_counter() - started)

@@ -578,15 +578,25 @@ class Detector(abc.ABC):
         scores = self.score(X, calibration, sensors=sensors, units=units)
         return self.alarms_from_scores(scores, calibration)
 
-    def alarms_from_scores(self, scores: np.ndarray, calibration: Calibration) -> np.ndarray:
-        """Apply the threshold and the stored smoothing to scores from :meth:`score` or ONNX."""
+    def alarms_from_scores(
+        self, scores: np.ndarray, calibration: Calibration, *, hold: bool = True
+    ) -> np.ndarray:
+        """Apply the threshold and the stored alarm rule to scores from :meth:`score` or ONNX.
+
+        Args:
+            scores: ``(n,)`` scores.
+            calibration: the device's calibration (its threshold).
+            hold: apply the off-delay. Without it the result is the detector's
+                own estimate of the abnormal state, whose edges are its
+                changepoints; the off-delay is an alarm-handling convention.
+        """
         return smooth_alarms(
             np.asarray(scores),
             calibration.threshold,
             self.alarm_k,
             self.alarm_n,
             release=self.alarm_release,
-            hold=self.alarm_hold,
+            hold=self.alarm_hold if hold else 0,
         )
 
     def score_windows(self, windows: np.ndarray, calibration: Calibration) -> np.ndarray:
