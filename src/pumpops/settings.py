@@ -10,8 +10,10 @@ then the defaults below. Everything is validated at load; a bad value is a
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import socket
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -43,6 +45,15 @@ class IngestSettings(BaseModel):
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+def default_actor() -> str:
+    """``user@host`` of this process: who audit entries written from here are attributed to."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname() or 'localhost'}"
+
+
 class Settings(BaseSettings):
     """Everything a pumpops process needs to know about where things are."""
 
@@ -57,6 +68,15 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
     profiles_dirs: tuple[Path, ...] = ()
     ingest: IngestSettings = IngestSettings()
+    # Who audit entries are attributed to (a --actor flag overrides it); never empty.
+    actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
+
+    @field_validator("actor")
+    @classmethod
+    def _check_actor(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("actor must not be blank")
+        return value
 
     @field_validator("broker_url")
     @classmethod

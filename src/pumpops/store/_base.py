@@ -8,12 +8,14 @@ Implementations live in underscore modules and are chosen by URL in
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from pumpops.audit import AuditEntry, canonical_json, check_fields
+from pumpops.errors import InputError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 
@@ -121,6 +123,71 @@ class TelemetryStore(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- audit trail --------------------------------------------------------------------------
+    # Not abstract: a store used only for telemetry (the ingest tests' in-memory
+    # fake) need not keep an audit trail. The SQL store implements both hooks.
+
+    def append_audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        time_us: int | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the audit chain and return it (hash included).
+
+        The tail is read and the next entry inserted in one transaction that
+        excludes other appenders, so concurrent writers cannot fork the chain.
+        There is no way to update or delete an entry.
+
+        Args:
+            actor: who did it; never empty.
+            action: what was done (``model.promoted``).
+            subject: what it was done to (``pump-model/7``).
+            payload: details, a JSON object (string keys, JSON values).
+            time_us: when, microseconds since the Unix epoch (UTC); default: now.
+
+        Raises:
+            ConfigError: ``actor`` is empty.
+            InputError: ``action``/``subject`` is empty or ``payload`` is not a JSON object.
+            StoreError: the database failed; nothing was appended.
+        """
+        check_fields(actor, action, subject)
+        payload_json = canonical_json(dict(payload or {}))
+        if time_us is not None and (type(time_us) is not int or time_us < 0):
+            raise InputError(f"audit time_us must be a non-negative integer, not {time_us!r}")
+        return self._append_audit(actor, action, subject, payload_json, time_us)
+
+    def _append_audit(
+        self, actor: str, action: str, subject: str, payload_json: str, time_us: int | None
+    ) -> AuditEntry:
+        """Append an entry whose fields were checked; engines override this."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no audit trail")
+
+    def audit_entries(
+        self,
+        *,
+        since_seq: int | None = None,
+        since_us: int | None = None,
+        subject: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Return audit entries in sequence order, as stored (tampering included: verify them).
+
+        Args:
+            since_seq: first sequence number included.
+            since_us: first ``time_us`` included.
+            subject: only entries about this subject.
+            limit: only the newest ``limit`` of the entries selected (still oldest first).
+
+        Raises:
+            InputError: ``limit`` is negative.
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no audit trail")
 
     def __enter__(self) -> TelemetryStore:
         return self

@@ -191,6 +191,14 @@ class PostgresTelemetryStore(SqlTelemetryStore):
             quoted = conn.dialect.identifier_preparer.quote_identifier(self._schema)
             conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
 
+    def _lock_audit(self, conn: Connection) -> None:
+        # One appender at a time per schema: the tail read next is then the
+        # tail the insert follows (READ COMMITTED: each statement sees the
+        # latest commits). Released at commit or rollback. The primary key on
+        # seq would still refuse a fork if this lock were ever bypassed.
+        key = f"pumpops.audit.append:{self._schema or ''}"
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
     def _claim_messages(
         self, conn: Connection, batches: Sequence[ReadingBatch]
     ) -> dict[_plan.Key, str | None]:

@@ -8,7 +8,7 @@ supplies only the bulk paths of :meth:`~SqlTelemetryStore.write_batches`
 rules (what is a duplicate, an id conflict, an overlap) live here and in
 ``_plan.py``, not in the engines.
 May import: SQLAlchemy, Alembic, numpy, ``pumpops.schema``, ``pumpops.fleet``,
-``pumpops.errors`` and the store's own modules.
+``pumpops.audit`` (the chain, no I/O), ``pumpops.errors`` and the store's own modules.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pumpops.audit import GENESIS_HASH, AuditEntry, entry_hash
 from pumpops.errors import ConfigError, InputError, NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
@@ -121,6 +122,13 @@ class SqlTelemetryStore(TelemetryStore):
 
     def _prepare_upgrade(self, conn: Connection) -> None:
         """Run engine-specific steps before migrating (locks, schema creation)."""
+
+    def _lock_audit(self, conn: Connection) -> None:
+        """Exclude other audit appenders until ``conn``'s transaction ends.
+
+        Nothing to do where a write transaction already excludes every other
+        writer (SQLite: ``BEGIN IMMEDIATE``).
+        """
 
     def _read_options(self) -> dict[str, Any]:
         """Execution options for read transactions that need one consistent snapshot."""
@@ -485,6 +493,84 @@ class SqlTelemetryStore(TelemetryStore):
             )
             for topic, payload, reason_, detail, received, device_id, msg_id in rows
         ]
+
+    # -- audit trail --------------------------------------------------------------------------
+
+    def _append_audit(
+        self, actor: str, action: str, subject: str, payload_json: str, time_us: int | None
+    ) -> AuditEntry:
+        """Read the tail and insert the next entry in one write transaction holding the audit lock.
+
+        Raises:
+            StoreError: the database failed; nothing was appended.
+        """
+        t = tables.audit.c
+        with self._guard("append to the audit trail of"), self._writer.begin() as conn:
+            self._lock_audit(conn)
+            tail = conn.execute(sa.select(t.seq, t.hash).order_by(t.seq.desc()).limit(1)).first()
+            seq, prev_hash = (1, GENESIS_HASH) if tail is None else (int(tail[0]) + 1, str(tail[1]))
+            when = now_us() if time_us is None else time_us
+            digest = entry_hash(
+                seq=seq,
+                time_us=when,
+                actor=actor,
+                action=action,
+                subject=subject,
+                payload_json=payload_json,
+                prev_hash=prev_hash,
+            )
+            entry = AuditEntry(seq, when, actor, action, subject, payload_json, prev_hash, digest)
+            conn.execute(
+                sa.insert(tables.audit).values(
+                    seq=seq,
+                    time_us=when,
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    payload=payload_json,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+        return entry
+
+    def audit_entries(
+        self,
+        *,
+        since_seq: int | None = None,
+        since_us: int | None = None,
+        subject: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Return audit entries in sequence order, as stored (tampering included: verify them).
+
+        Args:
+            since_seq: first sequence number included.
+            since_us: first ``time_us`` included.
+            subject: only entries about this subject.
+            limit: only the newest ``limit`` of the entries selected (still oldest first).
+
+        Raises:
+            InputError: ``limit`` is negative.
+            StoreError: the database failed.
+        """
+        if limit is not None and limit < 0:
+            raise InputError(f"limit must be 0 or more, not {limit}")
+        t = tables.audit.c
+        stmt = sa.select(t.seq, t.time_us, t.actor, t.action, t.subject, t.payload, t.prev_hash, t.hash)
+        if since_seq is not None:
+            stmt = stmt.where(t.seq >= since_seq)
+        if since_us is not None:
+            stmt = stmt.where(t.time_us >= since_us)
+        if subject is not None:
+            stmt = stmt.where(t.subject == subject)
+        stmt = stmt.order_by(t.seq.desc()).limit(limit) if limit is not None else stmt.order_by(t.seq)
+        with self._guard("read the audit trail of"), self._engine.connect() as plain:
+            conn = plain.execution_options(**self._read_options())
+            with conn.begin():
+                rows = conn.execute(stmt).all()
+        entries = [AuditEntry(*row) for row in rows]
+        return entries[::-1] if limit is not None else entries
 
     # -- housekeeping -------------------------------------------------------------------------
 

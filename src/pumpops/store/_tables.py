@@ -92,3 +92,22 @@ dead_letters = sa.Table(
     sa.Index("ix_dead_letters_reason_received_at_us", "reason", "received_at_us"),
     sa.Index("ix_dead_letters_received_at_us", "received_at_us"),
 )
+
+# The audit trail (revision 0002): append-only, hash-chained; see pumpops.audit
+# and ADR 0006. ``seq`` is given by the writer (the tail's + 1, under a lock),
+# never by the database, so it is the number the hash covers. ``payload`` is
+# the canonical JSON text, kept byte for byte as it was hashed.
+audit = sa.Table(
+    "audit",
+    METADATA,
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("time_us", sa.BigInteger(), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_subject_seq", "subject", "seq"),
+    sa.Index("ix_audit_time_us", "time_us"),
+)
