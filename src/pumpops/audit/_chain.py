@@ -68,6 +68,7 @@ def canonical_json(value: Any) -> str:
     >>> canonical_json({"b": [1, 2.5, None], "a": "ü"})
     '{"a":"ü","b":[1,2.5,null]}'
     """
+    _check_keys(value)
     try:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
@@ -81,6 +82,20 @@ def canonical_json(value: Any) -> str:
             f"audit payload changes in a JSON round trip (use string keys and JSON types only): {text[:200]}"
         )
     return text
+
+
+def _check_keys(value: Any) -> None:
+    """Refuse non-string object keys, which JSON would silently turn into strings."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            bad = [key for key in item if not isinstance(key, str)]
+            if bad:
+                raise InputError(f"audit payload keys must be strings, not {bad[0]!r}")
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def _string(value: str) -> str:
