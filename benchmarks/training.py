@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--kinds", nargs="+", default=["pca_t2q"], help="detector kinds to time")
+    parser.add_argument(
+        "--kinds", nargs="+", default=["pca_t2q", "isolation_forest"], help="detector kinds to time"
+    )
     parser.add_argument("--window", type=int, default=30, help="features.window_samples")
     args = parser.parse_args(argv)
 
