@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,11 @@ def test_run_is_logged_with_lineage(skab_small: Path, tmp_path: Path, tracking_u
 
     result = run(skab_config(skab_small), tmp_path, tracking_uri)
     assert result.run_id is not None
-    logged = MlflowClient(tracking_uri).get_run(result.run_id).data
+    with warnings.catch_warnings():
+        # MLflow's SQLAlchemy store uses the deprecated ``noload`` strategy (SADeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="mlflow")
+        logged = MlflowClient(tracking_uri).get_run(result.run_id).data
+        artifacts = {a.path for a in MlflowClient(tracking_uri).list_artifacts(result.run_id, "model")}
     assert logged.tags["pumpops.dataset_digest"] == result.dataset_digest
     assert logged.tags["pumpops.config_hash"] == result.config_hash
     assert len(logged.tags["pumpops.package_set_sha256"]) == 64
