@@ -79,6 +79,7 @@ def demo_cmd(
 
 
 def _register_parts() -> None:
+    from pumpops.audit import _cli as audit_cli
     from pumpops.pipeline import _cli as pipeline_cli
     from pumpops.pipeline import _cli_benchmark as benchmark_cli
     from pumpops.sim import _cli as sim_cli
@@ -86,7 +87,7 @@ def _register_parts() -> None:
     from pumpops.store import _cli as store_cli
     from pumpops.telemetry import _cli as telemetry_cli
 
-    for module in (store_cli, telemetry_cli, sim_cli, sources_cli, pipeline_cli, benchmark_cli):
+    for module in (store_cli, telemetry_cli, sim_cli, sources_cli, pipeline_cli, benchmark_cli, audit_cli):
         module.register(app)
 
 

@@ -28,7 +28,8 @@ ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that needs a database on both engines."""
-    if "db_url" in metafunc.fixturenames:
+    explicit = any("db_url" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    if "db_url" in metafunc.fixturenames and not explicit:
         metafunc.parametrize("db_url", ENGINES, indirect=True)
 
 
