@@ -182,3 +182,13 @@ def test_run_store_alarm_intervals_excluded(
         log=False,
     )
     assert more.metrics["train_rows_excluded"] - base.metrics["train_rows_excluded"] == 600
+
+
+def test_run_missing_ground_truth_is_config_error(
+    fleet_store: tuple[str, Path], tmp_path: Path, tracking_uri: str
+) -> None:
+    from pumpops.errors import ConfigError
+
+    url, _ = fleet_store
+    with pytest.raises(ConfigError, match=r"missing\.json"):
+        run(store_config(url, tmp_path / "missing.json"), tmp_path, tracking_uri, log=False)

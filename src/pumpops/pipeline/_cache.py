@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pumpops.errors import ConfigError
 from pumpops.pipeline._config import canonical_hash, canonical_json
 
 _DONE = "_key.json"
@@ -40,10 +41,17 @@ def code_version() -> str:
 
 
 def file_digest(path: Path | None) -> str | None:
-    """Return the SHA-256 of a file's bytes, or None for no file."""
+    """Return the SHA-256 of a file's bytes, or None for no file.
+
+    Raises:
+        ConfigError: the file cannot be read (it is named in the config).
+    """
     if path is None:
         return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 @dataclass
