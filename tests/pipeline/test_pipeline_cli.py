@@ -145,3 +145,12 @@ def test_calibrate_naive_time_is_config_error(workspace: Path) -> None:
     assert code != 0
     assert isinstance(exc, ConfigError)
     assert "--since" in str(exc)
+
+
+def test_show_config_checks_detector_hyper_parameters(workspace: Path) -> None:
+    config = workspace / "pipeline.toml"
+    config.write_text('[data]\nsource = "files"\npaths = ["data"]\n[detector.hyper]\nvariance = 7.0\n')
+    code, _, exc = invoke("pipeline", "show-config", "--config", str(config))
+    assert code != 0
+    assert isinstance(exc, ConfigError)
+    assert "variance" in str(exc)

@@ -105,10 +105,12 @@ def _number(value: float) -> str:
 
 @pipeline_app.command("show-config")
 def show_config(config: ConfigOption) -> None:
-    """Validate a pipeline file and print it with every default filled in, and its hash."""
+    """Validate a pipeline file (detector included); print it with every default filled in, and its hash."""
     from pumpops.pipeline._config import load_config
+    from pumpops.pipeline._run import check_detector
 
     cfg = load_config(config)
+    check_detector(cfg)
     typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
     typer.echo(f"config hash: {cfg.config_hash}")
 

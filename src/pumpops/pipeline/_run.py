@@ -40,6 +40,7 @@ from pumpops.pipeline._tracking import (
     resolve_tracking_uri,
 )
 from pumpops.pipeline.detectors import Calibration, Detector, build_detector
+from pumpops.schema import CANONICAL_SENSORS
 from pumpops.store import TelemetryStore, open_store
 
 _MODEL_FILES = (
@@ -138,6 +139,20 @@ def make_detector(config: PipelineConfig, sensors: tuple[str, ...]) -> Detector:
         return build_detector(kind, sensors=sensors_arg, **args)
     except ConfigError as exc:
         raise ConfigError(f"detector (kind {kind!r}, hyper {config.detector.hyper}): {exc}") from exc
+
+
+def check_detector(config: PipelineConfig) -> None:
+    """Check ``[detector]`` against the registry before any data is read.
+
+    The sensors are not known yet for a store source, so the check uses the
+    configured ones or every canonical sensor (the hyper-parameters do not
+    depend on which).
+
+    Raises:
+        ConfigError: unknown kind or invalid hyper-parameters.
+    """
+    sensors = (*(config.data.sensors or CANONICAL_SENSORS), *(config.features.detrend or ()))
+    make_detector(config, tuple(dict.fromkeys(sensors)))
 
 
 def _hygiene_intervals(config: PipelineConfig) -> tuple[dict[str, list[Interval]], dict[str, Any]]:
@@ -242,6 +257,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         ServiceError: the store or the tracking server failed.
     """
     workspace = Path(workspace)
+    check_detector(config)
     cache = StepCache(workspace / "cache", enabled=use_cache)
     timings: dict[str, float] = {}
     steps: list[tuple[str, str]] = []
