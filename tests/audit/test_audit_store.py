@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 
@@ -178,3 +180,33 @@ def test_append_audit_concurrent_writers_leave_one_unforked_chain(db_url: str, s
     for index in range(WRITERS):
         mine = [e.payload["n"] for e in entries if e.subject == f"w/{index}"]
         assert mine == list(range(PER_WRITER))
+
+
+_WRITER_SCRIPT = """
+import sys
+from pumpops.store import open_store
+with open_store(sys.argv[1]) as store:
+    for n in range(int(sys.argv[3])):
+        store.append_audit(f"proc-{sys.argv[2]}@test", "test.append", f"p/{sys.argv[2]}", {"n": n})
+"""
+
+
+def test_append_audit_concurrent_processes_leave_one_unforked_chain(
+    db_url: str, store: TelemetryStore
+) -> None:
+    processes, per_process = 3, 20
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER_SCRIPT, db_url, str(i), str(per_process)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    entries = store.audit_entries()
+    assert len(entries) == processes * per_process
+    report = verify_chain(entries)
+    assert report.ok, report.detail
