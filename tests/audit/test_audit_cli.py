@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pumpops.audit import AuditEntry, chain_entry
 from pumpops.audit._cli import resolve_actor
 from pumpops.cli import app
 from pumpops.errors import ConfigError, InputError, IntegrityError
@@ -141,6 +142,12 @@ def _cut_tail(lines: list[str]) -> list[str]:
     return lines[:-1]
 
 
+def _append_forged(lines: list[str]) -> list[str]:
+    last = AuditEntry.from_json(lines[-1])
+    forged = chain_entry(last.seq + 1, last.time_us, "mallory@x", "model.promoted", "m/evil", {}, last.hash)
+    return [*lines, forged.to_json()]
+
+
 # (name, edit of the file's lines, words the error must contain)
 FILE_SCENARIOS = [
     ("edit-payload", _edit_payload, ("seq 3", "modified")),
@@ -148,6 +155,7 @@ FILE_SCENARIOS = [
     ("swap-lines", _swap_lines, ("seq 4", "reordered")),
     ("garble-line", _garble_line, ("line 4", "modified")),
     ("cut-tail", _cut_tail, ("deleted",)),
+    ("append-forged", _append_forged, ("seq 6", "inserted")),
 ]
 
 
@@ -165,6 +173,15 @@ def test_cli_audit_verify_file_tampered_line_detected(
     assert isinstance(exc, IntegrityError)
     for word in words:
         assert word in str(exc)
+
+
+def test_cli_audit_verify_file_with_unknown_head_reports_deleted(filled: str, tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _export(filled, path)
+    code, _, exc = run("audit", "verify", "--file", str(path), "--head", "cd" * 32)
+    assert code != 0
+    assert isinstance(exc, IntegrityError)
+    assert "deleted" in str(exc)
 
 
 def test_cli_audit_verify_file_since_export_checks_segment(filled: str, tmp_path: Path) -> None:

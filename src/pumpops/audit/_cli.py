@@ -171,22 +171,29 @@ def verify_export(path: Path, *, expected_head: str | None = None) -> VerifyRepo
     first_seq = header.get("first_seq")
     segment = isinstance(first_seq, int) and first_seq > 1  # an export --since: a tail of the chain
     last_hash = header.get("last_hash")
-    report = verify_chain(
-        entries,
-        first_seq=first_seq if segment else 1,
-        first_prev_hash=None if segment else GENESIS_HASH,
-        expected_head=expected_head or last_hash,
-    )
-    if report.ok and last_hash is not None and entries and entries[-1].hash != last_hash:
-        extra = next(i for i, e in enumerate(entries) if e.hash == last_hash) + 1
+    count = header.get("count")
+
+    def walk(head: str | None) -> VerifyReport:
+        return verify_chain(
+            entries,
+            first_seq=first_seq if segment else 1,
+            first_prev_hash=None if segment else GENESIS_HASH,
+            expected_head=head,
+        )
+
+    report = walk(last_hash)
+    if report.ok and expected_head is not None:
+        report = walk(expected_head)
+    if report.ok and isinstance(count, int) and len(entries) > count:
+        # Entries appended to the file after the one the header names as the last.
         return VerifyReport(
             report.count,
             report.head_seq,
             report.head_hash,
-            bad_seq=entries[extra].seq,
-            bad_index=extra,
+            bad_seq=entries[count].seq,
+            bad_index=count,
             kind="inserted",
-            detail=f"the export ended at {last_hash}; the entries after it were added",
+            detail=f"the export held {count} entries; the ones from here on were added",
         )
     return report
 
