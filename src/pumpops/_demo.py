@@ -174,7 +174,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict[str, 
     out.print(
         f"\n[bold]Published[/] {sent.messages} messages / {sent.readings} readings "
         f"(+{len(bad)} bad messages); [bold]stored[/] {counts['readings']} readings in "
-        f"{counts['messages']} messages; [bold]dead letters[/] {counts['dead_letters']}; "
+        f"{counts['messages']} messages (the simulation's, plus the valid readings of the partly bad "
+        f"messages); [bold]dead letters[/] {counts['dead_letters']}; "
         f"{time.monotonic() - started:.1f} s wall time."
     )
     out.print(
