@@ -82,6 +82,7 @@ def _register_parts() -> None:
     from pumpops.audit import _cli as audit_cli
     from pumpops.pipeline import _cli as pipeline_cli
     from pumpops.pipeline import _cli_benchmark as benchmark_cli
+    from pumpops.registry import _cli as registry_cli
     from pumpops.sim import _cli as sim_cli
     from pumpops.sources import _cli as sources_cli
     from pumpops.store import _cli as store_cli
@@ -89,6 +90,7 @@ def _register_parts() -> None:
 
     for module in (store_cli, telemetry_cli, sim_cli, sources_cli, pipeline_cli, benchmark_cli, audit_cli):
         module.register(app)
+    registry_cli.register(app)
 
 
 _register_parts()

@@ -1,4 +1,47 @@
 """Model versions, lineage, aliases (champion, challenger) per device group, and events (MLflow).
 
-Arrives with the registry issue. May import: pipeline, store, errors, MLflow.
+MLflow's Model Registry is the system of record for model versions and their
+lineage tags (:class:`Registry`); the pumpops store keeps what MLflow does not:
+the history of every alias change, the audit trail and the lifecycle events,
+which :class:`EventSink` stores first and then publishes on MQTT under
+``<prefix>/events/<kind>`` (best effort). ``_cli.py`` is the thin shell
+(``pumpops models ...``, ``pumpops validate``). See ``docs/registry.md`` and ADR 0007.
+
+May import: pipeline, store, telemetry (broker address and publisher, lazily),
+audit, settings, errors, MLflow; ``validation`` lazily from ``_cli.py``.
 """
+
+from pumpops.registry._events import (
+    EVENT_KINDS,
+    EVENT_SCHEMA,
+    EventPublisher,
+    EventSink,
+    MqttEventPublisher,
+    event_json,
+    event_topic,
+)
+from pumpops.registry._registry import (
+    ModelVersionInfo,
+    Registry,
+    alias_name,
+    default_model_name,
+    parse_ref,
+)
+from pumpops.store._base import AliasRecord, EventRecord
+
+__all__ = [
+    "EVENT_KINDS",
+    "EVENT_SCHEMA",
+    "AliasRecord",
+    "EventPublisher",
+    "EventRecord",
+    "EventSink",
+    "ModelVersionInfo",
+    "MqttEventPublisher",
+    "Registry",
+    "alias_name",
+    "default_model_name",
+    "event_json",
+    "event_topic",
+    "parse_ref",
+]

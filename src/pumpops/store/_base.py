@@ -66,6 +66,50 @@ class ReadingsFrame:
     values: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    """One period during which an alias (``<group>-champion``) pointed at a model version.
+
+    Attributes:
+        group: the device group.
+        alias: the alias name (``<group>-champion``, ``<group>-challenger``).
+        model_name: the registered model's name.
+        version: the model version.
+        from_us: when the alias was set, microseconds since the epoch (UTC).
+        to_us: when it moved on or was removed; None while it is current.
+        set_by: the actor who set it.
+        reason: why (a forced promotion's reason), or None.
+    """
+
+    group: str
+    alias: str
+    model_name: str
+    version: int
+    from_us: int
+    to_us: int | None
+    set_by: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored lifecycle event (``model.promoted``, ...).
+
+    Attributes:
+        seq: its number, given by the database, increasing.
+        time_us: when, microseconds since the epoch (UTC).
+        kind: what happened (``model.registered``, ``release.published``, ...).
+        subject: what it happened to (``pumpops-skab/3``).
+        payload_json: details, canonical JSON text of an object.
+    """
+
+    seq: int
+    time_us: int
+    kind: str
+    subject: str
+    payload_json: str
+
+
 class TelemetryStore(abc.ABC):
     """The hub's telemetry database."""
 
@@ -188,6 +232,83 @@ class TelemetryStore(abc.ABC):
             StoreError: the database failed.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no audit trail")
+
+    # -- registry: alias history and events -----------------------------------------------------
+    # Not abstract either, for the same reason as the audit trail.
+
+    def set_alias(
+        self,
+        group: str,
+        alias: str,
+        model_name: str,
+        version: int,
+        *,
+        set_by: str,
+        reason: str | None = None,
+        time_us: int | None = None,
+    ) -> AliasRecord:
+        """Record that ``alias`` of ``group`` now points at a model version.
+
+        The alias's open period (if any) is closed at the same instant, in the
+        same transaction.
+
+        Args:
+            group: the device group.
+            alias: the alias name.
+            model_name: the registered model.
+            version: the model version.
+            set_by: the actor; never empty.
+            reason: why, if a reason was given.
+            time_us: when; default: now.
+
+        Raises:
+            ConfigError: ``set_by`` is empty.
+            StoreError: the database failed; nothing was recorded.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no alias history")
+
+    def end_alias(self, group: str, alias: str, *, time_us: int | None = None) -> AliasRecord | None:
+        """Close the alias's open period (it was removed); return it, or None if none was open.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no alias history")
+
+    def alias_history(self, *, group: str | None = None, alias: str | None = None) -> list[AliasRecord]:
+        """Return alias periods oldest first, optionally of one group and/or alias.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no alias history")
+
+    def append_event(
+        self, kind: str, subject: str, payload: Mapping[str, Any] | None = None, *, time_us: int | None = None
+    ) -> EventRecord:
+        """Store one lifecycle event and return it with its sequence number.
+
+        Raises:
+            InputError: ``kind``/``subject`` is empty or ``payload`` is not a JSON object.
+            StoreError: the database failed; nothing was stored.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no events")
+
+    def events(
+        self, *, since_seq: int | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Return stored events in sequence order.
+
+        Args:
+            since_seq: first sequence number included.
+            kind: only events of this kind.
+            limit: only the newest ``limit`` of those selected (still oldest first).
+
+        Raises:
+            InputError: ``limit`` is negative.
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no events")
 
     def __enter__(self) -> TelemetryStore:
         return self

@@ -14,6 +14,7 @@ May import: SQLAlchemy, Alembic, numpy, ``pumpops.schema``, ``pumpops.fleet``,
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,13 +31,13 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pumpops.audit import GENESIS_HASH, AuditEntry, entry_hash
+from pumpops.audit import GENESIS_HASH, AuditEntry, canonical_json, check_fields, entry_hash
 from pumpops.errors import ConfigError, InputError, NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
-from pumpops.store._base import BatchOutcome, ReadingsFrame, TelemetryStore
+from pumpops.store._base import AliasRecord, BatchOutcome, EventRecord, ReadingsFrame, TelemetryStore
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -571,6 +572,148 @@ class SqlTelemetryStore(TelemetryStore):
                 rows = conn.execute(stmt).all()
         entries = [AuditEntry(*row) for row in rows]
         return entries[::-1] if limit is not None else entries
+
+    # -- registry: alias history and events -----------------------------------------------------
+
+    @staticmethod
+    def _alias_record(row: Any) -> AliasRecord:
+        return AliasRecord(
+            group=row.group_name,
+            alias=row.alias,
+            model_name=row.model_name,
+            version=int(row.version),
+            from_us=int(row.from_us),
+            to_us=None if row.to_us is None else int(row.to_us),
+            set_by=row.set_by,
+            reason=row.reason,
+        )
+
+    def set_alias(
+        self,
+        group: str,
+        alias: str,
+        model_name: str,
+        version: int,
+        *,
+        set_by: str,
+        reason: str | None = None,
+        time_us: int | None = None,
+    ) -> AliasRecord:
+        """Close the alias's open period and open the next, in one transaction.
+
+        Raises:
+            ConfigError: ``set_by`` is empty.
+            InputError: ``group``/``alias``/``model_name`` is empty.
+            StoreError: the database failed; nothing was recorded.
+        """
+        check_fields(set_by, alias, f"{model_name}/{version}")
+        if not group.strip() or not model_name.strip():
+            raise InputError("alias history: group and model name must not be empty")
+        t = tables.alias_history.c
+        when = now_us() if time_us is None else time_us
+        with self._guard("record an alias change in"), self._writer.begin() as conn:
+            # The audit lock also serialises alias changes (both are rare
+            # writes), so two promotions cannot both leave a period open.
+            self._lock_audit(conn)
+            conn.execute(
+                sa.update(tables.alias_history)
+                .where(t.group_name == group, t.alias == alias, t.to_us.is_(None))
+                .values(to_us=when)
+            )
+            conn.execute(
+                sa.insert(tables.alias_history).values(
+                    group_name=group,
+                    alias=alias,
+                    model_name=model_name,
+                    version=int(version),
+                    from_us=when,
+                    to_us=None,
+                    set_by=set_by,
+                    reason=reason,
+                )
+            )
+        return AliasRecord(group, alias, model_name, int(version), when, None, set_by, reason)
+
+    def end_alias(self, group: str, alias: str, *, time_us: int | None = None) -> AliasRecord | None:
+        """Close the alias's open period; return it (closed), or None if none was open.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.alias_history.c
+        when = now_us() if time_us is None else time_us
+        with self._guard("record an alias change in"), self._writer.begin() as conn:
+            self._lock_audit(conn)
+            row = conn.execute(
+                sa.select(tables.alias_history).where(
+                    t.group_name == group, t.alias == alias, t.to_us.is_(None)
+                )
+            ).first()
+            if row is None:
+                return None
+            conn.execute(sa.update(tables.alias_history).where(t.id == row.id).values(to_us=when))
+        return dataclasses.replace(self._alias_record(row), to_us=when)
+
+    def alias_history(self, *, group: str | None = None, alias: str | None = None) -> list[AliasRecord]:
+        """Return alias periods oldest first, optionally of one group and/or alias.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.alias_history.c
+        stmt = sa.select(tables.alias_history)
+        if group is not None:
+            stmt = stmt.where(t.group_name == group)
+        if alias is not None:
+            stmt = stmt.where(t.alias == alias)
+        with self._guard("read the alias history of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(t.from_us, t.id)).all()
+        return [self._alias_record(row) for row in rows]
+
+    def append_event(
+        self, kind: str, subject: str, payload: Mapping[str, Any] | None = None, *, time_us: int | None = None
+    ) -> EventRecord:
+        """Store one lifecycle event and return it with its sequence number.
+
+        Raises:
+            InputError: ``kind``/``subject`` is empty or ``payload`` is not a JSON object.
+            StoreError: the database failed; nothing was stored.
+        """
+        for name, value in (("kind", kind), ("subject", subject)):
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"event {name} must not be empty")
+        payload_json = canonical_json(dict(payload or {}))
+        when = now_us() if time_us is None else time_us
+        with self._guard("store an event in"), self._writer.begin() as conn:
+            seq = conn.execute(
+                sa.insert(tables.events)
+                .values(time_us=when, kind=kind, subject=subject, payload=payload_json)
+                .returning(tables.events.c.seq)
+            ).scalar_one()
+        return EventRecord(int(seq), when, kind, subject, payload_json)
+
+    def events(
+        self, *, since_seq: int | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Return stored events in sequence order.
+
+        Raises:
+            InputError: ``limit`` is negative.
+            StoreError: the database failed.
+        """
+        if limit is not None and limit < 0:
+            raise InputError(f"limit must be 0 or more, not {limit}")
+        t = tables.events.c
+        stmt = sa.select(t.seq, t.time_us, t.kind, t.subject, t.payload)
+        if since_seq is not None:
+            stmt = stmt.where(t.seq >= since_seq)
+        if kind is not None:
+            stmt = stmt.where(t.kind == kind)
+        stmt = stmt.order_by(t.seq.desc()).limit(limit) if limit is not None else stmt.order_by(t.seq)
+        with self._guard("read the events of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        found = [EventRecord(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
+        return found[::-1] if limit is not None else found
 
     # -- housekeeping -------------------------------------------------------------------------
 

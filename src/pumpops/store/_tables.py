@@ -111,3 +111,37 @@ audit = sa.Table(
     sa.Index("ix_audit_subject_seq", "subject", "seq"),
     sa.Index("ix_audit_time_us", "time_us"),
 )
+
+# Alias history (revision 0003): MLflow keeps only an alias's current version,
+# so every change is a row here. An open row (``to_us`` NULL) is the alias's
+# current holder; setting the alias again closes it and opens the next. See
+# pumpops.registry and ADR 0007.
+alias_history = sa.Table(
+    "alias_history",
+    METADATA,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("group_name", key_string(64), nullable=False),
+    sa.Column("alias", key_string(128), nullable=False),
+    sa.Column("model_name", sa.Text(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("from_us", sa.BigInteger(), nullable=False),
+    sa.Column("to_us", sa.BigInteger(), nullable=True),
+    sa.Column("set_by", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Index("ix_alias_history_group_alias_from_us", "group_name", "alias", "from_us"),
+)
+
+# Lifecycle events (revision 0003): stored before they are published on MQTT,
+# so a broker outage loses nothing. ``seq`` is given by the database; readers
+# page through events by it. ``payload`` is canonical JSON text.
+events = sa.Table(
+    "events",
+    METADATA,
+    sa.Column("seq", _ID, primary_key=True, autoincrement=True),
+    sa.Column("time_us", sa.BigInteger(), nullable=False),
+    sa.Column("kind", key_string(64), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Index("ix_events_kind_seq", "kind", "seq"),
+    sa.Index("ix_events_time_us", "time_us"),
+)

@@ -1,0 +1,613 @@
+"""The registry: MLflow model versions with pumpops lineage tags, aliases per device group, alias history.
+
+MLflow's Model Registry is the system of record for versions, their tags and
+the *current* alias; the pumpops store keeps what MLflow does not (every alias
+period, :meth:`TelemetryStore.set_alias`) and the audit trail. Every change
+writes MLflow first, then the alias history, the audit entry and the event,
+so a failed MLflow call leaves no trace claiming it happened.
+
+Tags on a model version (all strings):
+
+- ``pumpops.run_id``, ``pumpops.dataset_digest``, ``pumpops.config_hash``,
+  ``pumpops.code_commit``, ``pumpops.code_dirty``, ``pumpops.package_set_sha256``,
+  ``pumpops.seed``, ``pumpops.group``, ``pumpops.detector_kind``,
+  ``pumpops.model_sha256``, ``pumpops.metric.<name>`` (finite metrics only);
+- ``pumpops.parent``: the group's champion (``name/version``) when this
+  version was registered, or ``none``;
+- ``pumpops.validation``: ``passed`` or ``failed``, with
+  ``pumpops.validation_sha256`` (SHA-256 of the report JSON, stored as the
+  artifact ``validation-report.json`` of the version's run),
+  ``pumpops.validation_against`` (the champion it was compared with);
+- ``pumpops.archived``: ``true`` once archived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from pumpops.errors import ConfigError, InputError, NotFoundError, ServiceError
+from pumpops.registry._events import EventSink
+from pumpops.store._base import AliasRecord
+
+__all__ = [
+    "ModelVersionInfo",
+    "Registry",
+    "alias_name",
+    "default_model_name",
+    "parse_ref",
+]
+
+_log = logging.getLogger(__name__)
+
+VALIDATION_ARTIFACT: Final = "validation-report.json"
+PASSED: Final = "passed"
+FAILED: Final = "failed"
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,199})/(?P<version>[1-9][0-9]{0,9})$")
+_LINEAGE_TAGS: Final = {
+    "dataset_digest": "pumpops.dataset_digest",
+    "config_hash": "pumpops.config_hash",
+    "code_commit": "pumpops.code_commit",
+    "package_set_sha256": "pumpops.package_set_sha256",
+    "seed": "pumpops.seed",
+    "group": "pumpops.group",
+    "detector_kind": "pumpops.detector_kind",
+    "model_sha256": "pumpops.model_sha256",
+}
+
+
+def parse_ref(text: str) -> tuple[str, int]:
+    """Split ``<name>/<version>``.
+
+    Raises:
+        ConfigError: not of that shape.
+
+    >>> parse_ref("pumpops-skab/3")
+    ('pumpops-skab', 3)
+    """
+    match = _REF.match(text.strip())
+    if match is None:
+        raise ConfigError(f"model version must be <name>/<version> (pumpops-skab/3), not {text!r}")
+    return match["name"], int(match["version"])
+
+
+def default_model_name(group: str) -> str:
+    """The registered model of a device group.
+
+    >>> default_model_name("acme-ansi")
+    'pumpops-acme-ansi'
+    """
+    return f"pumpops-{group}"
+
+
+def alias_name(group: str, role: str) -> str:
+    """The MLflow alias of a role in a group.
+
+    >>> alias_name("acme-ansi", "champion")
+    'acme-ansi-champion'
+    """
+    if role not in ("champion", "challenger"):
+        raise ConfigError(f"alias role must be champion or challenger, not {role!r}")
+    return f"{group}-{role}"
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A model version as the registry sees it.
+
+    Attributes:
+        name: the registered model.
+        version: the version number.
+        run_id: the MLflow run that produced it.
+        source: where MLflow keeps the model folder.
+        tags: the version's tags (see the module docstring).
+        aliases: aliases pointing at it now.
+        created_ms: when it was registered (MLflow's milliseconds).
+    """
+
+    name: str
+    version: int
+    run_id: str
+    source: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_ms: int = 0
+
+    @property
+    def ref(self) -> str:
+        """``name/version``."""
+        return f"{self.name}/{self.version}"
+
+    @property
+    def group(self) -> str:
+        """The device group it was trained for."""
+        return self.tags.get("pumpops.group", "")
+
+    @property
+    def validation(self) -> str:
+        """``passed``, ``failed`` or ``none``."""
+        return self.tags.get("pumpops.validation", "none")
+
+    @property
+    def archived(self) -> bool:
+        """Whether it was archived."""
+        return self.tags.get("pumpops.archived") == "true"
+
+    def lineage(self) -> dict[str, Any]:
+        """Run, data, config, code, parent and validation of this version, for ``models show``."""
+        t = self.tags
+        return {
+            "model": self.ref,
+            "run_id": self.run_id,
+            "source": self.source,
+            "group": self.group,
+            "detector_kind": t.get("pumpops.detector_kind", ""),
+            "dataset_digest": t.get("pumpops.dataset_digest", ""),
+            "config_hash": t.get("pumpops.config_hash", ""),
+            "code_commit": t.get("pumpops.code_commit", ""),
+            "code_dirty": t.get("pumpops.code_dirty", ""),
+            "package_set_sha256": t.get("pumpops.package_set_sha256", ""),
+            "seed": t.get("pumpops.seed", ""),
+            "model_sha256": t.get("pumpops.model_sha256", ""),
+            "parent": t.get("pumpops.parent", "none"),
+            "validation": self.validation,
+            "validation_sha256": t.get("pumpops.validation_sha256", ""),
+            "validation_against": t.get("pumpops.validation_against", ""),
+            "archived": self.archived,
+            "aliases": list(self.aliases),
+            "metrics": {
+                k.removeprefix("pumpops.metric."): v
+                for k, v in sorted(t.items())
+                if k.startswith("pumpops.metric.")
+            },
+            "releases": [],
+        }
+
+
+def _quiet_mlflow_env() -> None:
+    from pumpops.pipeline._tracking import _quiet_mlflow_env as quiet  # noqa: PLC0415 - one place for it
+
+    quiet()
+
+
+@contextmanager
+def _mlflow_calls(what: str) -> Iterator[None]:
+    """MLflow's own deprecation warnings silenced; its errors turned into pumpops errors."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
+
+    quiet = [logging.getLogger(n) for n in ("mlflow.store.db.utils", "alembic.runtime.migration")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            # MLflow's SQLAlchemy store and its alembic migrations warn about
+            # their own deprecated usage; they are not ours to fix.
+            warnings.filterwarnings(
+                "ignore", category=DeprecationWarning, module=r"(mlflow|alembic|sqlalchemy)"
+            )
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow")
+            yield
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFoundError(f"{what}: {exc.message}") from exc
+        if code == "INVALID_PARAMETER_VALUE":
+            raise InputError(f"{what}: {exc.message}") from exc
+        raise ServiceError(f"{what}: MLflow failed: {exc.message}") from exc
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _mlflow_error() -> type[Exception]:
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
+
+    return MlflowException
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is not a JSON object")
+    return value
+
+
+class Registry:
+    """Model versions, aliases and their history, for one MLflow tracking URI and one pumpops store.
+
+    Args:
+        tracking_uri: any MLflow tracking URI (the registry lives with it).
+        events: the event sink; its store also keeps the alias history and the audit trail.
+    """
+
+    def __init__(self, tracking_uri: str, events: EventSink) -> None:
+        _quiet_mlflow_env()
+        from mlflow.tracking import MlflowClient  # noqa: PLC0415 - heavy, and env first
+
+        self.tracking_uri = tracking_uri
+        self._events = events
+        self._store = events.store
+        with _mlflow_calls(f"MLflow at {tracking_uri}"):
+            self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _info(self, mv: Any) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            name=mv.name,
+            version=int(mv.version),
+            run_id=mv.run_id or "",
+            source=mv.source or "",
+            tags=dict(mv.tags or {}),
+            aliases=tuple(sorted(mv.aliases or ())),
+            created_ms=int(mv.creation_timestamp or 0),
+        )
+
+    def get(self, name: str, version: int) -> ModelVersionInfo:
+        """Return one model version.
+
+        Raises:
+            NotFoundError: no such model or version.
+            ServiceError: MLflow failed.
+        """
+        with _mlflow_calls(f"model version {name}/{version}"):
+            return self._info(self._client.get_model_version(name, str(version)))
+
+    def by_alias(self, name: str, alias: str) -> ModelVersionInfo | None:
+        """Return the version an alias of a registered model points at, or None."""
+        try:
+            with _mlflow_calls(f"alias {alias} of {name}"):
+                return self._info(self._client.get_model_version_by_alias(name, alias))
+        except (NotFoundError, InputError):
+            return None
+
+    def champion(self, group: str) -> ModelVersionInfo | None:
+        """The group's current champion (the open period of ``<group>-champion`` in the history)."""
+        current = self._current(group, alias_name(group, "champion"))
+        return None if current is None else self.get(current.model_name, current.version)
+
+    def _current(self, group: str, alias: str) -> AliasRecord | None:
+        periods = [p for p in self._store.alias_history(group=group, alias=alias) if p.to_us is None]
+        return periods[-1] if periods else None
+
+    def list_versions(self, *, group: str | None = None) -> list[ModelVersionInfo]:
+        """Every model version (optionally of one device group), by name then version."""
+        with _mlflow_calls("list model versions"):
+            found = [self._info(mv) for mv in self._client.search_model_versions(max_results=10_000)]
+        if group is not None:
+            found = [v for v in found if v.group == group]
+        return sorted(found, key=lambda v: (v.name, v.version))
+
+    def history(self, group: str) -> list[AliasRecord]:
+        """Every alias period of a group, oldest first."""
+        return self._store.alias_history(group=group)
+
+    # -- registering --------------------------------------------------------------------------
+
+    def latest_run_id(self) -> str:
+        """The newest finished pipeline run (one that exported a model).
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with _mlflow_calls("find the latest run"):
+            experiments = self._client.search_experiments()
+            runs = self._client.search_runs(
+                [e.experiment_id for e in experiments],
+                filter_string="attributes.status = 'FINISHED'",
+                order_by=["attributes.start_time DESC"],
+                max_results=50,
+            )
+        for run in runs:
+            if "pumpops.model_sha256" in run.data.tags:
+                return str(run.info.run_id)
+        raise NotFoundError(f"no finished pipeline run in MLflow at {self.tracking_uri}; run `pumpops train`")
+
+    def _run_for_model(self, model_sha256: str) -> str:
+        with _mlflow_calls("find the run of a model folder"):
+            experiments = self._client.search_experiments()
+            runs = self._client.search_runs(
+                [e.experiment_id for e in experiments],
+                filter_string=f"tags.`pumpops.model_sha256` = '{model_sha256}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+        if not runs:
+            raise NotFoundError(f"no MLflow run logged the model {model_sha256[:12]}; give --run-id")
+        return str(runs[0].info.run_id)
+
+    def register(
+        self,
+        run_result: Any = None,
+        *,
+        model_dir: Path | None = None,
+        run_id: str | None = None,
+        name: str | None = None,
+        actor: str,
+    ) -> ModelVersionInfo:
+        """Register a pipeline run's model folder (``model/`` of the run) as a model version.
+
+        Registering the same run again returns the version already registered.
+
+        Args:
+            run_result: a :class:`~pumpops.pipeline.RunResult` (gives the folder and the run).
+            model_dir: the model folder, when no ``run_result`` is given.
+            run_id: the run; default: the run's, or the run that logged the folder's model.
+            name: the registered model; default ``pumpops-<group>``.
+            actor: who registers it (audit trail).
+
+        Returns:
+            The version, with its lineage tags.
+
+        Raises:
+            ConfigError: neither a run result nor a model folder, or the run was not logged.
+            InputError: the folder lacks ``lineage.json``/``metrics.json``.
+            NotFoundError: the run does not exist.
+            ServiceError: MLflow or the store failed.
+        """
+        if run_result is not None:
+            model_dir = Path(run_result.model_dir)
+            run_id = run_id or run_result.run_id
+            if run_id is None:
+                raise ConfigError("the pipeline run was not logged to MLflow (output.log = false)")
+        if model_dir is None:
+            raise ConfigError("give a pipeline run result or a model folder")
+        lineage = _read_json(Path(model_dir) / "lineage.json")
+        metrics = _read_json(Path(model_dir) / "metrics.json")
+        run_id = run_id or self._run_for_model(str(lineage.get("model_sha256", "")))
+        group = str(lineage.get("group", ""))
+        if not group:
+            raise InputError(f"{model_dir}/lineage.json names no device group")
+        name = name or default_model_name(group)
+        with _mlflow_calls(f"register run {run_id}"):
+            run = self._client.get_run(run_id)
+            for mv in self._client.search_model_versions(f"run_id = '{run_id}'"):
+                if mv.name == name:
+                    return self._info(mv)
+            tags = self._lineage_tags(run.data.tags, lineage, metrics)
+            tags["pumpops.run_id"] = run_id
+            champion = self.champion(group)
+            tags["pumpops.parent"] = champion.ref if champion else "none"
+            try:
+                self._client.get_registered_model(name)
+            except _mlflow_error():  # MLflow says "does not exist" with an exception: create it
+                self._client.create_registered_model(
+                    name, tags={"pumpops.group": group}, description=f"pumpops models of device group {group}"
+                )
+            mv = self._client.create_model_version(
+                name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
+            )
+            info = self._info(mv)
+        payload = {
+            "model": info.ref,
+            "run_id": run_id,
+            "group": group,
+            "parent": tags["pumpops.parent"],
+            **{k: tags[v] for k, v in _LINEAGE_TAGS.items() if v in tags},
+        }
+        self._store.append_audit(actor, "model.registered", info.ref, payload)
+        self._events.emit("model.registered", info.ref, payload)
+        return info
+
+    @staticmethod
+    def _lineage_tags(
+        run_tags: Mapping[str, str], lineage: Mapping[str, Any], metrics: Mapping[str, Any]
+    ) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for key in ("dataset_digest", "config_hash", "package_set_sha256", "seed", "group", "model_sha256"):
+            value = run_tags.get(f"pumpops.{key}", lineage.get(key))
+            if value is not None:
+                tags[f"pumpops.{key}"] = str(value)
+        tags["pumpops.code_commit"] = str(
+            run_tags.get("pumpops.code_commit", lineage.get("code_commit", "unknown"))
+        )
+        dirty = lineage.get("code_dirty")
+        tags["pumpops.code_dirty"] = run_tags.get(
+            "pumpops.code_dirty", "unknown" if dirty is None else str(dirty).lower()
+        )
+        tags["pumpops.detector_kind"] = str(lineage.get("detector_kind", "unknown"))
+        for key, value in sorted(metrics.items()):
+            if isinstance(value, int | float) and math.isfinite(float(value)):
+                tags[f"pumpops.metric.{key}"] = repr(float(value))
+        return tags
+
+    # -- aliases ------------------------------------------------------------------------------
+
+    def _move_alias(
+        self, info: ModelVersionInfo, group: str, role: str, *, actor: str, reason: str | None
+    ) -> AliasRecord | None:
+        """Point ``<group>-<role>`` at ``info`` in MLflow and in the history; return the previous period."""
+        alias = alias_name(group, role)
+        previous = self._current(group, alias)
+        with _mlflow_calls(f"set alias {alias} on {info.ref}"):
+            if previous is not None and previous.model_name != info.name:
+                try:
+                    self._client.delete_registered_model_alias(previous.model_name, alias)
+                except _mlflow_error():  # already gone in MLflow: the history still closes it
+                    _log.info("alias %s was no longer on %s in MLflow", alias, previous.model_name)
+            self._client.set_registered_model_alias(info.name, alias, str(info.version))
+        self._store.set_alias(group, alias, info.name, info.version, set_by=actor, reason=reason)
+        return previous
+
+    def _drop_alias(self, info: ModelVersionInfo, group: str, role: str) -> AliasRecord | None:
+        alias = alias_name(group, role)
+        current = self._current(group, alias)
+        if current is None or (current.model_name, current.version) != (info.name, info.version):
+            return None
+        with _mlflow_calls(f"remove alias {alias} from {info.ref}"):
+            try:
+                self._client.delete_registered_model_alias(info.name, alias)
+            except _mlflow_error():  # already gone in MLflow: the history still closes it
+                _log.info("alias %s was no longer on %s in MLflow", alias, info.ref)
+        return self._store.end_alias(group, alias)
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        group: str,
+        *,
+        actor: str,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> ModelVersionInfo:
+        """Make a version its group's champion (``<group>-champion``).
+
+        Only a version whose stored validation report passed may be promoted,
+        for the group it was trained for; ``force`` overrides both checks and
+        needs a reason, which the alias history, the audit entry and the event
+        carry.
+
+        Raises:
+            ConfigError: refused (not validated, failed, archived, another
+                group, already champion) or ``force`` without a reason.
+            NotFoundError: no such version.
+            ServiceError: MLflow or the store failed.
+        """
+        if force and not (reason or "").strip():
+            raise ConfigError("--force needs a --reason (it is written to the audit trail)")
+        info = self.get(name, version)
+        if info.archived:
+            raise ConfigError(f"{info.ref} is archived; register the run again to use it")
+        problems = []
+        if info.validation != PASSED or not info.tags.get("pumpops.validation_sha256"):
+            problems.append(
+                f"{info.ref} has no passed validation report (validation: {info.validation}); "
+                f"run `pumpops validate {info.ref}`"
+            )
+        if info.group and info.group != group:
+            problems.append(f"{info.ref} was trained for group {info.group!r}, not {group!r}")
+        if problems and not force:
+            raise ConfigError("promotion refused: " + "; ".join(problems) + " (or --force --reason ...)")
+        champion = self._current(group, alias_name(group, "champion"))
+        if champion is not None and (champion.model_name, champion.version) == (name, version):
+            raise ConfigError(f"{info.ref} is already the champion of {group}")
+        previous = self._move_alias(info, group, "champion", actor=actor, reason=reason)
+        self._drop_alias(info, group, "challenger")
+        payload: dict[str, Any] = {
+            "model": info.ref,
+            "group": group,
+            "alias": alias_name(group, "champion"),
+            "previous": None if previous is None else f"{previous.model_name}/{previous.version}",
+            "validation": info.validation,
+            "validation_sha256": info.tags.get("pumpops.validation_sha256"),
+            "forced": bool(force),
+            "reason": reason,
+        }
+        if force:
+            payload["overridden"] = problems
+        self._store.append_audit(actor, "model.promoted", info.ref, payload)
+        self._events.emit("model.promoted", info.ref, payload)
+        return self.get(name, version)
+
+    def archive(self, name: str, version: int, *, actor: str, reason: str | None = None) -> ModelVersionInfo:
+        """Archive a version: tag it, remove its aliases (closing their history periods).
+
+        An archived version can no longer be promoted. Archiving the champion
+        leaves its group without one (the fleet keeps what it runs).
+
+        Raises:
+            ConfigError: it is already archived.
+            NotFoundError: no such version.
+            ServiceError: MLflow or the store failed.
+        """
+        info = self.get(name, version)
+        if info.archived:
+            raise ConfigError(f"{info.ref} is already archived")
+        removed = []
+        if info.group:
+            for role in ("champion", "challenger"):
+                if self._drop_alias(info, info.group, role) is not None:
+                    removed.append(alias_name(info.group, role))
+        with _mlflow_calls(f"archive {info.ref}"):
+            for alias in info.aliases:  # any alias set outside pumpops
+                if alias not in removed:
+                    self._client.delete_registered_model_alias(name, alias)
+                    removed.append(alias)
+            self._client.set_model_version_tag(name, str(version), "pumpops.archived", "true")
+        payload = {
+            "model": info.ref,
+            "group": info.group,
+            "aliases_removed": sorted(removed),
+            "reason": reason,
+        }
+        self._store.append_audit(actor, "model.archived", info.ref, payload)
+        self._events.emit("model.archived", info.ref, payload)
+        return self.get(name, version)
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def download_model(self, info: ModelVersionInfo, dest: Path) -> Path:
+        """Copy a version's model folder into ``dest``; return the folder (holding ``model.onnx``)."""
+        return self.download_run_model(info.run_id, dest)
+
+    def download_run_model(self, run_id: str, dest: Path) -> Path:
+        """Copy a run's ``model/`` artifacts into ``dest``; return the folder.
+
+        Raises:
+            NotFoundError: no such run.
+            ServiceError: MLflow or its artifact store failed.
+        """
+        dest.mkdir(parents=True, exist_ok=True)
+        with _mlflow_calls(f"download the model folder of run {run_id}"):
+            path = self._client.download_artifacts(run_id, "model", str(dest))
+        return Path(path)
+
+    def store_validation(
+        self,
+        info: ModelVersionInfo,
+        *,
+        passed: bool,
+        report_json: str,
+        against: ModelVersionInfo | None,
+        actor: str,
+    ) -> ModelVersionInfo:
+        """Keep a validation report with a version; a pass makes it its group's challenger.
+
+        The report JSON becomes the artifact ``validation-report.json`` of the
+        version's run; the tags ``pumpops.validation`` (``passed``/``failed``),
+        ``pumpops.validation_sha256`` and ``pumpops.validation_against`` say
+        what it concluded. Emits ``model.validated`` and audits it.
+
+        Raises:
+            ServiceError: MLflow or the store failed.
+        """
+        digest = hashlib.sha256(report_json.encode("utf-8")).hexdigest()
+        status = PASSED if passed else FAILED
+        with _mlflow_calls(f"store the validation report of {info.ref}"):
+            self._client.log_text(info.run_id, report_json, VALIDATION_ARTIFACT)
+            for key, value in (
+                ("pumpops.validation_sha256", digest),
+                ("pumpops.validation_against", against.ref if against else "none"),
+                ("pumpops.validation", status),
+            ):
+                self._client.set_model_version_tag(info.name, str(info.version), key, value)
+        challenger = None
+        if passed and info.group and not info.archived:
+            self._move_alias(info, info.group, "challenger", actor=actor, reason="validation passed")
+            challenger = alias_name(info.group, "challenger")
+        payload = {
+            "model": info.ref,
+            "group": info.group,
+            "status": status,
+            "report_sha256": digest,
+            "report_artifact": VALIDATION_ARTIFACT,
+            "against": against.ref if against else None,
+            "alias_set": challenger,
+        }
+        self._store.append_audit(actor, "model.validated", info.ref, payload)
+        self._events.emit("model.validated", info.ref, payload)
+        return self.get(info.name, info.version)
