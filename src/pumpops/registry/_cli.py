@@ -138,7 +138,7 @@ def models_register(  # noqa: PLR0917 - typer passes options by keyword; the ord
         else:
             info = registry.register(model_dir=model_dir, run_id=run_id, name=name, actor=who)
     if as_json:
-        console.print_json(json.dumps(info.lineage()))
+        typer.echo(json.dumps(info.lineage()))
     else:
         parent = info.tags.get("pumpops.parent")
         console.print(f"registered {info.ref} (group {info.group}, run {info.run_id}, parent {parent})")
@@ -158,7 +158,7 @@ def models_list(
     with _registry(ctx, tracking_uri=tracking_uri, db=db, broker="none") as (registry, _):
         rows = [_summary(v) for v in registry.list_versions(group=group)]
     if as_json:
-        console.print_json(json.dumps(rows))
+        typer.echo(json.dumps(rows))
         return
     table = Table("model", "group", "detector", "aliases", "validation", "archived", "created")
     for r in rows:
@@ -182,7 +182,7 @@ def models_show(
     with _registry(ctx, tracking_uri=tracking_uri, db=db, broker="none") as (registry, _):
         lineage = registry.get(name, version).lineage()
     if as_json:
-        console.print_json(json.dumps(lineage))
+        typer.echo(json.dumps(lineage))
         return
     for key, value in lineage.items():
         if key == "metrics":
@@ -267,7 +267,7 @@ def models_history(
         for p in periods
     ]
     if as_json:
-        console.print_json(json.dumps(rows))
+        typer.echo(json.dumps(rows))
         return
     table = Table("alias", "model", "from", "to", "set by", "reason")
     for r in rows:
@@ -343,7 +343,7 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
             candidate, passed=bool(report.passed), report_json=str(report_json), against=champion, actor=who
         )
     if as_json:
-        console.print_json(str(report_json))
+        typer.echo(str(report_json))
     else:
         console.print(report.to_text(), highlight=False, markup=False)
         console.print(
