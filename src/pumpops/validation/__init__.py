@@ -1,4 +1,66 @@
 """Gates a candidate model must pass: ONNX parity, champion vs challenger, behavioural fault tests, budgets.
 
-Arrives with the registry issue. Decisions are pure functions; may import: schema, errors, numpy, onnxruntime.
+Decisions are pure functions over measurements (``_gates.py``: no I/O, no
+MLflow, no onnxruntime); a thin layer (``_measure.py``) reads a model folder,
+builds held-out data (SKAB files or the simulator), scores it with
+onnxruntime and the training-time detector, and measures size, latency and
+memory. :func:`validate_model` does both; ``pumpops validate-model`` is its
+command. The registry calls :func:`validate_model` for ``pumpops validate``.
+
+May import: schema, fleet, sim, pipeline, errors, numpy, onnxruntime, pydantic.
+Never MLflow, the store or the registry.
 """
+
+from pumpops.validation._config import ValidationConfig, load_validation_config, parse_validation_config
+from pumpops.validation._gates import (
+    NO_CHAMPION,
+    BehaviourBudgets,
+    BehaviourMeasurement,
+    ChampionTolerances,
+    DetectionMetrics,
+    GateResult,
+    ParityMeasurement,
+    ParityTolerance,
+    ResourceBudgets,
+    ResourceMeasurement,
+    ValidationReport,
+    check_behaviour,
+    check_budgets,
+    check_champion,
+    check_parity,
+    decide,
+)
+from pumpops.validation._measure import (
+    HeldOut,
+    HoldoutDevice,
+    simulated_holdout,
+    skab_holdout,
+    validate_model,
+)
+
+__all__ = [
+    "NO_CHAMPION",
+    "BehaviourBudgets",
+    "BehaviourMeasurement",
+    "ChampionTolerances",
+    "DetectionMetrics",
+    "GateResult",
+    "HeldOut",
+    "HoldoutDevice",
+    "ParityMeasurement",
+    "ParityTolerance",
+    "ResourceBudgets",
+    "ResourceMeasurement",
+    "ValidationConfig",
+    "ValidationReport",
+    "check_behaviour",
+    "check_budgets",
+    "check_champion",
+    "check_parity",
+    "decide",
+    "load_validation_config",
+    "parse_validation_config",
+    "simulated_holdout",
+    "skab_holdout",
+    "validate_model",
+]

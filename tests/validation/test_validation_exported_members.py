@@ -1,0 +1,53 @@
+"""The public API of pumpops.validation, pinned."""
+
+import pumpops.validation
+
+
+def test_validation_exported_members() -> None:
+    assert sorted(pumpops.validation.__all__) == sorted(
+        [
+            "NO_CHAMPION",
+            "BehaviourBudgets",
+            "BehaviourMeasurement",
+            "ChampionTolerances",
+            "DetectionMetrics",
+            "GateResult",
+            "HeldOut",
+            "HoldoutDevice",
+            "ParityMeasurement",
+            "ParityTolerance",
+            "ResourceBudgets",
+            "ResourceMeasurement",
+            "ValidationConfig",
+            "ValidationReport",
+            "check_behaviour",
+            "check_budgets",
+            "check_champion",
+            "check_parity",
+            "decide",
+            "load_validation_config",
+            "parse_validation_config",
+            "simulated_holdout",
+            "skab_holdout",
+            "validate_model",
+        ]
+    )
+    for name in pumpops.validation.__all__:
+        assert getattr(pumpops.validation, name) is not None
+
+
+def test_validation_imports_no_mlflow_store_or_registry() -> None:
+    import ast
+    from pathlib import Path
+
+    for path in Path(pumpops.validation.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        for name in names:
+            assert not name.startswith(("mlflow", "pumpops.store", "pumpops.registry")), (path, name)
+    # the decisions import nothing that does I/O
+    tree = ast.parse((Path(pumpops.validation.__file__).parent / "_gates.py").read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert names <= {"__future__", "json", "math", "collections.abc", "dataclasses", "typing"}, names
