@@ -160,3 +160,23 @@ def test_cli_validate_model_unknown_config_key_is_config_error(good_model: Path,
     )
     assert isinstance(result.exception, ConfigError)
     assert "budgets.max_latency: Extra inputs are not permitted" in str(result.exception)
+
+
+def test_validate_skab_candidate_on_skab_files_behaviour_not_run(skab_model: Path, skab_small: Path) -> None:
+    report = validate_model(skab_model, data=skab_small, config=fast_config())
+    assert report.passed, report.to_text()
+    assert report.context["data"]["kind"] == "skab"
+    assert report.context["data"]["recordings"] == 3
+    assert report.gate("champion").measurements["candidate"]["events"] == 3
+    assert report.gate("behaviour").reasons == ["not run: group 'skab-testbed' cannot be simulated"]
+
+
+def test_validate_skab_candidate_trained_on_anomalies_is_slower_than_champion(
+    skab_dirty_model: Path, skab_model: Path, skab_small: Path
+) -> None:
+    config = fast_config(champion={"delay_tolerance_s": 10.0})
+    report = validate_model(skab_dirty_model, champion_dir=skab_model, data=skab_small, config=config)
+    assert report.failed_gates == ["champion"]
+    (reason,) = report.gate("champion").reasons
+    assert reason.startswith("mean detection delay ")
+    assert reason.endswith("by more than 10 s")
