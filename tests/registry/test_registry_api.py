@@ -79,6 +79,8 @@ def test_list_and_show_lineage_with_parent_champion(
     assert lineage["validation"] == "none"
     assert lineage["releases"] == []
     assert registry.get(model_name, 1).aliases == (alias_name(group, "champion"),)
+    listed_aliases = {v.version: v.aliases for v in registry.list_versions() if v.name == model_name}
+    assert listed_aliases == {1: (alias_name(group, "champion"),), 2: ()}
 
 
 def test_promote_without_passed_validation_is_refused(

@@ -31,7 +31,7 @@ import re
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -286,7 +286,18 @@ class Registry:
     def list_versions(self, *, group: str | None = None) -> list[ModelVersionInfo]:
         """Every model version (optionally of one device group), by name then version."""
         with _mlflow_calls("list model versions"):
-            found = [self._info(mv) for mv in self._client.search_model_versions(max_results=10_000)]
+            versions = self._client.search_model_versions(max_results=10_000)
+            # search results carry no aliases; the registered models do
+            aliases: dict[tuple[str, str], list[str]] = {}
+            for model in self._client.search_registered_models(max_results=1000):
+                for alias, number in (model.aliases or {}).items():
+                    aliases.setdefault((model.name, str(number)), []).append(alias)
+        found = []
+        for mv in versions:
+            info = self._info(mv)
+            found.append(
+                replace(info, aliases=tuple(sorted(aliases.get((info.name, str(info.version)), []))))
+            )
         if group is not None:
             found = [v for v in found if v.group == group]
         return sorted(found, key=lambda v: (v.name, v.version))
