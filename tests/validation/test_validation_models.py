@@ -180,3 +180,22 @@ def test_validate_skab_candidate_trained_on_anomalies_is_slower_than_champion(
     (reason,) = report.gate("champion").reasons
     assert reason.startswith("mean detection delay ")
     assert reason.endswith("by more than 10 s")
+
+
+def test_cli_validate_model_data_and_seed_together_is_config_error(good_model: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _app(),
+        ["validate-model", "--candidate", str(good_model), "--data", str(tmp_path), "--simulate-seed", "1"],
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "not both" in str(result.exception)
+
+
+def test_validate_default_suite_blocks_model_blind_to_slow_wear(good_model: Path) -> None:
+    measurement = {**FAST, "gradual_wear": True}
+    report = validate_model(good_model, config=fast_config(measurement=measurement))
+    assert report.failed_gates == ["behaviour"]
+    (reason,) = report.gate("behaviour").reasons
+    # its 5-minute baseline follows the slow ramp: the alarm comes late or never
+    assert reason.startswith("fault impeller_wear: ")
+    assert reason.endswith(("budget 900 s", "(budget: an alarm within 900 s)"))
