@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from _valhelpers import FAST, SENSORS, fast_config
+from _valhelpers import FAST, LOOSE_BUDGETS, SENSORS, fast_config
 from typer.testing import CliRunner
 
 from pumpops.errors import ConfigError
@@ -104,6 +104,7 @@ def _app() -> typer.Typer:
 
 def _write_config(tmp_path: Path, extra: str = "") -> Path:
     lines = ["[measurement]"] + [f"{k} = {json.dumps(v)}" for k, v in FAST.items()]
+    lines += ["[budgets]"] + [f"{k} = {json.dumps(v)}" for k, v in LOOSE_BUDGETS.items()]
     path = tmp_path / "validation.toml"
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
@@ -199,3 +200,15 @@ def test_validate_default_suite_blocks_model_blind_to_slow_wear(good_model: Path
     # its 5-minute baseline follows the slow ramp: the alarm comes late or never
     assert reason.startswith("fault impeller_wear: ")
     assert reason.endswith(("budget 900 s", "(budget: an alarm within 900 s)"))
+
+
+def test_validate_skab_candidate_without_data_is_config_error(skab_model: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not a simulated make; validate it on recorded data \(--data"):
+        validate_model(skab_model, config=fast_config())
+
+
+def test_validate_not_a_model_folder_is_not_found(tmp_path: Path) -> None:
+    from pumpops.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="is not a pumpops model folder"):
+        validate_model(tmp_path, config=fast_config())
