@@ -152,10 +152,18 @@ def simulated_holdout(group: str, sensors: Sequence[str], *, seed: int, m: Measu
 
     Every device runs ``calibration_s`` of normal operation, then ``test_s``
     in which its event (if any) starts ``event_start_s`` in and lasts to the
-    end. Faults are sudden and at full severity; the set-point change goes to
-    80 % of rated speed; the recalibration offsets one sensor by the
-    simulator's typical recalibration step; the ambient device has the
-    default daily and seasonal cycle. Same arguments, same numbers.
+    end. Faults are at ``fault_severity``; with ``gradual_wear`` bearing and
+    impeller wear ramp up, the other faults step in. The set-point change
+    moves to ``setpoint_factor`` times the pump's own speed; the
+    recalibration biases ``discharge_pressure`` (or the first sensor) by the
+    simulator's full recalibration step; the ambient device has the default
+    daily and seasonal cycle. Same arguments, same numbers.
+
+    Args:
+        group: the model's device group (a make's profile id, optionally ``-<n>``).
+        sensors: the model's sensors, in its column order.
+        seed: the seed of the suite.
+        m: the ``[measurement]`` settings.
 
     Raises:
         ConfigError: the group's make cannot be simulated, or lacks a model sensor.
@@ -251,6 +259,11 @@ def simulated_holdout(group: str, sensors: Sequence[str], *, seed: int, m: Measu
         "calibration_s": m.calibration_s,
         "test_s": m.test_s,
         "event_start_s": m.event_start_s,
+        "gradual_wear": m.gradual_wear,
+        "fault_severity": m.fault_severity,
+        "setpoint_factor": m.setpoint_factor,
+        "recalibrated_sensor": recal_sensor,
+        "devices": {d.device_id: f"{d.role}:{d.kind}" if d.kind else d.role for d in out},
     }
     return HeldOut(tuple(out), source)
 
