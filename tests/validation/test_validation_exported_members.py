@@ -51,3 +51,16 @@ def test_validation_imports_no_mlflow_store_or_registry() -> None:
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert names <= {"__future__", "json", "math", "collections.abc", "dataclasses", "typing"}, names
+
+
+def test_validation_import_loads_no_mlflow_or_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.validation; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'sqlalchemy')"
+        " or m.startswith('pumpops.registry')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

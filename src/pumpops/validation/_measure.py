@@ -17,6 +17,10 @@ Not a plain ``getrusage`` delta either: ``ru_maxrss`` is the peak since the
 process started and cannot be reset, so after any earlier, bigger work the
 delta is zero. Where ``clear_refs`` is not available the ``ru_maxrss`` delta
 is the fallback and the report says so.
+
+May import: schema, fleet, sim, pipeline, errors, numpy, onnxruntime. Never
+MLflow, the store or the registry (the pipeline's modules used here load
+neither MLflow nor SQLAlchemy; a test holds that line).
 """
 
 from __future__ import annotations
