@@ -534,6 +534,15 @@ def test_decode_ignores_other_kinds_of_device_topic() -> None:
     assert result.dead_letters == ()
 
 
+@pytest.mark.parametrize("topic", ["pumpops/v1/events/model.promoted", "pumpops/v1/events/rollout.started"])
+def test_decode_ignores_hub_events_under_the_prefix(topic: str) -> None:
+    # the registry publishes events under <prefix>/events/<kind>; ingest subscribes
+    # to <prefix>/# and must not dead-letter them as wrongly shaped device topics
+    result = run(topic, b'{"format": "pumpops.event/1"}')
+    assert result.ignored
+    assert result.dead_letters == ()
+
+
 def test_decode_values_stay_within_physical_bounds() -> None:
     result = run_msg(make_msg(SAKURA, rows=50, seed=3))
     batch = result.batch

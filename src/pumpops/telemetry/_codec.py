@@ -52,7 +52,7 @@ from pumpops.schema import (
     TelemetryMessage,
     affine_to,
 )
-from pumpops.telemetry._topics import DEFAULT_PREFIX, DeviceTopic, parse_topic
+from pumpops.telemetry._topics import DEFAULT_PREFIX, DeviceTopic, is_hub_topic, parse_topic
 
 if TYPE_CHECKING:
     from pumpops.settings import IngestSettings
@@ -373,6 +373,8 @@ def _decode(
     profiles: Mapping[str, ManufacturerProfile],
     prefix: str,
 ) -> DecodeResult:
+    if is_hub_topic(msg.topic, prefix=prefix):
+        return DecodeResult(topic=msg.topic, batch=None, ignored=True)
     where = parse_topic(msg.topic, prefix=prefix)
     msg.device_id = where.device_id
     if where.kind != "telemetry":

@@ -89,6 +89,22 @@ def _show(topic: str) -> str:
     return repr(topic if len(topic) <= _SHOW else topic[:_SHOW] + "...")
 
 
+#: Topics under ``<prefix>/`` that belong to the hub, not to a device
+#: (``<prefix>/events/<kind>``, published by the registry and later lifecycle steps).
+HUB_TOPIC_ROOTS: Final = ("events",)
+
+
+def is_hub_topic(topic: str, *, prefix: str = DEFAULT_PREFIX) -> bool:
+    """Whether ``topic`` is one of the hub's own topics under the prefix (not a device's).
+
+    >>> is_hub_topic("pumpops/v1/events/model.promoted")
+    True
+    >>> is_hub_topic("pumpops/v1/events-site/p-1/telemetry")
+    False
+    """
+    return any(topic.startswith(f"{prefix}/{root}/") for root in HUB_TOPIC_ROOTS)
+
+
 def parse_topic(topic: str, *, prefix: str = DEFAULT_PREFIX) -> DeviceTopic:
     """Split a device topic into its parts.
 
