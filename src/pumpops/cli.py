@@ -87,10 +87,21 @@ def _register_parts() -> None:
     from pumpops.sources import _cli as sources_cli
     from pumpops.store import _cli as store_cli
     from pumpops.telemetry import _cli as telemetry_cli
+    from pumpops.validation import _cli as validation_cli
 
-    for module in (store_cli, telemetry_cli, sim_cli, sources_cli, pipeline_cli, benchmark_cli, audit_cli):
+    parts = (
+        store_cli,
+        telemetry_cli,
+        sim_cli,
+        sources_cli,
+        pipeline_cli,
+        benchmark_cli,
+        registry_cli,
+        validation_cli,
+        audit_cli,
+    )
+    for module in parts:
         module.register(app)
-    registry_cli.register(app)
 
 
 _register_parts()

@@ -158,15 +158,6 @@ def test_cli_validate_failed_report_exits_1_and_blocks_promotion(
     assert isinstance(exc, ConfigError)
 
 
-def test_cli_validate_without_gates_is_a_clear_config_error(
-    runs: list[RunResult], model_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delattr(pumpops.validation, "validate_model", raising=False)
-    _, _, exc = run("validate", f"{model_name}/1")
-    assert isinstance(exc, ConfigError)
-    assert "validation gates not available" in str(exc)
-
-
 def test_cli_bad_reference_is_config_error() -> None:
     _, _, exc = run("models", "show", "no-version-here")
     assert isinstance(exc, ConfigError)

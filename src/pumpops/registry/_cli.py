@@ -10,7 +10,6 @@ May import: typer, rich, ``pumpops._cli_support``, settings, store, pipeline
 
 from __future__ import annotations
 
-import importlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -305,16 +304,12 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
     name, version = parse_ref(ref)
     if against not in ("champion", "none"):
         raise ConfigError(f"--against must be 'champion' or 'none', not {against!r}")
-    # Looked up at run time: the gates are another part, and may be absent from an install.
-    validation: Any = importlib.import_module("pumpops.validation")
-    validate_model = getattr(validation, "validate_model", None)
-    if validate_model is None:
-        raise ConfigError(
-            "validation gates not available: pumpops.validation has no validate_model in this version"
-        )
+    # imported here: the measurement layer loads the pipeline and scikit-learn
+    from pumpops.validation import load_validation_config, validate_model
+
     gate_config = None
     if config is not None:
-        gate_config = validation.load_validation_config(config)
+        gate_config = load_validation_config(config)
     gate_data: Path | int | None = None
     if data is not None:
         gate_data = int(data) if data.isdigit() else Path(data)

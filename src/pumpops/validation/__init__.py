@@ -11,6 +11,11 @@ May import: schema, fleet, sim, pipeline, errors, numpy, onnxruntime, pydantic.
 Never MLflow, the store or the registry.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pumpops.validation._config import ValidationConfig, load_validation_config, parse_validation_config
 from pumpops.validation._gates import (
     NO_CHAMPION,
@@ -30,13 +35,15 @@ from pumpops.validation._gates import (
     check_parity,
     decide,
 )
-from pumpops.validation._measure import (
-    HeldOut,
-    HoldoutDevice,
-    simulated_holdout,
-    skab_holdout,
-    validate_model,
-)
+
+if TYPE_CHECKING:
+    from pumpops.validation._measure import (
+        HeldOut,
+        HoldoutDevice,
+        simulated_holdout,
+        skab_holdout,
+        validate_model,
+    )
 
 __all__ = [
     "NO_CHAMPION",
@@ -64,3 +71,13 @@ __all__ = [
     "skab_holdout",
     "validate_model",
 ]
+
+# The measurement layer pulls in the pipeline and scikit-learn (about a second);
+# load it on first use (PEP 562) so the pure gates and every CLI start stay light.
+_MEASURE = {"HeldOut", "HoldoutDevice", "simulated_holdout", "skab_holdout", "validate_model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MEASURE:
+        return getattr(importlib.import_module("pumpops.validation._measure"), name)
+    raise AttributeError(f"module 'pumpops.validation' has no attribute {name!r}")

@@ -21,7 +21,6 @@ import typer
 
 from pumpops.errors import ConfigError
 from pumpops.validation._config import load_validation_config
-from pumpops.validation._measure import validate_model
 
 REPORT_NAME = "validation-report.json"
 
@@ -63,6 +62,8 @@ def validate_model_command(  # noqa: PLR0917 - typer passes options by keyword; 
     """Validate a candidate model folder: parity, champion vs challenger, behaviour, budgets."""
     if data is not None and simulate_seed is not None:
         raise ConfigError("give --data or --simulate-seed, not both")
+    from pumpops.validation._measure import validate_model  # heavy (pipeline, scikit-learn): loads on use
+
     cfg = load_validation_config(config)
     report = validate_model(
         candidate,
