@@ -59,6 +59,32 @@ def test_train_skab_files_prints_summary(workspace: Path, skab_small: Path, trac
     assert "fit cached" in out
 
 
+def test_train_records_snapshot_and_run_in_the_audit_trail(
+    workspace: Path, skab_small: Path, tracking_uri: str
+) -> None:
+    from pumpops.audit import verify_chain
+    from pumpops.store import open_store
+
+    config = workspace / "pipeline.toml"
+    config.write_text(
+        f'seed = 1\n[data]\nsource = "files"\npaths = ["{skab_small}"]\ntrain_rows = 400\n'
+        "[features]\nwindow_samples = 10\nmin_segment_samples = 30\n"
+    )
+    args = ("train", "--config", str(config), "--tracking-uri", tracking_uri, "--json", "--actor", "ann@hq")
+    code, out, exc = invoke(*args)
+    assert code == 0, (out, exc)
+    summary = json.loads(out.strip().splitlines()[-1])
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        entries = store.audit_entries()
+    assert [(e.action, e.subject, e.actor) for e in entries] == [
+        ("dataset.snapshot", f"dataset/{summary['dataset_digest']}", "ann@hq"),
+        ("training.run", f"run/{summary['run_id']}", "ann@hq"),
+    ]
+    assert entries[0].payload["written"] is True
+    assert entries[1].payload["onnx_sha256"] == summary["onnx_sha256"]
+    assert verify_chain(entries).ok
+
+
 def test_train_store_group_on_simulated_fleet(
     workspace: Path, fleet_store: tuple[str, Path], tracking_uri: str
 ) -> None:

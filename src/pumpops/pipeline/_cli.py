@@ -9,12 +9,15 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pumpops._cli_support import settings_from
 from pumpops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pumpops.pipeline._run import RunResult
 
 pipeline_app = typer.Typer(
     help="Training pipelines: inspect a pipeline.toml, calibrate a new pump.", no_args_is_help=True
@@ -47,13 +50,24 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         None, "--db", help="Store URL for a store source (default: workspace settings).", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    actor: str | None = typer.Option(
+        None,
+        "--actor",
+        help="Who runs it, for the audit trail (default: settings' actor).",
+        show_default=False,
+    ),
 ) -> None:
-    """Run a training pipeline: snapshot, features, fit, calibrate, evaluate, export ONNX, log to MLflow."""
+    """Run a training pipeline: snapshot, features, fit, calibrate, evaluate, export ONNX, log to MLflow.
+
+    The dataset snapshot and the run are recorded in the workspace's audit trail.
+    """
+    from pumpops.audit._cli import resolve_actor
     from pumpops.pipeline._config import load_config
     from pumpops.pipeline._run import run_pipeline
 
     cfg = load_config(config)
     settings = settings_from(ctx, database_url=db)
+    who = resolve_actor(settings, actor)
     result = run_pipeline(
         cfg,
         workspace=settings.workspace,
@@ -61,6 +75,7 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         use_cache=not no_cache,
         tracking_uri=tracking_uri,
     )
+    _audit_run(settings.resolved_database_url, who, config, result)
     summary = {
         "run_id": result.run_id,
         "dataset_digest": result.dataset_digest,
@@ -95,6 +110,35 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         if key in result.metrics:
             lines.append(f"{key + ':':<17}{_number(result.metrics[key])}")
     typer.echo("\n".join(lines))
+
+
+def _audit_run(database_url: str, actor: str, config: Path, result: RunResult) -> None:
+    """Append the dataset snapshot and the training run to the audit trail."""
+    from pumpops.store import open_store
+
+    how = dict(result.steps).get("snapshot", "unknown")
+    with open_store(database_url) as store:
+        store.upgrade()
+        store.append_audit(
+            actor,
+            "dataset.snapshot",
+            f"dataset/{result.dataset_digest}",
+            {"written": how == "written", "config": str(config), "config_hash": result.config_hash},
+        )
+        store.append_audit(
+            actor,
+            "training.run",
+            f"run/{result.run_id or 'not-logged'}",
+            {
+                "config": str(config),
+                "config_hash": result.config_hash,
+                "dataset_digest": result.dataset_digest,
+                "onnx_sha256": result.onnx_sha256,
+                "model_dir": str(result.model_dir),
+                "steps": dict(result.steps),
+                "metrics": {k: v for k, v in sorted(result.metrics.items()) if math.isfinite(v)},
+            },
+        )
 
 
 def _number(value: float) -> str:
