@@ -76,9 +76,11 @@ def test_train_records_snapshot_and_run_in_the_audit_trail(
     summary = json.loads(out.strip().splitlines()[-1])
     with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
         entries = store.audit_entries()
+    assert summary["model"].startswith("pumpops-skab-testbed/")  # every logged model is registered
     assert [(e.action, e.subject, e.actor) for e in entries] == [
         ("dataset.snapshot", f"dataset/{summary['dataset_digest']}", "ann@hq"),
         ("training.run", f"run/{summary['run_id']}", "ann@hq"),
+        ("model.registered", summary["model"], "ann@hq"),
     ]
     assert entries[0].payload["written"] is True
     assert entries[1].payload["onnx_sha256"] == summary["onnx_sha256"]

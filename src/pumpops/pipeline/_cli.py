@@ -56,10 +56,14 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         help="Who runs it, for the audit trail (default: settings' actor).",
         show_default=False,
     ),
+    register_model: bool = typer.Option(
+        True, "--register/--no-register", help="Register the logged model as an MLflow model version."
+    ),
 ) -> None:
     """Run a training pipeline: snapshot, features, fit, calibrate, evaluate, export ONNX, log to MLflow.
 
-    The dataset snapshot and the run are recorded in the workspace's audit trail.
+    The dataset snapshot and the run are recorded in the workspace's audit trail,
+    and the model is registered as a model version of its group (`pumpops models`).
     """
     from pumpops.audit._cli import resolve_actor
     from pumpops.pipeline._config import load_config
@@ -76,6 +80,12 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         tracking_uri=tracking_uri,
     )
     _audit_run(settings.resolved_database_url, who, config, result)
+    model_ref = None
+    if register_model and result.run_id is not None:
+        from pumpops.registry._cli import _registry
+
+        with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=None) as (registry, _):
+            model_ref = registry.register(result, actor=who).ref
     summary = {
         "run_id": result.run_id,
         "dataset_digest": result.dataset_digest,
@@ -87,6 +97,7 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         "skipped_devices": result.skipped_devices,
         "steps": dict(result.steps),
         "metrics": {k: (v if math.isfinite(v) else None) for k, v in sorted(result.metrics.items())},
+        "model": model_ref,
     }
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
@@ -94,6 +105,7 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
     # Plain "key: value" lines: hashes and paths stay whole for copying and grep.
     lines = [
         f"run id:          {result.run_id or '(not logged)'}",
+        f"model version:   {model_ref or '(not registered)'}",
         f"dataset digest:  {result.dataset_digest}",
         f"config hash:     {result.config_hash}",
         f"onnx:            {result.onnx_path}",
