@@ -1,0 +1,331 @@
+"""The bundle format: one model version built for one target, as a manifest and an ONNX file.
+
+A bundle is a folder::
+
+    <out>/<group>/<target>/<version>/
+        manifest.json   canonical JSON (sorted keys, compact, UTF-8, trailing newline)
+        model.onnx      the model as built for the target (opset, optimisation, precision)
+
+``manifest.json`` names every other file of the bundle with its SHA-256 and
+length (``files``), so the manifest's own hash (which TUF signs as a target)
+covers the whole bundle. The bytes are deterministic: the same model, target
+profile and settings give the same ``manifest.json`` and ``model.onnx``; no
+clock, host name or path goes in.
+
+This module is edge-safe: it imports only the standard library, pydantic and
+``pumpops.errors``, so the device agent can read and verify bundles with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from pumpops.errors import ConfigError, IntegrityError, NotFoundError
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "Bundle",
+    "BundleAlarm",
+    "BundleBuild",
+    "BundleCalibration",
+    "BundleFile",
+    "BundleInputs",
+    "BundleLineage",
+    "BundleManifest",
+    "BundleSensor",
+    "BundleTarget",
+    "bundle_dir",
+    "manifest_bytes",
+    "parse_manifest",
+    "read_bundle",
+    "write_bundle",
+]
+
+BUNDLE_FORMAT: Final = "pumpops.bundle/1"
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+
+_IDENT = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+_Ident = Annotated[str, StringConstraints(pattern=_IDENT)]
+_Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_Version = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")]
+_FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BundleFile(_Strict):
+    """One file of the bundle besides the manifest.
+
+    Attributes:
+        sha256: hex SHA-256 of the file's bytes.
+        length: size in bytes.
+    """
+
+    sha256: _Sha256
+    length: int = Field(ge=0)
+
+
+class BundleSensor(_Strict):
+    """One model input: a canonical sensor and its canonical (SI) unit."""
+
+    name: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=64)
+
+
+class BundleInputs(_Strict):
+    """What the agent feeds the model.
+
+    Attributes:
+        sensors: the sensors, in the column order of the window.
+        window_rows: rows per window.
+        dtype: element type of the ONNX inputs in this bundle (``float64`` or ``float32``).
+    """
+
+    sensors: tuple[BundleSensor, ...] = Field(min_length=1)
+    window_rows: int = Field(ge=1, le=100_000)
+    dtype: Literal["float64", "float32"]
+
+
+class BundleAlarm(_Strict):
+    """How scores become alarms: threshold comparison and k-of-n smoothing.
+
+    Attributes:
+        compare: the comparison, ``score > threshold``.
+        threshold: where the threshold comes from (``calibration.threshold``: per device).
+        smoothing: the detector's smoothing rule as the detector manifest states it.
+    """
+
+    compare: str
+    threshold: str
+    smoothing: dict[str, Any]
+
+
+class BundleCalibration(_Strict):
+    """Per-device calibration: the reference statistics and the alarm threshold.
+
+    ``center`` and ``scale`` are the device's healthy reference (median and
+    spread per sensor), which the agent also uses as drift reference.
+    """
+
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class BundleTarget(_Strict):
+    """The target profile the bundle was built for (a summary, plus its digest)."""
+
+    id: _Ident
+    arch: str
+    opset: int = Field(ge=1)
+    ir_version: int = Field(ge=1)
+    onnxruntime: str
+    execution_providers: tuple[str, ...]
+    security_features: tuple[str, ...] = ()
+    profile_sha256: _Sha256
+
+
+class BundleBuild(_Strict):
+    """What packaging did and why.
+
+    Attributes:
+        precision: ``float64``, ``float32`` or ``int8``.
+        source_opset: opset of the registered model.
+        optimisation: the optimisation applied (``none`` or a named level).
+        decisions: one sentence per step saying what was done and why.
+        budgets: measured figures against the target's budgets (measured on
+            the build machine, one thread, when stated so in ``decisions``).
+    """
+
+    precision: Literal["float64", "float32", "int8"]
+    source_opset: int
+    optimisation: str
+    decisions: tuple[str, ...]
+    budgets: dict[str, Any]
+
+
+class BundleLineage(_Strict):
+    """Where the model came from."""
+
+    run_id: str | None
+    dataset_digest: str | None
+    validation_report_sha256: str | None
+    source_model_sha256: _Sha256
+    config_hash: str | None = None
+
+
+class BundleManifest(_Strict):
+    """The signed description of a bundle; ``files`` hashes everything else in it."""
+
+    format: Literal["pumpops.bundle/1"] = BUNDLE_FORMAT
+    model_name: str = Field(min_length=1, max_length=200)
+    model_version: int = Field(ge=1)
+    group: _Ident
+    target: BundleTarget
+    min_agent_version: _Version
+    inputs: BundleInputs
+    alarm: BundleAlarm
+    calibrations: dict[str, BundleCalibration]
+    detector: dict[str, Any]
+    build: BundleBuild
+    lineage: BundleLineage
+    files: dict[_FileName, BundleFile]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read from disk and verified against its manifest.
+
+    Attributes:
+        folder: where it lies.
+        manifest: the parsed manifest.
+        manifest_sha256: hex SHA-256 of ``manifest.json``'s bytes.
+    """
+
+    folder: Path
+    manifest: BundleManifest
+    manifest_sha256: str
+
+    @property
+    def model_path(self) -> Path:
+        """Path of the ONNX model file."""
+        return self.folder / MODEL_FILE
+
+
+def manifest_bytes(manifest: BundleManifest) -> bytes:
+    """Canonical bytes of a manifest: sorted keys, compact separators, a trailing newline.
+
+    >>> m = {"b": 1, "a": [1.5, "x"]}
+    >>> json.dumps(m, sort_keys=True, separators=(",", ":"))
+    '{"a":[1.5,"x"],"b":1}'
+    """
+    doc = manifest.model_dump(mode="json")
+    return (
+        json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        + b"\n"
+    )
+
+
+def bundle_dir(out: Path, group: str, target: str, version: int) -> Path:
+    """The folder of a bundle under an output root: ``<out>/<group>/<target>/<version>``."""
+    for label, value in (("group", group), ("target", target)):
+        if not re.match(_IDENT, value):
+            raise ConfigError(f"{label} {value!r} is not a valid identifier ({_IDENT})")
+    return out / group / target / str(int(version))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(out: Path, manifest: BundleManifest, files: dict[str, bytes]) -> Bundle:
+    """Write a bundle, filling in the ``files`` hashes of the manifest.
+
+    Args:
+        out: the output root; the bundle goes to ``<out>/<group>/<target>/<version>``.
+        manifest: the manifest; its ``files`` field is replaced by the hashes of ``files``.
+        files: file name -> bytes; must contain ``model.onnx``.
+
+    Returns:
+        The written bundle, read back and verified.
+
+    Raises:
+        ConfigError: ``files`` lacks the model or names the manifest.
+    """
+    if MODEL_FILE not in files:
+        raise ConfigError(f"a bundle needs {MODEL_FILE}")
+    if MANIFEST_FILE in files:
+        raise ConfigError(f"{MANIFEST_FILE} is written from the manifest, not passed as a file")
+    hashes = {
+        name: BundleFile(sha256=hashlib.sha256(data).hexdigest(), length=len(data))
+        for name, data in sorted(files.items())
+    }
+    final = manifest.model_copy(update={"files": hashes})
+    # Round-trip through validation so a bad field fails here, not on the device.
+    final = BundleManifest.model_validate(final.model_dump(mode="json"))
+    folder = bundle_dir(out, final.group, final.target.id, final.model_version)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in sorted(files.items()):
+        _atomic_write(folder / name, data)
+    _atomic_write(folder / MANIFEST_FILE, manifest_bytes(final))
+    return read_bundle(folder)
+
+
+def parse_manifest(data: bytes) -> BundleManifest:
+    """Parse manifest bytes.
+
+    Raises:
+        IntegrityError: the bytes are not a valid bundle manifest.
+    """
+    try:
+        doc = json.loads(data)
+        return BundleManifest.model_validate(doc)
+    except (ValueError, ValidationError) as exc:
+        raise IntegrityError(f"bundle manifest is not valid: {exc}") from exc
+
+
+def read_bundle(folder: Path) -> Bundle:
+    """Read a bundle and verify every file against the manifest's hashes.
+
+    Args:
+        folder: the bundle folder (holding ``manifest.json``).
+
+    Returns:
+        The verified bundle.
+
+    Raises:
+        NotFoundError: there is no manifest in ``folder``.
+        IntegrityError: the manifest is invalid, a listed file is missing or
+            its bytes do not match, or the folder holds unlisted files.
+    """
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise NotFoundError(f"no bundle at {folder}: {MANIFEST_FILE} is missing")
+    raw = manifest_path.read_bytes()
+    manifest = parse_manifest(raw)
+    if manifest_bytes(manifest) != raw:
+        raise IntegrityError(f"{manifest_path}: manifest is not in canonical form (edited by hand?)")
+    if MODEL_FILE not in manifest.files:
+        raise IntegrityError(f"{manifest_path}: manifest lists no {MODEL_FILE}")
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise IntegrityError(f"bundle {folder}: {name} is missing")
+        data = path.read_bytes()
+        if len(data) != expected.length or hashlib.sha256(data).hexdigest() != expected.sha256:
+            raise IntegrityError(
+                f"bundle {folder}: {name} does not match the manifest "
+                f"(expected sha256 {expected.sha256[:12]}…, {expected.length} bytes)"
+            )
+    extra = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name != MANIFEST_FILE and p.name not in manifest.files
+    )
+    if extra:
+        raise IntegrityError(f"bundle {folder}: files not in the manifest: {', '.join(extra)}")
+    return Bundle(folder=folder, manifest=manifest, manifest_sha256=hashlib.sha256(raw).hexdigest())
