@@ -8,27 +8,45 @@ boundary with ``raise ... from exc`` so the cause stays visible.
     ├── ConfigError         the operator's settings, profile or command line is wrong
     ├── InputError          data that arrived is wrong (a person or device must fix it)
     │   ├── UnitError       unknown unit, or a unit of the wrong dimension
-    │   └── MessageRejected a telemetry message failed validation (has .reason)
+    │   ├── MessageRejected a telemetry message failed validation (has .reason)
+    │   └── IncompatibleBundleError a verified bundle this device cannot run (agent too old)
     ├── NotFoundError       something asked for does not exist (device, sensor, ...)
     ├── IntegrityError      stored or received bytes do not match what they claim
+    │   ├── TamperedArtifactError   a downloaded file's length or hash is not the signed one
+    │   ├── UntrustedSignatureError metadata lacks a threshold of signatures by trusted keys
+    │   ├── RollbackError           the repository offers older metadata than already seen
+    │   ├── MixAndMatchError        metadata files from different moments of the repository
+    │   ├── StaleMetadataError      signed metadata has expired (freeze, or a stopped publisher)
+    │   ├── OversizedDownloadError  the repository sent more bytes than allowed (endless data)
+    │   └── BundleMismatchError     a signed bundle's manifest contradicts its path or its files
     └── ServiceError        infrastructure failed: retrying later may succeed
         ├── StoreError      the database
-        └── BrokerError     the MQTT broker
+        ├── BrokerError     the MQTT broker
+        └── DownloadError   the update repository could not be reached or read
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BrokerError",
+    "BundleMismatchError",
     "ConfigError",
+    "DownloadError",
+    "IncompatibleBundleError",
     "InputError",
     "IntegrityError",
     "MessageRejected",
+    "MixAndMatchError",
     "NotFoundError",
+    "OversizedDownloadError",
     "PumpopsError",
+    "RollbackError",
     "ServiceError",
+    "StaleMetadataError",
     "StoreError",
+    "TamperedArtifactError",
     "UnitError",
+    "UntrustedSignatureError",
 ]
 
 
@@ -81,3 +99,48 @@ class StoreError(ServiceError):
 
 class BrokerError(ServiceError):
     """The MQTT broker failed or is not reachable."""
+
+
+# Update distribution (TUF). The repository is at fault:
+
+
+class TamperedArtifactError(IntegrityError):
+    """A downloaded target or metadata file does not have its signed length and hashes."""
+
+
+class UntrustedSignatureError(IntegrityError):
+    """Metadata is not signed by a threshold of the keys the trusted root names."""
+
+
+class RollbackError(IntegrityError):
+    """The repository offers metadata older than what this device has already seen."""
+
+
+class MixAndMatchError(IntegrityError):
+    """Metadata files come from different moments of the repository (versions do not agree)."""
+
+
+class StaleMetadataError(IntegrityError):
+    """Signed metadata has expired: a freeze attack, or a hub that stopped re-signing."""
+
+
+class OversizedDownloadError(IntegrityError):
+    """The repository sent more bytes than the signed or configured length allows."""
+
+
+class BundleMismatchError(IntegrityError):
+    """A signed bundle's manifest contradicts its path (group, target, version) or its files."""
+
+
+# The device is at fault (too old for the bundle):
+
+
+class IncompatibleBundleError(InputError):
+    """A verified bundle needs a newer agent (or other target) than this device has."""
+
+
+# The network or the mirror is at fault:
+
+
+class DownloadError(ServiceError):
+    """The update repository (URL or folder) could not be reached or a file could not be read."""

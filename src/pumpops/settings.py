@@ -45,6 +45,22 @@ class IngestSettings(BaseModel):
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+class TufSettings(BaseModel):
+    """The hub's TUF repository: signature lifetimes (days) and thresholds (signatures) per role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root_expiry_days: int = Field(default=365, ge=1, le=3650)
+    targets_expiry_days: int = Field(default=90, ge=1, le=3650)
+    snapshot_expiry_days: int = Field(default=7, ge=1, le=365)
+    timestamp_expiry_days: int = Field(default=1, ge=1, le=365)
+    root_threshold: int = Field(default=1, ge=1, le=16)  # signatures
+    targets_threshold: int = Field(default=1, ge=1, le=16)  # signatures
+    snapshot_threshold: int = Field(default=1, ge=1, le=16)  # signatures
+    timestamp_threshold: int = Field(default=1, ge=1, le=16)  # signatures
+    delegate_per_group: bool = True
+
+
 def default_actor() -> str:
     """``user@host`` of this process: who audit entries written from here are attributed to."""
     try:
@@ -68,6 +84,7 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
     profiles_dirs: tuple[Path, ...] = ()
     ingest: IngestSettings = IngestSettings()
+    tuf: TufSettings = TufSettings()
     # Who audit entries are attributed to (a --actor flag overrides it); never empty.
     actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
 

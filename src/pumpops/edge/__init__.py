@@ -1,5 +1,29 @@
 """The device agent: sources, model, alarms, updater, outbox, drift, state reports.
 
-Arrives with the edge-agent issue. May import only edge-safe parts (schema, errors, sources) and
-numpy, onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy or FastAPI.
+Today: the updater (:class:`EdgeUpdater`), which installs only what the hub's
+TUF repository signed, from a URL or a folder (:class:`FolderFetcher`).
+May import only edge-safe parts (schema, errors, sources) and numpy,
+onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
+FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
+
+from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
+from pumpops.edge._updater import (
+    CURRENT_FILE,
+    BundleInfo,
+    EdgeUpdater,
+    Installed,
+    convert_tuf_error,
+    parse_version,
+)
+
+__all__ = [
+    "CURRENT_FILE",
+    "FOLDER_BASE_URL",
+    "BundleInfo",
+    "EdgeUpdater",
+    "FolderFetcher",
+    "Installed",
+    "convert_tuf_error",
+    "parse_version",
+]

@@ -1,0 +1,392 @@
+"""The edge updater: find, download, verify (TUF) and atomically install the newest bundle.
+
+Each update cycle builds a new ``tuf.ngclient.Updater`` (python-tuf refreshes
+once per instance), refreshes the top-level metadata, lists the targets of the
+device's group, picks the newest version for (group, target), downloads its
+files into a staging folder, checks the manifest inside against the device
+(group, target, minimum agent version, file hashes) and only then moves the
+folder into ``<install_dir>/<version>`` and points ``CURRENT`` at it with
+``os.replace``. Whatever fails, nothing is installed and the model already
+installed stays: an expired timestamp while offline is an error to report,
+never a reason to delete the running model.
+
+python-tuf's exceptions are converted at this boundary into
+:mod:`pumpops.errors` classes (see :func:`convert_tuf_error`).
+May import: schema, errors, numpy, onnxruntime, python-tuf and the stdlib only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuf.api import exceptions as tuf_exc
+from tuf.api.metadata import Metadata, TargetFile, Targets
+from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
+
+from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
+from pumpops.errors import (
+    BundleMismatchError,
+    DownloadError,
+    IncompatibleBundleError,
+    IntegrityError,
+    MixAndMatchError,
+    NotFoundError,
+    OversizedDownloadError,
+    PumpopsError,
+    RollbackError,
+    StaleMetadataError,
+    TamperedArtifactError,
+    UntrustedSignatureError,
+)
+
+__all__ = [
+    "CURRENT_FILE",
+    "BundleInfo",
+    "EdgeUpdater",
+    "Installed",
+    "convert_tuf_error",
+    "parse_version",
+]
+
+#: The file in the install folder naming the installed version (replaced atomically).
+CURRENT_FILE = "CURRENT"
+_MANIFEST = "manifest.json"
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """A version string as a comparable tuple of integers.
+
+    >>> parse_version("1.10.2") > parse_version("1.9")
+    True
+    >>> parse_version("7")
+    (7,)
+    """
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        raise BundleMismatchError(f"version {text!r} is not dotted integers") from None
+
+
+def convert_tuf_error(exc: Exception, during: str) -> PumpopsError:
+    """The pumpops error for a python-tuf exception (raise it ``from exc``).
+
+    Args:
+        exc: what python-tuf raised.
+        during: what was being done, for the message ("refreshing metadata", ...).
+
+    >>> from tuf.api.exceptions import ExpiredMetadataError
+    >>> type(convert_tuf_error(ExpiredMetadataError("timestamp.json is expired"), "refresh")).__name__
+    'StaleMetadataError'
+    """
+    text = f"{during}: {exc}"
+    if isinstance(exc, tuf_exc.BadVersionNumberError) and "must be >=" not in str(exc):
+        return MixAndMatchError(f"{text} (metadata files from different moments of the repository)")
+    for tuf_class, ours, hint in _CONVERSIONS:
+        if isinstance(exc, tuf_class):
+            return ours(f"{text} ({hint})")
+    return DownloadError(text)
+
+
+# First match wins: specific python-tuf classes before their bases.
+_CONVERSIONS: tuple[tuple[type[Exception], type[PumpopsError], str], ...] = (
+    (
+        tuf_exc.ExpiredMetadataError,
+        StaleMetadataError,
+        "freeze attack, or the hub stopped re-signing; model kept",
+    ),
+    (
+        tuf_exc.UnsignedMetadataError,
+        UntrustedSignatureError,
+        "signed by a key the trusted root does not name",
+    ),
+    (tuf_exc.BadVersionNumberError, RollbackError, "the repository replays older metadata"),
+    (
+        tuf_exc.LengthOrHashMismatchError,
+        TamperedArtifactError,
+        "bytes differ from what the repository signed",
+    ),
+    (
+        tuf_exc.DownloadLengthMismatchError,
+        OversizedDownloadError,
+        "the repository sent more data than allowed",
+    ),
+    (tuf_exc.RepositoryError, IntegrityError, "the repository's metadata is invalid"),
+    (tuf_exc.DownloadError, DownloadError, "repository unreachable or a file is missing; retry later"),
+)
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """The newest bundle the repository signs for (group, target).
+
+    Attributes:
+        group: device group.
+        target: target platform.
+        version: model version.
+        minimum_agent_version: the oldest agent that can run it (from the signed custom metadata).
+        files: target path per file name.
+    """
+
+    group: str
+    target: str
+    version: str
+    minimum_agent_version: str
+    files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What an update cycle left installed.
+
+    Attributes:
+        version: the installed version.
+        folder: its folder.
+        changed: whether this cycle installed it (False: it was already installed).
+    """
+
+    version: str
+    folder: Path
+    changed: bool
+
+
+class EdgeUpdater:
+    """Keeps one (group, target) model up to date from a TUF repository.
+
+    Args:
+        trusted_root: the root metadata bytes the device was provisioned with.
+        repository: ``http(s)://host/tuf/`` or a folder (site mirror, removable media).
+        state_dir: where TUF's metadata cache and downloads live (persist it across runs).
+        install_dir: where versions are installed; ``CURRENT`` names the one to run.
+        group: the device's group.
+        target: the device's target platform.
+        agent_version: this agent's version, compared with the bundle's minimum.
+        fetcher: a custom fetcher (tests); default: HTTP or :class:`FolderFetcher`.
+        config: python-tuf limits (lengths in bytes).
+    """
+
+    def __init__(
+        self,
+        *,
+        trusted_root: bytes,
+        repository: str | Path,
+        state_dir: Path,
+        install_dir: Path,
+        group: str,
+        target: str,
+        agent_version: str,
+        fetcher: FetcherInterface | None = None,
+        config: UpdaterConfig | None = None,
+    ) -> None:
+        self._root = trusted_root
+        text = str(repository)
+        if not text.startswith(("http://", "https://")):  # a folder: its fetcher answers FOLDER_BASE_URL
+            fetcher = fetcher or FolderFetcher(Path(text))
+            text = FOLDER_BASE_URL
+        self._base = text.rstrip("/") + "/"
+        self._fetcher = fetcher
+        self._config = config
+        self.state_dir = state_dir
+        self.install_dir = install_dir
+        self.group = group
+        self.target = target
+        self.agent_version = agent_version
+
+    def _updater(self) -> Updater:
+        metadata_dir = self.state_dir / "metadata"
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        return Updater(
+            str(metadata_dir),
+            self._base + "metadata/",
+            str(self.state_dir / "downloads"),
+            self._base + "targets/",
+            self._fetcher,
+            self._config,
+            bootstrap=self._root,
+        )
+
+    def installed(self) -> Installed | None:
+        """The installed version, or None."""
+        current = self.install_dir / CURRENT_FILE
+        if not current.exists():
+            return None
+        version = current.read_text(encoding="utf-8").strip()
+        return Installed(version, self.install_dir / version, changed=False)
+
+    def _refresh(self) -> Updater:
+        updater = self._updater()
+        try:
+            updater.refresh()
+        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as exc:
+            raise convert_tuf_error(exc, "refreshing the repository metadata") from exc
+        return updater
+
+    def _group_targets(self, updater: Updater) -> dict[str, TargetFile]:
+        probe = f"models/{self.group}/{self.target}/0/{_MANIFEST}"
+        try:
+            updater.get_targetinfo(probe)  # loads and verifies the group's delegated role
+        except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as exc:
+            raise convert_tuf_error(exc, f"loading the targets of group {self.group}") from exc
+        # The updater persisted each role's metadata only after verifying it.
+        found: dict[str, TargetFile] = {}
+        for name in ("targets", self.group):
+            path = self.state_dir / "metadata" / f"{name}.json"
+            if path.exists():
+                md: Metadata[Targets] = Metadata.from_bytes(path.read_bytes())
+                found.update(md.signed.targets)
+        return found
+
+    def find_newest(self, updater: Updater | None = None) -> BundleInfo:
+        """The newest bundle for this device's (group, target), from freshly verified metadata.
+
+        Raises:
+            NotFoundError: the repository has no bundle for (group, target).
+            IntegrityError: a subclass naming what is wrong with the repository.
+            DownloadError: the repository could not be read.
+        """
+        updater = updater or self._refresh()
+        prefix = f"models/{self.group}/{self.target}/"
+        versions: dict[str, dict[str, str]] = {}
+        customs: dict[str, dict[str, Any]] = {}
+        for path, info in self._group_targets(updater).items():
+            if not path.startswith(prefix):
+                continue
+            version, _, name = path[len(prefix) :].partition("/")
+            versions.setdefault(version, {})[name] = path
+            customs[version] = dict(info.custom or {})
+        if not versions:
+            raise NotFoundError(f"the repository has no bundle for group {self.group}, target {self.target}")
+        newest = max(versions, key=parse_version)
+        custom = customs[newest]
+        return BundleInfo(
+            group=self.group,
+            target=self.target,
+            version=newest,
+            minimum_agent_version=str(custom.get("minimum_agent_version", "0")),
+            files=versions[newest],
+        )
+
+    def update(self) -> Installed:
+        """One update cycle: refresh, find the newest bundle, verify, install it if newer.
+
+        Returns:
+            What is installed afterwards.
+
+        Raises:
+            IntegrityError: a subclass naming the attack or fault; nothing installed.
+            IncompatibleBundleError: the newest bundle needs a newer agent; nothing installed.
+            DownloadError: the repository could not be reached; nothing installed.
+            NotFoundError: no bundle for (group, target).
+        """
+        updater = self._refresh()
+        bundle = self.find_newest(updater)
+        current = self.installed()
+        if current is not None:
+            if parse_version(bundle.version) < parse_version(current.version):
+                raise RollbackError(
+                    f"the repository's newest bundle {bundle.version} is older than the installed "
+                    f"{current.version}; keeping {current.version}"
+                )
+            if bundle.version == current.version:
+                return current
+        self._check_agent(bundle.minimum_agent_version)
+        self.install_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.install_dir, prefix=".staging-"))
+        try:
+            for name, path in bundle.files.items():
+                info = updater.get_targetinfo(path)
+                if info is None:
+                    raise BundleMismatchError(f"{path} vanished from the signed metadata")
+                try:
+                    updater.download_target(info, str(staging / name))
+                except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as exc:
+                    raise convert_tuf_error(exc, f"downloading {path}") from exc
+            self._check_manifest(staging, bundle)
+            final = self.install_dir / bundle.version
+            if final.exists():  # a leftover of an interrupted install: never trusted
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            _write_atomic(self.install_dir / CURRENT_FILE, bundle.version.encode())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(staging)
+        return Installed(bundle.version, self.install_dir / bundle.version, changed=True)
+
+    def _check_agent(self, minimum: str) -> None:
+        if parse_version(minimum) > parse_version(self.agent_version):
+            raise IncompatibleBundleError(
+                f"the newest bundle for {self.group}/{self.target} needs agent {minimum} or newer; "
+                f"this agent is {self.agent_version}: update the agent first (model kept)"
+            )
+
+    def _check_manifest(self, staging: Path, bundle: BundleInfo) -> None:
+        path = staging / _MANIFEST
+        if not path.exists():
+            raise BundleMismatchError(f"bundle {bundle.version} has no {_MANIFEST}")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleMismatchError(f"{_MANIFEST} of bundle {bundle.version} is not JSON: {exc}") from exc
+        target = manifest.get("target")
+        if isinstance(target, dict):  # pumpops.bundle/1 keeps a summary of the target profile
+            target = target.get("id")
+        for key, found, expected in (
+            ("group", manifest.get("group"), self.group),
+            ("target", target, self.target),
+            ("model_version", str(manifest.get("model_version")), bundle.version),
+        ):
+            if found != expected:
+                raise BundleMismatchError(
+                    f"bundle at models/{self.group}/{self.target}/{bundle.version} says {key} "
+                    f"{found!r}, not {expected!r}: a bundle for another device or version"
+                )
+        minimum = manifest.get("min_agent_version", manifest.get("minimum_agent_version", "0"))
+        self._check_agent(str(minimum))
+        for name, expected_hash in _file_hashes(manifest).items():
+            file = staging / name
+            if not file.exists():
+                raise BundleMismatchError(f"bundle {bundle.version} lacks {name}, which its manifest lists")
+            if _sha256(file) != expected_hash:
+                raise TamperedArtifactError(
+                    f"{name} of bundle {bundle.version} differs from its manifest hash"
+                )
+
+
+def _file_hashes(manifest: dict[str, Any]) -> dict[str, str]:
+    files = manifest.get("files", {})
+    out: dict[str, str] = {}
+    if isinstance(files, dict):
+        for name, value in files.items():
+            out[str(name)] = str(value["sha256"] if isinstance(value, dict) else value)
+    elif isinstance(files, list):
+        for entry in files:
+            out[str(entry["name"])] = str(entry["sha256"])
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

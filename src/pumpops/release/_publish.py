@@ -1,0 +1,160 @@
+"""Publishing bundles into the hub's TUF repository, with audit entries and events.
+
+The thin layer between the CLI and :mod:`pumpops.release._tuf`: finds the
+bundles under a folder (one bundle, or a release's ``<group>/<target>/<version>``
+tree), verifies each with :func:`~pumpops.release._bundle.read_bundle`, turns
+them into :class:`~pumpops.release._tuf.PublishedTarget`, publishes, then
+records ``release.published`` in the audit trail and as an event.
+May import: errors, settings, store, registry events, ``_bundle``, ``_keys``, ``_tuf``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pumpops.errors import NotFoundError
+from pumpops.release._bundle import MANIFEST_FILE, read_bundle
+from pumpops.release._keys import ONLINE_ROLES, KeyStore
+from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, TufRepository
+from pumpops.settings import Settings
+
+__all__ = [
+    "bundles_under",
+    "export_repository",
+    "keystore",
+    "online_signers",
+    "open_repository",
+    "publish_bundles",
+    "repository_folder",
+]
+
+
+def repository_folder(settings: Settings) -> Path:
+    """``<workspace>/tuf/repository``."""
+    return settings.workspace / "tuf" / "repository"
+
+
+def keystore(settings: Settings) -> KeyStore:
+    """The workspace's key store (``<workspace>/keys``)."""
+    return KeyStore(settings.workspace / "keys")
+
+
+def expiry_from(settings: Settings) -> ExpiryDays:
+    """Signature lifetimes from the settings' ``[tuf]`` section."""
+    tuf = settings.tuf
+    return ExpiryDays(
+        root=tuf.root_expiry_days,
+        targets=tuf.targets_expiry_days,
+        snapshot=tuf.snapshot_expiry_days,
+        timestamp=tuf.timestamp_expiry_days,
+    )
+
+
+def open_repository(settings: Settings) -> TufRepository:
+    """The workspace's repository.
+
+    Raises:
+        NotFoundError: ``pumpops keys init`` has not been run.
+    """
+    repo = TufRepository(repository_folder(settings), expiry=expiry_from(settings))
+    if not repo.exists():
+        raise NotFoundError(f"no TUF repository in {repo.folder}: run 'pumpops keys init'")
+    return repo
+
+
+def online_signers(keys: KeyStore) -> dict[str, list[Any]]:
+    """The online signers of targets, snapshot and timestamp."""
+    return {role: keys.online_signers(role) for role in ONLINE_ROLES}
+
+
+def bundles_under(folder: Path) -> list[PublishedTarget]:
+    """Every bundle under ``folder`` (itself a bundle, or a tree of them), verified.
+
+    Raises:
+        NotFoundError: no ``manifest.json`` under ``folder``.
+        IntegrityError: a bundle's files do not match its manifest.
+    """
+    manifests = sorted(folder.rglob(MANIFEST_FILE)) if folder.is_dir() else []
+    if not manifests:
+        raise NotFoundError(f"no bundle ({MANIFEST_FILE}) under {folder}")
+    found = []
+    for path in manifests:
+        bundle = read_bundle(path.parent)
+        m = bundle.manifest
+        names = [MANIFEST_FILE, *sorted(m.files)]
+        found.append(
+            PublishedTarget(
+                group=m.group,
+                target=m.target.id,
+                version=str(m.model_version),
+                minimum_agent_version=m.min_agent_version,
+                files=tuple(PublishedFile(n, bundle.folder / n) for n in names),
+                custom={"model_name": m.model_name, "manifest_sha256": bundle.manifest_sha256},
+            )
+        )
+    return found
+
+
+def publish_bundles(
+    settings: Settings, bundles: Sequence[PublishedTarget], *, actor: str, store: Any | None = None
+) -> dict[str, int]:
+    """Publish bundles with the workspace's online keys; audit and emit ``release.published``.
+
+    Args:
+        settings: the workspace settings.
+        bundles: what to publish.
+        actor: who publishes (audit trail).
+        store: an open store to record in; None opens the workspace's.
+
+    Returns:
+        The metadata files written and their sizes in bytes.
+    """
+    repo = open_repository(settings)
+    sizes = repo.publish(bundles, online_signers(keystore(settings)))
+    payload = {
+        "targets": [f"models/{b.group}/{b.target}/{b.version}" for b in bundles],
+        "snapshot_version": repo.timestamp().signed.snapshot_meta.version,
+        "metadata_bytes": sizes,
+    }
+    subject = ",".join(sorted({f"{b.group}/{b.version}" for b in bundles}))
+    _record(settings, store, actor, subject, payload)
+    return sizes
+
+
+def _record(settings: Settings, store: Any | None, actor: str, subject: str, payload: dict[str, Any]) -> None:
+    from pumpops.registry._events import EventSink  # noqa: PLC0415 - store loads only when recording
+    from pumpops.store import open_store  # noqa: PLC0415
+
+    if store is not None:
+        store.append_audit(actor, "release.published", subject, payload)
+        EventSink(store, topic_prefix=settings.topic_prefix).emit("release.published", subject, payload)
+        return
+    with open_store(settings.resolved_database_url) as opened:
+        opened.append_audit(actor, "release.published", subject, payload)
+        EventSink(opened, topic_prefix=settings.topic_prefix).emit("release.published", subject, payload)
+
+
+def export_repository(settings: Settings, dest: Path) -> int:
+    """Copy the repository (metadata and targets) to ``dest`` for a site mirror or removable media.
+
+    The timestamp is copied last, so a mirror read while copying still sees a
+    consistent older repository.
+
+    Returns:
+        The number of files copied.
+    """
+    repo = open_repository(settings)
+    count = 0
+    dest.mkdir(parents=True, exist_ok=True)
+    for sub in ("targets", "metadata"):
+        for path in sorted((repo.folder / sub).rglob("*")):
+            if path.is_file() and not path.name.startswith(".") and path.name != "timestamp.json":
+                out = dest / path.relative_to(repo.folder)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, out)
+                count += 1
+    shutil.copy2(repo.metadata_dir / "timestamp.json", dest / "metadata" / "timestamp.json")
+    return count + 1
