@@ -1,7 +1,8 @@
-"""Manufacturer profiles, devices and device groups (target platforms arrive with packaging).
+"""Manufacturer profiles, devices and device groups, target platform profiles.
 
-Profiles are TOML files shipped in ``pumpops/fleet/profiles/`` and validated at
-load. May import: ``pumpops.schema``, ``pumpops.errors``, pydantic. Edge-safe.
+Profiles are TOML files shipped in ``pumpops/fleet/profiles/`` (makes of pump)
+and ``pumpops/fleet/targets/`` (edge computers), validated at load.
+May import: ``pumpops.schema``, ``pumpops.errors``, pydantic. Edge-safe.
 """
 
 from pumpops.fleet._profiles import (
@@ -13,13 +14,19 @@ from pumpops.fleet._profiles import (
     load_profile,
     load_profiles,
 )
+from pumpops.fleet._targets import TargetBudgets, TargetProfile, get_target, load_target, load_targets
 
 __all__ = [
     "Device",
     "ManufacturerProfile",
     "ProfileSensor",
     "PumpRating",
+    "TargetBudgets",
+    "TargetProfile",
     "get_profile",
+    "get_target",
     "load_profile",
     "load_profiles",
+    "load_target",
+    "load_targets",
 ]

@@ -118,12 +118,15 @@ class BundleCalibration(_Strict):
     """Per-device calibration: the reference statistics and the alarm threshold.
 
     ``center`` and ``scale`` are the device's healthy reference (median and
-    spread per sensor), which the agent also uses as drift reference.
+    spread per sensor); ``quantiles`` (per sensor, the deciles of its normal
+    period) are the reference bins for drift statistics.
     """
 
     center: tuple[float, ...]
     scale: tuple[float, ...]
     threshold: float
+    quantiles: tuple[tuple[float, ...], ...] = ()
+    n_rows: int = Field(default=0, ge=0)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

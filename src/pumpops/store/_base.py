@@ -110,6 +110,33 @@ class EventRecord:
     payload_json: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    """One release: a model version packaged for one or more targets.
+
+    Attributes:
+        release_id: its number, given by the database, increasing.
+        model_name: the registered model.
+        version: the model version.
+        group: the device group the bundles are for.
+        targets: the target ids, in the order given.
+        created_us: when, microseconds since the epoch (UTC).
+        created_by: the actor.
+        bundle_root: the folder the bundles were written under.
+        record_json: canonical JSON: what was built per target and why.
+    """
+
+    release_id: int
+    model_name: str
+    version: int
+    group: str
+    targets: tuple[str, ...]
+    created_us: int
+    created_by: str
+    bundle_root: str
+    record_json: str
+
+
 class TelemetryStore(abc.ABC):
     """The hub's telemetry database."""
 
@@ -309,6 +336,46 @@ class TelemetryStore(abc.ABC):
             StoreError: the database failed.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no events")
+
+    # -- releases ---------------------------------------------------------------------------
+    # Not abstract either, for the same reason as the audit trail.
+
+    def add_release(
+        self,
+        model_name: str,
+        version: int,
+        group: str,
+        targets: Sequence[str],
+        *,
+        created_by: str,
+        bundle_root: str,
+        record: Mapping[str, Any],
+        time_us: int | None = None,
+    ) -> ReleaseRecord:
+        """Store one release and return it with its id.
+
+        Raises:
+            ConfigError: ``created_by`` is empty.
+            InputError: a name is empty, ``targets`` is empty or ``record`` is not a JSON object.
+            StoreError: the database failed; nothing was stored.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no releases")
+
+    def releases(self, *, group: str | None = None) -> list[ReleaseRecord]:
+        """Return releases oldest first, optionally of one device group.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no releases")
+
+    def get_release(self, release_id: int) -> ReleaseRecord | None:
+        """Return release ``release_id``, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no releases")
 
     def __enter__(self) -> TelemetryStore:
         return self

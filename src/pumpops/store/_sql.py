@@ -37,7 +37,14 @@ from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
-from pumpops.store._base import AliasRecord, BatchOutcome, EventRecord, ReadingsFrame, TelemetryStore
+from pumpops.store._base import (
+    AliasRecord,
+    BatchOutcome,
+    EventRecord,
+    ReadingsFrame,
+    ReleaseRecord,
+    TelemetryStore,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -714,6 +721,99 @@ class SqlTelemetryStore(TelemetryStore):
             rows = conn.execute(stmt).all()
         found = [EventRecord(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
         return found[::-1] if limit is not None else found
+
+    # -- releases ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _release_record(row: Any) -> ReleaseRecord:
+        return ReleaseRecord(
+            release_id=int(row.id),
+            model_name=row.model_name,
+            version=int(row.version),
+            group=row.group_name,
+            targets=tuple(t for t in row.targets.split(",") if t),
+            created_us=int(row.created_us),
+            created_by=row.created_by,
+            bundle_root=row.bundle_root,
+            record_json=row.record,
+        )
+
+    def add_release(
+        self,
+        model_name: str,
+        version: int,
+        group: str,
+        targets: Sequence[str],
+        *,
+        created_by: str,
+        bundle_root: str,
+        record: Mapping[str, Any],
+        time_us: int | None = None,
+    ) -> ReleaseRecord:
+        """Store one release and return it with its id.
+
+        Raises:
+            ConfigError: ``created_by`` is empty.
+            InputError: a name is empty, ``targets`` is empty or ``record`` is not a JSON object.
+            StoreError: the database failed; nothing was stored.
+        """
+        check_fields(created_by, "release.created", f"{model_name}/{version}")
+        if not model_name.strip() or not group.strip() or not targets:
+            raise InputError("a release needs a model name, a group and at least one target")
+        if any("," in t or not t.strip() for t in targets):
+            raise InputError(f"target ids must be non-empty and without commas: {list(targets)}")
+        record_json = canonical_json(dict(record))
+        when = now_us() if time_us is None else time_us
+        values = {
+            "model_name": model_name,
+            "version": int(version),
+            "group_name": group,
+            "targets": ",".join(targets),
+            "created_us": when,
+            "created_by": created_by,
+            "bundle_root": bundle_root,
+            "record": record_json,
+        }
+        with self._guard("store a release in"), self._writer.begin() as conn:
+            rid = conn.execute(
+                sa.insert(tables.releases).values(**values).returning(tables.releases.c.id)
+            ).scalar_one()
+        return ReleaseRecord(
+            int(rid),
+            model_name,
+            int(version),
+            group,
+            tuple(targets),
+            when,
+            created_by,
+            bundle_root,
+            record_json,
+        )
+
+    def releases(self, *, group: str | None = None) -> list[ReleaseRecord]:
+        """Return releases oldest first, optionally of one device group.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.releases.c
+        stmt = sa.select(tables.releases)
+        if group is not None:
+            stmt = stmt.where(t.group_name == group)
+        with self._guard("read the releases of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(t.id)).all()
+        return [self._release_record(row) for row in rows]
+
+    def get_release(self, release_id: int) -> ReleaseRecord | None:
+        """Return release ``release_id``, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.releases.c
+        with self._guard("read a release of"), self._engine.connect() as conn:
+            row = conn.execute(sa.select(tables.releases).where(t.id == int(release_id))).first()
+        return None if row is None else self._release_record(row)
 
     # -- housekeeping -------------------------------------------------------------------------
 

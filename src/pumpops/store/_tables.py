@@ -145,3 +145,21 @@ events = sa.Table(
     sa.Index("ix_events_kind_seq", "kind", "seq"),
     sa.Index("ix_events_time_us", "time_us"),
 )
+
+# Releases (revision 0004): one row per ``pumpops release create``; ``targets``
+# is the comma-separated target ids, ``record`` canonical JSON of what was
+# built per target and why. See pumpops.release.
+releases = sa.Table(
+    "releases",
+    METADATA,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.Text(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("group_name", key_string(64), nullable=False),
+    sa.Column("targets", sa.Text(), nullable=False),
+    sa.Column("created_us", sa.BigInteger(), nullable=False),
+    sa.Column("created_by", sa.Text(), nullable=False),
+    sa.Column("bundle_root", sa.Text(), nullable=False),
+    sa.Column("record", sa.Text(), nullable=False),
+    sa.Index("ix_releases_group_created_us", "group_name", "created_us"),
+)
