@@ -80,9 +80,11 @@ def demo_cmd(
 
 def _register_parts() -> None:
     from pumpops.audit import _cli as audit_cli
+    from pumpops.hub import _cli as hub_cli
     from pumpops.pipeline import _cli as pipeline_cli
     from pumpops.pipeline import _cli_benchmark as benchmark_cli
     from pumpops.registry import _cli as registry_cli
+    from pumpops.release import _cli_tuf as tuf_cli
     from pumpops.sim import _cli as sim_cli
     from pumpops.sources import _cli as sources_cli
     from pumpops.store import _cli as store_cli
@@ -99,6 +101,8 @@ def _register_parts() -> None:
         registry_cli,
         validation_cli,
         audit_cli,
+        tuf_cli,
+        hub_cli,
     )
     for module in parts:
         module.register(app)

@@ -1,0 +1,39 @@
+"""Command-line commands of the hub: ``pumpops hub serve``.
+
+May import: typer, uvicorn, ``pumpops._cli_support``, settings, the release repository location.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pumpops._cli_support import console, settings_from
+
+__all__ = ["hub_app", "register"]
+
+hub_app = typer.Typer(help="The hub process: serves the TUF repository over HTTP.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hub`` to the root ``pumpops`` command."""
+    app.add_typer(hub_app, name="hub")
+
+
+@hub_app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz."""
+    import uvicorn
+
+    from pumpops.hub._app import create_app
+    from pumpops.release._publish import open_repository
+
+    settings = settings_from(ctx)
+    repo = open_repository(settings)
+    console.print(f"serving {repo.folder} at http://{host}:{port}/tuf/")
+    uvicorn.run(create_app(repo.folder), host=host, port=port, log_level="warning")

@@ -1,0 +1,179 @@
+"""Command-line commands of the TUF distribution: ``pumpops keys ...`` and ``pumpops tuf ...``.
+
+``keys init`` creates the signing keys and the repository; ``keys rotate``
+replaces an online role's keys (or the root keys); ``tuf publish`` adds
+bundles as targets; ``tuf export`` copies the repository to a folder;
+``tuf resign`` renews snapshot and timestamp before they expire. The thin
+shell over :mod:`pumpops.release._tuf` and :mod:`pumpops.release._publish`.
+May import: typer, rich, ``pumpops._cli_support``, settings, audit (actor), store, this package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pumpops._cli_support import console, err_console, settings_from
+from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.errors import ConfigError
+from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
+from pumpops.release._publish import (
+    bundles_under,
+    expiry_from,
+    export_repository,
+    keystore,
+    online_signers,
+    open_repository,
+    publish_bundles,
+    repository_folder,
+)
+from pumpops.release._tuf import TufRepository
+from pumpops.settings import Settings
+
+__all__ = ["keys_app", "register", "tuf_app"]
+
+keys_app = typer.Typer(help="Signing keys of the TUF repository: init, rotate.", no_args_is_help=True)
+tuf_app = typer.Typer(
+    help="The TUF repository devices pull models from: publish, export, resign.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``keys`` and ``tuf`` to the root ``pumpops`` command."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(tuf_app, name="tuf")
+
+
+def _threshold(settings: Settings, role: str) -> int:
+    return int(getattr(settings.tuf, f"{role}_threshold"))
+
+
+def _audit(settings: Settings, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
+    from pumpops.store import open_store  # noqa: PLC0415 - SQLAlchemy loads only when recording
+
+    with open_store(settings.resolved_database_url) as store:
+        store.append_audit(actor, action, subject, payload)
+
+
+@keys_app.command("init")
+def keys_init_cmd(ctx: typer.Context, actor: ActorOption = None) -> None:
+    """Create ed25519 keys for root, targets, snapshot and timestamp, and an empty repository.
+
+    As many keys per role as its threshold in the settings ([tuf] <role>_threshold).
+    """
+    settings = settings_from(ctx)
+    keys = keystore(settings)
+    folder = repository_folder(settings)
+    if keys.root_file.exists() or TufRepository(folder).exists():
+        raise ConfigError(
+            f"keys or a repository already exist under {settings.workspace}; refusing to replace"
+        )
+    signers = {role: [generate_signer() for _ in range(_threshold(settings, role))] for role in ONLINE_ROLES}
+    root = [generate_signer() for _ in range(_threshold(settings, "root"))]
+    save_signer(keys.root_file, root, role="root")
+    for role, role_signers in signers.items():
+        save_signer(keys.online_file(role), role_signers, role=role)
+    repo = TufRepository.create(
+        folder,
+        root_signers=root,
+        online_signers=signers,
+        thresholds={r: _threshold(settings, r) for r in ("root", *ONLINE_ROLES)},
+        delegate_per_group=settings.tuf.delegate_per_group,
+        expiry=expiry_from(settings),
+    )
+    _audit(
+        settings,
+        resolve_actor(settings, actor),
+        "tuf.keys_created",
+        "tuf/root/1",
+        {"keyids": {r: [s.public_key.keyid for s in ss] for r, ss in {"root": root, **signers}.items()}},
+    )
+    console.print(
+        f"repository created in {repo.folder}; trusted root for devices: {repo.metadata_dir}/1.root.json"
+    )
+    console.print(f"online keys in {keys.folder / 'online'} (mode 0600)")
+    err_console.print(
+        f"[bold red]WARNING[/]: the root key is in {keys.root_file}. Move it to offline storage now "
+        "(a safe, a hardware token) and bring it back only to rotate keys; whoever holds it controls "
+        "every device."
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate_cmd(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="targets, snapshot, timestamp, or root.")],
+    actor: ActorOption = None,
+) -> None:
+    """Replace a role's keys: a new root version, signed by the offline root key, names the new keys.
+
+    Needs the offline root key file back in place. Devices pick up the new
+    root at their next update; metadata signed by the old key is then refused.
+    """
+    settings = settings_from(ctx)
+    keys = keystore(settings)
+    repo = open_repository(settings)
+    root_signers = keys.root_signers()
+    new = [generate_signer() for _ in range(_threshold(settings, role if role != "root" else "root"))]
+    if role == "root":
+        staged = keys.root_file.with_name("OFFLINE-root-key.new.json")
+        save_signer(staged, new, role="root")
+        version = repo.rotate_root(root_signers, new)
+        staged.replace(keys.root_file)
+    else:
+        target = keys.online_file(role)  # checks the role name
+        staged = target.with_name(f"{role}.new.json")
+        save_signer(staged, new, role=role)
+        version = repo.rotate_online_key(role, new, root_signers=root_signers, signers=online_signers(keys))
+        staged.replace(target)
+    _audit(
+        settings,
+        resolve_actor(settings, actor),
+        "tuf.key_rotated",
+        f"tuf/root/{version}",
+        {"role": role, "keyids": [s.public_key.keyid for s in new]},
+    )
+    console.print(
+        f"{role} keys rotated; root is now version {version}; old {role} keys are no longer trusted"
+    )
+
+
+@tuf_app.command("publish")
+def publish_cmd(
+    ctx: typer.Context,
+    bundles: Annotated[
+        Path, typer.Argument(help="A bundle folder, or a folder of <group>/<target>/<version>.")
+    ],
+    actor: ActorOption = None,
+) -> None:
+    """Publish bundles as targets models/<group>/<target>/<version>/<file>; re-sign up to timestamp."""
+    settings = settings_from(ctx)
+    found = bundles_under(bundles)
+    sizes = publish_bundles(settings, found, actor=resolve_actor(settings, actor))
+    for bundle in found:
+        console.print(f"published models/{bundle.group}/{bundle.target}/{bundle.version}")
+    console.print("metadata written: " + ", ".join(f"{name} ({size} B)" for name, size in sizes.items()))
+
+
+@tuf_app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    dest: Annotated[Path, typer.Option("--dir", help="Folder to copy the repository to.")],
+) -> None:
+    """Copy the repository (metadata and targets) to a folder: a site mirror or removable media."""
+    settings = settings_from(ctx)
+    count = export_repository(settings, dest)
+    console.print(f"copied {count} files to {dest}; devices read it with EdgeUpdater(repository={dest})")
+
+
+@tuf_app.command("resign")
+def resign_cmd(ctx: typer.Context) -> None:
+    """Renew snapshot and timestamp signatures (run from a timer well within the timestamp's expiry)."""
+    settings = settings_from(ctx)
+    repo = open_repository(settings)
+    repo.refresh_timestamp(online_signers(keystore(settings)))
+    console.print(
+        f"timestamp version {repo.timestamp().signed.version}, expires {repo.timestamp().signed.expires}"
+    )

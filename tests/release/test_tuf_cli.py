@@ -1,0 +1,168 @@
+"""``pumpops keys init|rotate`` and ``pumpops tuf publish|export`` on a workspace, with real bundles.
+
+Bundles are written with the packaging part's ``write_bundle`` (the
+``pumpops.bundle/1`` format); a device then installs from the exported folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from tuf.api.metadata import Metadata
+from typer.testing import CliRunner
+
+from pumpops import errors
+from pumpops.cli import app
+from pumpops.edge import EdgeUpdater
+from pumpops.release._bundle import (
+    BundleAlarm,
+    BundleBuild,
+    BundleInputs,
+    BundleLineage,
+    BundleManifest,
+    BundleSensor,
+    BundleTarget,
+    write_bundle,
+)
+from pumpops.store import open_store
+
+
+def make_bundle(out: Path, version: int, *, group: str = "north-sea", target: str = "x86-64-ipc") -> Path:
+    manifest = BundleManifest(
+        model_name="pumpops-skab",
+        model_version=version,
+        group=group,
+        target=BundleTarget(
+            id=target,
+            arch="x86_64",
+            opset=17,
+            ir_version=8,
+            onnxruntime=">=1.16",
+            execution_providers=("CPUExecutionProvider",),
+            profile_sha256="0" * 64,
+        ),
+        min_agent_version="1.0.0",
+        inputs=BundleInputs(
+            sensors=(BundleSensor(name="pressure", unit="Pa"),), window_rows=8, dtype="float32"
+        ),
+        alarm=BundleAlarm(compare="score > threshold", threshold="calibration.threshold", smoothing={}),
+        calibrations={},
+        detector={},
+        build=BundleBuild(
+            precision="float32", source_opset=17, optimisation="none", decisions=(), budgets={}
+        ),
+        lineage=BundleLineage(
+            run_id=None, dataset_digest=None, validation_report_sha256=None, source_model_sha256="1" * 64
+        ),
+        files={},
+    )
+    return write_bundle(out, manifest, {"model.onnx": f"model v{version}".encode()}).folder
+
+
+def run(workspace: Path, *args: str) -> str:
+    result = CliRunner().invoke(app, ["-w", str(workspace), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    run(ws, "init", str(ws))
+    run(ws, "keys", "init")
+    return ws
+
+
+def device(workspace: Path, repository: Path, tmp: Path, root: bytes | None = None) -> EdgeUpdater:
+    return EdgeUpdater(
+        trusted_root=root or (workspace / "tuf/repository/metadata/1.root.json").read_bytes(),
+        repository=repository,
+        state_dir=tmp / "dev/state",
+        install_dir=tmp / "dev/models",
+        group="north-sea",
+        target="x86-64-ipc",
+        agent_version="1.0.0",
+    )
+
+
+def test_keys_init_writes_offline_root_key_apart_with_0600(workspace: Path) -> None:
+    root_file = workspace / "keys" / "OFFLINE-root-key.json"
+    assert stat.S_IMODE(os.stat(root_file).st_mode) == 0o600
+    assert sorted(p.name for p in (workspace / "keys/online").iterdir()) == [
+        "snapshot.json",
+        "targets.json",
+        "timestamp.json",
+    ]
+    assert "root" not in (workspace / "keys/online/targets.json").read_text()
+    result = CliRunner().invoke(app, ["-w", str(workspace), "keys", "init"])
+    assert result.exit_code != 0
+
+
+def test_publish_export_and_install_from_folder(workspace: Path, tmp_path: Path) -> None:
+    make_bundle(tmp_path / "bundles", 1)
+    make_bundle(tmp_path / "bundles", 1, target="aarch64-gateway")
+    out = run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    assert "models/north-sea/x86-64-ipc/1" in out
+    run(workspace, "tuf", "export", "--dir", str(tmp_path / "usb"))
+    installed = device(workspace, tmp_path / "usb", tmp_path).update()
+    assert installed.version == "1"
+    assert (installed.folder / "model.onnx").read_bytes() == b"model v1"
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        actions = [e.action for e in store.audit_entries()]
+        assert "release.published" in actions
+
+
+def test_keys_rotate_timestamp_then_old_key_is_refused(workspace: Path, tmp_path: Path) -> None:
+    make_bundle(tmp_path / "bundles", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    old_key = (workspace / "keys/online/timestamp.json").read_text()
+    run(workspace, "keys", "rotate", "timestamp")
+    assert (workspace / "keys/online/timestamp.json").read_text() != old_key
+    repo = workspace / "tuf/repository"
+    assert device(workspace, repo, tmp_path).update().version == "1"  # learns root 2
+    # The old timestamp key signs a newer timestamp: refused.
+    from pumpops.release._keys import load_signer
+
+    (workspace / "old.json").write_text(old_key)
+    md = Metadata.from_bytes((repo / "metadata/timestamp.json").read_bytes())
+    md.signed.version += 1
+    md.sign(load_signer(workspace / "old.json")[0])
+    (repo / "metadata/timestamp.json").write_bytes(md.to_bytes())
+    with pytest.raises(errors.UntrustedSignatureError):
+        device(workspace, repo, tmp_path).update()
+
+
+def test_keys_rotate_root_signed_by_old_and_new(workspace: Path, tmp_path: Path) -> None:
+    make_bundle(tmp_path / "bundles", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    old_root = (workspace / "keys/OFFLINE-root-key.json").read_text()
+    run(workspace, "keys", "rotate", "root")
+    meta = workspace / "tuf/repository/metadata"
+    root2 = Metadata.from_bytes((meta / "2.root.json").read_bytes())
+    root1 = Metadata.from_bytes((meta / "1.root.json").read_bytes())
+    root1.signed.verify_delegate("root", root2.signed_bytes, root2.signatures)  # old keys signed it
+    root2.signed.verify_delegate("root", root2.signed_bytes, root2.signatures)  # new keys signed it
+    assert (workspace / "keys/OFFLINE-root-key.json").read_text() != old_root
+    # A device provisioned with root 1 follows the rotation.
+    assert device(workspace, workspace / "tuf/repository", tmp_path).update().version == "1"
+    # The new root key alone can then rotate online keys.
+    run(workspace, "keys", "rotate", "snapshot")
+    make_bundle(tmp_path / "bundles2", 2)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles2"))
+    assert device(workspace, workspace / "tuf/repository", tmp_path).update().version == "2"
+
+
+def test_root_rotation_signed_only_by_new_key_is_refused(workspace: Path, tmp_path: Path) -> None:
+    from pumpops.release._keys import generate_signer
+    from pumpops.release._tuf import TufRepository
+
+    make_bundle(tmp_path / "bundles", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    repo = TufRepository(workspace / "tuf/repository")
+    repo.rotate_root([], [generate_signer()])  # an attacker's root, without the old key's signature
+    with pytest.raises(errors.UntrustedSignatureError, match="root"):
+        device(workspace, repo.folder, tmp_path).update()
+    assert not (tmp_path / "dev/models/CURRENT").exists()
