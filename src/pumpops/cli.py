@@ -84,6 +84,7 @@ def _register_parts() -> None:
     from pumpops.pipeline import _cli as pipeline_cli
     from pumpops.pipeline import _cli_benchmark as benchmark_cli
     from pumpops.registry import _cli as registry_cli
+    from pumpops.release import _cli as release_cli
     from pumpops.release import _cli_tuf as tuf_cli
     from pumpops.sim import _cli as sim_cli
     from pumpops.sources import _cli as sources_cli
@@ -101,6 +102,7 @@ def _register_parts() -> None:
         registry_cli,
         validation_cli,
         audit_cli,
+        release_cli,
         tuf_cli,
         hub_cli,
     )
