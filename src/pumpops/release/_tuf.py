@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SERIALIZER = JSONSerializer(compact=False)
+_SERIALIZER = JSONSerializer(compact=True)  # devices download these: no indentation
 
 
 @dataclass(frozen=True)
