@@ -1,0 +1,25 @@
+"""Pins ``pumpops.release``'s public API, and that importing it stays edge-safe (bundle format only)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pumpops.release
+
+_PUBLIC = {"BUNDLE_FORMAT", "Bundle", "BundleManifest", "read_bundle", "write_bundle"}
+
+
+def test_release_exported_members_pinned() -> None:
+    assert set(pumpops.release.__all__) == _PUBLIC
+    for name in _PUBLIC:
+        assert hasattr(pumpops.release, name), name
+
+
+def test_release_import_loads_no_onnx_or_registry() -> None:
+    code = (
+        "import sys, pumpops.release; "
+        "print(','.join(m for m in ('onnx', 'mlflow', 'sqlalchemy', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
