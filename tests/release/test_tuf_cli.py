@@ -166,3 +166,53 @@ def test_root_rotation_signed_only_by_new_key_is_refused(workspace: Path, tmp_pa
     with pytest.raises(errors.UntrustedSignatureError, match="root"):
         device(workspace, repo.folder, tmp_path).update()
     assert not (tmp_path / "dev/models/CURRENT").exists()
+
+
+def test_expiry_periods_come_from_settings_and_resign_renews(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ws = tmp_path / "ws"
+    run(ws, "init", str(ws))
+    with (ws / "pumpops.toml").open("a", encoding="utf-8") as toml:
+        toml.write("\n[tuf]\ntimestamp_expiry_days = 3\nsnapshot_expiry_days = 10\n")
+    run(ws, "keys", "init")
+    meta = ws / "tuf/repository/metadata"
+    before = Metadata.from_bytes((meta / "timestamp.json").read_bytes()).signed
+    assert abs(before.expires - (datetime.now(UTC) + timedelta(days=3))) < timedelta(minutes=5)
+    assert "timestamp version 2" in run(ws, "tuf", "resign")
+    after = Metadata.from_bytes((meta / "timestamp.json").read_bytes()).signed
+    assert after.version == before.version + 1
+    snapshot = Metadata.from_bytes(
+        (meta / f"{after.snapshot_meta.version}.snapshot.json").read_bytes()
+    ).signed
+    assert abs(snapshot.expires - (datetime.now(UTC) + timedelta(days=10))) < timedelta(minutes=5)
+
+
+def test_publish_same_version_with_other_bytes_is_refused(workspace: Path, tmp_path: Path) -> None:
+    make_bundle(tmp_path / "a", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "a"))
+    folder = make_bundle(tmp_path / "b", 1)
+    (folder / "model.onnx").write_bytes(b"other")  # read_bundle refuses it before TUF does
+    result = CliRunner().invoke(app, ["-w", str(workspace), "tuf", "publish", str(tmp_path / "b")])
+    assert result.exit_code != 0
+
+
+def test_release_publish_by_release_number_and_release_export(workspace: Path, tmp_path: Path) -> None:
+    make_bundle(tmp_path / "bundles", 4)
+    make_bundle(tmp_path / "bundles", 4, target="aarch64-gateway")
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        release = store.add_release(
+            "pumpops-skab",
+            4,
+            "north-sea",
+            ["x86-64-ipc", "aarch64-gateway"],
+            created_by="test",
+            bundle_root=str(tmp_path / "bundles"),
+            record={},
+        )
+    out = run(workspace, "release", "publish", str(release.release_id))
+    assert "models/north-sea/aarch64-gateway/4" in out
+    run(workspace, "release", "export", "--dir", str(tmp_path / "mirror"))
+    assert device(workspace, tmp_path / "mirror", tmp_path).update().version == "4"
+    result = CliRunner().invoke(app, ["-w", str(workspace), "release", "publish", "999"])
+    assert result.exit_code != 0

@@ -20,7 +20,7 @@ from pumpops.audit._cli import ActorOption, resolve_actor
 from pumpops.errors import ConfigError
 from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
 from pumpops.release._publish import (
-    bundles_under,
+    bundles_of,
     expiry_from,
     export_repository,
     keystore,
@@ -41,9 +41,13 @@ tuf_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``keys`` and ``tuf`` to the root ``pumpops`` command."""
+    """Add ``keys`` and ``tuf`` to the root command, and ``publish``/``export`` to ``release``."""
+    from pumpops.release._cli import release_app  # noqa: PLC0415 - the packaging part's sub-app
+
     app.add_typer(keys_app, name="keys")
     app.add_typer(tuf_app, name="tuf")
+    release_app.command("publish")(publish_cmd)
+    release_app.command("export")(export_cmd)
 
 
 def _threshold(settings: Settings, role: str) -> int:
@@ -143,14 +147,15 @@ def keys_rotate_cmd(
 @tuf_app.command("publish")
 def publish_cmd(
     ctx: typer.Context,
-    bundles: Annotated[
-        Path, typer.Argument(help="A bundle folder, or a folder of <group>/<target>/<version>.")
+    release: Annotated[
+        str,
+        typer.Argument(help="A release number, a bundle folder, or a folder of <group>/<target>/<version>."),
     ],
     actor: ActorOption = None,
 ) -> None:
     """Publish bundles as targets models/<group>/<target>/<version>/<file>; re-sign up to timestamp."""
     settings = settings_from(ctx)
-    found = bundles_under(bundles)
+    found = bundles_of(settings, release)
     sizes = publish_bundles(settings, found, actor=resolve_actor(settings, actor))
     for bundle in found:
         console.print(f"published models/{bundle.group}/{bundle.target}/{bundle.version}")

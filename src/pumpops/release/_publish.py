@@ -22,6 +22,7 @@ from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, Tuf
 from pumpops.settings import Settings
 
 __all__ = [
+    "bundles_of",
     "bundles_under",
     "export_repository",
     "keystore",
@@ -95,6 +96,28 @@ def bundles_under(folder: Path) -> list[PublishedTarget]:
                 custom={"model_name": m.model_name, "manifest_sha256": bundle.manifest_sha256},
             )
         )
+    return found
+
+
+def bundles_of(settings: Settings, ref: str) -> list[PublishedTarget]:
+    """The bundles of a release number (from ``pumpops release list``) or under a folder.
+
+    Raises:
+        NotFoundError: no such release or folder, or no bundle in it.
+        IntegrityError: a bundle's files do not match its manifest.
+    """
+    path = Path(ref)
+    if path.exists() or not ref.isdigit():
+        return bundles_under(path)
+    from pumpops.store import open_store  # noqa: PLC0415 - SQLAlchemy only for a release number
+
+    with open_store(settings.resolved_database_url) as store:
+        release = store.get_release(int(ref))
+    if release is None:
+        raise NotFoundError(f"no release {ref}: see 'pumpops release list'")
+    found: list[PublishedTarget] = []
+    for target in release.targets:
+        found.extend(bundles_under(Path(release.bundle_root) / release.group / target / str(release.version)))
     return found
 
 
