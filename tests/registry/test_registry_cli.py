@@ -76,7 +76,7 @@ def test_cli_register_list_show(runs: list[RunResult], model_name: str) -> None:
     code, out, _ = run("models", "show", f"{model_name}/1")
     assert code == 0
     assert "dataset_digest" in out
-    assert "none yet" in out  # releases
+    assert "releases: none" in out  # not packaged yet
 
 
 def test_cli_register_without_model_dir_takes_the_latest_run(runs: list[RunResult], model_name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from typer.testing import CliRunner
@@ -93,3 +94,10 @@ def test_release_cli_create_list_show(
     assert '"armv7-controller"' in shown.output
     missing = runner.invoke(app, [*base, "show", "99", "--db", db])
     assert missing.exit_code != 0
+    # the version's lineage names its releases
+    show = ["models", "show", info.ref, "--tracking-uri", tracking_uri, "--db", db, "--json"]
+    lineage = runner.invoke(app, ["--workspace", str(tmp_path), *show])
+    assert lineage.exit_code == 0, lineage.output
+    assert json.loads(lineage.output)["releases"] == [
+        {"release": 1, "targets": ["armv7-controller"], "created_by": "tester", "created": ANY}
+    ]

@@ -179,7 +179,8 @@ def models_show(
     """Show a version's lineage: run, dataset digest, config hash, code, parent, validation, releases."""
     name, version = parse_ref(ref)
     with _registry(ctx, tracking_uri=tracking_uri, db=db, broker="none") as (registry, _):
-        lineage = registry.get(name, version).lineage()
+        info = registry.get(name, version)
+        lineage = {**info.lineage(), "releases": registry.releases_of(info)}
     if as_json:
         typer.echo(json.dumps(lineage))
         return
@@ -187,7 +188,10 @@ def models_show(
         if key == "metrics":
             shown = ", ".join(f"{k}={float(v):.4g}" for k, v in value.items()) or "-"
         elif key == "releases":
-            shown = "none yet"
+            shown = (
+                "; ".join(f"{r['release']} ({', '.join(r['targets'])}, {r['created']})" for r in value)
+                or "none"
+            )
         elif isinstance(value, list):
             shown = ", ".join(value) or "-"
         else:

@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -265,6 +266,19 @@ class Registry:
         """
         with _mlflow_calls(f"model version {name}/{version}"):
             return self._info(self._client.get_model_version(name, str(version)))
+
+    def releases_of(self, info: ModelVersionInfo) -> list[dict[str, Any]]:
+        """The releases packaged from one model version, oldest first (from the pumpops store)."""
+        return [
+            {
+                "release": r.release_id,
+                "targets": list(r.targets),
+                "created_by": r.created_by,
+                "created": datetime.fromtimestamp(r.created_us / 1e6, tz=UTC).isoformat(timespec="seconds"),
+            }
+            for r in self._store.releases(group=info.group or None)
+            if r.model_name == info.name and r.version == info.version
+        ]
 
     def by_alias(self, name: str, alias: str) -> ModelVersionInfo | None:
         """Return the version an alias of a registered model points at, or None."""
