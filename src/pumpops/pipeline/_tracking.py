@@ -19,7 +19,8 @@ import os
 import shutil
 import subprocess
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,31 @@ def default_tracking_uri(workspace: Path) -> str:
 def resolve_tracking_uri(workspace: Path, *, cli: str | None = None, config: str = "") -> str:
     """Pick the tracking URI: command line, ``$PUMPOPS_MLFLOW_URI``, the config, then the default."""
     return cli or os.environ.get(TRACKING_URI_ENV) or config or default_tracking_uri(workspace)
+
+
+@contextmanager
+def mlflow_quiet() -> Iterator[None]:
+    """Silence MLflow's own noise for the block: migration logs and its deprecation warnings.
+
+    Creating the embedded database logs its migrations at INFO on stderr, and
+    MLflow's SQLAlchemy store and alembic migrations warn about their own
+    deprecated usage; neither is ours to fix, and pytest runs with
+    ``filterwarnings = error``.
+    """
+    quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic.runtime.migration")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", category=DeprecationWarning, module=r"(mlflow|alembic|sqlalchemy)"
+            )
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow")
+            yield
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _quiet_mlflow_env() -> None:
@@ -166,19 +192,8 @@ def log_run(
         from mlflow.tracking import MlflowClient  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - mlflow is a dependency
         raise ServiceError(f"MLflow is not installed: {exc}") from exc
-    # Creating the embedded DB logs its migrations at INFO on stderr: noise for `pumpops train`.
-    quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic.runtime.migration")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():
-            # MLflow's SQLAlchemy store and its alembic migrations warn about
-            # their own deprecated usage; they are not ours to fix.
-            warnings.filterwarnings(
-                "ignore", category=DeprecationWarning, module=r"(mlflow|alembic|sqlalchemy)"
-            )
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow")
+        with mlflow_quiet():
             client = MlflowClient(tracking_uri=tracking_uri)
             found = client.get_experiment_by_name(experiment)
             if found is None:
@@ -205,7 +220,4 @@ def log_run(
             artifact_uri = client.get_run(run_id).info.artifact_uri
     except MlflowException as exc:
         raise ServiceError(f"MLflow tracking at {tracking_uri} failed: {exc}") from exc
-    finally:
-        for logger, level in zip(quiet, levels, strict=True):
-            logger.setLevel(level)
     return run_id, str(artifact_uri)

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -185,18 +184,10 @@ def _mlflow_calls(what: str) -> Iterator[None]:
     """MLflow's own deprecation warnings silenced; its errors turned into pumpops errors."""
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
 
-    quiet = [logging.getLogger(n) for n in ("mlflow.store.db.utils", "alembic.runtime.migration")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.WARNING)
+    from pumpops.pipeline._tracking import mlflow_quiet  # noqa: PLC0415 - one place for it
+
     try:
-        with warnings.catch_warnings():
-            # MLflow's SQLAlchemy store and its alembic migrations warn about
-            # their own deprecated usage; they are not ours to fix.
-            warnings.filterwarnings(
-                "ignore", category=DeprecationWarning, module=r"(mlflow|alembic|sqlalchemy)"
-            )
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow")
+        with mlflow_quiet():
             yield
     except MlflowException as exc:
         code = getattr(exc, "error_code", "")
@@ -205,9 +196,6 @@ def _mlflow_calls(what: str) -> Iterator[None]:
         if code == "INVALID_PARAMETER_VALUE":
             raise InputError(f"{what}: {exc.message}") from exc
         raise ServiceError(f"{what}: MLflow failed: {exc.message}") from exc
-    finally:
-        for logger, level in zip(quiet, levels, strict=True):
-            logger.setLevel(level)
 
 
 def _mlflow_error() -> type[Exception]:
