@@ -8,6 +8,14 @@ FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds
 """
 
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
+from pumpops.edge._outbox import (
+    OUTBOX_DROP_ORDER,
+    OUTBOX_KINDS,
+    Outbox,
+    OutboxEntry,
+    OutboxMessage,
+    choose_drops,
+)
 from pumpops.edge._updater import (
     CURRENT_FILE,
     BundleInfo,
@@ -20,10 +28,16 @@ from pumpops.edge._updater import (
 __all__ = [
     "CURRENT_FILE",
     "FOLDER_BASE_URL",
+    "OUTBOX_DROP_ORDER",
+    "OUTBOX_KINDS",
     "BundleInfo",
     "EdgeUpdater",
     "FolderFetcher",
     "Installed",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxMessage",
+    "choose_drops",
     "convert_tuf_error",
     "parse_version",
 ]
