@@ -1,13 +1,16 @@
 """The device agent: sources, model, alarms, updater, outbox, drift, state reports.
 
 Today: the updater (:class:`EdgeUpdater`), which installs only what the hub's
-TUF repository signed, from a URL or a folder (:class:`FolderFetcher`).
+TUF repository signed, from a URL or a folder (:class:`FolderFetcher`), and the
+A/B slot installer (:class:`Slots`) whose health check (:func:`measure_health`,
+:func:`decide_health`) decides whether a new model may become current.
 May import only edge-safe parts (schema, errors, sources) and numpy,
 onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
 FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
 
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
+from pumpops.edge._health import HealthDecision, HealthMeasurements, decide_health, measure_health
 from pumpops.edge._outbox import (
     OUTBOX_DROP_ORDER,
     OUTBOX_KINDS,
@@ -16,6 +19,7 @@ from pumpops.edge._outbox import (
     OutboxMessage,
     choose_drops,
 )
+from pumpops.edge._slots import POINTER_FILE, SLOT_NAMES, Slots, SlotState, other_slot
 from pumpops.edge._updater import (
     CURRENT_FILE,
     BundleInfo,
@@ -30,14 +34,23 @@ __all__ = [
     "FOLDER_BASE_URL",
     "OUTBOX_DROP_ORDER",
     "OUTBOX_KINDS",
+    "POINTER_FILE",
+    "SLOT_NAMES",
     "BundleInfo",
     "EdgeUpdater",
     "FolderFetcher",
+    "HealthDecision",
+    "HealthMeasurements",
     "Installed",
     "Outbox",
     "OutboxEntry",
     "OutboxMessage",
+    "SlotState",
+    "Slots",
     "choose_drops",
     "convert_tuf_error",
+    "decide_health",
+    "measure_health",
+    "other_slot",
     "parse_version",
 ]
