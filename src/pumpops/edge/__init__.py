@@ -9,6 +9,7 @@ onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
 FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
 
+from pumpops.edge._drift import DriftMonitor, DriftReport, PageHinkley, PsiWindow, psi, reference_bins
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.edge._health import HealthDecision, HealthMeasurements, decide_health, measure_health
 from pumpops.edge._outbox import (
@@ -37,6 +38,8 @@ __all__ = [
     "POINTER_FILE",
     "SLOT_NAMES",
     "BundleInfo",
+    "DriftMonitor",
+    "DriftReport",
     "EdgeUpdater",
     "FolderFetcher",
     "HealthDecision",
@@ -45,6 +48,8 @@ __all__ = [
     "Outbox",
     "OutboxEntry",
     "OutboxMessage",
+    "PageHinkley",
+    "PsiWindow",
     "SlotState",
     "Slots",
     "choose_drops",
@@ -53,4 +58,6 @@ __all__ = [
     "measure_health",
     "other_slot",
     "parse_version",
+    "psi",
+    "reference_bins",
 ]

@@ -1,0 +1,381 @@
+"""Drift on the device: PSI per sensor against the bundle's decile bins, and a change test on scores.
+
+Owns the drift decisions the agent makes locally, as pure numpy code with no
+I/O: :func:`psi` and the sliding-window :class:`PsiWindow` compare live
+sensor values with the reference quantiles of the device's calibration
+(``BundleCalibration.quantiles``: per sensor, the deciles of its normal period,
+11 values from minimum to maximum); :class:`PageHinkley` watches the score
+stream for a sustained shift; :class:`DriftMonitor` combines both and says
+when to publish a compact :class:`DriftReport` (no raw data).
+
+May import: the standard library, numpy and ``pumpops.errors`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pumpops.errors import ConfigError, InputError
+
+__all__ = [
+    "DriftMonitor",
+    "DriftReport",
+    "PageHinkley",
+    "PsiWindow",
+    "psi",
+    "reference_bins",
+]
+
+#: Floor on bin proportions so an empty bin gives a large but finite PSI term.
+PSI_EPS = 1e-4
+
+
+def reference_bins(quantiles: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bin edges and expected proportions of one sensor from its reference quantiles.
+
+    The quantiles are ``m`` values at evenly spaced levels from 0 to 1 (the
+    bundle stores deciles, ``m = 11``). The inner values are the bin edges;
+    the outer bins are open-ended, so a live value beyond the reference range
+    still lands in a bin. Repeated values (a sensor that sat still) are merged,
+    and the merged bin expects the mass of all the levels it covers.
+
+    Args:
+        quantiles: the ``m >= 3`` reference quantiles, non-decreasing.
+
+    Returns:
+        ``(edges, expected)``: ``k`` inner edges, ``k + 1`` expected proportions summing to 1.
+        A value ``x`` falls in bin ``searchsorted(edges, x, side="left")``, i.e. bins are
+        ``(-inf, e1], (e1, e2], ..., (ek, inf)``.
+
+    Raises:
+        InputError: fewer than 3 quantiles, non-finite or decreasing values.
+
+    >>> edges, expected = reference_bins([0, 1, 2, 3, 4])
+    >>> edges.tolist(), expected.tolist()
+    ([1.0, 2.0, 3.0], [0.25, 0.25, 0.25, 0.25])
+    >>> reference_bins([5, 5, 5])[1].tolist()
+    [1.0, 0.0]
+    """
+    q = np.asarray(quantiles, dtype=np.float64)
+    if q.ndim != 1 or q.size < 3 or not np.all(np.isfinite(q)) or np.any(np.diff(q) < 0):
+        raise InputError("reference quantiles must be >= 3 finite, non-decreasing values")
+    levels = np.linspace(0.0, 1.0, q.size)
+    edges = np.unique(q[1:-1])
+    # Cumulative mass at each edge: the highest level whose quantile equals it.
+    cdf = np.array([levels[q == e].max() for e in edges])
+    expected = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+    return edges, expected
+
+
+def psi(actual_counts: ArrayLike, expected: ArrayLike, eps: float = PSI_EPS) -> float:
+    """Population stability index of observed bin counts against expected proportions.
+
+    ``PSI = sum((a - e) * ln(a / e))`` over bins, with both proportions floored
+    at ``eps``. Rules of thumb: below 0.1 stable, 0.1-0.25 moderate, above 0.25
+    a significant shift. With ``n`` live values in ``k`` bins, sampling noise
+    alone gives about ``(k - 1) / n`` (0.02 for 10 bins and 500 values).
+
+    Args:
+        actual_counts: live counts per bin.
+        expected: reference proportions per bin (summing to 1).
+        eps: floor on proportions.
+
+    Returns:
+        The PSI (0 when there are no live values).
+
+    >>> psi([10, 10, 10, 10], [0.25, 0.25, 0.25, 0.25])
+    0.0
+    >>> round(psi([40, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]), 2)
+    6.91
+    """
+    counts = np.asarray(actual_counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return 0.0
+    a = np.maximum(counts / total, eps)
+    e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+class PsiWindow:
+    """Per-sensor PSI over the last ``window_rows`` live rows, updated in O(sensors) per row.
+
+    Keeps only bin indices (not values) in a ring buffer, and the bin counts.
+    Missing values (NaN) are skipped for that sensor.
+
+    Args:
+        quantiles: per sensor, its reference quantiles (shape ``(S, m)``).
+        window_rows: rows in the sliding window.
+
+    >>> w = PsiWindow([[0, 1, 2, 3, 4]], window_rows=4)
+    >>> for x in (0.5, 1.5, 2.5, 3.5):
+    ...     w.update([x])
+    >>> w.psi().tolist(), w.counts()
+    ([0.0], [4])
+    """
+
+    def __init__(self, quantiles: ArrayLike, window_rows: int) -> None:
+        if window_rows < 1:
+            raise ConfigError(f"window_rows must be >= 1, got {window_rows}")
+        q = np.asarray(quantiles, dtype=np.float64)
+        if q.ndim != 2 or q.shape[0] < 1:
+            raise InputError(f"reference quantiles must have shape (sensors, m), got {q.shape}")
+        bins = [reference_bins(row) for row in q]
+        self.n_sensors = q.shape[0]
+        self.window_rows = window_rows
+        self._edges = [b[0] for b in bins]
+        self._expected = [b[1] for b in bins]
+        self._counts = [np.zeros(b[1].size, dtype=np.int64) for b in bins]
+        self._ring = np.full((window_rows, self.n_sensors), -1, dtype=np.int16)  # -1: no value
+        self._pos = 0
+
+    def update(self, row: ArrayLike) -> None:
+        """Add one live row (one value per sensor, NaN for missing), evicting the oldest."""
+        x = np.asarray(row, dtype=np.float64)
+        if x.shape != (self.n_sensors,):
+            raise InputError(f"a row needs {self.n_sensors} values, got shape {x.shape}")
+        old = self._ring[self._pos]
+        for s in range(self.n_sensors):
+            if old[s] >= 0:
+                self._counts[s][old[s]] -= 1
+            if np.isnan(x[s]):
+                new = -1
+            else:
+                new = int(np.searchsorted(self._edges[s], x[s], side="left"))
+                self._counts[s][new] += 1
+            self._ring[self._pos, s] = new
+        self._pos = (self._pos + 1) % self.window_rows
+
+    def counts(self) -> list[int]:
+        """Live values in the window, per sensor."""
+        return [int(c.sum()) for c in self._counts]
+
+    def psi(self) -> NDArray[np.float64]:
+        """PSI per sensor over the current window."""
+        return np.array([psi(c, e) for c, e in zip(self._counts, self._expected, strict=True)])
+
+
+class PageHinkley:
+    """Page–Hinkley test for a sustained shift in the mean of a stream.
+
+    For each value ``x_t`` with running mean ``m_t``, the upward statistic is
+    ``U_t = alpha * U_{t-1} + (x_t - m_t - delta)`` and the test fires when
+    ``U_t - min(U) > threshold``; the downward one mirrors it. After firing it
+    restarts from scratch. Parameters are in the units of the stream (the
+    :class:`DriftMonitor` divides scores by the alarm threshold first).
+
+    Args:
+        delta: magnitude of change tolerated (allowance per step).
+        threshold: detection threshold (``lambda``); larger means fewer false alarms, more delay.
+        alpha: forgetting factor on the cumulative sums (1 = none).
+        min_instances: values seen before the test may fire.
+        mode: ``up`` (scores rising: the usual degradation), or ``both``.
+
+    >>> rng = np.random.default_rng(7)
+    >>> stream = np.concatenate([rng.normal(0.3, 0.05, 500), rng.normal(0.8, 0.05, 200)])
+    >>> ph = PageHinkley(delta=0.05, threshold=5.0)
+    >>> [i for i, x in enumerate(stream) if ph.update(float(x))]
+    [511]
+    """
+
+    def __init__(
+        self,
+        delta: float = 0.05,
+        threshold: float = 5.0,
+        alpha: float = 1.0,
+        min_instances: int = 30,
+        mode: Literal["up", "both"] = "up",
+    ) -> None:
+        if delta < 0 or threshold <= 0 or not 0 < alpha <= 1 or min_instances < 1:
+            raise ConfigError(
+                "PageHinkley needs delta >= 0, threshold > 0, 0 < alpha <= 1, min_instances >= 1"
+            )
+        if mode not in ("up", "both"):
+            raise ConfigError(f"mode must be 'up' or 'both', got {mode!r}")
+        self.delta = delta
+        self.threshold = threshold
+        self.alpha = alpha
+        self.min_instances = min_instances
+        self.mode = mode
+        self.detections = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0
+        self._mean = 0.0
+        self._up = 0.0
+        self._up_min = 0.0
+        self._down = 0.0
+        self._down_max = 0.0
+
+    @property
+    def statistic(self) -> float:
+        """The current test statistic (compare with ``threshold``)."""
+        up = self._up - self._up_min
+        return max(up, self._down_max - self._down) if self.mode == "both" else up
+
+    def update(self, x: float) -> bool:
+        """Feed one value; True if the test fires on it (then it restarts)."""
+        if not np.isfinite(x):
+            return False
+        self.n += 1
+        self._mean += (x - self._mean) / self.n
+        dev = x - self._mean
+        self._up = self.alpha * self._up + dev - self.delta
+        self._up_min = min(self._up_min, self._up)
+        self._down = self.alpha * self._down + dev + self.delta
+        self._down_max = max(self._down_max, self._down)
+        if self.n >= self.min_instances and self.statistic > self.threshold:
+            self.detections += 1
+            self._reset()
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """A compact drift summary for the hub: statistics only, never raw data.
+
+    Attributes:
+        rows: rows seen since the monitor started.
+        scores: scores seen since the monitor started.
+        window_counts: live values per sensor in the PSI window.
+        psi: PSI per sensor name (None while the window holds fewer than ``psi_min_rows``).
+        psi_alert: the PSI threshold.
+        drifted: sensors whose PSI exceeds ``psi_alert``.
+        change_fired: the score change test fired since the previous report.
+        change_detections: times the change test fired since the monitor started.
+        change_statistic: the change test's current statistic.
+        reason: ``schedule`` or ``change``.
+    """
+
+    rows: int
+    scores: int
+    window_counts: dict[str, int]
+    psi: dict[str, float | None]
+    psi_alert: float
+    drifted: tuple[str, ...]
+    change_fired: bool
+    change_detections: int
+    change_statistic: float
+    reason: Literal["schedule", "change"]
+
+    @property
+    def alert(self) -> bool:
+        """True when a sensor drifted or the change test fired."""
+        return bool(self.drifted) or self.change_fired
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (PSI rounded to 4 decimals)."""
+        return {
+            "rows": self.rows,
+            "scores": self.scores,
+            "window_counts": dict(self.window_counts),
+            "psi": {k: (None if v is None else round(v, 4)) for k, v in self.psi.items()},
+            "psi_alert": self.psi_alert,
+            "drifted": list(self.drifted),
+            "change": {
+                "fired": self.change_fired,
+                "detections": self.change_detections,
+                "statistic": round(self.change_statistic, 4),
+            },
+            "alert": self.alert,
+            "reason": self.reason,
+        }
+
+
+class DriftMonitor:
+    """PSI per sensor plus a change test on scores; says when a drift report is due.
+
+    Args:
+        sensors: sensor names, in row order.
+        quantiles: per sensor, its reference quantiles (the calibration's deciles).
+        window_rows: rows in the PSI sliding window.
+        report_every_rows: a scheduled report every this many rows.
+        psi_alert: PSI above which a sensor counts as drifted (0.25: a significant shift).
+        psi_min_rows: PSI is reported only once the window holds this many values.
+        score_unit: scores are divided by this before the change test (pass the
+            alarm threshold so the test's parameters are in units of it).
+        change_test: the sequential test on scores (default ``PageHinkley()``).
+
+    >>> rng = np.random.default_rng(0)
+    >>> deciles = np.quantile(rng.normal(0, 1, (2000, 2)), np.linspace(0, 1, 11), axis=0).T
+    >>> mon = DriftMonitor(["p", "t"], deciles, window_rows=300, report_every_rows=300)
+    >>> reports = [mon.update(row + [0.0, 2.0], 0.3) for row in rng.normal(0, 1, (300, 2))]
+    >>> reports[-1].drifted, reports[-1].change_fired
+    (('t',), False)
+    """
+
+    def __init__(
+        self,
+        sensors: list[str] | tuple[str, ...],
+        quantiles: ArrayLike,
+        *,
+        window_rows: int = 500,
+        report_every_rows: int = 3600,
+        psi_alert: float = 0.25,
+        psi_min_rows: int = 100,
+        score_unit: float = 1.0,
+        change_test: PageHinkley | None = None,
+    ) -> None:
+        self.sensors = tuple(sensors)
+        self._window = PsiWindow(quantiles, window_rows)
+        if self._window.n_sensors != len(self.sensors):
+            raise InputError(f"{len(self.sensors)} sensors but {self._window.n_sensors} rows of quantiles")
+        if report_every_rows < 1 or psi_alert <= 0 or score_unit <= 0 or psi_min_rows < 1:
+            raise ConfigError("need report_every_rows >= 1, psi_alert > 0, score_unit > 0, psi_min_rows >= 1")
+        self.report_every_rows = report_every_rows
+        self.psi_alert = psi_alert
+        self.psi_min_rows = psi_min_rows
+        self.score_unit = score_unit
+        self.change_test = change_test if change_test is not None else PageHinkley()
+        self.rows = 0
+        self.scores = 0
+        self._fired = False
+
+    def update(self, row: ArrayLike, score: float | None = None) -> DriftReport | None:
+        """Feed one row of sensor values (and its score, if the model scored it).
+
+        Returns:
+            A report when one is due (every ``report_every_rows`` rows, or at once
+            when the change test fires), else None.
+        """
+        self._window.update(row)
+        self.rows += 1
+        fired_now = False
+        if score is not None:
+            self.scores += 1
+            fired_now = self.change_test.update(float(score) / self.score_unit)
+            self._fired = self._fired or fired_now
+        if fired_now:
+            return self.report("change")
+        if self.rows % self.report_every_rows == 0:
+            return self.report("schedule")
+        return None
+
+    def report(self, reason: Literal["schedule", "change"] = "schedule") -> DriftReport:
+        """The current report (resets the "fired since last report" flag)."""
+        counts = self._window.counts()
+        values = self._window.psi()
+        psi_by: dict[str, float | None] = {
+            name: (float(v) if n >= self.psi_min_rows else None)
+            for name, v, n in zip(self.sensors, values, counts, strict=True)
+        }
+        drifted = tuple(name for name, v in psi_by.items() if v is not None and v > self.psi_alert)
+        fired, self._fired = self._fired, False
+        return DriftReport(
+            rows=self.rows,
+            scores=self.scores,
+            window_counts=dict(zip(self.sensors, counts, strict=True)),
+            psi=psi_by,
+            psi_alert=self.psi_alert,
+            drifted=drifted,
+            change_fired=fired,
+            change_detections=self.change_test.detections,
+            change_statistic=float(self.change_test.statistic),
+            reason=reason,
+        )
