@@ -180,6 +180,17 @@ def test_slots_broken_model_refused_and_current_kept(
     assert slots.failed() == {}
 
 
+def test_slots_crashing_health_check_refuses(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    def crash(bundle: Bundle) -> HealthDecision:
+        raise RuntimeError("boom")
+
+    slots = Slots(tmp_path / "slots")
+    slots.install(bundles["v1"], health)
+    with pytest.raises(IncompatibleBundleError, match="crashed: RuntimeError: boom"):
+        slots.install(bundles["v2"], crash)
+    assert slots.current().model_version == 1  # type: ignore[union-attr]
+
+
 def test_slots_latency_over_budget_refused(tmp_path: Path, bundles: dict[str, Path]) -> None:
     slow = make_bundle(tmp_path / "other", 6, max_latency_ms=1e-6).folder
     slots = Slots(tmp_path / "slots")

@@ -217,6 +217,7 @@ class Slots:
             step("copied")
             slot_dir = self.root / target
             if slot_dir.exists():
+                shutil.rmtree(self.root / f".old-{target}", ignore_errors=True)
                 os.replace(slot_dir, self.root / f".old-{target}")
             os.replace(tmp, slot_dir)
             _fsync_dir(self.root)
@@ -225,7 +226,10 @@ class Slots:
             raise
         shutil.rmtree(self.root / f".old-{target}", ignore_errors=True)
         step("placed")
-        decision = health_check(_read_bundle(slot_dir))
+        try:
+            decision = health_check(_read_bundle(slot_dir))
+        except Exception as exc:  # a crashing check refuses the model; the device must say why
+            decision = HealthDecision(False, (f"health check crashed: {type(exc).__name__}: {exc}",))
         step("checked")
         if not decision.ok:
             reason = "; ".join(decision.reasons) or "health check failed"
