@@ -195,3 +195,13 @@ def test_outbox_consistent_after_sigkill_mid_put_loop(tmp_path: Path) -> None:
         assert last_seq == n + sum(box.dropped().values())
         assert all(len(m.payload) == 97 for m in msgs)
         box.put("alarm", "t", b"after")
+
+
+def test_outbox_running_byte_total_matches_table(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with Outbox(path, "dev-1", 500) as box:
+        ids = [box.put(("alarm", "summary", "drift", "state")[i % 4], "t", b"x" * (7 + i)) for i in range(60)]
+        box.ack(ids[40:50])
+        box.forward(lambda t, p, m: not m.endswith(":55"))
+        stored = box._db.execute("SELECT value FROM meta WHERE key = 'bytes'").fetchone()[0]
+        assert int(stored) == box.depth()[1] <= 500

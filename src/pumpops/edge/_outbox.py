@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS messages_kind_seq ON messages (kind, seq);
 """
 
 
@@ -178,6 +179,12 @@ class Outbox:
                     self._db.execute("INSERT INTO meta VALUES ('device_id', ?)", (device_id,))
                 elif row[0] != device_id:
                     raise ConfigError(f"outbox {path} belongs to device {row[0]!r}, not {device_id!r}")
+                # The running byte total is kept in meta so a put costs O(log n);
+                # recomputed once per open so it can never drift from the table.
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES "
+                    "('bytes', (SELECT COALESCE(SUM(size), 0) FROM messages))"
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open outbox {path}: {exc}") from exc
 
@@ -225,22 +232,53 @@ class Outbox:
                     (kind, topic, bytes(payload), size),
                 )
                 seq = int(cur.lastrowid or 0)
-                total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM messages").fetchone()[0]
+                total = self._add_bytes(size)
                 if total > self.max_outbox_bytes:
-                    rows = self._db.execute("SELECT seq, kind, size FROM messages").fetchall()
-                    entries = [OutboxEntry(int(s), str(k), int(z)) for s, k, z in rows]
-                    kind_of = {e.id: e.kind for e in entries}
-                    drops = choose_drops(entries, 0, self.max_outbox_bytes)
-                    self._db.executemany("DELETE FROM messages WHERE seq = ?", [(d,) for d in drops])
+                    candidates = self._drop_candidates(total - self.max_outbox_bytes)
+                    rest = total - sum(e.size for e in candidates)
+                    kind_of = {e.id: e.kind for e in candidates}
+                    drops = choose_drops(candidates, rest, self.max_outbox_bytes)
+                    freed = 0
                     for d in drops:
+                        freed += self._db.execute(
+                            "DELETE FROM messages WHERE seq = ? RETURNING size", (d,)
+                        ).fetchall()[0][0]
                         self._db.execute(
                             "INSERT INTO meta VALUES (?, '1') "
                             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
                             (f"dropped.{kind_of[d]}",),
                         )
+                    self._add_bytes(-freed)
         except sqlite3.Error as exc:
             raise StoreError(f"outbox put failed: {exc}") from exc
         return self._msg_id(seq)
+
+    def _add_bytes(self, delta: int) -> int:
+        rows = self._db.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'bytes' RETURNING value",
+            (delta,),
+        ).fetchall()
+        return int(rows[0][0])
+
+    def _drop_candidates(self, need: int) -> list[OutboxEntry]:
+        """The oldest entries of each kind, in drop order, until they cover ``need`` bytes.
+
+        :func:`choose_drops` picks from these exactly what it would pick from the
+        whole table, without reading the whole table on every put.
+        """
+        found: list[OutboxEntry] = []
+        covered = 0
+        for kind in OUTBOX_DROP_ORDER:
+            cur = self._db.execute("SELECT seq, size FROM messages WHERE kind = ? ORDER BY seq", (kind,))
+            for seq, size in cur:
+                if covered >= need:
+                    break
+                found.append(OutboxEntry(int(seq), kind, int(size)))
+                covered += int(size)
+            cur.close()
+            if covered >= need:
+                break
+        return found
 
     def _msg_id(self, seq: int) -> str:
         return f"{self.device_id}:{seq}"
@@ -269,9 +307,17 @@ class Outbox:
             seqs.append((int(msg_id[len(prefix) :]),))
         try:
             with self._tx():
-                before = self._db.total_changes
-                self._db.executemany("DELETE FROM messages WHERE seq = ?", seqs)
-                return self._db.total_changes - before
+                removed = freed = 0
+                for (seq,) in seqs:
+                    row = self._db.execute(
+                        "DELETE FROM messages WHERE seq = ? RETURNING size", (seq,)
+                    ).fetchone()
+                    if row is not None:
+                        removed += 1
+                        freed += int(row[0])
+                if freed:
+                    self._add_bytes(-freed)
+                return removed
         except sqlite3.Error as exc:
             raise StoreError(f"outbox ack failed: {exc}") from exc
 
