@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pumpops.edge import DriftMonitor, PageHinkley, PsiWindow, psi, reference_bins
+from pumpops.edge import Cusum, DriftMonitor, PageHinkley, PsiWindow, psi, reference_bins
 from pumpops.errors import ConfigError, InputError
 
 LEVELS = np.linspace(0.0, 1.0, 11)
@@ -166,3 +166,31 @@ def test_monitor_psi_withheld_until_window_has_rows() -> None:
 def test_psi_identical_proportions_is_zero() -> None:
     assert psi([5, 5], [0.5, 0.5]) == 0.0
     assert psi([0, 0], [0.5, 0.5]) == 0.0
+
+
+def test_cusum_step_up_detected_within_bounded_delay_and_quiet_before() -> None:
+    delays = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        stream = np.concatenate([rng.normal(0.4, 0.1, 1000), rng.normal(0.6, 0.1, 300)])
+        cs = Cusum()
+        fired = [i for i, x in enumerate(stream) if cs.update(float(x))]
+        assert fired, seed
+        assert fired[0] >= 1000, f"false alarm before the step (seed {seed})"
+        delays.append(fired[0] - 1000)
+    assert max(delays) <= 40
+
+
+def test_monitor_with_cusum_reports_change() -> None:
+    deciles, mean, sd = _reference()
+    rng = np.random.default_rng(6)
+    mon = DriftMonitor(SENSORS, deciles, report_every_rows=10_000, change_test=Cusum(warmup=200))
+    scores = np.concatenate([rng.normal(0.5, 0.1, 600), rng.normal(0.9, 0.1, 100)])
+    due = [
+        (i, r)
+        for i, (row, s) in enumerate(zip(rng.normal(mean, sd, (700, 4)), scores, strict=True))
+        if (r := mon.update(row, float(s))) is not None
+    ]
+    assert due
+    assert 600 <= due[0][0] <= 620
+    assert due[0][1].reason == "change"

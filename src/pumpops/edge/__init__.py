@@ -9,7 +9,7 @@ onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
 FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
 
-from pumpops.edge._drift import DriftMonitor, DriftReport, PageHinkley, PsiWindow, psi, reference_bins
+from pumpops.edge._drift import Cusum, DriftMonitor, DriftReport, PageHinkley, PsiWindow, psi, reference_bins
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.edge._health import HealthDecision, HealthMeasurements, decide_health, measure_health
 from pumpops.edge._outbox import (
@@ -38,6 +38,7 @@ __all__ = [
     "POINTER_FILE",
     "SLOT_NAMES",
     "BundleInfo",
+    "Cusum",
     "DriftMonitor",
     "DriftReport",
     "EdgeUpdater",
