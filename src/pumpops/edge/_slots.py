@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from pumpops._atomic import fsync_dir, write_atomic
 from pumpops.edge._health import HealthDecision
 from pumpops.errors import IncompatibleBundleError, IntegrityError, NotFoundError
 
@@ -75,28 +76,6 @@ def other_slot(slot: str | None) -> str:
     return "A" if slot in (None, "B") else "B"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _read_bundle(folder: Path) -> Bundle:
     # On use, not at import: pumpops.release must not load with pumpops.edge (edge import test).
     from pumpops.release._bundle import read_bundle  # noqa: PLC0415
@@ -141,7 +120,7 @@ class Slots:
 
     def _switch(self, current: str, previous: str | None) -> None:
         data = json.dumps({"current": current, "previous": previous}, sort_keys=True).encode() + b"\n"
-        _write_atomic(self.root / POINTER_FILE, data)
+        write_atomic(self.root / POINTER_FILE, data)
 
     def _state(self, slot: str, previous: str | None) -> SlotState:
         bundle = _read_bundle(self.root / slot)
@@ -213,14 +192,14 @@ class Slots:
                 with open(tmp / name, "rb") as fh:
                     os.fsync(fh.fileno())
             _read_bundle(tmp)  # the copy, not the source, is what will run
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             step("copied")
             slot_dir = self.root / target
             if slot_dir.exists():
                 shutil.rmtree(self.root / f".old-{target}", ignore_errors=True)
                 os.replace(slot_dir, self.root / f".old-{target}")
             os.replace(tmp, slot_dir)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -233,7 +212,7 @@ class Slots:
         step("checked")
         if not decision.ok:
             reason = "; ".join(decision.reasons) or "health check failed"
-            _write_atomic(self.root / f"{target}.failed", json.dumps({"reason": reason}).encode())
+            write_atomic(self.root / f"{target}.failed", json.dumps({"reason": reason}).encode())
             m = source.manifest
             raise IncompatibleBundleError(
                 f"{m.model_name} v{m.model_version} refused by the health check in slot {target} "

@@ -31,6 +31,7 @@ from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
+from pumpops._atomic import write_atomic
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.errors import (
     BundleMismatchError,
@@ -313,7 +314,7 @@ class EdgeUpdater:
             if final.exists():  # a leftover of an interrupted install: never trusted
                 shutil.rmtree(final)
             os.replace(staging, final)
-            _write_atomic(self.install_dir / CURRENT_FILE, bundle.version.encode())
+            write_atomic(self.install_dir / CURRENT_FILE, bundle.version.encode())
         finally:
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(staging)
@@ -377,16 +378,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

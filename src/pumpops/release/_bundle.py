@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
 
 __all__ = [
@@ -232,18 +231,6 @@ def bundle_dir(out: Path, group: str, target: str, version: int) -> Path:
     return out / group / target / str(int(version))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_bundle(out: Path, manifest: BundleManifest, files: dict[str, bytes]) -> Bundle:
     """Write a bundle, filling in the ``files`` hashes of the manifest.
 
@@ -272,8 +259,8 @@ def write_bundle(out: Path, manifest: BundleManifest, files: dict[str, bytes]) -
     folder = bundle_dir(out, final.group, final.target.id, final.model_version)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in sorted(files.items()):
-        _atomic_write(folder / name, data)
-    _atomic_write(folder / MANIFEST_FILE, manifest_bytes(final))
+        write_atomic(folder / name, data)
+    write_atomic(folder / MANIFEST_FILE, manifest_bytes(final))
     return read_bundle(folder)
 
 

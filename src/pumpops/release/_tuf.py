@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +45,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
+from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
 
 __all__ = [
@@ -120,20 +120,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TufRepository:
@@ -218,7 +204,7 @@ class TufRepository:
 
     def _write(self, md: Metadata[Any], filename: str) -> int:
         data = md.to_bytes(_SERIALIZER)
-        _atomic_write(self.metadata_dir / filename, data)
+        write_atomic(self.metadata_dir / filename, data)
         return len(data)
 
     @staticmethod

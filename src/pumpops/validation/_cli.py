@@ -12,25 +12,16 @@ May import: typer, this package, errors.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError
 from pumpops.validation._config import load_validation_config
 
 REPORT_NAME = "validation-report.json"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".validation-report-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def validate_model_command(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
@@ -72,7 +63,7 @@ def validate_model_command(  # noqa: PLR0917 - typer passes options by keyword; 
         data=data if data is not None else simulate_seed,
     )
     text = report.to_json()
-    _write_atomic(out or candidate / REPORT_NAME, text)
+    write_atomic(out or candidate / REPORT_NAME, text.encode())
     typer.echo(text if as_json else report.to_text(), nl=not as_json)
     if not report.passed:
         raise typer.Exit(1)
