@@ -9,6 +9,7 @@ onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
 FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
 
+from pumpops.edge._alarms import ALARM_RULES, AlarmLogic, AlarmStep
 from pumpops.edge._drift import Cusum, DriftMonitor, DriftReport, PageHinkley, PsiWindow, psi, reference_bins
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.edge._health import HealthDecision, HealthMeasurements, decide_health, measure_health
@@ -29,14 +30,18 @@ from pumpops.edge._updater import (
     convert_tuf_error,
     parse_version,
 )
+from pumpops.edge._window import WindowBuffer
 
 __all__ = [
+    "ALARM_RULES",
     "CURRENT_FILE",
     "FOLDER_BASE_URL",
     "OUTBOX_DROP_ORDER",
     "OUTBOX_KINDS",
     "POINTER_FILE",
     "SLOT_NAMES",
+    "AlarmLogic",
+    "AlarmStep",
     "BundleInfo",
     "Cusum",
     "DriftMonitor",
@@ -53,6 +58,7 @@ __all__ = [
     "PsiWindow",
     "SlotState",
     "Slots",
+    "WindowBuffer",
     "choose_drops",
     "convert_tuf_error",
     "decide_health",
