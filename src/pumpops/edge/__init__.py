@@ -3,13 +3,17 @@
 Today: the updater (:class:`EdgeUpdater`), which installs only what the hub's
 TUF repository signed, from a URL or a folder (:class:`FolderFetcher`), and the
 A/B slot installer (:class:`Slots`) whose health check (:func:`measure_health`,
-:func:`decide_health`) decides whether a new model may become current.
+:func:`decide_health`) decides whether a new model may become current. The
+scoring path's pure parts: :class:`WindowBuffer` (the model's input window),
+:class:`AlarmLogic` (the bundle's alarm rule, one score at a time) and
+:func:`commission` / :class:`Commissioner` (a device's own calibration).
 May import only edge-safe parts (schema, errors, sources) and numpy,
 onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
 FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
 """
 
 from pumpops.edge._alarms import ALARM_RULES, AlarmLogic, AlarmStep
+from pumpops.edge._commission import Commissioner, commission
 from pumpops.edge._drift import Cusum, DriftMonitor, DriftReport, PageHinkley, PsiWindow, psi, reference_bins
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.edge._health import HealthDecision, HealthMeasurements, decide_health, measure_health
@@ -43,6 +47,7 @@ __all__ = [
     "AlarmLogic",
     "AlarmStep",
     "BundleInfo",
+    "Commissioner",
     "Cusum",
     "DriftMonitor",
     "DriftReport",
@@ -60,6 +65,7 @@ __all__ = [
     "Slots",
     "WindowBuffer",
     "choose_drops",
+    "commission",
     "convert_tuf_error",
     "decide_health",
     "measure_health",
