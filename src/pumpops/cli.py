@@ -3,17 +3,25 @@
 Each part adds its own commands in ``pumpops/<part>/_cli.py``; this module
 only builds the root, handles global options and turns pumpops errors into a
 clear message and a non-zero exit code instead of a traceback.
+
+The root starts on the edge install too (``pip install "pumpops[edge]"``, no
+hub library): there the hub's commands are listed under their own heading,
+and running one says which install it needs (see :mod:`pumpops._install`).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.text import Text
+from typer.models import CommandInfo, TyperInfo
 
 from pumpops import __version__
 from pumpops._cli_support import WorkspaceOption, err_console
+from pumpops._install import HUB_INSTALL, hub_library, missing_hub_libraries
 from pumpops.errors import ConfigError, InputError, PumpopsError, ServiceError
 from pumpops.settings import EMBEDDED_BROKER, init_workspace, load_settings
 
@@ -78,36 +86,49 @@ def demo_cmd(
     run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
 
 
-def _register_parts() -> None:
-    from pumpops.audit import _cli as audit_cli
-    from pumpops.hub import _cli as hub_cli
-    from pumpops.pipeline import _cli as pipeline_cli
-    from pumpops.pipeline import _cli_benchmark as benchmark_cli
-    from pumpops.registry import _cli as registry_cli
-    from pumpops.release import _cli as release_cli
-    from pumpops.release import _cli_tuf as tuf_cli
-    from pumpops.sim import _cli as sim_cli
-    from pumpops.sources import _cli as sources_cli
-    from pumpops.store import _cli as store_cli
-    from pumpops.telemetry import _cli as telemetry_cli
-    from pumpops.validation import _cli as validation_cli
+#: Each part's command-line module (it has ``register(app)``), and whether its
+#: commands need the hub install; the edge install has only the others.
+_PARTS: tuple[tuple[str, bool], ...] = (
+    ("pumpops.store._cli", True),
+    ("pumpops.telemetry._cli", True),
+    ("pumpops.sim._cli", False),
+    ("pumpops.sources._cli", False),
+    ("pumpops.edge._cli", False),
+    ("pumpops.pipeline._cli", True),
+    ("pumpops.pipeline._cli_benchmark", True),
+    ("pumpops.registry._cli", True),
+    ("pumpops.validation._cli", True),
+    ("pumpops.audit._cli", True),
+    ("pumpops.release._cli", True),
+    ("pumpops.release._cli_tuf", True),
+    ("pumpops.hub._cli", True),
+)
 
-    parts = (
-        store_cli,
-        telemetry_cli,
-        sim_cli,
-        sources_cli,
-        pipeline_cli,
-        benchmark_cli,
-        registry_cli,
-        validation_cli,
-        audit_cli,
-        release_cli,
-        tuf_cli,
-        hub_cli,
-    )
-    for module in parts:
+#: The help heading of the hub's commands when the hub libraries are not installed.
+HUB_PANEL = f"Hub commands (need {escape(HUB_INSTALL)})"  # escaped: the heading is rich markup
+
+
+def _registered() -> list[CommandInfo | TyperInfo]:
+    return [*app.registered_commands, *app.registered_groups]
+
+
+def _register_parts() -> None:
+    edge_ids: set[int] = set()
+    for module_name, needs_hub in _PARTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if needs_hub and hub_library(exc) is not None:
+                continue  # an edge install: this part's commands are absent
+            raise
+        known = {id(info) for info in _registered()}
         module.register(app)
+        if not needs_hub:
+            edge_ids |= {id(info) for info in _registered()} - known
+    if missing_hub_libraries():
+        for info in _registered():
+            if id(info) not in edge_ids:  # init, demo and the hub parts' commands
+                info.rich_help_panel = HUB_PANEL
 
 
 _register_parts()
@@ -123,7 +144,16 @@ _EXIT_CODES: tuple[tuple[type[PumpopsError], int], ...] = (
 def main() -> None:
     """Run the command line; pumpops errors become a message and an exit code."""
     try:
-        app()
+        try:
+            app()
+        except ModuleNotFoundError as exc:
+            library = hub_library(exc)
+            if library is None:
+                raise
+            # a hub command run on the edge install: its imports load inside the command
+            raise ConfigError(
+                f"this command needs the hub install: {HUB_INSTALL} ({library} is not installed)"
+            ) from exc
     except PumpopsError as exc:
         code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
         # Text, not markup: messages quote units such as "[length]" that rich would eat
