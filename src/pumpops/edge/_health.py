@@ -118,6 +118,8 @@ def measure_health(
     windows: np.ndarray | None = None,
     *,
     runs: int = 5,
+    center: Sequence[float] | None = None,
+    scale: Sequence[float] | None = None,
 ) -> HealthMeasurements:
     """Load and run a bundle's model on the device's recent windows; measure, do not judge.
 
@@ -128,6 +130,9 @@ def measure_health(
             or one window ``(window_rows, n_sensors)``; ``None`` uses the calibration
             centre repeated (a healthy-looking window) when the device has no history yet.
         runs: timed runs of one window; the median is reported.
+        center: the device's own reference centre (commissioned on the device),
+            used instead of the manifest's calibration; give ``scale`` too.
+        scale: the device's own reference spread.
 
     Returns:
         The measurements; errors are recorded in them, never raised.
@@ -135,13 +140,17 @@ def measure_health(
     manifest = bundle.manifest
     provider = _provider(manifest.target.execution_providers, ort.get_available_providers())
     cal = manifest.calibrations.get(device_id)
-    if cal is None:
+    if center is not None and scale is not None:
+        ref_center, ref_scale = tuple(center), tuple(scale)
+    elif cal is not None:
+        ref_center, ref_scale = cal.center, cal.scale
+    else:
         return HealthMeasurements(
             run_error=f"the bundle has no calibration for device {device_id!r}", provider=provider
         )
     rows, n_sensors = manifest.inputs.window_rows, len(manifest.inputs.sensors)
     if windows is None:
-        windows = np.tile(np.asarray(cal.center, dtype=np.float64), (1, rows, 1))
+        windows = np.tile(np.asarray(ref_center, dtype=np.float64), (1, rows, 1))
     batch = np.asarray(windows, dtype=np.float64)
     if batch.ndim == 2:
         batch = batch[np.newaxis]
@@ -159,7 +168,7 @@ def measure_health(
         return HealthMeasurements(load_error=_short(exc), provider=provider)
     dtype = np.float32 if manifest.inputs.dtype == "float32" else np.float64
     names = [i.name for i in session.get_inputs()]
-    arrays = (batch, np.asarray(cal.center), np.asarray(cal.scale))
+    arrays = (batch, np.asarray(ref_center), np.asarray(ref_scale))
     try:
         feeds: dict[str, Any] = dict(zip(names, (a.astype(dtype) for a in arrays), strict=True))
         outputs = session.run(None, feeds)

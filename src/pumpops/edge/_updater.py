@@ -244,11 +244,15 @@ class EdgeUpdater:
                 found.update(md.signed.targets)
         return found
 
-    def find_newest(self, updater: Updater | None = None) -> BundleInfo:
+    def find_newest(self, updater: Updater | None = None, version: str | None = None) -> BundleInfo:
         """The newest bundle for this device's (group, target), from freshly verified metadata.
 
+        Args:
+            updater: a refreshed python-tuf updater (default: refresh now).
+            version: this version instead of the newest (the hub's desired state names one).
+
         Raises:
-            NotFoundError: the repository has no bundle for (group, target).
+            NotFoundError: the repository has no bundle for (group, target), or not that version.
             IntegrityError: a subclass naming what is wrong with the repository.
             DownloadError: the repository could not be read.
         """
@@ -264,7 +268,12 @@ class EdgeUpdater:
             customs[version] = dict(info.custom or {})
         if not versions:
             raise NotFoundError(f"the repository has no bundle for group {self.group}, target {self.target}")
-        newest = max(versions, key=parse_version)
+        if version is not None and version not in versions:
+            raise NotFoundError(
+                f"the repository has no bundle {version} for group {self.group}, target {self.target} "
+                f"(it has {', '.join(sorted(versions, key=parse_version))})"
+            )
+        newest = version if version is not None else max(versions, key=parse_version)
         custom = customs[newest]
         return BundleInfo(
             group=self.group,
@@ -274,8 +283,13 @@ class EdgeUpdater:
             files=versions[newest],
         )
 
-    def update(self) -> Installed:
+    def update(self, version: str | None = None) -> Installed:
         """One update cycle: refresh, find the newest bundle, verify, install it if newer.
+
+        Args:
+            version: install exactly this version (the hub's desired state), even if
+                older than the installed one: a rollback the hub asked for. The
+                repository's metadata is verified all the same.
 
         Returns:
             What is installed afterwards.
@@ -287,10 +301,10 @@ class EdgeUpdater:
             NotFoundError: no bundle for (group, target).
         """
         updater = self._refresh()
-        bundle = self.find_newest(updater)
+        bundle = self.find_newest(updater, version)
         current = self.installed()
         if current is not None:
-            if parse_version(bundle.version) < parse_version(current.version):
+            if version is None and parse_version(bundle.version) < parse_version(current.version):
                 raise RollbackError(
                     f"the repository's newest bundle {bundle.version} is older than the installed "
                     f"{current.version}; keeping {current.version}"

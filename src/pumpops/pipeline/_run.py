@@ -424,6 +424,11 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         manifest = detector.manifest()
         manifest["model_sha256"] = hashlib.sha256(onnx_bytes).hexdigest()
         manifest["group"] = data.group
+        # The agent resamples live readings onto the same grid the model was trained on.
+        manifest["sampling"] = {
+            "period_s": config.features.resample_period_s,
+            "max_gap_fill_s": config.features.max_gap_fill_s,
+        }
         _write_json(folder / "manifest.json", manifest)
 
     export_dir, _ = _timed(timings, "export", lambda: cache.run("export", {"fit": fit_key}, compute_export))

@@ -1,0 +1,270 @@
+"""The agent's settings (``agent.toml``): validated, with units in the names, unknown keys refused.
+
+A minimal file::
+
+    [agent]
+    device_id = "p-0001"
+    site = "north-sea-7"
+    group = "acme-ansi"
+    profile = "acme-ansi"        # manufacturer profile: native sensor names and units
+    target = "x86_64-ipc"
+    state_dir = "/var/lib/pumpops-agent"
+
+    [broker]
+    url = "mqtt://hub.example:1883"   # "none": no uplink at all
+
+    [repository]
+    url = "https://hub.example/tuf/"  # or folder = "/media/usb/pumpops-repo"
+    trusted_root = "/etc/pumpops/root.json"
+
+    [source]
+    kind = "simulator"               # or "skab" (CSV replay)
+
+Relative paths are relative to the folder of the file. Every key is in
+``docs/edge.md`` ("Agent settings").
+May import: errors, pydantic, the stdlib.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from pumpops.errors import ConfigError
+
+__all__ = [
+    "AgentConfig",
+    "AgentSection",
+    "BrokerSection",
+    "RepositorySection",
+    "SimEventSpec",
+    "SourceSection",
+    "UploadSection",
+    "load_agent_config",
+]
+
+_Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSection(_Strict):
+    """Who the device is and how the agent paces itself.
+
+    Attributes:
+        device_id: the pump's id (as the hub and the bundles' calibrations know it).
+        site: its site (a topic segment).
+        group: its device group: which models it installs.
+        profile: its manufacturer profile (native sensor names and units).
+        target: its target platform profile (which bundle build it installs).
+        state_dir: where the agent keeps slots, outbox, alarm log, TUF metadata.
+        clock: ``wall`` (production: intervals in real time) or ``data`` (intervals in
+            the readings' own time: simulations and replays run hours in seconds).
+        refresh_interval_s: how often to check the repository for a new model.
+        max_model_age_h: past this long without a successful update check the agent
+            reports ``stale`` (and keeps detecting).
+        summary_interval_s: how often to send score and alarm statistics.
+        drift_report_rows: rows between scheduled drift reports (plus one whenever a test fires).
+        drift_window_rows: rows in the live window compared with the reference bins.
+        calibration_rows: rows of normal operation gathered when commissioning.
+        sample_period_s: the model's row period when the bundle does not state it.
+        max_gap_fill_s: a sensor silent up to this long keeps its last value; longer
+            is a gap and the window starts again.
+        state_interval_s: at most this often a changed state is reported (and at
+            every change of model, health, calibration, staleness or drift status).
+        health_windows: recent windows the health check scores.
+    """
+
+    device_id: _Ident
+    site: _Ident
+    group: _Ident
+    profile: _Ident
+    target: _Ident
+    state_dir: Path
+    clock: Literal["wall", "data"] = "wall"
+    refresh_interval_s: float = Field(default=3600.0, gt=0)
+    max_model_age_h: float = Field(default=72.0, gt=0)
+    summary_interval_s: float = Field(default=600.0, gt=0)
+    drift_report_rows: int = Field(default=3600, ge=10)
+    drift_window_rows: int = Field(default=500, ge=10)
+    calibration_rows: int = Field(default=1800, ge=20)
+    sample_period_s: float = Field(default=1.0, gt=0, le=3600)
+    max_gap_fill_s: float = Field(default=5.0, ge=0)
+    state_interval_s: float = Field(default=60.0, gt=0)
+    health_windows: int = Field(default=32, ge=1, le=4096)
+
+
+class BrokerSection(_Strict):
+    """The uplink.
+
+    Attributes:
+        url: ``mqtt://host:port`` or ``none`` (no uplink: alarms go to the local log only).
+        topic_prefix: the topic prefix the hub uses.
+        keepalive_s: MQTT keep-alive.
+        publish_timeout_s: how long to wait for the broker's acknowledgement of one message.
+    """
+
+    url: str = "none"
+    topic_prefix: str = "pumpops/v1"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> BrokerSection:
+        if self.url != "none" and not self.url.startswith("mqtt://"):
+            raise ValueError(f"broker url {self.url!r} must be mqtt://host:port or 'none'")
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """``(host, port)``, or None without an uplink."""
+        if self.url == "none":
+            return None
+        rest = self.url.removeprefix("mqtt://").rstrip("/")
+        host, _, port = rest.partition(":")
+        return host, int(port or 1883)
+
+
+class RepositorySection(_Strict):
+    """Where models come from (a TUF repository).
+
+    Attributes:
+        url: the hub's ``http(s)://.../tuf/``.
+        folder: or a folder holding an exported repository (site mirror, removable media).
+        trusted_root: the root metadata the device was provisioned with.
+    """
+
+    url: str | None = None
+    folder: Path | None = None
+    trusted_root: Path
+
+    @model_validator(mode="after")
+    def _one_location(self) -> RepositorySection:
+        if (self.url is None) == (self.folder is None):
+            raise ValueError("give exactly one of repository.url and repository.folder")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"repository.url {self.url!r} must be http:// or https://")
+        return self
+
+    @property
+    def location(self) -> str | Path:
+        """The URL or the folder."""
+        return self.url if self.url is not None else Path(str(self.folder))
+
+
+class SimEventSpec(_Strict):
+    """A scheduled event of the simulator source, in seconds from the source's start."""
+
+    kind: str
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    onset: Literal["sudden", "gradual"] = "sudden"
+    severity: float = Field(default=1.0, gt=0, le=1)
+    speed_ratio: float | None = None
+    sensor: str | None = None
+    offset: float | None = None
+
+
+class SourceSection(_Strict):
+    """Where readings come from.
+
+    Attributes:
+        kind: ``simulator`` (the pump simulator, the device's profile) or ``skab`` (CSV replay).
+        speed: source seconds per wall second (1: real time; 0: as fast as possible).
+        seed: simulator seed.
+        start: simulator start: ``now`` or an ISO 8601 UTC time.
+        duration_s: how long the source runs (simulator; absent: endless).
+        fault_rate_per_day: random faults per day (simulator).
+        drift_rate_per_day: random benign drifts per day (simulator).
+        events: scheduled faults and drifts (simulator).
+        path: CSV file or folder (skab).
+        chunk_s: source seconds per frame.
+    """
+
+    kind: Literal["simulator", "skab"]
+    speed: float = Field(default=1.0, ge=0)
+    seed: int = Field(default=0, ge=0)
+    start: str = "now"
+    duration_s: float | None = Field(default=None, gt=0)
+    fault_rate_per_day: float = Field(default=0.0, ge=0)
+    drift_rate_per_day: float = Field(default=0.0, ge=0)
+    events: tuple[SimEventSpec, ...] = ()
+    path: Path | None = None
+    chunk_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> SourceSection:
+        if self.kind == "skab" and self.path is None:
+            raise ValueError("source.path is required for kind = 'skab'")
+        return self
+
+
+class UploadSection(_Strict):
+    """What goes up besides alarms, summaries, drift reports and state (always sent).
+
+    Attributes:
+        raw_readings: also send raw readings (for retraining data), rate-limited.
+        raw_max_rows_per_s: the limit, in rows per wall second (excess rows are counted, not sent).
+    """
+
+    raw_readings: bool = False
+    raw_max_rows_per_s: float = Field(default=10.0, gt=0)
+
+
+class AgentConfig(_Strict):
+    """The whole ``agent.toml``."""
+
+    agent: AgentSection
+    broker: BrokerSection = BrokerSection()
+    repository: RepositorySection
+    source: SourceSection
+    upload: UploadSection = UploadSection()
+    outbox_max_bytes: int = Field(default=20_000_000, ge=10_000)
+
+
+def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
+    for section, key in (
+        ("agent", "state_dir"),
+        ("repository", "folder"),
+        ("repository", "trusted_root"),
+        ("source", "path"),
+    ):
+        value = doc.get(section, {}).get(key) if isinstance(doc.get(section), dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute():
+            doc[section][key] = str(base / value)
+    return doc
+
+
+def load_agent_config(path: Path, **overrides: Any) -> AgentConfig:
+    """Read and validate ``agent.toml``.
+
+    Args:
+        path: the file.
+        overrides: ``section__key=value`` replacements (tests, the command line).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or a key is unknown or invalid
+            (the message names the key).
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read agent settings {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        doc.setdefault(section, {})[name] = value
+    doc = _resolve(doc, path.parent.resolve())
+    try:
+        return AgentConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
