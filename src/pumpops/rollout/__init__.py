@@ -1,4 +1,64 @@
 """Desired vs reported state per device, rollout waves, health gates and automatic rollback.
 
-Arrives with the rollout issue. The state machine is pure decision code; may import: store, telemetry, errors.
+Done (issue 7, the decisions): the pure part, without I/O. ``_plan.py`` assigns a
+group's devices to cumulative waves (:func:`plan_waves`), ``_gate.py`` judges
+a wave from device reports (:func:`judge_wave`: pass, wait or fail), and
+``_machine.py`` is the state machine (:func:`step`: state + event → new state +
+actions to carry out). Still to come: the thin service that writes the
+retained ``desired`` MQTT messages, stores the state and the audit entries and
+publishes the events, and the ``pumpops rollout`` commands. See
+``docs/rollout.md`` and ADR 0009.
+May import: errors and the standard library (the pure modules); the service
+will also import store and telemetry.
 """
+
+from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, Health, OnFail, judge_wave
+from pumpops.rollout._machine import (
+    FINAL_STATUSES,
+    ROLLOUT_SCHEMA,
+    Abort,
+    Action,
+    Audit,
+    Emit,
+    Event,
+    Pause,
+    Resume,
+    RolloutState,
+    RolloutStatus,
+    SetDesired,
+    Start,
+    Tick,
+    Transition,
+    new_rollout,
+    step,
+)
+from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT, parse_waves, plan_waves
+
+__all__ = [
+    "DEFAULT_WAVES_PERCENT",
+    "FINAL_STATUSES",
+    "ROLLOUT_SCHEMA",
+    "Abort",
+    "Action",
+    "Audit",
+    "DeviceReport",
+    "Emit",
+    "Event",
+    "GatePolicy",
+    "GateVerdict",
+    "Health",
+    "OnFail",
+    "Pause",
+    "Resume",
+    "RolloutState",
+    "RolloutStatus",
+    "SetDesired",
+    "Start",
+    "Tick",
+    "Transition",
+    "judge_wave",
+    "new_rollout",
+    "parse_waves",
+    "plan_waves",
+    "step",
+]

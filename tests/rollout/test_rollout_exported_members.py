@@ -1,0 +1,54 @@
+"""Pins the public API of ``pumpops.rollout``: a change to this list is a change users see."""
+
+from __future__ import annotations
+
+import pumpops.rollout
+
+_PUBLIC = {
+    "DEFAULT_WAVES_PERCENT",
+    "FINAL_STATUSES",
+    "ROLLOUT_SCHEMA",
+    "Abort",
+    "Action",
+    "Audit",
+    "DeviceReport",
+    "Emit",
+    "Event",
+    "GatePolicy",
+    "GateVerdict",
+    "Health",
+    "OnFail",
+    "Pause",
+    "Resume",
+    "RolloutState",
+    "RolloutStatus",
+    "SetDesired",
+    "Start",
+    "Tick",
+    "Transition",
+    "judge_wave",
+    "new_rollout",
+    "parse_waves",
+    "plan_waves",
+    "step",
+}
+
+
+def test_rollout_exported_members_are_pinned() -> None:
+    assert set(pumpops.rollout.__all__) == _PUBLIC
+    for name in pumpops.rollout.__all__:
+        assert hasattr(pumpops.rollout, name), name
+
+
+def test_rollout_imports_no_io_libraries() -> None:
+    # the decisions stay pure: importing them must not pull in the broker or the database
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.rollout; "
+        "bad = [m for m in ('paho', 'sqlalchemy', 'aiomqtt', 'amqtt', 'mlflow') if m in sys.modules]; "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
