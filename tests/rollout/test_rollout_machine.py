@@ -24,6 +24,7 @@ from pumpops.rollout import (
     SetDesired,
     Start,
     Tick,
+    Transition,
     new_rollout,
     step,
 )
@@ -267,6 +268,18 @@ def test_abort_with_roll_back_refused_without_a_previous_release() -> None:
         step(state, Abort(now_s=1, roll_back=True))
 
 
+def test_step_refuses_what_is_not_an_event() -> None:
+    with pytest.raises(InputError, match="not a rollout event"):
+        step(pending(), Transition(0, "x", "a", "b", 0))  # type: ignore[arg-type]
+
+
+def test_abort_before_the_start_leaves_nothing_to_undo() -> None:
+    new, actions = step(pending(), Abort(now_s=3, roll_back=True))
+    assert (new.status, new.wave_started_s, new.sent_devices) == ("aborted", None, ())
+    assert next(a for a in actions if isinstance(a, Audit)).detail["devices_on_release"] == 0
+    assert RolloutState.from_dict(json.loads(json.dumps(new.to_dict()))) == new
+
+
 def test_step_refuses_a_time_that_is_not_finite() -> None:
     with pytest.raises(InputError, match="not a finite number"):
         step(pending(), Start(now_s=float("nan")))
@@ -322,6 +335,8 @@ def _stored() -> dict[str, Any]:
         pytest.param({"wave_started_s": None}, "wave_started_s must be set", id="running-without-clock"),
         pytest.param({"policy": {"deadline_s": -1}}, "invalid gate policy", id="bad-policy"),
         pytest.param({"history": [{"at_s": 1}]}, "lacks the field 'action'", id="history-missing-field"),
+        pytest.param({"waves": "p-1"}, "waves must be list", id="waves-not-a-list"),
+        pytest.param({"waves": [["p-1"], ["p-1"]]}, "more than one wave", id="device-in-two-waves"),
     ],
 )
 def test_state_from_dict_refuses(change: dict[str, Any], message: str) -> None:

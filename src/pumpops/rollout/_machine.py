@@ -11,7 +11,7 @@ that changes nothing (a Tick while a wave waits, or outside ``running`` and
 ``rolling_back``) returns the same state and no actions; an event the
 status does not allow raises :class:`~pumpops.errors.InputError`.
 
-Transitions (``docs/rollout.md`` has the same table):
+Transitions (``docs/rollout.md`` has the full table, with every refusal):
 
 ============  ==============================  ==================  ==========================
 status        event                           new status          desired
@@ -218,6 +218,9 @@ class RolloutState:
             raise InputError(f"{where}: status {self.status!r} is not one of {', '.join(_STATUSES)}")
         if not self.waves or any(not w for w in self.waves):
             raise InputError(f"{where}: needs at least one wave and no empty wave")
+        devices = [d for wave in self.waves for d in wave]
+        if len(set(devices)) != len(devices):
+            raise InputError(f"{where}: a device is in more than one wave")
         if not 0 <= self.current_wave < len(self.waves):
             raise InputError(f"{where}: current wave {self.current_wave} outside 0..{len(self.waves) - 1}")
         # aborted before the start is the one status that may go either way
@@ -284,7 +287,10 @@ class RolloutState:
                     else _typed(data["previous_version"], str, "previous_version")
                 ),
                 group=_typed(data["group"], str, "group"),
-                waves=tuple(tuple(_typed(d, str, "waves") for d in w) for w in data["waves"]),
+                waves=tuple(
+                    tuple(_typed(d, str, "waves") for d in _typed(w, list, "waves"))
+                    for w in _typed(data["waves"], list, "waves")
+                ),
                 policy=policy,
                 current_wave=_typed(data["current_wave"], int, "current_wave"),
                 status=data["status"],
@@ -448,6 +454,8 @@ def step(state: RolloutState, event: Event) -> tuple[RolloutState, list[Action]]
     >>> s.current_wave, actions[0] == SetDesired(s.waves[1], "v2")
     (1, True)
     """
+    if not isinstance(event, Start | Tick | Pause | Resume | Abort):
+        raise InputError(f"{type(event).__name__} is not a rollout event (Start, Tick, Pause, Resume, Abort)")
     if not math.isfinite(event.now_s):
         raise InputError(f"event time {event.now_s!r} is not a finite number of seconds")
     if isinstance(event, Tick):
