@@ -35,8 +35,13 @@ def _forbidden(module: str) -> bool:
     return module.startswith("pumpops.release.") and module not in RELEASE_ALLOWED
 
 
-def test_edge_import_loads_no_hub_modules() -> None:
-    code = "import json, sys, pumpops.edge, pumpops.edge._cli; print(json.dumps(sorted(sys.modules)))"
+def test_edge_import_of_every_module_loads_no_hub_modules() -> None:
+    code = (
+        "import importlib, json, pkgutil, sys, pumpops.edge\n"
+        "for m in pkgutil.iter_modules(pumpops.edge.__path__, 'pumpops.edge.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout)
     assert [m for m in loaded if _forbidden(m)] == []

@@ -91,8 +91,10 @@ def _result(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
 
 def test_edge_install_agent_imports_without_hub_libraries() -> None:
     proc = _run_without_hub(
-        "import sys, json\n"
+        "import importlib, json, pkgutil, sys\n"
         "import pumpops.edge, pumpops.edge._cli\n"
+        "for m in pkgutil.iter_modules(pumpops.edge.__path__, 'pumpops.edge.'):\n"
+        "    importlib.import_module(m.name)  # every module the agent may load lazily\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.partition('.')[0] in BLOCKED)))\n"
     )
     assert proc.returncode == 0, proc.stderr
@@ -105,6 +107,25 @@ def test_edge_install_agent_help_runs_without_hub_libraries() -> None:
     assert code == "0", proc.stdout + proc.stderr
     assert loaded == ""
     assert "Usage: pumpops agent" in proc.stdout
+
+
+def test_edge_install_every_agent_command_has_help_without_hub_libraries() -> None:
+    proc = _run_without_hub(
+        "import typer.main\n"
+        "from typer.testing import CliRunner\n"
+        "from pumpops.cli import app\n"
+        "def paths(group, prefix):\n"
+        "    yield prefix\n"
+        "    for name, cmd in getattr(group, 'commands', {}).items():\n"
+        "        yield from paths(cmd, (*prefix, name))\n"
+        "agent = typer.main.get_command(app).commands['agent']\n"
+        "for path in paths(agent, ('agent',)):\n"
+        "    result = CliRunner().invoke(app, [*path, '--help'])\n"
+        "    assert result.exit_code == 0, (path, result.output, result.exception)\n"
+        "    print('HELP', ' '.join(path))\n"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "HELP agent\n" in proc.stdout
 
 
 def test_edge_install_root_help_lists_hub_commands_under_their_install() -> None:
