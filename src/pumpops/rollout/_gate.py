@@ -238,6 +238,12 @@ def judge_wave(  # noqa: PLR0911, PLR0912 - one return per rule, in the document
     >>> looping = DeviceReport("p-1", "v2", "ok", True, None, None, last_seen_s=20)
     >>> judge_wave(policy, ["p-1"], [looping], version="v2", now_s=30, wave_started_s=10).reasons
     ('1 device(s) crash-loop (at most 0 allowed): p-1',)
+
+    A baseline of zero alarms is raised to the floor (0.5/h by default):
+
+    >>> quiet = DeviceReport("p-1", "v2", "ok", False, 1.2, 0.0, last_seen_s=20)
+    >>> judge_wave(policy, ["p-1"], [quiet], version="v2", now_s=30, wave_started_s=10).alarm_rate_ratio
+    2.4
     """
     if not wave_devices:
         raise InputError("a wave without devices cannot be judged")

@@ -271,6 +271,13 @@ class RolloutState:
         Raises:
             InputError: another schema, a missing or mistyped field, or fields
                 that contradict each other.
+
+        >>> import json
+        >>> s = new_rollout(rollout_id="r-1", version="v2", previous_version="v1", group="g",
+        ...                 devices=["p-1", "p-2"], waves_percent=[50, 100], policy=GatePolicy())
+        >>> s, _ = step(s, Start(now_s=0))
+        >>> RolloutState.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+        True
         """
         if data.get("schema") != ROLLOUT_SCHEMA:
             raise InputError(
