@@ -140,6 +140,22 @@ def test_edge_install_root_help_lists_hub_commands_under_their_install() -> None
     assert "db" in hub
 
 
+def test_edge_install_skips_a_hub_part_that_imports_a_hub_library_at_once() -> None:
+    # as if pumpops.hub._cli imported fastapi at module level
+    failing_part = (
+        "class _FailingPart(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pumpops.hub._cli':\n"
+        "            raise ModuleNotFoundError(\"No module named 'fastapi'\", name='fastapi')\n"
+        "sys.meta_path.insert(0, _FailingPart())\n"
+    )
+    proc = _run_without_hub(failing_part + _cli_code("--help"))
+    code, _ = _result(proc)
+    assert code == "0", proc.stdout + proc.stderr
+    assert "serves the TUF repository" not in proc.stdout  # `pumpops hub` is absent
+    assert "agent" in proc.stdout
+
+
 @pytest.mark.parametrize("argv", [("db", "upgrade"), ("demo", "--hours", "0.1")], ids=["db", "demo"])
 def test_edge_install_hub_command_names_the_install_it_needs(argv: tuple[str, ...], tmp_path: Path) -> None:
     proc = _run_without_hub(_cli_code("-w", str(tmp_path), *argv))
