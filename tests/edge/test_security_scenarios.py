@@ -178,3 +178,16 @@ def _unreachable() -> itertools.repeat[bytes]:
     from tuf.api.exceptions import SlowRetrievalError
 
     raise SlowRetrievalError("connection timed out")
+
+
+def test_update_to_a_desired_version_installs_that_one_even_if_older(lab: Lab) -> None:
+    lab.publish(lab.bundle("2"), lab.bundle("3"))
+    device = lab.device()
+    assert device.update().version == "3"
+    back = device.update("2")  # the hub's desired state names an older release: a rollback it asked for
+    assert (back.version, back.changed) == ("2", True)
+    assert (back.folder / "model.onnx").read_bytes() == b"onnx model north-sea x86-64-ipc 2"
+    with pytest.raises(errors.NotFoundError, match="no bundle 9"):
+        device.update("9")
+    assert device.installed() is not None
+    assert device.installed().version == "2"  # type: ignore[union-attr]

@@ -302,6 +302,8 @@ class Agent:
             return
         self.model = self._open(state, bundle)
         self.model.fresh_install = fresh
+        if self.health == "none":  # verified on open; it passed its health check when installed
+            self.health = "ok"
         self._calibrate_from_what_is_known()
 
     def _open(self, state: SlotState, bundle: Bundle) -> _Loaded:
@@ -647,6 +649,7 @@ class Agent:
         now = self._clock_ms()
         self._persist["last_update_check_ms"] = now
         version = self._desired
+        log.info("checking the repository for %s", f"version {version}" if version else "the newest version")
         try:
             installed = self.updater.update(version)
         except PumpopsError as exc:
@@ -863,11 +866,16 @@ class Agent:
     def housekeeping(self) -> None:
         """Everything between frames: desired state, updates, summaries, state, outbox."""
         now = self._clock_ms()
+        refresh_ms = round(self.config.agent.refresh_interval_s * 1000)
+        if self._next_check_ms - now > refresh_ms:  # the clock went back (first data row, replays)
+            self._next_check_ms = now
+            self._next_summary_ms = None
+            self._next_state_ms = now
         if (self.state_dir / RECALIBRATE_FILE).exists() and not self._recalibrating():
             self.recalibrate()
         desired = self._take_desired()
         if desired or now >= self._next_check_ms:
-            self._next_check_ms = now + round(self.config.agent.refresh_interval_s * 1000)
+            self._next_check_ms = now + refresh_ms
             self.check_for_update()
         if self._next_summary_ms is None:
             self._next_summary_ms = now + round(self.config.agent.summary_interval_s * 1000)
@@ -922,7 +930,7 @@ class Agent:
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
         if self.uplink is not None:
-            self.uplink.wait_connected(2.0)
+            self.uplink.wait_desired(3.0)
         self._report_state(force=True)
         self.housekeeping()
         for frame in self._paced(self.source.frames(), deadline):

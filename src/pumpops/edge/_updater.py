@@ -263,9 +263,9 @@ class EdgeUpdater:
         for path, info in self._group_targets(updater).items():
             if not path.startswith(prefix):
                 continue
-            version, _, name = path[len(prefix) :].partition("/")
-            versions.setdefault(version, {})[name] = path
-            customs[version] = dict(info.custom or {})
+            found, _, name = path[len(prefix) :].partition("/")
+            versions.setdefault(found, {})[name] = path
+            customs[found] = dict(info.custom or {})
         if not versions:
             raise NotFoundError(f"the repository has no bundle for group {self.group}, target {self.target}")
         if version is not None and version not in versions:

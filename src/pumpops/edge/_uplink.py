@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -49,11 +50,13 @@ class Uplink:
         self.publish_timeout_s = publish_timeout_s
         self.desired: queue.Queue[bytes] = queue.Queue()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *_args: self._subscribed.set()
         self._client.connect_async(host, port, keepalive=keepalive_s)
         self._client.loop_start()
 
@@ -65,6 +68,20 @@ class Uplink:
     def wait_connected(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the link; True if it is up."""
         return self._connected.wait(timeout_s)
+
+    def wait_desired(self, timeout_s: float, grace_s: float = 0.3) -> bool:
+        """Wait for the ``desired`` subscription (``timeout_s``), then ``grace_s`` for its retained message.
+
+        The broker sends a retained message right after acknowledging the
+        subscription; an agent that starts should know what the hub wants
+        before its first update check.
+        """
+        if not self._subscribed.wait(timeout_s):
+            return False
+        end = time.monotonic() + grace_s
+        while self.desired.empty() and time.monotonic() < end:
+            time.sleep(0.02)
+        return True
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, _p: object
