@@ -59,7 +59,15 @@ _PUBLIC = {
         "load_target",
         "load_targets",
     },
-    "pumpops.store": {"BatchOutcome", "ReadingsFrame", "TelemetryStore", "open_store"},
+    "pumpops.store": {
+        "AGENT_KINDS",
+        "AgentPut",
+        "AgentRecord",
+        "BatchOutcome",
+        "ReadingsFrame",
+        "TelemetryStore",
+        "open_store",
+    },
 }
 
 

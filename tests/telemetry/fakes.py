@@ -10,7 +10,7 @@ import numpy as np
 from pumpops.errors import NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
-from pumpops.store import BatchOutcome, ReadingsFrame, TelemetryStore
+from pumpops.store import AgentPut, AgentRecord, BatchOutcome, ReadingsFrame, TelemetryStore
 
 
 class MemoryStore(TelemetryStore):
@@ -22,6 +22,7 @@ class MemoryStore(TelemetryStore):
         self.messages: dict[tuple[str, str], str] = {}
         self.readings: dict[tuple[str, str, int], float] = {}
         self.letters: list[DeadLetter] = []
+        self.agent: dict[str, AgentRecord] = {}
         self.fail_writes = 0
         self.fail_with: Exception | None = None
         self.write_calls = 0
@@ -88,6 +89,55 @@ class MemoryStore(TelemetryStore):
                 )
             self.messages, self.readings = messages, readings
             return outcomes
+
+    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+        with self._lock:
+            self.write_calls += 1
+            if self.fail_writes > 0:
+                self.fail_writes -= 1
+                raise self.fail_with or StoreError("injected: the database is down")
+            stored = duplicates = 0
+            for record in messages:
+                old = self.agent.get(record.msg_id)
+                if old is None:
+                    self.agent[record.msg_id] = record
+                    stored += 1
+                elif old.payload_sha256 == record.payload_sha256:
+                    duplicates += 1
+                else:
+                    self.letters.append(
+                        DeadLetter(
+                            record.topic,
+                            record.payload,
+                            "msg_id_conflict",
+                            "reused id",
+                            record.received_at_us,
+                            record.device_id,
+                            record.msg_id,
+                        )
+                    )
+            return AgentPut(stored, duplicates)
+
+    def agent_messages(
+        self,
+        *,
+        device_id: str | None = None,
+        kind: str | None = None,
+        since_us: int | None = None,
+        limit: int | None = None,
+    ) -> list[AgentRecord]:
+        with self._lock:
+            found = sorted(
+                (
+                    r
+                    for r in self.agent.values()
+                    if (device_id is None or r.device_id == device_id)
+                    and (kind is None or r.kind == kind)
+                    and (since_us is None or r.ts_us >= since_us)
+                ),
+                key=lambda r: (r.device_id, r.seq, r.msg_id),
+            )
+        return found if limit is None else found[len(found) - limit :] if limit else []
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pumpops.telemetry
 
 PUBLIC = {
+    "AGENT_TOPIC_KINDS",
     "DEFAULT_PREFIX",
     "EMBEDDED",
     "READING_REASONS",

@@ -217,16 +217,18 @@ def _resend_and_check(svc: IngestService, pub: Publisher, store: MemoryStore, ms
     return ("new-1", "n-1") not in store.messages
 
 
-def test_ingest_ignores_other_kinds_of_traffic(
+def test_ingest_ignores_the_hubs_desired_state_and_dead_letters_bad_agent_messages(
     service: IngestService, publisher: Publisher, store: MemoryStore, prefix: str
 ) -> None:
+    publisher.publish(f"{prefix}/site-a/acme-1/desired", b'{"model": "v2"}')
     publisher.publish(f"{prefix}/site-a/acme-1/alarms", b'{"alarm": true}')
     publisher.publish(f"{prefix}/site-a/acme-1/state", b"not json")
-    _committed(service, 2)
+    _committed(service, 3)
     stats = service.stats()
-    assert stats.ignored == 2
-    assert store.letters == []
+    assert (stats.ignored, stats.rejected_messages, stats.agent_messages) == (1, 2, 0)
+    assert sorted(letter.reason for letter in store.letters) == ["invalid_field", "malformed_json"]
     assert store.messages == {}
+    assert store.agent == {}
 
 
 def test_ingest_stop_commits_and_acks_what_it_received(

@@ -230,6 +230,7 @@ def test_ingest_path_counts_add_up(batch: list[tuple[str, bytes]]) -> None:
     assert stats.received == stats.committed == len(batch)
     ends = (
         stats.stored_messages
+        + stats.agent_messages
         + stats.duplicates
         + stats.id_conflicts
         + stats.rejected_messages

@@ -1,4 +1,4 @@
-"""The hub's database: devices, telemetry, dead letters (later releases, rollouts, audit).
+"""The hub's database: devices, telemetry, agent messages, dead letters, audit, registry, releases.
 
 SQLAlchemy 2 with Alembic migrations; SQLite (WAL) by default, PostgreSQL
 (``postgresql+psycopg://``) at scale, chosen by URL in :func:`open_store`.
@@ -6,9 +6,24 @@ Code above this package sees only :class:`TelemetryStore`.
 May import: schema, fleet, errors, SQLAlchemy, Alembic, psycopg, numpy.
 """
 
-from pumpops.store._base import BatchOutcome, ReadingsFrame, TelemetryStore
+from pumpops.store._base import (
+    AGENT_KINDS,
+    AgentPut,
+    AgentRecord,
+    BatchOutcome,
+    ReadingsFrame,
+    TelemetryStore,
+)
 
-__all__ = ["BatchOutcome", "ReadingsFrame", "TelemetryStore", "open_store"]
+__all__ = [
+    "AGENT_KINDS",
+    "AgentPut",
+    "AgentRecord",
+    "BatchOutcome",
+    "ReadingsFrame",
+    "TelemetryStore",
+    "open_store",
+]
 
 
 def open_store(url: str) -> TelemetryStore:

@@ -8,9 +8,10 @@ Implementations live in underscore modules and are chosen by URL in
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 
 BatchStatus = Literal["stored", "duplicate", "id_conflict"]
+
+#: The kinds of agent message (``pumpops.agent/1``), as in the envelope's ``kind``.
+AGENT_KINDS: Final[tuple[str, ...]] = ("alarm", "summary", "drift", "state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,78 @@ class ReleaseRecord:
     record_json: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """One message of a device agent (alarm, summary, drift report, state), as the store keeps it.
+
+    The ingest service builds these from checked ``pumpops.agent/1`` envelopes
+    (``docs/protocol.md``, "Agent messages"); the store checks the fields again.
+
+    Attributes:
+        msg_id: ``<device_id>:<seq>``; the idempotency key, unique across the fleet.
+        device_id: the sending device (need not be registered).
+        site: its site, as in the topic and the envelope.
+        kind: ``alarm``, ``summary``, ``drift`` or ``state``.
+        ts_us: when the agent produced it, microseconds since the epoch (UTC;
+            the envelope's ``ts_ms`` x 1000).
+        agent_version: the agent's version.
+        body_json: the body, JSON text of an object, as it came.
+        payload_sha256: SHA-256 (hex) of the envelope's canonical JSON; a
+            resend has the same, a reused id with other content another.
+        received_at_us: when the hub received it.
+        topic: the topic it arrived on; kept only if the message is
+            dead-lettered (an id conflict), never in ``agent_messages``.
+        payload: the raw payload, kept the same way; empty: the dead letter
+            keeps the envelope rebuilt from the fields.
+    """
+
+    msg_id: str
+    device_id: str
+    site: str
+    kind: str
+    ts_us: int
+    agent_version: str
+    body_json: str
+    payload_sha256: str
+    received_at_us: int
+    topic: str = field(default="", repr=False, compare=False)
+    payload: bytes = field(default=b"", repr=False, compare=False)
+
+    @property
+    def seq(self) -> int:
+        """The agent outbox's sequence number: the integer after the last ``:`` of ``msg_id``.
+
+        >>> AgentRecord("p-1:42", "p-1", "s1", "state", 0, "0.1.0", "{}", "0" * 64, 0).seq
+        42
+        """
+        return int(self.msg_id.rsplit(":", 1)[1])
+
+    @property
+    def ts_ms(self) -> int:
+        """``ts_us`` in milliseconds, as the agent sent it."""
+        return self.ts_us // 1000
+
+    def body(self) -> dict[str, Any]:
+        """The body as a dict (parsed from ``body_json``)."""
+        value = json.loads(self.body_json)
+        return value if isinstance(value, dict) else {}
+
+
+class AgentPut(NamedTuple):
+    """What :meth:`TelemetryStore.put_agent_messages` did.
+
+    Attributes:
+        stored: messages newly stored.
+        duplicates: resends of stored messages (same id, same payload hash): nothing written.
+
+    The rest of the call's messages were id conflicts (same id, other
+    payload): each was written as a ``msg_id_conflict`` dead letter instead.
+    """
+
+    stored: int
+    duplicates: int
+
+
 class TelemetryStore(abc.ABC):
     """The hub's telemetry database."""
 
@@ -171,6 +247,46 @@ class TelemetryStore(abc.ABC):
     @abc.abstractmethod
     def dead_letters(self, *, limit: int = 100, reason: str | None = None) -> list[DeadLetter]:
         """Return the newest dead letters first, optionally of one reason."""
+
+    @abc.abstractmethod
+    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+        """Store agent messages idempotently by ``msg_id``, in one transaction.
+
+        A message whose id is not stored yet is stored. One whose id is stored
+        with the same payload hash is a duplicate (a resend; nothing written).
+        One whose id is stored with another payload hash is an id conflict: it
+        never overwrites, and it is written as a dead letter (reason
+        ``msg_id_conflict``) in the same transaction. Messages repeated within
+        the call are judged as if written one after the other. The device need
+        not be registered (agents may be commissioned before registration).
+
+        Raises:
+            InputError: a message is malformed (ids, kind, hash, body); nothing was stored.
+            StoreError: the database failed; nothing of the call was stored.
+        """
+
+    @abc.abstractmethod
+    def agent_messages(
+        self,
+        *,
+        device_id: str | None = None,
+        kind: str | None = None,
+        since_us: int | None = None,
+        limit: int | None = None,
+    ) -> list[AgentRecord]:
+        """Return stored agent messages ordered by device, then ``seq`` (numerically).
+
+        Args:
+            device_id: only this device's.
+            kind: only this kind (``alarm``, ``summary``, ``drift``, ``state``).
+            since_us: only those produced at or after this instant (``ts_us``).
+            limit: only the last ``limit`` of that order (with ``device_id``:
+                the device's newest), still in order.
+
+        Raises:
+            InputError: ``limit`` is negative or ``kind`` is unknown.
+            StoreError: the database failed.
+        """
 
     @abc.abstractmethod
     def query(

@@ -8,6 +8,7 @@ the engine modules do the I/O around them. May import: numpy, ``pumpops.schema``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 
 from pumpops.errors import InputError
 from pumpops.schema import CANONICAL_SENSORS, IDENT_PATTERN, ReadingBatch
-from pumpops.store._base import BatchStatus
+from pumpops.store._base import AGENT_KINDS, AgentRecord, BatchStatus
 
 Key = tuple[str, str]
 """A message's identity: ``(device_id, msg_id)``."""
@@ -29,6 +30,9 @@ MAX_SENSOR = 64
 
 _IDENT = re.compile(IDENT_PATTERN)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: The largest ``seq`` of an agent message id: it is stored as a signed 64-bit integer.
+MAX_AGENT_SEQ = 2**63 - 1
+MAX_AGENT_VERSION = 32
 
 
 def check_ident(kind: str, value: str) -> None:
@@ -327,3 +331,76 @@ def clean_text(text: str) -> str:
     """
     cleaned = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return cleaned.replace("\x00", "\\x00")
+
+
+def check_agent_record(record: AgentRecord) -> None:
+    """Raise :class:`InputError` if an agent message cannot be stored as it is.
+
+    >>> ok = AgentRecord("p-1:7", "p-1", "s1", "alarm", 5, "0.1.0", "{}", "a" * 64, 9)
+    >>> check_agent_record(ok)
+    >>> import dataclasses
+    >>> check_agent_record(dataclasses.replace(ok, msg_id="p-2:7"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.InputError: agent message 'p-2:7': msg_id must be '<device_id>:<seq>' ...
+    """
+    where = f"agent message {record.msg_id!r}"
+    check_ident("device id", record.device_id)
+    check_ident("site", record.site)
+    head, _, seq = record.msg_id.rpartition(":")
+    if head != record.device_id or not seq.isascii() or not seq.isdigit() or len(record.msg_id) > MAX_MSG_ID:
+        raise InputError(
+            f"{where}: msg_id must be '<device_id>:<seq>' with device {record.device_id!r}, "
+            f"seq a non-negative integer, at most {MAX_MSG_ID} characters"
+        )
+    if int(seq) > MAX_AGENT_SEQ:
+        raise InputError(f"{where}: seq {seq} is larger than {MAX_AGENT_SEQ}")
+    if record.kind not in AGENT_KINDS:
+        raise InputError(f"{where}: kind {record.kind!r} is not one of {', '.join(AGENT_KINDS)}")
+    if type(record.ts_us) is not int or record.ts_us < 0:
+        raise InputError(f"{where}: ts_us must be a non-negative integer, not {record.ts_us!r}")
+    if type(record.received_at_us) is not int or record.received_at_us < 0:
+        raise InputError(f"{where}: received_at_us must be a non-negative integer")
+    if not record.agent_version or len(record.agent_version) > MAX_AGENT_VERSION:
+        raise InputError(f"{where}: agent_version must have 1 to {MAX_AGENT_VERSION} characters")
+    if not _SHA256.match(record.payload_sha256):
+        raise InputError(f"{where}: payload_sha256 must be 64 lowercase hex digits")
+    try:
+        body = json.loads(record.body_json)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: body_json is not JSON text") from None
+    if not isinstance(body, dict):
+        raise InputError(f"{where}: body_json must be a JSON object")
+
+
+def classify_keyed(items: Sequence[tuple[str, str]], claimed: Mapping[str, str | None]) -> list[BatchStatus]:
+    """Decide the outcome of every ``(key, payload hash)`` of one call, as :func:`classify` does for batches.
+
+    Args:
+        items: the call's keys and payload hashes, in order (a key may repeat).
+        claimed: for every distinct key, ``None`` if its row was newly
+            inserted by this call (for its first item), else the hash already stored.
+
+    >>> classify_keyed([("m1", "a"), ("m1", "a"), ("m1", "b"), ("m2", "c")], {"m1": None, "m2": "f"})
+    ['stored', 'duplicate', 'id_conflict', 'id_conflict']
+    """
+    current: dict[str, str] = {}
+    statuses: list[BatchStatus] = []
+    for key, digest in items:
+        if key not in current:
+            stored = claimed[key]
+            current[key] = digest if stored is None else stored
+            if stored is None:
+                statuses.append("stored")
+                continue
+        statuses.append("duplicate" if current[key] == digest else "id_conflict")
+    return statuses
+
+
+def agent_conflict_detail(record: AgentRecord) -> str:
+    """The dead letter's sentence for an agent message whose id was stored with other content."""
+    return (
+        f"message id {record.msg_id!r} of device {record.device_id!r} was already stored with different "
+        f"content; the stored message was kept and this one was not stored. An agent never reuses an id: "
+        f"was its outbox reset (a new state folder) without a new device id?"
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
 from pumpops.store._base import (
+    AGENT_KINDS,
+    AgentPut,
+    AgentRecord,
     AliasRecord,
     BatchOutcome,
     EventRecord,
@@ -456,8 +460,14 @@ class SqlTelemetryStore(TelemetryStore):
         """
         if not letters:
             return
+        rows = self._dead_letter_rows(letters)
+        with self._guard("write dead letters to"), self._writer.begin() as conn:
+            conn.execute(sa.insert(tables.dead_letters), rows)
+
+    @staticmethod
+    def _dead_letter_rows(letters: Sequence[DeadLetter]) -> list[dict[str, Any]]:
         clean = _plan.clean_text
-        rows = [
+        return [
             {
                 "received_at_us": int(letter.received_at_us),
                 "topic": clean(letter.topic),
@@ -469,8 +479,6 @@ class SqlTelemetryStore(TelemetryStore):
             }
             for letter in letters
         ]
-        with self._guard("write dead letters to"), self._writer.begin() as conn:
-            conn.execute(sa.insert(tables.dead_letters), rows)
 
     def dead_letters(self, *, limit: int = 100, reason: str | None = None) -> list[DeadLetter]:
         """Return the newest dead letters first, optionally of one reason.
@@ -501,6 +509,159 @@ class SqlTelemetryStore(TelemetryStore):
             )
             for topic, payload, reason_, detail, received, device_id, msg_id in rows
         ]
+
+    # -- agent messages -----------------------------------------------------------------------
+
+    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+        """Store agent messages idempotently by ``msg_id``, in one transaction.
+
+        Not stored yet → stored; stored with the same payload hash → duplicate
+        (nothing written); stored with another hash → id conflict: never
+        overwritten, written as a ``msg_id_conflict`` dead letter in the same
+        transaction. Repeats within the call are judged one after the other.
+
+        ``INSERT ... ON CONFLICT DO NOTHING`` in ``msg_id`` order: two ingest
+        workers given the same resend store it once, with no unique-violation
+        error and no deadlock (PostgreSQL waits for the other writer's key, then
+        skips it; SQLite's write transaction excludes the other writer).
+
+        Raises:
+            InputError: a message is malformed; nothing was stored.
+            StoreError: the database failed; nothing of the call was stored.
+        """
+        if not messages:
+            return AgentPut(0, 0)
+        for record in messages:
+            _plan.check_agent_record(record)
+        firsts: dict[str, AgentRecord] = {}
+        for record in messages:
+            firsts.setdefault(record.msg_id, record)
+        rows = [self._agent_row(firsts[msg_id]) for msg_id in sorted(firsts)]
+        t = tables.agent_messages.c
+        with self._guard("store agent messages in"), self._writer.begin() as conn:
+            inserted: set[str] = set()
+            for start in range(0, len(rows), _KEYS_PER_QUERY // 10):
+                stmt = (
+                    self._upsert(tables.agent_messages)
+                    .values(rows[start : start + _KEYS_PER_QUERY // 10])
+                    .on_conflict_do_nothing(index_elements=[t.msg_id])
+                    .returning(t.msg_id)
+                )
+                inserted.update(conn.scalars(stmt))
+            others = sorted(firsts.keys() - inserted)
+            claimed: dict[str, str | None] = dict.fromkeys(inserted)
+            for start in range(0, len(others), _KEYS_PER_QUERY):
+                chunk = others[start : start + _KEYS_PER_QUERY]
+                stmt2 = sa.select(t.msg_id, t.payload_sha256).where(t.msg_id.in_(chunk))
+                claimed.update({row.msg_id: row.payload_sha256 for row in conn.execute(stmt2)})
+            statuses = _plan.classify_keyed([(m.msg_id, m.payload_sha256) for m in messages], claimed)
+            conflicts = [
+                self._agent_conflict_letter(record)
+                for record, status in zip(messages, statuses, strict=True)
+                if status == "id_conflict"
+            ]
+            if conflicts:
+                conn.execute(sa.insert(tables.dead_letters), self._dead_letter_rows(conflicts))
+        return AgentPut(statuses.count("stored"), statuses.count("duplicate"))
+
+    @staticmethod
+    def _agent_row(record: AgentRecord) -> dict[str, Any]:
+        return {
+            "msg_id": record.msg_id,
+            "device_id": record.device_id,
+            "seq": record.seq,
+            "site": record.site,
+            "kind": record.kind,
+            "ts_us": int(record.ts_us),
+            "received_at_us": int(record.received_at_us),
+            "agent_version": _plan.clean_text(record.agent_version),
+            "body": _plan.clean_text(record.body_json),
+            "payload_sha256": record.payload_sha256,
+        }
+
+    @staticmethod
+    def _agent_conflict_letter(record: AgentRecord) -> DeadLetter:
+        payload = record.payload
+        if not payload:  # rebuild the envelope from the fields (the body as it came)
+            envelope = {
+                "schema": "pumpops.agent/1",
+                "msg_id": record.msg_id,
+                "device_id": record.device_id,
+                "site": record.site,
+                "kind": record.kind,
+                "ts_ms": record.ts_ms,
+                "agent_version": record.agent_version,
+                "body": json.loads(record.body_json),
+            }
+            payload = json.dumps(envelope, separators=(",", ":")).encode()
+        return DeadLetter(
+            topic=record.topic or f"(agent {record.kind} of {record.device_id} at {record.site})",
+            payload=payload,
+            reason="msg_id_conflict",
+            detail=_plan.agent_conflict_detail(record),
+            received_at_us=int(record.received_at_us),
+            device_id=record.device_id,
+            msg_id=record.msg_id,
+        )
+
+    def agent_messages(
+        self,
+        *,
+        device_id: str | None = None,
+        kind: str | None = None,
+        since_us: int | None = None,
+        limit: int | None = None,
+    ) -> list[AgentRecord]:
+        """Return stored agent messages ordered by device, then ``seq`` (numerically).
+
+        Raises:
+            InputError: ``limit`` is negative or ``kind`` is unknown.
+            StoreError: the database failed.
+        """
+        if limit is not None and limit < 0:
+            raise InputError(f"limit must be 0 or more, not {limit}")
+        if kind is not None and kind not in AGENT_KINDS:
+            raise InputError(f"agent message kind {kind!r} is not one of {', '.join(AGENT_KINDS)}")
+        t = tables.agent_messages.c
+        stmt = sa.select(
+            t.msg_id,
+            t.device_id,
+            t.site,
+            t.kind,
+            t.ts_us,
+            t.agent_version,
+            t.body,
+            t.payload_sha256,
+            t.received_at_us,
+        )
+        if device_id is not None:
+            stmt = stmt.where(t.device_id == device_id)
+        if kind is not None:
+            stmt = stmt.where(t.kind == kind)
+        if since_us is not None:
+            stmt = stmt.where(t.ts_us >= since_us)
+        order = (t.device_id, t.seq, t.msg_id)
+        if limit is not None:
+            stmt = stmt.order_by(*(c.desc() for c in order)).limit(limit)
+        else:
+            stmt = stmt.order_by(*order)
+        with self._guard("read agent messages from"), self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        found = [
+            AgentRecord(
+                msg_id=row.msg_id,
+                device_id=row.device_id,
+                site=row.site,
+                kind=row.kind,
+                ts_us=int(row.ts_us),
+                agent_version=row.agent_version,
+                body_json=row.body,
+                payload_sha256=row.payload_sha256,
+                received_at_us=int(row.received_at_us),
+            )
+            for row in rows
+        ]
+        return found[::-1] if limit is not None else found
 
     # -- audit trail --------------------------------------------------------------------------
 

@@ -163,3 +163,27 @@ releases = sa.Table(
     sa.Column("record", sa.Text(), nullable=False),
     sa.Index("ix_releases_group_created_us", "group_name", "created_us"),
 )
+
+# Agent messages (revision 0005): alarms, summaries, drift reports and state
+# from the device agents, one row per message id (``<device_id>:<seq>``, unique
+# across the fleet, so the key alone). ``seq`` is the integer after the last
+# ``:`` kept as its own column so that a device's messages sort numerically
+# (``p-1:10`` after ``p-1:9``). ``body`` is the JSON text the agent sent. No
+# foreign key to devices: an agent may report before its device is registered.
+# See docs/protocol.md, "Agent messages".
+agent_messages = sa.Table(
+    "agent_messages",
+    METADATA,
+    sa.Column("msg_id", key_string(128), primary_key=True),
+    sa.Column("device_id", key_string(64), nullable=False),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("site", key_string(64), nullable=False),
+    sa.Column("kind", key_string(16), nullable=False),
+    sa.Column("ts_us", sa.BigInteger(), nullable=False),
+    sa.Column("received_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("agent_version", sa.Text(), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Index("ix_agent_messages_device_kind_ts_us", "device_id", "kind", "ts_us"),
+    sa.Index("ix_agent_messages_device_seq", "device_id", "seq"),
+)

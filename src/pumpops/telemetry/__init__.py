@@ -1,12 +1,15 @@
 """MQTT topics and the wire codec, the publisher, the ingest service (broker to store), the embedded broker.
 
-May import: schema, fleet, store, sources, settings, errors, paho-mqtt, amqtt, orjson.
+May import: schema, fleet, store, sources, settings, errors, paho-mqtt, amqtt, orjson, and
+``pumpops.edge._messages`` (the agent envelope codec, edge-safe; loaded on first use).
 
 - :func:`build_topic` / :func:`parse_topic`: ``<prefix>/<site>/<device_id>/<kind>``.
 - :func:`encode_message` / :func:`decode`: the JSON message; ``decode`` is a pure
   decision (what to store in SI units, what to dead-letter and why).
 - :class:`Publisher`: frames of any source → QoS 1 messages with deterministic ids.
-- :class:`IngestService`: broker → store, acknowledging after commit.
+- :class:`IngestService`: broker → store, acknowledging after commit; telemetry
+  and the agents' messages (``alarms``, ``summaries``, ``drift``, ``state``,
+  stored once per message id).
 - :class:`EmbeddedBroker`: amqtt in a background thread, for machines with no broker.
 
 ``docs/protocol.md`` describes the protocol; ``telemetry.schema.json`` (next
@@ -38,6 +41,7 @@ from pumpops.telemetry._ingest import (
 )
 from pumpops.telemetry._publisher import Pacer, Publisher, PublishStats, chunk_frame, message_id, parse_speed
 from pumpops.telemetry._topics import (
+    AGENT_TOPIC_KINDS,
     DEFAULT_PREFIX,
     TOPIC_KINDS,
     DeviceTopic,
@@ -54,6 +58,7 @@ def schema_path() -> Path:
 
 
 __all__ = [
+    "AGENT_TOPIC_KINDS",
     "DEFAULT_PREFIX",
     "EMBEDDED",
     "READING_REASONS",

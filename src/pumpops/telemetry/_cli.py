@@ -1,4 +1,4 @@
-"""Command-line commands of ``pumpops.telemetry``: ``pumpops ingest`` and ``pumpops simulate``."""
+"""Command-line commands of ``pumpops.telemetry``: ``ingest``, ``simulate``, ``replay``, ``agents``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest_cmd)
     app.command("simulate")(simulate_cmd)
     app.command("replay")(replay_cmd)
+    from pumpops.telemetry import _cli_agents
+
+    _cli_agents.register(app)  # pumpops agents messages
 
 
 BrokerOpt = Annotated[
@@ -123,7 +126,8 @@ def ingest_cmd(
     def tick(stats: IngestStats) -> None:
         err_console.print(
             f"received {stats.received}, stored {stats.stored_messages} messages / "
-            f"{stats.stored_readings} readings, duplicates {stats.duplicates}, "
+            f"{stats.stored_readings} readings, {stats.agent_messages} agent messages, "
+            f"duplicates {stats.duplicates}, "
             f"dead letters {stats.dead_letters}{'' if stats.connected else ' (broker disconnected)'}",
             highlight=False,
         )

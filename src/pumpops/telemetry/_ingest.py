@@ -1,5 +1,10 @@
 """The ingest service: MQTT broker → :func:`decode` → :class:`~pumpops.store.TelemetryStore`.
 
+Telemetry goes through :func:`decode` into ``write_batches``; the agents'
+messages (topics ``alarms``, ``summaries``, ``drift``, ``state``) go through
+:func:`~pumpops.telemetry._agent.decode_agent` into ``put_agent_messages``,
+stored once per message id. Both reject into the same dead-letter table.
+
 At-least-once, stored once: every QoS 1 message is acknowledged to the broker
 only after the transaction that holds it (its readings, or its dead letter)
 has committed; a crash or a store outage means the broker delivers it again,
@@ -53,7 +58,8 @@ from pumpops.errors import BrokerError, ConfigError, ServiceError
 from pumpops.fleet import Device, ManufacturerProfile, load_profiles
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.settings import IngestSettings
-from pumpops.store import BatchOutcome, TelemetryStore
+from pumpops.store import AgentRecord, BatchOutcome, TelemetryStore
+from pumpops.telemetry._agent import AgentDecodeResult, agent_topic, decode_agent
 from pumpops.telemetry._broker import BrokerAddress
 from pumpops.telemetry._codec import DecodeLimits, DecodeResult, decode
 from pumpops.telemetry._publisher import CLIENT_USERNAME
@@ -205,15 +211,17 @@ class IngestStats:
     """Counters of an ingest service since it started.
 
     Every received message ends in exactly one of ``stored_messages``,
-    ``duplicates``, ``id_conflicts``, ``rejected_messages`` or ``ignored``
-    once it is committed (``acked`` counts those acknowledged to the broker).
+    ``agent_messages``, ``duplicates``, ``id_conflicts``, ``rejected_messages``
+    or ``ignored`` once it is committed (``acked`` counts those acknowledged to
+    the broker).
 
     Attributes:
         received: messages taken from the broker (redeliveries count again).
         committed: messages whose outcome is committed to the store.
         acked: acknowledgements sent to the broker.
-        stored_messages: messages with readings newly stored (some may have
+        stored_messages: telemetry messages newly stored (some may have
             had readings rejected; see ``partially_rejected``).
+        agent_messages: agent messages (alarms, summaries, drift, state) newly stored.
         stored_readings: readings newly written.
         overlapping_readings: readings already stored by another message (not written again).
         duplicates: redeliveries of messages already stored (nothing written).
@@ -222,7 +230,7 @@ class IngestStats:
         partially_rejected: stored messages of which some readings were rejected.
         rejected_readings: readings rejected, whole messages included.
         dead_letters: dead letters written.
-        ignored: messages on device topics of other kinds (alarms, ...), acknowledged unread.
+        ignored: messages on topics ingest does not own (``desired``, hub events), acknowledged unread.
         store_errors: failed store calls (each retried).
         connects: successful connections to the broker.
         sessions_lost: connections on which the broker had no session for us
@@ -234,6 +242,7 @@ class IngestStats:
     committed: int = 0
     acked: int = 0
     stored_messages: int = 0
+    agent_messages: int = 0
     stored_readings: int = 0
     overlapping_readings: int = 0
     duplicates: int = 0
@@ -604,10 +613,15 @@ class IngestService:
 
     def _commit(self, items: list[_Received], *, ack: bool = True) -> None:
         """Decode, store and queue acknowledgements for a batch; retry the store until it works."""
+        is_agent = [agent_topic(item.topic, prefix=self._prefix) is not None for item in items]
+        agent_items = [item for item, agent in zip(items, is_agent, strict=True) if agent]
+        telemetry_items = [item for item, agent in zip(items, is_agent, strict=True) if not agent]
         results: list[DecodeResult] = self._retry(
-            "look up devices", lambda: [self._decode(item) for item in items]
+            "look up devices", lambda: [self._decode(item) for item in telemetry_items]
         )
-        to_store = [(item, r) for item, r in zip(items, results, strict=True) if r.batch is not None]
+        to_store = [
+            (item, r) for item, r in zip(telemetry_items, results, strict=True) if r.batch is not None
+        ]
         outcomes = (
             self._write_batches([r.batch for _, r in to_store if r.batch is not None]) if to_store else []
         )
@@ -616,9 +630,12 @@ class IngestService:
             letter = _outcome_letter(item, outcome)
             if letter is not None:
                 letters.append(letter)
+        agent_counts = self._store_agent_messages(agent_items, letters) if agent_items else {}
         if letters:
             self._retry("write dead letters", lambda: self._store.write_dead_letters(letters))
         self._tally(results, [(r, o) for (_, r), o in zip(to_store, outcomes, strict=True)], len(letters))
+        if agent_counts:
+            self._count(**agent_counts)
         if self._observer is not None:
             try:
                 self._observer(results, [o for o in outcomes if isinstance(o, BatchOutcome)])
@@ -626,6 +643,66 @@ class IngestService:
                 _log.exception("the ingest observer failed")
         if ack:
             self._acks.extend((item.generation, item.mid, item.qos) for item in items)
+
+    def _store_agent_messages(self, items: list[_Received], letters: list[DeadLetter]) -> dict[str, int]:
+        """Decode and store agent messages; append rejections to ``letters``; return counter deltas.
+
+        Id conflicts are dead-lettered by the store itself, in the transaction
+        that judged them (counted in ``dead_letters`` here).
+        """
+        decoded = [self._decode_agent(item) for item in items]
+        records = [d.record for d in decoded if d.record is not None]
+        rejected = [d.dead_letter for d in decoded if d.dead_letter is not None]
+        letters.extend(rejected)
+        stored = duplicates = refused = 0
+        if records:
+            try:
+                stored, duplicates = self._retry(
+                    "store agent messages", partial(self._store.put_agent_messages, records)
+                )
+            except _AbandonedError:
+                raise
+            except Exception:  # not an outage: the store refused some record; isolate it
+                _log.exception("the store failed on %d agent message(s); storing one by one", len(records))
+                stored = duplicates = 0
+                for record in records:
+                    try:
+                        one = self._retry(
+                            "store an agent message", partial(self._store.put_agent_messages, [record])
+                        )
+                    except _AbandonedError:
+                        raise
+                    except Exception as exc:  # recorded as a dead letter, with the cause
+                        _log.exception("the store refused agent message %s", record.msg_id)
+                        refused += 1
+                        letters.append(_refused_agent_letter(record, f"{type(exc).__name__}: {exc}"))
+                        continue
+                    stored += one[0]
+                    duplicates += one[1]
+        conflicts = len(records) - stored - duplicates - refused
+        return {
+            "committed": len(items),
+            "agent_messages": stored,
+            "duplicates": duplicates,
+            "id_conflicts": conflicts,
+            "rejected_messages": len(rejected) + refused,
+            "dead_letters": conflicts,
+        }
+
+    def _decode_agent(self, item: _Received) -> AgentDecodeResult:
+        try:
+            return decode_agent(item.topic, item.payload, now_us=item.received_at_us, prefix=self._prefix)
+        except Exception as exc:  # a bug must cost one message, not the service
+            _log.exception("decoding an agent message on %s failed", item.topic)
+            letter = DeadLetter(
+                topic=item.topic,
+                payload=item.payload[: self._limits.max_payload_bytes],
+                reason="internal_error",
+                detail=f"pumpops failed to decode this agent message ({type(exc).__name__}: {exc}); "
+                f"please report it with the payload",
+                received_at_us=item.received_at_us,
+            )
+            return AgentDecodeResult(item.topic, dead_letter=letter)
 
     def _decode(self, item: _Received) -> DecodeResult:
         try:
@@ -743,6 +820,18 @@ class _Refusal:
     """The store could not take a batch even on its own (a store bug or constraint)."""
 
     detail: str
+
+
+def _refused_agent_letter(record: AgentRecord, detail: str) -> DeadLetter:
+    return DeadLetter(
+        topic=record.topic,
+        payload=record.payload,
+        reason="store_refused",
+        detail=f"the store refused this agent message ({detail}); nothing was stored",
+        received_at_us=record.received_at_us,
+        device_id=record.device_id,
+        msg_id=record.msg_id,
+    )
 
 
 def _outcome_letter(item: _Received, outcome: BatchOutcome | _Refusal) -> DeadLetter | None:

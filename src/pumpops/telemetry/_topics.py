@@ -16,12 +16,17 @@ from typing import Final, Literal, get_args
 from pumpops.errors import ConfigError, MessageRejected
 from pumpops.schema import IDENT_PATTERN
 
-TopicKind = Literal["telemetry", "alarms", "drift", "state", "desired"]
+TopicKind = Literal["telemetry", "alarms", "summaries", "drift", "state", "desired"]
 
 #: Kinds of device traffic under the prefix; ``desired`` is retained and written by the hub.
+#: ``alarms``, ``summaries``, ``drift`` and ``state`` carry the agent's messages
+#: (``pumpops.agent/1``, see :data:`AGENT_TOPIC_KINDS`).
 TOPIC_KINDS: Final[tuple[str, ...]] = get_args(TopicKind)
 
 DEFAULT_PREFIX: Final = "pumpops/v1"
+
+#: Topic kinds on which device agents publish their messages (one envelope, stored by msg_id).
+AGENT_TOPIC_KINDS: Final[tuple[str, ...]] = ("alarms", "summaries", "drift", "state")
 
 _IDENT = re.compile(IDENT_PATTERN)
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")

@@ -1,0 +1,147 @@
+"""Command-line commands about the agents' messages: ``pumpops agents messages``.
+
+What the ingest service stored from the device agents' ``alarms``,
+``summaries``, ``drift`` and ``state`` topics, one row per message id.
+May import: typer, rich, ``pumpops._cli_support``, ``pumpops.store``, ``pumpops.errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pumpops._cli_support import console, err_console, settings_from
+from pumpops.store import open_store
+
+if TYPE_CHECKING:
+    from pumpops.store import AgentRecord
+
+__all__ = ["agents_app", "register"]
+
+agents_app = typer.Typer(
+    help="What the device agents reported: alarms, summaries, drift reports, state.",
+    no_args_is_help=True,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BODY_PREVIEW = 80  # characters of the body shown in the table
+_TABLE_ROWS = 200
+
+
+class AgentKindChoice(StrEnum):
+    """The kinds of agent message (``--kind``)."""
+
+    alarm = "alarm"
+    summary = "summary"
+    drift = "drift"
+    state = "state"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``agents`` to the root ``pumpops`` command."""
+    app.add_typer(agents_app, name="agents")
+
+
+def _parse_time(text: str | None) -> int | None:
+    """ISO-8601 to microseconds since the epoch; a time without zone is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00)", param_hint="--since"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _format_time(ts_us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def as_json(record: AgentRecord) -> dict[str, Any]:
+    """One message as the ``--json`` output shows it (the envelope's fields, plus seq and receipt)."""
+    return {
+        "msg_id": record.msg_id,
+        "device_id": record.device_id,
+        "site": record.site,
+        "kind": record.kind,
+        "seq": record.seq,
+        "ts_ms": record.ts_ms,
+        "received_at_us": record.received_at_us,
+        "agent_version": record.agent_version,
+        "body": record.body(),
+    }
+
+
+@agents_app.command("messages")
+def agents_messages(
+    ctx: typer.Context,
+    *,
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="Only this device's.", show_default=False)
+    ] = None,
+    kind: Annotated[
+        AgentKindChoice | None, typer.Option("--kind", "-k", help="Only this kind.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only those produced from this instant, ISO-8601 (no zone = UTC).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=1,
+            help=f"Only the last N in (device, seq) order (default: {_TABLE_ROWS} in a table, all in JSON).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json_: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
+    ] = None,
+) -> None:
+    """List stored agent messages by device, then sequence number (each message once)."""
+    since_us = _parse_time(since)
+    settings = settings_from(ctx, database_url=db)
+    shown = limit if limit is not None else (None if as_json_ else _TABLE_ROWS + 1)
+    with open_store(settings.resolved_database_url) as store:
+        records = store.agent_messages(
+            device_id=device, kind=None if kind is None else kind.value, since_us=since_us, limit=shown
+        )
+    if as_json_:
+        typer.echo(json.dumps([as_json(r) for r in records], indent=2))
+        return
+    if not records:
+        err_console.print("no agent messages" + (f" of {device}" if device else ""), highlight=False)
+        return
+    cut = limit is None and len(records) > _TABLE_ROWS
+    if cut:
+        records = records[1:]
+    table = Table()
+    for name in ("device", "seq", "kind", "produced (UTC)", "agent"):
+        table.add_column(name, no_wrap=True, justify="right" if name == "seq" else "left")
+    table.add_column("body", overflow="fold")
+    for r in records:
+        body = r.body_json if len(r.body_json) <= _BODY_PREVIEW else r.body_json[: _BODY_PREVIEW - 1] + "…"
+        table.add_row(r.device_id, str(r.seq), r.kind, _format_time(r.ts_us), r.agent_version, body)
+    console.print(table, highlight=False)
+    if cut:
+        err_console.print(
+            f"showing the last {_TABLE_ROWS} messages; use --device, --kind, --limit or --json",
+            highlight=False,
+        )
