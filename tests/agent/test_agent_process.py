@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures are imported from _agent_world (no conftest: its basename would clash)
 """The agent as a real process against Mosquitto and a repository served by ``pumpops hub serve``.
 
 Each agent replays SKAB ``valve1/0.csv`` (1,147 s of a real pump test bed
@@ -17,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _agent_world import DEVICE, Hub, Listener, Released, free_port, private_mosquitto  # type: ignore[import-not-found]
+from _agent_world import (  # type: ignore[import-not-found]
+    DEVICE,
+    Hub,
+    Listener,
+    Released,
+    free_port,
+    hub,  # noqa: F401 - fixture
+    make_agent,  # noqa: F401 - fixture
+    private_mosquitto,
+    released,  # noqa: F401 - fixture
+)
 
 from pumpops.edge import Outbox, Slots
 from pumpops.release._tuf import TufRepository

@@ -136,7 +136,5 @@ def decode_agent_message(payload: bytes, *, topic_kind: str | None = None) -> Ag
             "invalid_field", f"msg_id {message.msg_id!r} does not start with device {message.device_id!r}"
         )
     if topic_kind is not None and KIND_OF_TOPIC.get(topic_kind) != message.kind:
-        raise MessageRejected(
-            "wrong_topic", f"a {message.kind} message arrived on a {topic_kind!r} topic"
-        )
+        raise MessageRejected("wrong_topic", f"a {message.kind} message arrived on a {topic_kind!r} topic")
     return message
