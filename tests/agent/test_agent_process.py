@@ -252,3 +252,23 @@ def test_outbox_full_drops_summaries_first_and_reports_it(
     if dropped["alarm"] > 0:
         assert set(kinds) == {"alarm"}
     assert kinds.count("alarm") + dropped["alarm"] == len(agent.alarms())
+
+
+def test_raw_readings_upload_is_rate_limited_and_counted(
+    hub: Hub, released: Released, make_agent: Any
+) -> None:
+    hub.publish(released.bundles[1])
+    agent, listener = make_agent()
+    assert agent.run(upload__raw_readings=True, upload__raw_max_rows_per_s=50) == 0, agent.log()
+    counts = agent.state()["counts"]
+    assert counts["raw_rows_sent"] > 0
+    assert counts["raw_rows_not_sent"] > 0  # the replay runs far faster than 50 rows/s
+    assert counts["raw_rows_sent"] + counts["raw_rows_not_sent"] == 1147
+    assert listener is not None
+    assert wait_for(
+        lambda: sum(len(m["ts_ms"]) for m in listener.of_kind("telemetry")) == counts["raw_rows_sent"]
+    )
+    first = listener.of_kind("telemetry")[0]
+    assert first["schema"] == "pumpops.telemetry/1"
+    assert first["msg_id"] == f"{DEVICE}-raw-{first['ts_ms'][0]}"
+    assert len(first["sensors"]) == len(first["values"][0]) == 8

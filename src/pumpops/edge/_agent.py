@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
+import orjson
 
 from pumpops import __version__
 from pumpops._atomic import write_atomic
@@ -56,6 +57,7 @@ from pumpops.edge._uplink import Uplink
 from pumpops.edge._window import WindowBuffer
 from pumpops.errors import IncompatibleBundleError, InputError, PumpopsError
 from pumpops.fleet import Device, get_profile
+from pumpops.schema import SCHEMA_ID
 from pumpops.sim import DriftKind, Event, FaultKind, Onset, Scenario, to_epoch_ms
 from pumpops.sources import Frame, SimulatorSource, SkabCsvSource, Source
 
@@ -241,7 +243,11 @@ class Agent:
             "scores_non_finite": 0,
             "score_errors": 0,
             "alarms_raised": 0,
+            "raw_rows_sent": 0,
+            "raw_rows_not_sent": 0,
         }
+        self._raw_tokens = config.upload.raw_max_rows_per_s * 10
+        self._raw_at = time.monotonic()
         self.drift_status: dict[str, Any] = {"status": "unknown"}
         self._resampler: Resampler | None = None
         self._recent_frames: deque[Frame] = deque()
@@ -422,9 +428,48 @@ class Agent:
         while self._recent_count - self._recent_frames[0].ts_ms.shape[0] >= _RECENT_ROWS:
             self._recent_count -= self._recent_frames.popleft().ts_ms.shape[0]
 
+    def _upload_raw(self, frame: Frame) -> None:
+        """Send the frame as telemetry (for retraining data), within the rate limit, if the link is up.
+
+        Best effort by design: raw readings do not go through the outbox (they
+        would crowd out alarms); what is not sent is counted. The message id is
+        derived from the device and the first timestamp, so a resend is stored once.
+        """
+        up = self.config.upload
+        uplink = self.uplink
+        if not up.raw_readings or uplink is None:
+            return
+        rows = int(frame.ts_ms.shape[0])
+        now = time.monotonic()
+        self._raw_tokens = min(
+            up.raw_max_rows_per_s * 10, self._raw_tokens + (now - self._raw_at) * up.raw_max_rows_per_s
+        )
+        self._raw_at = now
+        if not uplink.connected or rows > self._raw_tokens:
+            self.counts["raw_rows_not_sent"] += rows
+            return
+        payload = orjson.dumps(
+            {
+                "schema": SCHEMA_ID,
+                "msg_id": f"{self.device_id}-raw-{int(frame.ts_ms[0])}",
+                "device_id": self.device_id,
+                "sent_at_ms": int(self._wall() * 1000),
+                "sensors": [{"name": c.name, "unit": c.unit} for c in frame.channels],
+                "ts_ms": np.ascontiguousarray(frame.ts_ms, dtype=np.int64),
+                "values": np.ascontiguousarray(frame.values, dtype=np.float64),
+            },
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        if uplink.publish(self._topic("telemetry"), payload):
+            self._raw_tokens -= rows
+            self.counts["raw_rows_sent"] += rows
+        else:
+            self.counts["raw_rows_not_sent"] += rows
+
     def feed(self, frame: Frame) -> None:
         """Process one frame of readings."""
         self._remember(frame)
+        self._upload_raw(frame)
         model = self.model
         if model is None:
             self.counts["rows_without_model"] += frame.ts_ms.shape[0]
