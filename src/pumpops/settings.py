@@ -61,6 +61,18 @@ class TufSettings(BaseModel):
     delegate_per_group: bool = True
 
 
+class MonitoringSettings(BaseModel):
+    """When fleet monitoring calls a device group drifting (``docs/monitoring.md``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The look-back of agent message time (ts_ms) in which a device counts as reporting.
+    window_s: float = Field(default=6 * 3600.0, gt=0, le=30 * 86_400)  # s
+    # Drifting devices needed, as a fraction of the group's devices reporting in the window.
+    min_fraction: float = Field(default=0.3, gt=0, le=1)
+    min_devices: int = Field(default=2, ge=1, le=1_000_000)  # drifting devices needed, at least
+
+
 def default_actor() -> str:
     """``user@host`` of this process: who audit entries written from here are attributed to."""
     try:
@@ -85,6 +97,7 @@ class Settings(BaseSettings):
     profiles_dirs: tuple[Path, ...] = ()
     ingest: IngestSettings = IngestSettings()
     tuf: TufSettings = TufSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     # Who audit entries are attributed to (a --actor flag overrides it); never empty.
     actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
 
