@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -10,7 +12,18 @@ import numpy as np
 from pumpops.errors import NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
-from pumpops.store import AgentPut, AgentRecord, BatchOutcome, ReadingsFrame, TelemetryStore
+from pumpops.store import (
+    ROLLOUT_ACTIVE_STATUSES,
+    AgentPut,
+    AgentRecord,
+    BatchOutcome,
+    FeedbackRecord,
+    FleetAlertRecord,
+    ReadingsFrame,
+    RolloutRecord,
+    TelemetryStore,
+)
+from pumpops.store._plan import check_feedback, check_fleet_alert, check_rollout, check_time_us
 
 
 class MemoryStore(TelemetryStore):
@@ -23,6 +36,9 @@ class MemoryStore(TelemetryStore):
         self.readings: dict[tuple[str, str, int], float] = {}
         self.letters: list[DeadLetter] = []
         self.agent: dict[str, AgentRecord] = {}
+        self.rollout_rows: dict[str, RolloutRecord] = {}
+        self.alerts: dict[str, FleetAlertRecord] = {}
+        self.verdicts: dict[str, FeedbackRecord] = {}
         self.fail_writes = 0
         self.fail_with: Exception | None = None
         self.write_calls = 0
@@ -138,6 +154,98 @@ class MemoryStore(TelemetryStore):
                 key=lambda r: (r.device_id, r.seq, r.msg_id),
             )
         return found if limit is None else found[len(found) - limit :] if limit else []
+
+    def put_rollout(
+        self,
+        rollout_id: str,
+        *,
+        group: str,
+        release: str,
+        status: str,
+        state_json: str,
+        time_us: int | None = None,
+    ) -> RolloutRecord:
+        check_rollout(
+            rollout_id, group=group, release=release, status=status, state_json=state_json, time_us=time_us
+        )
+        when = time.time_ns() // 1000 if time_us is None else time_us
+        with self._lock:
+            old = self.rollout_rows.get(rollout_id)
+            created = when if old is None else old.created_at_us
+            record = RolloutRecord(rollout_id, group, release, status, state_json, created, when)
+            self.rollout_rows[rollout_id] = record
+            return record
+
+    def get_rollout(self, rollout_id: str) -> RolloutRecord | None:
+        with self._lock:
+            return self.rollout_rows.get(rollout_id)
+
+    def rollouts(self, *, group: str | None = None, active_only: bool = False) -> list[RolloutRecord]:
+        with self._lock:
+            return sorted(
+                (
+                    r
+                    for r in self.rollout_rows.values()
+                    if (group is None or r.group == group)
+                    and (not active_only or r.status in ROLLOUT_ACTIVE_STATUSES)
+                ),
+                key=lambda r: (r.created_at_us, r.rollout_id),
+            )
+
+    def open_fleet_alert(
+        self, alert_id: str, *, group: str, kind: str, detail_json: str, time_us: int | None = None
+    ) -> bool:
+        check_fleet_alert(alert_id, group=group, kind=kind, detail_json=detail_json, time_us=time_us)
+        when = time.time_ns() // 1000 if time_us is None else time_us
+        with self._lock:
+            if alert_id in self.alerts:
+                return False
+            self.alerts[alert_id] = FleetAlertRecord(alert_id, group, kind, when, None, detail_json)
+            return True
+
+    def close_fleet_alert(self, alert_id: str, *, time_us: int | None = None) -> bool:
+        check_time_us(f"fleet alert {alert_id!r}", time_us)
+        when = time.time_ns() // 1000 if time_us is None else time_us
+        with self._lock:
+            alert = self.alerts.get(alert_id)
+            if alert is None or alert.closed_at_us is not None:
+                return False
+            self.alerts[alert_id] = dataclasses.replace(alert, closed_at_us=when)
+            return True
+
+    def fleet_alerts(self, *, group: str | None = None, open_only: bool = False) -> list[FleetAlertRecord]:
+        with self._lock:
+            return sorted(
+                (
+                    a
+                    for a in self.alerts.values()
+                    if (group is None or a.group == group) and (not open_only or a.closed_at_us is None)
+                ),
+                key=lambda a: (a.opened_at_us, a.alert_id),
+            )
+
+    def put_feedback(
+        self, alarm_id: str, *, verdict: str, actor: str, note: str = "", time_us: int | None = None
+    ) -> FeedbackRecord:
+        device_id = check_feedback(alarm_id, verdict=verdict, actor=actor, note=note, time_us=time_us)
+        when = time.time_ns() // 1000 if time_us is None else time_us
+        with self._lock:
+            old = self.verdicts.get(alarm_id)
+            if old is None or when >= old.at_us:
+                self.verdicts[alarm_id] = FeedbackRecord(alarm_id, device_id, verdict, actor, note, when)
+            return self.verdicts[alarm_id]
+
+    def feedback(self, *, device_id: str | None = None, since_us: int | None = None) -> list[FeedbackRecord]:
+        with self._lock:
+            return sorted(
+                (
+                    f
+                    for f in self.verdicts.values()
+                    if (device_id is None or f.device_id == device_id)
+                    and (since_us is None or f.at_us >= since_us)
+                ),
+                key=lambda f: (f.at_us, f.alarm_id),
+            )
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The hub's database: devices, telemetry, agent messages, dead letters, audit, registry, releases.
+"""The hub's database: devices, telemetry, agent messages, dead letters, audit, registry, releases, rollouts.
 
 SQLAlchemy 2 with Alembic migrations; SQLite (WAL) by default, PostgreSQL
 (``postgresql+psycopg://``) at scale, chosen by URL in :func:`open_store`.
@@ -8,19 +8,29 @@ May import: schema, fleet, errors, SQLAlchemy, Alembic, psycopg, numpy.
 
 from pumpops.store._base import (
     AGENT_KINDS,
+    FEEDBACK_VERDICTS,
+    ROLLOUT_ACTIVE_STATUSES,
     AgentPut,
     AgentRecord,
     BatchOutcome,
+    FeedbackRecord,
+    FleetAlertRecord,
     ReadingsFrame,
+    RolloutRecord,
     TelemetryStore,
 )
 
 __all__ = [
     "AGENT_KINDS",
+    "FEEDBACK_VERDICTS",
+    "ROLLOUT_ACTIVE_STATUSES",
     "AgentPut",
     "AgentRecord",
     "BatchOutcome",
+    "FeedbackRecord",
+    "FleetAlertRecord",
     "ReadingsFrame",
+    "RolloutRecord",
     "TelemetryStore",
     "open_store",
 ]

@@ -25,6 +25,12 @@ BatchStatus = Literal["stored", "duplicate", "id_conflict"]
 #: The kinds of agent message (``pumpops.agent/1``), as in the envelope's ``kind``.
 AGENT_KINDS: Final[tuple[str, ...]] = ("alarm", "summary", "drift", "state")
 
+#: Rollout statuses that count as active in :meth:`TelemetryStore.rollouts` (``active_only``).
+ROLLOUT_ACTIVE_STATUSES: Final[tuple[str, ...]] = ("pending", "running", "paused", "rolling_back")
+
+#: A technician's verdicts on an alarm (:meth:`TelemetryStore.put_feedback`).
+FEEDBACK_VERDICTS: Final[tuple[str, ...]] = ("confirmed", "false_alarm")
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
@@ -213,6 +219,82 @@ class AgentPut(NamedTuple):
     duplicates: int
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    """One staged rollout as the store keeps it (revision 0006).
+
+    Attributes:
+        rollout_id: its id, the key.
+        group: the device group rolled out to.
+        release: what is rolled out (as the rollout service names it).
+        status: the state machine's status (``pending``, ``running``,
+            ``paused``, ``rolling_back``, ... see :mod:`pumpops.rollout`).
+        state_json: the rollout state, JSON text of an object, as it was put.
+        created_at_us: when it was first put, microseconds since the epoch (UTC); kept by updates.
+        updated_at_us: when it was last put.
+    """
+
+    rollout_id: str
+    group: str
+    release: str
+    status: str
+    state_json: str
+    created_at_us: int
+    updated_at_us: int
+
+    @property
+    def active(self) -> bool:
+        """Whether its status is one of :data:`ROLLOUT_ACTIVE_STATUSES`."""
+        return self.status in ROLLOUT_ACTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class FleetAlertRecord:
+    """One fleet-level alert (a drifting group, ...) (revision 0006).
+
+    Attributes:
+        alert_id: its id, the key; opening the same id again changes nothing.
+        group: the device group it is about.
+        kind: what it is (``fleet_drift``, ...).
+        opened_at_us: when it was opened, microseconds since the epoch (UTC).
+        closed_at_us: when it was closed; None while it is open.
+        detail_json: details, JSON text of an object, as it was given.
+    """
+
+    alert_id: str
+    group: str
+    kind: str
+    opened_at_us: int
+    closed_at_us: int | None
+    detail_json: str
+
+    @property
+    def is_open(self) -> bool:
+        """Whether it is still open."""
+        return self.closed_at_us is None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """A technician's verdict on one alarm (revision 0006).
+
+    Attributes:
+        alarm_id: the alarm, ``<device_id>:<started_ms>``; the key.
+        device_id: the alarm id before its last ``:``.
+        verdict: ``confirmed`` (a real fault) or ``false_alarm``.
+        actor: who gave it.
+        note: free text; may be empty.
+        at_us: when, microseconds since the epoch (UTC).
+    """
+
+    alarm_id: str
+    device_id: str
+    verdict: str
+    actor: str
+    note: str
+    at_us: int
+
+
 class TelemetryStore(abc.ABC):
     """The hub's telemetry database."""
 
@@ -285,6 +367,137 @@ class TelemetryStore(abc.ABC):
 
         Raises:
             InputError: ``limit`` is negative or ``kind`` is unknown.
+            StoreError: the database failed.
+        """
+
+    # -- rollouts, fleet alerts, alarm feedback (revision 0006) -----------------------------------
+
+    @abc.abstractmethod
+    def put_rollout(
+        self,
+        rollout_id: str,
+        *,
+        group: str,
+        release: str,
+        status: str,
+        state_json: str,
+        time_us: int | None = None,
+    ) -> RolloutRecord:
+        """Insert a rollout, or update the stored one with this id; return it as stored.
+
+        An update replaces group, release, status and state and sets
+        ``updated_at_us``; ``created_at_us`` stays as first stored.
+
+        Args:
+            rollout_id: the key (1 to 128 characters).
+            group: the device group (an identifier).
+            release: what is rolled out; not empty.
+            status: the state machine's status (1 to 32 characters).
+            state_json: the rollout state, JSON text of an object.
+            time_us: when, microseconds since the epoch (UTC); default: now.
+
+        Raises:
+            InputError: a field is empty, too long or not an identifier, or
+                ``state_json`` is not JSON of an object; nothing was stored.
+            StoreError: the database failed; nothing was stored.
+        """
+
+    @abc.abstractmethod
+    def get_rollout(self, rollout_id: str) -> RolloutRecord | None:
+        """Return the rollout with this id, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+
+    @abc.abstractmethod
+    def rollouts(self, *, group: str | None = None, active_only: bool = False) -> list[RolloutRecord]:
+        """Return rollouts ordered by ``created_at_us`` (then id).
+
+        Args:
+            group: only this device group's.
+            active_only: only those whose status is in :data:`ROLLOUT_ACTIVE_STATUSES`.
+
+        Raises:
+            StoreError: the database failed.
+        """
+
+    @abc.abstractmethod
+    def open_fleet_alert(
+        self, alert_id: str, *, group: str, kind: str, detail_json: str, time_us: int | None = None
+    ) -> bool:
+        """Open a fleet alert; return False (and change nothing) if this id exists already.
+
+        An id is opened once: opening a closed alert's id again does not reopen it.
+
+        Args:
+            alert_id: the key (1 to 128 characters).
+            group: the device group (an identifier).
+            kind: what it is (1 to 64 characters).
+            detail_json: details, JSON text of an object.
+            time_us: when, microseconds since the epoch (UTC); default: now.
+
+        Raises:
+            InputError: a field is malformed or ``detail_json`` is not JSON of an object.
+            StoreError: the database failed; nothing was stored.
+        """
+
+    @abc.abstractmethod
+    def close_fleet_alert(self, alert_id: str, *, time_us: int | None = None) -> bool:
+        """Close an open fleet alert; return False if the id is unknown or already closed.
+
+        Raises:
+            InputError: ``time_us`` is not a non-negative integer.
+            StoreError: the database failed.
+        """
+
+    @abc.abstractmethod
+    def fleet_alerts(self, *, group: str | None = None, open_only: bool = False) -> list[FleetAlertRecord]:
+        """Return fleet alerts ordered by ``opened_at_us`` (then id).
+
+        Args:
+            group: only this device group's.
+            open_only: only those not closed.
+
+        Raises:
+            StoreError: the database failed.
+        """
+
+    @abc.abstractmethod
+    def put_feedback(
+        self, alarm_id: str, *, verdict: str, actor: str, note: str = "", time_us: int | None = None
+    ) -> FeedbackRecord:
+        """Record a technician's verdict on an alarm; the newest verdict on an alarm is kept.
+
+        A later verdict (``time_us`` at or after the stored one's) replaces the
+        stored one; an older one changes nothing. The audit trail, not this
+        table, keeps the history.
+
+        Args:
+            alarm_id: ``<device_id>:<started_ms>``; ``device_id`` is derived from it.
+            verdict: one of :data:`FEEDBACK_VERDICTS`.
+            actor: who gave it; never empty.
+            note: free text.
+            time_us: when, microseconds since the epoch (UTC); default: now.
+
+        Returns:
+            The verdict now stored for the alarm (this one unless a newer one was stored).
+
+        Raises:
+            ConfigError: ``actor`` is empty.
+            InputError: ``alarm_id`` or ``verdict`` is malformed; nothing was stored.
+            StoreError: the database failed; nothing was stored.
+        """
+
+    @abc.abstractmethod
+    def feedback(self, *, device_id: str | None = None, since_us: int | None = None) -> list[FeedbackRecord]:
+        """Return stored verdicts ordered by ``at_us`` (then alarm id).
+
+        Args:
+            device_id: only this device's alarms.
+            since_us: only verdicts given at or after this instant.
+
+        Raises:
             StoreError: the database failed.
         """
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pumpops.errors import InputError
+from pumpops.errors import ConfigError, InputError
 from pumpops.schema import CANONICAL_SENSORS, IDENT_PATTERN, ReadingBatch
-from pumpops.store._base import AGENT_KINDS, AgentRecord, BatchStatus
+from pumpops.store._base import AGENT_KINDS, FEEDBACK_VERDICTS, AgentRecord, BatchStatus
 
 Key = tuple[str, str]
 """A message's identity: ``(device_id, msg_id)``."""
@@ -33,6 +33,12 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: The largest ``seq`` of an agent message id: it is stored as a signed 64-bit integer.
 MAX_AGENT_SEQ = 2**63 - 1
 MAX_AGENT_VERSION = 32
+#: Widths of the revision 0006 keys (rollout and alert ids, alarm ids, status, alert kind).
+MAX_ROLLOUT_ID = 128
+MAX_ALERT_ID = 128
+MAX_ALARM_ID = 128
+MAX_ROLLOUT_STATUS = 32
+MAX_ALERT_KIND = 64
 
 
 def check_ident(kind: str, value: str) -> None:
@@ -404,3 +410,130 @@ def agent_conflict_detail(record: AgentRecord) -> str:
         f"content; the stored message was kept and this one was not stored. An agent never reuses an id: "
         f"was its outbox reset (a new state folder) without a new device id?"
     )
+
+
+# -- rollouts, fleet alerts, alarm feedback (revision 0006) --------------------------------------
+
+
+def check_time_us(what: str, time_us: int | None) -> None:
+    """Raise :class:`InputError` unless ``time_us`` is None or a non-negative integer.
+
+    >>> check_time_us("rollout 'r-1'", 0)
+    >>> check_time_us("rollout 'r-1'", -1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.InputError: rollout 'r-1': time_us must be a non-negative integer, not -1
+    """
+    if time_us is not None and (type(time_us) is not int or time_us < 0):
+        raise InputError(f"{what}: time_us must be a non-negative integer, not {time_us!r}")
+
+
+def check_text(
+    what: str, name: str, value: str, *, max_length: int | None = None, empty: bool = False
+) -> None:
+    """Raise :class:`InputError` unless ``value`` is text both engines can store (no NUL, valid Unicode).
+
+    Args:
+        what: the record, for the message.
+        name: the field, for the message.
+        value: the text.
+        max_length: the column's width, if it has one.
+        empty: whether an empty (or blank) value is allowed.
+    """
+    if not isinstance(value, str):
+        raise InputError(f"{what}: {name} must be text, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise InputError(f"{what}: {name} must not be empty")
+    if max_length is not None and len(value) > max_length:
+        raise InputError(f"{what}: {name} must have at most {max_length} characters")
+    if "\x00" in value:
+        raise InputError(f"{what}: {name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what}: {name} is not valid Unicode text: {exc}") from exc
+
+
+def check_json_object(what: str, name: str, text: str) -> None:
+    """Raise :class:`InputError` unless ``text`` is JSON text of an object that both engines can store.
+
+    >>> check_json_object("rollout 'r-1'", "state_json", '{"waves": []}')
+    >>> check_json_object("rollout 'r-1'", "state_json", "{waves")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.InputError: rollout 'r-1': state_json is not JSON text: ...
+    """
+    check_text(what, name, text)
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{what}: {name} is not JSON text: {exc}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{what}: {name} must be JSON of an object, not {type(value).__name__}")
+
+
+def check_rollout(
+    rollout_id: str, *, group: str, release: str, status: str, state_json: str, time_us: int | None
+) -> None:
+    """Raise :class:`InputError` if a rollout cannot be stored as it is."""
+    what = f"rollout {rollout_id!r}"
+    check_text(what, "rollout_id", rollout_id, max_length=MAX_ROLLOUT_ID)
+    check_ident(f"{what}: group", group)
+    check_text(what, "release", release)
+    check_text(what, "status", status, max_length=MAX_ROLLOUT_STATUS)
+    check_json_object(what, "state_json", state_json)
+    check_time_us(what, time_us)
+
+
+def check_fleet_alert(alert_id: str, *, group: str, kind: str, detail_json: str, time_us: int | None) -> None:
+    """Raise :class:`InputError` if a fleet alert cannot be stored as it is."""
+    what = f"fleet alert {alert_id!r}"
+    check_text(what, "alert_id", alert_id, max_length=MAX_ALERT_ID)
+    check_ident(f"{what}: group", group)
+    check_text(what, "kind", kind, max_length=MAX_ALERT_KIND)
+    check_json_object(what, "detail_json", detail_json)
+    check_time_us(what, time_us)
+
+
+def alarm_device_id(alarm_id: str) -> str:
+    """Return the device of an alarm id ``<device_id>:<started_ms>`` (the part before the last ``:``).
+
+    >>> alarm_device_id("site-a:p-1:1767225600000")
+    'site-a:p-1'
+    >>> alarm_device_id("p-1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.InputError: alarm id 'p-1' must be '<device_id>:<started_ms>' ...
+
+    Raises:
+        InputError: the id is not of that form.
+    """
+    head, sep, started = str(alarm_id).rpartition(":")
+    if not sep or not _IDENT.match(head) or not (started.isascii() and started.isdigit()):
+        raise InputError(
+            f"alarm id {alarm_id!r} must be '<device_id>:<started_ms>' (a device id, ':' and an integer)"
+        )
+    if len(alarm_id) > MAX_ALARM_ID:
+        raise InputError(f"alarm id {alarm_id!r} must have at most {MAX_ALARM_ID} characters")
+    return head
+
+
+def check_feedback(alarm_id: str, *, verdict: str, actor: str, note: str, time_us: int | None) -> str:
+    """Check a verdict on an alarm before it is stored; return the alarm's device id.
+
+    Raises:
+        ConfigError: ``actor`` is empty (it comes from settings or a flag).
+        InputError: ``alarm_id``, ``verdict``, ``note`` or ``time_us`` is malformed.
+    """
+    device_id = alarm_device_id(alarm_id)
+    what = f"feedback on alarm {alarm_id!r}"
+    if verdict not in FEEDBACK_VERDICTS:
+        raise InputError(f"{what}: verdict {verdict!r} is not one of {', '.join(FEEDBACK_VERDICTS)}")
+    if not isinstance(actor, str) or not actor.strip():
+        raise ConfigError(
+            f"{what}: actor must not be empty: set `actor` in pumpops.toml, PUMPOPS_ACTOR or --actor"
+        )
+    check_text(what, "actor", actor)
+    check_text(what, "note", note, empty=True)
+    check_time_us(what, time_us)
+    return device_id

@@ -40,13 +40,17 @@ from pumpops.store import _plan
 from pumpops.store import _tables as tables
 from pumpops.store._base import (
     AGENT_KINDS,
+    ROLLOUT_ACTIVE_STATUSES,
     AgentPut,
     AgentRecord,
     AliasRecord,
     BatchOutcome,
     EventRecord,
+    FeedbackRecord,
+    FleetAlertRecord,
     ReadingsFrame,
     ReleaseRecord,
+    RolloutRecord,
     TelemetryStore,
 )
 
@@ -662,6 +666,238 @@ class SqlTelemetryStore(TelemetryStore):
             for row in rows
         ]
         return found[::-1] if limit is not None else found
+
+    # -- rollouts (revision 0006) ---------------------------------------------------------------
+
+    @staticmethod
+    def _rollout_record(row: Any) -> RolloutRecord:
+        return RolloutRecord(
+            rollout_id=row.rollout_id,
+            group=row.group_name,
+            release=row.release,
+            status=row.status,
+            state_json=row.state,
+            created_at_us=int(row.created_at_us),
+            updated_at_us=int(row.updated_at_us),
+        )
+
+    def put_rollout(
+        self,
+        rollout_id: str,
+        *,
+        group: str,
+        release: str,
+        status: str,
+        state_json: str,
+        time_us: int | None = None,
+    ) -> RolloutRecord:
+        """Insert a rollout or update the stored one (``created_at_us`` kept); return it as stored.
+
+        One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``: two writers of
+        the same id never fail on the key, the later one's fields win.
+
+        Raises:
+            InputError: a field is malformed or ``state_json`` is not JSON of an object.
+            StoreError: the database failed; nothing was stored.
+        """
+        _plan.check_rollout(
+            rollout_id, group=group, release=release, status=status, state_json=state_json, time_us=time_us
+        )
+        when = now_us() if time_us is None else time_us
+        t = tables.rollouts.c
+        stmt = self._upsert(tables.rollouts).values(
+            rollout_id=rollout_id,
+            group_name=group,
+            release=release,
+            status=status,
+            state=state_json,
+            created_at_us=when,
+            updated_at_us=when,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.rollout_id],
+            set_={
+                "group_name": stmt.excluded.group_name,
+                "release": stmt.excluded.release,
+                "status": stmt.excluded.status,
+                "state": stmt.excluded.state,
+                "updated_at_us": stmt.excluded.updated_at_us,
+            },
+        ).returning(*tables.rollouts.c)
+        with self._guard("store a rollout in"), self._writer.begin() as conn:
+            row = conn.execute(stmt).one()
+        return self._rollout_record(row)
+
+    def get_rollout(self, rollout_id: str) -> RolloutRecord | None:
+        """Return the rollout with this id, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.rollouts.c
+        with self._guard("read a rollout of"), self._engine.connect() as conn:
+            row = conn.execute(sa.select(tables.rollouts).where(t.rollout_id == rollout_id)).first()
+        return None if row is None else self._rollout_record(row)
+
+    def rollouts(self, *, group: str | None = None, active_only: bool = False) -> list[RolloutRecord]:
+        """Return rollouts ordered by ``created_at_us`` (then id); of one group, or only active ones.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.rollouts.c
+        stmt = sa.select(tables.rollouts)
+        if group is not None:
+            stmt = stmt.where(t.group_name == group)
+        if active_only:
+            stmt = stmt.where(t.status.in_(ROLLOUT_ACTIVE_STATUSES))
+        with self._guard("read the rollouts of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(t.created_at_us, t.rollout_id)).all()
+        return [self._rollout_record(row) for row in rows]
+
+    # -- fleet alerts (revision 0006) -----------------------------------------------------------
+
+    @staticmethod
+    def _fleet_alert_record(row: Any) -> FleetAlertRecord:
+        return FleetAlertRecord(
+            alert_id=row.alert_id,
+            group=row.group_name,
+            kind=row.kind,
+            opened_at_us=int(row.opened_at_us),
+            closed_at_us=None if row.closed_at_us is None else int(row.closed_at_us),
+            detail_json=row.detail,
+        )
+
+    def open_fleet_alert(
+        self, alert_id: str, *, group: str, kind: str, detail_json: str, time_us: int | None = None
+    ) -> bool:
+        """Open a fleet alert; False (nothing changed) if the id exists already, open or closed.
+
+        ``INSERT ... ON CONFLICT DO NOTHING``: two monitors raising the same
+        alert at once store it once, and exactly one of them gets True.
+
+        Raises:
+            InputError: a field is malformed or ``detail_json`` is not JSON of an object.
+            StoreError: the database failed; nothing was stored.
+        """
+        _plan.check_fleet_alert(alert_id, group=group, kind=kind, detail_json=detail_json, time_us=time_us)
+        when = now_us() if time_us is None else time_us
+        t = tables.fleet_alerts.c
+        stmt = (
+            self._upsert(tables.fleet_alerts)
+            .values(
+                alert_id=alert_id,
+                group_name=group,
+                kind=kind,
+                opened_at_us=when,
+                closed_at_us=None,
+                detail=detail_json,
+            )
+            .on_conflict_do_nothing(index_elements=[t.alert_id])
+            .returning(t.alert_id)
+        )
+        with self._guard("open a fleet alert in"), self._writer.begin() as conn:
+            inserted = conn.execute(stmt).first()
+        return inserted is not None
+
+    def close_fleet_alert(self, alert_id: str, *, time_us: int | None = None) -> bool:
+        """Close an open fleet alert; False if the id is unknown or the alert already closed.
+
+        Raises:
+            InputError: ``time_us`` is not a non-negative integer.
+            StoreError: the database failed.
+        """
+        _plan.check_time_us(f"fleet alert {alert_id!r}", time_us)
+        when = now_us() if time_us is None else time_us
+        t = tables.fleet_alerts.c
+        stmt = (
+            sa.update(tables.fleet_alerts)
+            .where(t.alert_id == alert_id, t.closed_at_us.is_(None))
+            .values(closed_at_us=when)
+            .returning(t.alert_id)
+        )
+        with self._guard("close a fleet alert in"), self._writer.begin() as conn:
+            closed = conn.execute(stmt).first()
+        return closed is not None
+
+    def fleet_alerts(self, *, group: str | None = None, open_only: bool = False) -> list[FleetAlertRecord]:
+        """Return fleet alerts ordered by ``opened_at_us`` (then id); of one group, or only open ones.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.fleet_alerts.c
+        stmt = sa.select(tables.fleet_alerts)
+        if group is not None:
+            stmt = stmt.where(t.group_name == group)
+        if open_only:
+            stmt = stmt.where(t.closed_at_us.is_(None))
+        with self._guard("read the fleet alerts of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(t.opened_at_us, t.alert_id)).all()
+        return [self._fleet_alert_record(row) for row in rows]
+
+    # -- alarm feedback (revision 0006) ---------------------------------------------------------
+
+    @staticmethod
+    def _feedback_record(row: Any) -> FeedbackRecord:
+        return FeedbackRecord(
+            alarm_id=row.alarm_id,
+            device_id=row.device_id,
+            verdict=row.verdict,
+            actor=row.actor,
+            note=row.note,
+            at_us=int(row.at_us),
+        )
+
+    def put_feedback(
+        self, alarm_id: str, *, verdict: str, actor: str, note: str = "", time_us: int | None = None
+    ) -> FeedbackRecord:
+        """Store a verdict on an alarm unless a newer one is stored; return the one stored now.
+
+        The upsert replaces the stored verdict only if this one's ``at_us`` is
+        at or after it, so verdicts put out of order still keep the newest.
+
+        Raises:
+            ConfigError: ``actor`` is empty.
+            InputError: ``alarm_id`` or ``verdict`` is malformed; nothing was stored.
+            StoreError: the database failed; nothing was stored.
+        """
+        device_id = _plan.check_feedback(alarm_id, verdict=verdict, actor=actor, note=note, time_us=time_us)
+        when = now_us() if time_us is None else time_us
+        table = tables.alarm_feedback
+        stmt = self._upsert(table).values(
+            alarm_id=alarm_id, device_id=device_id, verdict=verdict, actor=actor, note=note, at_us=when
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.alarm_id],
+            set_={
+                "verdict": stmt.excluded.verdict,
+                "actor": stmt.excluded.actor,
+                "note": stmt.excluded.note,
+                "at_us": stmt.excluded.at_us,
+            },
+            where=stmt.excluded.at_us >= table.c.at_us,
+        )
+        with self._guard("store alarm feedback in"), self._writer.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(sa.select(table).where(table.c.alarm_id == alarm_id)).one()
+        return self._feedback_record(row)
+
+    def feedback(self, *, device_id: str | None = None, since_us: int | None = None) -> list[FeedbackRecord]:
+        """Return stored verdicts ordered by ``at_us`` (then alarm id); of one device, or since an instant.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.alarm_feedback.c
+        stmt = sa.select(tables.alarm_feedback)
+        if device_id is not None:
+            stmt = stmt.where(t.device_id == device_id)
+        if since_us is not None:
+            stmt = stmt.where(t.at_us >= since_us)
+        with self._guard("read alarm feedback of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(t.at_us, t.alarm_id)).all()
+        return [self._feedback_record(row) for row in rows]
 
     # -- audit trail --------------------------------------------------------------------------
 

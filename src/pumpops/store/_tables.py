@@ -187,3 +187,53 @@ agent_messages = sa.Table(
     sa.Index("ix_agent_messages_device_kind_ts_us", "device_id", "kind", "ts_us"),
     sa.Index("ix_agent_messages_device_seq", "device_id", "seq"),
 )
+
+# Rollouts (revision 0006): one row per staged rollout, keyed by its id; ``state``
+# is the rollout state machine's JSON (pumpops.rollout), rewritten at every step
+# while ``created_at_us`` stays, so a hub restarted mid-rollout resumes it.
+rollouts = sa.Table(
+    "rollouts",
+    METADATA,
+    sa.Column("rollout_id", key_string(128), primary_key=True),
+    sa.Column("group_name", key_string(64), nullable=False),
+    sa.Column("release", sa.Text(), nullable=False),
+    sa.Column("status", key_string(32), nullable=False),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("created_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+    sa.Index("ix_rollouts_group_created_at_us", "group_name", "created_at_us"),
+    sa.Index("ix_rollouts_created_at_us", "created_at_us"),
+)
+
+# Fleet alerts (revision 0006): fleet-level conditions such as a drifting group.
+# Opened once per id (opening again changes nothing), closed at most once
+# (``closed_at_us`` NULL while open). ``detail`` is JSON text of an object.
+fleet_alerts = sa.Table(
+    "fleet_alerts",
+    METADATA,
+    sa.Column("alert_id", key_string(128), primary_key=True),
+    sa.Column("group_name", key_string(64), nullable=False),
+    sa.Column("kind", key_string(64), nullable=False),
+    sa.Column("opened_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("closed_at_us", sa.BigInteger(), nullable=True),
+    sa.Column("detail", sa.Text(), nullable=False),
+    sa.Index("ix_fleet_alerts_group_opened_at_us", "group_name", "opened_at_us"),
+    sa.Index("ix_fleet_alerts_opened_at_us", "opened_at_us"),
+)
+
+# Alarm feedback (revision 0006): a technician's verdict on an alarm, one row per
+# alarm id (``<device_id>:<started_ms>``); the newest verdict replaces older ones
+# (the audit trail keeps them all). ``device_id`` is the id's part before its
+# last ``:``, its own column so feedback can be selected by device.
+alarm_feedback = sa.Table(
+    "alarm_feedback",
+    METADATA,
+    sa.Column("alarm_id", key_string(128), primary_key=True),
+    sa.Column("device_id", key_string(64), nullable=False),
+    sa.Column("verdict", key_string(16), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+    sa.Column("at_us", sa.BigInteger(), nullable=False),
+    sa.Index("ix_alarm_feedback_device_at_us", "device_id", "at_us"),
+    sa.Index("ix_alarm_feedback_at_us", "at_us"),
+)
