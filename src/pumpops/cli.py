@@ -101,7 +101,9 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.audit._cli", True),
     ("pumpops.release._cli", True),
     ("pumpops.release._cli_tuf", True),
+    ("pumpops.rollout._cli", True),
     ("pumpops.hub._cli", True),
+    ("pumpops.monitoring._cli", True),
 )
 
 #: The help heading of the hub's commands when the hub libraries are not installed.

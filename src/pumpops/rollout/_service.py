@@ -251,12 +251,12 @@ def _alarm_rate(summaries: Iterable[AgentRecord], version: str, min_period_s: fl
 
 
 def _flips(states: Sequence[AgentRecord], since_s: float) -> int:
-    """Returns to an earlier (status, model version) among the states received since ``since_s``."""
+    """Returns to an earlier (status, model version) among the states produced since ``since_s``."""
     seen: set[tuple[object, object]] = set()
     last: tuple[object, object] | None = None
     flips = 0
     for record in states:
-        if record.received_at_us / 1e6 < since_s:
+        if record.ts_us / 1e6 < since_s:
             continue
         body = record.body()
         key = (body.get("status"), body.get("model_version"))
@@ -289,7 +289,12 @@ def device_report(
       ``crash_flips`` times since the wave started.
     - alarm rates: alarms per hour from the summaries on ``version`` and on
       ``previous_version``.
-    - ``last_seen_s``: when the hub received the newest state (the hub's clock).
+    - ``last_seen_s``: when the agent produced its newest state (``ts_us``).
+      That is what "reported since the wave started" means: a state queued
+      in an outbox before the desired message arrived is not an answer to
+      it. The agent's clock is trusted within the ingest's
+      ``max_future_skew_s``; a hub running on simulated time (the demo)
+      works as long as its agents share that time.
 
     Args:
         device_id: the device.
@@ -332,7 +337,7 @@ def device_report(
         crash_loop=bool(crash_loop),
         alarm_rate_per_h=rate,
         baseline_alarm_rate_per_h=baseline,
-        last_seen_s=newest.received_at_us / 1e6,
+        last_seen_s=newest.ts_us / 1e6,
     )
 
 
@@ -353,6 +358,15 @@ class StepResult:
     after: str
     actions: tuple[str, ...] = ()
     error: str | None = None
+
+    @property
+    def actions_summary(self) -> str:
+        """``running → paused (rollout.paused)``; empty when nothing happened."""
+        if self.error is not None:
+            return f"{self.before}: step failed, tried again at the next tick: {self.error}"
+        if not self.actions:
+            return ""
+        return f"{self.before} → {self.after} ({', '.join(self.actions)})"
 
 
 # -- the service -------------------------------------------------------------------------------
@@ -401,7 +415,7 @@ class RolloutService:
             NotFoundError: no rollout has that id.
             InputError: the stored state cannot be read.
         """
-        return _state_of(self._row(rollout_id))
+        return _state_of(self.record(rollout_id))
 
     def rollouts(
         self, *, group: str | None = None, active_only: bool = False
@@ -621,7 +635,12 @@ class RolloutService:
 
     # -- internals
 
-    def _row(self, rollout_id: str) -> RolloutRow:
+    def record(self, rollout_id: str) -> RolloutRow:
+        """The stored record of one rollout.
+
+        Raises:
+            NotFoundError: no rollout has that id.
+        """
         row = self._store.get_rollout(rollout_id)
         if row is None:
             raise NotFoundError(f"no rollout {rollout_id!r}; `pumpops rollout status` lists them")
@@ -655,7 +674,7 @@ class RolloutService:
     def _apply(
         self, rollout_id: str, event: Event, *, loaded: RolloutRow | None = None, raise_errors: bool = False
     ) -> StepResult:
-        row = loaded or self._row(rollout_id)
+        row = loaded or self.record(rollout_id)
         state = _state_of(row)
         new, actions = step(state, event)  # InputError: not allowed now
         if not actions:

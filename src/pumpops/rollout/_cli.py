@@ -1,0 +1,341 @@
+"""Command-line commands of rollouts: ``pumpops rollout start|status|pause|resume|abort|tick|run``.
+
+The thin shell around :class:`~pumpops.rollout._service.RolloutService`:
+resolve settings, the store, the broker and the actor, call the service,
+print. The broker is only contacted when a desired state is written, so
+``status`` works without one.
+
+May import: typer, rich, ``pumpops._cli_support``, settings, store, registry
+(the event sink), telemetry (broker addresses), audit (actor), errors, this package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pumpops._cli_support import console, settings_from
+from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.errors import ConfigError
+from pumpops.rollout._gate import GatePolicy
+from pumpops.rollout._machine import RolloutState
+from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT, parse_waves
+from pumpops.rollout._service import MqttDesiredPublisher, RolloutRow, RolloutService, StepResult
+from pumpops.settings import EMBEDDED_BROKER, Settings
+
+rollout_app = typer.Typer(
+    help="Staged rollouts of a release to a device group, wave by wave, with a health gate.",
+    no_args_is_help=True,
+)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Store URL (default: from the workspace settings).", show_default=False),
+]
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="Broker of the desired states: mqtt://host:port, or 'embedded' (127.0.0.1 and the "
+        "settings' embedded_broker_port; events are then stored only). Default: the settings' broker_url.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to the root ``pumpops`` command."""
+    app.add_typer(rollout_app, name="rollout")
+
+
+def parse_gate(items: list[str], on_fail: str | None) -> GatePolicy:
+    """Build the gate from ``--gate key=value`` options and ``--on-fail``.
+
+    Raises:
+        ConfigError: an option is not ``key=value``, a key is unknown, or a value is out of range.
+
+    >>> parse_gate(["min_soak_s=0", "max_crash_loops=1"], "pause").on_fail
+    'pause'
+    >>> parse_gate(["deadline_s=60", "min_soak_s=30"], None).deadline_s
+    60.0
+    """
+    values: dict[str, Any] = {}
+    defaults = GatePolicy().to_dict()
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--gate {item!r}: give key=value, e.g. min_soak_s=600")
+        if key not in defaults or key == "on_fail":
+            known = ", ".join(sorted(k for k in defaults if k != "on_fail"))
+            raise ConfigError(f"--gate {key}: unknown setting; known: {known} (and --on-fail)")
+        kind = type(defaults[key])
+        try:
+            values[key] = kind(text.strip())
+        except ValueError:
+            raise ConfigError(f"--gate {key}={text}: must be {kind.__name__}") from None
+    if on_fail is not None:
+        values["on_fail"] = on_fail
+    return GatePolicy.from_dict(values)
+
+
+def _publisher(settings: Settings, broker: str | None) -> tuple[MqttDesiredPublisher, Any]:
+    from pumpops.registry._events import MqttEventPublisher
+    from pumpops.telemetry import BrokerAddress, parse_broker_url
+
+    url = broker if broker is not None else settings.broker_url
+    address = parse_broker_url(url)
+    if address is None:  # the demo's in-process broker: it listens here
+        return MqttDesiredPublisher(BrokerAddress("127.0.0.1", settings.embedded_broker_port)), None
+    return MqttDesiredPublisher(address), MqttEventPublisher(url)
+
+
+@contextmanager
+def _service(
+    ctx: typer.Context, *, db: str | None, broker: str | None, actor: str | None
+) -> Iterator[RolloutService]:
+    from pumpops.registry._events import EventSink
+    from pumpops.store import open_store
+
+    settings = settings_from(ctx, database_url=db) if db else settings_from(ctx)
+    desired, event_publisher = _publisher(settings, broker)
+    store = open_store(settings.resolved_database_url)
+    try:
+        store.upgrade()
+        sink = EventSink(store, event_publisher, topic_prefix=settings.topic_prefix)
+        yield RolloutService(
+            store,
+            desired,
+            events=sink,
+            actor=resolve_actor(settings, actor),
+            topic_prefix=settings.topic_prefix,
+        )
+    finally:
+        desired.close()
+        store.close()
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
+
+
+def _summary(row: RolloutRow, state: RolloutState) -> dict[str, Any]:
+    return {
+        "rollout_id": row.rollout_id,
+        "release": row.release,
+        "group": state.group,
+        "version": state.version,
+        "previous_version": state.previous_version,
+        "status": state.status,
+        "wave": state.current_wave + 1,
+        "waves": len(state.waves),
+        "wave_sizes": [len(w) for w in state.waves],
+        "devices_sent": len(state.sent_devices),
+        "wave_started": _time(state.wave_started_s),
+        "created_at_us": row.created_at_us,
+        "updated_at_us": row.updated_at_us,
+    }
+
+
+@rollout_app.command("start")
+def start_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    release: Annotated[str, typer.Argument(help="The release: <model name>/<version>.")],
+    group: Annotated[str, typer.Option("--group", "-g", help="The device group.")],
+    waves: Annotated[
+        str,
+        typer.Option(help="Cumulative percentages of the group per wave."),
+    ] = ",".join(str(p) for p in DEFAULT_WAVES_PERCENT),
+    gate: Annotated[
+        list[str] | None,
+        typer.Option("--gate", help="A gate setting key=value (repeatable), e.g. min_soak_s=600."),
+    ] = None,
+    on_fail: Annotated[
+        str | None,
+        typer.Option("--on-fail", help="pause or rollback (default: rollback).", show_default=False),
+    ] = None,
+    previous: Annotated[
+        str | None,
+        typer.Option(
+            "--previous",
+            help="Version to roll back to (default: what the group runs now).",
+            show_default=False,
+        ),
+    ] = None,
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Start a rollout: the first wave's devices get the release as their desired model."""
+    policy = parse_gate(gate or [], on_fail)
+    percents = parse_waves(waves)
+    with _service(ctx, db=db, broker=broker, actor=actor) as service:
+        rid = service.start(release, group, percents, policy, previous_version=previous, reason=reason)
+        state = service.get(rid)
+    typer.echo(
+        f"rollout {rid}: {release} to group {group} in {len(state.waves)} wave(s) "
+        f"of {', '.join(str(len(w)) for w in state.waves)} device(s); wave 1 started "
+        f"(roll back to: {state.previous_version or 'none'}). "
+        "`pumpops rollout run` (or `tick`) moves it on."
+    )
+
+
+@rollout_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    rollout_id: Annotated[str | None, typer.Argument(help="One rollout (default: all).")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Show rollouts; with an id, the whole state, its history and what the current wave waits for."""
+    with _service(ctx, db=db, broker=EMBEDDED_BROKER, actor="status") as service:
+        if rollout_id is None:
+            rows = [_summary(row, state) for row, state in service.rollouts()]
+            if as_json:
+                typer.echo(json.dumps(rows, indent=1))
+                return
+            table = Table("rollout", "release", "group", "status", "wave", "sent", "wave started")
+            for r in rows:
+                table.add_row(
+                    r["rollout_id"], r["release"], r["group"], r["status"], f"{r['wave']}/{r['waves']}",
+                    str(r["devices_sent"]), r["wave_started"],
+                )  # fmt: skip
+            console.print(table if rows else "no rollouts yet")
+            return
+        state = service.get(rollout_id)
+        row = service.record(rollout_id)
+        verdict = service.verdict(rollout_id)
+    doc = {
+        **_summary(row, state),
+        "policy": state.policy.to_dict(),
+        "gate_now": None if verdict is None else verdict.to_dict(),
+        "history": state.to_dict()["history"],
+    }
+    if as_json:
+        typer.echo(json.dumps(doc, indent=1))
+        return
+    console.print(
+        f"[bold]{rollout_id}[/]: {row.release} → {state.group}, [bold]{state.status}[/], "
+        f"wave {state.current_wave + 1}/{len(state.waves)} (sizes {doc['wave_sizes']}), "
+        f"previous {state.previous_version or '-'}"
+    )
+    if verdict is not None:
+        console.print(
+            f"gate now: {verdict.outcome} ({verdict.healthy} healthy, {verdict.responders} responded "
+            f"of {verdict.wave_size})"
+        )
+        for reason in verdict.reasons:
+            console.print(f"  - {reason}", markup=False)
+    for t in state.history:
+        console.print(
+            f"  {_time(t.at_s)}  {t.action}: {t.from_status} → {t.to_status} (wave {t.wave_index + 1})"
+        )
+
+
+def _command(ctx: typer.Context, what: str, rollout_id: str, **kwargs: Any) -> None:
+    db, broker, actor = kwargs.pop("db"), kwargs.pop("broker"), kwargs.pop("actor")
+    with _service(ctx, db=db, broker=broker, actor=actor) as service:
+        state = getattr(service, what)(rollout_id, **kwargs)
+    typer.echo(f"rollout {rollout_id} is {state.status} (wave {state.current_wave + 1}/{len(state.waves)})")
+
+
+@rollout_app.command("pause")
+def pause_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    rollout_id: Annotated[str, typer.Argument(help="The rollout.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Stop moving on to further waves; devices keep their desired state."""
+    _command(ctx, "pause", rollout_id, reason=reason, db=db, broker=broker, actor=actor)
+
+
+@rollout_app.command("resume")
+def resume_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    rollout_id: Annotated[str, typer.Argument(help="The rollout.")],
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """Continue a paused rollout; the current wave's gate clock starts again."""
+    _command(ctx, "resume", rollout_id, reason=reason, db=db, broker=broker, actor=actor)
+
+
+@rollout_app.command("abort")
+def abort_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    rollout_id: Annotated[str, typer.Argument(help="The rollout.")],
+    roll_back: Annotated[
+        bool,
+        typer.Option("--roll-back", help="Make the previous release desired again on every sent device."),
+    ] = False,
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """End a rollout for good (devices keep what they were sent, unless --roll-back)."""
+    _command(ctx, "abort", rollout_id, roll_back=roll_back, reason=reason, db=db, broker=broker, actor=actor)
+
+
+def _print_results(results: list[StepResult]) -> None:
+    for r in results:
+        typer.echo(f"rollout {r.rollout_id}: {r.actions_summary or r.after + ', nothing to do yet'}")
+
+
+@rollout_app.command("tick")
+def tick_cmd(
+    ctx: typer.Context,
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """One controller step over every active rollout (for cron and tests); exit 4 if a step failed."""
+    with _service(ctx, db=db, broker=broker, actor=actor) as service:
+        results = service.tick()
+    if not results:
+        typer.echo("no active rollouts")
+    _print_results(results)
+    if any(r.error for r in results):
+        raise typer.Exit(4)
+
+
+@rollout_app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    interval_s: Annotated[
+        float, typer.Option("--interval-s", min=0.1, help="Seconds between controller steps.")
+    ] = 30.0,
+    db: DbOption = None,
+    broker: BrokerOption = None,
+    actor: ActorOption = None,
+) -> None:
+    """The rollout controller: tick every --interval-s seconds until interrupted (Ctrl-C, SIGTERM)."""
+    from pumpops.telemetry._ingest import stop_on_signals
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    with _service(ctx, db=db, broker=broker, actor=actor) as service, stop_on_signals(stop):
+        typer.echo(f"rollout controller: a step every {interval_s:g} s; Ctrl-C stops it")
+        service.run(stop, interval_s=interval_s)
+    typer.echo("rollout controller stopped")
+
+
+__all__ = ["parse_gate", "register", "rollout_app"]

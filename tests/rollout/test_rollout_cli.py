@@ -1,0 +1,124 @@
+"""``pumpops rollout ...`` through ``pumpops.cli.app``: a SQLite workspace, Mosquitto on 127.0.0.1:1883."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pumpops.cli import app
+from pumpops.errors import ConfigError, InputError, NotFoundError, PumpopsError
+from pumpops.fleet import Device
+from pumpops.rollout._cli import parse_gate
+from pumpops.settings import load_settings
+from pumpops.store import open_store
+
+DEVICES = [Device(f"p-{i}", "site-a", "acme-ansi", "g1") for i in range(4)]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def refused(*args: str) -> PumpopsError:
+    """The pumpops error a command raises (``pumpops.cli.main`` turns it into a message and exit code)."""
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, PumpopsError), result.output
+    return result.exception
+
+
+def _mosquitto() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 1883), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace on SQLite with a group of 4 devices and releases 1 and 2; its own topic prefix."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("PUMPOPS_DATABASE_URL", "PUMPOPS_WORKSPACE", "PUMPOPS_ACTOR", "PUMPOPS_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PUMPOPS_TOPIC_PREFIX", f"test-cli-{uuid.uuid4().hex[:8]}/v1")
+    assert run("init", ".", "--broker-url", "mqtt://127.0.0.1:1883")[0] == 0
+    with open_store(load_settings(tmp_path).resolved_database_url) as store:
+        store.register_devices(DEVICES)
+        for v in (1, 2):
+            store.add_release("m", v, "g1", ["x86_64-ipc"], created_by="t", bundle_root="/tmp", record={})
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("items", "on_fail", "error"),
+    [
+        (["min_soak_s"], None, "key=value"),
+        (["nope=1"], None, "unknown setting"),
+        (["on_fail=pause"], None, "unknown setting"),
+        (["max_crash_loops=1.5"], None, "must be int"),
+        (["min_installed_fraction=2"], None, "fraction"),
+        ([], "explode", "on_fail"),
+    ],
+)
+def test_parse_gate_refuses_bad_options(items: list[str], on_fail: str | None, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        parse_gate(items, on_fail)
+
+
+def test_cli_status_without_rollouts_and_refusals_exit_codes(workspace: Path) -> None:
+    assert run("rollout", "status") == (0, "no rollouts yet\n")
+    assert run("rollout", "status", "--json") == (0, "[]\n")
+    assert isinstance(refused("rollout", "pause", "r-nope"), NotFoundError)
+    exc = refused("rollout", "start", "m/9", "--group", "g1", "--on-fail", "pause")
+    assert isinstance(exc, NotFoundError)
+    assert "no release of m/9" in str(exc)
+    assert isinstance(refused("rollout", "start", "m/2", "--group", "g1", "--waves", "50,40"), ConfigError)
+    assert "tick" in run("rollout", "--help")[1]
+
+
+def test_cli_start_status_tick_pause_resume_abort(workspace: Path) -> None:
+    if not _mosquitto():
+        pytest.skip("Mosquitto is not running on 127.0.0.1:1883")
+    code, out = run(
+        "rollout", "start", "m/2", "--group", "g1", "--waves", "50,100",
+        "--gate", "min_soak_s=0", "--gate", "deadline_s=60", "--on-fail", "pause", "--previous", "1",
+        "--actor", "ann",
+    )  # fmt: skip
+    assert code == 0, out
+    rid = out.split()[1].rstrip(":")
+    code, out = run("rollout", "status", rid, "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert (doc["status"], doc["wave"], doc["wave_sizes"], doc["previous_version"]) == (
+        "running",
+        1,
+        [2, 2],
+        "1",
+    )
+    assert doc["policy"]["on_fail"] == "pause"
+    assert doc["gate_now"]["outcome"] == "wait"
+    assert [h["action"] for h in doc["history"]] == ["rollout.started"]
+    assert run("rollout", "tick") == (0, f"rollout {rid}: running, nothing to do yet\n")
+    assert run("rollout", "pause", rid, "--reason", "lunch")[0] == 0
+    exc = refused("rollout", "pause", rid)
+    assert isinstance(exc, InputError)
+    assert "already paused" in str(exc)
+    assert run("rollout", "resume", rid) == (0, f"rollout {rid} is running (wave 1/2)\n")
+    assert run("rollout", "abort", rid, "--roll-back")[0] == 0
+    code, out = run("rollout", "status", "--json")
+    assert [(r["rollout_id"], r["status"]) for r in json.loads(out)] == [(rid, "rolling_back")]
+    assert "rolling_back" in run("rollout", "status", rid)[1]
+    with open_store(load_settings(workspace).resolved_database_url) as store:
+        entries = store.audit_entries(subject=f"rollout/{rid}")
+    assert [e.actor for e in entries][:1] == ["ann"]
+    assert [e.action for e in entries] == [
+        "rollout.started", "rollout.paused", "rollout.resumed", "rollout.rolling_back",
+    ]  # fmt: skip
