@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError
+from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.rollout import GatePolicy, Tick
 from pumpops.rollout._service import (
@@ -396,3 +398,34 @@ def test_a_step_on_a_state_changed_meanwhile_is_not_carried_out(world: Any) -> N
     assert "changed" in (result.error or "")
     assert store.get_rollout("r-1").status == "paused"
     assert len(publisher.desired()) == 2
+
+
+def test_the_controller_loop_outlives_a_store_outage_and_stops_when_told(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, publisher, _, clock = world
+    svc = service(world)
+    svc.start("pumpops-skab/2", GROUP, [20, 100], POLICY, rollout_id="r-1")
+    obey(world, at_s=clock.now + 5)
+    clock.now += 61
+    real = store.rollouts
+    failures = iter([True, False])
+
+    def flaky(**kw: Any) -> Any:
+        if next(failures, False):
+            raise StoreError("database is down")
+        return real(**kw)
+
+    monkeypatch.setattr(store, "rollouts", flaky)
+    stop = threading.Event()
+    loop = threading.Thread(target=svc.run, args=(stop,), kwargs={"interval_s": 0.01})
+    loop.start()
+    deadline = time.monotonic() + 10
+    while len(publisher.desired()) < len(DEVICES) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    loop.join(10)
+    assert not loop.is_alive()
+    assert svc.get("r-1").current_wave == 1
+    with pytest.raises(ConfigError, match="interval_s"):
+        svc.run(stop, interval_s=0)

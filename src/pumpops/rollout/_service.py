@@ -604,11 +604,13 @@ class RolloutService:
         for row in self._store.rollouts(active_only=True):
             try:
                 state = _state_of(row)
-                event: Event = (
-                    Start(now_s=now_s, reason="the controller completes an interrupted start")
-                    if state.status == "pending"
-                    else Tick(now_s=now_s, reports=self.reports(state))
-                )
+                event: Event
+                if state.status == "pending":
+                    event = Start(now_s=now_s, reason="the controller completes an interrupted start")
+                elif state.status == "paused":
+                    event = Tick(now_s=now_s)  # nothing is judged while paused: no reports needed
+                else:
+                    event = Tick(now_s=now_s, reports=self.reports(state))
                 results.append(self._apply(row.rollout_id, event, loaded=row))
             except PumpopsError as exc:
                 _log.error(
@@ -622,15 +624,14 @@ class RolloutService:
         if not interval_s > 0:
             raise ConfigError(f"interval_s must be above 0, not {interval_s}")
         while not stop.is_set():
-            for result in self.tick():
-                if result.actions:
-                    _log.info(
-                        "rollout %s: %s → %s (%s)",
-                        result.rollout_id,
-                        result.before,
-                        result.after,
-                        ", ".join(result.actions),
-                    )
+            try:
+                results = self.tick()
+            except PumpopsError as exc:  # the store is down: the loop outlives it
+                _log.error("rollout controller: the rollouts could not be read, trying again: %s", exc)
+                results = []
+            for result in results:
+                if result.actions_summary:
+                    _log.info("rollout %s: %s", result.rollout_id, result.actions_summary)
             stop.wait(interval_s)
 
     # -- internals
