@@ -8,6 +8,15 @@ import sys
 import pumpops.monitoring
 
 _PUBLIC = {
+    "DRIFT_ALERT_KIND",
+    "EVENT_ALARM_FEEDBACK",
+    "EVENT_DRIFT_CLEARED",
+    "EVENT_DRIFT_DETECTED",
+    "AlertChange",
+    "Evaluation",
+    "MonitoringService",
+    "find_alarm",
+    "record_feedback",
     "UNREGISTERED_GROUP",
     "AlarmStats",
     "DeviceDrift",
