@@ -1,15 +1,17 @@
 """Desired vs reported state per device, rollout waves, health gates and automatic rollback.
 
-Done (issue 7, the decisions): the pure part, without I/O. ``_plan.py`` assigns a
+The decisions (issue 7) are pure, without I/O: ``_plan.py`` assigns a
 group's devices to cumulative waves (:func:`plan_waves`), ``_gate.py`` judges
 a wave from device reports (:func:`judge_wave`: pass, wait or fail), and
 ``_machine.py`` is the state machine (:func:`step`: state + event → new state +
-actions to carry out). Still to come: the thin service that writes the
-retained ``desired`` MQTT messages, stores the state and the audit entries and
-publishes the events, and the ``pumpops rollout`` commands. See
-``docs/rollout.md`` and ADR 0009.
-May import: errors and the standard library (the pure modules); the service
-will also import store and telemetry.
+actions to carry out). ``_service.py`` is the thin service that carries the
+actions out (retained ``desired`` MQTT messages, the stored state, audit
+entries, events) and builds reports from the agent messages in the store;
+``_cli.py`` is ``pumpops rollout``. Both are imported from their modules, not
+from here, so that importing this package loads no broker or database library.
+See ``docs/rollout.md`` and ADR 0009.
+May import: errors and the standard library (the pure modules); ``_service``
+and ``_cli`` also store, fleet, telemetry, registry (the event sink), settings.
 """
 
 from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, Health, OnFail, judge_wave

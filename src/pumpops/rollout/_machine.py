@@ -1,6 +1,6 @@
 """The rollout state machine: ``step(state, event) -> (new state, actions)``, with no I/O.
 
-The service (not here yet) feeds events in: the operator's Start, Pause,
+The service (``_service.py``) feeds events in: the operator's Start, Pause,
 Resume and Abort, and a periodic Tick carrying the devices' latest reports.
 It carries the returned actions out: :class:`SetDesired` (write the retained
 ``desired`` message of each device), :class:`Audit` (append to the audit
