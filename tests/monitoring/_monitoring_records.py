@@ -6,11 +6,18 @@ import hashlib
 import json
 from typing import Any
 
+from pumpops.fleet import Device
 from pumpops.store import AgentRecord
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+
+#: Groups g1 (four pumps) and g2 (two), sites a and b.
+FLEET = (
+    *(Device(f"g1-{i}", "site-a", "acme-ansi", "g1") for i in range(1, 5)),
+    *(Device(f"g2-{i}", "site-b", "sakura-esp", "g2") for i in range(1, 3)),
+)
 
 
 class Agent:

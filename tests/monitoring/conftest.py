@@ -16,20 +16,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pumpops.fleet import Device
 from pumpops.registry import EventSink
 from pumpops.store import open_store
 
 from ._monitoring_fake import FakeMonitoringStore
+from ._monitoring_records import FLEET
 
 POSTGRES_URL = os.environ.get(
     "PUMPOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-#: Groups g1 (four pumps) and g2 (two), sites a and b.
-FLEET = (
-    *(Device(f"g1-{i}", "site-a", "acme-ansi", "g1") for i in range(1, 5)),
-    *(Device(f"g2-{i}", "site-b", "sakura-esp", "g2") for i in range(1, 3)),
 )
 
 

@@ -16,8 +16,7 @@ from pumpops.errors import NotFoundError
 from pumpops.settings import init_workspace
 from pumpops.store import open_store
 
-from ._monitoring_records import HOUR_MS, MINUTE_MS, T0_MS, Agent
-from .conftest import FLEET
+from ._monitoring_records import FLEET, HOUR_MS, MINUTE_MS, T0_MS, Agent
 
 NOW_MS = T0_MS + 24 * HOUR_MS
 NOW = "2026-01-02T00:00:00"
