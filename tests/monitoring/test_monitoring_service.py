@@ -224,3 +224,27 @@ def test_feedback_refuses_an_unknown_verdict(
     fleet_store.put_agent_messages([agents["g1-1"].alarm(NOW_MS)])
     with pytest.raises(InputError, match="confirmed, false_alarm"):
         record_feedback(fleet_store, sink, f"g1-1:{NOW_MS}", verdict="maybe", actor="tech")
+
+
+def test_service_alert_closed_meanwhile_is_not_recorded_twice(
+    fleet_store: Any, sink: EventSink, agents: dict[str, Agent]
+) -> None:
+    service = MonitoringService(fleet_store, sink, SETTINGS)
+    _report(fleet_store, agents, NOW_MS, {"g1-1", "g1-2"})
+    service.evaluate(_us(NOW_MS))
+    (alert,) = service.open_alerts()
+
+    class ClosedMeanwhile:
+        """The store as another monitoring step left it: the alert read as open is closed already."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(fleet_store, name)
+
+        def fleet_alerts(self, **kwargs: Any) -> list[Any]:
+            return [alert]
+
+    fleet_store.close_fleet_alert(alert.alert_id, time_us=_us(NOW_MS + 1))
+    _report(fleet_store, agents, NOW_MS + HOUR_MS, set())
+    racing = MonitoringService(ClosedMeanwhile(), sink, SETTINGS)  # type: ignore[arg-type]
+    assert racing.evaluate(_us(NOW_MS + HOUR_MS)).changes == ()
+    assert [e.action for e in fleet_store.audit_entries()] == [EVENT_DRIFT_DETECTED]

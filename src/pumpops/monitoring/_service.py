@@ -180,20 +180,19 @@ class MonitoringService:
         open_by_group: dict[str, list[FleetAlertRecord]] = defaultdict(list)
         for alert in self.open_alerts():
             open_by_group[alert.group].append(alert)
-        changes: list[AlertChange] = []
+        changes: list[AlertChange | None] = []
         for group in view.groups:
             if group.group == UNREGISTERED_GROUP:
                 continue  # devices not registered belong to no group to alert about
             alerts = open_by_group.pop(group.group, [])
             if group.drift.drifting and not alerts:
-                change = self._open(group.drift, group.model_versions, now)
-                changes += [change] if change is not None else []
+                changes.append(self._open(group.drift, group.model_versions, now))
             elif not group.drift.drifting:
                 changes += [self._close(alert, self._detail(group.drift), now) for alert in alerts]
         for group_name, alerts in sorted(open_by_group.items()):  # groups without devices any more
             detail = {"group": group_name, "drifting": False, "reason": "the group has no devices"}
             changes += [self._close(alert, detail, now) for alert in alerts]
-        return Evaluation(view, tuple(changes))
+        return Evaluation(view, tuple(c for c in changes if c is not None))
 
     def _detail(self, verdict: GroupDrift) -> dict[str, Any]:
         return {
@@ -223,10 +222,11 @@ class MonitoringService:
         _log.warning("fleet drift in group %s: %s (alert %s)", verdict.group, verdict.reason, alert_id)
         return AlertChange(alert_id, verdict.group, "opened", detail)
 
-    def _close(self, alert: FleetAlertRecord, detail: dict[str, Any], now_us: int) -> AlertChange:
-        if self._store.close_fleet_alert(alert.alert_id, time_us=now_us):
-            self._record(EVENT_DRIFT_CLEARED, alert.alert_id, detail, now_us)
-            _log.info("fleet drift in group %s cleared (alert %s)", alert.group, alert.alert_id)
+    def _close(self, alert: FleetAlertRecord, detail: dict[str, Any], now_us: int) -> AlertChange | None:
+        if not self._store.close_fleet_alert(alert.alert_id, time_us=now_us):
+            return None  # closed by another step since it was read: that step recorded it
+        self._record(EVENT_DRIFT_CLEARED, alert.alert_id, detail, now_us)
+        _log.info("fleet drift in group %s cleared (alert %s)", alert.group, alert.alert_id)
         return AlertChange(alert.alert_id, alert.group, "closed", detail)
 
     def _record(self, action: str, alert_id: str, detail: dict[str, Any], now_us: int) -> None:
