@@ -370,7 +370,7 @@ def test_the_previous_version_comes_from_what_the_devices_report_or_is_given(wor
 def test_a_broker_outage_leaves_the_rollout_as_stored_and_the_next_tick_retries(world: Any) -> None:
     store, publisher, events, clock = world
     publisher.fail = True
-    with pytest.raises(BrokerError):
+    with pytest.raises(BrokerError, match="rollout r-1 is stored as pending"):
         service(world).start("pumpops-skab/2", GROUP, [20, 100], POLICY, rollout_id="r-1")
     assert store.get_rollout("r-1").status == "pending"
     assert store.audit == []

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from pumpops._cli_support import console, settings_from
 from pumpops.audit._cli import ActorOption, resolve_actor
@@ -207,7 +207,8 @@ def status_cmd(
             if as_json:
                 typer.echo(json.dumps(rows, indent=1))
                 return
-            table = Table("rollout", "release", "group", "status", "wave", "sent", "wave started")
+            rollout_column = Column("rollout", no_wrap=True)  # ids are copied into commands whole
+            table = Table(rollout_column, "release", "group", "status", "wave", "sent", "wave started")
             for r in rows:
                 table.add_row(
                     r["rollout_id"], r["release"], r["group"], r["status"], f"{r['wave']}/{r['waves']}",

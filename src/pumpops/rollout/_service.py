@@ -532,7 +532,13 @@ class RolloutService:
             policy=policy or GatePolicy(),
         )
         self._put(state, release=f"{name}/{version}", now=now)
-        self._apply(rid, Start(now_s=now, reason=reason), raise_errors=True)
+        try:
+            self._apply(rid, Start(now_s=now, reason=reason), raise_errors=True)
+        except BrokerError as exc:
+            raise BrokerError(
+                f"{exc}; rollout {rid} is stored as pending and the controller "
+                "(`pumpops rollout tick` or `run`) starts it once the broker answers"
+            ) from exc
         return rid
 
     def current_version(self, group: str) -> str | None:
