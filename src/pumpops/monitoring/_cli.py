@@ -27,7 +27,7 @@ from pumpops.errors import NotFoundError
 from pumpops.monitoring._drift import _duration
 from pumpops.monitoring._fleet import FleetView
 from pumpops.monitoring._service import MonitoringService, record_feedback
-from pumpops.registry._events import EventPublisher, EventSink, MqttEventPublisher
+from pumpops.registry import EventPublisher, EventSink, MqttEventPublisher
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import FleetAlertRecord, open_store
 

@@ -38,7 +38,7 @@ from typing import Any, Final, Literal
 from pumpops.errors import InputError, NotFoundError
 from pumpops.monitoring._drift import DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
-from pumpops.registry._events import EventSink
+from pumpops.registry import EventSink
 from pumpops.settings import MonitoringSettings
 from pumpops.store import FEEDBACK_VERDICTS, AgentRecord, FeedbackRecord, FleetAlertRecord, TelemetryStore
 
