@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,19 +43,37 @@ def _mosquitto() -> bool:
         return False
 
 
+def _clear_retained(prefix: str) -> None:
+    """Remove the desired states a test left on the shared broker (an empty retained payload)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-clear-{uuid.uuid4().hex[:8]}")
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    for d in DEVICES:
+        topic = f"{prefix}/{d.site}/{d.device_id}/desired"
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A workspace on SQLite with a group of 4 devices and releases 1 and 2; its own topic prefix."""
     monkeypatch.chdir(tmp_path)
     for name in ("PUMPOPS_DATABASE_URL", "PUMPOPS_WORKSPACE", "PUMPOPS_ACTOR", "PUMPOPS_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PUMPOPS_TOPIC_PREFIX", f"test-cli-{uuid.uuid4().hex[:8]}/v1")
+    prefix = f"test-cli-{uuid.uuid4().hex[:8]}/v1"
+    monkeypatch.setenv("PUMPOPS_TOPIC_PREFIX", prefix)
     assert run("init", ".", "--broker-url", "mqtt://127.0.0.1:1883")[0] == 0
     with open_store(load_settings(tmp_path).resolved_database_url) as store:
         store.register_devices(DEVICES)
         for v in (1, 2):
             store.add_release("m", v, "g1", ["x86_64-ipc"], created_by="t", bundle_root="/tmp", record={})
-    return tmp_path
+    yield tmp_path
+    if _mosquitto():
+        _clear_retained(prefix)
 
 
 @pytest.mark.parametrize(
