@@ -28,7 +28,7 @@ dropped (the next tick judges the new state). There is no lock, so a race
 inside that window is still possible.
 
 May import: errors, store (its records and interface only), fleet, telemetry
-(topics; the broker address and paho lazily, in :class:`MqttDesiredPublisher`),
+(topics; paho in :class:`MqttDesiredPublisher` only),
 settings, this package.
 """
 
@@ -781,7 +781,7 @@ class MqttDesiredPublisher:
     def _connect(self) -> Any:
         if self._client is not None:
             return self._client
-        import paho.mqtt.client as mqtt  # noqa: PLC0415 - paho loads only when desired states are written
+        import paho.mqtt.client as mqtt  # noqa: PLC0415 - only this class talks to the broker
         from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
         from pumpops.telemetry._publisher import CLIENT_USERNAME  # noqa: PLC0415
