@@ -73,6 +73,52 @@ class MonitoringSettings(BaseModel):
     min_devices: int = Field(default=2, ge=1, le=1_000_000)  # drifting devices needed, at least
 
 
+class RetrainSettings(BaseModel):
+    """The retraining policy (``[retrain]`` in ``pumpops.toml``; ``docs/retrain.md``; decided by ``pumpops.retrain``).
+
+    Attributes:
+        enabled: whether the hub retrains by itself (``pumpops retrain run`` works regardless).
+        on_drift: retrain a group while it has an open fleet drift alert.
+        schedule_h: retrain every this many hours (None: no schedule).
+        feedback_min: retrain once this many new technician verdicts arrived since the last run.
+        cooldown_h: never start two runs for a group closer than this.
+        window_h: train on this many hours of the group's most recent data.
+        targets: target profiles to release for (each group's devices install one of them).
+        waves: rollout waves in percent of the group, cumulative.
+        approval_required: hold a validated candidate until ``pumpops approve``.
+        detector: the detector kind of retrained models.
+        window_samples: rows per model window.
+        baseline_window_samples: rows of the slow mean the temperatures are detrended
+            against (0: none; see ``docs/pipeline.md``).
+        threshold_quantile: quantile of normal scores for the alarm threshold ...
+        threshold_factor: ... times this factor.
+        smoothing_k: rows above threshold needed ...
+        smoothing_n: ... out of this many to raise an alarm.
+        alarm_margin_s: alarm periods are left out of training with this margin.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    on_drift: bool = True
+    schedule_h: float | None = Field(default=None, gt=0)
+    feedback_min: int = Field(default=20, ge=1)
+    cooldown_h: float = Field(default=6.0, ge=0)
+    window_h: float = Field(default=6.0, gt=0, le=24 * 90)
+    targets: tuple[str, ...] = ("x86_64-ipc",)
+    waves: tuple[int, ...] = (10, 50, 100)
+    approval_required: bool = False
+    detector: str = "pca_t2q"
+    window_samples: int = Field(default=30, ge=1)
+    baseline_window_samples: int = Field(default=0, ge=0)
+    threshold_quantile: float = Field(default=0.995, gt=0, le=1)
+    threshold_factor: float = Field(default=1.2, gt=0)
+    smoothing_k: int = Field(default=5, ge=1)
+    smoothing_n: int = Field(default=10, ge=1)
+    alarm_margin_s: float = Field(default=300.0, ge=0)
+
+
+
 def default_actor() -> str:
     """``user@host`` of this process: who audit entries written from here are attributed to."""
     try:
@@ -98,6 +144,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     tuf: TufSettings = TufSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    retrain: RetrainSettings = RetrainSettings()
     # Who audit entries are attributed to (a --actor flag overrides it); never empty.
     actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
 

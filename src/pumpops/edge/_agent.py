@@ -223,7 +223,7 @@ class Agent:
             self.uplink = Uplink(
                 hp[0],
                 hp[1],
-                client_id=f"pumpops-agent-{a.device_id}",
+                client_id=f"pumpops-agent-{a.device_id}-{os.getpid()}",
                 desired_topic=self._topic("desired"),
                 keepalive_s=config.broker.keepalive_s,
                 publish_timeout_s=config.broker.publish_timeout_s,
@@ -250,6 +250,7 @@ class Agent:
         self._raw_at = time.monotonic()
         self.drift_status: dict[str, Any] = {"status": "unknown"}
         self._resampler: Resampler | None = None
+        self._drift_scores: deque[float] = deque(maxlen=config.agent.drift_window_rows)
         self._recent_frames: deque[Frame] = deque()
         self._recent_count = 0
         self._refused: dict[str, str] = {}
@@ -319,6 +320,7 @@ class Agent:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False  # the commissioning batch would otherwise stay resident
         session = ort.InferenceSession(str(bundle.model_path), sess_options=options, providers=[provider])
         sensors = tuple((s.name, s.unit) for s in m.inputs.sensors)
         sampling = m.detector.get("sampling", {})
@@ -545,6 +547,8 @@ class Agent:
             self._alarm_open["peak_score"] = max(self._alarm_open["peak_score"], score if finite else 0.0)
         if step.cleared:
             self._alarm_cleared(ts_ms)
+        if finite:
+            self._drift_scores.append(score)
         if model.drift is not None:
             report = model.drift.update(row, score if finite else None)
             if report is not None:
@@ -679,8 +683,27 @@ class Agent:
         self._summary = None
 
     def _drift_report(self, report: dict[str, Any]) -> None:
+        """Send a drift report; the device calls itself drifting when the model no longer fits it.
+
+        PSI per sensor and the score change test are reported as they are, but
+        neither decides: live windows of slow, autocorrelated process values are
+        rarely distributed like hours of reference, so PSI flags healthy pumps
+        too. The verdict is the model's own: the median score of the recent
+        ``drift_window_rows`` scores above the alarm threshold means the
+        calibration no longer describes this pump (a fault does that too; the
+        hub tells them apart by how many pumps of a group do it at once).
+        """
+        model = self.model
+        scores = np.asarray(self._drift_scores, dtype=np.float64)
+        ratio = None
+        if model is not None and model.threshold and scores.size >= 10:
+            ratio = float(np.median(scores) / model.threshold)
+        drifting = ratio is not None and ratio > 1.0
+        report = {**report, "alert": drifting, "psi_alert_sensors": report["drifted"],
+                  "median_score_over_threshold": None if ratio is None else round(ratio, 4)}  # fmt: skip
         self.drift_status = {
-            "status": "drift" if report["alert"] else "ok",
+            "status": "drift" if drifting else "ok",
+            "median_score_over_threshold": report["median_score_over_threshold"],
             "drifted": report["drifted"],
             "change_fired": report["change"]["fired"],
             "rows": report["rows"],

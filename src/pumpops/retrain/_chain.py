@@ -1,0 +1,346 @@
+"""One retraining run: recent data → pipeline → register → validate against the champion → release → rollout.
+
+Every step is an audit entry (``retrain.*``) and an event, and a failed step
+stops the chain with its reason in the outcome: a candidate that fails
+validation is never released. The training data is the group's most recent
+``window_h`` hours from the store, minus every period an agent raised an alarm
+in (with a margin) and every alarm a technician confirmed as a fault.
+May import: every hub-side part.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pumpops.errors import ConfigError, NotFoundError, PumpopsError
+from pumpops.retrain._policy import RetrainSettings
+from pumpops.settings import Settings
+
+__all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
+
+#: Starts a rollout of ``<name>/<version>`` to a group; returns the rollout id.
+RolloutStarter = Callable[[str, str, Sequence[int]], str]
+
+
+@dataclass
+class RetrainOutcome:
+    """What a run did.
+
+    Attributes:
+        group: the group.
+        trigger: why it ran (``drift``, ``schedule``, ``feedback``, ``manual``).
+        status: ``rolled_out``, ``released``, ``awaiting_approval``, ``validation_failed`` or ``failed``.
+        reason: a sentence for people.
+        model_ref: the registered candidate (``<name>/<version>``), if it got that far.
+        release_id: the release, if any.
+        rollout_id: the rollout, if any.
+        steps: the steps done, in order.
+    """
+
+    group: str
+    trigger: str
+    status: str = "failed"
+    reason: str = ""
+    model_ref: str | None = None
+    release_id: int | None = None
+    rollout_id: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dict(self.__dict__)
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def alarm_intervals(store: Any, devices: Sequence[str], since_us: int, until_us: int) -> list[dict[str, str]]:
+    """Periods to leave out: every alarm the agents raised (open ones to ``until``), unless a technician
+    marked it a false alarm (``pumpops feedback <alarm-id> --false-alarm``): that data is normal.
+
+    Returns:
+        ``{"device_id", "start", "end"}`` items for ``data.hygiene.alarm_intervals``.
+    """
+    out: list[dict[str, str]] = []
+    false_alarms = {f.alarm_id for f in store.feedback() if f.verdict == "false_alarm"}
+    for device in devices:
+        opened: dict[str, int] = {}
+        for rec in store.agent_messages(device_id=device, kind="alarm"):
+            body = rec.body()
+            if str(body.get("alarm_id")) in false_alarms:  # a technician said the pump was fine
+                continue
+            start = int(body.get("started_ms", rec.ts_ms)) * 1000
+            if body.get("event") == "raised":
+                opened[str(body.get("alarm_id"))] = start
+            elif body.get("event") == "cleared":
+                begin = opened.pop(str(body.get("alarm_id")), start)
+                end = int(body.get("ended_ms") or rec.ts_ms) * 1000
+                if end > since_us and begin < until_us and end > begin:
+                    out.append({"device_id": device, "start": _iso(begin), "end": _iso(end)})
+        for begin in opened.values():  # still raised: excluded to the end of the window
+            if begin < until_us:
+                out.append({"device_id": device, "start": _iso(begin), "end": _iso(until_us)})
+    return out
+
+
+def pipeline_config(
+    group: str, since_us: int, until_us: int, policy: RetrainSettings, intervals: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The training pipeline's configuration for a retraining run (``docs/pipeline.md``)."""
+    return {
+        "seed": 0,
+        "data": {
+            "source": "store",
+            "group": group,
+            "since": _iso(since_us),
+            "until": _iso(until_us),
+            "hygiene": {
+                "exclude_labelled": False,
+                "alarm_intervals": intervals,
+                "margin_s": policy.alarm_margin_s,
+            },
+        },
+        "features": {
+            "window_samples": policy.window_samples,
+            "baseline_window_samples": policy.baseline_window_samples,
+        },
+        "detector": {"kind": policy.detector},
+        "threshold": {"quantile": policy.threshold_quantile, "factor": policy.threshold_factor},
+        "smoothing": {"k": policy.smoothing_k, "n": policy.smoothing_n},
+        "evaluation": {"enabled": False},
+        "output": {"experiment": f"retrain-{group}"},
+    }
+
+
+def _failed_reasons(text: str) -> list[str]:
+    """The reasons under each failed gate of a validation report's text.
+
+    >>> _failed_reasons("v: FAILED\n  [pass] a\n  [FAIL] b\n      - too slow\n  [pass] c")
+    ['b: too slow']
+    """
+    out: list[str] = []
+    gate = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            gate = stripped[7:].strip() if stripped.startswith("[FAIL]") else None
+        elif gate is not None and stripped.startswith("- "):
+            out.append(f"{gate}: {stripped[2:]}")
+    return out
+
+
+def _validation_config(settings: Settings) -> Any:
+    """The workspace's ``validation.toml`` (the gates' tolerances and suite), if it has one."""
+    from pumpops.validation import load_validation_config
+
+    path = settings.workspace / "validation.toml"
+    return load_validation_config(path) if path.is_file() else None
+
+
+def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: reads best as one story
+    settings: Settings,
+    group: str,
+    *,
+    trigger: str,
+    actor: str,
+    policy: RetrainSettings,
+    until_us: int,
+    start_rollout: RolloutStarter | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    validation_data: Path | int | None = None,
+) -> RetrainOutcome:
+    """Run the chain for ``group`` on its data up to ``until_us``.
+
+    Args:
+        settings: the workspace settings.
+        group: the device group.
+        trigger: why (recorded).
+        actor: who (audit trail).
+        policy: the retraining policy (window, detector, targets, waves, approval).
+        until_us: end of the training window (the newest data to use).
+        start_rollout: starts the rollout after the release (None: release only).
+        config_overrides: pipeline configuration sections replacing the policy's (tests,
+            the demo's deliberately bad candidate).
+        validation_data: held-out data for the gates (default: the gates' simulated suite).
+
+    Returns:
+        The outcome; failures are outcomes with a reason, not exceptions.
+    """
+    from pumpops.pipeline import parse_config, run_pipeline
+    from pumpops.pipeline._tracking import resolve_tracking_uri
+    from pumpops.registry import EventSink, Registry
+    from pumpops.release._publish import bundles_of, publish_bundles
+    from pumpops.release._release import create_release
+    from pumpops.store import open_store
+    from pumpops.validation import validate_model
+
+    out = RetrainOutcome(group=group, trigger=trigger)
+    since_us = until_us - round(policy.window_h * 3_600_000_000)
+    with open_store(settings.resolved_database_url) as store:
+        store.upgrade()
+        sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
+
+        def step(name: str, payload: dict[str, Any]) -> None:
+            out.steps.append(name)
+            store.append_audit(actor, f"retrain.{name}", f"group/{group}", {"trigger": trigger, **payload})
+            sink.emit(f"retrain.{name}", f"group/{group}", {"trigger": trigger, **payload})
+
+        try:
+            devices = [d.device_id for d in store.devices() if d.group == group]
+            if not devices:
+                raise NotFoundError(f"group {group!r} has no registered devices")
+            intervals = alarm_intervals(store, devices, since_us, until_us)
+            raw = pipeline_config(group, since_us, until_us, policy, intervals)
+            for key, value in (config_overrides or {}).items():
+                raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+            step("started", {"since": _iso(since_us), "until": _iso(until_us), "excluded_alarms": len(intervals)})
+            config = parse_config(raw, source=f"retrain {group}")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                result = run_pipeline(
+                    config, workspace=settings.workspace, database_url=settings.resolved_database_url
+                )
+            store.append_audit(
+                actor,
+                "training.run",
+                f"run/{result.run_id or 'not-logged'}",
+                {"config": "retrain", "config_hash": result.config_hash, "dataset_digest": result.dataset_digest,
+                 "onnx_sha256": result.onnx_sha256, "devices": len(result.devices)},
+            )  # fmt: skip
+            registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                candidate = registry.register(result, actor=actor)
+                out.model_ref = candidate.ref
+                step("trained", {"model": candidate.ref, "devices": len(result.devices)})
+                champion = registry.champion(group)
+                if champion is not None and champion.ref == candidate.ref:
+                    champion = None
+                with tempfile.TemporaryDirectory(prefix="pumpops-retrain-") as tmp:
+                    cand_dir = registry.download_model(candidate, Path(tmp) / "candidate")
+                    champ_dir = None if champion is None else registry.download_model(champion, Path(tmp) / "champ")
+                    report = validate_model(
+                        cand_dir,
+                        champion_dir=champ_dir,
+                        config=_validation_config(settings),
+                        data=validation_data,
+                        subject=candidate.ref,
+                    )
+                report_json = report.to_json()
+                registry.store_validation(
+                    candidate,
+                    passed=bool(report.passed),
+                    report_json=report_json if isinstance(report_json, str) else report_json.decode(),
+                    against=champion,
+                    actor=actor,
+                )
+            if not report.passed:
+                failed = _failed_reasons(report.to_text())
+                out.status = "validation_failed"
+                out.reason = f"{candidate.ref} failed validation: " + ("; ".join(failed[:4]) or "see the report")
+                step("blocked", {"model": candidate.ref, "reason": out.reason})
+                return out
+            step("validated", {"model": candidate.ref, "against": None if champion is None else champion.ref})
+            if policy.approval_required:
+                out.status = "awaiting_approval"
+                out.reason = f"{candidate.ref} passed validation; waiting for `pumpops approve {candidate.ref}`"
+                step("awaiting_approval", {"model": candidate.ref})
+                return out
+            return _release_and_roll_out(
+                settings, store, registry, sink, candidate, out, actor, policy, step, start_rollout,
+                create_release, bundles_of, publish_bundles,
+            )  # fmt: skip
+        except PumpopsError as exc:
+            out.status = "failed"
+            out.reason = f"{type(exc).__name__}: {exc}"
+            step("failed", {"reason": out.reason})
+            return out
+
+
+def _release_and_roll_out(
+    settings: Settings,
+    store: Any,
+    registry: Any,
+    sink: Any,
+    candidate: Any,
+    out: RetrainOutcome,
+    actor: str,
+    policy: RetrainSettings,
+    step: Callable[[str, dict[str, Any]], None],
+    start_rollout: RolloutStarter | None,
+    create_release: Any,
+    bundles_of: Any,
+    publish_bundles: Any,
+) -> RetrainOutcome:
+    from pumpops.fleet import get_target
+
+    if not policy.targets:
+        raise ConfigError("retrain.targets names no target profile")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        release = create_release(
+            registry,
+            sink,
+            name=candidate.name,
+            version=candidate.version,
+            targets=[get_target(t) for t in policy.targets],
+            out=settings.workspace / "bundles",
+            data=0,
+            actor=actor,
+        )
+    out.release_id = release.release_id
+    step("released", {"model": candidate.ref, "release": release.release_id, "targets": list(policy.targets)})
+    publish_bundles(settings, bundles_of(settings, str(release.release_id)), actor=actor, store=store)
+    step("published", {"release": release.release_id})
+    out.status = "released"
+    out.reason = f"{candidate.ref} validated, released as {release.release_id} and published"
+    if start_rollout is not None:
+        out.rollout_id = start_rollout(candidate.ref, out.group, policy.waves)
+        out.status = "rolled_out"
+        out.reason += f"; rollout {out.rollout_id} started"
+        step("rollout_started", {"model": candidate.ref, "rollout": out.rollout_id})
+    return out
+
+
+def approve(settings: Settings, ref: str, *, actor: str, policy: RetrainSettings,
+            start_rollout: RolloutStarter | None = None) -> RetrainOutcome:  # fmt: skip
+    """Release (and roll out) a validated candidate that waited for a person's approval."""
+    from pumpops.pipeline._tracking import resolve_tracking_uri
+    from pumpops.registry import EventSink, Registry, parse_ref
+    from pumpops.release._publish import bundles_of, publish_bundles
+    from pumpops.release._release import create_release
+    from pumpops.store import open_store
+
+    name, version = parse_ref(ref)
+    with open_store(settings.resolved_database_url) as store:
+        store.upgrade()
+        sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
+        registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
+        candidate = registry.get(name, version)
+        if candidate.validation != "passed":
+            raise ConfigError(f"{ref} has validation {candidate.validation!r}; only a passed candidate is approved")
+        out = RetrainOutcome(group=candidate.group, trigger="approval", model_ref=ref)
+
+        def step(step_name: str, payload: dict[str, Any]) -> None:
+            out.steps.append(step_name)
+            store.append_audit(actor, f"retrain.{step_name}", f"group/{candidate.group}", payload)
+            sink.emit(f"retrain.{step_name}", f"group/{candidate.group}", payload)
+
+        step("approved", {"model": ref})
+        return _release_and_roll_out(
+            settings, store, registry, sink, candidate, out, actor, policy, step, start_rollout,
+            create_release, bundles_of, publish_bundles,
+        )  # fmt: skip
+
+
+def outcome_json(outcome: RetrainOutcome) -> str:
+    """The outcome as JSON text."""
+    return json.dumps(outcome.to_dict(), sort_keys=True)
