@@ -30,17 +30,36 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+import uvicorn
+from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
+from rich.table import Table
 
+from pumpops._loop_report import false_alarm_phases, fault_detection, write_report
+from pumpops.audit._chain import verify_chain
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.fleet import Device
+from pumpops.hub._app import create_app
+from pumpops.monitoring._service import MonitoringService, record_feedback
+from pumpops.pipeline._tracking import resolve_tracking_uri
+from pumpops.registry import EventSink, Registry, parse_ref
+from pumpops.retrain._chain import run_retrain
+from pumpops.retrain._policy import GroupFacts, decide_retrain
+from pumpops.rollout import GatePolicy
+from pumpops.rollout._service import RolloutService
 from pumpops.settings import Settings, init_workspace, load_settings
+from pumpops.sim import Scenario, build_fleet
+from pumpops.sources import SimulatorSource
+from pumpops.store import open_store
+from pumpops.telemetry import IngestService, build_topic, encode_frame
+from pumpops.telemetry._broker import BrokerAddress
 
 __all__ = ["LoopOptions", "run_loop_demo"]
 
@@ -66,8 +85,8 @@ class LoopOptions:
     pumps: int = 21
     history_h: float = 4.0
     run_h: float = 5.0
-    speed: float = 90.0
-    drift_at_h: float = 1.0
+    speed: float = 120.0
+    drift_at_h: float = 0.5
     seed: int = 7
 
 
@@ -148,16 +167,14 @@ latency_runs = 20
 
 def _history(settings: Settings, fleet: tuple[Device, ...], start_ms: int, hours: float, seed: int) -> int:
     """Normal history through the ingest path (decode, validate, store), without the broker."""
-    from pumpops.sim import Scenario
-    from pumpops.sources import SimulatorSource
-    from pumpops.store import open_store
-    from pumpops.telemetry import IngestService, build_topic, encode_frame
-    from pumpops.telemetry._broker import BrokerAddress
-
     scenario = Scenario(
-        devices=fleet, start_ms=start_ms, duration_s=hours * 3600, seed=seed,
-        fault_rate_per_day=0.0, drift_rate_per_day=0.0,
-    )  # fmt: skip
+        devices=fleet,
+        start_ms=start_ms,
+        duration_s=hours * 3600,
+        seed=seed,
+        fault_rate_per_day=0.0,
+        drift_rate_per_day=0.0,
+    )
     sites = {d.device_id: d.site for d in fleet}
     stored = 0
     with open_store(settings.resolved_database_url) as store:
@@ -180,12 +197,15 @@ def _train_release(
     settings: Settings, group: str, since_ms: int, until_ms: int, actor: str
 ) -> tuple[str, int]:
     """Train, register, validate, release for both targets, publish, promote: the group's first model."""
-    from pumpops.retrain._chain import run_retrain
-
     policy = settings.retrain.model_copy(update={"window_h": (until_ms - since_ms) / _H_MS})
     outcome = run_retrain(
-        settings, group, trigger="initial", actor=actor, policy=policy, until_us=until_ms * 1000,
-    )  # fmt: skip
+        settings,
+        group,
+        trigger="initial",
+        actor=actor,
+        policy=policy,
+        until_us=until_ms * 1000,
+    )
     if outcome.status != "released" or outcome.model_ref is None:
         raise ServiceError(f"initial model for {group}: {outcome.status}: {outcome.reason}")
     _promote(settings, outcome.model_ref, group, actor)
@@ -193,9 +213,6 @@ def _train_release(
 
 
 def _promote(settings: Settings, ref: str, group: str, actor: str) -> None:
-    from pumpops.pipeline._tracking import resolve_tracking_uri
-    from pumpops.registry import EventSink, Registry, parse_ref
-    from pumpops.store import open_store
 
     name, version = parse_ref(ref)
     with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
@@ -215,7 +232,9 @@ def _broker_process(port: int, ws: Path) -> Iterator[None]:
         "signal.signal(signal.SIGTERM, lambda *a: e.set()); e.wait(); b.stop()\n"
     )
     with (ws / "broker.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -235,9 +254,6 @@ class _Http:
     """The hub's HTTP server (``/tuf/``) in a thread."""
 
     def __init__(self, repository: Path) -> None:
-        import uvicorn
-
-        from pumpops.hub._app import create_app
 
         self.port = _free_port()
         config = uvicorn.Config(create_app(repository), host="127.0.0.1", port=self.port, log_level="error")
@@ -257,8 +273,6 @@ class _Retained:
     """Publishes retained messages on the embedded broker (the rollout service's desired states)."""
 
     def __init__(self, host: str, port: int) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
 
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pumpops-demo-hub")
         self.client.connect(host, port)
@@ -335,7 +349,7 @@ def _agent_config(
 
 def _start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and command
             [sys.executable, "-m", "pumpops", "agent", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -363,7 +377,7 @@ class _World:
 def _scheduled_events(
     fleet: tuple[Device, ...], options: LoopOptions
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], str]:
-    """Faults on three pumps of the makes that do not drift; a sensor recalibration on every pump of one make."""
+    """Faults on three pumps of the makes that do not drift; a recalibrated sensor on every pump of one."""
     makes = sorted({d.group for d in fleet})
     drift_group = makes[0]
     per_device: dict[str, list[dict[str, Any]]] = {d.device_id: [] for d in fleet}
@@ -384,23 +398,23 @@ def _scheduled_events(
     for d in fleet:
         if d.group == drift_group:
             per_device[d.device_id].append(
-                {"kind": "sensor_recalibration", "start_s": options.drift_at_h * 3600,
-                 "duration_s": options.run_h * 3600, "sensor": "discharge_pressure", "offset": 40_000.0}
-            )  # fmt: skip
+                {
+                    "kind": "sensor_recalibration",
+                    "start_s": options.drift_at_h * 3600,
+                    "duration_s": options.run_h * 3600,
+                    "sensor": "discharge_pressure",
+                    "offset": 40_000.0,
+                }
+            )
     return per_device, faults, drift_group
 
 
-def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[str, Any]:  # noqa: PLR0915
+def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[str, Any]:
     """Run the loop demo; print a timeline; write ``report.html``; return the figures.
 
     Raises:
         ServiceError: a step that the story needs did not happen.
     """
-    from pumpops.sim import build_fleet
-    from pumpops.store import open_store
-    from pumpops.telemetry import IngestService
-    from pumpops.telemetry._broker import BrokerAddress
-
     out = console or Console()
     wall0 = time.monotonic()
     ws = options.workspace
@@ -416,10 +430,18 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
     now_ms = int(time.time()) * 1000 - round(options.run_h * _H_MS) - 600_000
     t0_ms = now_ms - now_ms % 60_000
     timeline = Timeline(out, t0_ms)
-    per_device, faults, drift_group = _scheduled_events(fleet, options)
+    _, faults, drift_group = _scheduled_events(fleet, options)
     offline = next(d.device_id for d in reversed(fleet) if d.group == drift_group)
-    world = _World(settings, fleet, targets, t0_ms, drift_group, faults,
-                   t0_ms + round(options.drift_at_h * _H_MS), offline)  # fmt: skip
+    world = _World(
+        settings,
+        fleet,
+        targets,
+        t0_ms,
+        drift_group,
+        faults,
+        t0_ms + round(options.drift_at_h * _H_MS),
+        offline,
+    )
     out.print(
         f"[bold]pumpops demo[/]: {len(fleet)} pumps, makes {', '.join(sorted({d.group for d in fleet}))}, "
         f"targets {', '.join(TARGETS)}; workspace {ws}"
@@ -431,8 +453,9 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
         settings, fleet, t0_ms - round(options.history_h * _H_MS), options.history_h, options.seed
     )
     timeline.say(t0_ms, f"history: {options.history_h:g} h of {len(fleet)} pumps stored ({stored} messages)")
-    subprocess.run([sys.executable, "-m", "pumpops", "-w", str(ws), "keys", "init"], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(  # noqa: S603 - our own interpreter and command
+        [sys.executable, "-m", "pumpops", "-w", str(ws), "keys", "init"], check=True, capture_output=True
+    )
     for group in sorted({d.group for d in fleet}):
         ref, release = _train_release(settings, group, t0_ms - round(options.history_h * _H_MS), t0_ms, actor)
         timeline.say(
@@ -443,9 +466,11 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
 
     with _broker_process(broker_port, ws), open_store(settings.resolved_database_url) as store:
         ingest = IngestService(
-            store, BrokerAddress("127.0.0.1", broker_port), settings=settings.ingest,
+            store,
+            BrokerAddress("127.0.0.1", broker_port),
+            settings=settings.ingest,
             topic_prefix=settings.topic_prefix,
-        ).start()  # fmt: skip
+        ).start()
         ingest.wait_ready()
         http = _Http(ws / "tuf" / "repository")
         retained = _Retained("127.0.0.1", broker_port)
@@ -460,7 +485,7 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
     return figures
 
 
-def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
+def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     options: LoopOptions,
     world: _World,
     timeline: Timeline,
@@ -470,12 +495,6 @@ def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
     root: Path,
     actor: str,
 ) -> dict[str, Any]:
-    from pumpops.monitoring._service import MonitoringService, record_feedback
-    from pumpops.registry import EventSink
-    from pumpops.retrain._chain import run_retrain
-    from pumpops.retrain._policy import GroupFacts, decide_retrain
-    from pumpops.rollout import GatePolicy
-    from pumpops.rollout._service import RolloutService
 
     settings = world.settings
     sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
@@ -484,15 +503,19 @@ def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
     def sim_ms() -> int:
         return world.t0_ms + round((time.monotonic() - wall_start) * options.speed * 1000)
 
-    gate = GatePolicy(deadline_s=3600.0, min_soak_s=900.0, quorum_fraction=0.6, min_installed_fraction=0.9)
+    gate = GatePolicy(deadline_s=3600.0, min_soak_s=600.0, quorum_fraction=0.6, min_installed_fraction=0.9)
     rollouts = RolloutService(
-        store, retained, events=sink, actor=actor, topic_prefix=settings.topic_prefix,
+        store,
+        retained,
+        events=sink,
+        actor=actor,
+        topic_prefix=settings.topic_prefix,
         clock=lambda: sim_ms() / 1000,
-    )  # fmt: skip
+    )
     monitoring = MonitoringService(store, sink, settings.monitoring)
     for group in sorted({d.group for d in world.fleet}):
         champion = _champion_ref(settings, group)
-        first = GatePolicy(deadline_s=3600.0, min_soak_s=900.0, quorum_fraction=0.6, on_fail="pause")
+        first = GatePolicy(deadline_s=3600.0, min_soak_s=600.0, quorum_fraction=0.6, on_fail="pause")
         rid = rollouts.start(champion, group, (30, 100), first, reason="initial release")
         world.rollouts.append(rid)
         timeline.say(sim_ms(), f"{group}: rollout {rid} of {champion} started (waves 30 %, 100 %)")
@@ -502,10 +525,16 @@ def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
     events = _scheduled_events(world.fleet, options)[0]
     for d in world.fleet:  # faults and the drift are scheduled in each agent's own simulator
         configs[d.device_id] = _agent_config(
-            world.settings.workspace / "agents" / d.device_id, d, world.targets[d.device_id],
-            broker_port=settings.embedded_broker_port, http_port=http_port, root=root, start_ms=world.t0_ms,
-            options=options, events=events[d.device_id],
-        )  # fmt: skip
+            world.settings.workspace / "agents" / d.device_id,
+            d,
+            world.targets[d.device_id],
+            broker_port=settings.embedded_broker_port,
+            http_port=http_port,
+            root=root,
+            start_ms=world.t0_ms,
+            options=options,
+            events=events[d.device_id],
+        )
         if d.device_id != world.offline_device:
             agents[d.device_id] = _start_agent(
                 configs[d.device_id], configs[d.device_id].parent / "agent.log"
@@ -533,39 +562,57 @@ def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
                 seen_alarms.add(body["alarm_id"])
                 timeline.say(
                     int(body["started_ms"]),
-                    f"alarm on {rec.device_id} (model v{body.get('model_version')}, score {body.get('peak_score', 0):.3g})",
+                    f"alarm on {rec.device_id} (model v{body.get('model_version')}, "
+                    f"score {body.get('peak_score', 0):.3g})",
                 )
         for alert in store.fleet_alerts(open_only=True):
             if alert.alert_id not in alerts_said:
                 alerts_said.add(alert.alert_id)
                 detail = json.loads(alert.detail_json)
                 timeline.say(now, f"[bold]fleet drift[/] in {alert.group}: {detail.get('reason', '')}")
-                # The site technicians check the drifting pumps: nothing wrong with them.
-                for dev in detail.get("drifting_devices", []):
+                # The site technicians check the group's alarmed pumps: nothing wrong with them.
+                for dev in [d.device_id for d in world.fleet if d.group == alert.group]:
                     for rec in store.agent_messages(device_id=dev, kind="alarm"):
                         body = rec.body()
                         if body.get("event") == "raised":
-                            record_feedback(store, sink, body["alarm_id"], verdict="false_alarm",
-                                            actor="technician@site", note="inspected: sensor recalibrated, no fault")  # fmt: skip
-                timeline.say(now, f"technicians mark the alarms of {alert.group}'s drifting pumps as false alarms")
+                            record_feedback(
+                                store,
+                                sink,
+                                body["alarm_id"],
+                                verdict="false_alarm",
+                                actor="technician@site",
+                                note="inspected: sensor recalibrated, no fault",
+                            )
+                timeline.say(
+                    now, f"technicians mark the alarms of {alert.group}'s drifting pumps as false alarms"
+                )
         for group in sorted({d.group for d in world.fleet}):
             facts = GroupFacts(
-                group=group, now_us=now * 1000,
+                group=group,
+                now_us=now * 1000,
                 drift_alert_open=any(a.group == group for a in store.fleet_alerts(open_only=True)),
-                drift_alert_opened_us=max((a.opened_at_us for a in store.fleet_alerts(group=group, open_only=True)), default=None),
+                drift_alert_opened_us=max(
+                    (a.opened_at_us for a in store.fleet_alerts(group=group, open_only=True)), default=None
+                ),
                 last_run_us=last_run.get(group),
                 rollout_active=any(r.group == group for r in store.rollouts(active_only=True)),
-            )  # fmt: skip
+            )
             decision = decide_retrain(facts, settings.retrain)
             if decision.run and group not in retrained:
                 retrained.add(group)
                 last_run[group] = now * 1000
                 timeline.say(now, f"{group}: retraining ({decision.reason})")
                 outcome = run_retrain(
-                    settings, group, trigger=decision.trigger or "drift", actor=actor, policy=settings.retrain,
+                    settings,
+                    group,
+                    trigger=decision.trigger or "drift",
+                    actor=actor,
+                    policy=settings.retrain,
                     until_us=sim_ms() * 1000,
-                    start_rollout=lambda ref, g, waves: rollouts.start(ref, g, waves, gate, reason="retrained"),
-                )  # fmt: skip
+                    start_rollout=lambda ref, g, waves: rollouts.start(
+                        ref, g, waves, gate, reason="retrained"
+                    ),
+                )
                 world.outcomes.append(outcome.to_dict())
                 timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
                 if outcome.rollout_id:
@@ -575,29 +622,31 @@ def _run_story(  # noqa: PLR0912, PLR0915 - the story, step by step
             group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
             timeline.say(sim_ms(), f"{group}: a deliberately bad candidate (threshold factor 0.2)")
             bad = run_retrain(
-                settings, group, trigger="manual", actor=actor, policy=settings.retrain, until_us=sim_ms() * 1000,
+                settings,
+                group,
+                trigger="manual",
+                actor=actor,
+                policy=settings.retrain,
+                until_us=sim_ms() * 1000,
                 config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
-            )  # fmt: skip
+            )
             world.outcomes.append(bad.to_dict())
             timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
         if not offline_started and (any(o.get("rollout_id") for o in world.outcomes) or now > end_ms):
             offline_started = True
-            d = world.offline_device
-            agents[d] = _start_agent(configs[d], configs[d].parent / "agent.log")
-            timeline.say(now, f"{d} comes back online")
+            back = world.offline_device
+            agents[back] = _start_agent(configs[back], configs[back].parent / "agent.log")
+            timeline.say(now, f"{back} comes back online")
         time.sleep(1.0)
         if time.monotonic() - wall_start > options.run_h * 3600 / options.speed + 600:
             raise ServiceError("the agents did not finish in time; see <workspace>/agents/*/agent.log")
     for _ in range(5):
         rollouts.tick(sim_ms() / 1000)
         time.sleep(0.5)
-    return _figures(world, store, timeline)
+    return _figures(world, store, timeline, options)
 
 
 def _champion_ref(settings: Settings, group: str) -> str:
-    from pumpops.pipeline._tracking import resolve_tracking_uri
-    from pumpops.registry import EventSink, Registry
-    from pumpops.store import open_store
 
     with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -608,15 +657,92 @@ def _champion_ref(settings: Settings, group: str) -> str:
     return champion.ref
 
 
-def _figures(world: _World, store: Any, timeline: Timeline) -> dict[str, Any]:
-    from pumpops.audit._chain import verify_chain
+def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions) -> dict[str, Any]:
 
-    figures: dict[str, Any] = {"outcomes": world.outcomes, "rollouts": world.rollouts}
+    devices = {d.device_id: d.group for d in world.fleet}
+    phases = false_alarm_phases(store, devices, world.drift_group, world.drift_ms, world.faults, world.t0_ms)
+    detection = fault_detection(store, world.faults, world.t0_ms)
     entries = store.audit_entries()
     try:
         verify_chain(entries)
-        figures["audit"] = f"{len(entries)} entries, chain verifies"
+        audit = f"{len(entries)} entries, the chain verifies"
     except PumpopsError as exc:
-        figures["audit"] = f"chain does NOT verify: {exc}"
-    timeline.say(timeline.t0_ms, f"audit: {figures['audit']}")
+        audit = f"the chain does NOT verify: {exc}"
+    timeline.say(timeline.t0_ms + round(options.run_h * _H_MS), f"audit: {audit}")
+    rollouts = []
+    for rid in world.rollouts:
+        steps = []
+        for e in entries:
+            if not (e.subject.endswith(rid) and e.action.startswith("rollout.")):
+                continue
+            payload = json.loads(e.payload_json)
+            at_h = (float(payload["at_s"]) * 1000 - world.t0_ms) / _H_MS
+            why = payload.get("verdict", {}).get("reasons", payload.get("desired", ""))
+            steps.append(f"{e.action.removeprefix('rollout.')} at {at_h:+.2f} h: {json.dumps(why)}")
+        row = store.get_rollout(rid)
+        rollouts.append(
+            {
+                "rollout_id": rid,
+                "title": f"{row.release} → {row.group}: {row.status}" if row else rid,
+                "steps": steps,
+            }
+        )
+    by_phase = {f"{p.group} / {p.phase}": None if p.rate is None else round(p.rate * 100, 3) for p in phases}
+    figures: dict[str, Any] = {
+        "false_alarm_percent": by_phase,
+        "faults": detection,
+        "retraining": world.outcomes,
+        "rollouts": [{"rollout_id": r["rollout_id"], "title": r["title"]} for r in rollouts],
+        "audit": audit,
+    }
+    first = world.faults[0] if world.faults else None
+    faulty = None
+    if first is not None:
+        faulty = {
+            "device_id": first["device_id"],
+            "kind": first["kind"],
+            "start_h": first["start_s"] / 3600,
+            "end_h": (first["start_s"] + first["duration_s"]) / 3600,
+        }
+    figures["summary"] = (
+        f"{len(world.fleet)} pumps; drift on {world.drift_group} at {options.drift_at_h:g} h; "
+        + "; ".join(f"{k}: {v} %" for k, v in by_phase.items())
+    )
+    report = write_report(
+        world.settings.workspace / "report.html",
+        store=store,
+        timeline=timeline.entries,
+        phases=phases,
+        detection=detection,
+        faulty=faulty,
+        rollouts=rollouts,
+        figures=figures,
+        t0_ms=world.t0_ms,
+    )
+    _print_figures(timeline.console, phases, detection, world.outcomes)
+    figures["report"] = str(report)
     return figures
+
+
+def _print_figures(console: Console, phases: Any, detection: Any, outcomes: Any) -> None:
+
+    table = Table(title="False alarms: alarmed fraction of normal rows")
+    for col in ("group", "phase", "rows", "alarmed"):
+        table.add_column(col)
+    for p in phases:
+        table.add_row(p.group, p.phase, str(p.rows), "" if p.rate is None else f"{p.rate * 100:.2f} %")
+    console.print(table)
+    faults = Table(title="Faults on the devices")
+    for col in ("pump", "fault", "start", "detected", "delay"):
+        faults.add_column(col)
+    for d in detection:
+        faults.add_row(
+            d["device_id"],
+            d["kind"],
+            f"{d['start_h']} h",
+            "yes" if d["detected"] else "no",
+            "" if d["delay_s"] is None else f"{d['delay_s']} s",
+        )
+    console.print(faults)
+    for o in outcomes:
+        console.print(f"retraining {o['group']} ({o['trigger']}): [bold]{o['status']}[/] — {o['reason']}")

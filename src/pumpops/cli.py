@@ -69,21 +69,33 @@ def init_cmd(
 
 
 @app.command("demo")
-def demo_cmd(
+def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     workspace: Path = typer.Option(Path("demo-workspace"), help="Folder for the demo's database and files."),
-    devices: int = typer.Option(9, min=3, max=300, help="Pumps in the fleet (the makes take turns)."),
-    hours: float = typer.Option(6.0, min=0.1, max=72.0, help="Simulated hours of telemetry, ending now."),
+    telemetry_only: bool = typer.Option(
+        False, "--telemetry-only", help="Only the telemetry path (simulate → broker → ingest → SQLite)."
+    ),
+    pumps: int = typer.Option(21, min=6, max=60, help="Pumps in the loop demo (three makes take turns)."),
+    run_hours: float = typer.Option(5.0, min=4.0, max=24.0, help="Simulated hours the agents run."),
+    speed: float = typer.Option(120.0, min=10.0, max=600.0, help="Simulated seconds per wall second."),
+    devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
+    hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),
     seed: int = typer.Option(7, min=0, help="Seed of everything random."),
 ) -> None:
-    """Run the telemetry path end to end on embedded defaults and show what was stored.
+    """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
 
-    Simulated pumps of three makes publish to an in-process MQTT broker; the
-    ingest service validates, converts to SI units and stores in SQLite; a few
-    bad messages show the dead-letter table. Needs no running service.
+    Train, validate, release and roll out one model per make; agents detect faults; a
+    benign drift makes one make's stale model raise false alarms; the hub sees the fleet
+    drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
+    blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
     """
-    from pumpops._demo import DemoOptions, run_demo
+    if telemetry_only:
+        from pumpops._demo import DemoOptions, run_demo
 
-    run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
+        run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
+        return
+    from pumpops._loop_demo import LoopOptions, run_loop_demo
+
+    run_loop_demo(LoopOptions(workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed))
 
 
 #: Each part's command-line module (it has ``register(app)``), and whether its
@@ -104,6 +116,7 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.rollout._cli", True),
     ("pumpops.hub._cli", True),
     ("pumpops.monitoring._cli", True),
+    ("pumpops.retrain._cli", True),
 )
 
 #: The help heading of the hub's commands when the hub libraries are not installed.

@@ -74,7 +74,7 @@ class MonitoringSettings(BaseModel):
 
 
 class RetrainSettings(BaseModel):
-    """The retraining policy (``[retrain]`` in ``pumpops.toml``; ``docs/retrain.md``; decided by ``pumpops.retrain``).
+    """The retraining policy (``[retrain]`` in ``pumpops.toml``; ``docs/retrain.md``).
 
     Attributes:
         enabled: whether the hub retrains by itself (``pumpops retrain run`` works regardless).
@@ -116,7 +116,6 @@ class RetrainSettings(BaseModel):
     smoothing_k: int = Field(default=5, ge=1)
     smoothing_n: int = Field(default=10, ge=1)
     alarm_margin_s: float = Field(default=300.0, ge=0)
-
 
 
 def default_actor() -> str:

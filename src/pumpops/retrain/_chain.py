@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from pumpops.errors import ConfigError, NotFoundError, PumpopsError
+from pumpops.fleet import get_target
+from pumpops.pipeline import parse_config, run_pipeline
+from pumpops.pipeline._tracking import resolve_tracking_uri
+from pumpops.registry import EventSink, Registry, parse_ref
+from pumpops.release._publish import bundles_of, publish_bundles
+from pumpops.release._release import create_release
 from pumpops.retrain._policy import RetrainSettings
 from pumpops.settings import Settings
+from pumpops.store import open_store
+from pumpops.validation import load_validation_config, validate_model
 
 __all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
 
@@ -63,8 +71,10 @@ def _iso(us: int) -> str:
 
 
 def alarm_intervals(store: Any, devices: Sequence[str], since_us: int, until_us: int) -> list[dict[str, str]]:
-    """Periods to leave out: every alarm the agents raised (open ones to ``until``), unless a technician
-    marked it a false alarm (``pumpops feedback <alarm-id> --false-alarm``): that data is normal.
+    """Periods to leave out: every alarm the agents raised, unless a technician called it a false alarm.
+
+    Open alarms are left out up to ``until``; an alarm marked ``pumpops feedback <alarm-id>
+    --false-alarm`` stays in: the pump was fine, so its data is normal.
 
     Returns:
         ``{"device_id", "start", "end"}`` items for ``data.hygiene.alarm_intervals``.
@@ -121,7 +131,7 @@ def pipeline_config(
 
 
 def _failed_reasons(text: str) -> list[str]:
-    """The reasons under each failed gate of a validation report's text.
+    r"""The reasons under each failed gate of a validation report's text.
 
     >>> _failed_reasons("v: FAILED\n  [pass] a\n  [FAIL] b\n      - too slow\n  [pass] c")
     ['b: too slow']
@@ -139,8 +149,6 @@ def _failed_reasons(text: str) -> list[str]:
 
 def _validation_config(settings: Settings) -> Any:
     """The workspace's ``validation.toml`` (the gates' tolerances and suite), if it has one."""
-    from pumpops.validation import load_validation_config
-
     path = settings.workspace / "validation.toml"
     return load_validation_config(path) if path.is_file() else None
 
@@ -174,14 +182,6 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
     Returns:
         The outcome; failures are outcomes with a reason, not exceptions.
     """
-    from pumpops.pipeline import parse_config, run_pipeline
-    from pumpops.pipeline._tracking import resolve_tracking_uri
-    from pumpops.registry import EventSink, Registry
-    from pumpops.release._publish import bundles_of, publish_bundles
-    from pumpops.release._release import create_release
-    from pumpops.store import open_store
-    from pumpops.validation import validate_model
-
     out = RetrainOutcome(group=group, trigger=trigger)
     since_us = until_us - round(policy.window_h * 3_600_000_000)
     with open_store(settings.resolved_database_url) as store:
@@ -201,7 +201,10 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
             raw = pipeline_config(group, since_us, until_us, policy, intervals)
             for key, value in (config_overrides or {}).items():
                 raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-            step("started", {"since": _iso(since_us), "until": _iso(until_us), "excluded_alarms": len(intervals)})
+            step(
+                "started",
+                {"since": _iso(since_us), "until": _iso(until_us), "excluded_alarms": len(intervals)},
+            )
             config = parse_config(raw, source=f"retrain {group}")
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -212,9 +215,14 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                 actor,
                 "training.run",
                 f"run/{result.run_id or 'not-logged'}",
-                {"config": "retrain", "config_hash": result.config_hash, "dataset_digest": result.dataset_digest,
-                 "onnx_sha256": result.onnx_sha256, "devices": len(result.devices)},
-            )  # fmt: skip
+                {
+                    "config": "retrain",
+                    "config_hash": result.config_hash,
+                    "dataset_digest": result.dataset_digest,
+                    "onnx_sha256": result.onnx_sha256,
+                    "devices": len(result.devices),
+                },
+            )
             registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -226,7 +234,9 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                     champion = None
                 with tempfile.TemporaryDirectory(prefix="pumpops-retrain-") as tmp:
                     cand_dir = registry.download_model(candidate, Path(tmp) / "candidate")
-                    champ_dir = None if champion is None else registry.download_model(champion, Path(tmp) / "champ")
+                    champ_dir = (
+                        None if champion is None else registry.download_model(champion, Path(tmp) / "champ")
+                    )
                     report = validate_model(
                         cand_dir,
                         champion_dir=champ_dir,
@@ -245,19 +255,34 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
             if not report.passed:
                 failed = _failed_reasons(report.to_text())
                 out.status = "validation_failed"
-                out.reason = f"{candidate.ref} failed validation: " + ("; ".join(failed[:4]) or "see the report")
+                out.reason = f"{candidate.ref} failed validation: " + (
+                    "; ".join(failed[:4]) or "see the report"
+                )
                 step("blocked", {"model": candidate.ref, "reason": out.reason})
                 return out
             step("validated", {"model": candidate.ref, "against": None if champion is None else champion.ref})
             if policy.approval_required:
                 out.status = "awaiting_approval"
-                out.reason = f"{candidate.ref} passed validation; waiting for `pumpops approve {candidate.ref}`"
+                out.reason = (
+                    f"{candidate.ref} passed validation; waiting for `pumpops approve {candidate.ref}`"
+                )
                 step("awaiting_approval", {"model": candidate.ref})
                 return out
             return _release_and_roll_out(
-                settings, store, registry, sink, candidate, out, actor, policy, step, start_rollout,
-                create_release, bundles_of, publish_bundles,
-            )  # fmt: skip
+                settings,
+                store,
+                registry,
+                sink,
+                candidate,
+                out,
+                actor,
+                policy,
+                step,
+                start_rollout,
+                create_release,
+                bundles_of,
+                publish_bundles,
+            )
         except PumpopsError as exc:
             out.status = "failed"
             out.reason = f"{type(exc).__name__}: {exc}"
@@ -265,7 +290,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
             return out
 
 
-def _release_and_roll_out(
+def _release_and_roll_out(  # noqa: PLR0917 - the chain's state, passed on
     settings: Settings,
     store: Any,
     registry: Any,
@@ -280,7 +305,6 @@ def _release_and_roll_out(
     bundles_of: Any,
     publish_bundles: Any,
 ) -> RetrainOutcome:
-    from pumpops.fleet import get_target
 
     if not policy.targets:
         raise ConfigError("retrain.targets names no target profile")
@@ -310,15 +334,15 @@ def _release_and_roll_out(
     return out
 
 
-def approve(settings: Settings, ref: str, *, actor: str, policy: RetrainSettings,
-            start_rollout: RolloutStarter | None = None) -> RetrainOutcome:  # fmt: skip
+def approve(
+    settings: Settings,
+    ref: str,
+    *,
+    actor: str,
+    policy: RetrainSettings,
+    start_rollout: RolloutStarter | None = None,
+) -> RetrainOutcome:
     """Release (and roll out) a validated candidate that waited for a person's approval."""
-    from pumpops.pipeline._tracking import resolve_tracking_uri
-    from pumpops.registry import EventSink, Registry, parse_ref
-    from pumpops.release._publish import bundles_of, publish_bundles
-    from pumpops.release._release import create_release
-    from pumpops.store import open_store
-
     name, version = parse_ref(ref)
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
@@ -326,7 +350,9 @@ def approve(settings: Settings, ref: str, *, actor: str, policy: RetrainSettings
         registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
         candidate = registry.get(name, version)
         if candidate.validation != "passed":
-            raise ConfigError(f"{ref} has validation {candidate.validation!r}; only a passed candidate is approved")
+            raise ConfigError(
+                f"{ref} has validation {candidate.validation!r}; only a passed candidate is approved"
+            )
         out = RetrainOutcome(group=candidate.group, trigger="approval", model_ref=ref)
 
         def step(step_name: str, payload: dict[str, Any]) -> None:
@@ -336,9 +362,20 @@ def approve(settings: Settings, ref: str, *, actor: str, policy: RetrainSettings
 
         step("approved", {"model": ref})
         return _release_and_roll_out(
-            settings, store, registry, sink, candidate, out, actor, policy, step, start_rollout,
-            create_release, bundles_of, publish_bundles,
-        )  # fmt: skip
+            settings,
+            store,
+            registry,
+            sink,
+            candidate,
+            out,
+            actor,
+            policy,
+            step,
+            start_rollout,
+            create_release,
+            bundles_of,
+            publish_bundles,
+        )
 
 
 def outcome_json(outcome: RetrainOutcome) -> str:

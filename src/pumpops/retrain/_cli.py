@@ -6,12 +6,17 @@ May import: typer, settings, the retrain chain (loaded inside commands: it needs
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pumpops._cli_support import console, settings_from
+from pumpops.settings import Settings
+
+if TYPE_CHECKING:
+    from pumpops.retrain._chain import RolloutStarter
 
 __all__ = ["register", "retrain_app"]
 
@@ -39,13 +44,15 @@ def _until(text: str | None) -> int:
 
 
 @retrain_app.command("run")
-def run_cmd(
+def run_cmd(  # noqa: PLR0917 - typer passes options by keyword
     ctx: typer.Context,
     group: Annotated[str, typer.Option("--group", "-g", help="The device group to retrain.")],
     until: Annotated[
         str | None, typer.Option(help="End of the training window, ISO 8601 UTC (default: now).")
     ] = None,
-    no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")] = False,
+    no_rollout: Annotated[
+        bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")
+    ] = False,
     actor: Annotated[str | None, typer.Option(help="Who runs it (audit trail).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
@@ -78,7 +85,9 @@ def policy_cmd(ctx: typer.Context) -> None:
 def approve_cmd(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="<name>/<version> of a validated candidate awaiting approval.")],
-    no_rollout: Annotated[bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")] = False,
+    no_rollout: Annotated[
+        bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")
+    ] = False,
     actor: Annotated[str | None, typer.Option(help="Who approves (audit trail).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
@@ -96,9 +105,24 @@ def approve_cmd(
     _show(outcome.to_dict(), as_json)
 
 
-def _rollout_starter(settings: object) -> None:
-    """The rollout service's start, once it exists in this install (None: release only)."""
-    return None
+def _rollout_starter(settings: Settings) -> RolloutStarter:
+    """Start rollouts with the rollout service (desired states on the settings' broker)."""
+
+    def start(ref: str, group: str, waves: Sequence[int]) -> str:
+        from pumpops.registry import EventSink
+        from pumpops.rollout._cli import _publisher
+        from pumpops.rollout._service import RolloutService
+        from pumpops.store import open_store
+
+        publisher, events = _publisher(settings, None)
+        with open_store(settings.resolved_database_url) as store:
+            sink = EventSink(store, events, topic_prefix=settings.topic_prefix)
+            service = RolloutService(
+                store, publisher, events=sink, actor=settings.actor, topic_prefix=settings.topic_prefix
+            )
+            return service.start(ref, group, tuple(waves), reason="retrained")
+
+    return start
 
 
 def _show(outcome: dict[str, object], as_json: bool) -> None:
@@ -106,4 +130,5 @@ def _show(outcome: dict[str, object], as_json: bool) -> None:
         typer.echo(json.dumps(outcome, sort_keys=True))
         return
     console.print(f"[bold]{outcome['group']}[/]: {outcome['status']} — {outcome['reason']}")
-    console.print("steps: " + " → ".join(str(s) for s in outcome["steps"]))  # type: ignore[attr-defined]
+    steps = outcome["steps"] if isinstance(outcome["steps"], list) else []
+    console.print("steps: " + " → ".join(str(s) for s in steps))

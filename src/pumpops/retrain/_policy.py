@@ -53,7 +53,7 @@ class RetrainDecision:
 _H_US = 3_600_000_000
 
 
-def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecision:
+def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecision:  # noqa: PLR0911 - one rule, one return
     """Decide whether ``facts.group`` should be retrained now.
 
     Rules, in order: disabled → no; a rollout under way → wait; within the
