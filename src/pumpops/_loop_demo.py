@@ -372,6 +372,7 @@ class _World:
     offline_device: str
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     rollouts: list[str] = field(default_factory=list)
+    milestones: dict[str, int] = field(default_factory=dict)
 
 
 def _scheduled_events(
@@ -545,6 +546,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     end_ms = world.t0_ms + round(options.run_h * _H_MS)
     seen_alarms: set[str] = set()
     alerts_said: set[str] = set()
+    retrain_rollouts: set[str] = set()
     retrained: set[str] = set()
     bad_done = False
     offline_started = False
@@ -552,6 +554,8 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     while any(p.poll() is None for p in agents.values()) or not offline_started:
         now = sim_ms()
         for r in rollouts.tick(now / 1000):
+            if r.after == "completed" and r.before != "completed" and r.rollout_id in retrain_rollouts:
+                world.milestones.setdefault("retrained_group_complete_ms", now)
             if r.actions or r.error:
                 what = ", ".join(a.removeprefix("rollout.") for a in r.actions)
                 timeline.say(now, f"rollout {r.rollout_id}: {what} ({r.after}) {r.error or ''}")
@@ -568,6 +572,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
         for alert in store.fleet_alerts(open_only=True):
             if alert.alert_id not in alerts_said:
                 alerts_said.add(alert.alert_id)
+                world.milestones.setdefault("fleet_drift_ms", now)
                 detail = json.loads(alert.detail_json)
                 timeline.say(now, f"[bold]fleet drift[/] in {alert.group}: {detail.get('reason', '')}")
                 # The site technicians check the group's alarmed pumps: nothing wrong with them.
@@ -617,6 +622,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                 timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
                 if outcome.rollout_id:
                     world.rollouts.append(outcome.rollout_id)
+                    retrain_rollouts.add(outcome.rollout_id)
         if retrained and not bad_done:
             bad_done = True
             group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
@@ -688,7 +694,16 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
             }
         )
     by_phase = {f"{p.group} / {p.phase}": None if p.rate is None else round(p.rate * 100, 3) for p in phases}
+    loop: dict[str, Any] = {}
+    for key in ("fleet_drift_ms", "retrained_group_complete_ms"):
+        if key in world.milestones:
+            sim_h = (world.milestones[key] - world.drift_ms) / _H_MS
+            loop[key.removesuffix("_ms") + "_after_drift"] = {
+                "simulated_h": round(sim_h, 2),
+                "wall_s": round(sim_h * 3600 / options.speed, 1),
+            }
     figures: dict[str, Any] = {
+        "drift_onset_to": loop,
         "false_alarm_percent": by_phase,
         "faults": detection,
         "retraining": world.outcomes,
@@ -720,6 +735,11 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
         t0_ms=world.t0_ms,
     )
     _print_figures(timeline.console, phases, detection, world.outcomes)
+    for key, value in loop.items():
+        timeline.console.print(
+            f"drift onset → {key.removesuffix('_after_drift').replace('_', ' ')}: "
+            f"{value['simulated_h']} simulated h ({value['wall_s']} s wall at {options.speed:g}×)"
+        )
     figures["report"] = str(report)
     return figures
 
