@@ -745,6 +745,8 @@ class Agent:
             self.last_update_error = str(exc)
             if _NO_DATA not in str(exc):  # refused for what it is: not tried again until the hub moves on
                 self._refused[version] = str(exc)
+            else:  # a first install waits for a minute of readings, not for the next refresh
+                self._next_check_ms = min(self._next_check_ms, self._clock_ms() + 60_000)
             log.error("update refused, the old model keeps running: %s", exc)
             return
         except PumpopsError as exc:
