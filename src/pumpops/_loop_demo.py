@@ -21,7 +21,6 @@ May import: every part.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import socket
@@ -30,7 +29,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +45,7 @@ from pumpops.audit._chain import verify_chain
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.fleet import Device
 from pumpops.hub._app import create_app
+from pumpops.hub._services import broker_process
 from pumpops.monitoring._service import MonitoringService, record_feedback
 from pumpops.pipeline._tracking import resolve_tracking_uri
 from pumpops.registry import EventSink, Registry, parse_ref
@@ -221,33 +220,6 @@ def _promote(settings: Settings, ref: str, group: str, actor: str) -> None:
         Registry(resolve_tracking_uri(settings.workspace, cli=None), sink).promote(
             name, version, group, actor=actor, force=True, reason="rolled out to the whole group"
         )
-
-
-@contextlib.contextmanager
-def _broker_process(port: int, ws: Path) -> Iterator[None]:
-    """The embedded broker (amqtt) in a process of its own: the hub's training must not starve it."""
-    code = (
-        "import signal, threading; from pumpops.telemetry import EmbeddedBroker\n"
-        f"b = EmbeddedBroker(port={port}).start(); e = threading.Event()\n"
-        "signal.signal(signal.SIGTERM, lambda *a: e.set()); e.wait(); b.stop()\n"
-    )
-    with (ws / "broker.log").open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
-            [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        else:
-            raise ServiceError(f"the embedded broker did not start on port {port}; see {ws / 'broker.log'}")
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 class _Http:
@@ -465,7 +437,7 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
         )
     root = ws / "tuf" / "repository" / "metadata" / "1.root.json"
 
-    with _broker_process(broker_port, ws), open_store(settings.resolved_database_url) as store:
+    with broker_process(broker_port, ws / "broker.log"), open_store(settings.resolved_database_url) as store:
         ingest = IngestService(
             store,
             BrokerAddress("127.0.0.1", broker_port),

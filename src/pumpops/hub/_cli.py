@@ -1,6 +1,7 @@
 """Command-line commands of the hub: ``pumpops hub serve``.
 
-May import: typer, uvicorn, ``pumpops._cli_support``, settings, the release repository location.
+May import: typer, uvicorn, ``pumpops._cli_support``, settings, the release repository location,
+the hub's services.
 """
 
 from __future__ import annotations
@@ -26,14 +27,28 @@ def serve_cmd(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services/--no-services",
+            help="Also run ingest, fleet monitoring, the retrain policy and the rollout controller "
+            "(and, on the embedded default, the MQTT broker).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz."""
     import uvicorn
 
     from pumpops.hub._app import create_app
+    from pumpops.hub._services import HubServices
     from pumpops.release._publish import open_repository
 
     settings = settings_from(ctx)
     repo = open_repository(settings)
     console.print(f"serving {repo.folder} at http://{host}:{port}/tuf/")
-    uvicorn.run(create_app(repo.folder), host=host, port=port, log_level="warning")
+    hub = HubServices(settings).start() if services else None
+    try:
+        uvicorn.run(create_app(repo.folder), host=host, port=port, log_level="warning")
+    finally:
+        if hub is not None:
+            hub.stop()
