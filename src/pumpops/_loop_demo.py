@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -473,8 +474,20 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
     wall_start = time.monotonic()
 
+    latest: dict[str, int] = {}  # newest message time per device
+
     def sim_ms() -> int:
-        return world.t0_ms + round((time.monotonic() - wall_start) * options.speed * 1000)
+        """The hub's clock: the agents' own (data) time, the median of their newest messages.
+
+        Following the wall clock instead would let deadlines expire while
+        agents that the machine slows down still catch up on their data.
+        """
+        return int(statistics.median(latest.values())) if latest else world.t0_ms
+
+    def watch() -> None:
+        since_ms = max(latest.values(), default=world.t0_ms) - 3_600_000
+        for rec in store.agent_messages(kind="state", since_us=since_ms * 1000):
+            latest[rec.device_id] = max(latest.get(rec.device_id, 0), rec.ts_ms)
 
     gate = GatePolicy(deadline_s=3600.0, min_soak_s=600.0, quorum_fraction=0.6, min_installed_fraction=0.9)
     rollouts = RolloutService(
@@ -524,10 +537,14 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     offline_started = False
     last_run: dict[str, int] = {}
     while any(p.poll() is None for p in agents.values()) or not offline_started:
+        watch()
         now = sim_ms()
+        if now >= world.drift_ms:
+            world.milestones.setdefault("drift_wall", round(time.monotonic() * 1000))
         for r in rollouts.tick(now / 1000):
             if r.after == "completed" and r.before != "completed" and r.rollout_id in retrain_rollouts:
                 world.milestones.setdefault("retrained_group_complete_ms", now)
+                world.milestones.setdefault("retrained_group_complete_wall", round(time.monotonic() * 1000))
             if r.actions or r.error:
                 what = ", ".join(a.removeprefix("rollout.") for a in r.actions)
                 timeline.say(now, f"rollout {r.rollout_id}: {what} ({r.after}) {r.error or ''}")
@@ -545,6 +562,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
             if alert.alert_id not in alerts_said:
                 alerts_said.add(alert.alert_id)
                 world.milestones.setdefault("fleet_drift_ms", now)
+                world.milestones.setdefault("fleet_drift_wall", round(time.monotonic() * 1000))
                 detail = json.loads(alert.detail_json)
                 timeline.say(now, f"[bold]fleet drift[/] in {alert.group}: {detail.get('reason', '')}")
                 # The site technicians check the group's alarmed pumps: nothing wrong with them.
@@ -670,9 +688,13 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
     for key in ("fleet_drift_ms", "retrained_group_complete_ms"):
         if key in world.milestones:
             sim_h = (world.milestones[key] - world.drift_ms) / _H_MS
+            wall_key = key.removesuffix("_ms") + "_wall"
+            wall_s = None
+            if wall_key in world.milestones and "drift_wall" in world.milestones:
+                wall_s = round((world.milestones[wall_key] - world.milestones["drift_wall"]) / 1000, 1)
             loop[key.removesuffix("_ms") + "_after_drift"] = {
                 "simulated_h": round(sim_h, 2),
-                "wall_s": round(sim_h * 3600 / options.speed, 1),
+                "wall_s": wall_s,
             }
     figures: dict[str, Any] = {
         "drift_onset_to": loop,
@@ -710,7 +732,7 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
     for key, value in loop.items():
         timeline.console.print(
             f"drift onset → {key.removesuffix('_after_drift').replace('_', ' ')}: "
-            f"{value['simulated_h']} simulated h ({value['wall_s']} s wall at {options.speed:g}×)"
+            f"{value['simulated_h']} simulated h ({value['wall_s']} s wall, agents at {options.speed:g}×)"
         )
     figures["report"] = str(report)
     return figures
