@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,7 @@ def run_one(engine: str, n_devices: int, rounds: int, seed: int) -> dict[str, An
     finally:
         if engine != "sqlite":
             _drop_pg_schema(url)
+        shutil.rmtree(tmp, ignore_errors=True)
     mem = _proc_status()
     return {
         "engine": engine,
