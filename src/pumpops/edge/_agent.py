@@ -79,10 +79,16 @@ _NO_DATA = "no calibration and no recent readings to check the model with (retri
 log = logging.getLogger("pumpops.agent")
 
 
+def source_start_ms(config: AgentConfig, now_ms: int) -> int:
+    """When the configured source's readings begin (``start``: ``now`` or an ISO time)."""
+    start = config.source.start
+    return now_ms - now_ms % 1000 if start == "now" else to_epoch_ms(start)
+
+
 def build_source(config: AgentConfig, now_ms: int) -> Source:
     """The configured source of readings for this device (unpaced: the agent paces it)."""
     a, s = config.agent, config.source
-    start_ms = now_ms - now_ms % 1000 if s.start == "now" else to_epoch_ms(s.start)
+    start_ms = source_start_ms(config, now_ms)
     if s.kind == "skab":
         return SkabCsvSource(
             Path(str(s.path)),
@@ -204,7 +210,8 @@ class Agent:
         self.state_dir = a.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._wall = wall_clock
-        self.source = source or build_source(config, int(self._wall() * 1000))
+        now_ms = int(self._wall() * 1000)
+        self.source = source or build_source(config, now_ms)
         self.profile = get_profile(a.profile)
         self.slots = Slots(self.state_dir / "slots")
         self.outbox = Outbox(self.state_dir / "outbox.sqlite", a.device_id, config.outbox_max_bytes)
@@ -256,7 +263,9 @@ class Agent:
         self._refused: dict[str, str] = {}
         self._alarm_open: dict[str, Any] | None = None
         self._summary: _Summary | None = None
-        self._now_ms = 0
+        # On the data clock, "now" before the first reading is the source's start, not the wall clock:
+        # a replay of the past must not stamp its first reports with today's time.
+        self._now_ms = source_start_ms(config, now_ms) if a.clock == "data" and source is None else 0
         self._next_check_ms = 0
         self._next_summary_ms: int | None = None
         self._next_state_ms = 0
