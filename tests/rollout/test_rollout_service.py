@@ -180,8 +180,9 @@ def test_device_report_is_none_without_any_state() -> None:
 @pytest.mark.parametrize(
     ("summaries", "rate", "baseline"),
     [
-        ([(1, 2.0, 2), (2, 1.0, 6)], 6.0, 1.0),
-        ([(1, 1.0, 1), (1, 1.0, 3), (2, 0.5, 1), (2, 0.5, 0)], 1.0, 2.0),
+        # alarms raised per hour + minutes under alarm per hour (alarm_rows / rows × 60)
+        ([(1, 2.0, 2), (2, 1.0, 6)], 6.0 + 60 * 18 / 100, 1.0 + 60 * 6 / 100),
+        ([(1, 1.0, 1), (1, 1.0, 3), (2, 0.5, 1), (2, 0.5, 0)], 1.0 + 60 * 3 / 200, 2.0 + 60 * 12 / 200),
         ([(2, 0.05, 1)], None, None),  # 3 minutes summarised: too short for a rate
         ([(3, 5.0, 9)], None, None),  # another model's summaries count for neither
         ([], None, None),
@@ -207,6 +208,26 @@ def test_device_report_alarm_rates_per_model_from_summaries(
     assert report is not None
     assert report.alarm_rate_per_h == (None if rate is None else pytest.approx(rate))
     assert report.baseline_alarm_rate_per_h == (None if baseline is None else pytest.approx(baseline))
+
+
+def test_an_alarm_that_stays_on_weighs_more_than_a_few_short_ones() -> None:
+    store = _states(FakeStore(), (R + 5, state_body(2, desired=2)))
+    stuck = {**summary_body(1, hours=2.0, alarms=1), "rows": 7200, "alarm_rows": 7200}  # one alarm, never off
+    flicker = {**summary_body(2, hours=2.0, alarms=4, start_ms=10**8), "rows": 7200, "alarm_rows": 120}
+    store.add_message("p-1", "summary", stuck, at_s=R)
+    store.add_message("p-1", "summary", flicker, at_s=R)
+    report = device_report(
+        "p-1",
+        store.agent_messages(kind="state"),
+        store.agent_messages(kind="summary"),
+        version="2",
+        previous_version="1",
+        since_s=R,
+    )
+    assert report is not None
+    assert report.baseline_alarm_rate_per_h == pytest.approx(0.5 + 60.0)
+    assert report.alarm_rate_per_h == pytest.approx(2.0 + 1.0)
+    assert report.alarm_rate_per_h < report.baseline_alarm_rate_per_h
 
 
 def test_parse_release_ref_and_desired_payload() -> None:
@@ -295,8 +316,10 @@ def test_a_noisy_model_pauses_when_on_fail_is_pause(world: Any) -> None:
     rid = service(world).start("pumpops-skab/2", GROUP, [20, 100], policy, rollout_id="r-1")
     obey(world, at_s=clock.now + 5)
     for device_id in service(world).get(rid).waves[0]:
-        store.add_message(device_id, "summary", summary_body(1, hours=10, alarms=10), at_s=T0 - 100)
-        store.add_message(device_id, "summary", summary_body(2, hours=1, alarms=8), at_s=T0 + 50)
+        old = {**summary_body(1, hours=10, alarms=10), "rows": 36_000, "alarm_rows": 30}  # 1/h + 0.05 min/h
+        new = {**summary_body(2, hours=1, alarms=8), "rows": 3_600, "alarm_rows": 24}  # 8/h + 0.4 min/h
+        store.add_message(device_id, "summary", old, at_s=T0 - 100)
+        store.add_message(device_id, "summary", new, at_s=T0 + 50)
     clock.now += 61
     (result,) = service(world).tick()
     assert result.after == "paused"

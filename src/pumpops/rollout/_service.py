@@ -230,9 +230,17 @@ class ReportOptions:
 
 
 def _alarm_rate(summaries: Iterable[AgentRecord], version: str, min_period_s: float) -> float | None:
-    """Alarms per hour over the summaries of one model version (None: less than ``min_period_s``)."""
+    """The alarm load per hour over the summaries of one model version (None: less than ``min_period_s``).
+
+    Alarms raised per hour, plus one for every minute under alarm (the
+    alarmed fraction of scored rows × 60): an alarm that stays on for hours
+    is raised once but keeps a site busy, and must not look quieter than a
+    few short ones.
+    """
     alarms = 0
     period_ms = 0
+    rows = 0
+    alarm_rows = 0
     for record in summaries:
         body = record.body()
         if body.get("model_version") is None or str(body["model_version"]) != version:
@@ -240,14 +248,20 @@ def _alarm_rate(summaries: Iterable[AgentRecord], version: str, min_period_s: fl
         try:
             span = int(body["period_end_ms"]) - int(body["period_start_ms"])
             raised = int(body.get("alarms_raised") or 0)
+            n_rows = int(body.get("rows") or 0)
+            n_alarmed = int(body.get("alarm_rows") or 0)
         except (KeyError, TypeError, ValueError):
             continue  # a summary without its period says nothing about a rate
         if span > 0 and raised >= 0:
             period_ms += span
             alarms += raised
+            if n_rows > 0 and 0 <= n_alarmed <= n_rows:
+                rows += n_rows
+                alarm_rows += n_alarmed
     if period_ms <= 0 or period_ms < min_period_s * 1000:
         return None
-    return alarms / (period_ms / 3_600_000)
+    alarmed_minutes_per_h = 60.0 * alarm_rows / rows if rows else 0.0
+    return alarms / (period_ms / 3_600_000) + alarmed_minutes_per_h
 
 
 def _flips(states: Sequence[AgentRecord], since_s: float) -> int:
