@@ -675,11 +675,19 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
             at_h = (float(payload["at_s"]) * 1000 - world.t0_ms) / _H_MS
             why = payload.get("verdict", {}).get("reasons", payload.get("desired", ""))
             steps.append(f"{e.action.removeprefix('rollout.')} at {at_h:+.2f} h: {json.dumps(why)}")
+        wave_starts = [
+            (float(json.loads(e.payload_json)["at_s"]) * 1000 - world.t0_ms) / _H_MS
+            for e in entries
+            if e.subject.endswith(rid) and e.action in ("rollout.started", "rollout.wave_passed")
+        ]
         row = store.get_rollout(rid)
         rollouts.append(
             {
                 "rollout_id": rid,
                 "title": f"{row.release} → {row.group}: {row.status}" if row else rid,
+                "group": row.group if row else "",
+                "version": int(row.release.rsplit("/", 1)[1]) if row else 0,
+                "wave_starts_h": wave_starts,
                 "steps": steps,
             }
         )

@@ -106,6 +106,26 @@ def fault_detection(store: Any, faults: Sequence[dict[str, Any]], t0_ms: int) ->
     return out
 
 
+def _on_version(store: Any, group: str, version: int, t0_ms: int) -> tuple[list[float], list[float]]:
+    """How many of the group's pumps report ``version`` over time (from their state reports)."""
+    events: list[tuple[int, str, int | None]] = []
+    for device in store.devices():
+        if device.group != group:
+            continue
+        for rec in store.agent_messages(device_id=device.device_id, kind="state"):
+            v = rec.body().get("model_version")
+            events.append((rec.ts_ms, device.device_id, None if v is None else int(v)))
+    events.sort()
+    current: dict[str, int | None] = {}
+    xs: list[float] = []
+    ys: list[float] = []
+    for ts, device_id, v in events:
+        current[device_id] = v
+        xs.append((ts - t0_ms) / _H_MS)
+        ys.append(float(sum(1 for x in current.values() if x == version)))
+    return xs, ys
+
+
 # ------------------------------------------------------------------------------ SVG
 
 
@@ -282,6 +302,21 @@ def write_report(
         "<h2>Faults</h2><table><tr><th>pump</th><th>fault</th><th>start (h)</th><th>detected</th>"
         f"<th>delay (s)</th></tr>{det}</table>"
     )
+    progress = []
+    for r, color in zip(rollouts, ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2"), strict=False):
+        xs, ys = _on_version(store, r["group"], r["version"], t0_ms)
+        if xs:
+            progress.append((f"{r['group']} on v{r['version']}", xs, ys, color))
+    if progress:
+        sections.append(
+            _line_chart(
+                progress,
+                title="Rollout progress: pumps of the group running the release",
+                x_label="h",
+                y_label="pumps",
+                bands=[(w, w + 0.02, "#999999") for r in rollouts for w in r.get("wave_starts_h", [])],
+            )
+        )
     for r in rollouts:
         steps = "".join(f"<li>{html.escape(s)}</li>" for s in r["steps"])
         sections.append(
