@@ -279,9 +279,6 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                 policy,
                 step,
                 start_rollout,
-                create_release,
-                bundles_of,
-                publish_bundles,
             )
         except PumpopsError as exc:
             out.status = "failed"
@@ -301,9 +298,6 @@ def _release_and_roll_out(  # noqa: PLR0917 - the chain's state, passed on
     policy: RetrainSettings,
     step: Callable[[str, dict[str, Any]], None],
     start_rollout: RolloutStarter | None,
-    create_release: Any,
-    bundles_of: Any,
-    publish_bundles: Any,
 ) -> RetrainOutcome:
 
     if not policy.targets:
@@ -372,9 +366,6 @@ def approve(
             policy,
             step,
             start_rollout,
-            create_release,
-            bundles_of,
-            publish_bundles,
         )
 
 
