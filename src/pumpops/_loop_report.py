@@ -115,7 +115,7 @@ def _on_version(store: Any, group: str, version: int, t0_ms: int) -> tuple[list[
         for rec in store.agent_messages(device_id=device.device_id, kind="state"):
             v = rec.body().get("model_version")
             events.append((rec.ts_ms, device.device_id, None if v is None else int(v)))
-    events.sort()
+    events.sort(key=lambda e: (e[0], e[1]))
     current: dict[str, int | None] = {}
     xs: list[float] = []
     ys: list[float] = []

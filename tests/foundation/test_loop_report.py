@@ -1,0 +1,108 @@
+"""The loop demo's figures and report from stored agent messages (a fake store: pure logic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pumpops._loop_report import _on_version, false_alarm_phases, fault_detection, write_report
+from pumpops.fleet import Device
+from pumpops.store import ReadingsFrame
+
+H = 3_600_000
+
+
+@dataclass
+class _Rec:
+    device_id: str
+    kind: str
+    ts_ms: int
+    payload: dict[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        return self.payload
+
+
+class _Store:
+    def __init__(self, records: list[_Rec]) -> None:
+        self.records = records
+
+    def devices(self) -> list[Device]:
+        return [Device("p-1", "s", "acme-ansi", "g"), Device("p-2", "s", "acme-ansi", "g")]
+
+    def agent_messages(self, *, device_id: str | None = None, kind: str | None = None) -> list[_Rec]:
+        return [r for r in self.records if device_id in (None, r.device_id) and kind in (None, r.kind)]
+
+    def query(self, device_id: str) -> ReadingsFrame:
+        ts = np.arange(0, 4 * H, 60_000, dtype=np.int64) * 1000
+        return ReadingsFrame(device_id, ts, ("a", "b"), np.ones((ts.size, 2)))
+
+
+def _summary(device: str, start_h: float, version: int, rows: int, alarmed: int) -> _Rec:
+    body = {
+        "period_start_ms": int(start_h * H),
+        "period_end_ms": int((start_h + 1) * H),
+        "rows": rows,
+        "alarm_rows": alarmed,
+        "model_version": version,
+        "score": {"p95": 1.0},
+        "threshold": 2.0,
+    }
+    return _Rec(device, "summary", body["period_end_ms"], body)
+
+
+def test_phases_fault_detection_progress_and_report(tmp_path: Path) -> None:
+    records = [
+        _summary("p-1", 0, 1, 3600, 0),  # before the drift (at 1 h)
+        _summary("p-1", 1, 1, 3600, 3600),  # stale model after the drift: all alarmed
+        _summary("p-1", 2, 2, 3600, 36),  # retrained
+        _summary("p-2", 1.5, 1, 3600, 0),  # overlaps the fault on p-2: left out
+        _Rec("p-2", "alarm", 2 * H, {"event": "raised", "started_ms": 2 * H + 8000, "alarm_id": "p-2:1"}),
+        _Rec("p-1", "state", 0, {"model_version": None}),
+        _Rec("p-1", "state", 10, {"model_version": 1}),
+        _Rec("p-2", "state", 10, {"model_version": 1}),
+        _Rec("p-1", "state", 2 * H, {"model_version": 2}),
+        _Rec("p-2", "state", 3 * H, {"model_version": 2}),
+    ]
+    store = _Store(records)
+    faults = [{"device_id": "p-2", "kind": "cavitation", "start_s": 7200.0, "duration_s": 1800.0}]
+    phases = {
+        (p.group, p.phase): p.rate
+        for p in false_alarm_phases(store, {"p-1": "g", "p-2": "g"}, "g", H, faults, 0)
+    }
+    assert phases == {
+        ("g", "before drift"): 0.0,
+        ("g", "stale model, after drift"): 1.0,
+        ("g", "retrained model"): 0.01,
+    }
+    (hit,) = fault_detection(store, faults, 0)
+    assert (hit["detected"], hit["delay_s"]) == (True, 8)
+    xs, ys = _on_version(store, "g", 2, 0)
+    assert ys[-2:] == [1.0, 2.0]
+    assert xs[-1] == 3.0
+    out = write_report(
+        tmp_path / "r.html",
+        store=store,
+        timeline=[(0.0, "start")],
+        phases=false_alarm_phases(store, {"p-1": "g", "p-2": "g"}, "g", H, faults, 0),
+        detection=[hit],
+        faulty={"device_id": "p-2", "kind": "cavitation", "start_h": 2.0, "end_h": 2.5},
+        rollouts=[
+            {
+                "rollout_id": "r-1",
+                "title": "m/2 → g",
+                "group": "g",
+                "version": 2,
+                "wave_starts_h": [1.9],
+                "steps": ["started"],
+            }
+        ],
+        figures={"summary": "x"},
+        t0_ms=0,
+    )
+    page = out.read_text()
+    assert page.count("<svg") == 4
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched: it opens offline
