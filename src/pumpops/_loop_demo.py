@@ -35,9 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import uvicorn
-from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 from rich.table import Table
 
@@ -53,7 +51,7 @@ from pumpops.registry import EventSink, Registry, parse_ref
 from pumpops.retrain._chain import run_retrain
 from pumpops.retrain._policy import GroupFacts, decide_retrain
 from pumpops.rollout import GatePolicy
-from pumpops.rollout._service import RolloutService
+from pumpops.rollout._service import MqttDesiredPublisher, RolloutService
 from pumpops.settings import Settings, init_workspace, load_settings
 from pumpops.sim import Scenario, build_fleet
 from pumpops.sources import SimulatorSource
@@ -242,25 +240,6 @@ class _Http:
         self.thread.join(timeout=10)
 
 
-class _Retained:
-    """Publishes retained messages on the embedded broker (the rollout service's desired states)."""
-
-    def __init__(self, host: str, port: int) -> None:
-
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pumpops-demo-hub")
-        self.client.connect(host, port)
-        self.client.loop_start()
-
-    def publish_retained(self, messages: Any) -> None:
-        infos = [self.client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(10)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 # ------------------------------------------------------------------------------ the agents
 
 
@@ -447,7 +426,7 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
         ).start()
         ingest.wait_ready()
         http = _Http(ws / "tuf" / "repository")
-        retained = _Retained("127.0.0.1", broker_port)
+        retained = MqttDesiredPublisher(BrokerAddress("127.0.0.1", broker_port))
         try:
             figures = _run_story(options, world, timeline, store, retained, http.port, root, actor)
         finally:
@@ -464,7 +443,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     world: _World,
     timeline: Timeline,
     store: Any,
-    retained: _Retained,
+    retained: MqttDesiredPublisher,
     http_port: int,
     root: Path,
     actor: str,

@@ -1,15 +1,17 @@
 """The device agent: sources, model, alarms, updater, outbox, drift, state reports.
 
-Today: the updater (:class:`EdgeUpdater`), which installs only what the hub's
+The agent itself (``_agent.py``, ``pumpops agent run``; settings in ``_config.py``)
+ties together: the updater (:class:`EdgeUpdater`), which installs only what the hub's
 TUF repository signed, from a URL or a folder (:class:`FolderFetcher`), and the
 A/B slot installer (:class:`Slots`) whose health check (:func:`measure_health`,
 :func:`decide_health`) decides whether a new model may become current. The
 scoring path's pure parts: :class:`WindowBuffer` (the model's input window),
 :class:`AlarmLogic` (the bundle's alarm rule, one score at a time) and
 :func:`commission` / :class:`Commissioner` (a device's own calibration).
-May import only edge-safe parts (schema, errors, sources) and numpy,
-onnxruntime, paho-mqtt, python-tuf: never scikit-learn, MLflow, SQLAlchemy,
-FastAPI or the hub-side parts (store, pipeline, registry, release). A test holds this line.
+May import only edge-safe parts (schema, errors, fleet, sim, sources, the bundle
+format ``release._bundle``) and numpy, onnxruntime, paho-mqtt, python-tuf: never
+scikit-learn, MLflow, SQLAlchemy, FastAPI or the hub-side parts (store, pipeline,
+registry, the rest of release). Tests hold this line.
 """
 
 from pumpops.edge._alarms import ALARM_RULES, AlarmLogic, AlarmStep

@@ -44,10 +44,10 @@ import orjson
 from pumpops import __version__
 from pumpops._atomic import write_atomic
 from pumpops.edge._alarms import AlarmLogic
-from pumpops.edge._commission import Commissioner, commission
+from pumpops.edge._commission import Commissioner, _center_scale, commission
 from pumpops.edge._config import AgentConfig
 from pumpops.edge._drift import DriftMonitor
-from pumpops.edge._health import HealthDecision, decide_health, measure_health
+from pumpops.edge._health import HealthDecision, _provider, decide_health, measure_health
 from pumpops.edge._messages import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.edge._outbox import Outbox
 from pumpops.edge._resample import Resampler, RowMapper
@@ -324,8 +324,7 @@ class Agent:
 
     def _open(self, state: SlotState, bundle: Bundle) -> _Loaded:
         m = bundle.manifest
-        available = ort.get_available_providers()
-        provider = next((p for p in m.target.execution_providers if p in available), "CPUExecutionProvider")
+        provider = _provider(m.target.execution_providers, ort.get_available_providers())
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -801,9 +800,7 @@ class Agent:
             base = ref if ref is not None else (np.asarray(recent) if recent else None)
             if base is None or base.shape[0] < 2:
                 return HealthDecision(False, (_NO_DATA,))
-            center = np.median(base, axis=0)
-            q75, q25 = np.percentile(base, [75.0, 25.0], axis=0)
-            scale = np.maximum((q75 - q25) / 1.349, np.maximum(np.abs(center), 1.0) * 1e-6)
+            center, scale = _center_scale(base)
         measured = measure_health(
             bundle,
             self.device_id,
