@@ -20,17 +20,25 @@ from rich.text import Text
 from typer.models import CommandInfo, TyperInfo
 
 from pumpops import __version__
-from pumpops._cli_support import WorkspaceOption, err_console
+from pumpops._cli_support import EXIT_CODES_HELP, ExitCode, WorkspaceOption, err_console
 from pumpops._install import HUB_INSTALL, hub_library, missing_hub_libraries
-from pumpops.errors import ConfigError, InputError, PumpopsError, ServiceError
-from pumpops.settings import EMBEDDED_BROKER, init_workspace, load_settings
+from pumpops.errors import (
+    CheckFailed,
+    ConfigError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    PumpopsError,
+    ServiceError,
+)
 
 app = typer.Typer(
     name="pumpops",
     help="MLOps for predictive maintenance on IoT edge fleets of pumps.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -49,18 +57,21 @@ def _root(
     ),
 ) -> None:
     """MLOps for predictive maintenance on IoT edge fleets of pumps."""
-    ctx.obj = {"workspace": workspace}
+    # Resolved once, here: every command and every child process sees the same absolute folder.
+    ctx.obj = {"workspace": workspace.resolve() if workspace is not None else None}
 
 
 @app.command("init")
 def init_cmd(
     folder: Path = typer.Argument(Path("."), help="Folder to create the workspace in."),
     database_url: str = typer.Option("", help="Database URL (default: SQLite in the workspace)."),
-    broker_url: str = typer.Option(EMBEDDED_BROKER, help="'embedded' or mqtt://host:port."),
+    broker_url: str = typer.Option("embedded", help="'embedded' or mqtt://host:port."),
 ) -> None:
     """Create a workspace: a folder with a pumpops.toml, and its database schema."""
+    from pumpops.settings import init_workspace, load_settings
     from pumpops.store import open_store
 
+    folder = folder.resolve()
     path = init_workspace(folder, database_url=database_url, broker_url=broker_url)
     settings = load_settings(folder)
     with open_store(settings.resolved_database_url) as store:
@@ -88,6 +99,7 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
     blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
     """
+    workspace = workspace.resolve()  # child processes run in other folders
     if telemetry_only:
         from pumpops._demo import DemoOptions, run_demo
 
@@ -148,16 +160,31 @@ def _register_parts() -> None:
 
 _register_parts()
 
-_EXIT_CODES: tuple[tuple[type[PumpopsError], int], ...] = (
-    (ConfigError, 2),
-    (InputError, 3),
-    (ServiceError, 4),
-    (PumpopsError, 1),
+_EXIT_CODES: tuple[tuple[type[PumpopsError], ExitCode], ...] = (
+    (ConfigError, ExitCode.USAGE),
+    (InputError, ExitCode.BAD_INPUT),
+    (NotFoundError, ExitCode.NOT_FOUND),
+    (ServiceError, ExitCode.UNREACHABLE),
+    (CheckFailed, ExitCode.FAILED),
+    (IntegrityError, ExitCode.FAILED),
+    (PumpopsError, ExitCode.FAILED),
 )
+
+
+def _install_sigterm() -> None:
+    """SIGTERM ends a command like Ctrl-C does: cleanup runs, exit code 130."""
+    import signal
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise)
 
 
 def main() -> None:
     """Run the command line; pumpops errors become a message and an exit code."""
+    _install_sigterm()
     try:
         try:
             app()
@@ -169,6 +196,11 @@ def main() -> None:
             raise ConfigError(
                 f"this command needs the hub install: {HUB_INSTALL} ({library} is not installed)"
             ) from exc
+    except KeyboardInterrupt:
+        # Ctrl-C (and SIGTERM, see _install_sigterm) stops any command; commands register
+        # and release only at their end, so nothing half-done is left behind.
+        err_console.print(Text.assemble(("interrupted", "bold red"), ": nothing more was done"))
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     except PumpopsError as exc:
         code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
         # Text, not markup: messages quote units such as "[length]" that rich would eat

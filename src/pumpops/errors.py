@@ -11,6 +11,7 @@ boundary with ``raise ... from exc`` so the cause stays visible.
     │   ├── MessageRejected a telemetry message failed validation (has .reason)
     │   └── IncompatibleBundleError a verified bundle this device cannot run (agent too old)
     ├── NotFoundError       something asked for does not exist (device, sensor, ...)
+    ├── CheckFailed         a check ran and found failures (validation gates, audit chain)
     ├── IntegrityError      stored or received bytes do not match what they claim
     │   ├── TamperedArtifactError   a downloaded file's length or hash is not the signed one
     │   ├── UntrustedSignatureError metadata lacks a threshold of signatures by trusted keys
@@ -30,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "BrokerError",
     "BundleMismatchError",
+    "CheckFailed",
     "ConfigError",
     "DownloadError",
     "IncompatibleBundleError",
@@ -83,6 +85,10 @@ class MessageRejected(InputError):  # noqa: N818 - reads as a verdict: "except M
 
 class NotFoundError(PumpopsError):
     """A device, sensor, profile or record that was asked for does not exist."""
+
+
+class CheckFailed(PumpopsError):  # noqa: N818 - reads as a verdict: "except CheckFailed"
+    """A check ran to its end and found failures (a validation gate, the audit chain)."""
 
 
 class IntegrityError(PumpopsError):

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
 
     workspace: Path = Field(default=Path("."))
     database_url: str = ""
+    # MLflow tracking URI of the registry and of every training run; empty = the
+    # workspace's mlflow.db (see resolved_tracking_uri). $PUMPOPS_MLFLOW_URI is read too.
+    tracking_uri: str = ""
     broker_url: str = EMBEDDED_BROKER
     topic_prefix: str = Field(default="pumpops/v1", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
     embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
@@ -175,6 +178,12 @@ class Settings(BaseSettings):
         """The database URL, defaulting to SQLite inside the workspace."""
         return self.database_url or f"sqlite:///{(self.workspace / 'pumpops.db').resolve()}"
 
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI every command uses: the setting, else SQLite in the workspace."""
+        legacy = os.environ.get("PUMPOPS_MLFLOW_URI", "")
+        return self.tracking_uri or legacy or f"sqlite:///{(self.workspace / 'mlflow.db').resolve()}"
+
     @classmethod
     def settings_customise_sources(  # noqa: D102 - pydantic-settings hook
         cls,
@@ -202,6 +211,15 @@ class _FileSource(PydanticBaseSettingsSource):
         return dict(_FILE_DATA.get())
 
 
+def workspace_folder(workspace: Path | None = None) -> Path:
+    """The workspace folder as an absolute path: the argument, ``$PUMPOPS_WORKSPACE`` or the cwd.
+
+    Resolved once, where the command line is read, so that child processes and
+    later ``chdir`` calls see the same folder.
+    """
+    return Path(workspace or os.environ.get("PUMPOPS_WORKSPACE") or ".").resolve()
+
+
 def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
     """Load settings for a workspace.
 
@@ -213,7 +231,7 @@ def load_settings(workspace: Path | None = None, **overrides: Any) -> Settings:
     Raises:
         ConfigError: the settings file cannot be read or a value is invalid.
     """
-    folder = Path(workspace or os.environ.get("PUMPOPS_WORKSPACE") or ".")
+    folder = workspace_folder(workspace)
     path = folder / SETTINGS_FILE
     file_data: dict[str, Any] = {}
     if path.exists():
