@@ -47,7 +47,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "pumpops", "init", str(ws)], check=True, capture_output=True)
         base = [_time([sys.executable, "-c", "pass"], ws)[0] for _ in range(args.runs)]
         baseline = statistics.median(base)
-        print(f"# CLI start-up, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}")
+        cpu = platform.processor() or platform.machine()
+        print(f"# CLI start-up, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {cpu}")
         print(f"baseline `python -c pass`: median {baseline * 1000:.0f} ms over {args.runs} runs\n")
         print("| case | exit | median ms | worst ms | median / baseline |")
         print("|---|---|---|---|---|")
