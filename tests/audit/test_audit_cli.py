@@ -15,7 +15,7 @@ from pumpops.audit import AuditEntry, chain_entry
 from pumpops.audit._cli import resolve_actor
 from pumpops.cli import app
 from pumpops.errors import ConfigError, InputError, IntegrityError
-from pumpops.settings import Settings
+from pumpops.settings import Settings, init_workspace
 from pumpops.store import TelemetryStore
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -27,6 +27,7 @@ Raw = Callable[[str], None]
 @pytest.fixture(autouse=True)
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The current directory is an empty workspace; no PUMPOPS_* variables leak in."""
+    init_workspace(tmp_path)
     monkeypatch.chdir(tmp_path)
     for name in ("PUMPOPS_DATABASE_URL", "PUMPOPS_WORKSPACE", "PUMPOPS_ACTOR"):
         monkeypatch.delenv(name, raising=False)

@@ -163,5 +163,5 @@ def test_cli_feedback_unknown_alarm_exits_with_its_name(workspace: Path) -> None
         text=True,
         check=False,
     )
-    assert out.returncode == 1, out.stderr
+    assert out.returncode == 4, out.stderr  # not found
     assert "alarm 'g1-1:42': the hub never received an alarm message with this id" in out.stderr

@@ -17,6 +17,7 @@ from pumpops.registry import EventSink, ModelVersionInfo, Registry
 from pumpops.release import read_bundle
 from pumpops.release._package import PackageSettings
 from pumpops.release._release import create_release
+from pumpops.settings import init_workspace
 from pumpops.store import TelemetryStore
 
 FAST = PackageSettings(latency_runs=5, max_holdout_windows=300)
@@ -76,6 +77,7 @@ def test_release_cli_create_list_show(
     registry: Registry, registered: ModelVersionInfo, tracking_uri: str, tmp_path: Path, skab_small: Path
 ) -> None:
     info = _validated(registry, registered)
+    init_workspace(tmp_path)
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     runner = CliRunner()
     base = ["--workspace", str(tmp_path), "release"]

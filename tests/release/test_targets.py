@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from pumpops.cli import app
 from pumpops.errors import ConfigError, NotFoundError
 from pumpops.fleet import get_target, load_target, load_targets
+from pumpops.settings import init_workspace
 
 _VALID = """
 id = "my-box"
@@ -74,6 +75,7 @@ def test_get_target_unknown_lists_known() -> None:
 
 
 def test_targets_cli_list_and_show(tmp_path: Path) -> None:
+    init_workspace(tmp_path)
     runner = CliRunner()
     listed = runner.invoke(app, ["--workspace", str(tmp_path), "targets", "list", "--json"])
     assert listed.exit_code == 0, listed.output
