@@ -268,3 +268,93 @@ def test_cli_replay_skab_files_are_stored_as_devices_of_the_testbed_profile(
         # a reading the hub refuses (e.g. a gauge pressure below vacuum) is dead-lettered, never lost
         rejected = sent["readings"] - counts["readings"]
         assert rejected == 0 or counts["dead_letters"] > 0
+
+
+# -- issue 11: truth kept on failure, exit codes, statistics printed on change ------------------
+
+
+def pumpops(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``pumpops`` command as a user does (exit codes come from ``pumpops.cli.main``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pumpops", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+def test_cli_simulate_broker_down_keeps_the_previous_truth_and_exits_5(workspace: Path) -> None:
+    before_truth = '{"previous": "run"}\n'
+    before_fleet = '{"previous": "fleet"}\n'
+    (workspace / "ground-truth.json").write_text(before_truth)
+    (workspace / "fleet.json").write_text(before_fleet)
+    closed = f"mqtt://127.0.0.1:{free_port()}"
+    sim = pumpops("-w", str(workspace), "simulate", "--devices", "2", "--duration", "2m", "--broker", closed)
+    assert sim.returncode == 5, sim.stderr
+    assert closed in sim.stderr
+    assert (workspace / "ground-truth.json").read_text() == before_truth
+    assert (workspace / "fleet.json").read_text() == before_fleet
+    assert not list(workspace.glob("runs/*/ground-truth.json"))
+
+
+def test_cli_simulate_writes_the_truth_per_run_and_the_latest_copy(
+    workspace: Path, own_mosquitto: OwnMosquitto, prefix: str
+) -> None:
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix)
+    args = ("-w", str(workspace), "simulate", "--devices", "2", "--duration", "2m", "--speed", "max")
+    first = pumpops(*args, "--seed", "1", "--broker", own_mosquitto.address.url, env=env)
+    assert first.returncode == 0, first.stderr
+    second = pumpops(*args, "--seed", "2", "--broker", own_mosquitto.address.url, env=env)
+    assert second.returncode == 0, second.stderr
+    runs = sorted(workspace.glob("runs/*/ground-truth.json"))
+    assert [json.loads(p.read_text())["seed"] for p in runs] == [1, 2]
+    assert all((p.parent / "fleet.json").is_file() for p in runs)
+    assert json.loads((workspace / "ground-truth.json").read_text())["seed"] == 2
+    assert json.loads(second.stdout)["run"] == str(runs[1].parent)
+    assert not list(workspace.rglob(".tmp-*"))
+
+
+def test_cli_ingest_never_reaching_its_broker_exits_5_naming_the_url(workspace: Path) -> None:
+    closed = f"mqtt://127.0.0.1:{free_port()}"
+    ingest = pumpops("-w", str(workspace), "ingest", "--broker", closed, "--duration", "2s")
+    assert ingest.returncode == 5, ingest.stderr
+    assert closed in ingest.stderr.split("error:", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        ("malformed", 3),
+        ("missing", 4),
+    ],
+)
+def test_cli_replay_bad_csv_exits_3_and_missing_path_4(
+    workspace: Path, tmp_path: Path, make: str, code: int
+) -> None:
+    path = tmp_path / "skab"
+    if make == "malformed":
+        path.mkdir()
+        (path / "0.csv").write_text("datetime;Accelerometer1RMS\n2020-01-01 00:00:00;not-a-number\n")
+    replay = pumpops("-w", str(workspace), "replay", str(path), "--broker", f"mqtt://127.0.0.1:{free_port()}")
+    assert replay.returncode == code, replay.stderr
+    assert str(path) in replay.stderr
+
+
+def test_ingest_stats_line_unchanged_prints_nothing() -> None:
+    from pumpops.telemetry._cli import ingest_stats_line
+    from pumpops.telemetry._ingest import IngestStats
+
+    first = ingest_stats_line(IngestStats(received=3, stored_messages=3, connected=True))
+    assert first is not None
+    assert "received 3" in first
+    assert ingest_stats_line(IngestStats(received=3, stored_messages=3, connected=True), first) is None
+    changed = ingest_stats_line(IngestStats(received=4, stored_messages=4, connected=True), first)
+    assert changed is not None
+    assert "received 4" in changed
+    down = ingest_stats_line(IngestStats(received=3, stored_messages=3, connected=False), first)
+    assert down is not None
+    assert "not connected" in down

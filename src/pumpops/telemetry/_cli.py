@@ -8,44 +8,34 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import console, err_console, settings_from
-from pumpops.errors import ConfigError
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    console,
+    err_console,
+    parse_duration,
+    settings_from,
+)
+from pumpops.errors import BrokerError, ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from pumpops.fleet import Device, ManufacturerProfile
     from pumpops.settings import Settings
+    from pumpops.sim import Scenario
     from pumpops.sources import Source
     from pumpops.telemetry._broker import BrokerAddress
+    from pumpops.telemetry._ingest import IngestStats
     from pumpops.telemetry._publisher import PublishStats
 
-_DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h|d)?\s*$")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
+__all__ = ["ingest_stats_line", "parse_duration", "register", "run_id"]
 
-
-def parse_duration(text: str) -> float:
-    """Parse ``90``, ``90s``, ``30m``, ``2h``, ``1d`` or ``1.5h`` into seconds.
-
-    Raises:
-        ConfigError: anything else, or not positive.
-
-    >>> parse_duration("2h"), parse_duration("90"), parse_duration("1.5m")
-    (7200.0, 90.0, 90.0)
-    """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ConfigError(
-            f"duration {text!r} must be a number with an optional unit (ms, s, m, h, d), e.g. 2h"
-        )
-    seconds = float(match["num"]) * _SECONDS[match["unit"] or "s"]
-    if seconds <= 0:
-        raise ConfigError(f"duration {text!r} must be positive")
-    return seconds
+#: Folder of a workspace that keeps each simulation run's ground truth and fleet.
+RUNS_FOLDER = "runs"
 
 
 def register(app: typer.Typer) -> None:
@@ -64,13 +54,29 @@ BrokerOpt = Annotated[
 ]
 
 
+def ingest_stats_line(stats: IngestStats, previous: str | None = None) -> str | None:
+    """The progress line of ``pumpops ingest``, or None when it would repeat ``previous``.
+
+    Ingest prints its counters when they change, not the same line every few seconds.
+
+    Args:
+        stats: the service's counters now.
+        previous: the line printed last (None: nothing printed yet).
+    """
+    line = (
+        f"received {stats.received}, stored {stats.stored_messages} messages / "
+        f"{stats.stored_readings} readings, {stats.agent_messages} agent messages, "
+        f"duplicates {stats.duplicates}, dead letters {stats.dead_letters}"
+        + ("" if stats.connected else " (broker not connected: retrying)")
+    )
+    return None if line == previous else line
+
+
 def ingest_cmd(
     ctx: typer.Context,
     *,
     broker: BrokerOpt = None,
-    db: Annotated[
-        str | None, typer.Option("--db", help="Database URL (default: the workspace's database).")
-    ] = None,
+    database_url: DatabaseUrlOption = None,
     client_id: Annotated[
         str | None,
         typer.Option(
@@ -92,13 +98,16 @@ def ingest_cmd(
 
     Invalid messages go to the dead-letter table with their reason; Ctrl-C
     (or SIGTERM) commits and acknowledges what was received, then stops.
+    Prints its counters when they change. A run that never reached its broker
+    fails (exit 5), naming the broker's URL.
     """
+    duration_s = parse_duration(duration) if duration else None
     from pumpops.settings import IngestSettings
     from pumpops.store import open_store
     from pumpops.telemetry._broker import EmbeddedBroker, parse_broker_url
-    from pumpops.telemetry._ingest import IngestService, IngestStats, run_until_stopped
+    from pumpops.telemetry._ingest import IngestService, run_until_stopped
 
-    settings = settings_from(ctx, broker_url=broker, database_url=db)
+    settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     overrides = {k: v for k, v in (("client_id", client_id), ("shared_group", shared_group)) if v is not None}
     ingest = settings.ingest
     if overrides:
@@ -106,7 +115,6 @@ def ingest_cmd(
             ingest = IngestSettings.model_validate({**settings.ingest.model_dump(), **overrides})
         except ValueError as exc:
             raise ConfigError(f"invalid ingest option: {exc}") from exc
-    duration_s = parse_duration(duration) if duration else None
     address = parse_broker_url(settings.broker_url)
     embedded = None
     if address is None:
@@ -122,15 +130,13 @@ def ingest_cmd(
             f"[bold]pumpops simulate --broker {embedded.url} ...[/]",
             highlight=False,
         )
+    printed: list[str] = []
 
     def tick(stats: IngestStats) -> None:
-        err_console.print(
-            f"received {stats.received}, stored {stats.stored_messages} messages / "
-            f"{stats.stored_readings} readings, {stats.agent_messages} agent messages, "
-            f"duplicates {stats.duplicates}, "
-            f"dead letters {stats.dead_letters}{'' if stats.connected else ' (broker disconnected)'}",
-            highlight=False,
-        )
+        line = ingest_stats_line(stats, printed[-1] if printed else None)
+        if line is not None:
+            printed.append(line)
+            err_console.print(line, highlight=False)
 
     try:
         with open_store(settings.resolved_database_url) as store:
@@ -151,6 +157,7 @@ def ingest_cmd(
                 duration_s=duration_s,
                 on_ready=lambda: err_console.print("subscribed; waiting for messages", highlight=False),
                 on_tick=tick,
+                tick_s=1.0,
             )
     finally:
         if embedded is not None:
@@ -158,6 +165,54 @@ def ingest_cmd(
     console.print_json(
         json.dumps({name: getattr(stats, name) for name in stats.__dataclass_fields__ if name != "connected"})
     )
+    if stats.connects == 0:
+        raise BrokerError(
+            f"ingest never reached the MQTT broker at {address.url}: nothing was received. "
+            "Is the broker running there? (--broker, or broker_url in pumpops.toml)"
+        )
+
+
+def run_id(now_s: float, seed: int) -> str:
+    """The name of a simulation run's folder under ``<workspace>/runs/``.
+
+    >>> run_id(1767225600.0, 3)
+    'sim-20260101T000000Z-seed3'
+    """
+    return time.strftime("sim-%Y%m%dT%H%M%SZ", time.gmtime(now_s)) + f"-seed{seed}"
+
+
+def _fleet_document(fleet: Sequence[Device], seed: int) -> bytes:
+    doc = {
+        "format": "pumpops.fleet/1",
+        "seed": seed,
+        "devices": [
+            {"device_id": d.device_id, "site": d.site, "profile_id": d.profile_id, "group": d.group}
+            for d in fleet
+        ],
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def _write_run_truth(scenario: Scenario, seed: int, run_folder: Path, truth_path: Path) -> None:
+    """Write a started run's ground truth and fleet: its own copy, then the latest copy.
+
+    Each file is replaced atomically; a run that never started writes nothing,
+    so the previous run's truth is never lost.
+    """
+    from pumpops._atomic import write_atomic
+    from pumpops.sim import ground_truth
+
+    truth = (json.dumps(ground_truth(scenario), indent=1) + "\n").encode()
+    fleet = _fleet_document(scenario.devices, seed)
+    try:
+        for folder, truth_file in (
+            (run_folder, run_folder / "ground-truth.json"),
+            (truth_path.parent, truth_path),
+        ):
+            write_atomic(truth_file, truth)
+            write_atomic(folder / "fleet.json", fleet)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the ground truth: {exc}") from exc
 
 
 def simulate_cmd(
@@ -172,10 +227,12 @@ def simulate_cmd(
         str, typer.Option("--duration", help="Simulated time to publish, e.g. 2h, 1d, 900s.")
     ] = "1h",
     broker: BrokerOpt = None,
+    database_url: DatabaseUrlOption = None,
     ground_truth: Annotated[
         Path | None,
         typer.Option(
-            "--ground-truth", help="Ground-truth JSON to write (default <workspace>/ground-truth.json)."
+            "--ground-truth",
+            help="Latest ground-truth JSON to write (default <workspace>/ground-truth.json).",
         ),
     ] = None,
     register_devices: Annotated[
@@ -196,16 +253,21 @@ def simulate_cmd(
 ) -> None:
     """Simulate a mixed pump fleet and publish its telemetry to an MQTT broker.
 
-    Writes the ground truth (faults and benign drift) and the fleet file
-    (fleet.json) beside it, and registers the devices in the workspace
-    database so that ingest accepts them.
+    Once the run has started (connected, first message published) it writes
+    its ground truth (faults and benign drift) and fleet to
+    <workspace>/runs/<run>/ground-truth.json and fleet.json, and the same as the
+    latest copies <workspace>/ground-truth.json and fleet.json (or beside
+    --ground-truth). A run that cannot reach its broker changes no file and
+    exits 5. Registers the devices in the workspace database so that ingest
+    accepts them.
     """
-    from pumpops.sim import Scenario, build_fleet, to_epoch_ms, write_ground_truth
+    duration_s = parse_duration(duration)
+    from pumpops.sim import Scenario, build_fleet, to_epoch_ms
     from pumpops.sources import SimulatorSource
     from pumpops.telemetry._broker import parse_broker_url
     from pumpops.telemetry._publisher import parse_speed
 
-    settings = settings_from(ctx, broker_url=broker)
+    settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     address = parse_broker_url(settings.broker_url)
     if address is None:
         raise ConfigError(
@@ -216,8 +278,8 @@ def simulate_cmd(
             f"{settings.embedded_broker_port}, or point --broker at a real broker."
         )
     pace = parse_speed(speed)
-    duration_s = parse_duration(duration)
-    now_ms = int(time.time()) * 1000
+    now_s = time.time()
+    now_ms = int(now_s) * 1000
     if start is not None:
         start_ms = to_epoch_ms(start)
     elif pace == 1.0:
@@ -228,42 +290,41 @@ def simulate_cmd(
     profiles = _profiles(settings.profiles_dirs)
     scenario = Scenario(devices=fleet, start_ms=start_ms, duration_s=duration_s, seed=seed, profiles=profiles)
 
-    truth_path = ground_truth or settings.workspace / "ground-truth.json"
-    truth_path.parent.mkdir(parents=True, exist_ok=True)
-    write_ground_truth(truth_path, scenario)
+    truth_path = (ground_truth or settings.workspace / "ground-truth.json").resolve()
     fleet_path = truth_path.parent / "fleet.json"
-    fleet_path.write_text(
-        json.dumps(
-            {
-                "format": "pumpops.fleet/1",
-                "seed": seed,
-                "devices": [
-                    {"device_id": d.device_id, "site": d.site, "profile_id": d.profile_id, "group": d.group}
-                    for d in fleet
-                ],
-            },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    run_folder = settings.workspace / RUNS_FOLDER / run_id(now_s, seed)
+    suffix = 1
+    while run_folder.exists():  # two runs of the same seed in one second
+        suffix += 1
+        run_folder = run_folder.with_name(f"{run_id(now_s, seed)}-{suffix}")
     err_console.print(
         f"publishing {devices} devices, {duration_s:g} s of simulated time at "
         f"{'max speed' if pace is None else f'{pace:g}x'} to {address.url} ({settings.topic_prefix}/...); "
-        f"ground truth {truth_path}, fleet {fleet_path}",
+        f"once started, ground truth in {run_folder} and {truth_path}",
         highlight=False,
     )
+    written: list[bool] = []
+    progress = _progress(f"simulate {devices} devices", total=duration_s)
+
+    def on_sent(last_ts_ms: int, messages: int) -> None:
+        if not written:  # the run has started: its truth is now the truth of what the broker holds
+            _write_run_truth(scenario, seed, run_folder, truth_path)
+            written.append(True)
+        progress.update(min(duration_s, (last_ts_ms - start_ms) / 1000), messages)
+
     source = SimulatorSource(scenario, chunk_s=10.0, speed=None)  # the publisher paces
-    stats, stop = _register_and_publish(
-        settings,
-        address,
-        fleet,
-        source,
-        register=register_devices,
-        client_id=f"pumpops-sim-{seed}-{os.getpid()}",
-        rows_per_message=rows_per_message,
-        speed=pace,
-    )
+    with progress:
+        stats, stop = _register_and_publish(
+            settings,
+            address,
+            fleet,
+            source,
+            register=register_devices,
+            client_id=f"pumpops-sim-{seed}-{os.getpid()}",
+            rows_per_message=rows_per_message,
+            speed=pace,
+            on_sent=on_sent,
+        )
     rate = stats.readings / stats.wall_s if stats.wall_s > 0 else 0.0
     console.print_json(
         json.dumps(
@@ -273,12 +334,45 @@ def simulate_cmd(
                 "payload_bytes": stats.payload_bytes,
                 "wall_s": round(stats.wall_s, 3),
                 "readings_per_s": round(rate),
-                "ground_truth": str(truth_path),
-                "fleet": str(fleet_path),
+                "run": str(run_folder) if written else None,
+                "ground_truth": str(truth_path) if written else None,
+                "fleet": str(fleet_path) if written else None,
                 "interrupted": stop.is_set(),
             }
         )
     )
+
+
+class _Progress:
+    """A progress bar on stderr (Rich), fed from the publisher's thread-safe callback."""
+
+    def __init__(self, description: str, total: float) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[messages]} messages"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total, messages=0)
+
+    def __enter__(self) -> _Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, completed: float, messages: int) -> None:
+        self._progress.update(self._task, completed=completed, messages=messages)
+
+
+def _progress(description: str, total: float) -> _Progress:
+    return _Progress(description, total)
 
 
 def replay_cmd(
@@ -286,6 +380,7 @@ def replay_cmd(
     path: Annotated[Path, typer.Argument(help="A SKAB CSV file or a folder of them (searched recursively).")],
     *,
     broker: BrokerOpt = None,
+    database_url: DatabaseUrlOption = None,
     site: Annotated[
         str, typer.Option("--site", help="Site of the replayed devices (topic level).")
     ] = "skoltech",
@@ -301,12 +396,13 @@ def replay_cmd(
 
     Recordings are shifted in time so that each file ends just before now (the
     hub rejects readings years old or in the future); the SKAB column names are
-    the native names of the `skab-testbed` manufacturer profile.
+    the native names of the `skab-testbed` manufacturer profile. A malformed
+    CSV exits 3 naming its file and line; a missing path exits 4.
     """
     from pumpops.sources import SkabCsvSource
     from pumpops.telemetry._broker import parse_broker_url
 
-    settings = settings_from(ctx, broker_url=broker)
+    settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     address = parse_broker_url(settings.broker_url)
     if address is None:
         raise ConfigError(
@@ -350,6 +446,7 @@ def _register_and_publish(
     client_id: str,
     rows_per_message: int,
     speed: float | None,
+    on_sent: Callable[[int, int], Any] | None = None,
 ) -> tuple[PublishStats, threading.Event]:
     """Register the devices (if asked) and publish a source until it ends or Ctrl-C."""
     from pumpops.store import open_store
@@ -369,7 +466,7 @@ def _register_and_publish(
         max_rows_per_message=rows_per_message,
     )
     with stop_on_signals(stop), publisher:
-        stats = publisher.run(source, speed=speed, stop=stop)
+        stats = publisher.run(source, speed=speed, stop=stop, on_sent=on_sent)
     return stats, stop
 
 

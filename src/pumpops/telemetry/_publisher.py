@@ -338,6 +338,7 @@ class Publisher:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        on_sent: Callable[[int, int], object] | None = None,
     ) -> PublishStats:
         """Publish everything a source yields, paced to ``speed``.
 
@@ -348,6 +349,9 @@ class Publisher:
             stop: set it (from another thread or a signal handler) to stop early.
             clock: monotonic clock, seconds (injectable for tests).
             sleep: how to wait (injectable for tests).
+            on_sent: called after each frame is handed to the broker connection, with the
+                simulated time of its newest reading (ms) and the messages sent so far
+                (progress output; the first call means the run has started).
 
         Returns:
             What was sent; every message in it has been acknowledged by the broker.
@@ -376,5 +380,7 @@ class Publisher:
             messages, readings, size = messages + sent[0], readings + sent[1], size + sent[2]
             first = start_ms if first is None else first
             last = int(frame.ts_ms[-1])
+            if on_sent is not None:
+                on_sent(last, messages)
         self.flush()
         return PublishStats(messages, readings, size, first, last, clock() - wall_start)
