@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,9 +16,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pumpops.errors import NotFoundError
+from pumpops.errors import ConfigError, NotFoundError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
+from pumpops.settings import init_workspace
 from pumpops.store import _cli as store_cli
 from pumpops.store import open_store
 
@@ -36,6 +42,7 @@ def _app() -> typer.Typer:
 @pytest.fixture
 def url(store_url: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty database's URL; the current directory is an empty workspace."""
+    init_workspace(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PUMPOPS_DATABASE_URL", raising=False)
     monkeypatch.delenv("PUMPOPS_WORKSPACE", raising=False)
@@ -154,9 +161,10 @@ def test_cli_telemetry_query_table_shows_unit_headers_and_values(filled: str) ->
 
 
 def test_cli_telemetry_query_bad_time_is_usage_error(filled: str) -> None:
-    code, output, _ = run("telemetry", "query", "--db", filled, "-d", "p-1", "--since", "yesterday")
-    assert code == 2
-    assert "ISO-8601" in output
+    _, _, exc = run("telemetry", "query", "--db", filled, "-d", "p-1", "--since", "yesterday")
+    assert isinstance(exc, ConfigError)
+    assert "--since 'yesterday'" in str(exc)
+    assert "ISO 8601" in str(exc)
 
 
 def test_cli_telemetry_query_unknown_sensor_is_not_found(filled: str) -> None:
@@ -188,3 +196,102 @@ def test_cli_telemetry_dead_letters_lists_and_filters_by_reason(filled: str) -> 
     code, output, _ = run("telemetry", "dead-letters", "--db", filled, "--reason", "unknown_device")
     assert "unknown_device" in output
     assert "malformed_json" not in output
+
+
+# -- issue 11: --output table|json|csv, --database-url, relative times, workspaces ---------------
+
+LONG_ID = "pump-" + "x" * 59  # the longest id: with the other columns, wider than 80 columns
+LONG_DETAIL = "the detail " + "y" * 200  # longer than any terminal
+
+
+@pytest.fixture
+def long_filled(filled: str) -> str:
+    """The filled database plus a device with a very long id, and one dead letter of it."""
+    with open_store(filled) as store:
+        store.register_devices([Device(LONG_ID, "north", "acme-ansi", "pilot")])
+        store.write_dead_letters(
+            [
+                DeadLetter(
+                    f"pumpops/v1/north/{LONG_ID}/telemetry", b"{}", "unknown_device", LONG_DETAIL, T0, LONG_ID
+                )
+            ]
+        )
+    return filled
+
+
+READ_COMMANDS = {
+    "devices list": ("devices", "list"),
+    "db status": ("db", "status"),
+    "telemetry query": ("telemetry", "query", "-d", "p-1"),
+    "telemetry dead-letters": ("telemetry", "dead-letters"),
+}
+
+
+@pytest.mark.parametrize("command", list(READ_COMMANDS))
+def test_cli_store_read_commands_json_output_parses(long_filled: str, command: str) -> None:
+    for flags in (("--output", "json"), ("--json",), ("-o", "json")):
+        code, output, exc = run(*READ_COMMANDS[command], "--database-url", long_filled, *flags)
+        assert code == 0, (output, exc)
+        data = json.loads(output)
+        assert data, output
+
+
+@pytest.mark.parametrize("command", list(READ_COMMANDS))
+def test_cli_store_read_commands_csv_output_has_a_header_row(long_filled: str, command: str) -> None:
+    code, output, exc = run(*READ_COMMANDS[command], "--db", long_filled, "--output", "csv")
+    assert code == 0, (output, exc)
+    rows = list(csv.reader(io.StringIO(output)))
+    assert len(rows) >= 2
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert not any(cell.replace(".", "").isdigit() for cell in rows[0])  # names, not values
+
+
+@pytest.mark.parametrize("command", ["devices list", "telemetry dead-letters"])
+def test_cli_store_table_off_a_terminal_is_not_cut(long_filled: str, command: str) -> None:
+    code, output, exc = run(*READ_COMMANDS[command], "--db", long_filled)
+    assert code == 0, (output, exc)
+    assert LONG_ID in output  # whole, on one line
+    if command == "telemetry dead-letters":
+        assert LONG_DETAIL in output
+
+
+def test_cli_telemetry_query_json_has_one_record_per_instant(filled: str) -> None:
+    code, output, _ = run("telemetry", "query", "--db", filled, "-d", "p-1", "--json")
+    assert code == 0, output
+    assert json.loads(output) == [
+        {
+            "time": "2026-01-01T00:00:00Z",
+            "discharge_pressure": 651554.5642044103,
+            "bearing_temperature": 338.15,
+        },
+        {"time": "2026-01-01T00:00:01Z", "discharge_pressure": 652000.0, "bearing_temperature": None},
+        {"time": "2026-01-01T00:00:02Z", "discharge_pressure": None, "bearing_temperature": 339.0},
+    ]
+
+
+def test_cli_telemetry_query_since_accepts_a_relative_time(filled: str) -> None:
+    # the readings are of 2026-01-01; "since 1h before now" is after all of them (the clock is later)
+    code, output, exc = run("telemetry", "query", "--db", filled, "-d", "p-1", "--since", "1h", "-o", "json")
+    assert code == 0, (output, exc)
+    assert json.loads(output) == []
+    code, output, exc = run("telemetry", "query", "--db", filled, "-d", "p-1", "--since", "100000d", "--json")
+    assert len(json.loads(output)) == 3
+
+
+def test_cli_devices_list_in_a_bare_folder_names_pumpops_init_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PUMPOPS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PUMPOPS_WORKSPACE", raising=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pumpops", "devices", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pumpops init" in result.stderr
+    assert not (tmp_path / "pumpops.db").exists()
+    assert list(tmp_path.iterdir()) == []

@@ -9,21 +9,28 @@ May import: typer, rich, ``pumpops._cli_support``, ``pumpops.fleet``,
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from pumpops._cli_support import console, err_console, settings_from
-from pumpops.fleet import Device, get_profile
-from pumpops.schema import CANONICAL_SENSORS, canonical_sensor
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_record,
+    emit_rows,
+    err_console,
+    output_format,
+    parse_time_us,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from pumpops.store._sql import SqlTelemetryStore
@@ -35,20 +42,16 @@ telemetry_app = typer.Typer(
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TABLE_ROWS = 1000  # default --limit for table output; CSV prints everything unless limited
+_TABLE_ROWS = 1000  # default --limit for table output; CSV and JSON print everything unless limited
 _PAYLOAD_PREVIEW = 120  # bytes of a dead letter's payload shown
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
+DbOption = DatabaseUrlOption
+
+#: ``telemetry query`` had ``--format/-f``; it stays an alias of ``--output/-o``.
+QueryOutputOption = Annotated[
+    OutputFormat,
+    typer.Option("--output", "-o", "--format", "-f", help="table, json or csv.", case_sensitive=False),
 ]
-
-
-class OutputFormat(StrEnum):
-    """How ``telemetry query`` prints readings."""
-
-    table = "table"
-    csv = "csv"
 
 
 def register(app: typer.Typer) -> None:
@@ -60,9 +63,9 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
+    settings = settings_from(ctx, database_url=db)
     from pumpops.store._sql import open_sql_store
 
-    settings = settings_from(ctx, database_url=db)
     store = open_sql_store(settings.resolved_database_url)
     try:
         yield store
@@ -74,9 +77,9 @@ def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, db: DbOption = None) -> None:
+def db_upgrade(ctx: typer.Context, database_url: DbOption = None) -> None:
     """Create the database schema or migrate it to this version of pumpops (safe to repeat)."""
-    with _store(ctx, db) as store:
+    with _store(ctx, database_url) as store:
         before = store.current_revision()
         store.upgrade()
         after = store.current_revision()
@@ -91,39 +94,63 @@ def db_upgrade(ctx: typer.Context, db: DbOption = None) -> None:
 
 
 @db_app.command("status")
-def db_status(ctx: typer.Context, db: DbOption = None) -> None:
+def db_status(
+    ctx: typer.Context,
+    database_url: DbOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+) -> None:
     """Show the database's schema revision and how many rows each table holds."""
-    with _store(ctx, db) as store:
+    fmt = output_format(output, as_json)
+    with _store(ctx, database_url) as store:
         current, head = store.current_revision(), store.head_revision()
-        console.print(f"database: {store.url}", highlight=False, soft_wrap=True)
-        if current is None:
-            console.print(
-                f"schema:   not created (newest is {head}); run `pumpops db upgrade`", highlight=False
-            )
-            return
-        state = "up to date" if current == head else f"behind {head}: run `pumpops db upgrade`"
-        console.print(f"schema:   revision {current} ({state})", highlight=False)
-        table = Table("table", "rows")
-        for name, count in store.counts().items():
-            table.add_row(name, f"{count:,}")
-        console.print(table)
+        counts = store.counts() if current is not None else {}
+        url = str(store.url)
+    if fmt is not OutputFormat.TABLE:
+        record: dict[str, Any] = {
+            "database": url,
+            "revision": current,
+            "newest_revision": head,
+            "up_to_date": current == head,
+            **{f"rows_{name}": count for name, count in counts.items()},
+        }
+        emit_record(record, output=fmt)
+        return
+    console.print(f"database: {url}", highlight=False, soft_wrap=True)
+    if current is None:
+        console.print(f"schema:   not created (newest is {head}); run `pumpops db upgrade`", highlight=False)
+        return
+    state = "up to date" if current == head else f"behind {head}: run `pumpops db upgrade`"
+    console.print(f"schema:   revision {current} ({state})", highlight=False)
+    emit_rows(
+        [{"table": name, "rows": f"{count:,}"} for name, count in counts.items()],
+        output=fmt,
+        columns=("table", "rows"),
+    )
 
 
 # -- devices -----------------------------------------------------------------------------------
 
 
 @devices_app.command("list")
-def devices_list(ctx: typer.Context, db: DbOption = None) -> None:
+def devices_list(
+    ctx: typer.Context,
+    database_url: DbOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+) -> None:
     """List registered devices with their site, manufacturer profile and group."""
-    with _store(ctx, db) as store:
+    fmt = output_format(output, as_json)
+    with _store(ctx, database_url) as store:
         devices = store.devices()
-    if not devices:
+    if not devices and fmt is OutputFormat.TABLE:
         err_console.print("no devices registered; add one with `pumpops devices register`", highlight=False)
         return
-    table = Table("device", "site", "profile", "group")
-    for device in devices:
-        table.add_row(device.device_id, device.site, device.profile_id, device.group)
-    console.print(table)
+    emit_rows(
+        [{"device": d.device_id, "site": d.site, "profile": d.profile_id, "group": d.group} for d in devices],
+        output=fmt,
+        columns=("device", "site", "profile", "group"),
+    )
 
 
 @devices_app.command("register")
@@ -136,12 +163,14 @@ def devices_register(
     group: Annotated[
         str, typer.Option("--group", help="The device group models are rolled out to.")
     ] = "default",
-    db: DbOption = None,
+    database_url: DbOption = None,
 ) -> None:
     """Register a device, or update the site, profile and group of a registered one."""
-    settings = settings_from(ctx, database_url=db)
+    settings = settings_from(ctx, database_url=database_url)
+    from pumpops.fleet import Device, get_profile
+
     get_profile(profile, settings.profiles_dirs)  # NotFoundError lists the known profiles
-    with _store(ctx, db) as store:
+    with _store(ctx, database_url) as store:
         new = store.register_devices([Device(device_id, site, profile, group)])
     console.print(
         f"{'registered' if new else 'updated'} {device_id} ({profile}, {site}, group {group})",
@@ -152,20 +181,9 @@ def devices_register(
 # -- telemetry ---------------------------------------------------------------------------------
 
 
-def _parse_time(text: str | None, option: str) -> int | None:
-    """ISO-8601 to microseconds since the epoch; a time without zone is UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00, 2026-01-31T12:00:00+01:00)",
-            param_hint=option,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+def _time_us(text: str | None, option: str) -> int | None:
+    """ISO-8601 (no zone = UTC) or a duration before now (``1h``), in microseconds since the epoch."""
+    return None if text is None else parse_time_us(text, option=option)
 
 
 def _format_time(ts_us: int) -> str:
@@ -178,6 +196,8 @@ def _unit_label(unit: str) -> str:
 
 
 def _header(sensor: str) -> str:
+    from pumpops.schema import CANONICAL_SENSORS
+
     known = CANONICAL_SENSORS.get(sensor)
     return f"{sensor} [{_unit_label(known.unit)}]" if known else sensor
 
@@ -189,11 +209,19 @@ def telemetry_query(
     device: Annotated[str, typer.Option("--device", "-d", help="The device to read.")],
     since: Annotated[
         str | None,
-        typer.Option("--since", help="First instant, ISO-8601 (no zone = UTC).", show_default=False),
+        typer.Option(
+            "--since",
+            help="First instant: ISO-8601 (no zone = UTC) or a duration before now (1h, 2d).",
+            show_default=False,
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="End instant, excluded, ISO-8601 (no zone = UTC).", show_default=False),
+        typer.Option(
+            "--until",
+            help="End instant, excluded: ISO-8601 (no zone = UTC) or a duration before now.",
+            show_default=False,
+        ),
     ] = None,
     sensor: Annotated[
         list[str] | None,
@@ -204,30 +232,34 @@ def telemetry_query(
             show_default=False,
         ),
     ] = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    output: QueryOutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
     limit: Annotated[
         int | None,
         typer.Option(
             "--limit",
             "-n",
             min=1,
-            help=f"Print at most N rows (default: {_TABLE_ROWS} for table, all for csv).",
+            help=f"Print at most N rows (default: {_TABLE_ROWS} for table, all for csv and json).",
             show_default=False,
         ),
     ] = None,
-    db: DbOption = None,
+    database_url: DbOption = None,
 ) -> None:
     """Print a device's stored readings in SI units, one row per instant (blank: no reading)."""
-    since_us, until_us = _parse_time(since, "--since"), _parse_time(until, "--until")
+    fmt = output_format(output, as_json)
+    since_us, until_us = _time_us(since, "--since"), _time_us(until, "--until")
+    from pumpops.schema import canonical_sensor
+
     for name in sensor or []:
         canonical_sensor(name)  # NotFoundError lists the canonical names
-    with _store(ctx, db) as store:
+    with _store(ctx, database_url) as store:
         frame = store.query(device, sensors=sensor or None, since_us=since_us, until_us=until_us)
+    import numpy as np
+
     rows = frame.ts_us.shape[0]
-    shown = limit if limit is not None else (_TABLE_ROWS if output is OutputFormat.table else rows)
-    if output is OutputFormat.csv:
+    shown = limit if limit is not None else (_TABLE_ROWS if fmt is OutputFormat.TABLE else rows)
+    if fmt is OutputFormat.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["time (UTC)", *(_header(name) for name in frame.sensors)])
         for i in range(min(rows, shown)):
@@ -238,9 +270,30 @@ def telemetry_query(
                 ]
             )
         return
+    if fmt is OutputFormat.JSON:
+        records = [
+            {
+                "time": _format_time(int(frame.ts_us[i])),
+                **{
+                    name: None if np.isnan(v) else float(v)
+                    for name, v in zip(frame.sensors, frame.values[i], strict=True)
+                },
+            }
+            for i in range(min(rows, shown))
+        ]
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
     if rows == 0:
         err_console.print(f"no readings of {device} in the interval", highlight=False)
         return
+    _print_query_table(device, frame, rows, shown)
+
+
+def _print_query_table(device: str, frame: Any, rows: int, shown: int) -> None:
+    import numpy as np
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"{device}: {rows:,} instants", title_justify="left")
     count = min(rows, shown)
     times = [_format_time(int(t)) for t in frame.ts_us[:count]]
@@ -249,7 +302,7 @@ def telemetry_query(
         for j in range(len(frame.sensors))
     ]
     # Headers may fold to fit the terminal; a column is never narrower than its
-    # longest value, so numbers are never cut (use --format csv for wide output).
+    # longest value, so numbers are never cut (use --output csv for wide output).
     table.add_column("time (UTC)", min_width=max(map(len, times)), overflow="fold")
     for name, column in zip(frame.sensors, cells, strict=True):
         table.add_column(
@@ -266,28 +319,55 @@ def telemetry_query(
     needed = sum(column.min_width or 0 for column in table.columns) + 3 * len(table.columns) + 1
     if needed > console.width:
         err_console.print(
-            "the table is wider than the terminal: choose --sensor, or --format csv", highlight=False
+            "the table is wider than the terminal: choose --sensor, or --output csv", highlight=False
         )
     if shown < rows:
-        err_console.print(f"showing {shown:,} of {rows:,} rows; use --limit or --format csv", highlight=False)
+        err_console.print(f"showing {shown:,} of {rows:,} rows; use --limit or --output csv", highlight=False)
 
 
 @telemetry_app.command("dead-letters")
-def telemetry_dead_letters(
+def telemetry_dead_letters(  # noqa: PLR0917 - typer passes options by keyword
     ctx: typer.Context,
     reason: Annotated[
         str | None,
         typer.Option("--reason", "-r", help="Only this reason (e.g. unknown_device).", show_default=False),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N, newest first.")] = 50,
-    db: DbOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    database_url: DbOption = None,
 ) -> None:
-    """List rejected messages, newest first, with the reason and a preview of the raw payload."""
-    with _store(ctx, db) as store:
+    """List rejected messages, newest first, with the reason and a preview of the raw payload.
+
+    JSON and CSV carry the whole payload (as text, undecodable bytes escaped).
+    """
+    fmt = output_format(output, as_json)
+    with _store(ctx, database_url) as store:
         letters = store.dead_letters(limit=limit, reason=reason)
+    if fmt is not OutputFormat.TABLE:
+        emit_rows(
+            [
+                {
+                    "received": _format_time(letter.received_at_us),
+                    "reason": letter.reason,
+                    "device": letter.device_id,
+                    "msg_id": letter.msg_id,
+                    "topic": letter.topic,
+                    "detail": letter.detail,
+                    "payload_bytes": len(letter.payload),
+                    "payload": letter.payload.decode("utf-8", errors="backslashreplace"),
+                }
+                for letter in letters
+            ],
+            output=fmt,
+            columns=("received", "reason", "device", "msg_id", "topic", "detail", "payload_bytes", "payload"),
+        )
+        return
     if not letters:
         err_console.print("no dead letters" + (f" with reason {reason}" if reason else ""), highlight=False)
         return
+    from rich.text import Text
+
     # One block per letter rather than a table: details and payloads are long,
     # and each line stays greppable at any terminal width.
     for letter in letters:
