@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -76,3 +78,30 @@ def test_cli_agents_messages_table_shows_one_row_per_message(workspace: Path) ->
 def test_cli_agents_messages_unknown_kind_is_refused(workspace: Path) -> None:
     result = CliRunner().invoke(app, ["-w", str(workspace), "agents", "messages", "--kind", "alarms"])
     assert result.exit_code == 2
+
+
+def test_cli_agents_messages_output_json_csv_and_table(workspace: Path) -> None:
+    assert [m["msg_id"] for m in json.loads(run(workspace, "--output", "json"))] == [
+        "p-1:9",
+        "p-1:10",
+        "p-2:1",
+    ]
+    rows = list(csv.reader(io.StringIO(run(workspace, "-o", "csv"))))
+    assert rows[0][:4] == ["device_id", "seq", "kind", "produced"]
+    assert [r[0] for r in rows[1:]] == ["p-1", "p-1", "p-2"]
+    assert json.loads(rows[1][-1]) == {"n": 9}
+
+
+def test_cli_agents_messages_since_accepts_a_relative_time(workspace: Path) -> None:
+    assert json.loads(run(workspace, "--json", "--since", "1h")) == []  # all are of 2026-01-01
+    assert len(json.loads(run(workspace, "--json", "--since", "100000d"))) == 3
+
+
+def test_cli_agents_messages_database_url_option(workspace: Path, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with open_store(other) as store:
+        store.upgrade()
+    assert json.loads(run(workspace, "--json", "--database-url", other)) == []
+    assert (
+        len(json.loads(run(workspace, "--json", "--db", load_settings(workspace).resolved_database_url))) == 3
+    )

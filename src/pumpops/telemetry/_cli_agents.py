@@ -2,7 +2,8 @@
 
 What the ingest service stored from the device agents' ``alarms``,
 ``summaries``, ``drift`` and ``state`` topics, one row per message id.
-May import: typer, rich, ``pumpops._cli_support``, ``pumpops.store``, ``pumpops.errors``.
+May import: typer, rich, ``pumpops._cli_support``, ``pumpops.errors``; ``pumpops.store``
+inside the command (``--help`` answers without SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pumpops._cli_support import console, err_console, settings_from
-from pumpops.store import open_store
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_rows,
+    err_console,
+    output_format,
+    parse_time_us,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from pumpops.store import AgentRecord
@@ -45,21 +55,6 @@ class AgentKindChoice(StrEnum):
 def register(app: typer.Typer) -> None:
     """Add ``agents`` to the root ``pumpops`` command."""
     app.add_typer(agents_app, name="agents")
-
-
-def _parse_time(text: str | None) -> int | None:
-    """ISO-8601 to microseconds since the epoch; a time without zone is UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00)", param_hint="--since"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _format_time(ts_us: int) -> str:
@@ -95,7 +90,8 @@ def agents_messages(
         str | None,
         typer.Option(
             "--since",
-            help="Only those produced from this instant, ISO-8601 (no zone = UTC).",
+            help="Only those produced from this instant: ISO-8601 (no zone = UTC) or a duration "
+            "before now (1h, 2d).",
             show_default=False,
         ),
     ] = None,
@@ -105,30 +101,41 @@ def agents_messages(
             "--limit",
             "-n",
             min=1,
-            help=f"Only the last N in (device, seq) order (default: {_TABLE_ROWS} in a table, all in JSON).",
+            help=f"Only the last N in (device, seq) order (default: {_TABLE_ROWS} in a table, "
+            "all in JSON and CSV).",
             show_default=False,
         ),
     ] = None,
-    as_json_: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
-    db: Annotated[
-        str | None,
-        typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
-    ] = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json_: JsonFlag = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """List stored agent messages by device, then sequence number (each message once)."""
-    since_us = _parse_time(since)
-    settings = settings_from(ctx, database_url=db)
-    shown = limit if limit is not None else (None if as_json_ else _TABLE_ROWS + 1)
+    fmt = output_format(output, as_json_)
+    since_us = None if since is None else parse_time_us(since, option="--since")
+    settings = settings_from(ctx, database_url=database_url)
+    from pumpops.store import open_store  # noqa: PLC0415 - SQLAlchemy loads only when the command runs
+
+    shown = limit if limit is not None else (_TABLE_ROWS + 1 if fmt is OutputFormat.TABLE else None)
     with open_store(settings.resolved_database_url) as store:
         records = store.agent_messages(
             device_id=device, kind=None if kind is None else kind.value, since_us=since_us, limit=shown
         )
-    if as_json_:
+    if fmt is OutputFormat.JSON:
         typer.echo(json.dumps([as_json(r) for r in records], indent=2))
+        return
+    if fmt is OutputFormat.CSV:
+        emit_rows(
+            [{**as_json(r), "produced": _format_time(r.ts_us), "body": r.body_json} for r in records],
+            output=fmt,
+            columns=("device_id", "seq", "kind", "produced", "agent_version", "msg_id", "site", "body"),
+        )
         return
     if not records:
         err_console.print("no agent messages" + (f" of {device}" if device else ""), highlight=False)
         return
+    from rich.table import Table  # noqa: PLC0415 - only the table format needs it
+
     cut = limit is None and len(records) > _TABLE_ROWS
     if cut:
         records = records[1:]
@@ -142,6 +149,6 @@ def agents_messages(
     console.print(table, highlight=False)
     if cut:
         err_console.print(
-            f"showing the last {_TABLE_ROWS} messages; use --device, --kind, --limit or --json",
+            f"showing the last {_TABLE_ROWS} messages; use --device, --kind, --limit or --output json",
             highlight=False,
         )
