@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -49,3 +52,61 @@ def test_sources_cli_skab_lists_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["sources", "skab", str(tmp_path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "skab-" in result.output
+
+
+# -- issue 11: --output table|json|csv, one duration form ---------------------------------------
+
+SKAB_HEADER = (
+    "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;Voltage;"
+)
+SKAB_HEADER += "Volume Flow RateRMS\n"
+SKAB_ROW = "2020-03-09 10:14:33;0.02;0.04;1.3;0.05;79.3;26.0;233.0;32.0\n"
+
+
+def _commands(tmp_path: Path) -> dict[str, list[str]]:
+    folder = tmp_path / ("skab-folder-with-a-rather-long-name-" + "z" * 80) / "valve1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "0.csv").write_text(SKAB_HEADER + SKAB_ROW)
+    return {
+        "sim faults": ["sim", "faults"],
+        "sim truth": ["sim", "truth", str(tmp_path / "t.json"), "--devices", "3", "--duration", "2h"],
+        "sources skab": ["sources", "skab", str(folder)],
+    }
+
+
+@pytest.mark.parametrize("command", ["sim faults", "sim truth", "sources skab"])
+def test_sim_cli_read_commands_json_output_parses(tmp_path: Path, command: str) -> None:
+    for flags in (["--output", "json"], ["--json"]):
+        result = CliRunner().invoke(_app(), [*_commands(tmp_path)[command], *flags])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)
+
+
+@pytest.mark.parametrize("command", ["sim faults", "sim truth", "sources skab"])
+def test_sim_cli_read_commands_csv_output_has_a_header_row(tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(_app(), [*_commands(tmp_path)[command], "-o", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert len(rows) >= 2
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert rows[0][0] in {"kind", "field", "experiment"}
+
+
+def test_sources_cli_skab_table_off_a_terminal_is_not_cut(tmp_path: Path) -> None:
+    args = _commands(tmp_path)["sources skab"]
+    result = CliRunner().invoke(_app(), args)  # CliRunner's output is not a terminal
+    assert result.exit_code == 0, result.output
+    assert args[-1] in result.output  # the title: the folder in full
+
+
+def test_sim_cli_truth_duration_takes_a_unit(tmp_path: Path) -> None:
+    out = tmp_path / "truth.json"
+    result = CliRunner().invoke(
+        _app(), ["sim", "truth", str(out), "--devices", "2", "--duration", "2h", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["duration_s"] == 7200.0
+    doc = json.loads(out.read_text())
+    assert doc["end_ms"] - doc["start_ms"] == 7_200_000
+    help_text = CliRunner().invoke(_app(), ["sim", "truth", "--help"], terminal_width=200).output
+    assert "--duration-s" not in help_text  # the old form is a hidden alias

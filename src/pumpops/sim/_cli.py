@@ -2,6 +2,7 @@
 
 Publishing a simulated fleet is ``pumpops simulate`` (in ``pumpops.telemetry``,
 which owns the MQTT publisher); these commands only describe and label.
+May import: typer, ``pumpops._cli_support``; the simulator inside the commands.
 """
 
 from __future__ import annotations
@@ -10,6 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from pumpops._cli_support import (
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_record,
+    emit_rows,
+    output_format,
+    parse_duration,
+)
 
 sim_app = typer.Typer(
     name="sim",
@@ -24,25 +36,39 @@ def register(app: typer.Typer) -> None:
 
 
 @sim_app.command("faults")
-def faults_cmd() -> None:
+def faults_cmd(output: OutputOption = OutputFormat.TABLE, as_json: JsonFlag = False) -> None:
     """List the fault and drift kinds the simulator makes, with the sensors each one moves."""
-    from pumpops._cli_support import console
     from pumpops.sim import SIGNATURES, FaultKind
 
+    fmt = output_format(output, as_json)
+    rows = []
     for kind, sig in SIGNATURES.items():
-        category = "fault" if isinstance(kind, FaultKind) else "drift (benign)"
-        console.print(f"[bold]{kind}[/] ({category})", highlight=False)
-        console.print(f"  {sig.summary}", highlight=False, soft_wrap=False)
-        for label, sensors in (
-            ("up", sig.up),
-            ("down", sig.down),
-            ("noisier", sig.noisier),
-            ("moves", sig.other),
-        ):
-            if sensors:
-                console.print(f"  {label + ':':9}{', '.join(sorted(sensors))}", highlight=False)
+        moves = sorted(sig.other)
         if kind.value == "sensor_recalibration":
-            console.print("  moves:   the one recalibrated sensor, by a constant offset", highlight=False)
+            moves.append("the one recalibrated sensor, by a constant offset")
+        rows.append(
+            {
+                "kind": kind.value,
+                "category": "fault" if isinstance(kind, FaultKind) else "drift (benign)",
+                "summary": sig.summary,
+                "up": sorted(sig.up),
+                "down": sorted(sig.down),
+                "noisier": sorted(sig.noisier),
+                "moves": moves,
+            }
+        )
+    if fmt is not OutputFormat.TABLE:
+        if fmt is OutputFormat.CSV:  # one cell per list: names joined by spaces
+            rows = [{k: " ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
+        emit_rows(rows, output=fmt, columns=("kind", "category", "summary", "up", "down", "noisier", "moves"))
+        return
+    # A block per kind: the summaries are sentences, and each line stays greppable.
+    for row in rows:
+        console.print(f"[bold]{row['kind']}[/] ({row['category']})", highlight=False)
+        console.print(f"  {row['summary']}", highlight=False)
+        for label in ("up", "down", "noisier", "moves"):
+            if row[label]:
+                console.print(f"  {label + ':':9}{', '.join(row[label])}", highlight=False)
 
 
 @sim_app.command("truth")
@@ -54,7 +80,12 @@ def truth_cmd(
     start: Annotated[str, typer.Option("--start", help="Simulated start, ISO-8601 (UTC if no offset).")] = (
         "2025-01-01T00:00:00Z"
     ),
-    duration_s: Annotated[float, typer.Option("--duration-s", min=1.0, help="Simulated seconds.")] = 86_400.0,
+    duration: Annotated[
+        str, typer.Option("--duration", help="Simulated time, e.g. 90s, 10m, 1h, 1d.")
+    ] = "1d",
+    duration_s: Annotated[
+        float | None, typer.Option("--duration-s", min=1.0, hidden=True, help="Old form of --duration.")
+    ] = None,
     fault_rate: Annotated[
         float, typer.Option("--fault-rate", min=0.0, help="Random faults per device per day.")
     ] = 1.0,
@@ -64,18 +95,21 @@ def truth_cmd(
             "--drift-rate", min=0.0, help="Set-point changes and recalibrations per device per day."
         ),
     ] = 2.0,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write the ground truth (fleet, faults, drift) of a simulated fleet without publishing it.
 
     Same options, same seed, same file as ``pumpops simulate`` would label.
     """
-    from pumpops._cli_support import console
+    fmt = output_format(output, as_json)
+    seconds = duration_s if duration_s is not None else parse_duration(duration)
     from pumpops.sim import Scenario, build_fleet, ground_truth, to_epoch_ms, write_ground_truth
 
     scenario = Scenario(
         devices=build_fleet(devices, seed),
         start_ms=to_epoch_ms(start),
-        duration_s=duration_s,
+        duration_s=seconds,
         seed=seed,
         fault_rate_per_day=fault_rate,
         drift_rate_per_day=drift_rate,
@@ -85,5 +119,16 @@ def truth_cmd(
     counts: dict[str, int] = {}
     for event in events:
         counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+    if fmt is not OutputFormat.TABLE:
+        emit_record(
+            {
+                "path": str(path),
+                "devices": devices,
+                "duration_s": seconds,
+                "events": dict(sorted(counts.items())),
+            },
+            output=fmt,
+        )
+        return
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events"
     console.print(f"wrote {path}: {devices} devices, {summary}", highlight=False)

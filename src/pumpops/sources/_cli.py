@@ -1,4 +1,7 @@
-"""Command-line commands of ``pumpops.sources``: ``pumpops sources skab`` checks a SKAB folder."""
+"""Command-line commands of ``pumpops.sources``: ``pumpops sources skab`` checks a SKAB folder.
+
+May import: typer, ``pumpops._cli_support``; the sources inside the command.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, emit_rows, output_format
 
 sources_app = typer.Typer(
     name="sources",
@@ -25,31 +30,29 @@ def skab_cmd(
     utc_offset_s: Annotated[
         int, typer.Option("--utc-offset-s", help="Local time offset of the recording from UTC, seconds.")
     ] = 0,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Read and check SKAB CSV files; list each experiment with its rows, times and labels.
 
-    A malformed or truncated file fails with its name and line.
+    A malformed or truncated file fails with its name and line (exit 3); a
+    missing path or a folder without CSV files exits 4.
     """
-    from rich.table import Table
-
-    from pumpops._cli_support import console
+    fmt = output_format(output, as_json)
     from pumpops.sim import iso_utc
     from pumpops.sources import SkabCsvSource
 
     source = SkabCsvSource(path, utc_offset_s=utc_offset_s)
-    table = Table(title=f"SKAB files under {path}")
-    for column in ("experiment", "device", "rows", "first", "last", "anomaly rows", "changepoints"):
-        table.add_column(
-            column, justify="right" if column in ("rows", "anomaly rows", "changepoints") else "left"
-        )
-    for labels, experiment in zip(source.labels(), source.experiments, strict=True):
-        table.add_row(
-            experiment.experiment,
-            labels.device_id,
-            str(experiment.n_rows),
-            iso_utc(int(experiment.ts_ms[0])),
-            iso_utc(int(experiment.ts_ms[-1])),
-            "-" if labels.anomaly is None else str(int(labels.anomaly.sum())),
-            "-" if labels.changepoint is None else str(int(labels.changepoint.sum())),
-        )
-    console.print(table)
+    rows = [
+        {
+            "experiment": experiment.experiment,
+            "device": labels.device_id,
+            "rows": experiment.n_rows,
+            "first": iso_utc(int(experiment.ts_ms[0])),
+            "last": iso_utc(int(experiment.ts_ms[-1])),
+            "anomaly_rows": None if labels.anomaly is None else int(labels.anomaly.sum()),
+            "changepoints": None if labels.changepoint is None else int(labels.changepoint.sum()),
+        }
+        for labels, experiment in zip(source.labels(), source.experiments, strict=True)
+    ]
+    emit_rows(rows, output=fmt, title=f"SKAB files under {path}")
