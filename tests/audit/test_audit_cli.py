@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -244,3 +246,92 @@ def test_resolve_actor_flag_wins_and_blank_flag_is_refused() -> None:
     assert resolve_actor(settings, "ann@hq") == "ann@hq"
     with pytest.raises(ConfigError):
         resolve_actor(settings, " ")
+
+
+def _main(
+    *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """Run ``pumpops`` as its console script does (errors become exit codes), in this process."""
+    from pumpops.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["pumpops", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def test_cli_audit_export_not_an_export_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"hello": 1}\n', encoding="utf-8")
+    code, _, err = _main("audit", "verify", "--file", str(bad), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 3, err
+    assert "not a pumpops audit export" in err
+
+
+def test_cli_audit_verify_bad_since_names_the_flag_and_exits_2(
+    filled: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _main(
+        "audit",
+        "export",
+        "--database-url",
+        filled,
+        "--since",
+        "last week",
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2, err
+    assert "--since" in err
+
+
+def test_cli_audit_export_since_relative_duration(filled: str, store: TelemetryStore) -> None:
+    store.append_audit("bob@hq", "model.archived", "m/9", {"i": 9})  # now, on the wall clock
+    code, output, _ = run("audit", "export", "--database-url", filled, "--since", "1h")
+    assert code == 0, output
+    lines = output.splitlines()
+    assert [json.loads(line)["subject"] for line in lines[1:]] == ["m/9"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_cli_audit_show_output_formats(filled: str, store: TelemetryStore, fmt: str) -> None:
+    long_subject = "dataset/" + "f" * 100  # longer than 80 columns on its own
+    store.append_audit("ann@hq", "dataset.snapshot", long_subject, {"rows": 12345})
+    head = store.audit_entries()[-1].hash
+    code, output, _ = run("audit", "show", "--database-url", filled, "--limit", "3", "--output", fmt)
+    assert code == 0, output
+    if fmt == "json":
+        rows = json.loads(output)
+        assert [r["seq"] for r in rows] == [4, 5, 6]
+        assert rows[-1]["payload"] == {"rows": 12345}
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(output)))
+        assert list(rows[0]) == ["seq", "time", "actor", "action", "subject", "payload", "hash"]
+        assert rows[-1]["subject"] == long_subject
+    else:
+        assert long_subject in output  # whole, on one line
+        assert head in output
+
+
+def test_cli_audit_show_json_flag_same_as_output_json(filled: str) -> None:
+    _, by_flag, _ = run("audit", "show", "--db", filled, "--json")
+    _, by_output, _ = run("audit", "show", "--db", filled, "-o", "json")
+    assert json.loads(by_flag) == json.loads(by_output)
+    assert len(json.loads(by_flag)) == 5
+
+
+def test_cli_audit_verify_output_json_record(filled: str, store: TelemetryStore) -> None:
+    code, output, _ = run("audit", "verify", "--database-url", filled, "--output", "json")
+    assert code == 0, output
+    record = json.loads(output)
+    assert (record["ok"], record["count"], record["head_hash"]) == (True, 5, store.audit_entries()[-1].hash)
+
+
+def test_cli_audit_verify_empty_trail_says_nothing_recorded(store: TelemetryStore, db_url: str) -> None:
+    code, output, _ = run("audit", "verify", "--db", db_url)
+    assert code == 0, output
+    assert "the audit trail is empty" in output

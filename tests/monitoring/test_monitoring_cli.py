@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -10,9 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pumpops._cli_support import console
 from pumpops.cli import app
-from pumpops.errors import NotFoundError
+from pumpops.errors import ConfigError, NotFoundError
 from pumpops.settings import init_workspace
 from pumpops.store import open_store
 
@@ -21,12 +22,6 @@ from ._monitoring_records import FLEET, HOUR_MS, MINUTE_MS, T0_MS, Agent
 NOW_MS = T0_MS + 24 * HOUR_MS
 NOW = "2026-01-02T00:00:00"
 STARTED_MS = NOW_MS - HOUR_MS
-
-
-@pytest.fixture(autouse=True)
-def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables as wide as they need: cells are not folded in the assertions."""
-    monkeypatch.setattr(console, "width", 220)
 
 
 @pytest.fixture
@@ -62,7 +57,8 @@ def test_cli_fleet_status_table_per_group(workspace: Path) -> None:
     assert "g1" in out
     assert "g2" in out
     assert "pumpops-g1/1 ×4" in out
-    assert "2 DRIFT" in out  # two drifting devices, the group drifts (no alert until evaluate)
+    (g1_line,) = [line for line in out.splitlines() if "│ g1 " in line]
+    assert "DRIFT" in g1_line  # two drifting devices, the group drifts (no alert until evaluate)
 
 
 def test_cli_fleet_status_json_and_group_filter(workspace: Path) -> None:
@@ -165,3 +161,129 @@ def test_cli_feedback_unknown_alarm_exits_with_its_name(workspace: Path) -> None
     )
     assert out.returncode == 4, out.stderr  # not found
     assert "alarm 'g1-1:42': the hub never received an alarm message with this id" in out.stderr
+
+
+# ---------------------------------------------------------------- friction 7: no verdict without evidence
+
+
+@pytest.fixture
+def silent_workspace(tmp_path: Path) -> Path:
+    """A workspace whose fleet is registered; only g1-1 reported, and without a drift word."""
+    folder = tmp_path / "silent"
+    init_workspace(folder)
+    with open_store(f"sqlite:///{folder / 'pumpops.db'}") as store:
+        store.upgrade()
+        store.register_devices(FLEET)
+        store.put_agent_messages([Agent("g1-1").summary(NOW_MS - 2 * MINUTE_MS, alarms=0)])
+    return folder
+
+
+def test_cli_drift_status_no_reports_says_no_data(silent_workspace: Path) -> None:
+    code, out, _ = run(silent_workspace, "drift", "status", "--now", NOW, "--json")
+    assert code == 0, out
+    groups = {g["group"]: g for g in json.loads(out)["groups"]}
+    assert groups["g2"]["verdict"] == "no data"  # nobody reported
+    assert groups["g1"]["verdict"] == "no data"  # g1-1 reported, but said nothing about drift
+    assert "none said whether it drifts" in groups["g1"]["reason"]
+    code, out, _ = run(silent_workspace, "drift", "status", "--now", NOW)
+    assert code == 0, out
+    group_lines = [line for line in out.splitlines() if line.startswith(("│ g1 ", "│ g2 "))]
+    assert len(group_lines) == 2, out
+    assert all("no data" in line and " ok " not in line for line in group_lines), out
+
+
+def test_cli_drift_status_reporting_group_says_ok(workspace: Path) -> None:
+    code, out, _ = run(workspace, "drift", "status", "--now", NOW, "--json")
+    assert code == 0, out
+    verdicts = {g["group"]: g["verdict"] for g in json.loads(out)["groups"]}
+    assert verdicts == {"g1": "drift", "g2": "ok"}
+
+
+def test_cli_fleet_status_group_nobody_reports_from_says_no_data(silent_workspace: Path) -> None:
+    code, out, _ = run(silent_workspace, "fleet", "status", "--now", NOW, "--output", "csv")
+    assert code == 0, out
+    rows = {r["group"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert (rows["g2"]["reporting"], rows["g2"]["drift"]) == ("0", "no data")
+    code, out, _ = run(silent_workspace, "fleet", "status", "--now", NOW, "--devices", "--json")
+    devices = {d["device_id"]: d for d in json.loads(out)["devices"]}
+    assert devices["g2-1"]["verdict"] == "no data"
+
+
+def test_cli_fleet_evaluate_no_data_keeps_the_open_alert(workspace: Path) -> None:
+    code, out, _ = run(workspace, "fleet", "evaluate", "--now", NOW)
+    assert code == 0, out
+    later = "2026-01-03T00:00:00"  # a day on: nobody reported since, no evidence the drift ended
+    code, out, _ = run(workspace, "fleet", "evaluate", "--now", later, "--json")
+    assert code == 0, out
+    assert json.loads(out)["changes"] == []
+    code, out, _ = run(workspace, "drift", "status", "--now", later, "--group", "g1", "--json")
+    (g1,) = json.loads(out)["groups"]
+    assert g1["verdict"] == "no data"
+    assert [a["alert_id"] for a in g1["open_alerts"]] == [f"drift:g1:{NOW_MS}"]
+
+
+# ---------------------------------------------------------------- friction 6: --output table|json|csv
+
+READS = [
+    pytest.param(["fleet", "status"], id="fleet-status"),
+    pytest.param(["fleet", "status", "--devices"], id="fleet-status-devices"),
+    pytest.param(["drift", "status"], id="drift-status"),
+    pytest.param(["drift", "status", "--devices"], id="drift-status-devices"),
+]
+
+
+@pytest.mark.parametrize("command", READS)
+def test_cli_monitoring_reads_output_json_parses(workspace: Path, command: list[str]) -> None:
+    code, out, _ = run(workspace, *command, "--now", NOW, "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)
+    code, flag_out, _ = run(workspace, *command, "--now", NOW, "--json")
+    assert json.loads(flag_out) == json.loads(out)
+
+
+@pytest.mark.parametrize("command", READS)
+def test_cli_monitoring_reads_output_csv_has_header(workspace: Path, command: list[str]) -> None:
+    code, out, _ = run(workspace, *command, "--now", NOW, "-o", "csv")
+    assert code == 0, out
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][0] in ("group", "device"), rows[0]
+    assert len(rows) > 2
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+
+def test_cli_drift_status_table_shows_long_values_in_full(workspace: Path) -> None:
+    code, out, _ = run(workspace, "drift", "status", "--now", NOW)
+    assert code == 0, out
+    # a reason of ~90 characters on one line: the table is not cut to 80 columns off a terminal
+    assert "2 of 4 reporting device(s) drift in the last 6 h: 0.50 >= min_fraction (0.3), at least 2" in out
+
+
+# ---------------------------------------------------------------- friction 9: one vocabulary
+
+
+def test_cli_drift_status_now_relative_and_window_duration(workspace: Path) -> None:
+    code, out, _ = run(workspace, "drift", "status", "--now", "1h", "--window", "30m", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["policy"]["window_s"] == 1800.0
+    assert {g["verdict"] for g in data["groups"]} == {"no data"}  # an hour ago on the wall clock
+
+
+def test_cli_fleet_status_database_url_option(workspace: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{workspace / 'pumpops.db'}"
+    elsewhere = tmp_path / "other"
+    init_workspace(elsewhere)
+    code, out, _ = run(elsewhere, "fleet", "status", "--now", NOW, "--database-url", url, "--json")
+    assert code == 0, out
+    assert {g["group"] for g in json.loads(out)["groups"]} == {"g1", "g2"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--now", "yesterday"], "--now"), (["--window", "6 hours"], "--window")],
+)
+def test_cli_drift_status_bad_time_names_the_flag(workspace: Path, flags: list[str], named: str) -> None:
+    code, _, exc = run(workspace, "drift", "status", *flags)
+    assert code != 0
+    assert isinstance(exc, ConfigError)
+    assert named in str(exc)

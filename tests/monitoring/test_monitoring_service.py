@@ -104,19 +104,25 @@ def test_service_opens_one_alert_per_drifting_group_and_closes_it(
     assert len(fleet_store.fleet_alerts(group="g1")) == 2
 
 
-def test_service_alert_closes_when_devices_fall_silent(
+def test_service_alert_stays_open_when_devices_fall_silent(
     fleet_store: Any, sink: EventSink, agents: dict[str, Agent]
 ) -> None:
     service = MonitoringService(fleet_store, sink, SETTINGS)
     _report(fleet_store, agents, NOW_MS, {"g2-1", "g2-2"})
     assert [c.group for c in service.evaluate(_us(NOW_MS)).changes] == ["g2"]
-    # seven hours without a message: no device reports in the window, so no drift
+    # seven hours without a message: no device reports in the window: no data, not "drift ended"
     silent = service.evaluate(_us(NOW_MS + 7 * HOUR_MS))
-    assert [(c.group, c.action) for c in silent.changes] == [("g2", "closed")]
-    assert silent.changes[0].detail["reason"] == "no device reported in the last 6 h"
+    assert silent.changes == ()
+    (g2,) = [g for g in silent.view.groups if g.group == "g2"]
+    assert (g2.drift.verdict, g2.drift.reason) == ("no data", "no device reported in the last 6 h")
+    assert [a.group for a in service.open_alerts()] == ["g2"]
     view = silent.view
     assert all(not d.reporting for d in view.devices)
     assert {d.model for d in view.devices} == {"pumpops-g1/1"}  # the newest state, from before the window
+    # the devices report again, without drift: now the alert closes
+    _report(fleet_store, agents, NOW_MS + 8 * HOUR_MS, set())
+    back = service.evaluate(_us(NOW_MS + 8 * HOUR_MS))
+    assert [(c.group, c.action) for c in back.changes] == [("g2", "closed")]
 
 
 def test_service_ignores_unregistered_devices_and_other_alert_kinds(

@@ -14,7 +14,11 @@ full export as a chain from entry 1, and an export ``--since`` as a segment
 An export filtered by ``--subject`` is not a chain (the entries between are
 left out, so a deletion could not be told from the filter) and ``verify
 --file`` refuses it: verify the full export instead.
-May import: typer, rich, ``pumpops._cli_support``, store, errors and this package.
+``audit show`` and ``audit verify`` print a table, JSON or CSV (``--output``).
+Only typer, the standard library, ``pumpops._cli_support`` and the pure chain
+load with this module (other parts import :data:`ActorOption` from here); the
+store and settings load inside the commands.
+May import: typer, ``pumpops._cli_support``, store, settings, errors and this package.
 """
 
 from __future__ import annotations
@@ -25,15 +29,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from pumpops._cli_support import console, settings_from
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_record,
+    emit_rows,
+    output_format,
+    parse_time_us,
+    settings_from,
+)
 from pumpops.audit._chain import GENESIS_HASH, AuditEntry, VerifyReport, verify_chain
 from pumpops.errors import ConfigError, InputError, IntegrityError
-from pumpops.settings import Settings
-from pumpops.store import TelemetryStore, open_store
+
+if TYPE_CHECKING:
+    from pumpops.settings import Settings
+    from pumpops.store import TelemetryStore
 
 audit_app = typer.Typer(
     help="The audit trail: verify the hash chain, export it, show the newest entries.",
@@ -42,12 +59,6 @@ audit_app = typer.Typer(
 
 EXPORT_FORMAT = 1
 _HEADER_KEY = "pumpops_audit_export"
-_PAYLOAD_PREVIEW = 80  # characters of a payload shown by `audit show`
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
-]
 
 #: For commands (of any part) that write audit entries: who is acting.
 ActorOption = Annotated[
@@ -82,26 +93,14 @@ def resolve_actor(settings: Settings, flag: str | None) -> str:
 
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
+    from pumpops.store import open_store
+
     settings = settings_from(ctx, database_url=db)
     store = open_store(settings.resolved_database_url)
     try:
         yield store
     finally:
         store.close()
-
-
-def _parse_since(text: str | None) -> int | None:
-    """ISO 8601 (``2026-01-01``, ``2026-01-01T12:00:00+02:00``; naive means UTC) to microseconds."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(f"--since must be an ISO 8601 date or time, not {text!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _format_time(time_us: int) -> str:
@@ -198,10 +197,24 @@ def verify_export(path: Path, *, expected_head: str | None = None) -> VerifyRepo
     return report
 
 
+def _report_record(report: VerifyReport, where: str) -> dict[str, Any]:
+    return {
+        "where": where,
+        "ok": report.ok,
+        "count": report.count,
+        "head_seq": report.head_seq,
+        "head_hash": report.head_hash,
+        "bad_seq": report.bad_seq,
+        "kind": report.kind,
+        "detail": report.detail,
+        "summary": report.summary(),
+    }
+
+
 @audit_app.command("verify")
-def audit_verify(
+def audit_verify(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    db: DbOption = None,
+    db: DatabaseUrlOption = None,
     file: Path | None = typer.Option(
         None, "--file", help="Check an export file offline instead of the database.", show_default=False
     ),
@@ -211,13 +224,16 @@ def audit_verify(
         help="A head hash recorded earlier (e.g. printed by a past verify); it must still be in the chain.",
         show_default=False,
     ),
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Walk the audit chain and name the first entry modified, deleted, inserted or reordered.
 
     Prints OK with the number of entries and the head hash (record it
     elsewhere: a later `--head` then also detects a rewritten or cut tail).
-    Exits non-zero on tampering.
+    Exits 1 when the chain is broken (3 when --file is not an audit export).
     """
+    fmt = output_format(output, as_json)
     if file is not None:
         report = verify_export(file, expected_head=head)
         where = str(file)
@@ -225,17 +241,24 @@ def audit_verify(
         with _store(ctx, db) as store:
             report = verify_chain(store.audit_entries(), expected_head=head)
         where = "the database"
+    if fmt is not OutputFormat.TABLE:
+        emit_record(_report_record(report, where), output=fmt)
     if not report.ok:
         raise IntegrityError(f"audit chain in {where}: {report.summary()}")
-    console.print(report.summary(), highlight=False, soft_wrap=True)
+    if fmt is OutputFormat.TABLE:
+        empty = " (the audit trail is empty: nothing was recorded yet)" if report.count == 0 else ""
+        console.print(report.summary() + empty, highlight=False, soft_wrap=True)
 
 
 @audit_app.command("export")
 def audit_export(
     ctx: typer.Context,
-    db: DbOption = None,
+    db: DatabaseUrlOption = None,
     since: str | None = typer.Option(
-        None, "--since", help="Only entries from this ISO 8601 time on (naive = UTC).", show_default=False
+        None,
+        "--since",
+        help="Only entries from this time on: ISO 8601 (naive = UTC) or a duration before now (1h, 2d).",
+        show_default=False,
     ),
     subject: str | None = typer.Option(
         None,
@@ -244,11 +267,11 @@ def audit_export(
         show_default=False,
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="File to write (default: standard output).", show_default=False
+        None, "--out", help="File to write (default: standard output).", show_default=False
     ),
 ) -> None:
     """Write the audit chain as JSON Lines: a header line, then one entry per line with its hashes."""
-    since_us = _parse_since(since)
+    since_us = None if since is None else parse_time_us(since, option="--since")
     with _store(ctx, db) as store:
         entries = store.audit_entries(since_us=since_us, subject=subject)
         tail = store.audit_entries(limit=1)
@@ -260,7 +283,7 @@ def audit_export(
         with out.open("w", encoding="utf-8", newline="\n") as handle:
             write_export(handle, header, entries)
     except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc}") from exc
+        raise ConfigError(f"--out {out}: cannot write: {exc}") from exc
     console.print(
         f"wrote {len(entries)} audit entries to {out} (chain head seq {header['chain_head_seq']} "
         f"hash {header['chain_head_hash']})",
@@ -270,29 +293,43 @@ def audit_export(
 
 
 @audit_app.command("show")
-def audit_show(
+def audit_show(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    db: DbOption = None,
+    db: DatabaseUrlOption = None,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many of the newest entries."),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only entries from this time on: ISO 8601 (naive = UTC) or a duration before now (1h, 2d).",
+        show_default=False,
+    ),
+    subject: str | None = typer.Option(
+        None, "--subject", help="Only entries about this subject.", show_default=False
+    ),
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """List the newest audit entries, oldest of them first (seq, time, actor, action, subject, payload, hash).
 
     Shows what is stored; it does not verify it (``pumpops audit verify`` does).
     """
+    fmt = output_format(output, as_json)
+    since_us = None if since is None else parse_time_us(since, option="--since")
     with _store(ctx, db) as store:
-        entries = store.audit_entries(limit=limit)
-    if not entries:
-        console.print("the audit trail is empty", highlight=False)
-        return
-    # One line per entry, never wrapped: easy to read in a terminal and to grep.
-    for entry in entries:
-        payload = entry.payload_json
-        if len(payload) > _PAYLOAD_PREVIEW:
-            payload = payload[: _PAYLOAD_PREVIEW - 1] + "…"
-        console.print(
-            f"{entry.seq:>6}  {_format_time(entry.time_us)}  {entry.actor}  {entry.action}  "
-            f"{entry.subject}  {payload}  {entry.hash[:12]}",
-            highlight=False,
-            soft_wrap=True,
-            markup=False,
-        )
+        if since_us is None and subject is None:
+            entries = store.audit_entries(limit=limit)
+        else:
+            entries = store.audit_entries(since_us=since_us, subject=subject)[-limit:]
+    rows = [
+        {
+            "seq": e.seq,
+            "time": _format_time(e.time_us),
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "payload": json.loads(e.payload_json) if fmt is OutputFormat.JSON else e.payload_json,
+            "hash": e.hash,
+        }
+        for e in entries
+    ]
+    emit_rows(rows, output=fmt, title="Audit trail (newest last)", empty="the audit trail is empty")

@@ -13,28 +13,34 @@ May import: fleet, errors and the standard library (the pure modules); the
 service and the commands also store, registry (events), audit, settings.
 """
 
-from pumpops.monitoring._drift import DeviceDrift, DriftPolicy, GroupDrift, device_drift, judge_group
-from pumpops.monitoring._fleet import (
-    UNREGISTERED_GROUP,
-    AlarmStats,
-    DeviceView,
-    FleetView,
-    GroupView,
-    ModelView,
-    ScoreStats,
-    build_fleet_view,
-)
-from pumpops.monitoring._service import (
-    DRIFT_ALERT_KIND,
-    EVENT_ALARM_FEEDBACK,
-    EVENT_DRIFT_CLEARED,
-    EVENT_DRIFT_DETECTED,
-    AlertChange,
-    Evaluation,
-    MonitoringService,
-    find_alarm,
-    record_feedback,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pumpops.monitoring._drift import DeviceDrift, DriftPolicy, GroupDrift, device_drift, judge_group
+    from pumpops.monitoring._fleet import (
+        UNREGISTERED_GROUP,
+        AlarmStats,
+        DeviceView,
+        FleetView,
+        GroupView,
+        ModelView,
+        ScoreStats,
+        build_fleet_view,
+    )
+    from pumpops.monitoring._service import (
+        DRIFT_ALERT_KIND,
+        EVENT_ALARM_FEEDBACK,
+        EVENT_DRIFT_CLEARED,
+        EVENT_DRIFT_DETECTED,
+        AlertChange,
+        Evaluation,
+        MonitoringService,
+        find_alarm,
+        record_feedback,
+    )
 
 __all__ = [
     "DRIFT_ALERT_KIND",
@@ -60,3 +66,43 @@ __all__ = [
     "judge_group",
     "record_feedback",
 ]
+
+#: Where each exported name lives: loaded on first use, so that a command
+#: module importing one pure submodule does not load the store and the registry.
+_HOMES = {
+    "DeviceDrift": "pumpops.monitoring._drift",
+    "DriftPolicy": "pumpops.monitoring._drift",
+    "GroupDrift": "pumpops.monitoring._drift",
+    "device_drift": "pumpops.monitoring._drift",
+    "judge_group": "pumpops.monitoring._drift",
+    "UNREGISTERED_GROUP": "pumpops.monitoring._fleet",
+    "AlarmStats": "pumpops.monitoring._fleet",
+    "DeviceView": "pumpops.monitoring._fleet",
+    "FleetView": "pumpops.monitoring._fleet",
+    "GroupView": "pumpops.monitoring._fleet",
+    "ModelView": "pumpops.monitoring._fleet",
+    "ScoreStats": "pumpops.monitoring._fleet",
+    "build_fleet_view": "pumpops.monitoring._fleet",
+    "DRIFT_ALERT_KIND": "pumpops.monitoring._service",
+    "EVENT_ALARM_FEEDBACK": "pumpops.monitoring._service",
+    "EVENT_DRIFT_CLEARED": "pumpops.monitoring._service",
+    "EVENT_DRIFT_DETECTED": "pumpops.monitoring._service",
+    "AlertChange": "pumpops.monitoring._service",
+    "Evaluation": "pumpops.monitoring._service",
+    "MonitoringService": "pumpops.monitoring._service",
+    "find_alarm": "pumpops.monitoring._service",
+    "record_feedback": "pumpops.monitoring._service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

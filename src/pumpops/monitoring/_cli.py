@@ -1,12 +1,18 @@
 """Command-line commands of ``pumpops.monitoring``: ``fleet status|evaluate``, ``drift status``, ``feedback``.
 
 The thin shell: resolve settings (store, broker, actor, ``[monitoring]``),
-build a :class:`~pumpops.monitoring.MonitoringService`, call it, print a Rich
-table or JSON. ``fleet evaluate`` is one monitoring step (for cron and
-tests; ``--now`` replays an instant). ``feedback`` records a technician's
-verdict on an alarm the hub received.
-May import: typer, rich, ``pumpops._cli_support``, settings, store, registry
-(events), audit (actor), errors and this package.
+build a :class:`~pumpops.monitoring.MonitoringService`, call it, print a
+table, JSON or CSV (``--output``). ``fleet evaluate`` is one monitoring step
+(for cron and tests; ``--now`` replays an instant). ``feedback`` records a
+technician's verdict on an alarm the hub received.
+
+A verdict needs evidence: a group none of whose devices reported in the
+window (or said a drift word) is ``no data``, never ``ok``.
+
+Only typer, the standard library and ``pumpops._cli_support`` load with this
+module; the store, registry and settings load inside the commands (``pumpops
+--help`` stays fast). May import: typer, ``pumpops._cli_support``, settings,
+store, registry (events), audit (actor), errors and this package.
 """
 
 from __future__ import annotations
@@ -16,20 +22,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pumpops._cli_support import console, err_console, settings_from
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_rows,
+    err_console,
+    output_format,
+    parse_duration,
+    parse_time_us,
+    settings_from,
+)
 from pumpops.audit._cli import ActorOption, resolve_actor
 from pumpops.errors import NotFoundError
-from pumpops.monitoring._drift import _duration
-from pumpops.monitoring._fleet import FleetView
-from pumpops.monitoring._service import MonitoringService, record_feedback
-from pumpops.registry import EventPublisher, EventSink, MqttEventPublisher
-from pumpops.settings import EMBEDDED_BROKER, Settings
-from pumpops.store import FleetAlertRecord, open_store
+from pumpops.monitoring._drift import NO_DATA, _duration
+
+if TYPE_CHECKING:
+    from pumpops.monitoring._fleet import DeviceView, FleetView
+    from pumpops.monitoring._service import MonitoringService
+    from pumpops.registry import EventPublisher, EventSink
+    from pumpops.settings import Settings
+    from pumpops.store import FleetAlertRecord
 
 __all__ = ["drift_app", "fleet_app", "register"]
 
@@ -47,19 +66,27 @@ _TOP_PSI = 3  # sensors shown per device in `drift status`
 GroupOption = Annotated[
     str | None, typer.Option("--group", "-g", help="Only this device group.", show_default=False)
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: from the workspace settings).", show_default=False),
-]
 NowOption = Annotated[
     str | None,
     typer.Option(
         "--now",
-        help="Evaluate at this instant, ISO-8601 (no zone = UTC; default: now). "
-        "The window is measured in the agents' message time.",
+        help="Evaluate at this instant: ISO 8601 (no zone = UTC) or a duration before now (1h); "
+        "default: now. The window is measured in the agents' message time.",
         show_default=False,
     ),
+]
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        help="Look-back in which a device counts as reporting, e.g. 30m, 6h, 2d "
+        "(default: [monitoring] window_s).",
+        show_default=False,
+    ),
+]
+DevicesFlag = Annotated[
+    bool,
+    typer.Option("--devices", help="One row per device instead of per group.", show_default=False),
 ]
 BrokerOption = Annotated[
     str | None,
@@ -79,19 +106,19 @@ def register(app: typer.Typer) -> None:
     app.command("feedback")(feedback_cmd)
 
 
-def _parse_time(text: str | None) -> int | None:
-    """ISO-8601 to microseconds since the epoch; a time without zone is UTC."""
+def _now_us(text: str | None) -> int | None:
+    return None if text is None else parse_time_us(text, option="--now")
+
+
+def _window_s(text: str | None) -> float | None:
     if text is None:
         return None
+    from pumpops.errors import ConfigError
+
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00)", param_hint="--now"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--window {text}: {exc}") from None
 
 
 def _time(ms: int | None) -> str:
@@ -101,6 +128,9 @@ def _time(ms: int | None) -> str:
 
 
 def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
+    from pumpops.registry import MqttEventPublisher
+    from pumpops.settings import EMBEDDED_BROKER
+
     url = broker if broker is not None else settings.broker_url
     if url in (EMBEDDED_BROKER, "none", ""):
         return None
@@ -109,14 +139,30 @@ def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
 
 @contextmanager
 def _service(
-    ctx: typer.Context, *, db: str | None, broker: str | None = "none", actor: str | None = None
+    ctx: typer.Context,
+    *,
+    db: str | None,
+    broker: str | None = "none",
+    actor: str | None = None,
+    window_s: float | None = None,
 ) -> Iterator[tuple[MonitoringService, EventSink, Settings, str]]:
+    from pumpops.monitoring._service import MonitoringService
+    from pumpops.registry import EventSink
+    from pumpops.store import open_store
+
     settings = settings_from(ctx, database_url=db)
     who = resolve_actor(settings, actor)
+    policy = settings.monitoring
+    if window_s is not None:
+        from pumpops.errors import ConfigError
+
+        if window_s > 30 * 86_400:
+            raise ConfigError(f"--window {_duration(window_s)}: at most 30 days")
+        policy = policy.model_copy(update={"window_s": window_s})
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
         sink = EventSink(store, _publisher(settings, broker), topic_prefix=settings.topic_prefix)
-        yield MonitoringService(store, sink, settings.monitoring, actor=who), sink, settings, who
+        yield MonitoringService(store, sink, policy, actor=who), sink, settings, who
 
 
 def _alert_json(alert: FleetAlertRecord) -> dict[str, Any]:
@@ -140,84 +186,145 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _tabled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as the table shows them: – for nothing, yes/no, DRIFT in capitals, rates to 2 places."""
+
+    def cell(key: str, value: Any) -> Any:
+        if value is None or value == "":
+            return "–"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if key in ("drift", "verdict") and value == "drift":
+            return "DRIFT"
+        if key == "alarms_per_h":
+            return _rate(value)
+        if key == "p95_max":
+            return f"{value:.3g}"
+        return value
+
+    return [{k: cell(k, v) for k, v in row.items()} for row in rows]
+
+
+def device_verdict(device: DeviceView) -> str:
+    """``drift``, ``ok`` or ``no data`` for a device in the window (an older word is no evidence)."""
+    if device.drifting:
+        return "drift"
+    if device.reporting and device.drift.drifting is False:
+        return "ok"
+    return NO_DATA
+
+
+def _device_rows(view: FleetView, group: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "device": d.device_id,
+            "group": d.group,
+            "last_seen": _time(d.last_seen_ms),
+            "reporting": d.reporting,
+            "status": d.status,
+            "model": d.model,
+            "health": d.health if d.health is not None else NO_DATA,
+            "stale": d.stale,
+            "alarms_per_h": d.alarms.rate_per_h,
+            "drift": device_verdict(d),
+        }
+        for d in view.devices
+        if group is None or d.group == group
+    ]
+
+
 @fleet_app.command("status")
-def fleet_status(
+def fleet_status(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
     group: GroupOption = None,
-    as_json: JsonOption = False,
+    devices: DevicesFlag = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
     now: NowOption = None,
-    db: DbOption = None,
+    window: WindowOption = None,
+    db: DatabaseUrlOption = None,
 ) -> None:
-    """Per group: devices, model versions, healthy, stale, alarm rate, drifting devices, open alerts."""
-    now_us = _parse_time(now)
-    with _service(ctx, db=db) as (service, _, _, _):
+    """Per group: devices, model versions, healthy, stale, alarm rate, drift verdict, open alerts.
+
+    A group none of whose devices reported in the window says ``no data``, not ok.
+    JSON holds the groups and their devices; ``--devices`` lists devices (table, CSV).
+    """
+    fmt = output_format(output, as_json)
+    now_us, window_s = _now_us(now), _window_s(window)
+    with _service(ctx, db=db, window_s=window_s) as (service, _, _, _):
         view = service.view(now_us)
         alerts = service.open_alerts(group)
     _check_group(view, group)
-    groups = [g for g in view.groups if group is None or g.group == group]
-    if as_json:
+    if fmt is OutputFormat.JSON:
         data = view.to_dict()
+        verdicts = {g.group: g.drift.verdict for g in view.groups}
         data["groups"] = [
-            {**g, "open_alerts": [_alert_json(a) for a in alerts if a.group == g["group"]]}
+            {
+                **g,
+                "drift": {**g["drift"], "verdict": verdicts[g["group"]]},
+                "open_alerts": [_alert_json(a) for a in alerts if a.group == g["group"]],
+            }
             for g in data["groups"]
             if group is None or g["group"] == group
         ]
-        data["devices"] = [d for d in data["devices"] if group is None or d["group"] == group]
+        words = {d.device_id: device_verdict(d) for d in view.devices}
+        data["devices"] = [
+            {**d, "verdict": words[d["device_id"]]}
+            for d in data["devices"]
+            if group is None or d["group"] == group
+        ]
         typer.echo(json.dumps(data, indent=2))
         return
-    table = Table(title=f"Fleet at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)")
-    columns = ("group", "devices", "reporting", "model versions", "healthy", "stale", "alarms/h", "p95 max")
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("group", "model versions") else "right")
-    table.add_column("drifting")
-    table.add_column("open alerts")
-    for g in groups:
-        versions = ", ".join(f"{label} ×{n}" for label, n in g.model_versions.items()) or "–"
-        drifting = f"{len(g.drift.drifting_devices)}" + (" DRIFT" if g.drift.drifting else "")
-        open_ids = ", ".join(a.alert_id for a in alerts if a.group == g.group) or "–"
-        p95 = "–" if g.scores.p95_max is None else f"{g.scores.p95_max:.3g}"
-        table.add_row(
-            g.group,
-            str(len(g.device_ids)),
-            str(g.reporting),
-            versions,
-            str(g.healthy),
-            str(g.stale),
-            _rate(g.alarms.rate_per_h),
-            p95,
-            drifting,
-            open_ids,
+    table = fmt is OutputFormat.TABLE
+    device_rows = _device_rows(view, group)
+    if devices:
+        emit_rows(
+            _tabled(device_rows) if table else device_rows,
+            output=fmt,
+            title=f"Devices at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)",
+            empty="no device registered or reporting",
         )
-    console.print(table, highlight=False)
+        return
+    rows = [
+        {
+            "group": g.group,
+            "devices": len(g.device_ids),
+            "reporting": g.reporting,
+            "model_versions": ", ".join(f"{label} ×{n}" for label, n in g.model_versions.items()),
+            "healthy": g.healthy,
+            "stale": g.stale,
+            "alarms_per_h": g.alarms.rate_per_h,
+            "p95_max": g.scores.p95_max,
+            "drift": g.drift.verdict,
+            "drifting": len(g.drift.drifting_devices),
+            "open_alerts": " ".join(a.alert_id for a in alerts if a.group == g.group),
+        }
+        for g in view.groups
+        if group is None or g.group == group
+    ]
+    title = f"Fleet at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)"
+    if not table:
+        emit_rows(rows, output=fmt)
+        return
+    emit_rows(_tabled(rows), output=fmt, title=title, empty="no device registered or reporting")
     if group is not None:
-        devices = Table(title=f"Devices of {group}")
-        for name in ("device", "last seen (UTC)", "status", "model", "health", "stale", "alarms/h", "drift"):
-            devices.add_column(name, justify="right" if name == "alarms/h" else "left")
-        for d in view.devices_of(group):
-            devices.add_row(
-                d.device_id,
-                _time(d.last_seen_ms),
-                d.status or "–",
-                d.model or "–",
-                d.health or "–",
-                "yes" if d.stale else "no",
-                _rate(d.alarms.rate_per_h),
-                "DRIFT" if d.drifting else ("ok" if d.drift.drifting is False else "–"),
-            )
-        console.print(devices, highlight=False)
+        emit_rows(_tabled(device_rows), output=fmt, title=f"Devices of {group}")
 
 
 @fleet_app.command("evaluate")
 def fleet_evaluate(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
     now: NowOption = None,
-    as_json: JsonOption = False,
-    db: DbOption = None,
+    as_json: JsonFlag = False,
+    db: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """One monitoring step: open a drift alert for each group that starts drifting, close those that stop."""
-    now_us = _parse_time(now)
+    """One monitoring step: open a drift alert for each group that starts drifting, close those that stop.
+
+    A group with no data keeps its open alert: nothing says it stopped drifting.
+    """
+    now_us = _now_us(now)
     with _service(ctx, db=db, broker=broker, actor=actor) as (service, _, _, _):
         result = service.evaluate(now_us)
     if as_json:
@@ -232,23 +339,31 @@ def fleet_evaluate(  # noqa: PLR0917 - typer passes options by keyword; the orde
 
 
 @drift_app.command("status")
-def drift_status(
+def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
     group: GroupOption = None,
-    as_json: JsonOption = False,
+    devices: DevicesFlag = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
     now: NowOption = None,
-    db: DbOption = None,
+    window: WindowOption = None,
+    db: DatabaseUrlOption = None,
 ) -> None:
-    """Per device: the newest drift word, top PSI sensors; per group: the verdict and open alerts."""
-    now_us = _parse_time(now)
-    with _service(ctx, db=db) as (service, _, _, _):
+    """Per device: the newest drift word, top PSI sensors; per group: the verdict and open alerts.
+
+    The verdict is ``drift``, ``ok``, or ``no data`` when no device of the group
+    reported a drift word in the window. CSV lists groups (``--devices``: devices).
+    """
+    fmt = output_format(output, as_json)
+    now_us, window_s = _now_us(now), _window_s(window)
+    with _service(ctx, db=db, window_s=window_s) as (service, _, _, _):
         view = service.view(now_us)
         alerts = service.open_alerts(group)
         policy = service.policy
     _check_group(view, group)
-    devices = [d for d in view.devices if group is None or d.group == group]
+    device_list = [d for d in view.devices if group is None or d.group == group]
     groups = [g for g in view.groups if group is None or g.group == group]
-    if as_json:
+    if fmt is OutputFormat.JSON:
         data = {
             "now_ms": view.now_ms,
             "policy": {
@@ -262,10 +377,11 @@ def drift_status(
                     "group": d.group,
                     "reporting": d.reporting,
                     "drifting": d.drifting,
+                    "verdict": device_verdict(d),
                     "top_psi": [{"sensor": s, "psi": v} for s, v in d.drift.top_psi(_TOP_PSI)],
                     "drift": asdict(d.drift),
                 }
-                for d in devices
+                for d in device_list
             ],
             "groups": [
                 {**g.drift.to_dict(), "open_alerts": [_alert_json(a) for a in alerts if a.group == g.group]}
@@ -274,38 +390,49 @@ def drift_status(
         }
         typer.echo(json.dumps(data, indent=2))
         return
-    per_device = Table(title=f"Drift per device at {_time(view.now_ms)}")
-    for name in ("device", "group", "reporting", "drift", "from", "word at (UTC)", f"top {_TOP_PSI} PSI"):
-        per_device.add_column(name)
-    for d in devices:
-        word = "–" if d.drift.drifting is None else ("DRIFT" if d.drift.drifting else "ok")
-        top = ", ".join(f"{s} {v:.2f}" for s, v in d.drift.top_psi(_TOP_PSI)) or "–"
-        per_device.add_row(
-            d.device_id,
-            d.group,
-            "yes" if d.reporting else "no",
-            word,
-            d.drift.source or "–",
-            _time(d.drift.drift_ms),
-            top,
+    table = fmt is OutputFormat.TABLE
+    device_rows = [
+        {
+            "device": d.device_id,
+            "group": d.group,
+            "reporting": d.reporting,
+            "drift": device_verdict(d),
+            "word": None if d.drift.drifting is None else ("drift" if d.drift.drifting else "ok"),
+            "from": d.drift.source or None,
+            "word_at": None if d.drift.drift_ms is None else _time(d.drift.drift_ms),
+            f"top_{_TOP_PSI}_psi": ", ".join(f"{s} {v:.2f}" for s, v in d.drift.top_psi(_TOP_PSI)),
+        }
+        for d in device_list
+    ]
+    group_rows = [
+        {
+            "group": g.group,
+            "verdict": g.drift.verdict,
+            "reporting": g.drift.reporting,
+            "judged": g.drift.judged,
+            "drifting": " ".join(g.drift.drifting_devices),
+            "open_alerts": " ".join(a.alert_id for a in alerts if a.group == g.group),
+            "reason": g.drift.reason,
+        }
+        for g in groups
+    ]
+    if table:
+        device_rows, group_rows = _tabled(device_rows), _tabled(group_rows)
+    if devices or table:
+        emit_rows(
+            device_rows,
+            output=fmt,
+            title=f"Drift per device at {_time(view.now_ms)}",
+            empty="no device registered or reporting",
         )
-    console.print(per_device, highlight=False)
-    per_group = Table(
-        title=f"Groups (drifting: ≥ {policy.min_devices} devices and ≥ {policy.min_fraction:g} of those "
-        f"reporting in {_duration(policy.window_s)})"
-    )
-    for name in ("group", "verdict", "reporting", "drifting", "open alerts", "reason"):
-        per_group.add_column(name)
-    for g in groups:
-        per_group.add_row(
-            g.group,
-            "DRIFT" if g.drift.drifting else "ok",
-            str(g.drift.reporting),
-            ", ".join(g.drift.drifting_devices) or "–",
-            ", ".join(a.alert_id for a in alerts if a.group == g.group) or "–",
-            g.drift.reason,
+    if not devices:
+        emit_rows(
+            group_rows,
+            output=fmt,
+            title=f"Groups (drifting: ≥ {policy.min_devices} devices and ≥ {policy.min_fraction:g} of "
+            f"those reporting in {_duration(policy.window_s)}; no data: no device said a drift word)",
+            empty="no group",
         )
-    console.print(per_group, highlight=False)
 
 
 def feedback_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
@@ -314,14 +441,16 @@ def feedback_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
     confirmed: bool = typer.Option(False, "--confirmed", help="The alarm was a real fault."),
     false_alarm: bool = typer.Option(False, "--false-alarm", help="The alarm was a false alarm."),
     note: str = typer.Option("", "--note", help="Free text kept with the verdict."),
-    as_json: JsonOption = False,
-    db: DbOption = None,
+    as_json: JsonFlag = False,
+    db: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Record a technician's verdict on an alarm: --confirmed or --false-alarm (audited, an event)."""
     if confirmed == false_alarm:
         raise typer.BadParameter("give exactly one of --confirmed and --false-alarm", param_hint="verdict")
+    from pumpops.monitoring._service import record_feedback
+
     verdict = "confirmed" if confirmed else "false_alarm"
     with _service(ctx, db=db, broker=broker, actor=actor) as (_, sink, _, who):
         stored = record_feedback(sink.store, sink, alarm_id, verdict=verdict, actor=who, note=note)

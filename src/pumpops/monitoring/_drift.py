@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DeviceDrift", "DriftPolicy", "GroupDrift", "device_drift", "judge_group"]
 
 _MS_PER_S = 1000
+NO_DATA = "no data"  # the verdict without evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ class GroupDrift:
         drifting_devices: reporting devices whose newest drift word in the window is drift, sorted.
         fraction: ``len(drifting_devices) / reporting``, None without reporting devices.
         reason: one sentence saying why.
+        judged: reporting devices that said drift or no drift in the window (the
+            evidence: without any, the group is not said to be ``ok``).
     """
 
     group: str
@@ -132,10 +135,24 @@ class GroupDrift:
     drifting_devices: tuple[str, ...]
     fraction: float | None
     reason: str
+    judged: int = 0
+
+    @property
+    def verdict(self) -> str:
+        """``drift``, ``ok``, or ``no data`` when no reporting device said a drift word in the window.
+
+        >>> GroupDrift("g", False, 3, 0, (), None, "no device reported").verdict
+        'no data'
+        >>> GroupDrift("g", False, 3, 3, (), 0.0, "0 of 3", judged=3).verdict
+        'ok'
+        """
+        if self.drifting:
+            return "drift"
+        return "ok" if self.judged else NO_DATA
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict as JSON-ready values."""
-        return asdict(self)
+        """The verdict as JSON-ready values (with ``verdict``)."""
+        return {**asdict(self), "verdict": self.verdict}
 
 
 def device_drift(device_id: str, records: Iterable[AgentRecord]) -> DeviceDrift:
@@ -212,21 +229,31 @@ def judge_group(
     drifting = sorted(
         d.device_id for d in reporting if d.drifting and d.drift_ms is not None and d.drift_ms >= cutoff
     )
+    judged = sum(
+        1 for d in reporting if d.drifting is not None and d.drift_ms is not None and d.drift_ms >= cutoff
+    )
     window = _duration(policy.window_s)
     if not reporting:
         return GroupDrift(group, False, len(devices), 0, (), None, f"no device reported in the last {window}")
     fraction = len(drifting) / len(reporting)
     counts = f"{len(drifting)} of {len(reporting)} reporting device(s) drift in the last {window}"
+    if not judged:
+        reason = f"{len(reporting)} device(s) reported in the last {window}, none said whether it drifts"
+        return GroupDrift(group, False, len(devices), len(reporting), (), fraction, reason, judged)
     if len(drifting) < policy.min_devices:
         reason = f"{counts}: fewer than min_devices ({policy.min_devices})"
-        return GroupDrift(group, False, len(devices), len(reporting), tuple(drifting), fraction, reason)
+        return GroupDrift(
+            group, False, len(devices), len(reporting), tuple(drifting), fraction, reason, judged
+        )
     if fraction < policy.min_fraction:
         reason = f"{counts}: {fraction:.2f} is below min_fraction ({policy.min_fraction:g})"
-        return GroupDrift(group, False, len(devices), len(reporting), tuple(drifting), fraction, reason)
+        return GroupDrift(
+            group, False, len(devices), len(reporting), tuple(drifting), fraction, reason, judged
+        )
     reason = (
         f"{counts}: {fraction:.2f} >= min_fraction ({policy.min_fraction:g}), at least {policy.min_devices}"
     )
-    return GroupDrift(group, True, len(devices), len(reporting), tuple(drifting), fraction, reason)
+    return GroupDrift(group, True, len(devices), len(reporting), tuple(drifting), fraction, reason, judged)
 
 
 def _psi(value: object) -> dict[str, float | None] | None:

@@ -187,7 +187,7 @@ class MonitoringService:
             alerts = open_by_group.pop(group.group, [])
             if group.drift.drifting and not alerts:
                 changes.append(self._open(group.drift, group.model_versions, now))
-            elif not group.drift.drifting:
+            elif group.drift.verdict == "ok":  # no data is no evidence the drift ended: keep it open
                 changes += [self._close(alert, self._detail(group.drift), now) for alert in alerts]
         for group_name, alerts in sorted(open_by_group.items()):  # groups without devices any more
             detail = {"group": group_name, "drifting": False, "reason": "the group has no devices"}
