@@ -36,7 +36,16 @@ def serve_cmd(
         ),
     ] = False,
 ) -> None:
-    """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz."""
+    """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz.
+
+    With --services, each service's start, stop and failure is logged to stderr, one line each.
+    The embedded broker listens on the embedded_broker_port setting (default 1883, Mosquitto's
+    port): if that port is taken the command fails at once (exit 5) instead of using whatever
+    broker holds it.
+    """
+    import logging
+    import sys
+
     import uvicorn
 
     from pumpops.hub._app import create_app
@@ -45,8 +54,14 @@ def serve_cmd(
 
     settings = settings_from(ctx)
     repo = open_repository(settings)
-    console.print(f"serving {repo.folder} at http://{host}:{port}/tuf/")
+    logger = logging.getLogger("pumpops")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     hub = HubServices(settings).start() if services else None
+    console.print(f"serving {repo.folder} at http://{host}:{port}/tuf/")
     try:
         uvicorn.run(create_app(repo.folder), host=host, port=port, log_level="warning")
     finally:

@@ -18,9 +18,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pumpops.errors import PumpopsError, ServiceError
+from pumpops.hub._supervise import stop_processes, tail
 from pumpops.monitoring._service import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain._chain import run_retrain
@@ -30,42 +32,109 @@ from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
 
-__all__ = ["HubServices", "broker_process"]
+__all__ = ["BrokerProcess", "HubServices", "broker_process", "port_taken_message"]
 
 log = logging.getLogger("pumpops.hub")
 
 
+@dataclass(frozen=True)
+class BrokerProcess:
+    """The running embedded broker's process.
+
+    Attributes:
+        port: the port it listens on (127.0.0.1).
+        proc: the process.
+        log: its output.
+    """
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def port_taken_message(port: int) -> str:
+    """What to do when the embedded broker's port is taken."""
+    return (
+        f"cannot start the embedded MQTT broker: port {port} on 127.0.0.1 is already in use "
+        "(a system Mosquitto listens on 1883). Set embedded_broker_port in pumpops.toml "
+        "(or PUMPOPS_EMBEDDED_BROKER_PORT) to a free port, or set broker_url to "
+        f"mqtt://127.0.0.1:{port} to use the broker that holds it"
+    )
+
+
+def _check_bind(port: int) -> None:
+    """Bind 127.0.0.1:``port`` as the broker will (SO_REUSEADDR, as asyncio does); raise if taken."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ServiceError(port_taken_message(port)) from exc
+
+
+_BROKER_CODE = """\
+import signal, sys, threading
+from pathlib import Path
+from pumpops.telemetry import EmbeddedBroker
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *a: stop.set())
+b = EmbeddedBroker(port=int(sys.argv[1])).start()
+ready = Path(sys.argv[2])
+ready.with_suffix(".tmp").write_text(str(b.port))
+ready.with_suffix(".tmp").replace(ready)
+print(f"embedded MQTT broker listening on 127.0.0.1:{b.port}", flush=True)
+stop.wait()
+b.stop()
+print("embedded MQTT broker stopped", flush=True)
+"""
+
+
 @contextlib.contextmanager
-def broker_process(port: int, log_file: Path) -> Iterator[None]:
+def broker_process(port: int, log_file: Path, *, timeout_s: float = 20.0) -> Iterator[BrokerProcess]:
     """Run the embedded broker (amqtt) in a child process on 127.0.0.1:``port`` until the block ends.
 
+    The child runs in its own process group and is stopped (SIGTERM, then SIGKILL)
+    when the block ends, however it ends. ``port`` 0 picks a free port (see
+    :attr:`BrokerProcess.port`): race-free, unlike choosing one beforehand.
+    It counts as started only once the child itself reports that it listens, never
+    because something else answers on the port.
+
     Raises:
-        ServiceError: it did not accept connections within 20 s (its output is in ``log_file``).
+        ServiceError: the port is taken, or it did not start within ``timeout_s`` (with its last output).
     """
-    code = (
-        "import signal, threading; from pumpops.telemetry import EmbeddedBroker\n"
-        f"b = EmbeddedBroker(port={int(port)}).start(); e = threading.Event()\n"
-        "signal.signal(signal.SIGTERM, lambda *a: e.set()); e.wait(); b.stop()\n"
-    )
+    if port:
+        _check_bind(port)
+    ready = log_file.with_name(log_file.stem + ".port")
+    ready.unlink(missing_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
-            [sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT
-        )
+            [sys.executable, "-c", _BROKER_CODE, str(int(port)), str(ready)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        deadline = time.monotonic() + timeout_s
+        while not ready.is_file():
             if proc.poll() is not None:
-                raise ServiceError(f"the embedded broker exited (code {proc.returncode}); see {log_file}")
-            time.sleep(0.1)
-        else:
-            raise ServiceError(f"the embedded broker did not start on port {port}; see {log_file}")
-        yield
+                text = tail(log_file)
+                if "address already in use" in text.lower():
+                    raise ServiceError(port_taken_message(port))
+                raise ServiceError(
+                    f"the embedded broker exited (code {proc.returncode}); last lines of {log_file}:\n{text}"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"the embedded broker did not start within {timeout_s:g} s; last lines of "
+                    f"{log_file}:\n{tail(log_file)}"
+                )
+            time.sleep(0.05)
+        handle = BrokerProcess(int(ready.read_text(encoding="utf-8")), proc, log_file)
+        log.info("embedded MQTT broker started on 127.0.0.1:%d (pid %d)", handle.port, proc.pid)
+        yield handle
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_processes([proc])
+        ready.unlink(missing_ok=True)
+        log.info("embedded MQTT broker stopped")
 
 
 class HubServices:
@@ -97,6 +166,8 @@ class HubServices:
         self._exit = contextlib.ExitStack()
         self.steps: dict[str, int] = {"monitoring": 0, "retrain": 0, "rollout": 0}
         self.errors: dict[str, str] = {}
+        self.broker: BrokerProcess | None = None
+        self.ingest: IngestService | None = None
 
     def _address(self) -> tuple[str, int, str]:
 
@@ -106,43 +177,96 @@ class HubServices:
         return address.host, address.port, self.settings.broker_url
 
     def start(self) -> HubServices:
-        """Start the broker (embedded default), ingest and the three loops."""
+        """Start the broker (embedded default), ingest and the three loops; log each start.
+
+        Raises:
+            ServiceError: the embedded broker cannot bind its port (taken by another broker),
+                or a service did not start; what had started is stopped again.
+        """
         host, port, url = self._address()
-        if url == EMBEDDED_BROKER:
-            self._exit.enter_context(broker_process(port, self.settings.workspace / "broker.log"))
-        store = self._exit.enter_context(open_store(self.settings.resolved_database_url))
-        store.upgrade()
-        ingest = IngestService(
-            store,
-            BrokerAddress(host, port),
-            settings=self.settings.ingest,
-            topic_prefix=self.settings.topic_prefix,
-        ).start()
-        self._exit.callback(ingest.stop)
-        ingest.wait_ready()
-        for name, body in (
-            ("monitoring", self._monitoring_step),
-            ("retrain", self._retrain_step),
-            ("rollout", self._rollout_step),
-        ):
-            thread = threading.Thread(target=self._loop, args=(name, body), name=f"hub-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        try:
+            if url == EMBEDDED_BROKER:
+                try:
+                    self.broker = self._exit.enter_context(
+                        broker_process(port, self.settings.workspace / "broker.log")
+                    )
+                except ServiceError as exc:
+                    log.error("embedded MQTT broker failed to start: %s", exc)
+                    raise
+            store = self._exit.enter_context(open_store(self.settings.resolved_database_url))
+            store.upgrade()
+            ingest = IngestService(
+                store,
+                BrokerAddress(host, port),
+                settings=self.settings.ingest,
+                topic_prefix=self.settings.topic_prefix,
+            ).start()
+            self.ingest = ingest
+            self._exit.callback(self._stop_ingest, ingest)
+            ingest.wait_ready()
+            log.info(
+                "ingest started (broker mqtt://%s:%d, topics %s/#)", host, port, self.settings.topic_prefix
+            )
+            for name, body in (
+                ("monitoring", self._monitoring_step),
+                ("retrain", self._retrain_step),
+                ("rollout", self._rollout_step),
+            ):
+                thread = threading.Thread(
+                    target=self._loop, args=(name, body), name=f"hub-{name}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+                log.info("%s loop started (every %g s)", name, self.intervals[name])
+            watcher = threading.Thread(target=self._watch, name="hub-watch", daemon=True)
+            watcher.start()
+            self._threads.append(watcher)
+        except BaseException:
+            self.stop()
+            raise
         log.info("hub services started (broker %s, store %s)", url, self.settings.resolved_database_url)
         return self
 
     def stop(self) -> None:
-        """Stop the loops, then ingest and the broker."""
+        """Stop the loops, then ingest and the broker; log each stop."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=60)
+            if thread.name != "hub-watch":
+                log.info("%s loop stopped", thread.name.removeprefix("hub-"))
+        self._threads = []
         self._exit.close()
+
+    @staticmethod
+    def _stop_ingest(ingest: IngestService) -> None:
+        stats = ingest.stop()
+        log.info("ingest stopped (%d messages stored)", stats.stored_messages)
 
     def __enter__(self) -> HubServices:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _watch(self) -> None:
+        """Log, once each, the embedded broker's death and an ingest failure."""
+        said: set[str] = set()
+        while not self._stop.wait(1.0):
+            broker = self.broker
+            if broker is not None and "broker" not in said and broker.proc.poll() is not None:
+                said.add("broker")
+                self.errors["broker"] = f"exited with code {broker.proc.returncode}"
+                log.error(
+                    "embedded MQTT broker failed: exited with code %s; last lines of %s:\n%s",
+                    broker.proc.returncode,
+                    broker.log,
+                    tail(broker.log),
+                )
+            ingest = self.ingest
+            if ingest is not None and "ingest" not in said and ingest.failed is not None:
+                said.add("ingest")
+                self.errors["ingest"] = str(ingest.failed)
+                log.error("ingest failed: %s", ingest.failed)
 
     def _loop(self, name: str, body: Callable[[TelemetryStore], None]) -> None:
 
@@ -154,7 +278,12 @@ class HubServices:
                     self.errors.pop(name, None)
                 except PumpopsError as exc:  # a store or broker outage: the loop outlives it
                     self.errors[name] = str(exc)
-                    log.error("hub %s step failed, trying again: %s", name, exc)
+                    log.error("%s step failed, trying again in %g s: %s", name, self.intervals[name], exc)
+                except Exception as exc:  # a bug: say so loudly, keep the other services up
+                    self.errors[name] = repr(exc)
+                    log.exception(
+                        "%s step failed unexpectedly, trying again in %g s", name, self.intervals[name]
+                    )
                 self._stop.wait(self.intervals[name])
 
     def _sink(self, store: TelemetryStore) -> EventSink:
