@@ -84,6 +84,20 @@ def test_first_install_commissions_detects_the_valve_fault_and_reports(
     ]
 
 
+def test_first_install_without_readings_yet_logs_info_not_error(
+    hub: Hub, released: Released, make_agent: Any
+) -> None:
+    hub.publish(released.bundles[1])
+    agent, _ = make_agent(listen=False)
+    assert agent.run(broker__url="none") == 0, agent.log()
+    log = agent.log()
+    # the first check finds no readings to judge the model with: it waits, which is normal
+    assert "is installed once there are readings to check it with" in log
+    assert " ERROR " not in log, log
+    state = agent.state()
+    assert (state["model_version"], state["health"], state["last_update_error"]) == (1, "ok", None)
+
+
 def test_alarms_fall_in_the_labelled_fault(hub: Hub, released: Released, make_agent: Any) -> None:
     hub.publish(released.bundles[1])
     agent, _ = make_agent(listen=False)

@@ -748,13 +748,20 @@ class Agent:
         try:
             state = self.slots.install(folder, self._health_check, hook=self._install_hook)
         except IncompatibleBundleError as exc:
+            if _NO_DATA in str(exc):
+                # A normal first install: the model is checked on this pump's readings, and there
+                # are none yet. It waits for a minute of them, not for the next refresh.
+                self._next_check_ms = min(self._next_check_ms, self._clock_ms() + 60_000)
+                if self.model is None:
+                    self.health = "waiting"
+                    self.health_reasons = [str(exc)]
+                log.info("version %s is installed once there are readings to check it with", version)
+                return
             self.health = "refused"
             self.health_reasons = [str(exc)]
             self.last_update_error = str(exc)
-            if _NO_DATA not in str(exc):  # refused for what it is: not tried again until the hub moves on
-                self._refused[version] = str(exc)
-            else:  # a first install waits for a minute of readings, not for the next refresh
-                self._next_check_ms = min(self._next_check_ms, self._clock_ms() + 60_000)
+            # refused for what it is: not tried again until the hub moves on
+            self._refused[version] = str(exc)
             log.error("update refused, the old model keeps running: %s", exc)
             return
         except PumpopsError as exc:

@@ -1,4 +1,4 @@
-"""Command-line commands of the device agent: ``pumpops agent run|recalibrate|status``.
+"""Command-line commands of the device agent: ``pumpops agent init|run|recalibrate|status``.
 
 May import: typer, ``pumpops.edge`` and its edge-safe dependencies only (the
 agent's install has no hub libraries); heavy modules load inside commands.
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["agent_app", "register"]
+from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, emit_record, output_format
+
+__all__ = ["agent_app", "register", "status_verdict"]
 
 agent_app = typer.Typer(
     help="The device agent: detects faults on the pump, updates itself, works offline.",
@@ -28,6 +31,23 @@ ConfigOption = Annotated[
 def register(app: typer.Typer) -> None:
     """Add ``agent`` to the root ``pumpops`` command."""
     app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("init")
+def init_cmd(
+    path: Annotated[Path, typer.Argument(help="Where to write the settings file.", show_default=True)] = Path(
+        "agent.toml"
+    ),
+) -> None:
+    """Write a commented starting agent.toml: every key with its default (never overwrites).
+
+    The values marked FILL IN are placeholders (the file loads as it is): set the
+    pump's id, site, group, profile and target, and the repository and its root.
+    """
+    from pumpops.edge._config import write_starting_agent_toml
+
+    written = write_starting_agent_toml(path.resolve())
+    typer.echo(f"wrote {written}: set the values marked FILL IN, then `pumpops agent run --config {path}`")
 
 
 @agent_app.command("run")
@@ -67,25 +87,83 @@ def recalibrate_cmd(config: ConfigOption) -> None:
     )
 
 
+_MAX_LISTED = 6  # sensors named in a verdict before "…"
+
+
+def status_verdict(state: Mapping[str, Any]) -> str:
+    """One line judging an agent's state report: ``ok``, or what needs a look.
+
+    A state is ``ok`` only if a model detects with health ``ok``, is not stale,
+    its last update did not fail and no sensor drifts. Drift is named even when
+    the model still fits (PSI flags the shifted sensors; the model's median score
+    over its threshold decides whether the pump "drifts" for the hub).
+
+    >>> status_verdict({"status": "detecting", "health": "ok", "drift_status": {"status": "ok"}})
+    'ok'
+    >>> status_verdict({"status": "detecting", "health": "ok",
+    ...                 "drift_status": {"status": "ok", "drifted": ["a", "b"]}})
+    'drifting: 2 sensors (a, b); the model still fits'
+    """
+    problems: list[str] = []
+    status = state.get("status")
+    health = state.get("health")
+    reasons = "; ".join(str(r) for r in state.get("health_reasons") or [])
+    if status == "no_model":
+        problems.append("no model installed" + (f" ({reasons})" if reasons else ""))
+    elif status == "calibrating":
+        problems.append(f"calibrating ({state.get('calibration')})")
+    elif status not in ("detecting", None):
+        problems.append(f"{status}" + (f": {reasons}" if reasons else ""))
+    if health not in ("ok", "none", "waiting", None) and status != health:
+        problems.append(f"health {health}" + (f": {reasons}" if reasons else ""))
+    drift = state.get("drift_status") or {}
+    drifted = [str(name) for name in drift.get("drifted") or []]
+    named = ", ".join(drifted[:_MAX_LISTED]) + (", …" if len(drifted) > _MAX_LISTED else "")
+    ratio = drift.get("median_score_over_threshold")
+    if drift.get("status") == "drift":
+        what = (
+            f"median score {ratio:g}x the threshold"
+            if isinstance(ratio, int | float)
+            else "model no longer fits"
+        )
+        problems.append(
+            f"drifting: {len(drifted)} sensors ({named}), {what}" if drifted else f"drifting: {what}"
+        )
+    elif drifted:
+        problems.append(f"drifting: {len(drifted)} sensors ({named}); the model still fits")
+    if state.get("stale"):
+        problems.append("stale: no successful update check within max_model_age_h")
+    if state.get("last_update_error"):
+        problems.append(f"last update failed: {state['last_update_error']}")
+    if state.get("outbox_dropped"):
+        problems.append(f"outbox dropped {state['outbox_dropped']} messages")
+    if state.get("alarm_active"):
+        problems.append("alarm active")
+    return "; ".join(problems) if problems else "ok"
+
+
 @agent_app.command("status")
 def status_cmd(
     config: ConfigOption,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the state report as JSON.")] = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Show the agent's last state report (model, health, calibration, outbox, drift)."""
+    """Show the agent's last state report with a verdict (model, health, calibration, outbox, drift)."""
     from pumpops.edge._config import load_agent_config
     from pumpops.errors import NotFoundError
 
+    fmt = output_format(output, as_json)
     cfg = load_agent_config(config)
     path = cfg.agent.state_dir / "state.json"
     if not path.is_file():
         raise NotFoundError(f"no state report in {cfg.agent.state_dir}: has the agent run yet?")
     state = json.loads(path.read_bytes())
-    if as_json:
-        typer.echo(json.dumps(state, indent=2, sort_keys=True))
+    verdict = status_verdict(state)
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps({"verdict": verdict, **state}, indent=2, sort_keys=True))
         return
-    for key in (
+    keys = (
         "status", "model_name", "model_version", "slot", "execution_provider", "health", "calibration",
         "stale", "last_update_error", "outbox_depth", "outbox_dropped", "drift_status",
-    ):  # fmt: skip
-        typer.echo(f"{key:20} {state.get(key)}")
+    )  # fmt: skip
+    emit_record({"verdict": verdict, **{key: state.get(key) for key in keys}}, output=fmt)

@@ -44,6 +44,8 @@ __all__ = [
     "SourceSection",
     "UploadSection",
     "load_agent_config",
+    "starting_agent_toml",
+    "write_starting_agent_toml",
 ]
 
 _Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
@@ -268,3 +270,96 @@ def load_agent_config(path: Path, **overrides: Any) -> AgentConfig:
             f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+
+
+#: ``pumpops agent init``'s file: every key with its default and what it means. The values
+#: marked ``FILL IN`` are placeholders that load as they are; change them to this pump's.
+STARTING_AGENT_TOML = """\
+# pumpops edge agent settings (docs/edge.md, "Agent settings"); unknown keys are refused.
+# Written by `pumpops agent init`. Relative paths are relative to this file.
+# Run the agent with `pumpops agent run --config <this file>`.
+#
+# FILL IN: the values marked "FILL IN" are placeholders that load as they are;
+# set them to this pump's before running: agent.device_id, agent.site, agent.group,
+# agent.profile, agent.target, repository.url (or repository.folder), repository.trusted_root.
+
+outbox_max_bytes = 20000000   # the outbox bound, bytes (summaries are dropped first when it is full)
+
+[agent]
+device_id = "pump-0001"       # FILL IN: the pump's id, as the hub knows it
+site = "site-1"               # FILL IN: its site (a topic segment)
+group = "acme-ansi"           # FILL IN: its device group: which models it installs
+profile = "acme-ansi"         # FILL IN: acme-ansi, nordhav-multistage, sakura-esp or skab-testbed
+target = "x86_64-ipc"         # FILL IN: target platform: x86_64-ipc, aarch64-gateway, armv7-controller
+state_dir = "agent-state"     # slots, outbox, alarm log, TUF metadata: keep it on persistent storage
+clock = "wall"                # "wall" (production) or "data": intervals in the readings' own time (replays)
+refresh_interval_s = 3600.0   # how often to check the repository for a new model
+max_model_age_h = 72.0        # past this without a successful update check: "stale" (detection goes on)
+summary_interval_s = 600.0    # score statistics and alarm counts, this often
+drift_report_rows = 3600      # rows between scheduled drift reports
+drift_window_rows = 500       # rows in the live window compared with the reference
+calibration_rows = 1800       # normal rows gathered when commissioning
+sample_period_s = 1.0         # the model's row period when the bundle does not state it
+max_gap_fill_s = 5.0          # a sensor silent up to this long keeps its last value
+state_interval_s = 60.0       # at most this often an unchanged state is re-sent
+health_windows = 32           # recent windows the install health check scores
+
+[broker]
+url = "none"                  # mqtt://host:port of the hub's broker; "none": no uplink (alarm log only)
+topic_prefix = "pumpops/v1"   # the hub's topic prefix
+keepalive_s = 30              # MQTT keep-alive, seconds
+publish_timeout_s = 5.0       # wait this long for the broker's acknowledgement of a message
+
+[repository]
+# Exactly one of url and folder.
+url = "http://127.0.0.1:8080/tuf/"   # FILL IN: the hub's /tuf/ (`pumpops hub serve`)
+# folder = "/media/usb/pumpops-repo" # or an exported repository folder (site mirror, removable media)
+trusted_root = "root.json"           # FILL IN: the root metadata the device was provisioned with
+
+[source]
+kind = "simulator"            # "simulator" (the pump simulator, the device's profile) or "skab" (CSV replay)
+speed = 1.0                   # source seconds per wall second; 0: as fast as possible
+chunk_s = 10.0                # source seconds per frame
+seed = 0                      # simulator: seed
+start = "now"                 # simulator: "now" or an ISO 8601 UTC time
+# duration_s = 3600.0         # simulator: how long it runs (absent: endless)
+fault_rate_per_day = 0.0      # simulator: random faults per day
+drift_rate_per_day = 0.0      # simulator: random benign drifts per day
+# path = "skab/valve1/0.csv"  # skab: a CSV file or a folder of them (required for kind = "skab")
+# Scheduled simulator events, in seconds from the source's start:
+# [[source.events]]
+# kind = "cavitation"         # `pumpops sim faults` lists the kinds
+# start_s = 600.0
+# duration_s = 300.0
+# onset = "sudden"            # or "gradual"
+# severity = 1.0
+# speed_ratio = 0.8           # setpoint_change only
+# sensor = "discharge_pressure"  # sensor_recalibration only
+# offset = 0.5                # sensor_recalibration only
+
+[upload]
+raw_readings = false          # also send raw readings (retraining data), rate-limited
+raw_max_rows_per_s = 10.0     # the limit, rows per wall second
+"""
+
+
+def starting_agent_toml() -> str:
+    """The commented starting ``agent.toml`` that ``pumpops agent init`` writes."""
+    return STARTING_AGENT_TOML
+
+
+def write_starting_agent_toml(path: Path) -> Path:
+    """Write the starting ``agent.toml`` at ``path``; never overwrite.
+
+    Raises:
+        ConfigError: the file exists, or cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(STARTING_AGENT_TOML)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; edit it, or name another file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    return path

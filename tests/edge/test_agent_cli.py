@@ -1,0 +1,183 @@
+"""``pumpops agent init`` and ``pumpops agent status``: a starting file that loads, a verdict that tells."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from pumpops.cli import app
+from pumpops.edge._cli import status_verdict
+from pumpops.edge._config import AgentConfig, load_agent_config
+from pumpops.errors import ConfigError, NotFoundError
+
+
+def test_agent_init_writes_a_file_that_loads_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "device" / "agent.toml"
+    result = CliRunner().invoke(app, ["agent", "init", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "FILL IN" in result.output
+    config = load_agent_config(path)
+    assert config.agent.state_dir == (path.parent / "agent-state").resolve()
+    assert config.repository.trusted_root == (path.parent / "root.json").resolve()
+    assert config.broker.url == "none"
+    assert config.source.kind == "simulator"
+
+
+def test_agent_init_values_are_the_loader_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    doc = tomllib.loads(path.read_text())
+    config = load_agent_config(path)
+    for section, model in (("broker", config.broker), ("upload", config.upload)):
+        assert doc[section] == model.model_dump(mode="json"), section
+    defaults = AgentConfig.model_fields["outbox_max_bytes"].default
+    assert doc["outbox_max_bytes"] == defaults
+    for name, field in type(config.agent).model_fields.items():
+        if not field.is_required():
+            assert doc["agent"][name] == field.default, name
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    return set(model.model_fields)
+
+
+def test_agent_init_names_every_key_with_a_comment(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    text = path.read_text()
+    from pumpops.edge._config import SimEventSpec
+
+    sections: dict[str, Any] = {name: field.annotation for name, field in AgentConfig.model_fields.items()}
+    for section, model in sections.items():
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names = _field_names(model) - {"events"}
+        else:
+            names = {section}
+        for name in names:
+            line = re.search(rf"^#? ?{name} = .*#", text, re.MULTILINE)
+            assert line is not None, f"{section}.{name} is not shown with a comment"
+    for name in _field_names(SimEventSpec):
+        assert re.search(rf"^# {name} = ", text, re.MULTILINE), f"source.events {name}"
+
+
+def test_agent_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text("# mine\n")
+    result = CliRunner().invoke(app, ["agent", "init", str(path)])
+    assert isinstance(result.exception, ConfigError)
+    assert "already exists" in str(result.exception)
+    assert path.read_text() == "# mine\n"
+
+
+def test_agent_init_default_path_is_agent_toml_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["agent", "init"])
+    assert result.exit_code == 0, result.output
+    load_agent_config(tmp_path / "agent.toml")
+
+
+# -- status ------------------------------------------------------------------------------------
+
+HEALTHY: dict[str, Any] = {
+    "status": "detecting",
+    "model_name": "pumpops-acme",
+    "model_version": 3,
+    "slot": "A",
+    "execution_provider": "CPUExecutionProvider",
+    "health": "ok",
+    "health_reasons": [],
+    "calibration": "calibrated (device)",
+    "stale": False,
+    "last_update_error": None,
+    "outbox_depth": 0,
+    "outbox_dropped": 0,
+    "alarm_active": False,
+    "drift_status": {"status": "ok", "drifted": [], "median_score_over_threshold": 0.4},
+}
+
+FIVE = ["discharge_pressure", "flow_rate", "motor_current", "bearing_temperature", "vibration_rms"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, "ok"),
+        (
+            {"drift_status": {"status": "ok", "drifted": FIVE, "median_score_over_threshold": 0.4}},
+            "drifting: 5 sensors (discharge_pressure, flow_rate, motor_current",
+        ),
+        (
+            {"drift_status": {"status": "drift", "drifted": FIVE, "median_score_over_threshold": 1.7}},
+            "drifting: 5 sensors (discharge_pressure, flow_rate, motor_current, bearing_temperature, "
+            "vibration_rms), median score 1.7x the threshold",
+        ),
+        ({"health": "rolled_back", "health_reasons": ["NaN scores"]}, "health rolled_back: NaN scores"),
+        ({"stale": True}, "stale"),
+        ({"last_update_error": "DownloadError: down"}, "last update failed: DownloadError: down"),
+        ({"status": "no_model", "model_name": None, "health": "none"}, "no model installed"),
+        (
+            {"status": "calibrating", "calibration": "calibrating 10/1800"},
+            "calibrating (calibrating 10/1800)",
+        ),
+        ({"outbox_dropped": 4}, "outbox dropped 4 messages"),
+    ],
+)
+def test_status_verdict_names_what_is_wrong(change: dict[str, Any], expected: str) -> None:
+    verdict = status_verdict({**HEALTHY, **change})
+    assert expected in verdict
+    assert (verdict == "ok") == (change == {})
+
+
+@pytest.fixture
+def agent_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    state_dir = tmp_path / "agent-state"
+    state_dir.mkdir()
+    drifting = {
+        **HEALTHY,
+        "drift_status": {"status": "ok", "drifted": FIVE, "median_score_over_threshold": 0.4},
+    }
+    (state_dir / "state.json").write_text(json.dumps(drifting))
+    return path
+
+
+def test_agent_status_beside_drifting_sensors_is_not_ok(agent_toml: Path) -> None:
+    result = CliRunner().invoke(app, ["agent", "status", "--config", str(agent_toml)])
+    assert result.exit_code == 0, result.output
+    verdict_line = next(line for line in result.output.splitlines() if "verdict" in line)
+    assert "drifting: 5 sensors" in verdict_line
+    assert "vibration_rms" in verdict_line  # not cut off a terminal
+
+
+@pytest.mark.parametrize("flags", [["--json"], ["--output", "json"], ["-o", "json"]])
+def test_agent_status_json_has_the_verdict_and_the_report(agent_toml: Path, flags: list[str]) -> None:
+    result = CliRunner().invoke(app, ["agent", "status", "--config", str(agent_toml), *flags])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["verdict"].startswith("drifting: 5 sensors")
+    assert doc["model_version"] == 3
+
+
+def test_agent_status_csv_has_a_header_row(agent_toml: Path) -> None:
+    result = CliRunner().invoke(app, ["agent", "status", "--config", str(agent_toml), "--output", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert rows[0] == ["field", "value"]
+    assert rows[1][0] == "verdict"
+
+
+def test_agent_status_before_any_run_is_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    result = CliRunner().invoke(app, ["agent", "status", "--config", str(path)])
+    assert isinstance(result.exception, NotFoundError)
