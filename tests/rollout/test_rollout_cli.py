@@ -79,17 +79,33 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 @pytest.mark.parametrize(
     ("items", "on_fail", "error"),
     [
-        (["min_soak_s"], None, "key=value"),
-        (["nope=1"], None, "unknown setting"),
-        (["on_fail=pause"], None, "unknown setting"),
-        (["max_crash_loops=1.5"], None, "must be int"),
-        (["min_installed_fraction=2"], None, "fraction"),
-        ([], "explode", "on_fail"),
+        (["min_soak_s"], None, "--gate min_soak_s: give key=value"),
+        (["nope=1"], None, "--gate nope: unknown setting"),
+        (["on_fail=pause"], None, "--gate on_fail: unknown setting"),
+        (["max_crash_loops=1.5"], None, "--gate max_crash_loops=1.5: must be a whole number"),
+        (["min_installed_fraction=2"], None, "--gate min_installed_fraction=2: .*fraction"),
+        (["deadline=soon"], None, "--gate deadline=soon: must be a duration"),
+        (["deadline=1h", "min_soak=2h"], None, "--gate min_soak=2h: .*deadline_s"),
+        ([], "explode", "--on-fail explode: must be pause or rollback"),
     ],
 )
-def test_parse_gate_refuses_bad_options(items: list[str], on_fail: str | None, error: str) -> None:
-    with pytest.raises(ConfigError, match=error):
+def test_parse_gate_refuses_bad_options_naming_the_option_as_typed(
+    items: list[str], on_fail: str | None, error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error) as refused_with:
         parse_gate(items, on_fail)
+    assert "on_fail=" not in str(refused_with.value)
+
+
+def test_parse_gate_durations_with_or_without_suffix() -> None:
+    policy = parse_gate(["deadline=2h", "min_soak_s=90s", "max_crash_loops=1"], "pause")
+    assert (policy.deadline_s, policy.min_soak_s, policy.max_crash_loops, policy.on_fail) == (
+        7200.0,
+        90.0,
+        1,
+        "pause",
+    )
+    assert parse_gate(["deadline_s=600"], None).deadline_s == 600.0  # plain seconds still work
 
 
 def test_cli_status_without_rollouts_and_refusals_exit_codes(workspace: Path) -> None:
@@ -141,3 +157,123 @@ def test_cli_start_status_tick_pause_resume_abort(workspace: Path) -> None:
     assert [e.action for e in entries] == [
         "rollout.started", "rollout.paused", "rollout.resumed", "rollout.rolling_back",
     ]  # fmt: skip
+
+
+def _main(
+    *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """Run ``pumpops`` as its console script does (errors become exit codes), in this process."""
+    import sys
+
+    from pumpops.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["pumpops", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+DOWN = "mqtt://127.0.0.1:9"  # nothing listens there: the broker is unreachable
+
+
+def test_cli_tick_broker_unreachable_exits_5(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _main(
+        *("rollout", "start", "m/2", "--group", "g1", "--on-fail", "pause", "--broker", DOWN),
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 5, err  # stored as pending; the controller starts it once the broker answers
+    assert "pending" in err
+    code, out, err = _main("rollout", "tick", "--broker", DOWN, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 5, out + err
+    assert "step failed" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "named"),
+    [
+        (["rollout", "pause", "r-nope"], 4, "r-nope"),
+        (["rollout", "status", "r-nope"], 4, "r-nope"),
+        (["rollout", "start", "m/9", "--group", "g1"], 4, "m/9"),
+        (["rollout", "start", "m/2", "--group", "g1", "--on-fail", "pauze"], 2, "--on-fail pauze"),
+        (["rollout", "start", "m/2", "--group", "g1"], 2, "--on-fail pause"),  # first rollout: no rollback
+        (["rollout", "start", "m/2", "--group", "g1", "--waves", "50,40"], 2, "--waves 50,40"),
+        (["rollout", "start", "m/2", "--group", "g1", "--gate", "deadline=soon"], 2, "--gate deadline=soon"),
+        (["rollout", "start", "m-2", "--group", "g1"], 2, "m-2"),
+        (["rollout", "run", "--interval", "often"], 2, "--interval often"),
+    ],
+)
+def test_cli_rollout_exit_codes_and_messages_name_the_flag(
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    named: str,
+) -> None:
+    exit_code, out, err = _main(*args, monkeypatch=monkeypatch, capsys=capsys)
+    assert exit_code == code, out + err
+    assert named in err
+
+
+def test_cli_start_alias_not_in_registry_is_not_found(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _main(
+        "rollout", "start", "m@champion", "--group", "g1", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 4, err
+    assert "m" in err
+
+
+def _pending_rollout(workspace: Path) -> str:
+    """A rollout stored as pending (its start could not reach the broker)."""
+    start = ["rollout", "start", "m/2", "--group", "g1", "--on-fail", "pause", "--broker", DOWN]
+    result = CliRunner().invoke(app, start)
+    assert result.exception is not None
+    _, out = run("rollout", "list", "--json")
+    (row,) = json.loads(out)
+    return str(row["rollout_id"])
+
+
+@pytest.mark.parametrize("command", [["rollout", "list"], ["rollout", "status"]])
+def test_cli_rollout_list_output_formats(workspace: Path, command: list[str]) -> None:
+    rid = _pending_rollout(workspace)
+    code, out = run(*command, "--output", "json")
+    assert code == 0, out
+    assert [r["rollout_id"] for r in json.loads(out)] == [rid]
+    assert json.loads(run(*command, "--json")[1]) == json.loads(out)
+    code, out = run(*command, "-o", "csv")
+    assert code == 0, out
+    header, *rows = out.splitlines()
+    assert header.split(",")[:3] == ["rollout_id", "release", "group"]
+    assert rows[0].startswith(rid + ",m/2,g1,pending")
+    code, out = run(*command)
+    assert code == 0, out
+    assert rid in out  # the whole id on one line, copied into commands
+
+
+def test_cli_rollout_status_one_output_formats(workspace: Path) -> None:
+    rid = _pending_rollout(workspace)
+    code, out = run("rollout", "status", rid, "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)["status"] == "pending"
+    code, out = run("rollout", "status", rid, "--output", "csv")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "field,value"
+    assert f"rollout_id,{rid}" in lines
+
+
+def test_cli_rollout_status_database_url_option(workspace: Path, tmp_path: Path) -> None:
+    rid = _pending_rollout(workspace)
+    url = load_settings(workspace).resolved_database_url
+    other = tmp_path / "other"
+    assert run("init", str(other))[0] == 0
+    code, out = run("-w", str(other), "rollout", "list", "--database-url", url, "--json")
+    assert code == 0, out
+    assert [r["rollout_id"] for r in json.loads(out)] == [rid]

@@ -5,6 +5,12 @@ resolve settings, the store, the broker and the actor, call the service,
 print. The broker is only contacted when a desired state is written, so
 ``status`` works without one.
 
+``status``/``list`` print a table, JSON or CSV (``--output``). Durations are
+written ``90s``, ``10m``, ``2h`` (``--gate deadline=2h``, ``--interval 30s``);
+a release is named ``<model>/<version>`` or ``<model>@<alias>`` (resolved
+through the registry). Only typer, the standard library and
+``pumpops._cli_support`` load with this module; the rest loads in the commands.
+
 May import: typer, rich, ``pumpops._cli_support``, settings, store, registry
 (the event sink), telemetry (broker addresses), audit (actor), errors, this package.
 """
@@ -17,29 +23,39 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
-from pumpops._cli_support import console, settings_from
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    ExitCode,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    TrackingUriOption,
+    console,
+    emit_record,
+    emit_rows,
+    output_format,
+    parse_duration,
+    settings_from,
+)
 from pumpops.audit._cli import ActorOption, resolve_actor
 from pumpops.errors import ConfigError
-from pumpops.rollout._gate import GatePolicy
-from pumpops.rollout._machine import RolloutState
-from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT, parse_waves
-from pumpops.rollout._service import MqttDesiredPublisher, RolloutRow, RolloutService, StepResult
-from pumpops.settings import EMBEDDED_BROKER, Settings
+
+if TYPE_CHECKING:
+    from pumpops.rollout._gate import GatePolicy
+    from pumpops.rollout._machine import RolloutState
+    from pumpops.rollout._service import MqttDesiredPublisher, RolloutRow, RolloutService, StepResult
+    from pumpops.settings import Settings
 
 rollout_app = typer.Typer(
     help="Staged rollouts of a release to a device group, wave by wave, with a health gate.",
     no_args_is_help=True,
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Store URL (default: from the workspace settings).", show_default=False),
-]
+DbOption = DatabaseUrlOption
 BrokerOption = Annotated[
     str | None,
     typer.Option(
@@ -49,8 +65,11 @@ BrokerOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")]
+
+
+DEFAULT_WAVES = "1,10,50,100"  # rollout._plan.DEFAULT_WAVES_PERCENT, without loading it
+_ON_FAIL = ("pause", "rollback")
 
 
 def register(app: typer.Typer) -> None:
@@ -61,36 +80,75 @@ def register(app: typer.Typer) -> None:
 def parse_gate(items: list[str], on_fail: str | None) -> GatePolicy:
     """Build the gate from ``--gate key=value`` options and ``--on-fail``.
 
+    Keys ending in ``_s`` take a duration (``600``, ``10m``, ``2h``) and may be
+    written without the suffix (``deadline=2h``). Errors name the option as typed.
+
     Raises:
         ConfigError: an option is not ``key=value``, a key is unknown, or a value is out of range.
 
     >>> parse_gate(["min_soak_s=0", "max_crash_loops=1"], "pause").on_fail
     'pause'
-    >>> parse_gate(["deadline_s=60", "min_soak_s=30"], None).deadline_s
-    60.0
+    >>> parse_gate(["deadline=2h", "min_soak=10m"], None).deadline_s
+    7200.0
     """
+    from pumpops.rollout._gate import GatePolicy
+
     values: dict[str, Any] = {}
+    typed: dict[str, str] = {}  # field -> the option as the user wrote it
     defaults = GatePolicy().to_dict()
     for item in items:
         key, sep, text = item.partition("=")
-        key = key.strip()
+        key, text = key.strip(), text.strip()
         if not sep or not key:
-            raise ConfigError(f"--gate {item!r}: give key=value, e.g. min_soak_s=600")
-        if key not in defaults or key == "on_fail":
-            known = ", ".join(sorted(k for k in defaults if k != "on_fail"))
+            raise ConfigError(f"--gate {item}: give key=value, e.g. min_soak=10m or max_crash_loops=0")
+        field = key if key in defaults or f"{key}_s" not in defaults else f"{key}_s"
+        if field not in defaults or field == "on_fail":
+            known = ", ".join(sorted(k.removesuffix("_s") for k in defaults if k != "on_fail"))
             raise ConfigError(f"--gate {key}: unknown setting; known: {known} (and --on-fail)")
-        kind = type(defaults[key])
+        typed[field] = f"--gate {key}={text}"
+        kind = type(defaults[field])
         try:
-            values[key] = kind(text.strip())
-        except ValueError:
-            raise ConfigError(f"--gate {key}={text}: must be {kind.__name__}") from None
+            values[field] = _seconds(text) if field.endswith("_s") else kind(text)
+        except (ValueError, ConfigError):
+            what = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+            if field.endswith("_s"):
+                what = "a duration such as 90s, 10m or 2h"
+            raise ConfigError(f"--gate {key}={text}: must be {what}") from None
     if on_fail is not None:
+        if on_fail not in _ON_FAIL:
+            raise ConfigError(f"--on-fail {on_fail}: must be pause or rollback")
         values["on_fail"] = on_fail
-    return GatePolicy.from_dict(values)
+    try:
+        return GatePolicy.from_dict(values)
+    except ConfigError as exc:
+        # "gate min_soak_s: ..." names a field: name the option the user typed instead
+        message = str(exc)
+        for field, option in typed.items():
+            if message.startswith(f"gate {field}:"):
+                raise ConfigError(option + message.removeprefix(f"gate {field}")) from None
+        raise ConfigError(f"--gate: {message.removeprefix('gate ')}") from None
+
+
+def _seconds(text: str) -> float:
+    """A gate duration: plain seconds (0 included: no soak) or 90s, 10m, 2h."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text)
+
+
+def _waves(text: str) -> tuple[int, ...]:
+    from pumpops.rollout._plan import parse_waves
+
+    try:
+        return parse_waves(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--waves {text}: {str(exc).removeprefix('waves: ')}") from None
 
 
 def _publisher(settings: Settings, broker: str | None) -> tuple[MqttDesiredPublisher, Any]:
     from pumpops.registry._events import MqttEventPublisher
+    from pumpops.rollout._service import MqttDesiredPublisher
     from pumpops.telemetry import BrokerAddress, parse_broker_url
 
     url = broker if broker is not None else settings.broker_url
@@ -105,9 +163,10 @@ def _service(
     ctx: typer.Context, *, db: str | None, broker: str | None, actor: str | None
 ) -> Iterator[RolloutService]:
     from pumpops.registry._events import EventSink
+    from pumpops.rollout._service import RolloutService
     from pumpops.store import open_store
 
-    settings = settings_from(ctx, database_url=db) if db else settings_from(ctx)
+    settings = settings_from(ctx, database_url=db)
     desired, event_publisher = _publisher(settings, broker)
     store = open_store(settings.resolved_database_url)
     try:
@@ -152,15 +211,21 @@ def _summary(row: RolloutRow, state: RolloutState) -> dict[str, Any]:
 @rollout_app.command("start")
 def start_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    release: Annotated[str, typer.Argument(help="The release: <model name>/<version>.")],
+    release: Annotated[
+        str,
+        typer.Argument(help="The release: <model>/<version> or <model>@<alias> (e.g. @champion)."),
+    ],
     group: Annotated[str, typer.Option("--group", "-g", help="The device group.")],
     waves: Annotated[
         str,
         typer.Option(help="Cumulative percentages of the group per wave."),
-    ] = ",".join(str(p) for p in DEFAULT_WAVES_PERCENT),
+    ] = DEFAULT_WAVES,
     gate: Annotated[
         list[str] | None,
-        typer.Option("--gate", help="A gate setting key=value (repeatable), e.g. min_soak_s=600."),
+        typer.Option(
+            "--gate",
+            help="A gate setting key=value (repeatable), e.g. min_soak=10m, deadline=2h, max_crash_loops=0.",
+        ),
     ] = None,
     on_fail: Annotated[
         str | None,
@@ -176,46 +241,76 @@ def start_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is 
     ] = None,
     reason: ReasonOption = "",
     db: DbOption = None,
+    tracking_uri: TrackingUriOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Start a rollout: the first wave's devices get the release as their desired model."""
     policy = parse_gate(gate or [], on_fail)
-    percents = parse_waves(waves)
+    percents = _waves(waves)
+    ref = _release_ref(ctx, release, db=db, tracking_uri=tracking_uri)
     with _service(ctx, db=db, broker=broker, actor=actor) as service:
-        rid = service.start(release, group, percents, policy, previous_version=previous, reason=reason)
+        rid = service.start(ref, group, percents, policy, previous_version=previous, reason=reason)
         state = service.get(rid)
     typer.echo(
-        f"rollout {rid}: {release} to group {group} in {len(state.waves)} wave(s) "
+        f"rollout {rid}: {ref} to group {group} in {len(state.waves)} wave(s) "
         f"of {', '.join(str(len(w)) for w in state.waves)} device(s); wave 1 started "
         f"(roll back to: {state.previous_version or 'none'}). "
-        "`pumpops rollout run` (or `tick`) moves it on."
+        "`pumpops rollout run` (or `tick`, or `pumpops hub serve --services`) moves it on."
     )
+
+
+def _release_ref(ctx: typer.Context, text: str, *, db: str | None, tracking_uri: str | None) -> str:
+    """``<model>/<version>``: as given, or what ``<model>@<alias>`` points at in the registry."""
+    if "@" not in text:
+        return text
+    from pumpops.release._refs import resolve_model_ref
+    from pumpops.store import open_store
+
+    settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
+    with open_store(settings.resolved_database_url) as store:
+        store.upgrade()
+        name, version = resolve_model_ref(text, tracking_uri=settings.resolved_tracking_uri, store=store)
+    return f"{name}/{version}"
+
+
+_LIST_COLUMNS = ("rollout_id", "release", "group", "status", "wave", "waves", "devices_sent", "wave_started")
+
+
+def _list(ctx: typer.Context, db: str | None, fmt: OutputFormat) -> None:
+    with _service(ctx, db=db, broker="embedded", actor="status") as service:
+        rows = [_summary(row, state) for row, state in service.rollouts()]
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    emit_rows(rows, output=fmt, columns=_LIST_COLUMNS, title="Rollouts", empty="no rollouts yet")
+
+
+@rollout_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """List the rollouts, oldest first (the same as `rollout status` without an id)."""
+    _list(ctx, db, output_format(output, as_json))
 
 
 @rollout_app.command("status")
 def status_cmd(
     ctx: typer.Context,
     rollout_id: Annotated[str | None, typer.Argument(help="One rollout (default: all).")] = None,
-    as_json: JsonOption = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
     db: DbOption = None,
 ) -> None:
     """Show rollouts; with an id, the whole state, its history and what the current wave waits for."""
-    with _service(ctx, db=db, broker=EMBEDDED_BROKER, actor="status") as service:
-        if rollout_id is None:
-            rows = [_summary(row, state) for row, state in service.rollouts()]
-            if as_json:
-                typer.echo(json.dumps(rows, indent=1))
-                return
-            rollout_column = Column("rollout", no_wrap=True)  # ids are copied into commands whole
-            table = Table(rollout_column, "release", "group", "status", "wave", "sent", "wave started")
-            for r in rows:
-                table.add_row(
-                    r["rollout_id"], r["release"], r["group"], r["status"], f"{r['wave']}/{r['waves']}",
-                    str(r["devices_sent"]), r["wave_started"],
-                )  # fmt: skip
-            console.print(table if rows else "no rollouts yet")
-            return
+    fmt = output_format(output, as_json)
+    if rollout_id is None:
+        _list(ctx, db, fmt)
+        return
+    with _service(ctx, db=db, broker="embedded", actor="status") as service:
         state = service.get(rollout_id)
         row = service.record(rollout_id)
         verdict = service.verdict(rollout_id)
@@ -225,8 +320,11 @@ def status_cmd(
         "gate_now": None if verdict is None else verdict.to_dict(),
         "history": state.to_dict()["history"],
     }
-    if as_json:
+    if fmt is OutputFormat.JSON:
         typer.echo(json.dumps(doc, indent=1))
+        return
+    if fmt is OutputFormat.CSV:
+        emit_record(doc, output=fmt)
         return
     console.print(
         f"[bold]{rollout_id}[/]: {row.release} → {state.group}, [bold]{state.status}[/], "
@@ -308,27 +406,43 @@ def tick_cmd(
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """One controller step over every active rollout (for cron and tests); exit 4 if a step failed."""
+    """One controller step over every active rollout (for cron and tests).
+
+    Exits 5 if a step could not reach the database or broker, 1 if a step failed otherwise
+    (a failed step is tried again at the next tick).
+    """
     with _service(ctx, db=db, broker=broker, actor=actor) as service:
         results = service.tick()
     if not results:
         typer.echo("no active rollouts")
     _print_results(results)
+    if any(r.unreachable for r in results):
+        raise typer.Exit(ExitCode.UNREACHABLE)
     if any(r.error for r in results):
-        raise typer.Exit(4)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @rollout_app.command("run")
 def run_cmd(
     ctx: typer.Context,
-    interval_s: Annotated[
-        float, typer.Option("--interval-s", min=0.1, help="Seconds between controller steps.")
-    ] = 30.0,
+    interval: Annotated[
+        str,
+        typer.Option("--interval", "--interval-s", help="Time between controller steps: 30s, 5m, ..."),
+    ] = "30s",
     db: DbOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
-    """The rollout controller: tick every --interval-s seconds until interrupted (Ctrl-C, SIGTERM)."""
+    """The rollout controller: a step every --interval until interrupted (Ctrl-C, SIGTERM).
+
+    `pumpops hub serve --services` runs the same controller beside ingest and monitoring.
+    """
+    try:
+        interval_s = parse_duration(interval)
+    except ConfigError as exc:
+        raise ConfigError(f"--interval {interval}: {exc}") from None
+    if interval_s < 0.1:
+        raise ConfigError(f"--interval {interval}: at least 0.1s")
     from pumpops.telemetry._ingest import stop_on_signals
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -355,7 +355,8 @@ def new_rollout(
         raise ConfigError(f"group {group} already runs {version}: nothing to roll out")
     if policy.on_fail == "rollback" and previous_version is None:
         raise ConfigError(
-            f"group {group} has no previous release to roll back to; use on_fail=pause for its first rollout"
+            f"group {group} has no previous release to roll back to; start its first rollout "
+            "with --on-fail pause (a gate with on_fail 'pause')"
         )
     waves = plan_waves(devices, waves_percent, key=rollout_id)
     return RolloutState(

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError, PumpopsError
+from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError, PumpopsError, ServiceError
 from pumpops.fleet import Device
 from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, Health, judge_wave
 from pumpops.rollout._machine import (
@@ -365,6 +365,7 @@ class StepResult:
         after: its status after.
         actions: the audit actions carried out (empty: nothing happened).
         error: why the step failed (it was not stored), or None.
+        unreachable: the step failed because a service (database, broker) did not answer.
     """
 
     rollout_id: str
@@ -372,6 +373,7 @@ class StepResult:
     after: str
     actions: tuple[str, ...] = ()
     error: str | None = None
+    unreachable: bool = False
 
     @property
     def actions_summary(self) -> str:
@@ -636,7 +638,15 @@ class RolloutService:
                 _log.error(
                     "rollout %s: this tick failed, it is tried again at the next: %s", row.rollout_id, exc
                 )
-                results.append(StepResult(row.rollout_id, row.status, row.status, error=str(exc)))
+                results.append(
+                    StepResult(
+                        row.rollout_id,
+                        row.status,
+                        row.status,
+                        error=str(exc),
+                        unreachable=isinstance(exc, ServiceError),
+                    )
+                )
         return results
 
     def run(self, stop: threading.Event, *, interval_s: float = 30.0) -> None:
