@@ -57,23 +57,72 @@ the three drift kinds always ``category: drift``: a detector that alarms on
 drift is wrong.
 """
 
-from pumpops.sim._engine import BLOCK_SAMPLES, DeviceSimulator, DeviceTrace, FleetSimulator, SiteClimate
-from pumpops.sim._faults import SIGNATURES, Signature, affected_sensors, envelope
-from pumpops.sim._physics import PROCESS_TUNING, ProcessTuning, PumpModel
-from pumpops.sim._scenario import (
-    DEFAULT_SITES,
-    REPLAY_ONLY_PROFILES,
-    AmbientModel,
-    DriftKind,
-    Event,
-    FaultKind,
-    Onset,
-    Scenario,
-    build_fleet,
-    iso_utc,
-    to_epoch_ms,
-)
-from pumpops.sim._truth import GROUND_TRUTH_FORMAT, ground_truth, write_ground_truth
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pumpops.sim._engine import BLOCK_SAMPLES, DeviceSimulator, DeviceTrace, FleetSimulator, SiteClimate
+    from pumpops.sim._faults import SIGNATURES, Signature, affected_sensors, envelope
+    from pumpops.sim._physics import PROCESS_TUNING, ProcessTuning, PumpModel
+    from pumpops.sim._scenario import (
+        DEFAULT_SITES,
+        REPLAY_ONLY_PROFILES,
+        AmbientModel,
+        DriftKind,
+        Event,
+        FaultKind,
+        Onset,
+        Scenario,
+        build_fleet,
+        iso_utc,
+        to_epoch_ms,
+    )
+    from pumpops.sim._truth import GROUND_TRUTH_FORMAT, ground_truth, write_ground_truth
+
+#: Where each public name lives: loaded on first use, so that ``pumpops --help`` (which
+#: imports this package's ``_cli``) does not load numpy and the simulator.
+_LAZY: dict[str, str] = {
+    "BLOCK_SAMPLES": "pumpops.sim._engine",
+    "DeviceSimulator": "pumpops.sim._engine",
+    "DeviceTrace": "pumpops.sim._engine",
+    "FleetSimulator": "pumpops.sim._engine",
+    "SiteClimate": "pumpops.sim._engine",
+    "SIGNATURES": "pumpops.sim._faults",
+    "Signature": "pumpops.sim._faults",
+    "affected_sensors": "pumpops.sim._faults",
+    "envelope": "pumpops.sim._faults",
+    "PROCESS_TUNING": "pumpops.sim._physics",
+    "ProcessTuning": "pumpops.sim._physics",
+    "PumpModel": "pumpops.sim._physics",
+    "DEFAULT_SITES": "pumpops.sim._scenario",
+    "REPLAY_ONLY_PROFILES": "pumpops.sim._scenario",
+    "AmbientModel": "pumpops.sim._scenario",
+    "DriftKind": "pumpops.sim._scenario",
+    "Event": "pumpops.sim._scenario",
+    "FaultKind": "pumpops.sim._scenario",
+    "Onset": "pumpops.sim._scenario",
+    "Scenario": "pumpops.sim._scenario",
+    "build_fleet": "pumpops.sim._scenario",
+    "iso_utc": "pumpops.sim._scenario",
+    "to_epoch_ms": "pumpops.sim._scenario",
+    "GROUND_TRUTH_FORMAT": "pumpops.sim._truth",
+    "ground_truth": "pumpops.sim._truth",
+    "write_ground_truth": "pumpops.sim._truth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BLOCK_SAMPLES",

@@ -8,17 +8,51 @@ Besides :meth:`Source.frames`, the sources here expose ``devices`` (the
 publisher knows each device's site and profile before the first frame.
 """
 
-from pumpops.sources._base import Channel, Frame, Source
-from pumpops.sources._simulator import SimulatorSource
-from pumpops.sources._skab import (
-    LABEL_COLUMNS,
-    SKAB_PROFILE_ID,
-    SkabCsvSource,
-    SkabLabels,
-    SkabTable,
-    read_skab_csv,
-    skab_files,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pumpops.sources._base import Channel, Frame, Source
+    from pumpops.sources._simulator import SimulatorSource
+    from pumpops.sources._skab import (
+        LABEL_COLUMNS,
+        SKAB_PROFILE_ID,
+        SkabCsvSource,
+        SkabLabels,
+        SkabTable,
+        read_skab_csv,
+        skab_files,
+    )
+
+#: Where each public name lives: loaded on first use, so that ``pumpops --help`` (which
+#: imports this package's ``_cli``) does not load numpy and the simulator.
+_LAZY: dict[str, str] = {
+    "Channel": "pumpops.sources._base",
+    "Frame": "pumpops.sources._base",
+    "Source": "pumpops.sources._base",
+    "SimulatorSource": "pumpops.sources._simulator",
+    "LABEL_COLUMNS": "pumpops.sources._skab",
+    "SKAB_PROFILE_ID": "pumpops.sources._skab",
+    "SkabCsvSource": "pumpops.sources._skab",
+    "SkabLabels": "pumpops.sources._skab",
+    "SkabTable": "pumpops.sources._skab",
+    "read_skab_csv": "pumpops.sources._skab",
+    "skab_files": "pumpops.sources._skab",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "LABEL_COLUMNS",

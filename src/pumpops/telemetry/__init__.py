@@ -16,40 +16,100 @@ May import: schema, fleet, store, sources, settings, errors, paho-mqtt, amqtt, o
 to this file, see :func:`schema_path`) is its JSON Schema.
 """
 
-from importlib import resources
+from importlib import import_module, resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pumpops.telemetry._broker import EMBEDDED, BrokerAddress, EmbeddedBroker, parse_broker_url
-from pumpops.telemetry._codec import (
-    READING_REASONS,
-    WHOLE_MESSAGE_REASONS,
-    DecodeLimits,
-    DecodeResult,
-    decode,
-    encode_frame,
-    encode_message,
-    telemetry_json_schema,
-)
-from pumpops.telemetry._ingest import (
-    Backoff,
-    BatchPolicy,
-    DeviceCache,
-    IngestService,
-    IngestStats,
-    backoff_delay,
-    run_until_stopped,
-)
-from pumpops.telemetry._publisher import Pacer, Publisher, PublishStats, chunk_frame, message_id, parse_speed
-from pumpops.telemetry._topics import (
-    AGENT_TOPIC_KINDS,
-    DEFAULT_PREFIX,
-    TOPIC_KINDS,
-    DeviceTopic,
-    TopicKind,
-    build_topic,
-    parse_topic,
-    subscription_filter,
-)
+if TYPE_CHECKING:
+    from pumpops.telemetry._broker import EMBEDDED, BrokerAddress, EmbeddedBroker, parse_broker_url
+    from pumpops.telemetry._codec import (
+        READING_REASONS,
+        WHOLE_MESSAGE_REASONS,
+        DecodeLimits,
+        DecodeResult,
+        decode,
+        encode_frame,
+        encode_message,
+        telemetry_json_schema,
+    )
+    from pumpops.telemetry._ingest import (
+        Backoff,
+        BatchPolicy,
+        DeviceCache,
+        IngestService,
+        IngestStats,
+        backoff_delay,
+        run_until_stopped,
+    )
+    from pumpops.telemetry._publisher import (
+        Pacer,
+        Publisher,
+        PublishStats,
+        chunk_frame,
+        message_id,
+        parse_speed,
+    )
+    from pumpops.telemetry._topics import (
+        AGENT_TOPIC_KINDS,
+        DEFAULT_PREFIX,
+        TOPIC_KINDS,
+        DeviceTopic,
+        TopicKind,
+        build_topic,
+        parse_topic,
+        subscription_filter,
+    )
+
+#: Where each public name lives: loaded on first use, so that ``import pumpops.telemetry``
+#: (and ``pumpops --help``, which imports ``pumpops.telemetry._cli``) stays light.
+_LAZY: dict[str, str] = {
+    "EMBEDDED": "pumpops.telemetry._broker",
+    "BrokerAddress": "pumpops.telemetry._broker",
+    "EmbeddedBroker": "pumpops.telemetry._broker",
+    "parse_broker_url": "pumpops.telemetry._broker",
+    "READING_REASONS": "pumpops.telemetry._codec",
+    "WHOLE_MESSAGE_REASONS": "pumpops.telemetry._codec",
+    "DecodeLimits": "pumpops.telemetry._codec",
+    "DecodeResult": "pumpops.telemetry._codec",
+    "decode": "pumpops.telemetry._codec",
+    "encode_frame": "pumpops.telemetry._codec",
+    "encode_message": "pumpops.telemetry._codec",
+    "telemetry_json_schema": "pumpops.telemetry._codec",
+    "Backoff": "pumpops.telemetry._ingest",
+    "BatchPolicy": "pumpops.telemetry._ingest",
+    "DeviceCache": "pumpops.telemetry._ingest",
+    "IngestService": "pumpops.telemetry._ingest",
+    "IngestStats": "pumpops.telemetry._ingest",
+    "backoff_delay": "pumpops.telemetry._ingest",
+    "run_until_stopped": "pumpops.telemetry._ingest",
+    "Pacer": "pumpops.telemetry._publisher",
+    "Publisher": "pumpops.telemetry._publisher",
+    "PublishStats": "pumpops.telemetry._publisher",
+    "chunk_frame": "pumpops.telemetry._publisher",
+    "message_id": "pumpops.telemetry._publisher",
+    "parse_speed": "pumpops.telemetry._publisher",
+    "AGENT_TOPIC_KINDS": "pumpops.telemetry._topics",
+    "DEFAULT_PREFIX": "pumpops.telemetry._topics",
+    "TOPIC_KINDS": "pumpops.telemetry._topics",
+    "DeviceTopic": "pumpops.telemetry._topics",
+    "TopicKind": "pumpops.telemetry._topics",
+    "build_topic": "pumpops.telemetry._topics",
+    "parse_topic": "pumpops.telemetry._topics",
+    "subscription_filter": "pumpops.telemetry._topics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def schema_path() -> Path:
