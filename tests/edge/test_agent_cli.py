@@ -181,3 +181,30 @@ def test_agent_status_before_any_run_is_not_found(tmp_path: Path) -> None:
     CliRunner().invoke(app, ["agent", "init", str(path)])
     result = CliRunner().invoke(app, ["agent", "status", "--config", str(path)])
     assert isinstance(result.exception, NotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("flags", "seconds"), [(["--duration", "90s"], 90.0), (["--max-seconds", "5"], 5.0), ([], None)]
+)
+def test_agent_run_duration_takes_a_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], seconds: float | None
+) -> None:
+    import pumpops.edge._agent as agent_module
+
+    seen: list[float | None] = []
+
+    class FakeAgent:
+        def __init__(self, config: AgentConfig) -> None:
+            self.config = config
+
+        def run(self, *, max_seconds: float | None = None) -> int:
+            seen.append(max_seconds)
+            return 0
+
+    monkeypatch.setattr(agent_module, "Agent", FakeAgent)
+    monkeypatch.setattr("logging.basicConfig", lambda **_: None)  # leave the test process's logging alone
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    result = CliRunner().invoke(app, ["agent", "run", "--config", str(path), *flags])
+    assert result.exit_code == 0, result.output
+    assert seen == [seconds]

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, emit_record, output_format
+from pumpops._cli_support import (
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    emit_record,
+    output_format,
+    parse_duration,
+)
 
 __all__ = ["agent_app", "register", "status_verdict"]
 
@@ -53,14 +60,19 @@ def init_cmd(
 @agent_app.command("run")
 def run_cmd(
     config: ConfigOption,
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", help="Stop after this wall time, e.g. 90s, 10m, 1h (default: run on)."),
+    ] = None,
     max_seconds: Annotated[
-        float | None, typer.Option(min=0, help="Stop after this many wall-clock seconds (default: run on).")
+        float | None, typer.Option("--max-seconds", min=0, hidden=True, help="Old form of --duration.")
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every step, not only warnings.")
     ] = False,
 ) -> None:
     """Run the agent: read the pump, score, raise alarms, update the model, report to the hub."""
+    seconds = parse_duration(duration) if duration is not None else max_seconds
     from pumpops.edge._agent import Agent
     from pumpops.edge._config import load_agent_config
 
@@ -69,7 +81,7 @@ def run_cmd(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     agent = Agent(load_agent_config(config))
-    raise typer.Exit(agent.run(max_seconds=max_seconds))
+    raise typer.Exit(agent.run(max_seconds=seconds))
 
 
 @agent_app.command("recalibrate")
