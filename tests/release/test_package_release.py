@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pumpops.cli import app
-from pumpops.errors import ConfigError
+from pumpops.errors import ConfigError, NotFoundError
 from pumpops.fleet import get_target
 from pumpops.registry import EventSink, ModelVersionInfo, Registry
 from pumpops.release import read_bundle
@@ -77,25 +77,39 @@ def test_release_cli_create_list_show(
     registry: Registry, registered: ModelVersionInfo, tracking_uri: str, tmp_path: Path, skab_small: Path
 ) -> None:
     info = _validated(registry, registered)
+    registry._client.set_registered_model_alias(info.name, "candidate", str(info.version))
     init_workspace(tmp_path)
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     runner = CliRunner()
     base = ["--workspace", str(tmp_path), "release"]
     created = runner.invoke(
         app,
-        [*base, "create", info.ref, "--targets", "armv7-controller", "--data", str(skab_small),
-         "--tracking-uri", tracking_uri, "--db", db, "--actor", "tester", "--out", str(tmp_path / "b")],
-    )  # fmt: skip
+        [*base, "create", f"{info.name}@candidate", "--targets", "armv7-controller",
+         "--data", str(skab_small), "--tracking-uri", tracking_uri, "--database-url", db,
+         "--actor", "tester", "--out", str(tmp_path / "b")],
+    )  # fmt: skip  # the alias names the version
     assert created.exit_code == 0, created.output
-    assert "armv7-controller:" in created.output
+    assert "armv7-controller:" in created.stdout
+    assert "building and measuring target armv7-controller (1 of 1)" in created.stderr  # progress
     listed = runner.invoke(app, [*base, "list", "--db", db, "--json"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.output)[0]["model"] == info.ref
+    as_csv = runner.invoke(app, [*base, "list", "--db", db, "--output", "csv"])
+    assert as_csv.stdout.splitlines()[0] == "release,model,group,targets,precision,created,by"
+    assert as_csv.stdout.splitlines()[1].startswith(f"1,{info.ref},")
+    as_table = runner.invoke(app, [*base, "list", "--db", db])
+    assert info.ref in as_table.stdout  # whole, off a terminal
+    shown = runner.invoke(app, [*base, "show", "1", "--db", db, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["record"]["targets"]["armv7-controller"]["precision"]
     shown = runner.invoke(app, [*base, "show", "1", "--db", db])
     assert shown.exit_code == 0, shown.output
-    assert '"armv7-controller"' in shown.output
+    assert "armv7-controller" in shown.stdout
+    assert str(tmp_path / "b") in shown.stdout
+    shown = runner.invoke(app, [*base, "show", "1", "--db", db, "-o", "csv"])
+    assert shown.stdout.splitlines()[0] == "field,value"
     missing = runner.invoke(app, [*base, "show", "99", "--db", db])
-    assert missing.exit_code != 0
+    assert isinstance(missing.exception, NotFoundError)
     # the version's lineage names its releases
     show = ["models", "show", info.ref, "--tracking-uri", tracking_uri, "--db", db, "--json"]
     lineage = runner.invoke(app, ["--workspace", str(tmp_path), *show])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,22 @@ def test_targets_cli_list_and_show(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["--workspace", str(tmp_path), "targets", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     assert "armv7-controller" in listed.output
-    shown = runner.invoke(app, ["--workspace", str(tmp_path), "targets", "show", "aarch64-gateway"])
+    shown = runner.invoke(app, ["--workspace", str(tmp_path), "targets", "show", "aarch64-gateway", "--json"])
     assert shown.exit_code == 0, shown.output
-    assert '"max_opset": 17' in shown.output
+    assert json.loads(shown.output)["max_opset"] == 17
+
+
+@pytest.mark.parametrize("command", [["targets", "list"], ["targets", "show", "armv7-controller"]])
+def test_targets_cli_output_formats(tmp_path: Path, command: list[str]) -> None:
+    init_workspace(tmp_path)
+    runner = CliRunner()
+    as_json = runner.invoke(app, ["-w", str(tmp_path), *command, "--output", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)
+    as_csv = runner.invoke(app, ["-w", str(tmp_path), *command, "-o", "csv"])
+    assert as_csv.output.splitlines()[0] in (
+        "target,arch,onnxruntime,opset,ir,int8,max_bytes,max_ms,max_mb",
+        "field,value",
+    )
+    as_table = runner.invoke(app, ["-w", str(tmp_path), *command])
+    assert "armv7-controller" in as_table.output

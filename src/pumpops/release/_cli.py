@@ -1,10 +1,13 @@
 """Command-line commands of packaging: ``targets list|show`` and ``release create|list|show``.
 
 The thin shell: resolve settings, the registry and the store, call
-:func:`~pumpops.release._release.create_release`, print. Packaging (onnx,
-onnxruntime, the validation helpers) loads when a command runs, not at every
-``pumpops`` start. May import: typer, rich, ``pumpops._cli_support``, settings,
-store, registry, audit (actor), fleet, errors, this package.
+:func:`~pumpops.release._release.create_release`, print a table, JSON or CSV
+(``--output``). A model is named ``<name>/<version>`` or ``<name>@<alias>``.
+Only typer, the standard library and ``pumpops._cli_support`` load with this
+module; packaging (onnx, onnxruntime, the validation helpers), the store and
+the registry load when a command runs. ``release create`` tells its steps on
+stderr. May import: typer, ``pumpops._cli_support``, settings, store,
+registry, audit (actor), fleet, errors, this package.
 """
 
 from __future__ import annotations
@@ -12,26 +15,33 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from pumpops._cli_support import console, settings_from
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    TrackingUriOption,
+    console,
+    emit_record,
+    emit_rows,
+    err_console,
+    output_format,
+    settings_from,
+)
 from pumpops.audit._cli import ActorOption, resolve_actor
 from pumpops.errors import ConfigError, NotFoundError
-from pumpops.fleet import get_target, load_targets
-from pumpops.settings import Settings
-from pumpops.store import open_store
+
+if TYPE_CHECKING:
+    from pumpops.settings import Settings
 
 targets_app = typer.Typer(help="Target platform profiles: what each class of edge computer runs.")
 release_app = typer.Typer(help="Releases: a model version packaged per target as verified bundles.")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Store URL (default: from the workspace settings).", show_default=False),
-]
+DbOption = DatabaseUrlOption
 
 
 def register(app: typer.Typer) -> None:
@@ -45,42 +55,67 @@ def _target_dirs(settings: Settings) -> list[Path]:
     return [folder] if folder.is_dir() else []
 
 
-def _settings(ctx: typer.Context, db: str | None = None) -> Settings:
-    return settings_from(ctx, database_url=db) if db else settings_from(ctx)
+def _settings(ctx: typer.Context, db: str | None = None, tracking_uri: str | None = None) -> Settings:
+    return settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
 
 
 @targets_app.command("list")
-def targets_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def targets_list(
+    ctx: typer.Context, output: OutputOption = OutputFormat.TABLE, as_json: JsonFlag = False
+) -> None:
     """List the target profiles: shipped ones and the workspace's ``targets/*.toml``."""
+    from pumpops.fleet import load_targets
+
+    fmt = output_format(output, as_json)
     targets = load_targets(_target_dirs(_settings(ctx)))
-    if as_json:
+    if fmt is OutputFormat.JSON:
         typer.echo(json.dumps([t.model_dump(mode="json") for t in targets.values()]))
         return
-    table = Table("target", "arch", "onnxruntime", "opset", "IR", "int8", "max bytes", "max ms", "max MB")
-    for t in targets.values():
-        b = t.budgets
-        table.add_row(
-            t.id, t.arch, f"{t.onnxruntime_min}-{t.onnxruntime_max}", str(t.max_opset),
-            str(t.max_ir_version), "yes" if t.int8_allowed else "no", str(b.max_model_bytes),
-            f"{b.max_latency_ms:g}", f"{b.max_peak_memory_mb:g}",
-        )  # fmt: skip
-    console.print(table)
+    rows = [
+        {
+            "target": t.id,
+            "arch": t.arch,
+            "onnxruntime": f"{t.onnxruntime_min}-{t.onnxruntime_max}",
+            "opset": t.max_opset,
+            "ir": t.max_ir_version,
+            "int8": t.int8_allowed,
+            "max_bytes": t.budgets.max_model_bytes,
+            "max_ms": t.budgets.max_latency_ms,
+            "max_mb": t.budgets.max_peak_memory_mb,
+        }
+        for t in targets.values()
+    ]
+    emit_rows(rows, output=fmt, title="Target profiles", empty="no target profile")
 
 
 @targets_app.command("show")
 def targets_show(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="Target id, e.g. armv7-controller."),
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Show one target profile in full (JSON), with its digest."""
+    """Show one target profile in full, with its digest."""
+    from pumpops.fleet import get_target
+
     profile = get_target(target, _target_dirs(_settings(ctx)))
-    typer.echo(json.dumps({**profile.model_dump(mode="json"), "sha256": profile.digest()}, indent=2))
+    emit_record(
+        {**profile.model_dump(mode="json"), "sha256": profile.digest()},
+        output=output_format(output, as_json),
+        title=f"Target {target}",
+    )
+
+
+def _progress(line: str) -> None:
+    err_console.print(f"[dim]…[/] {line}", highlight=False)
 
 
 @release_app.command("create")
 def release_create(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="<name>/<version> of a validated model version."),
+    ref: str = typer.Argument(
+        ..., help="A validated model version: <name>/<version> or <name>@<alias> (e.g. @champion)."
+    ),
     targets: str = typer.Option(..., "--targets", "-t", help="Comma-separated target ids."),
     group: str | None = typer.Option(None, "--group", "-g", help="Device group (default: the model's)."),
     data: Path | None = typer.Option(
@@ -94,28 +129,36 @@ def release_create(  # noqa: PLR0917 - typer passes options by keyword; the orde
         help="Largest int8 score deviation (fraction of the threshold).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Bundle root (default: <workspace>/bundles)."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    tracking_uri: TrackingUriOption = None,
     db: DbOption = None,
     actor: ActorOption = None,
-    as_json: JsonOption = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Package a validated model version for each target; record and audit the release."""
-    from pumpops.pipeline._tracking import resolve_tracking_uri
-    from pumpops.registry import EventSink, Registry, parse_ref
-    from pumpops.release._package import PackageSettings
-    from pumpops.release._release import create_release, release_summary
+    """Package a validated model version for each target; record and audit the release.
 
-    name, version = parse_ref(ref)
-    settings = _settings(ctx, db)
-    who = resolve_actor(settings, actor)
+    Its steps (download, held-out windows, each target built and measured) are told on stderr.
+    """
     ids = [t.strip() for t in targets.split(",") if t.strip()]
     if not ids:
-        raise ConfigError("--targets names no target")
+        raise ConfigError(f"--targets {targets!r} names no target")
+    if data is not None and not data.is_dir():
+        raise NotFoundError(f"--data {data}: no such folder")
+    settings = _settings(ctx, db, tracking_uri)
+    who = resolve_actor(settings, actor)
+    from pumpops.fleet import get_target
+    from pumpops.registry import EventSink, Registry
+    from pumpops.release._package import PackageSettings
+    from pumpops.release._refs import resolve_model_ref
+    from pumpops.release._release import create_release, release_summary
+    from pumpops.store import open_store
+
     profiles = [get_target(t, _target_dirs(settings)) for t in ids]
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
+        name, version = resolve_model_ref(ref, tracking_uri=settings.resolved_tracking_uri, store=store)
         sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
-        registry = Registry(resolve_tracking_uri(settings.workspace, cli=tracking_uri), sink)
+        registry = Registry(settings.resolved_tracking_uri, sink)
+        _progress(f"releasing {name}/{version} for {', '.join(ids)}")
         release = create_release(
             registry,
             sink,
@@ -127,6 +170,7 @@ def release_create(  # noqa: PLR0917 - typer passes options by keyword; the orde
             actor=who,
             group=group,
             settings=PackageSettings(int8_tolerance=int8_tolerance),
+            progress=_progress,
         )
     summary = release_summary(release)
     if as_json:
@@ -146,37 +190,43 @@ def release_create(  # noqa: PLR0917 - typer passes options by keyword; the orde
             console.print(f"      {line}", highlight=False, markup=False)
 
 
+def _created(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="seconds")
+
+
 @release_app.command("list")
 def release_list(
     ctx: typer.Context,
     group: str | None = typer.Option(None, "--group", "-g", help="Only this device group."),
     db: DbOption = None,
-    as_json: JsonOption = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """List releases, oldest first."""
     from pumpops.release._release import release_summary
+    from pumpops.store import open_store
 
+    fmt = output_format(output, as_json)
     settings = _settings(ctx, db)
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
-        rows = [release_summary(r) for r in store.releases(group=group)]
-    if as_json:
-        typer.echo(json.dumps(rows))
+        summaries = [release_summary(r) for r in store.releases(group=group)]
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps(summaries))
         return
-    table = Table("release", "model", "group", "targets", "precision", "created", "by")
-    for r in rows:
-        when = datetime.fromtimestamp(r["created_us"] / 1e6, tz=UTC).isoformat(timespec="seconds")
-        precision = ", ".join(f"{t}:{v['precision']}" for t, v in r["record"]["targets"].items())
-        table.add_row(
-            str(r["release"]),
-            r["model"],
-            r["group"],
-            ", ".join(r["targets"]),
-            precision,
-            when,
-            r["created_by"],
-        )
-    console.print(table)
+    rows: list[dict[str, Any]] = [
+        {
+            "release": r["release"],
+            "model": r["model"],
+            "group": r["group"],
+            "targets": " ".join(r["targets"]),
+            "precision": " ".join(f"{t}:{v['precision']}" for t, v in r["record"]["targets"].items()),
+            "created": _created(r["created_us"]),
+            "by": r["created_by"],
+        }
+        for r in summaries
+    ]
+    emit_rows(rows, output=fmt, title="Releases", empty="no releases yet (`pumpops release create`)")
 
 
 @release_app.command("show")
@@ -184,14 +234,55 @@ def release_show(
     ctx: typer.Context,
     release_id: int = typer.Argument(..., help="Release number (from `release list`)."),
     db: DbOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Show a release: what was built per target and why (JSON)."""
+    """Show a release: what was built per target and why (--json: the whole record)."""
     from pumpops.release._release import release_summary
+    from pumpops.store import open_store
 
+    fmt = output_format(output, as_json)
     settings = _settings(ctx, db)
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
         release = store.get_release(release_id)
     if release is None:
-        raise NotFoundError(f"no release {release_id}")
-    typer.echo(json.dumps(release_summary(release), indent=2))
+        raise NotFoundError(f"no release {release_id}; `pumpops release list` lists them")
+    summary = release_summary(release)
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    if fmt is OutputFormat.CSV:
+        emit_record(summary, output=fmt)
+        return
+    record = summary["record"]
+    emit_record(
+        {
+            "release": summary["release"],
+            "model": summary["model"],
+            "group": summary["group"],
+            "created": _created(summary["created_us"]),
+            "created_by": summary["created_by"],
+            "bundle_root": summary["bundle_root"],
+            "held_out": record.get("held_out"),
+        },
+        output=fmt,
+        title=f"Release {release_id}",
+    )
+    emit_rows(
+        [
+            {
+                "target": target,
+                "precision": rec.get("precision"),
+                "opset": rec.get("opset"),
+                "model_bytes": rec.get("model_bytes"),
+                "latency_ms": (rec.get("budgets") or {}).get("latency_ms"),
+                "peak_memory_mb": (rec.get("budgets") or {}).get("peak_memory_mb"),
+                "bundle": rec.get("bundle"),
+                "decisions": "; ".join(rec.get("decisions") or ()),
+            }
+            for target, rec in record.get("targets", {}).items()
+        ],
+        output=fmt,
+        title="Per target",
+    )

@@ -5,32 +5,26 @@ replaces an online role's keys (or the root keys); ``tuf publish`` adds
 bundles as targets; ``tuf export`` copies the repository to a folder;
 ``tuf resign`` renews snapshot and timestamp before they expire. The thin
 shell over :mod:`pumpops.release._tuf` and :mod:`pumpops.release._publish`.
+Only typer, the standard library and ``pumpops._cli_support`` load with this
+module; python-tuf, the keys and the store load inside the commands.
 May import: typer, rich, ``pumpops._cli_support``, settings, audit (actor), store, this package.
 """
+
+# ruff: noqa: PLC0415 - a command module: python-tuf and the store load inside the commands
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pumpops._cli_support import console, err_console, settings_from
 from pumpops.audit._cli import ActorOption, resolve_actor
 from pumpops.errors import ConfigError
-from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
-from pumpops.release._publish import (
-    bundles_of,
-    expiry_from,
-    export_repository,
-    keystore,
-    online_signers,
-    open_repository,
-    publish_bundles,
-    repository_folder,
-)
-from pumpops.release._tuf import TufRepository
-from pumpops.settings import Settings
+
+if TYPE_CHECKING:
+    from pumpops.settings import Settings
 
 __all__ = ["keys_app", "register", "tuf_app"]
 
@@ -42,7 +36,7 @@ tuf_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add ``keys`` and ``tuf`` to the root command, and ``publish``/``export`` to ``release``."""
-    from pumpops.release._cli import release_app  # noqa: PLC0415 - the packaging part's sub-app
+    from pumpops.release._cli import release_app
 
     app.add_typer(keys_app, name="keys")
     app.add_typer(tuf_app, name="tuf")
@@ -55,7 +49,7 @@ def _threshold(settings: Settings, role: str) -> int:
 
 
 def _audit(settings: Settings, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
-    from pumpops.store import open_store  # noqa: PLC0415 - SQLAlchemy loads only when recording
+    from pumpops.store import open_store
 
     with open_store(settings.resolved_database_url) as store:
         store.append_audit(actor, action, subject, payload)
@@ -67,6 +61,10 @@ def keys_init_cmd(ctx: typer.Context, actor: ActorOption = None) -> None:
 
     As many keys per role as its threshold in the settings ([tuf] <role>_threshold).
     """
+    from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
+    from pumpops.release._publish import expiry_from, keystore, repository_folder
+    from pumpops.release._tuf import TufRepository
+
     settings = settings_from(ctx)
     keys = keystore(settings)
     folder = repository_folder(settings)
@@ -116,6 +114,11 @@ def keys_rotate_cmd(
     Needs the offline root key file back in place. Devices pick up the new
     root at their next update; metadata signed by the old key is then refused.
     """
+    from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
+    from pumpops.release._publish import keystore, online_signers, open_repository
+
+    if role not in (*ONLINE_ROLES, "root"):
+        raise ConfigError(f"keys rotate {role}: the role must be one of {', '.join((*ONLINE_ROLES, 'root'))}")
     settings = settings_from(ctx)
     keys = keystore(settings)
     repo = open_repository(settings)
@@ -154,6 +157,8 @@ def publish_cmd(
     actor: ActorOption = None,
 ) -> None:
     """Publish bundles as targets models/<group>/<target>/<version>/<file>; re-sign up to timestamp."""
+    from pumpops.release._publish import bundles_of, publish_bundles
+
     settings = settings_from(ctx)
     found = bundles_of(settings, release)
     sizes = publish_bundles(settings, found, actor=resolve_actor(settings, actor))
@@ -168,6 +173,8 @@ def export_cmd(
     dest: Annotated[Path, typer.Option("--dir", help="Folder to copy the repository to.")],
 ) -> None:
     """Copy the repository (metadata and targets) to a folder: a site mirror or removable media."""
+    from pumpops.release._publish import export_repository
+
     settings = settings_from(ctx)
     count = export_repository(settings, dest)
     console.print(f"copied {count} files to {dest}; devices read it with EdgeUpdater(repository={dest})")
@@ -176,6 +183,8 @@ def export_cmd(
 @tuf_app.command("resign")
 def resign_cmd(ctx: typer.Context) -> None:
     """Renew snapshot and timestamp signatures (run from a timer well within the timestamp's expiry)."""
+    from pumpops.release._publish import keystore, online_signers, open_repository
+
     settings = settings_from(ctx)
     repo = open_repository(settings)
     repo.refresh_timestamp(online_signers(keystore(settings)))

@@ -19,7 +19,7 @@ import hashlib
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -597,6 +597,7 @@ def package_model(
     data: Path | int | None,
     group: str | None = None,
     settings: PackageSettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[list[BuiltTarget], list[Bundle]]:
     """Build every target and, only if all can be shipped, write their bundles.
 
@@ -607,6 +608,7 @@ def package_model(
         data: held-out data: a SKAB-format folder or a simulation seed.
         group: the device group (default: the model's).
         settings: tolerances and measurement settings.
+        progress: told each step as it starts (one line for people).
 
     Returns:
         What was built per target, and the written bundles.
@@ -618,8 +620,13 @@ def package_model(
     group = group or source.group
     if not group:
         raise ConfigError("the model names no device group; pass --group")
+    say = progress or (lambda _: None)
+    say("preparing the held-out windows")
     held = held_out(source.folder, data, max_windows=settings.max_holdout_windows)
-    built = [build_target(source, t, held, settings) for t in targets]
+    built = []
+    for number, target in enumerate(targets, start=1):
+        say(f"building and measuring target {target.id} ({number} of {len(targets)})")
+        built.append(build_target(source, target, held, settings))
     failed = [b for b in built if not b.ok]
     if failed:
         raise ConfigError(

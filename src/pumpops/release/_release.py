@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ def create_release(
     actor: str,
     group: str | None = None,
     settings: PackageSettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ReleaseRecord:
     """Package a validated model version for ``targets`` and record the release.
 
@@ -67,6 +68,7 @@ def create_release(
         actor: who is releasing (audit trail).
         group: the device group (default: the version's).
         settings: packaging tolerances.
+        progress: told each step as it starts (one line for people).
 
     Returns:
         The stored release record.
@@ -85,6 +87,8 @@ def create_release(
             f"(run `pumpops validate {info.ref}` first)"
         )
     settings = settings or PackageSettings()
+    if progress is not None:
+        progress(f"downloading {info.ref} from the registry")
     with tempfile.TemporaryDirectory(prefix="pumpops-release-") as tmp:
         folder = registry.download_model(info, Path(tmp))
         source = load_source(
@@ -96,7 +100,7 @@ def create_release(
         )
         chosen_group = group or info.group or source.group
         built, bundles = package_model(
-            source, targets, out=out, data=data, group=chosen_group, settings=settings
+            source, targets, out=out, data=data, group=chosen_group, settings=settings, progress=progress
         )
     target_records = {
         b.target.id: _target_record(b, bundle.folder, bundle.manifest_sha256)
