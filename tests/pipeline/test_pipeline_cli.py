@@ -27,15 +27,20 @@ def _app() -> typer.Typer:
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace (pumpops.toml) as the current directory."""
+    from pumpops.settings import init_workspace
+
     monkeypatch.chdir(tmp_path)
-    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI"):
+    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI", "PUMPOPS_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
+    init_workspace(tmp_path)
     return tmp_path
 
 
 def invoke(*args: str) -> tuple[int, str, BaseException | None]:
+    """Run a command; the output is stdout only (progress goes to stderr)."""
     result = CliRunner().invoke(_app(), list(args))
-    return result.exit_code, result.output, result.exception
+    return result.exit_code, result.stdout, result.exception
 
 
 def test_train_skab_files_prints_summary(workspace: Path, skab_small: Path, tracking_uri: str) -> None:
@@ -46,7 +51,7 @@ def test_train_skab_files_prints_summary(workspace: Path, skab_small: Path, trac
     )
     code, out, exc = invoke("train", "--config", str(config), "--tracking-uri", tracking_uri, "--json")
     assert code == 0, (out, exc)
-    summary = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads(out)
     assert len(summary["dataset_digest"]) == 64
     assert summary["run_id"]
     assert Path(summary["onnx"]).is_file()
@@ -65,15 +70,15 @@ def test_train_records_snapshot_and_run_in_the_audit_trail(
     from pumpops.audit import verify_chain
     from pumpops.store import open_store
 
-    config = workspace / "pipeline.toml"
+    config = workspace / "pipeline.toml"  # seed 2: not the model another test registered (it would be reused)
     config.write_text(
-        f'seed = 1\n[data]\nsource = "files"\npaths = ["{skab_small}"]\ntrain_rows = 400\n'
+        f'seed = 2\n[data]\nsource = "files"\npaths = ["{skab_small}"]\ntrain_rows = 400\n'
         "[features]\nwindow_samples = 10\nmin_segment_samples = 30\n"
     )
     args = ("train", "--config", str(config), "--tracking-uri", tracking_uri, "--json", "--actor", "ann@hq")
     code, out, exc = invoke(*args)
     assert code == 0, (out, exc)
-    summary = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads(out)
     with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
         entries = store.audit_entries()
     assert summary["model"].startswith("pumpops-skab-testbed/")  # every logged model is registered
@@ -104,7 +109,7 @@ def test_train_store_group_on_simulated_fleet(
         "train", "--config", str(config), "--db", url, "--tracking-uri", tracking_uri, "--json"
     )
     assert code == 0, (out, exc)
-    summary = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads(out)
     assert summary["devices"] == 3
     assert summary["metrics"]["events"] == 3
     assert Path(summary["onnx"]).is_file()
@@ -149,7 +154,7 @@ def test_calibrate_new_pump_against_group_model(
     )
     code, out, exc = invoke("train", "--config", str(config), "--db", url, "--json")
     assert code == 0, (out, exc)
-    model_dir = Path(json.loads(out.strip().splitlines()[-1])["model_dir"])
+    model_dir = Path(json.loads(out)["model_dir"])
     before = json.loads((model_dir / "calibrations.json").read_text())["devices"]
     assert sorted(before) == ["p-0001", "p-0002"]
     code, out, exc = invoke(
@@ -165,14 +170,14 @@ def test_calibrate_new_pump_against_group_model(
     assert after["p-0003"]["n_rows"] == 3 * 3600 - 20 * 60 - 600
 
 
-def test_calibrate_naive_time_is_config_error(workspace: Path) -> None:
+def test_calibrate_bad_time_is_config_error_naming_the_flag(workspace: Path) -> None:
     code, _, exc = invoke(
         "pipeline", "calibrate", "--model-dir", str(workspace), "--device", "p-1",
-        "--since", "2025-06-01T00:00:00", "--until", "2025-06-01T03:00:00Z", "--db", "sqlite://",
+        "--since", "yesterday-ish", "--until", "2025-06-01T03:00:00Z", "--database-url", "sqlite://",
     )  # fmt: skip
     assert code != 0
     assert isinstance(exc, ConfigError)
-    assert "--since" in str(exc)
+    assert "--since 'yesterday-ish'" in str(exc)
 
 
 def test_show_config_checks_detector_hyper_parameters(workspace: Path) -> None:

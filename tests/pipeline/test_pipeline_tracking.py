@@ -53,13 +53,23 @@ def test_log_run_makes_no_network_connection(tmp_path: Path, tracking_uri: str) 
     assert len(done.stdout.strip()) == 32
 
 
-def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PUMPOPS_MLFLOW_URI", raising=False)
+def test_tracking_uri_precedence_is_the_workspace_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pumpops.settings import init_workspace, load_settings
+
+    for name in ("PUMPOPS_MLFLOW_URI", "PUMPOPS_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    init_workspace(tmp_path)
     assert resolve_tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
-    assert resolve_tracking_uri(tmp_path, config="http://cfg") == "http://cfg"
-    monkeypatch.setenv("PUMPOPS_MLFLOW_URI", "http://env")
-    assert resolve_tracking_uri(tmp_path, config="http://cfg") == "http://env"
-    assert resolve_tracking_uri(tmp_path, cli="http://cli", config="http://cfg") == "http://cli"
+    monkeypatch.setenv("PUMPOPS_MLFLOW_URI", "http://legacy")
+    assert resolve_tracking_uri(tmp_path) == "http://legacy"
+    (tmp_path / "pumpops.toml").write_text('tracking_uri = "http://toml"\n')
+    assert resolve_tracking_uri(tmp_path) == "http://toml"
+    monkeypatch.setenv("PUMPOPS_TRACKING_URI", "http://env")
+    assert resolve_tracking_uri(tmp_path) == "http://env"
+    assert resolve_tracking_uri(tmp_path, cli="http://cli") == "http://cli"
+    assert resolve_tracking_uri(load_settings(tmp_path, tracking_uri="http://flag")) == "http://flag"
 
 
 def test_code_revision_outside_git_is_unknown(tmp_path: Path) -> None:

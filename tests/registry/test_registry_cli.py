@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,15 +26,25 @@ from pumpops.store import open_store
 @pytest.fixture(autouse=True)
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> None:
     """An empty workspace as the current directory, the session's MLflow, events stored only."""
+    from pumpops.settings import init_workspace
+
     monkeypatch.chdir(tmp_path)
-    for name in ("PUMPOPS_DATABASE_URL", "PUMPOPS_WORKSPACE", "PUMPOPS_ACTOR", "PUMPOPS_BROKER_URL"):
+    for name in (
+        "PUMPOPS_DATABASE_URL",
+        "PUMPOPS_WORKSPACE",
+        "PUMPOPS_ACTOR",
+        "PUMPOPS_BROKER_URL",
+        "PUMPOPS_MLFLOW_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PUMPOPS_MLFLOW_URI", tracking_uri)
+    init_workspace(tmp_path)
+    monkeypatch.setenv("PUMPOPS_TRACKING_URI", tracking_uri)
 
 
 def run(*args: str) -> tuple[int, str, BaseException | None]:
+    """Run a command; the output is stdout only."""
     result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output, result.exception
+    return result.exit_code, result.stdout, result.exception
 
 
 class FakeReport:
@@ -36,6 +52,7 @@ class FakeReport:
 
     def __init__(self, passed: bool) -> None:
         self.passed = passed
+        self.gates = [SimpleNamespace(name="parity", status="passed" if passed else "failed", reasons=[])]
 
     def to_json(self) -> str:
         return json.dumps({"passed": self.passed, "gates": [{"name": "parity", "passed": self.passed}]})
@@ -76,7 +93,7 @@ def test_cli_register_list_show(runs: list[RunResult], model_name: str) -> None:
     code, out, _ = run("models", "show", f"{model_name}/1")
     assert code == 0
     assert "dataset_digest" in out
-    assert "releases: none" in out  # not packaged yet
+    assert any("releases" in line and "none" in line for line in out.splitlines())  # not packaged yet
 
 
 def test_cli_register_without_model_dir_takes_the_latest_run(runs: list[RunResult], model_name: str) -> None:
@@ -161,3 +178,120 @@ def test_cli_validate_failed_report_exits_1_and_blocks_promotion(
 def test_cli_bad_reference_is_config_error() -> None:
     _, _, exc = run("models", "show", "no-version-here")
     assert isinstance(exc, ConfigError)
+
+
+# ------------------------------------------------------------------------------ issue 11
+
+
+def test_cli_model_refs_by_alias_wherever_a_model_is_named(
+    runs: list[RunResult], model_name: str, fake_gates: list[dict[str, Any]]
+) -> None:
+    run("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name)
+    code, out, exc = run("validate", f"{model_name}/1", "--json")
+    assert code == 0, (out, exc)
+    group = json.loads(run("models", "show", f"{model_name}/1", "--json")[1])["group"]
+    by_alias = json.loads(run("models", "show", f"{model_name}@{group}-challenger", "--json")[1])
+    assert by_alias["model"] == f"{model_name}/1"
+    assert json.loads(run("models", "show", f"{model_name}@challenger", "--json")[1])["model"] == (
+        f"{model_name}/1"
+    )  # the role alone means the group's alias
+    code, out, exc = run("models", "promote", f"{model_name}@challenger")  # the group: the version's
+    assert code == 0, (out, exc)
+    assert f"{model_name}/1 is now {group}-champion" in out
+    code, out, exc = run("validate", f"{model_name}@champion", "--against", "none")
+    assert code == 0, (out, exc)
+    code, out, exc = run("models", "archive", f"{model_name}@champion")
+    assert code == 0, (out, exc)
+    assert f"archived {model_name}/1" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("models", "show", "no-version-here"), 2),  # malformed reference: usage
+        (("models", "show", "nobody-has-this/1"), 4),  # not found
+        (("models", "show", "nobody-has-this@champion"), 4),
+        (("validate", "x/1", "--data", "/nonexistent"), 2),  # a missing --data folder: usage
+        (("validate", "x/1", "--config", "/nonexistent.toml"), 2),
+        (("models", "register", "--model-dir", "/nonexistent"), 2),
+    ],
+)
+def test_cli_exit_codes_follow_the_scheme(args: tuple[str, ...], code: int) -> None:
+    from pumpops.cli import _EXIT_CODES
+
+    got, out, exc = run(*args)
+    if isinstance(exc, SystemExit) or exc is None:
+        assert got == code, (out, exc)
+        return
+    mapped = next(c for kind, c in _EXIT_CODES if isinstance(exc, kind))  # what pumpops.cli.main exits with
+    assert mapped == code, (out, exc)
+
+
+def test_cli_validate_failed_exit_code_is_1(
+    runs: list[RunResult], model_name: str, fake_gates: list[dict[str, Any]]
+) -> None:
+    fake_gates.append({"fail": True})
+    run("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name)
+    code, _, _ = run("validate", f"{model_name}/1", "--output", "csv")
+    assert code == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+@pytest.mark.parametrize("command", ["list", "show", "history", "validate", "register"])
+def test_cli_read_commands_print_table_json_or_csv(
+    runs: list[RunResult],
+    model_name: str,
+    fake_gates: list[dict[str, Any]],
+    command: str,
+    fmt: str,
+) -> None:
+    code, out, exc = run("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name)
+    assert code == 0, (out, exc)
+    group = json.loads(run("models", "show", f"{model_name}/1", "--json")[1])["group"]
+    args = {
+        "list": ("models", "list"),
+        "show": ("models", "show", f"{model_name}/1"),
+        "history": ("models", "history", "--group", group),
+        "validate": ("validate", f"{model_name}/1"),
+        "register": ("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name),
+    }[command]
+    code, out, exc = run(*args, "--output", fmt)
+    assert code == 0, (out, exc)
+    if fmt == "json":
+        assert json.loads(out) is not None
+    elif fmt == "csv":
+        header = next(csv.reader(io.StringIO(out)))
+        assert header in (
+            ["field", "value"],
+            ["model", "group", "detector_kind", "aliases", "validation", "archived", "run_id", "created"],
+            ["alias", "model", "from", "to", "set_by", "reason"],
+            ["gate", "status", "reasons"],
+        )
+    else:
+        assert out.strip()
+        with pytest.raises(ValueError, match="Expecting value"):
+            json.loads(out)
+    if command == "register" and fmt == "table":
+        assert f"version 1 reused: identical model ({model_name}/1" in out
+
+
+def test_cli_list_json_flag_is_output_json(runs: list[RunResult], model_name: str) -> None:
+    run("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name)
+    assert json.loads(run("models", "list", "--json")[1]) == json.loads(
+        run("models", "list", "--output", "json")[1]
+    )
+
+
+def test_cli_registry_usage_errors_touch_no_mlflow(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUMPOPS_")}
+    for args in (("validate", "x/1", "--data", "/nonexistent"), ("models", "show", "bad-ref")):
+        done = subprocess.run(  # a fresh process: the real start-up, the real exit code
+            [sys.executable, "-m", "pumpops", "-w", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before MLflow was opened

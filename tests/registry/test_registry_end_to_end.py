@@ -15,15 +15,18 @@ from pumpops.pipeline import RunResult
 
 @pytest.fixture(autouse=True)
 def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> None:
+    from pumpops.settings import init_workspace
+
     monkeypatch.chdir(tmp_path)
     for name in ("PUMPOPS_DATABASE_URL", "PUMPOPS_WORKSPACE", "PUMPOPS_ACTOR", "PUMPOPS_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PUMPOPS_MLFLOW_URI", tracking_uri)
+    init_workspace(tmp_path)
+    monkeypatch.setenv("PUMPOPS_MLFLOW_URI", tracking_uri)  # the legacy variable is still read
 
 
 def run(*args: str) -> tuple[int, str, BaseException | None]:
     result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output, result.exception
+    return result.exit_code, result.stdout, result.exception
 
 
 def test_end_to_end_register_validate_promote_trace(

@@ -18,6 +18,7 @@ PUBLIC = {
     "default_model_name",
     "event_json",
     "event_topic",
+    "parse_model_ref",
     "parse_ref",
 }
 

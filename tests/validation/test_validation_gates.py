@@ -140,11 +140,33 @@ def test_behaviour_gate(name: str, m: BehaviourMeasurement, passed: bool, reason
         assert reason in result.reasons
 
 
-def test_behaviour_gate_skipped_says_why() -> None:
+def test_behaviour_gate_skipped_is_not_run_not_passed() -> None:
     m = BehaviourMeasurement({}, math.nan, {}, skipped="group 'skab-testbed' cannot be simulated")
     result = check_behaviour(m, BUDGETS)
-    assert result.passed
+    assert not result.passed
+    assert result.status == "not run"
+    assert result.not_run == "group 'skab-testbed' cannot be simulated"
     assert result.reasons == ["not run: group 'skab-testbed' cannot be simulated"]
+
+
+def test_report_gate_not_run_says_not_run_and_is_not_counted_as_passed() -> None:
+    ran = GateResult("parity", True)
+    skipped = check_behaviour(
+        BehaviourMeasurement({}, math.nan, {}, skipped="group 'skab-testbed' cannot be simulated"), BUDGETS
+    )
+    report = decide([ran, skipped], subject="m/1")
+    text = report.to_text()
+    assert "[pass] behaviour" not in text
+    assert "[not run] behaviour" in text
+    assert "not run: group 'skab-testbed' cannot be simulated" in text
+    assert "1 passed, 1 not run" in text.splitlines()[0]
+    assert report.passed  # the gates that ran passed; the one that did not is reported, not counted
+    assert report.failed_gates == []
+    assert report.not_run_gates == ["behaviour"]
+    doc = json.loads(report.to_json())
+    assert doc["not_run_gates"] == ["behaviour"]
+    assert [g["status"] for g in doc["gates"]] == ["passed", "not run"]
+    assert not decide([skipped]).passed  # nothing ran: nothing shown
 
 
 RB = ResourceBudgets(max_model_bytes=1000, max_latency_ms=2.0, max_peak_memory_mb=10.0)

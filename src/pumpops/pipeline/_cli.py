@@ -1,32 +1,70 @@
-"""Command-line commands of ``pumpops.pipeline``: ``train``, ``pipeline show-config``, ``pipeline calibrate``.
+"""Command-line commands of ``pumpops.pipeline``: ``train`` and ``pipeline init|show-config|calibrate``.
 
-May import: typer, rich, ``pumpops._cli_support``, ``pumpops.errors`` and this package.
+``train`` logs the run to the workspace's tracking URI and registers it with
+the registry on the same URI (``tracking_uri`` in ``pumpops.toml``,
+``$PUMPOPS_TRACKING_URI`` or ``--tracking-uri``), so ``pumpops models list``
+shows what ``train`` registered. It shows each step on stderr while it runs;
+Ctrl-C (or SIGTERM) stops it: nothing is registered, exit code 130.
+
+May import at module level: typer, stdlib, ``pumpops._cli_support``, errors and
+this package's light modules; the pipeline, MLflow and the store are imported
+inside the commands, after the arguments are checked.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import settings_from
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    TrackingUriOption,
+    emit_record,
+    err_console,
+    output_format,
+    parse_time_us,
+    settings_from,
+)
 from pumpops.errors import ConfigError
+from pumpops.pipeline._interrupt import InterruptGuard
 
 if TYPE_CHECKING:
+    from rich.status import Status
+
     from pumpops.pipeline._run import RunResult
 
 pipeline_app = typer.Typer(
-    help="Training pipelines: inspect a pipeline.toml, calibrate a new pump.", no_args_is_help=True
+    help="Training pipelines: write a starting pipeline.toml, inspect one, calibrate a new pump.",
+    no_args_is_help=True,
 )
 
 ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", help="The pipeline file (pipeline.toml).", exists=False, dir_okay=False),
 ]
+
+#: What each step of ``train`` is doing, as shown while it runs.
+STEP_TEXT = {
+    "load": "reading the data",
+    "snapshot": "writing the dataset snapshot",
+    "features": "computing features",
+    "fit": "fitting the detector",
+    "calibrate": "calibrating each device's threshold",
+    "evaluate": "evaluating on the holdout",
+    "export": "exporting the ONNX model",
+    "log": "logging the run to MLflow",
+    "audit": "recording the run in the audit trail",
+    "register": "registering the model version",
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -35,21 +73,52 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pipeline_app, name="pipeline")
 
 
+def _check_config_file(config: Path) -> None:
+    if not config.is_file():
+        what = "is not a file" if config.exists() else "does not exist"
+        raise ConfigError(f"--config {config}: {what} (write a starting one with `pumpops pipeline init`)")
+
+
+class TrainProgress:
+    """Shows the step ``train`` is in on stderr: a spinner on a terminal, one line a step elsewhere.
+
+    Each step is also a checkpoint of the :class:`InterruptGuard`: an interrupt
+    that a library swallowed stops the run at the next step.
+    """
+
+    def __init__(self, guard: InterruptGuard) -> None:
+        self._guard = guard
+        self._start = time.monotonic()
+        self._status: Status | None = None
+
+    def __enter__(self) -> TrainProgress:
+        if err_console.is_terminal:
+            self._status = err_console.status("train: starting")
+            self._status.start()
+        return self
+
+    def step(self, name: str) -> None:
+        """A step starts (or raise KeyboardInterrupt if an interrupt arrived)."""
+        self._guard.check()
+        text = f"train: {STEP_TEXT.get(name, name)} ({time.monotonic() - self._start:.0f} s)"
+        if self._status is not None:
+            self._status.update(text)
+        else:
+            err_console.print(text, highlight=False, markup=False)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+
 def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
     config: ConfigOption,
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every step (replace cached results)."),
-    tracking_uri: str | None = typer.Option(
-        None,
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $PUMPOPS_MLFLOW_URI, output.tracking_uri, "
-        "or sqlite:///<workspace>/mlflow.db).",
-        show_default=False,
-    ),
-    db: str | None = typer.Option(
-        None, "--db", help="Store URL for a store source (default: workspace settings).", show_default=False
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
     actor: str | None = typer.Option(
         None,
         "--actor",
@@ -59,35 +128,57 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
     register_model: bool = typer.Option(
         True, "--register/--no-register", help="Register the logged model as an MLflow model version."
     ),
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run a training pipeline: snapshot, features, fit, calibrate, evaluate, export ONNX, log to MLflow.
 
-    The dataset snapshot and the run are recorded in the workspace's audit trail,
-    and the model is registered as a model version of its group (`pumpops models`).
+    The run is logged to the workspace's tracking URI and the model registered
+    there as a version of its group (`pumpops models list`); a model identical
+    to a registered version (same bytes, config and data) reuses that version.
+    The dataset snapshot and the run are recorded in the audit trail.
+    Ctrl-C stops it: nothing is registered, exit code 130.
     """
+    _check_config_file(config)
+    fmt = output_format(output, as_json)
     from pumpops.audit._cli import resolve_actor
     from pumpops.pipeline._config import load_config
-    from pumpops.pipeline._run import run_pipeline
 
     cfg = load_config(config)
-    settings = settings_from(ctx, database_url=db)
+    settings = settings_from(ctx, database_url=database_url, tracking_uri=tracking_uri)
     who = resolve_actor(settings, actor)
-    result = run_pipeline(
-        cfg,
-        workspace=settings.workspace,
-        database_url=settings.resolved_database_url,
-        use_cache=not no_cache,
-        tracking_uri=tracking_uri,
-    )
-    _audit_run(settings.resolved_database_url, who, config, result)
-    model_ref = None
-    if register_model and result.run_id is not None:
-        from pumpops.registry._cli import _registry
+    uri = settings.resolved_tracking_uri
+    with InterruptGuard() as guard, TrainProgress(guard) as progress:
+        from pumpops.pipeline._run import run_pipeline
 
-        with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=None) as (registry, _):
-            model_ref = registry.register(result, actor=who).ref
-    summary = {
+        result = run_pipeline(
+            cfg,
+            workspace=settings.workspace,
+            database_url=settings.resolved_database_url,
+            use_cache=not no_cache,
+            tracking_uri=uri,
+            progress=progress.step,
+        )
+        progress.step("audit")
+        _audit_run(settings.resolved_database_url, who, config, result)
+        info = None
+        if register_model and result.run_id is not None:
+            progress.step("register")
+            from pumpops.registry._cli import open_registry
+
+            with open_registry(settings, broker=None) as registry:
+                guard.check()  # the last moment an interrupt stops it before anything is registered
+                info = registry.register(result, actor=who)
+    if info is not None and info.reused:
+        err_console.print(f"version {info.version} reused: identical model ({info.ref})", highlight=False)
+    _print_summary(result, None if info is None else info.ref, uri, fmt)
+
+
+def _print_summary(result: RunResult, model_ref: str | None, uri: str, fmt: OutputFormat) -> None:
+    summary: dict[str, Any] = {
         "run_id": result.run_id,
+        "model": model_ref,
+        "tracking_uri": uri if result.run_id else None,
         "dataset_digest": result.dataset_digest,
         "config_hash": result.config_hash,
         "onnx": str(result.onnx_path),
@@ -97,15 +188,15 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         "skipped_devices": result.skipped_devices,
         "steps": dict(result.steps),
         "metrics": {k: (v if math.isfinite(v) else None) for k, v in sorted(result.metrics.items())},
-        "model": model_ref,
     }
-    if as_json:
-        typer.echo(json.dumps(summary, sort_keys=True))
+    if fmt is not OutputFormat.TABLE:
+        emit_record(summary, output=fmt)
         return
     # Plain "key: value" lines: hashes and paths stay whole for copying and grep.
     lines = [
         f"run id:          {result.run_id or '(not logged)'}",
         f"model version:   {model_ref or '(not registered)'}",
+        f"tracking uri:    {uri if result.run_id else '(not logged)'}",
         f"dataset digest:  {result.dataset_digest}",
         f"config hash:     {result.config_hash}",
         f"onnx:            {result.onnx_path}",
@@ -159,26 +250,63 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.4f}"
 
 
+@pipeline_app.command("init")
+def init_cmd(
+    path: Path = typer.Argument(
+        Path("pipeline.toml"), help="The file to write (a folder: FOLDER/pipeline.toml)."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="A folder of SKAB-format CSV files to train on (default: ./data beside the file).",
+        show_default=False,
+    ),
+) -> None:
+    """Write a commented starting pipeline.toml that `pumpops train --config` accepts as it is."""
+    from pumpops.pipeline._template import pipeline_template
+
+    target = path / "pipeline.toml" if path.is_dir() else path
+    if target.exists():
+        raise ConfigError(f"{target} exists; not replaced (remove it or name another file)")
+    if data is not None and not data.is_dir():
+        raise ConfigError(f"--data {data}: no such folder")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{target.parent}: no such folder")
+    data_path = str(data.resolve()) if data is not None else "data"
+    with target.open("x", encoding="utf-8") as fh:  # "x": never replace a file written meanwhile
+        fh.write(pipeline_template(data_path))
+    typer.echo(f"wrote {target}; train with: pumpops train --config {target}")
+
+
 @pipeline_app.command("show-config")
-def show_config(config: ConfigOption) -> None:
-    """Validate a pipeline file (detector included); print it with every default filled in, and its hash."""
+def show_config(
+    config: ConfigOption,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate a pipeline file (detector included); print it with every default filled in, and its hash.
+
+    The default (table) prints the config as indented JSON and then its hash on a
+    line of its own; --output json prints one JSON object with a config_hash key.
+    """
+    _check_config_file(config)
+    import json
+
     from pumpops.pipeline._config import load_config
     from pumpops.pipeline._run import check_detector
 
     cfg = load_config(config)
     check_detector(cfg)
-    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
-    typer.echo(f"config hash: {cfg.config_hash}")
+    fmt = output_format(output, as_json)
+    if fmt is OutputFormat.TABLE:
+        typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
+        typer.echo(f"config hash: {cfg.config_hash}")
+        return
+    emit_record({**cfg.model_dump(mode="json"), "config_hash": cfg.config_hash}, output=fmt)
 
 
 def _utc_time(text: str, option: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(f"{option}: not an ISO-8601 time: {text!r}") from exc
-    if value.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. {text}Z")
-    return value
+    return datetime.fromtimestamp(parse_time_us(text, option=option) / 1e6, tz=UTC)
 
 
 @pipeline_app.command("calibrate")
@@ -188,31 +316,29 @@ def calibrate(  # noqa: PLR0917 - typer passes options by keyword; the order is 
     device: str = typer.Option(
         ..., "--device", help="The pump to calibrate (a device of the model's group)."
     ),
-    since: str = typer.Option(..., "--since", help="Start of its normal period, ISO-8601 with zone."),
-    until: str = typer.Option(..., "--until", help="End of its normal period (exclusive)."),
+    since: str = typer.Option(
+        ..., "--since", help="Start of its normal period: ISO 8601 (naive = UTC) or a duration ago (2d)."
+    ),
+    until: str = typer.Option(..., "--until", help="End of its normal period (exclusive), same forms."),
     ground_truth: Path | None = typer.Option(
         None,
         "--ground-truth",
         help="Fault records to leave out (default: the training config's).",
         show_default=False,
     ),
-    db: str | None = typer.Option(
-        None, "--db", help="Store URL (default: workspace settings).", show_default=False
-    ),
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Calibrate a new pump against its group's model from its own normal period (into calibrations.json)."""
+    start, end = _utc_time(since, "--since"), _utc_time(until, "--until")
+    if not (model_dir / "calibrations.json").is_file():
+        raise ConfigError(f"--model-dir {model_dir}: not a model folder of `pumpops train`")
     from pumpops.pipeline._calibrate import calibrate_new_device
     from pumpops.store import open_store
 
-    settings = settings_from(ctx, database_url=db)
+    settings = settings_from(ctx, database_url=database_url)
     with open_store(settings.resolved_database_url) as store:
         cal = calibrate_new_device(
-            model_dir,
-            store,
-            device,
-            since=_utc_time(since, "--since"),
-            until=_utc_time(until, "--until"),
-            ground_truth=ground_truth,
+            model_dir, store, device, since=start, until=end, ground_truth=ground_truth
         )
     typer.echo(
         f"calibrated {device} from {cal.n_rows} normal rows: threshold {cal.threshold:.6g}; "

@@ -1,4 +1,8 @@
-"""Command-line commands of the benchmarks: ``pumpops benchmark skab``."""
+"""Command-line commands of the benchmarks: ``pumpops benchmark skab``.
+
+It logs nothing to MLflow (no tracking URI): predictions go to ``--out``, the
+summary to stdout (``--output table|json|csv``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, console, emit_rows, output_format
+from pumpops.errors import ConfigError
 
 benchmark_app = typer.Typer(
     name="benchmark",
@@ -38,17 +45,23 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="'onnx' (exported model) or 'numpy'.")] = "onnx",
     seed: Annotated[int, typer.Option("--seed", help="Detector seed.")] = 0,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run SKAB's protocol: fit on each experiment's first 400 rows, score the rest, print the table.
 
     Point-wise F1 / FAR / MAR pooled over all test rows and the NAB changepoint
     score (60 s windows right of each true changepoint), per subfolder and
-    overall, beside the published leaderboard.
+    overall, beside the published leaderboard. --output json|csv prints one row
+    per subfolder and one for all of them (folder "overall") instead.
     """
-    from rich.console import Console  # noqa: PLC0415 - keep `pumpops --help` fast
-    from rich.markdown import Markdown  # noqa: PLC0415
+    for folder in data:
+        if not folder.is_dir():
+            raise ConfigError(f"--data {folder}: no such folder")
+    if engine not in ("onnx", "numpy"):
+        raise ConfigError(f"--engine must be 'onnx' or 'numpy', not {engine!r}")
+    from rich.markdown import Markdown  # noqa: PLC0415 - keep `pumpops --help` fast
 
-    from pumpops.errors import ConfigError  # noqa: PLC0415
     from pumpops.pipeline.skab import (  # noqa: PLC0415
         DEFAULT_DETECTOR,
         SkabRun,
@@ -68,7 +81,14 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     kind = detector or DEFAULT_DETECTOR
     run = run_skab(data, out=out, detector=kind, settings=settings, seed=seed, engine=engine)
     overall = SkabRun.summary(run.files)
-    console = Console(width=200)
+    fmt = output_format(output, as_json)
+    if fmt is not OutputFormat.TABLE:
+        rows = [
+            {"folder": name, "detector": kind, "engine": engine, **SkabRun.summary(files)}
+            for name, files in [*run.groups().items(), ("overall", run.files)]
+        ]
+        emit_rows(rows, output=fmt)
+        return
     console.print(f"SKAB, detector {kind} {json.dumps(run.settings, sort_keys=True)}, engine {engine}")
     console.print(Markdown(markdown_table(run)))
     console.print(Markdown(leaderboard_table()))

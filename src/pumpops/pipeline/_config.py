@@ -205,14 +205,32 @@ class EvaluationConfig(_Section):
         return self
 
 
+#: Why ``output.tracking_uri`` is refused: a run logged elsewhere than the
+#: registry cannot be registered, and ``models``/``validate`` read no pipeline file.
+TRACKING_URI_MOVED = (
+    "the tracking URI is a workspace setting, the same for train, models, validate and release: "
+    "set tracking_uri in pumpops.toml, $PUMPOPS_TRACKING_URI or --tracking-uri, and remove it here"
+)
+
+
 class OutputConfig(_Section):
-    """Where results go: the MLflow experiment, the tracking URI, the model folder."""
+    """Where results go: the MLflow experiment and run name, the model folder.
+
+    The tracking URI is not here: it is the workspace's (``tracking_uri`` in
+    ``pumpops.toml``), so that a run is registered and read where it was logged.
+    """
 
     experiment: str = Field(default="pumpops-training", min_length=1, max_length=200)
     run_name: str | None = Field(default=None, max_length=200)
-    tracking_uri: str = ""
     model_dir: Path | None = None
     log: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tracking_uri(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tracking_uri" in data:
+            raise ValueError(TRACKING_URI_MOVED)
+        return data
 
 
 class PipelineConfig(_Section):
@@ -269,6 +287,9 @@ def parse_config(
         ConfigError: a key is unknown or a value is invalid; every problem is
             listed with its dotted key.
     """
+    output = data.get("output")
+    if isinstance(output, dict) and "tracking_uri" in output:
+        raise ConfigError(f"invalid pipeline config {source}:\n  output.tracking_uri: {TRACKING_URI_MOVED}")
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +31,13 @@ from pumpops.pipeline._data import (
     read_intervals_file,
 )
 from pumpops.pipeline._features import DeviceFeatures, Interval, build_features, settings_from
+from pumpops.pipeline._interrupt import InterruptGuard
 from pumpops.pipeline._metrics import summarise
 from pumpops.pipeline._snapshot import Dataset, read_bundle, write_bundle, write_snapshot
 from pumpops.pipeline._tracking import (
     code_revision,
     log_run,
+    onnx_flavor_files,
     package_set,
     package_set_hash,
     resolve_tracking_uri,
@@ -95,7 +98,7 @@ class RunResult:
         return [step for step, how in self.steps if how in ("computed", "written")]
 
 
-def _timed(timings: dict[str, float], name: str, fn: Callable[[], _T]) -> _T:
+def _timed_step(timings: dict[str, float], name: str, fn: Callable[[], _T]) -> _T:
     start = time.perf_counter()
     try:
         return fn()
@@ -233,6 +236,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
     tracking_uri: str | None = None,
     log: bool | None = None,
     dataset: Dataset | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run every step of a pipeline and log the run.
 
@@ -243,10 +247,15 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
             from ``data.database_url`` or ``database_url``).
         database_url: the store URL when neither ``store`` nor ``data.database_url`` is given.
         use_cache: False recomputes every step (and replaces its cache entry).
-        tracking_uri: overrides ``$PUMPOPS_MLFLOW_URI`` and ``output.tracking_uri``.
+        tracking_uri: where to log (default: the workspace's setting, see
+            :func:`~pumpops.pipeline._tracking.resolve_tracking_uri`); register
+            the run with a registry on the same URI.
         log: overrides ``output.log``.
         dataset: data already in memory (e.g. straight from the simulator, for
             benchmarks); ``[data]`` is then not read, but still recorded.
+        progress: called with the name of each step as it starts (``load``,
+            ``snapshot``, ``features``, ``fit``, ``calibrate``, ``evaluate``,
+            ``export``, ``log``); it may raise to stop the run (an interrupt).
 
     Returns:
         The run's result.
@@ -261,6 +270,11 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
     cache = StepCache(workspace / "cache", enabled=use_cache)
     timings: dict[str, float] = {}
     steps: list[tuple[str, str]] = []
+
+    def _timed(timings: dict[str, float], name: str, fn: Callable[[], _T]) -> _T:
+        if progress is not None:
+            progress(name)
+        return _timed_step(timings, name, fn)
 
     # 1. snapshot -------------------------------------------------------------------------
     def load() -> Dataset:
@@ -346,7 +360,8 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
 
     def compute_fit(folder: Path) -> None:
         detector = make_detector(config, sensors)
-        detector.fit([d.train for d in usable])
+        with InterruptGuard():  # a library that swallows Ctrl-C does not get a half-fitted model through
+            detector.fit([d.train for d in usable])
         detector.save(folder / "detector")
 
     fit_dir, fit_key = _timed(timings, "fit", lambda: cache.run("fit", fit_inputs, compute_fit))
@@ -489,23 +504,25 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
             "dataset_digest": digest,
             "config_hash": config.config_hash,
         }
-        run_id, artifact_uri = _timed(
-            timings,
-            "log",
-            lambda: log_run(
-                tracking_uri=resolve_tracking_uri(
-                    workspace, cli=tracking_uri, config=config.output.tracking_uri
-                ),
-                workspace=workspace,
-                experiment=config.output.experiment,
-                run_name=config.output.run_name or f"{data.group}-{config.detector.kind}",
-                params=params,
-                metrics={**metrics, **{f"time_{k}_s": v for k, v in timings.items()}},
-                tags=tags,
-                artifacts=[("model", model_dir / name) for name in _MODEL_FILES]
-                + [("model/detector", p) for p in sorted((model_dir / "detector").iterdir())],
-            ),
-        )
+
+        def log_to_mlflow() -> tuple[str, str]:
+            with tempfile.TemporaryDirectory(prefix="pumpops-flavor-") as tmp:
+                # MLflow's onnx flavor (MLmodel) beside the model folder's files, which stay as they are
+                flavor = onnx_flavor_files(model_dir / "model.onnx", Path(tmp))
+                return log_run(
+                    tracking_uri=tracking_uri or resolve_tracking_uri(workspace),
+                    workspace=workspace,
+                    experiment=config.output.experiment,
+                    run_name=config.output.run_name or f"{data.group}-{config.detector.kind}",
+                    params=params,
+                    metrics={**metrics, **{f"time_{k}_s": v for k, v in timings.items()}},
+                    tags=tags,
+                    artifacts=[("model", model_dir / name) for name in _MODEL_FILES]
+                    + [("model", path) for path in flavor]
+                    + [("model/detector", p) for p in sorted((model_dir / "detector").iterdir())],
+                )
+
+        run_id, artifact_uri = _timed(timings, "log", log_to_mlflow)
     return RunResult(
         run_id=run_id,
         artifact_uri=artifact_uri,

@@ -1,7 +1,12 @@
 """MLflow tracking of pipeline runs, and the lineage facts a run records (code revision, environment).
 
-Any MLflow tracking URI works; the embedded default is
+Any MLflow tracking URI works. It is a workspace setting (``tracking_uri`` in
+``pumpops.toml``, ``$PUMPOPS_TRACKING_URI``, ``--tracking-uri``), the same for
+training, the registry and validation; the embedded default is
 ``sqlite:///<workspace>/mlflow.db`` with artifacts in ``<workspace>/mlartifacts``.
+A run's ``model/`` artifacts are the model folder plus MLflow's ``onnx``
+flavor description (``MLmodel``), so ``mlflow.onnx.load_model("models:/...")``
+and MLflow's model view work on every registered version.
 MLflow is imported lazily and only after its usage telemetry is switched off
 (``MLFLOW_DISABLE_TELEMETRY`` and ``DO_NOT_TRACK``, read at import time in
 MLflow 3), so a run never calls out to the network on its own. Only the
@@ -24,12 +29,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pumpops.errors import ServiceError
 
-TRACKING_URI_ENV = "PUMPOPS_MLFLOW_URI"
+if TYPE_CHECKING:
+    from pumpops.settings import Settings
+
+TRACKING_URI_ENV = "PUMPOPS_MLFLOW_URI"  # the legacy name; $PUMPOPS_TRACKING_URI is the setting's
 _PARAM_MAX = 6000  # characters MLflow keeps of a parameter value
+#: Files of MLflow's onnx flavor logged beside ``model.onnx`` in a run's ``model/`` artifacts.
+FLAVOR_FILES = ("MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt")
 
 
 def default_tracking_uri(workspace: Path) -> str:
@@ -37,9 +47,25 @@ def default_tracking_uri(workspace: Path) -> str:
     return f"sqlite:///{(workspace / 'mlflow.db').resolve()}"
 
 
-def resolve_tracking_uri(workspace: Path, *, cli: str | None = None, config: str = "") -> str:
-    """Pick the tracking URI: command line, ``$PUMPOPS_MLFLOW_URI``, the config, then the default."""
-    return cli or os.environ.get(TRACKING_URI_ENV) or config or default_tracking_uri(workspace)
+def resolve_tracking_uri(where: Path | Settings, *, cli: str | None = None) -> str:
+    """The tracking URI of a workspace: the command line's, else the workspace setting.
+
+    The setting is ``tracking_uri`` in ``pumpops.toml`` or ``$PUMPOPS_TRACKING_URI``
+    (then the legacy ``$PUMPOPS_MLFLOW_URI``), else ``sqlite:///<workspace>/mlflow.db``
+    (:attr:`pumpops.settings.Settings.resolved_tracking_uri`). Training, the
+    registry and validation all call this, so a run is registered where it was logged.
+
+    Args:
+        where: the workspace folder, or its loaded settings (with their command-line overrides).
+        cli: a ``--tracking-uri`` given on the command line.
+    """
+    if cli:
+        return cli
+    if isinstance(where, Path | str):
+        from pumpops.settings import load_settings  # noqa: PLC0415 - pydantic, only when needed
+
+        return load_settings(Path(where)).resolved_tracking_uri
+    return where.resolved_tracking_uri
 
 
 @contextmanager
@@ -151,6 +177,40 @@ def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", params, out)
     return out
+
+
+def onnx_flavor_files(onnx_path: Path, dest: Path) -> list[Path]:
+    """Write MLflow's ``onnx`` flavor description of a model file into ``dest``; return its files.
+
+    The files (:data:`FLAVOR_FILES`: ``MLmodel`` with ``data: model.onnx``, and
+    the pinned requirements) are logged beside the run's ``model/model.onnx``,
+    which stays the pipeline's own bytes. The requirements are given, not
+    inferred (MLflow's inference starts a Python process: seconds).
+
+    Raises:
+        ServiceError: MLflow could not describe the model.
+    """
+    _quiet_mlflow_env()
+    import onnx  # noqa: PLC0415 - heavy
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
+    from mlflow.onnx import save_model  # noqa: PLC0415
+
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in ("onnx", "onnxruntime")]
+    folder = dest / "mlflow-onnx-flavor"
+    try:
+        with mlflow_quiet(), warnings.catch_warnings():
+            # MLflow's notes on type hints of its python_function flavor: not ours to act on
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow")
+            save_model(
+                onnx.load_model(str(onnx_path)),
+                str(folder),
+                pip_requirements=pins,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                save_as_external_data=False,
+            )
+    except (MlflowException, OSError) as exc:
+        raise ServiceError(f"MLflow could not describe {onnx_path} as an onnx model: {exc}") from exc
+    return [folder / name for name in FLAVOR_FILES if (folder / name).is_file()]
 
 
 def log_run(

@@ -11,23 +11,30 @@ May import: pipeline, store, telemetry (broker address and publisher, lazily),
 audit, settings, errors, MLflow; ``validation`` lazily from ``_cli.py``.
 """
 
-from pumpops.registry._events import (
-    EVENT_KINDS,
-    EVENT_SCHEMA,
-    EventPublisher,
-    EventSink,
-    MqttEventPublisher,
-    event_json,
-    event_topic,
-)
-from pumpops.registry._registry import (
-    ModelVersionInfo,
-    Registry,
-    alias_name,
-    default_model_name,
-    parse_ref,
-)
-from pumpops.store._base import AliasRecord, EventRecord
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pumpops.registry._events import (
+        EVENT_KINDS,
+        EVENT_SCHEMA,
+        EventPublisher,
+        EventSink,
+        MqttEventPublisher,
+        event_json,
+        event_topic,
+    )
+    from pumpops.registry._registry import (
+        ModelVersionInfo,
+        Registry,
+        alias_name,
+        default_model_name,
+        parse_model_ref,
+        parse_ref,
+    )
+    from pumpops.store._base import AliasRecord, EventRecord
 
 __all__ = [
     "EVENT_KINDS",
@@ -43,5 +50,36 @@ __all__ = [
     "default_model_name",
     "event_json",
     "event_topic",
+    "parse_model_ref",
     "parse_ref",
 ]
+
+# Loaded on first use (PEP 562): the events and the store load SQLAlchemy and
+# numpy, which a command checking its arguments must not wait for.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "EVENT_KINDS",
+            "EVENT_SCHEMA",
+            "EventPublisher",
+            "EventSink",
+            "MqttEventPublisher",
+            "event_json",
+            "event_topic",
+        ),
+        "pumpops.registry._events",
+    ),
+    **dict.fromkeys(
+        ("ModelVersionInfo", "Registry", "alias_name", "default_model_name", "parse_model_ref", "parse_ref"),
+        "pumpops.registry._registry",
+    ),
+    "AliasRecord": "pumpops.store._base",
+    "EventRecord": "pumpops.store._base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pumpops.registry' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,51 +1,56 @@
 """Command-line commands of ``pumpops.registry``: ``models ...`` (register, list, show, ...) and ``validate``.
 
-The thin shell: resolve settings (tracking URI, store, broker, actor), build a
-:class:`~pumpops.registry.Registry`, call it, print. ``validate`` gathers the
-candidate's and the champion's model folders and calls
+The thin shell: check the arguments, resolve settings (tracking URI, store,
+broker, actor), build a :class:`~pumpops.registry.Registry`, call it, print.
+``validate`` gathers the candidate's and the champion's model folders and calls
 ``pumpops.validation.validate_model`` (imported when the command runs).
-May import: typer, rich, ``pumpops._cli_support``, settings, store, pipeline
-(tracking URI), audit (actor), errors, this package, and validation lazily.
+
+A model is named ``<name>/<version>`` or ``<name>@<alias>`` everywhere. MLflow,
+the store and the settings are imported inside the commands, after the
+arguments are checked, so that ``--help`` and usage errors answer at once.
+
+May import at module level: typer, stdlib, ``pumpops._cli_support``, errors.
+Inside commands: settings, store, pipeline (tracking URI), audit (actor), this
+package, and validation.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from pumpops._cli_support import console, settings_from
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    ExitCode,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    TrackingUriOption,
+    console,
+    emit_record,
+    emit_rows,
+    err_console,
+    output_format,
+    settings_from,
+)
 from pumpops.errors import ConfigError
-from pumpops.registry._events import EventPublisher, EventSink, MqttEventPublisher
-from pumpops.registry._registry import ModelVersionInfo, Registry, parse_ref
-from pumpops.settings import EMBEDDED_BROKER, Settings
-from pumpops.store import open_store
+
+if TYPE_CHECKING:
+    from pumpops.registry._events import EventPublisher
+    from pumpops.registry._registry import ModelVersionInfo, Registry
+    from pumpops.settings import Settings
 
 models_app = typer.Typer(
     help="The model registry: register, list, show, promote, archive model versions; alias history.",
     no_args_is_help=True,
 )
 
-TrackingOption = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $PUMPOPS_MLFLOW_URI or sqlite:///<workspace>/mlflow.db).",
-        show_default=False,
-    ),
-]
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Store URL (default: from the workspace settings).", show_default=False),
-]
 BrokerOption = Annotated[
     str | None,
     typer.Option(
@@ -55,7 +60,16 @@ BrokerOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", help="Who does it, for the audit trail (default: the settings' actor).", show_default=False
+    ),
+]
+REF_HELP = "<name>/<version> or <name>@<alias>, e.g. pumpops-skab-testbed/3 or pumpops-acme-ansi@champion."
+
+#: Columns of ``models list``, in order.
+LIST_COLUMNS = ("model", "group", "detector_kind", "aliases", "validation", "archived", "run_id", "created")
 
 
 def register(app: typer.Typer) -> None:
@@ -64,27 +78,55 @@ def register(app: typer.Typer) -> None:
     app.command("validate")(validate_cmd)
 
 
+def _check_ref(ref: str) -> None:
+    from pumpops.registry._registry import parse_model_ref
+
+    parse_model_ref(ref)
+
+
 def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
+    from pumpops.settings import EMBEDDED_BROKER
+
     url = broker if broker is not None else settings.broker_url
     if url in (EMBEDDED_BROKER, "none", ""):
         return None
+    from pumpops.registry._events import MqttEventPublisher
+
     return MqttEventPublisher(url)
 
 
 @contextmanager
-def _registry(
-    ctx: typer.Context, *, tracking_uri: str | None, db: str | None, broker: str | None
-) -> Iterator[tuple[Registry, Settings]]:
-    from pumpops.pipeline._tracking import resolve_tracking_uri
+def open_registry(settings: Settings, *, broker: str | None) -> Iterator[Registry]:
+    """The registry of a workspace: its tracking URI (``settings.resolved_tracking_uri``) and its store.
 
-    settings = settings_from(ctx, database_url=db)
+    ``pumpops train`` registers through this too, so a run is registered where it was logged.
+    """
+    from pumpops.registry._events import EventSink
+    from pumpops.registry._registry import Registry
+    from pumpops.store import open_store
+
     store = open_store(settings.resolved_database_url)
     try:
         store.upgrade()
         sink = EventSink(store, _publisher(settings, broker), topic_prefix=settings.topic_prefix)
-        yield Registry(resolve_tracking_uri(settings.workspace, cli=tracking_uri), sink), settings
+        yield Registry(settings.resolved_tracking_uri, sink)
     finally:
         store.close()
+
+
+@contextmanager
+def _registry(
+    ctx: typer.Context, *, tracking_uri: str | None, database_url: str | None, broker: str | None
+) -> Iterator[tuple[Registry, Settings]]:
+    settings = settings_from(ctx, database_url=database_url, tracking_uri=tracking_uri)
+    with open_registry(settings, broker=broker) as registry:
+        yield registry, settings
+
+
+def _actor(settings: Settings, actor: str | None) -> str:
+    from pumpops.audit._cli import resolve_actor
+
+    return resolve_actor(settings, actor)
 
 
 def _time(ms_or_us: int, *, us: bool = False) -> str:
@@ -105,6 +147,14 @@ def _summary(info: ModelVersionInfo) -> dict[str, Any]:
     }
 
 
+def registered_message(info: ModelVersionInfo) -> str:
+    """What ``train`` and ``models register`` say about the version they registered or reused."""
+    if info.reused:
+        return f"version {info.version} reused: identical model ({info.ref}, run {info.run_id})"
+    parent = info.tags.get("pumpops.parent")
+    return f"registered {info.ref} (group {info.group}, run {info.run_id}, parent {parent})"
+
+
 @models_app.command("register")
 def models_register(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
@@ -120,15 +170,25 @@ def models_register(  # noqa: PLR0917 - typer passes options by keyword; the ord
     name: str | None = typer.Option(
         None, "--name", help="Registered model name (default: pumpops-<group>).", show_default=False
     ),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
-    as_json: JsonOption = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Register a trained model as a model version with its lineage tags."""
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=broker) as (registry, settings):
-        who = resolve_actor(settings, actor)
+    """Register a trained model as a model version with its lineage tags.
+
+    A model identical to a registered version (same ONNX digest, config hash
+    and dataset digest) is not registered again: that version is reused.
+    """
+    if model_dir is not None and not (model_dir / "lineage.json").is_file():
+        raise ConfigError(f"--model-dir {model_dir}: not a model folder of `pumpops train` (no lineage.json)")
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (
+        registry,
+        settings,
+    ):
+        who = _actor(settings, actor)
         if model_dir is None:
             run = run_id or registry.latest_run_id()
             with tempfile.TemporaryDirectory(prefix="pumpops-register-") as tmp:
@@ -136,125 +196,154 @@ def models_register(  # noqa: PLR0917 - typer passes options by keyword; the ord
                 info = registry.register(model_dir=folder, run_id=run, name=name, actor=who)
         else:
             info = registry.register(model_dir=model_dir, run_id=run_id, name=name, actor=who)
-    if as_json:
-        typer.echo(json.dumps(info.lineage()))
+    fmt = output_format(output, as_json)
+    if fmt is OutputFormat.TABLE:
+        console.print(registered_message(info), highlight=False, markup=False)
     else:
-        parent = info.tags.get("pumpops.parent")
-        console.print(f"registered {info.ref} (group {info.group}, run {info.run_id}, parent {parent})")
+        emit_record({**info.lineage(), "reused": info.reused}, output=fmt)
 
 
 @models_app.command("list")
-def models_list(
+def models_list(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
     group: str | None = typer.Option(
         None, "--group", "-g", help="Only this device group.", show_default=False
     ),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """List model versions with their group, aliases and validation status."""
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker="none") as (registry, _):
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker="none") as (
+        registry,
+        _,
+    ):
         rows = [_summary(v) for v in registry.list_versions(group=group)]
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table("model", "group", "detector", "aliases", "validation", "archived", "created")
-    for r in rows:
-        table.add_row(
-            r["model"], r["group"], r["detector_kind"], ", ".join(r["aliases"]) or "-",
-            r["validation"], "yes" if r["archived"] else "", r["created"],
-        )  # fmt: skip
-    console.print(table)
+    fmt = output_format(output, as_json)
+    if fmt is not OutputFormat.JSON:  # one cell: "a, b"
+        rows = [{**r, "aliases": ", ".join(r["aliases"])} for r in rows]
+    emit_rows(
+        rows,
+        output=fmt,
+        columns=LIST_COLUMNS,
+        title="model versions",
+        empty="no model version"
+        + (f" of group {group}" if group else "")
+        + "; train one with `pumpops train`",
+    )
 
 
 @models_app.command("show")
-def models_show(
+def models_show(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="<name>/<version>, e.g. pumpops-skab/3."),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
+    ref: str = typer.Argument(..., help=REF_HELP),
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show a version's lineage: run, dataset digest, config hash, code, parent, validation, releases."""
-    name, version = parse_ref(ref)
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker="none") as (registry, _):
-        info = registry.get(name, version)
+    _check_ref(ref)
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker="none") as (
+        registry,
+        _,
+    ):
+        info = registry.resolve(ref)
         lineage = {**info.lineage(), "releases": registry.releases_of(info)}
-    if as_json:
-        typer.echo(json.dumps(lineage))
-        return
-    for key, value in lineage.items():
-        if key == "metrics":
-            shown = ", ".join(f"{k}={float(v):.4g}" for k, v in value.items()) or "-"
-        elif key == "releases":
-            shown = (
-                "; ".join(f"{r['release']} ({', '.join(r['targets'])}, {r['created']})" for r in value)
-                or "none"
+    fmt = output_format(output, as_json)
+    if fmt is OutputFormat.TABLE:
+        lineage["metrics"] = ", ".join(f"{k}={float(v):.4g}" for k, v in lineage["metrics"].items()) or "-"
+        lineage["releases"] = (
+            "; ".join(
+                f"{r['release']} ({', '.join(r['targets'])}, {r['created']})" for r in lineage["releases"]
             )
-        elif isinstance(value, list):
-            shown = ", ".join(value) or "-"
-        else:
-            shown = str(value) if value not in ("", None) else "-"
-        console.print(f"{key:>20}: {shown}", highlight=False, markup=False)
+            or "none"
+        )
+        lineage["aliases"] = ", ".join(lineage["aliases"]) or "-"
+    emit_record(lineage, output=fmt, title=info.ref)
 
 
 @models_app.command("promote")
 def models_promote(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="<name>/<version>."),
-    group: str = typer.Option(..., "--group", "-g", help="The device group whose champion it becomes."),
+    ref: str = typer.Argument(..., help=REF_HELP),
+    group: str | None = typer.Option(
+        None,
+        "--group",
+        "-g",
+        help="The device group whose champion it becomes (default: the one it was trained for).",
+        show_default=False,
+    ),
     force: bool = typer.Option(
         False, "--force", help="Promote without a passed validation (needs --reason)."
     ),
     reason: str | None = typer.Option(
         None, "--reason", help="Why (required with --force).", show_default=False
     ),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Make a validated version the champion of a group (<group>-champion)."""
-    name, version = parse_ref(ref)
+    _check_ref(ref)
     if force and not (reason or "").strip():
         raise ConfigError("--force needs a --reason (it is written to the audit trail)")
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=broker) as (registry, settings):
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (
+        registry,
+        settings,
+    ):
+        found = registry.resolve(ref)
+        target = group or found.group
+        if not target:
+            raise ConfigError(f"{found.ref} names no device group: give --group")
         info = registry.promote(
-            name, version, group, actor=resolve_actor(settings, actor), force=force, reason=reason
+            found.name,
+            found.version,
+            target,
+            actor=_actor(settings, actor),
+            force=force,
+            reason=reason,
         )
-    console.print(f"{info.ref} is now {group}-champion" + (" (forced)" if force else ""))
+    console.print(f"{info.ref} is now {target}-champion" + (" (forced)" if force else ""), highlight=False)
 
 
 @models_app.command("archive")
 def models_archive(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="<name>/<version>."),
+    ref: str = typer.Argument(..., help=REF_HELP),
     reason: str | None = typer.Option(
         None, "--reason", help="Why (kept in the audit trail).", show_default=False
     ),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
 ) -> None:
     """Archive a version: remove its aliases; it can no longer be promoted."""
-    name, version = parse_ref(ref)
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=broker) as (registry, settings):
-        info = registry.archive(name, version, actor=resolve_actor(settings, actor), reason=reason)
-    console.print(f"archived {info.ref}")
+    _check_ref(ref)
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (
+        registry,
+        settings,
+    ):
+        found = registry.resolve(ref)
+        info = registry.archive(found.name, found.version, actor=_actor(settings, actor), reason=reason)
+    console.print(f"archived {info.ref}", highlight=False)
 
 
 @models_app.command("history")
 def models_history(
     ctx: typer.Context,
     group: str = typer.Option(..., "--group", "-g", help="The device group."),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show every alias change of a group: which version held which alias, from when to when, set by whom."""
-    settings = settings_from(ctx, database_url=db)
+    from pumpops.store import open_store
+
+    settings = settings_from(ctx, database_url=database_url)
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
         periods = store.alias_history(group=group)
@@ -269,20 +358,36 @@ def models_history(
         }
         for p in periods
     ]
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table("alias", "model", "from", "to", "set by", "reason")
-    for r in rows:
-        table.add_row(
-            r["alias"], r["model"], r["from"], r["to"] or "(current)", r["set_by"], r["reason"] or ""
+    fmt = output_format(output, as_json)
+    if fmt is OutputFormat.TABLE:
+        rows = [{**r, "to": r["to"] or "(current)"} for r in rows]
+    emit_rows(
+        rows,
+        output=fmt,
+        columns=("alias", "model", "from", "to", "set_by", "reason"),
+        title=f"alias history of {group}",
+        empty=f"no alias was ever set in group {group}",
+    )
+
+
+def _gate_data(data: str | None) -> Path | int | None:
+    """``--data``: a simulator seed (digits) or an existing folder of SKAB files (else a usage error)."""
+    if data is None:
+        return None
+    if data.isdigit():
+        return int(data)
+    path = Path(data)
+    if not path.is_dir():
+        raise ConfigError(
+            f"--data {data}: {'is not a folder' if path.exists() else 'no such folder'} "
+            "(give a folder of SKAB-format files or a simulator seed)"
         )
-    console.print(table)
+    return path
 
 
 def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="<name>/<version> of the candidate."),
+    ref: str = typer.Argument(..., help="The candidate: " + REF_HELP),
     against: str = typer.Option(
         "champion", "--against", help="'champion' (the group's current one) or 'none'."
     ),
@@ -295,31 +400,34 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
         help="Held-out data: a folder of SKAB-format files, or a simulator seed (default: the gates').",
         show_default=False,
     ),
-    tracking_uri: TrackingOption = None,
-    db: DbOption = None,
+    tracking_uri: TrackingUriOption = None,
+    database_url: DatabaseUrlOption = None,
     broker: BrokerOption = None,
     actor: ActorOption = None,
-    as_json: JsonOption = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run the validation gates on a version (against its group's champion) and store the report.
 
     A pass makes it its group's challenger (<group>-challenger). Exit code 1 when it failed.
     """
-    name, version = parse_ref(ref)
+    _check_ref(ref)
     if against not in ("champion", "none"):
         raise ConfigError(f"--against must be 'champion' or 'none', not {against!r}")
+    gate_data = _gate_data(data)
+    if config is not None and not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
     # imported here: the measurement layer loads the pipeline and scikit-learn
     from pumpops.validation import load_validation_config, validate_model
+    from pumpops.validation._cli import print_report
 
-    gate_config = None
-    if config is not None:
-        gate_config = load_validation_config(config)
-    gate_data: Path | int | None = None
-    if data is not None:
-        gate_data = int(data) if data.isdigit() else Path(data)
-    with _registry(ctx, tracking_uri=tracking_uri, db=db, broker=broker) as (registry, settings):
-        who = resolve_actor(settings, actor)
-        candidate = registry.get(name, version)
+    gate_config = None if config is None else load_validation_config(config)
+    with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (
+        registry,
+        settings,
+    ):
+        who = _actor(settings, actor)
+        candidate = registry.resolve(ref)
         champion = registry.champion(candidate.group) if against == "champion" and candidate.group else None
         if champion is not None and champion.ref == candidate.ref:
             champion = None
@@ -328,27 +436,27 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
             champion_dir = (
                 None if champion is None else registry.download_model(champion, Path(tmp) / "champion")
             )
-            report = validate_model(
-                candidate_dir,
-                champion_dir=champion_dir,
-                config=gate_config,
-                data=gate_data,
-                subject=candidate.ref,
-            )
+            with err_console.status(f"validating {candidate.ref}: parity, champion, behaviour, budgets"):
+                report = validate_model(
+                    candidate_dir,
+                    champion_dir=champion_dir,
+                    config=gate_config,
+                    data=gate_data,
+                    subject=candidate.ref,
+                )
         report_json = report.to_json()
         if isinstance(report_json, bytes):
             report_json = report_json.decode("utf-8")
         stored = registry.store_validation(
             candidate, passed=bool(report.passed), report_json=str(report_json), against=champion, actor=who
         )
-    if as_json:
-        typer.echo(str(report_json))
-    else:
-        console.print(report.to_text(), highlight=False, markup=False)
+    fmt = output_format(output, as_json)
+    print_report(report, fmt)
+    if fmt is OutputFormat.TABLE:
         console.print(
             f"{stored.ref}: validation {stored.validation}"
             + (f"; now {stored.group}-challenger" if report.passed else ""),
             highlight=False,
         )
     if not report.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

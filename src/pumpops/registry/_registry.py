@@ -33,17 +33,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pumpops.errors import ConfigError, InputError, NotFoundError, ServiceError
-from pumpops.registry._events import EventSink
-from pumpops.store._base import AliasRecord
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy and numpy: not needed to parse a reference
+    from pumpops.registry._events import EventSink
+    from pumpops.store._base import AliasRecord
 
 __all__ = [
     "ModelVersionInfo",
     "Registry",
     "alias_name",
     "default_model_name",
+    "parse_model_ref",
     "parse_ref",
 ]
 
@@ -53,6 +56,10 @@ VALIDATION_ARTIFACT: Final = "validation-report.json"
 PASSED: Final = "passed"
 FAILED: Final = "failed"
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,199})/(?P<version>[1-9][0-9]{0,9})$")
+_ALIAS_REF = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,199})@(?P<alias>[A-Za-z0-9][A-Za-z0-9_-]{0,255})$"
+)
+REF_FORMS: Final = "<name>/<version> (pumpops-skab-testbed/3) or <name>@<alias> (pumpops-acme-ansi@champion)"
 _LINEAGE_TAGS: Final = {
     "dataset_digest": "pumpops.dataset_digest",
     "config_hash": "pumpops.config_hash",
@@ -78,6 +85,26 @@ def parse_ref(text: str) -> tuple[str, int]:
     if match is None:
         raise ConfigError(f"model version must be <name>/<version> (pumpops-skab/3), not {text!r}")
     return match["name"], int(match["version"])
+
+
+def parse_model_ref(text: str) -> tuple[str, int | str]:
+    """Split ``<name>/<version>`` or ``<name>@<alias>``: the name and the version number or alias.
+
+    :meth:`Registry.resolve` turns either into a version; check the shape with
+    this before anything heavy is loaded.
+
+    Raises:
+        ConfigError: neither shape.
+
+    >>> parse_model_ref("pumpops-skab/3"), parse_model_ref("pumpops-acme-ansi@champion")
+    (('pumpops-skab', 3), ('pumpops-acme-ansi', 'champion'))
+    """
+    text = text.strip()
+    if (match := _REF.match(text)) is not None:
+        return match["name"], int(match["version"])
+    if (match := _ALIAS_REF.match(text)) is not None:
+        return match["name"], match["alias"]
+    raise ConfigError(f"a model is named {REF_FORMS}, not {text!r}")
 
 
 def default_model_name(group: str) -> str:
@@ -112,6 +139,8 @@ class ModelVersionInfo:
         tags: the version's tags (see the module docstring).
         aliases: aliases pointing at it now.
         created_ms: when it was registered (MLflow's milliseconds).
+        reused: returned by :meth:`Registry.register` for a model it already had
+            (same run, or the same model bytes from the same config and data).
     """
 
     name: str
@@ -121,6 +150,7 @@ class ModelVersionInfo:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     created_ms: int = 0
+    reused: bool = field(default=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -255,6 +285,30 @@ class Registry:
         with _mlflow_calls(f"model version {name}/{version}"):
             return self._info(self._client.get_model_version(name, str(version)))
 
+    def resolve(self, ref: str) -> ModelVersionInfo:
+        """The version a reference names: ``<name>/<version>`` or ``<name>@<alias>``.
+
+        For ``<name>@champion`` and ``<name>@challenger`` the group's alias
+        (``<group>-champion``) is looked up when no alias of that exact name exists.
+
+        Raises:
+            ConfigError: neither shape.
+            NotFoundError: no such model, version or alias.
+            ServiceError: MLflow failed.
+        """
+        name, which = parse_model_ref(ref)
+        if isinstance(which, int):
+            return self.get(name, which)
+        found = self.by_alias(name, which)
+        if found is None and which in ("champion", "challenger"):
+            with _mlflow_calls(f"registered model {name}"):
+                group = (self._client.get_registered_model(name).tags or {}).get("pumpops.group", "")
+            if group:
+                found = self.by_alias(name, alias_name(group, which))
+        if found is None:
+            raise NotFoundError(f"model {name} has no version with the alias {which!r}")
+        return found
+
     def releases_of(self, info: ModelVersionInfo) -> list[dict[str, Any]]:
         """The releases packaged from one model version, oldest first (from the pumpops store)."""
         return [
@@ -353,7 +407,11 @@ class Registry:
     ) -> ModelVersionInfo:
         """Register a pipeline run's model folder (``model/`` of the run) as a model version.
 
-        Registering the same run again returns the version already registered.
+        Registering the same run again returns the version already registered;
+        so does a run whose model is identical to a version's (the same ONNX
+        digest, config hash and dataset digest, not archived): training the same
+        pipeline on the same data does not make a new version of the same bytes.
+        Either way the returned info has ``reused`` set and nothing is recorded.
 
         Args:
             run_result: a :class:`~pumpops.pipeline.RunResult` (gives the folder and the run).
@@ -389,8 +447,11 @@ class Registry:
             run = self._client.get_run(run_id)
             for mv in self._client.search_model_versions(f"run_id = '{run_id}'"):
                 if mv.name == name:
-                    return self._info(mv)
+                    return replace(self._info(mv), reused=True)
             tags = self._lineage_tags(run.data.tags, lineage, metrics)
+            same = self._identical(name, tags)
+            if same is not None:
+                return replace(same, reused=True)
             tags["pumpops.run_id"] = run_id
             champion = self.champion(group)
             tags["pumpops.parent"] = champion.ref if champion else "none"
@@ -414,6 +475,22 @@ class Registry:
         self._store.append_audit(actor, "model.registered", info.ref, payload)
         self._events.emit("model.registered", info.ref, payload)
         return info
+
+    def _identical(self, name: str, tags: Mapping[str, str]) -> ModelVersionInfo | None:
+        """The newest version of ``name`` with the same model digest and lineage, not archived."""
+        keys = ("pumpops.model_sha256", "pumpops.config_hash", "pumpops.dataset_digest")
+        if not all(tags.get(k) for k in keys):
+            return None
+        escaped = name.replace("'", "''")
+        candidates = [
+            self._info(mv)
+            for mv in self._client.search_model_versions(f"name = '{escaped}'", max_results=10_000)
+        ]
+        same = [v for v in candidates if all(v.tags.get(k) == tags[k] for k in keys) and not v.archived]
+        if not same:
+            return None
+        newest = max(same, key=lambda v: v.version)
+        return self.get(newest.name, newest.version)  # with its aliases
 
     @staticmethod
     def _lineage_tags(

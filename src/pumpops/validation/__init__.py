@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pumpops.validation._config import ValidationConfig, load_validation_config, parse_validation_config
 from pumpops.validation._gates import (
     NO_CHAMPION,
     BehaviourBudgets,
@@ -37,6 +36,7 @@ from pumpops.validation._gates import (
 )
 
 if TYPE_CHECKING:
+    from pumpops.validation._config import ValidationConfig, load_validation_config, parse_validation_config
     from pumpops.validation._measure import (
         HeldOut,
         HoldoutDevice,
@@ -77,7 +77,13 @@ __all__ = [
 _MEASURE = {"HeldOut", "HoldoutDevice", "simulated_holdout", "skab_holdout", "validate_model"}
 
 
+# The config loads pydantic: also on first use, so `validate-model --help` and usage errors answer fast.
+_CONFIG = {"ValidationConfig", "load_validation_config", "parse_validation_config"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _MEASURE:
         return getattr(importlib.import_module("pumpops.validation._measure"), name)
+    if name in _CONFIG:
+        return getattr(importlib.import_module("pumpops.validation._config"), name)
     raise AttributeError(f"module 'pumpops.validation' has no attribute {name!r}")

@@ -57,21 +57,33 @@ class GateResult:
 
     Attributes:
         name: the gate (``parity``, ``champion``, ``behaviour``, ``budgets``).
-        passed: True when every check of the gate held.
+        passed: True when the gate ran and every check of it held (False when it did not run).
         reasons: sentences a person can read: why it failed, or notes on a pass.
         measurements: the numbers the decision was made on (JSON-able).
+        not_run: why the gate did not run (None when it ran). A gate that did
+            not run is neither passed nor failed: the report says ``not run``.
     """
 
     name: str
     passed: bool
     reasons: list[str] = field(default_factory=list)
     measurements: dict[str, Any] = field(default_factory=dict)
+    not_run: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``failed`` or ``not run``."""
+        if self.not_run is not None:
+            return "not run"
+        return "passed" if self.passed else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
             "name": self.name,
+            "status": self.status,
             "passed": self.passed,
+            "not_run": self.not_run,
             "reasons": list(self.reasons),
             "measurements": self.measurements,
         }
@@ -282,7 +294,7 @@ def check_behaviour(m: BehaviourMeasurement, budgets: BehaviourBudgets) -> GateR
     }
     if m.skipped is not None:
         measurements["skipped"] = m.skipped
-        return GateResult("behaviour", True, [f"not run: {m.skipped}"], measurements)
+        return GateResult("behaviour", False, [f"not run: {m.skipped}"], measurements, not_run=m.skipped)
     reasons = []
     for kind, delay in sorted(m.fault_delays_s.items()):
         if delay is None or not math.isfinite(delay):
@@ -389,10 +401,13 @@ def check_budgets(m: ResourceMeasurement, budgets: ResourceBudgets) -> GateResul
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Every gate's result; the candidate passes only if every gate passed.
+    """Every gate's result; the candidate passes only if every gate that ran passed.
+
+    A gate that could not run (the behaviour suite of a replay-only group) is
+    reported as ``not run`` with its reason, never as passed.
 
     Attributes:
-        passed: True when every gate passed (and there was at least one).
+        passed: True when every gate that ran passed (and at least one ran).
         gates: the gate results, in the order they were decided.
         subject: what was validated (e.g. the candidate folder or ``name/version``).
         context: where the measurements came from (data, champion, config), JSON-able.
@@ -416,8 +431,13 @@ class ValidationReport:
 
     @property
     def failed_gates(self) -> list[str]:
-        """Names of the gates that failed."""
-        return [g.name for g in self.gates if not g.passed]
+        """Names of the gates that ran and failed."""
+        return [g.name for g in self.gates if g.status == "failed"]
+
+    @property
+    def not_run_gates(self) -> list[str]:
+        """Names of the gates that did not run."""
+        return [g.name for g in self.gates if g.status == "not run"]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -426,6 +446,7 @@ class ValidationReport:
             "subject": self.subject,
             "passed": self.passed,
             "failed_gates": self.failed_gates,
+            "not_run_gates": self.not_run_gates,
             "gates": [g.to_dict() for g in self.gates],
             "context": dict(self.context),
         }
@@ -438,14 +459,17 @@ class ValidationReport:
         """A report for people: verdict, then each gate with its reasons and, for the champion, a table.
 
         >>> print(decide([GateResult("parity", True, [], {"max_abs_diff": 0.0})]).to_text())
-        validation: PASSED
+        validation: PASSED (1 passed)
           [pass] parity
         """
+        counts = {s: sum(g.status == s for g in self.gates) for s in ("passed", "failed", "not run")}
+        tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         head = f"validation{' of ' + self.subject if self.subject else ''}: "
-        head += "PASSED" if self.passed else f"FAILED ({', '.join(self.failed_gates)})"
+        head += f"PASSED ({tally})" if self.passed else f"FAILED ({', '.join(self.failed_gates) or tally})"
         lines = [head]
+        marks = {"passed": "pass", "failed": "FAIL", "not run": "not run"}
         for g in self.gates:
-            lines.append(f"  [{'pass' if g.passed else 'FAIL'}] {g.name}")
+            lines.append(f"  [{marks[g.status]}] {g.name}")
             lines.extend(f"      - {r}" for r in g.reasons)
             if g.name == "champion":
                 lines.extend(_side_by_side(g.measurements))
@@ -474,7 +498,7 @@ def _cell(value: Any) -> str:
 def decide(
     results: Sequence[GateResult], *, subject: str = "", context: Mapping[str, Any] | None = None
 ) -> ValidationReport:
-    """The verdict: passed only if there is at least one gate and every gate passed.
+    """The verdict: passed only if at least one gate ran and every gate that ran passed.
 
     >>> decide([GateResult("parity", True), GateResult("budgets", False, ["too big"])]).passed
     False
@@ -483,7 +507,7 @@ def decide(
     """
     gates = tuple(results)
     return ValidationReport(
-        passed=bool(gates) and all(g.passed for g in gates),
+        passed=any(g.not_run is None for g in gates) and all(g.passed for g in gates if g.not_run is None),
         gates=gates,
         subject=subject,
         context=dict(context or {}),
