@@ -22,7 +22,6 @@ from typing import Any
 from pumpops.errors import ConfigError, NotFoundError, PumpopsError
 from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
-from pumpops.pipeline._tracking import resolve_tracking_uri
 from pumpops.registry import EventSink, Registry, parse_ref
 from pumpops.release._publish import bundles_of, publish_bundles
 from pumpops.release._release import create_release
@@ -50,6 +49,8 @@ class RetrainOutcome:
         release_id: the release, if any.
         rollout_id: the rollout, if any.
         steps: the steps done, in order.
+        error: the pumpops error that failed the run (None unless ``failed``); the
+            command line's exit code follows it (not found, service unreachable, ...).
     """
 
     group: str
@@ -60,10 +61,13 @@ class RetrainOutcome:
     release_id: int | None = None
     rollout_id: str | None = None
     steps: list[str] = field(default_factory=list)
+    error: PumpopsError | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return dict(self.__dict__)
+        """JSON-able form (the error as its class name)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "error"}
+        data["error"] = None if self.error is None else type(self.error).__name__
+        return data
 
 
 def _iso(us: int) -> str:
@@ -164,6 +168,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
     start_rollout: RolloutStarter | None = None,
     config_overrides: dict[str, Any] | None = None,
     validation_data: Path | int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RetrainOutcome:
     """Run the chain for ``group`` on its data up to ``until_us``.
 
@@ -178,10 +183,12 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
         config_overrides: pipeline configuration sections replacing the policy's (tests,
             the demo's deliberately bad candidate).
         validation_data: held-out data for the gates (default: the gates' simulated suite).
+        progress: told each step as it starts (one line for people; the command shows it on stderr).
 
     Returns:
         The outcome; failures are outcomes with a reason, not exceptions.
     """
+    say = progress or (lambda _: None)
     out = RetrainOutcome(group=group, trigger=trigger)
     since_us = until_us - round(policy.window_h * 3_600_000_000)
     with open_store(settings.resolved_database_url) as store:
@@ -190,6 +197,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
 
         def step(name: str, payload: dict[str, Any]) -> None:
             out.steps.append(name)
+            say(f"{name}: {payload.get('model') or payload.get('reason') or group}")
             store.append_audit(actor, f"retrain.{name}", f"group/{group}", {"trigger": trigger, **payload})
             sink.emit(f"retrain.{name}", f"group/{group}", {"trigger": trigger, **payload})
 
@@ -208,8 +216,13 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
             config = parse_config(raw, source=f"retrain {group}")
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
+                say(f"training on {len(devices)} device(s) from {_iso(since_us)} to {_iso(until_us)}")
                 result = run_pipeline(
-                    config, workspace=settings.workspace, database_url=settings.resolved_database_url
+                    config,
+                    workspace=settings.workspace,
+                    database_url=settings.resolved_database_url,
+                    tracking_uri=settings.resolved_tracking_uri,
+                    progress=say,
                 )
             store.append_audit(
                 actor,
@@ -223,7 +236,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                     "devices": len(result.devices),
                 },
             )
-            registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
+            registry = Registry(settings.resolved_tracking_uri, sink)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
                 candidate = registry.register(result, actor=actor)
@@ -232,6 +245,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                 champion = registry.champion(group)
                 if champion is not None and champion.ref == candidate.ref:
                     champion = None
+                say(f"validating {candidate.ref}" + ("" if champion is None else f" against {champion.ref}"))
                 with tempfile.TemporaryDirectory(prefix="pumpops-retrain-") as tmp:
                     cand_dir = registry.download_model(candidate, Path(tmp) / "candidate")
                     champ_dir = (
@@ -283,6 +297,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
         except PumpopsError as exc:
             out.status = "failed"
             out.reason = f"{type(exc).__name__}: {exc}"
+            out.error = exc
             step("failed", {"reason": out.reason})
             return out
 
@@ -341,7 +356,7 @@ def approve(
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
         sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
-        registry = Registry(resolve_tracking_uri(settings.workspace, cli=None), sink)
+        registry = Registry(settings.resolved_tracking_uri, sink)
         candidate = registry.get(name, version)
         if candidate.validation != "passed":
             raise ConfigError(

@@ -1,22 +1,43 @@
 """Command-line commands of retraining: ``pumpops retrain run|policy`` and ``pumpops approve``.
 
-May import: typer, settings, the retrain chain (loaded inside commands: it needs the hub libraries).
+``retrain run`` tells its steps on stderr (training, validation, release take
+minutes) and exits by the scheme: 0 released or awaiting approval, 1 the
+candidate failed validation (or a step failed), 4 the group or model was not
+found, 5 a service did not answer. Only typer, the standard library and
+``pumpops._cli_support`` load with this module; the chain (the hub libraries)
+loads inside the commands.
+
+May import: typer, settings, the retrain chain, the rollout service, registry, store.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pumpops._cli_support import console, settings_from
-from pumpops.settings import Settings
+from pumpops._cli_support import (
+    DatabaseUrlOption,
+    ExitCode,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    TrackingUriOption,
+    console,
+    emit_record,
+    err_console,
+    output_format,
+    parse_time_us,
+    settings_from,
+)
+from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.errors import ConfigError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:
-    from pumpops.retrain._chain import RolloutStarter
+    from pumpops.retrain._chain import RetrainOutcome, RolloutStarter
+    from pumpops.settings import Settings
 
 __all__ = ["register", "retrain_app"]
 
@@ -25,6 +46,8 @@ retrain_app = typer.Typer(
     no_args_is_help=True,
 )
 
+NoRolloutFlag = Annotated[bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")]
+
 
 def register(app: typer.Typer) -> None:
     """Add ``retrain`` and ``approve`` to the root ``pumpops`` command."""
@@ -32,15 +55,8 @@ def register(app: typer.Typer) -> None:
     app.command("approve")(approve_cmd)
 
 
-def _until(text: str | None) -> int:
-    if text is None:
-        return int(datetime.now(UTC).timestamp() * 1_000_000)
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        from pumpops.errors import ConfigError
-
-        raise ConfigError(f"--until {text!r} needs a time zone (e.g. a trailing Z for UTC)")
-    return int(when.timestamp() * 1_000_000)
+def _progress(line: str) -> None:
+    err_console.print(f"[dim]…[/] {line}", highlight=False, markup=True)
 
 
 @retrain_app.command("run")
@@ -48,64 +64,105 @@ def run_cmd(  # noqa: PLR0917 - typer passes options by keyword
     ctx: typer.Context,
     group: Annotated[str, typer.Option("--group", "-g", help="The device group to retrain.")],
     until: Annotated[
-        str | None, typer.Option(help="End of the training window, ISO 8601 UTC (default: now).")
+        str | None,
+        typer.Option(
+            help="End of the training window: ISO 8601 (naive = UTC) or a duration before now (1h); "
+            "default: now.",
+            show_default=False,
+        ),
     ] = None,
-    no_rollout: Annotated[
-        bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")
-    ] = False,
-    actor: Annotated[str | None, typer.Option(help="Who runs it (audit trail).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    no_rollout: NoRolloutFlag = False,
+    actor: ActorOption = None,
+    db: DatabaseUrlOption = None,
+    tracking_uri: TrackingUriOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Retrain a group by hand: the same chain the policy runs, with trigger 'manual'."""
+    import time
+
+    until_us = round(time.time() * 1_000_000) if until is None else parse_time_us(until, option="--until")
+    settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
+    who = resolve_actor(settings, actor)
     from pumpops.retrain._chain import run_retrain
 
-    settings = settings_from(ctx)
-    starter = None if no_rollout else _rollout_starter(settings)
+    starter = None if no_rollout else _rollout_starter(settings, who)
     outcome = run_retrain(
         settings,
         group,
         trigger="manual",
-        actor=actor or settings.actor,
+        actor=who,
         policy=settings.retrain,
-        until_us=_until(until),
+        until_us=until_us,
         start_rollout=starter,
+        progress=_progress,
     )
     _show(outcome.to_dict(), as_json)
-    if outcome.status in ("failed", "validation_failed"):
-        raise typer.Exit(1)
+    _exit(outcome)
+
+
+def _exit(outcome: RetrainOutcome) -> None:
+    """Exit by the scheme when the chain did not get through."""
+    if outcome.status == "validation_failed":
+        raise typer.Exit(ExitCode.FAILED)
+    if outcome.status != "failed":
+        return
+    if isinstance(outcome.error, NotFoundError):
+        raise typer.Exit(ExitCode.NOT_FOUND)
+    if isinstance(outcome.error, ServiceError):
+        raise typer.Exit(ExitCode.UNREACHABLE)
+    if isinstance(outcome.error, ConfigError):
+        raise typer.Exit(ExitCode.USAGE)
+    raise typer.Exit(ExitCode.FAILED)
 
 
 @retrain_app.command("policy")
-def policy_cmd(ctx: typer.Context) -> None:
+def policy_cmd(
+    ctx: typer.Context, output: OutputOption = OutputFormat.TABLE, as_json: JsonFlag = False
+) -> None:
     """Show the retraining policy in force (``[retrain]`` in pumpops.toml or PUMPOPS_RETRAIN__*)."""
     settings = settings_from(ctx)
-    typer.echo(json.dumps(settings.retrain.model_dump(mode="json"), indent=2, sort_keys=True))
+    emit_record(
+        settings.retrain.model_dump(mode="json"),
+        output=output_format(output, as_json),
+        title="Retraining policy (pumpops.toml, section retrain)",
+    )
 
 
-def approve_cmd(
+def approve_cmd(  # noqa: PLR0917 - typer passes options by keyword
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="<name>/<version> of a validated candidate awaiting approval.")],
-    no_rollout: Annotated[
-        bool, typer.Option("--no-rollout", help="Release, but do not start a rollout.")
-    ] = False,
-    actor: Annotated[str | None, typer.Option(help="Who approves (audit trail).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    ref: Annotated[
+        str,
+        typer.Argument(help="A validated candidate awaiting approval: <name>/<version> or <name>@<alias>."),
+    ],
+    no_rollout: NoRolloutFlag = False,
+    actor: ActorOption = None,
+    db: DatabaseUrlOption = None,
+    tracking_uri: TrackingUriOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Approve a validated candidate held by the policy: release it and start its rollout."""
+    settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
+    who = resolve_actor(settings, actor)
+    from pumpops.release._refs import resolve_model_ref
     from pumpops.retrain._chain import approve
+    from pumpops.store import open_store
 
-    settings = settings_from(ctx)
+    with open_store(settings.resolved_database_url) as store:
+        store.upgrade()
+        name, version = resolve_model_ref(ref, tracking_uri=settings.resolved_tracking_uri, store=store)
+    _progress(f"approving {name}/{version}: release, then rollout")
     outcome = approve(
         settings,
-        ref,
-        actor=actor or settings.actor,
+        f"{name}/{version}",
+        actor=who,
         policy=settings.retrain,
-        start_rollout=None if no_rollout else _rollout_starter(settings),
+        start_rollout=None if no_rollout else _rollout_starter(settings, who),
     )
     _show(outcome.to_dict(), as_json)
+    _exit(outcome)
 
 
-def _rollout_starter(settings: Settings) -> RolloutStarter:
+def _rollout_starter(settings: Settings, actor: str) -> RolloutStarter:
     """Start rollouts with the rollout service (desired states on the settings' broker)."""
 
     def start(ref: str, group: str, waves: Sequence[int]) -> str:
@@ -118,7 +175,7 @@ def _rollout_starter(settings: Settings) -> RolloutStarter:
         with open_store(settings.resolved_database_url) as store:
             sink = EventSink(store, events, topic_prefix=settings.topic_prefix)
             service = RolloutService(
-                store, publisher, events=sink, actor=settings.actor, topic_prefix=settings.topic_prefix
+                store, publisher, events=sink, actor=actor, topic_prefix=settings.topic_prefix
             )
             return service.start(ref, group, tuple(waves), reason="retrained")
 
