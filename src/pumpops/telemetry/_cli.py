@@ -325,6 +325,8 @@ def simulate_cmd(
             speed=pace,
             on_sent=on_sent,
         )
+        if written and not stop.is_set():
+            progress.update(duration_s, stats.messages)  # the last frame ends one sample before the end
     rate = stats.readings / stats.wall_s if stats.wall_s > 0 else 0.0
     console.print_json(
         json.dumps(
