@@ -208,3 +208,11 @@ def test_agent_run_duration_takes_a_unit(
     result = CliRunner().invoke(app, ["agent", "run", "--config", str(path), *flags])
     assert result.exit_code == 0, result.output
     assert seen == [seconds]
+
+
+def test_agent_run_bad_duration_is_a_usage_error_naming_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    result = CliRunner().invoke(app, ["agent", "run", "--config", str(path), "--duration", "soon"])
+    assert result.exit_code == 2, result.output
+    assert "--duration" in result.output

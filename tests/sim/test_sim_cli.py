@@ -110,3 +110,10 @@ def test_sim_cli_truth_duration_takes_a_unit(tmp_path: Path) -> None:
     assert doc["end_ms"] - doc["start_ms"] == 7_200_000
     help_text = CliRunner().invoke(_app(), ["sim", "truth", "--help"], terminal_width=200).output
     assert "--duration-s" not in help_text  # the old form is a hidden alias
+
+
+def test_sim_cli_truth_bad_duration_is_a_usage_error_naming_the_flag(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["sim", "truth", str(tmp_path / "t.json"), "--duration", "a while"])
+    assert result.exit_code == 2, result.output
+    assert "--duration" in result.output
+    assert not (tmp_path / "t.json").exists()

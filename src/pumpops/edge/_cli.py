@@ -22,6 +22,7 @@ from pumpops._cli_support import (
     output_format,
     parse_duration,
 )
+from pumpops.errors import ConfigError
 
 __all__ = ["agent_app", "register", "status_verdict"]
 
@@ -72,7 +73,10 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Run the agent: read the pump, score, raise alarms, update the model, report to the hub."""
-    seconds = parse_duration(duration) if duration is not None else max_seconds
+    try:
+        seconds = parse_duration(duration) if duration is not None else max_seconds
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--duration") from None
     from pumpops.edge._agent import Agent
     from pumpops.edge._config import load_agent_config
 

@@ -7,8 +7,9 @@ May import: typer, ``pumpops._cli_support``; the simulator inside the commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -22,6 +23,18 @@ from pumpops._cli_support import (
     output_format,
     parse_duration,
 )
+from pumpops.errors import ConfigError
+
+_T = TypeVar("_T")
+
+
+def _option_value(option: str, text: str, parse: Callable[[str], _T]) -> _T:
+    """Parse a flag's value; a bad one is a usage error naming the flag as typed (``--duration``)."""
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
 
 sim_app = typer.Typer(
     name="sim",
@@ -103,12 +116,12 @@ def truth_cmd(
     Same options, same seed, same file as ``pumpops simulate`` would label.
     """
     fmt = output_format(output, as_json)
-    seconds = duration_s if duration_s is not None else parse_duration(duration)
+    seconds = duration_s if duration_s is not None else _option_value("--duration", duration, parse_duration)
     from pumpops.sim import Scenario, build_fleet, ground_truth, to_epoch_ms, write_ground_truth
 
     scenario = Scenario(
         devices=build_fleet(devices, seed),
-        start_ms=to_epoch_ms(start),
+        start_ms=_option_value("--start", start, to_epoch_ms),
         duration_s=seconds,
         seed=seed,
         fault_rate_per_day=fault_rate,

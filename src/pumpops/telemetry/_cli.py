@@ -7,8 +7,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -22,7 +23,7 @@ from pumpops._cli_support import (
 from pumpops.errors import BrokerError, ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from pumpops.fleet import Device, ManufacturerProfile
     from pumpops.settings import Settings
@@ -36,6 +37,16 @@ __all__ = ["ingest_stats_line", "parse_duration", "register", "run_id"]
 
 #: Folder of a workspace that keeps each simulation run's ground truth and fleet.
 RUNS_FOLDER = "runs"
+
+_T = TypeVar("_T")
+
+
+def _option_value(option: str, text: str, parse: Callable[[str], _T]) -> _T:
+    """Parse a flag's value; a bad one is a usage error naming the flag as typed (``--duration``)."""
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +112,7 @@ def ingest_cmd(
     Prints its counters when they change. A run that never reached its broker
     fails (exit 5), naming the broker's URL.
     """
-    duration_s = parse_duration(duration) if duration else None
+    duration_s = _option_value("--duration", duration, parse_duration) if duration else None
     from pumpops.settings import IngestSettings
     from pumpops.store import open_store
     from pumpops.telemetry._broker import EmbeddedBroker, parse_broker_url
@@ -261,7 +272,7 @@ def simulate_cmd(
     exits 5. Registers the devices in the workspace database so that ingest
     accepts them.
     """
-    duration_s = parse_duration(duration)
+    duration_s = _option_value("--duration", duration, parse_duration)
     from pumpops.sim import Scenario, build_fleet, to_epoch_ms
     from pumpops.sources import SimulatorSource
     from pumpops.telemetry._broker import parse_broker_url
@@ -277,11 +288,11 @@ def simulate_cmd(
             "(it runs the embedded broker on 127.0.0.1) and pass --broker mqtt://127.0.0.1:"
             f"{settings.embedded_broker_port}, or point --broker at a real broker."
         )
-    pace = parse_speed(speed)
+    pace = _option_value("--speed", speed, parse_speed)
     now_s = time.time()
     now_ms = int(now_s) * 1000
     if start is not None:
-        start_ms = to_epoch_ms(start)
+        start_ms = _option_value("--start", start, to_epoch_ms)
     elif pace == 1.0:
         start_ms = now_ms
     else:
