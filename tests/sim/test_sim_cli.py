@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,23 @@ def test_sim_cli_truth_bad_duration_is_a_usage_error_naming_the_flag(tmp_path: P
     assert result.exit_code == 2, result.output
     assert "--duration" in result.output
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize(("make", "code"), [("malformed", 3), ("truncated", 3), ("missing", 4), ("empty", 4)])
+def test_sources_cli_skab_exit_codes(tmp_path: Path, make: str, code: int) -> None:
+    folder = tmp_path / "skab"
+    if make != "missing":
+        folder.mkdir()
+    if make == "malformed":
+        (folder / "0.csv").write_text(SKAB_HEADER + SKAB_ROW.replace("0.02", "zero"))
+    if make == "truncated":
+        (folder / "0.csv").write_text(SKAB_HEADER + SKAB_ROW.rstrip("\n"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pumpops", "sources", "skab", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == code, result.stderr
+    assert str(folder) in result.stderr
