@@ -287,3 +287,61 @@ def test_cli_drift_status_bad_time_names_the_flag(workspace: Path, flags: list[s
     assert code != 0
     assert isinstance(exc, ConfigError)
     assert named in str(exc)
+
+
+def test_cli_fleet_alerts_lists_open_then_all(workspace: Path) -> None:
+    code, out, _ = run(workspace, "fleet", "alerts")
+    assert (code, out.strip()) == (0, "no open fleet alert")
+    run(workspace, "fleet", "evaluate", "--now", NOW)
+    code, out, _ = run(workspace, "fleet", "alerts", "--output", "json")
+    assert code == 0, out
+    assert [(a["alert_id"], a["closed_at_us"]) for a in json.loads(out)] == [(f"drift:g1:{NOW_MS}", None)]
+    code, out, _ = run(workspace, "fleet", "alerts", "--all", "-o", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["alert"], r["group"], r["closed"]) for r in rows] == [(f"drift:g1:{NOW_MS}", "g1", "")]
+    code, out, _ = run(workspace, "fleet", "alerts")
+    assert "2 of 4 reporting device(s) drift in the last 6 h: 0.50 >= min_fraction (0.3), at least 2" in out
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_cli_fleet_feedback_lists_verdicts(workspace: Path, fmt: str) -> None:
+    alarm_id = f"g1-1:{STARTED_MS}"
+    note = "valve exercised by the night shift during the pressure test, not a fault"  # long
+    assert run(workspace, "feedback", alarm_id, "--false-alarm", "--note", note, "--actor", "ann")[0] == 0
+    code, out, _ = run(workspace, "fleet", "feedback", "--device", "g1-1", "--output", fmt)
+    assert code == 0, out
+    if fmt == "json":
+        assert [(f["alarm_id"], f["verdict"], f["note"]) for f in json.loads(out)] == [
+            (alarm_id, "false_alarm", note)
+        ]
+    elif fmt == "csv":
+        (row,) = csv.DictReader(io.StringIO(out))
+        assert (row["alarm_id"], row["actor"], row["note"]) == (alarm_id, "ann", note)
+    else:
+        assert note in out
+    code, out, _ = run(workspace, "fleet", "feedback", "--since", "1h", "--json")
+    assert code == 0, out
+    assert [f["alarm_id"] for f in json.loads(out)] == [alarm_id]  # given just now: within the last hour
+    code, out, _ = run(workspace, "fleet", "feedback", "--since", "2099-01-01", "--json")
+    assert json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fleet", "status"],
+        ["fleet", "status", "--devices"],
+        ["drift", "status"],
+        ["drift", "status", "--devices"],
+        ["fleet", "alerts"],
+        ["fleet", "feedback"],
+    ],
+)
+def test_cli_monitoring_reads_csv_header_without_rows(tmp_path: Path, command: list[str]) -> None:
+    empty = tmp_path / "empty"
+    init_workspace(empty)
+    code, out, _ = run(empty, *command, "-o", "csv")
+    assert code == 0, out
+    header = out.splitlines()[0].split(",")
+    assert header[0] in ("group", "device", "alert", "alarm_id"), out
+    assert len(header) >= 5

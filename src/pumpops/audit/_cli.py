@@ -332,4 +332,10 @@ def audit_show(  # noqa: PLR0917 - typer passes options by keyword; the order is
         }
         for e in entries
     ]
-    emit_rows(rows, output=fmt, title="Audit trail (newest last)", empty="the audit trail is empty")
+    emit_rows(
+        rows,
+        output=fmt,
+        columns=("seq", "time", "actor", "action", "subject", "payload", "hash"),
+        title="Audit trail (newest last)",
+        empty="the audit trail is empty",
+    )

@@ -2,7 +2,8 @@
 
 The thin shell: resolve settings (store, broker, actor, ``[monitoring]``),
 build a :class:`~pumpops.monitoring.MonitoringService`, call it, print a
-table, JSON or CSV (``--output``). ``fleet evaluate`` is one monitoring step
+table, JSON or CSV (``--output``). ``fleet alerts`` and ``fleet feedback``
+list the fleet alerts and the technicians' verdicts. ``fleet evaluate`` is one monitoring step
 (for cron and tests; ``--now`` replays an instant). ``feedback`` records a
 technician's verdict on an alarm the hub received.
 
@@ -62,6 +63,21 @@ drift_app = typer.Typer(
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TOP_PSI = 3  # sensors shown per device in `drift status`
+
+FLEET_GROUP_COLUMNS = (
+    "group", "devices", "reporting", "model_versions", "healthy", "stale",
+    "alarms_per_h", "p95_max", "drift", "drifting", "open_alerts",
+)  # fmt: skip
+FLEET_DEVICE_COLUMNS = (
+    "device", "group", "last_seen", "reporting", "status", "model", "health", "stale",
+    "alarms_per_h", "drift",
+)  # fmt: skip
+DRIFT_DEVICE_COLUMNS = (
+    "device", "group", "reporting", "drift", "word", "from", "word_at", f"top_{_TOP_PSI}_psi",
+)  # fmt: skip
+DRIFT_GROUP_COLUMNS = ("group", "verdict", "reporting", "judged", "drifting", "open_alerts", "reason")
+ALERT_COLUMNS = ("alert", "group", "kind", "opened", "closed", "reason")
+FEEDBACK_COLUMNS = ("alarm_id", "device_id", "verdict", "actor", "note", "at")
 
 GroupOption = Annotated[
     str | None, typer.Option("--group", "-g", help="Only this device group.", show_default=False)
@@ -281,6 +297,7 @@ def fleet_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
         emit_rows(
             _tabled(device_rows) if table else device_rows,
             output=fmt,
+            columns=FLEET_DEVICE_COLUMNS,
             title=f"Devices at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)",
             empty="no device registered or reporting",
         )
@@ -304,11 +321,17 @@ def fleet_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
     ]
     title = f"Fleet at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)"
     if not table:
-        emit_rows(rows, output=fmt)
+        emit_rows(rows, output=fmt, columns=FLEET_GROUP_COLUMNS)
         return
-    emit_rows(_tabled(rows), output=fmt, title=title, empty="no device registered or reporting")
+    emit_rows(
+        _tabled(rows),
+        output=fmt,
+        columns=FLEET_GROUP_COLUMNS,
+        title=title,
+        empty="no device registered or reporting",
+    )
     if group is not None:
-        emit_rows(_tabled(device_rows), output=fmt, title=f"Devices of {group}")
+        emit_rows(_tabled(device_rows), output=fmt, columns=FLEET_DEVICE_COLUMNS, title=f"Devices of {group}")
 
 
 @fleet_app.command("evaluate")
@@ -422,6 +445,7 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
         emit_rows(
             device_rows,
             output=fmt,
+            columns=DRIFT_DEVICE_COLUMNS,
             title=f"Drift per device at {_time(view.now_ms)}",
             empty="no device registered or reporting",
         )
@@ -429,10 +453,90 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
         emit_rows(
             group_rows,
             output=fmt,
+            columns=DRIFT_GROUP_COLUMNS,
             title=f"Groups (drifting: ≥ {policy.min_devices} devices and ≥ {policy.min_fraction:g} of "
             f"those reporting in {_duration(policy.window_s)}; no data: no device said a drift word)",
             empty="no group",
         )
+
+
+def _us_time(us: int | None) -> str | None:
+    return None if us is None else _time(us // 1000)
+
+
+@fleet_app.command("alerts")
+def fleet_alerts(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    group: GroupOption = None,
+    all_alerts: Annotated[
+        bool, typer.Option("--all", help="Closed alerts too (default: open ones).", show_default=False)
+    ] = False,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    db: DatabaseUrlOption = None,
+) -> None:
+    """List fleet alerts (drifting groups), oldest first: open ones, or with --all every one."""
+    fmt = output_format(output, as_json)
+    with _service(ctx, db=db) as (_, sink, _, _):
+        alerts = sink.store.fleet_alerts(group=group, open_only=not all_alerts)
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps([_alert_json(a) for a in alerts], indent=2))
+        return
+    rows = [
+        {
+            "alert": a.alert_id,
+            "group": a.group,
+            "kind": a.kind,
+            "opened": _us_time(a.opened_at_us),
+            "closed": _us_time(a.closed_at_us),
+            "reason": json.loads(a.detail_json).get("reason"),
+        }
+        for a in alerts
+    ]
+    emit_rows(
+        _tabled(rows) if fmt is OutputFormat.TABLE else rows,
+        output=fmt,
+        columns=ALERT_COLUMNS,
+        title="Fleet alerts" if all_alerts else "Open fleet alerts",
+        empty="no fleet alert" if all_alerts else "no open fleet alert",
+    )
+
+
+@fleet_app.command("feedback")
+def fleet_feedback(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="Only this device's alarms.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only verdicts given from this time on: ISO 8601 or a duration before now (2d).",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    db: DatabaseUrlOption = None,
+) -> None:
+    """List technicians' verdicts on alarms (`pumpops feedback` records them), oldest first."""
+    fmt = output_format(output, as_json)
+    since_us = None if since is None else parse_time_us(since, option="--since")
+    with _service(ctx, db=db) as (_, sink, _, _):
+        verdicts = sink.store.feedback(device_id=device, since_us=since_us)
+    rows = [
+        {
+            "alarm_id": f.alarm_id,
+            "device_id": f.device_id,
+            "verdict": f.verdict,
+            "actor": f.actor,
+            "note": f.note,
+            "at": _us_time(f.at_us),
+        }
+        for f in verdicts
+    ]
+    emit_rows(rows, output=fmt, columns=FEEDBACK_COLUMNS, title="Alarm feedback", empty="no feedback yet")
 
 
 def feedback_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's

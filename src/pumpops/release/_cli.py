@@ -226,7 +226,13 @@ def release_list(
         }
         for r in summaries
     ]
-    emit_rows(rows, output=fmt, title="Releases", empty="no releases yet (`pumpops release create`)")
+    emit_rows(
+        rows,
+        output=fmt,
+        columns=("release", "model", "group", "targets", "precision", "created", "by"),
+        title="Releases",
+        empty="no releases yet (`pumpops release create`)",
+    )
 
 
 @release_app.command("show")
