@@ -63,9 +63,10 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
-    settings = settings_from(ctx, database_url=db)
+    # SQLAlchemy first: on the edge install this says the hub install is needed, whatever the folder
     from pumpops.store._sql import open_sql_store
 
+    settings = settings_from(ctx, database_url=db)
     store = open_sql_store(settings.resolved_database_url)
     try:
         yield store
