@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -212,3 +214,45 @@ def test_validate_not_a_model_folder_is_not_found(tmp_path: Path) -> None:
 
     with pytest.raises(NotFoundError, match="is not a pumpops model folder"):
         validate_model(tmp_path, config=fast_config())
+
+
+@pytest.mark.parametrize(
+    ("option", "missing"),
+    [("--candidate", "nope"), ("--champion", "nope"), ("--data", "/nonexistent"), ("--config", "none.toml")],
+)
+def test_cli_validate_model_missing_path_is_usage_error_before_measuring(
+    good_model: Path, tmp_path: Path, option: str, missing: str
+) -> None:
+    args = ["validate-model", "--candidate", str(good_model), option, str(tmp_path / missing)]
+    if option == "--candidate":
+        args = ["validate-model", "--candidate", str(tmp_path / missing)]
+    result = CliRunner().invoke(_app(), args)
+    assert isinstance(result.exception, ConfigError)  # pumpops.cli.main: exit code 2
+    assert f"{option} {tmp_path / missing}" in str(result.exception)
+
+
+def test_cli_validate_model_not_run_gate_in_csv_and_text(
+    skab_model: Path, skab_small: Path, tmp_path: Path
+) -> None:
+    config = _write_config(tmp_path)
+    common = [
+        "validate-model",
+        "--candidate",
+        str(skab_model),
+        "--data",
+        str(skab_small),
+        "--config",
+        str(config),
+    ]
+    result = CliRunner().invoke(_app(), [*common, "--output", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {r["gate"]: r["status"] for r in rows} == {
+        "parity": "passed",
+        "champion": "passed",
+        "behaviour": "not run",
+        "budgets": "passed",
+    }
+    text = CliRunner().invoke(_app(), common).stdout
+    assert "[not run] behaviour" in text
+    assert "[pass] behaviour" not in text
