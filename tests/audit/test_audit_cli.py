@@ -335,3 +335,18 @@ def test_cli_audit_verify_empty_trail_says_nothing_recorded(store: TelemetryStor
     code, output, _ = run("audit", "verify", "--db", db_url)
     assert code == 0, output
     assert "the audit trail is empty" in output
+
+
+def test_audit_cli_module_imports_no_heavy_library() -> None:
+    """Friction 8: the command module loads typer and the CLI support only; the rest loads in the commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.audit._cli\n"
+        "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
+        " 'pydantic', 'paho')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

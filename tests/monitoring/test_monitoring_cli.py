@@ -345,3 +345,18 @@ def test_cli_monitoring_reads_csv_header_without_rows(tmp_path: Path, command: l
     header = out.splitlines()[0].split(",")
     assert header[0] in ("group", "device", "alert", "alarm_id"), out
     assert len(header) >= 5
+
+
+def test_monitoring_cli_module_imports_no_heavy_library() -> None:
+    """Friction 8: the command module loads typer and the CLI support only; the rest loads in the commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.monitoring._cli\n"
+        "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
+        " 'pydantic', 'paho')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

@@ -100,3 +100,18 @@ def test_targets_cli_output_formats(tmp_path: Path, command: list[str]) -> None:
     )
     as_table = runner.invoke(app, ["-w", str(tmp_path), *command])
     assert "armv7-controller" in as_table.output
+
+
+def test_release_cli_module_imports_no_heavy_library() -> None:
+    """Friction 8: the command module loads typer and the CLI support only; the rest loads in the commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.release._cli, pumpops.release._cli_tuf\n"
+        "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
+        " 'pydantic', 'paho')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

@@ -120,3 +120,18 @@ def test_approve_malformed_ref_exits_2(
     code, _, err = pumpops(workspace, "approve", "pumpops-g1", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2, err
     assert "<name>/<version>" in err
+
+
+def test_retrain_cli_module_imports_no_heavy_library() -> None:
+    """Friction 8: the command module loads typer and the CLI support only; the rest loads in the commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.retrain._cli\n"
+        "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
+        " 'pydantic', 'paho')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

@@ -277,3 +277,18 @@ def test_cli_rollout_status_database_url_option(workspace: Path, tmp_path: Path)
     code, out = run("-w", str(other), "rollout", "list", "--database-url", url, "--json")
     assert code == 0, out
     assert [r["rollout_id"] for r in json.loads(out)] == [rid]
+
+
+def test_rollout_cli_module_imports_no_heavy_library() -> None:
+    """Friction 8: the command module loads typer and the CLI support only; the rest loads in the commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pumpops.rollout._cli\n"
+        "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
+        " 'pydantic', 'paho')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
