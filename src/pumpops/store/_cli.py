@@ -9,6 +9,7 @@ May import: typer, rich, ``pumpops._cli_support``, ``pumpops.fleet``,
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -63,10 +64,11 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
-    # SQLAlchemy first: on the edge install this says the hub install is needed, whatever the folder
+    if importlib.util.find_spec("sqlalchemy") is None:  # the edge install: name the hub install first
+        import pumpops.store._sql  # noqa: F401 - raises ModuleNotFoundError, which cli.main explains
+    settings = settings_from(ctx, database_url=db)  # a missing workspace is refused before SQLAlchemy loads
     from pumpops.store._sql import open_sql_store
 
-    settings = settings_from(ctx, database_url=db)
     store = open_sql_store(settings.resolved_database_url)
     try:
         yield store
