@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -171,6 +174,46 @@ def test_benchmark_skab_command(tiny_skab: tuple[Path, Path, dict], tmp_path: Pa
         app, ["benchmark", "skab", "--data", str(root_a), "--out", str(out), "--params", "[1]"]
     )
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_benchmark_skab_summary_json_or_csv(
+    tiny_skab: tuple[Path, Path, dict], tmp_path: Path, fmt: str
+) -> None:
+    root_a, root_b, _ = tiny_skab
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    args = ["benchmark", "skab", "--data", str(root_a), "--data", str(root_b), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, [*args, "--output", fmt])
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        rows = json.loads(result.stdout)
+    else:
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        assert list(rows[0])[:3] == ["folder", "detector", "engine"]
+    assert rows[-1]["folder"] == "overall"
+    assert {"f1", "far", "mar", "nab_standard"} <= set(rows[-1])
+
+
+def test_benchmark_skab_missing_data_folder_is_usage_error(tmp_path: Path) -> None:
+    from pumpops.errors import ConfigError
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    missing = tmp_path / "nope"
+    result = CliRunner().invoke(app, ["benchmark", "skab", "--data", str(missing), "--out", str(tmp_path)])
+    assert isinstance(result.exception, ConfigError)
+    assert f"--data {missing}: no such folder" in str(result.exception)
 
 
 def test_default_detector_beats_published_best_on_skab(skab_dir: Path, tmp_path: Path) -> None:

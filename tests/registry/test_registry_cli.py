@@ -237,7 +237,7 @@ def test_cli_validate_failed_exit_code_is_1(
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])
-@pytest.mark.parametrize("command", ["list", "show", "history", "validate", "register"])
+@pytest.mark.parametrize("command", ["list", "show", "history", "events", "validate", "register"])
 def test_cli_read_commands_print_table_json_or_csv(
     runs: list[RunResult],
     model_name: str,
@@ -252,6 +252,7 @@ def test_cli_read_commands_print_table_json_or_csv(
         "list": ("models", "list"),
         "show": ("models", "show", f"{model_name}/1"),
         "history": ("models", "history", "--group", group),
+        "events": ("models", "events", "--model", model_name),
         "validate": ("validate", f"{model_name}/1"),
         "register": ("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name),
     }[command]
@@ -266,6 +267,7 @@ def test_cli_read_commands_print_table_json_or_csv(
             ["model", "group", "detector_kind", "aliases", "validation", "archived", "run_id", "created"],
             ["alias", "model", "from", "to", "set_by", "reason"],
             ["gate", "status", "reasons"],
+            ["seq", "time", "kind", "subject", "payload"],
         )
     else:
         assert out.strip()
@@ -295,3 +297,22 @@ def test_cli_registry_usage_errors_touch_no_mlflow(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before MLflow was opened
+
+
+def test_cli_events_filters_by_model_kind_and_relative_since(
+    runs: list[RunResult], model_name: str, fake_gates: list[dict[str, Any]]
+) -> None:
+    run("models", "register", "--model-dir", str(runs[0].model_dir), "--name", model_name)
+    run("validate", f"{model_name}/1")
+    code, out, exc = run("models", "events", "--model", model_name, "--since", "1h", "--json")
+    assert code == 0, (out, exc)
+    events = json.loads(out)
+    assert [e["kind"] for e in events] == ["model.registered", "model.validated"]
+    assert events[0]["payload"]["model"] == f"{model_name}/1"
+    mine = ("--model", model_name, "--json")
+    only = json.loads(run("models", "events", "--kind", "model.validated", *mine)[1])
+    assert [e["subject"] for e in only] == [f"{model_name}/1"]
+    assert json.loads(run("models", "events", "--since", "2999-01-01", *mine)[1]) == []
+    _, _, exc = run("models", "events", "--since", "last tuesday")
+    assert isinstance(exc, ConfigError)
+    assert "--since 'last tuesday'" in str(exc)

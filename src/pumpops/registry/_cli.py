@@ -37,6 +37,7 @@ from pumpops._cli_support import (
     emit_rows,
     err_console,
     output_format,
+    parse_time_us,
     settings_from,
 )
 from pumpops.errors import ConfigError
@@ -367,6 +368,65 @@ def models_history(
         columns=("alias", "model", "from", "to", "set_by", "reason"),
         title=f"alias history of {group}",
         empty=f"no alias was ever set in group {group}",
+    )
+
+
+@models_app.command("events")
+def models_events(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    kind: str | None = typer.Option(
+        None, "--kind", help="Only this kind, e.g. model.promoted.", show_default=False
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Only events of this registered model (a name) or version (<name>/<version>).",
+        show_default=False,
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only events from then on: ISO 8601 (naive = UTC) or a duration before now (1h, 2d).",
+        show_default=False,
+    ),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many, the newest."),
+    database_url: DatabaseUrlOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the stored lifecycle events (registered, validated, promoted, archived, ...), oldest first."""
+    since_us = None if since is None else parse_time_us(since, option="--since")
+    import json
+
+    from pumpops.store import open_store
+
+    settings = settings_from(ctx, database_url=database_url)
+    with open_store(settings.resolved_database_url) as store:
+        store.upgrade()
+        records = store.events(kind=kind)
+    selected = [
+        e
+        for e in records
+        if (since_us is None or e.time_us >= since_us)
+        and (model is None or e.subject == model or e.subject.startswith(f"{model}/"))
+    ][-limit:]
+    fmt = output_format(output, as_json)
+    rows = [
+        {
+            "seq": e.seq,
+            "time": _time(e.time_us, us=True),
+            "kind": e.kind,
+            "subject": e.subject,
+            "payload": json.loads(e.payload_json) if fmt is OutputFormat.JSON else e.payload_json,
+        }
+        for e in selected
+    ]
+    emit_rows(
+        rows,
+        output=fmt,
+        columns=("seq", "time", "kind", "subject", "payload"),
+        title="lifecycle events",
+        empty="no event" + (" matches" if kind or model or since else " stored yet"),
     )
 
 
