@@ -233,7 +233,7 @@ def test_an_alarm_that_stays_on_weighs_more_than_a_few_short_ones() -> None:
 def test_parse_release_ref_and_desired_payload() -> None:
     assert parse_release_ref(" m/12 ") == ("m", 12)
     for bad in ["m", "m/", "/3", "m/x", "m/0", "m/-1"]:
-        with pytest.raises(ConfigError, match="<model name>/<version>"):
+        with pytest.raises(ConfigError, match="<model>/<version>"):
             parse_release_ref(bad)
     assert json.loads(desired_payload("7", "r-1")) == {"version": 7, "rollout_id": "r-1"}
 

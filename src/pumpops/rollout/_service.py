@@ -186,7 +186,9 @@ def parse_release_ref(ref: str) -> tuple[str, int]:
     """
     name, sep, version = ref.strip().rpartition("/")
     if not sep or not name or not version.isdigit() or int(version) < 1:
-        raise ConfigError(f"release {ref!r} must be <model name>/<version>, e.g. pumpops-skab/3")
+        raise ConfigError(
+            f"release {ref!r} must be <model>/<version> (pumpops-skab-testbed/3) or <model>@<alias>"
+        )
     return name, int(version)
 
 
