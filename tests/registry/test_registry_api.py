@@ -209,3 +209,32 @@ def test_every_change_is_one_audit_entry_and_one_event_in_order(
 def test_unknown_version_is_not_found(registry: Registry, model_name: str) -> None:
     with pytest.raises(NotFoundError):
         registry.get(model_name, 9)
+
+
+def test_register_reuse_is_flagged_and_an_archived_version_is_not_reused(
+    registry: Registry, store: TelemetryStore, runs: list[RunResult], model_name: str
+) -> None:
+    first = registry.register(runs[0], name=model_name, actor="ann")
+    assert not first.reused
+    again = registry.register(runs[0], name=model_name, actor="ann")
+    assert again.reused
+    assert again.ref == first.ref
+    assert [e.action for e in store.audit_entries()] == ["model.registered"]  # a reuse records nothing
+    registry.archive(model_name, 1, actor="carol")
+    fresh = registry.register(runs[0], name=model_name, actor="ann")  # "register the run again to use it"
+    assert not fresh.reused
+    assert fresh.ref == f"{model_name}/2"
+    assert not fresh.archived
+
+
+def test_resolve_takes_name_version_and_name_alias(
+    registry: Registry, runs: list[RunResult], model_name: str
+) -> None:
+    info = fake_pass(registry, registry.register(runs[0], name=model_name, actor="ann"))
+    assert registry.resolve(f"{model_name}/1").ref == info.ref
+    assert registry.resolve(f"{model_name}@{info.group}-challenger").ref == info.ref
+    assert registry.resolve(f"{model_name}@challenger").ref == info.ref
+    with pytest.raises(NotFoundError):
+        registry.resolve(f"{model_name}@champion")
+    with pytest.raises(ConfigError, match="<name>@<alias>"):
+        registry.resolve(model_name)

@@ -407,8 +407,9 @@ class Registry:
     ) -> ModelVersionInfo:
         """Register a pipeline run's model folder (``model/`` of the run) as a model version.
 
-        Registering the same run again returns the version already registered;
-        so does a run whose model is identical to a version's (the same ONNX
+        Registering the same run again returns the version already registered
+        (unless it was archived: then it becomes a new version); so does a run
+        whose model is identical to a version's (the same ONNX
         digest, config hash and dataset digest, not archived): training the same
         pipeline on the same data does not make a new version of the same bytes.
         Either way the returned info has ``reused`` set and nothing is recorded.
@@ -446,8 +447,9 @@ class Registry:
         with _mlflow_calls(f"register run {run_id}"):
             run = self._client.get_run(run_id)
             for mv in self._client.search_model_versions(f"run_id = '{run_id}'"):
-                if mv.name == name:
-                    return replace(self._info(mv), reused=True)
+                same_run = self._info(mv)
+                if mv.name == name and not same_run.archived:  # an archived one: register it anew
+                    return replace(same_run, reused=True)
             tags = self._lineage_tags(run.data.tags, lineage, metrics)
             same = self._identical(name, tags)
             if same is not None:
