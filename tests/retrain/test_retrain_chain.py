@@ -51,11 +51,22 @@ def test_retrain_releases_a_good_candidate_and_blocks_a_bad_one(workspace: Path)
     policy = RetrainSettings(
         window_h=3.0, targets=("x86_64-ipc",), threshold_factor=2.0, baseline_window_samples=600
     )
+    told: list[str] = []
     good = run_retrain(
-        settings, "acme-ansi", trigger="manual", actor="test", policy=policy, until_us=t0 * 1000
+        settings,
+        "acme-ansi",
+        trigger="manual",
+        actor="test",
+        policy=policy,
+        until_us=t0 * 1000,
+        progress=told.append,
     )
     assert good.status == "released", good.reason
     assert good.steps == ["started", "trained", "validated", "released", "published"]
+    # the long steps are told as they start (`pumpops retrain run` shows them on stderr)
+    assert any(line.startswith("training on 3 device(s)") for line in told), told
+    assert any(line.startswith(f"validating {good.model_ref}") for line in told), told
+    assert any(line.startswith("building and measuring target x86_64-ipc") for line in told), told
     assert (workspace / "tuf" / "repository" / "targets" / "models" / "acme-ansi" / "x86_64-ipc").is_dir()
 
     bad = run_retrain(

@@ -293,6 +293,7 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                 policy,
                 step,
                 start_rollout,
+                progress=say,
             )
         except PumpopsError as exc:
             out.status = "failed"
@@ -313,6 +314,8 @@ def _release_and_roll_out(  # noqa: PLR0917 - the chain's state, passed on
     policy: RetrainSettings,
     step: Callable[[str, dict[str, Any]], None],
     start_rollout: RolloutStarter | None,
+    *,
+    progress: Callable[[str], None] | None = None,
 ) -> RetrainOutcome:
 
     if not policy.targets:
@@ -328,6 +331,7 @@ def _release_and_roll_out(  # noqa: PLR0917 - the chain's state, passed on
             out=settings.workspace / "bundles",
             data=0,
             actor=actor,
+            progress=progress,
         )
     out.release_id = release.release_id
     step("released", {"model": candidate.ref, "release": release.release_id, "targets": list(policy.targets)})
@@ -350,8 +354,12 @@ def approve(
     actor: str,
     policy: RetrainSettings,
     start_rollout: RolloutStarter | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RetrainOutcome:
-    """Release (and roll out) a validated candidate that waited for a person's approval."""
+    """Release (and roll out) a validated candidate that waited for a person's approval.
+
+    ``progress`` is told each step of the release as it starts.
+    """
     name, version = parse_ref(ref)
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
@@ -381,6 +389,7 @@ def approve(
             policy,
             step,
             start_rollout,
+            progress=progress,
         )
 
 

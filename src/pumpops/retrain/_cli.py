@@ -157,6 +157,7 @@ def approve_cmd(  # noqa: PLR0917 - typer passes options by keyword
         actor=who,
         policy=settings.retrain,
         start_rollout=None if no_rollout else _rollout_starter(settings, who),
+        progress=_progress,
     )
     _show(outcome.to_dict(), as_json)
     _exit(outcome)
