@@ -216,8 +216,9 @@ def test_train_interrupt_swallowed_by_a_library_registers_nothing(
     assert json.loads(listed.stdout) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_train_sigint_in_a_subprocess_exits_130_and_registers_nothing(
-    workspace: Path, skab_small: Path
+    workspace: Path, skab_small: Path, signum: int
 ) -> None:
     config = skab_pipeline(
         workspace,
@@ -242,7 +243,7 @@ def test_train_sigint_in_a_subprocess_exits_130_and_registers_nothing(
             with contextlib.suppress(queue.Empty):
                 seen.append(lines.get(timeout=1.0))
         time.sleep(1.0)  # well inside the fit
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
