@@ -326,3 +326,21 @@ def test_train_summary_output_formats(workspace: Path, skab_small: Path, fmt: st
         assert ["model", ""] in rows
     else:
         assert "model version:   (not registered)" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_show_config_output_formats(workspace: Path, fmt: str) -> None:
+    config = workspace / "pipeline.toml"
+    config.write_text('[data]\nsource = "files"\npaths = ["data"]\n')
+    result = invoke("pipeline", "show-config", "--config", str(config), "--output", fmt)
+    assert result.exit_code == 0, (result.output, result.exception)
+    if fmt == "json":
+        doc = json.loads(result.stdout)
+        assert len(doc["config_hash"]) == 64
+        assert doc["detector"]["kind"] == "pca_t2q"
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert rows[0] == ["field", "value"]
+        assert "config_hash" in [r[0] for r in rows]
+    else:
+        assert "config hash: " in result.stdout
