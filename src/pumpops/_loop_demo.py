@@ -15,7 +15,14 @@
    policy retrains on recent data, validates against the champion, releases
    and rolls out wave by wave; false alarms drop. A deliberately bad
    candidate is blocked by validation. The audit chain verifies.
-5. ``<workspace>/report.html`` (offline: inline SVG) with the charts.
+5. ``<workspace>/report.html`` (offline: inline SVG) with the charts, and
+   ``<workspace>/summary.json``: the figures and whether the loop closed.
+
+Every process it starts (the embedded broker, the agents) runs in its own
+process group under a :class:`~pumpops.hub._supervise.Supervisor`: one that
+exits unexpectedly fails the demo within seconds with its last log lines, and
+all of them are stopped when the demo ends, however it ends (error, Ctrl-C,
+SIGTERM). Each phase shows its progress; the run has a live status line.
 May import: every part.
 """
 
@@ -30,21 +37,26 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from pumpops._cli_support import console as default_console
 from pumpops._loop_report import false_alarm_phases, fault_detection, write_report
 from pumpops.audit._chain import verify_chain
-from pumpops.errors import PumpopsError, ServiceError
+from pumpops.errors import CheckFailed, PumpopsError, ServiceError
 from pumpops.fleet import Device
 from pumpops.hub._app import create_app
 from pumpops.hub._services import broker_process
+from pumpops.hub._supervise import Supervisor
 from pumpops.monitoring._service import MonitoringService, record_feedback
 from pumpops.pipeline._tracking import resolve_tracking_uri
 from pumpops.registry import EventSink, Registry, parse_ref
@@ -59,9 +71,10 @@ from pumpops.store import open_store
 from pumpops.telemetry import IngestService, build_topic, encode_frame
 from pumpops.telemetry._broker import BrokerAddress
 
-__all__ = ["LoopOptions", "run_loop_demo"]
+__all__ = ["LoopOptions", "loop_verdict", "run_loop_demo"]
 
 _H_MS = 3_600_000
+ACTOR = "demo@pumpops"
 TARGETS = ("x86_64-ipc", "aarch64-gateway")
 
 
@@ -112,11 +125,12 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _settings_file(ws: Path, port: int) -> Settings:
+def _settings_file(ws: Path, port: int | None) -> Settings:
+    """Write the demo's settings (``port``: the embedded broker's, once it runs)."""
+    port_line = "" if port is None else f"embedded_broker_port = {port}  # the port this run's broker had\n"
     (ws / "pumpops.toml").write_text(
         f"""# written by pumpops demo
-embedded_broker_port = {port}
-
+{port_line}
 [monitoring]
 window_s = 1800
 min_fraction = 0.5
@@ -163,7 +177,15 @@ latency_runs = 20
 # ------------------------------------------------------------------------------ the hub side
 
 
-def _history(settings: Settings, fleet: tuple[Device, ...], start_ms: int, hours: float, seed: int) -> int:
+def _history(
+    settings: Settings,
+    fleet: tuple[Device, ...],
+    start_ms: int,
+    hours: float,
+    seed: int,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Normal history through the ingest path (decode, validate, store), without the broker."""
     scenario = Scenario(
         devices=fleet,
@@ -186,13 +208,21 @@ def _history(settings: Settings, fleet: tuple[Device, ...], start_ms: int, hours
             if len(batch) >= 64:
                 stored += service.process(batch).committed
                 batch = []
+                if progress is not None:
+                    progress(stored)
         if batch:
             stored += service.process(batch).committed
     return stored
 
 
 def _train_release(
-    settings: Settings, group: str, since_ms: int, until_ms: int, actor: str
+    settings: Settings,
+    group: str,
+    since_ms: int,
+    until_ms: int,
+    actor: str,
+    *,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[str, int]:
     """Train, register, validate, release for both targets, publish, promote: the group's first model."""
     policy = settings.retrain.model_copy(update={"window_h": (until_ms - since_ms) / _H_MS})
@@ -203,6 +233,7 @@ def _train_release(
         actor=actor,
         policy=policy,
         until_us=until_ms * 1000,
+        progress=progress,
     )
     if outcome.status != "released" or outcome.model_ref is None:
         raise ServiceError(f"initial model for {group}: {outcome.status}: {outcome.reason}")
@@ -219,6 +250,45 @@ def _promote(settings: Settings, ref: str, group: str, actor: str) -> None:
         Registry(resolve_tracking_uri(settings.workspace, cli=None), sink).promote(
             name, version, group, actor=actor, force=True, reason="rolled out to the whole group"
         )
+
+
+class _Live:
+    """A status line drawn afresh at each refresh of Rich's spinner (elapsed time, counters)."""
+
+    def __init__(self, text: Callable[[], str]) -> None:
+        self.text = text
+
+    def __rich__(self) -> Text:
+        return Text(self.text())
+
+
+@contextmanager
+def _status(out: Console, text: Callable[[], str]) -> Iterator[None]:
+    """A live status line on a terminal; off a terminal (CI logs) nothing: the timeline says enough."""
+    if not out.is_terminal:
+        yield
+        return
+    with out.status(_Live(text)):
+        yield
+
+
+def _elapsed(label: str, step: list[str], began: float) -> Callable[[], str]:
+    """``<label>: <the step it is at> … <seconds> s``."""
+    return lambda: f"{label}: {step[0]} … {time.monotonic() - began:.0f} s"
+
+
+def _setter(step: list[str]) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        step[0] = text
+
+    return say
+
+
+def _phase(out: Console, number: int, title: str) -> None:
+    if out.is_terminal:
+        out.rule(f"[bold]{number}/4[/] {title}", align="left")
+    else:  # a log: one line (off a terminal the console is as wide as a line needs)
+        out.print(f"── [bold]{number}/4[/] {title} ──")
 
 
 class _Http:
@@ -299,14 +369,20 @@ def _agent_config(
     return path
 
 
-def _start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - our own interpreter and command
-            [sys.executable, "-m", "pumpops", "agent", "run", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=config.parent,
-        )
+def _start_agent(sup: Supervisor, device_id: str, config: Path, options: LoopOptions) -> None:
+    """``pumpops agent run --config <absolute path>`` in its own folder, watched by ``sup``.
+
+    Its simulated run takes ``run_h / speed`` wall time at least (the agent paces its data):
+    an exit with code 0 well before that is unexpected too.
+    """
+    config = config.resolve()
+    sup.spawn(
+        f"agent {device_id}",
+        [sys.executable, "-m", "pumpops", "agent", "run", "--config", str(config)],
+        log=config.parent / "agent.log",
+        cwd=config.parent,
+        min_run_s=0.8 * options.run_h * 3600 / options.speed,
+    )
 
 
 # ------------------------------------------------------------------------------ the story
@@ -322,6 +398,7 @@ class _World:
     faults: list[dict[str, Any]]
     drift_ms: int
     offline_device: str
+    timeline: Timeline
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     rollouts: list[str] = field(default_factory=list)
     milestones: dict[str, int] = field(default_factory=dict)
@@ -362,20 +439,100 @@ def _scheduled_events(
     return per_device, faults, drift_group
 
 
-def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[str, Any]:
-    """Run the loop demo; print a timeline; write ``report.html``; return the figures.
+def run_loop_demo(
+    options: LoopOptions, console: Console | None = None, *, stop_after: Literal["agents"] | None = None
+) -> dict[str, Any]:
+    """Run the loop demo; print a timeline; write ``report.html`` and ``summary.json``; return the figures.
+
+    Args:
+        options: what to run; a relative workspace is taken relative to the current folder.
+        console: where to print (default: the CLI's console).
+        stop_after: ``"agents"``: stop once the agents run (for tests); returns
+            ``agents_alive`` and ``pids`` instead of the figures.
 
     Raises:
-        ServiceError: a step that the story needs did not happen.
+        ServiceError: a step that the story needs did not happen, or a process it
+            started (the broker, an agent) exited unexpectedly: the message has its last log lines.
+        CheckFailed: the demo ran but the loop did not close (see ``summary.json``).
+        KeyboardInterrupt: Ctrl-C or SIGTERM; every process it started has been stopped.
     """
-    out = console or Console()
+    out = console or default_console
+    options = replace(options, workspace=options.workspace.resolve())  # child processes run elsewhere
     wall0 = time.monotonic()
+    sup = Supervisor()
+    try:
+        try:
+            with sup:
+                world = _prepare(options, out)
+                figures = _run_hub(options, world, out, sup, stop_after=stop_after)
+        except KeyboardInterrupt as exc:
+            sup.reraise(exc)  # the supervisor's interrupt becomes its ServiceError
+    except PumpopsError as exc:
+        _write_summary(options.workspace, {"loop_closed": False, "error": str(exc)})
+        raise
+    if stop_after is not None:
+        return figures
+    figures["wall_s"] = round(time.monotonic() - wall0, 1)
+    verdict = loop_verdict(figures)
+    figures["loop"] = verdict
+    summary = _write_summary(options.workspace, {**verdict, "figures": figures})
+    out.print(
+        f"\n[bold]Done[/] in {figures['wall_s']} s wall time. Report: {options.workspace / 'report.html'}; "
+        f"summary: {summary}"
+    )
+    for key, value in verdict.items():
+        out.print(f"  {key.replace('_', ' ')}: {'[green]yes[/]' if value else '[bold red]no[/]'}")
+    if not verdict["loop_closed"]:
+        missing = ", ".join(k.replace("_", " ") for k, v in verdict.items() if not v and k != "loop_closed")
+        raise CheckFailed(f"the loop did not close: not {missing}; see {summary}")
+    return figures
+
+
+def loop_verdict(figures: dict[str, Any]) -> dict[str, bool]:
+    """Whether each part of the loop happened, from :func:`run_loop_demo`'s figures.
+
+    Returns:
+        ``faults_detected`` (every scheduled fault raised an alarm),
+        ``drifted_group_retrained_and_rolled_out`` (retrained on drift, released,
+        and the rollout to the whole group completed), ``bad_candidate_blocked``
+        (failed validation), ``audit_verified``, and ``loop_closed`` (all four).
+    """
+    faults = figures.get("faults") or []
+    retraining = figures.get("retraining") or []
+    verdict = {
+        "faults_detected": bool(faults) and all(f.get("detected") for f in faults),
+        "drifted_group_retrained_and_rolled_out": any(
+            o.get("trigger") != "manual"
+            and o.get("status") in ("released", "rolled_out")
+            and o.get("rollout_id")
+            for o in retraining
+        )
+        and "retrained_group_complete_after_drift" in (figures.get("drift_onset_to") or {}),
+        "bad_candidate_blocked": any(
+            o.get("trigger") == "manual" and o.get("status") == "validation_failed" for o in retraining
+        ),
+        "audit_verified": bool(figures.get("audit_verified")),
+    }
+    verdict["loop_closed"] = all(verdict.values())
+    return verdict
+
+
+def _write_summary(ws: Path, summary: dict[str, Any]) -> Path:
+    path = ws / "summary.json"
+    if ws.is_dir():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def _prepare(options: LoopOptions, out: Console) -> _World:
+    """Phases 1 and 2: a fresh workspace, the history, one released champion per make."""
     ws = options.workspace
     shutil.rmtree(ws, ignore_errors=True)
     init_workspace(ws)
-    broker_port = _free_port()
-    settings = _settings_file(ws, broker_port)
-    actor = "demo@pumpops"
+    settings = _settings_file(ws, None)
+    actor = ACTOR
     fleet = build_fleet(options.pumps, options.seed)
     targets = {d.device_id: TARGETS[i % 2] for i, d in enumerate(fleet)}
     # The agents run faster than real time; their whole run lies in the past, so that
@@ -394,62 +551,130 @@ def run_loop_demo(options: LoopOptions, console: Console | None = None) -> dict[
         faults,
         t0_ms + round(options.drift_at_h * _H_MS),
         offline,
+        timeline=timeline,
     )
+    groups = sorted({d.group for d in fleet})
     out.print(
-        f"[bold]pumpops demo[/]: {len(fleet)} pumps, makes {', '.join(sorted({d.group for d in fleet}))}, "
+        f"[bold]pumpops demo[/]: {len(fleet)} pumps, makes {', '.join(groups)}, "
         f"targets {', '.join(TARGETS)}; workspace {ws}"
     )
+    _phase(out, 1, f"history: {options.history_h:g} simulated hours of {len(fleet)} pumps into the store")
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
         store.register_devices(fleet)
-    stored = _history(
-        settings, fleet, t0_ms - round(options.history_h * _H_MS), options.history_h, options.seed
-    )
+    count = [0]
+    with _status(out, lambda: f"storing history: {count[0]} messages"):
+        stored = _history(
+            settings,
+            fleet,
+            t0_ms - round(options.history_h * _H_MS),
+            options.history_h,
+            options.seed,
+            progress=lambda n: count.__setitem__(0, n),
+        )
     timeline.say(t0_ms, f"history: {options.history_h:g} h of {len(fleet)} pumps stored ({stored} messages)")
+    _phase(out, 2, "one model per make: train, register, validate, release for both targets, publish")
     subprocess.run(  # noqa: S603 - our own interpreter and command
         [sys.executable, "-m", "pumpops", "-w", str(ws), "keys", "init"], check=True, capture_output=True
     )
-    for group in sorted({d.group for d in fleet}):
-        ref, release = _train_release(settings, group, t0_ms - round(options.history_h * _H_MS), t0_ms, actor)
+    for i, group in enumerate(groups, start=1):
+        began = time.monotonic()
+        step = ["training"]
+        with _status(out, _elapsed(f"{group} ({i}/{len(groups)})", step, began)):
+            ref, release = _train_release(
+                settings,
+                group,
+                t0_ms - round(options.history_h * _H_MS),
+                t0_ms,
+                actor,
+                progress=_setter(step),
+            )
         timeline.say(
             t0_ms,
-            f"{group}: {ref} trained, validated, released ({release}) for {', '.join(TARGETS)}, champion",
+            f"{group}: {ref} trained, validated, released ({release}) for {', '.join(TARGETS)}, champion "
+            f"({time.monotonic() - began:.0f} s)",
         )
-    root = ws / "tuf" / "repository" / "metadata" / "1.root.json"
+    return world
 
-    with broker_process(broker_port, ws / "broker.log"), open_store(settings.resolved_database_url) as store:
+
+def _run_hub(
+    options: LoopOptions, world: _World, out: Console, sup: Supervisor, *, stop_after: str | None = None
+) -> dict[str, Any]:
+    """Phases 3 and 4: the hub's services and the agents as processes, then the story."""
+    ws = world.settings.workspace
+    root = ws / "tuf" / "repository" / "metadata" / "1.root.json"
+    _phase(out, 3, "the hub (embedded broker, ingest, TUF over HTTP, controllers) and the agents")
+    try:
+        return _serve_and_run(options, world, out, sup, root, stop_after=stop_after)
+    except KeyboardInterrupt as exc:
+        sup.reraise(exc)  # the supervisor's interrupt becomes its ServiceError; Ctrl-C stays
+        raise
+
+
+def _serve_and_run(
+    options: LoopOptions, world: _World, out: Console, sup: Supervisor, root: Path, *, stop_after: str | None
+) -> dict[str, Any]:
+    ws = world.settings.workspace
+    with (
+        broker_process(0, ws / "broker.log") as broker,
+        open_store(world.settings.resolved_database_url) as store,
+    ):
+        sup.watch_process("the embedded MQTT broker", broker.proc, broker.log)
+        world.settings = _settings_file(ws, broker.port)
         ingest = IngestService(
             store,
-            BrokerAddress("127.0.0.1", broker_port),
-            settings=settings.ingest,
-            topic_prefix=settings.topic_prefix,
+            BrokerAddress("127.0.0.1", broker.port),
+            settings=world.settings.ingest,
+            topic_prefix=world.settings.topic_prefix,
         ).start()
-        ingest.wait_ready()
-        http = _Http(ws / "tuf" / "repository")
-        retained = MqttDesiredPublisher(BrokerAddress("127.0.0.1", broker_port))
+        http: _Http | None = None
+        retained: MqttDesiredPublisher | None = None
         try:
-            figures = _run_story(options, world, timeline, store, retained, http.port, root, actor)
+            ingest.wait_ready()
+            sup.watch("ingest", lambda: None if ingest.failed is None else str(ingest.failed))
+            http = _Http(ws / "tuf" / "repository")
+            server = http
+            sup.watch(
+                "the hub's HTTP server", lambda: None if server.thread.is_alive() else "its thread ended"
+            )
+            retained = MqttDesiredPublisher(BrokerAddress("127.0.0.1", broker.port))
+            out.print(
+                f"broker on 127.0.0.1:{broker.port} (pid {broker.proc.pid}), ingest, "
+                f"TUF repository on http://127.0.0.1:{http.port}/tuf/"
+            )
+            sup.watch_in_background()
+            figures = _run_story(
+                options, world, store, retained, http.port, root, sup, broker.port, stop_after=stop_after
+            )
+            sup.disarm()
+            sup.check()  # a failure found at the very end
         finally:
-            retained.close()
-            http.stop()
+            sup.disarm()  # no interrupt from the watcher during the cleanup
+            if retained is not None:
+                retained.close()
+            if http is not None:
+                http.stop()
             ingest.stop()
-    figures["wall_s"] = round(time.monotonic() - wall0, 1)
-    out.print(f"\n[bold]Done[/] in {figures['wall_s']} s wall time. Report: {ws / 'report.html'}")
     return figures
 
 
 def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     options: LoopOptions,
     world: _World,
-    timeline: Timeline,
     store: Any,
     retained: MqttDesiredPublisher,
     http_port: int,
     root: Path,
-    actor: str,
+    sup: Supervisor,
+    broker_port: int,
+    *,
+    stop_after: str | None = None,
 ) -> dict[str, Any]:
 
     settings = world.settings
+    timeline = world.timeline
+    out = timeline.console
+    actor = ACTOR
     sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
     wall_start = time.monotonic()
 
@@ -485,27 +710,38 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
         world.rollouts.append(rid)
         timeline.say(sim_ms(), f"{group}: rollout {rid} of {champion} started (waves 30 %, 100 %)")
 
-    agents: dict[str, subprocess.Popen[bytes]] = {}
     configs: dict[str, Path] = {}
     events = _scheduled_events(world.fleet, options)[0]
-    for d in world.fleet:  # faults and the drift are scheduled in each agent's own simulator
-        configs[d.device_id] = _agent_config(
-            world.settings.workspace / "agents" / d.device_id,
-            d,
-            world.targets[d.device_id],
-            broker_port=settings.embedded_broker_port,
-            http_port=http_port,
-            root=root,
-            start_ms=world.t0_ms,
-            options=options,
-            events=events[d.device_id],
-        )
-        if d.device_id != world.offline_device:
-            agents[d.device_id] = _start_agent(
-                configs[d.device_id], configs[d.device_id].parent / "agent.log"
+    started = [0]
+    online = [d for d in world.fleet if d.device_id != world.offline_device]
+    with _status(out, lambda: f"starting agents: {started[0]}/{len(online)}, {sup.alive('agent ')} alive"):
+        for d in world.fleet:  # faults and the drift are scheduled in each agent's own simulator
+            configs[d.device_id] = _agent_config(
+                world.settings.workspace / "agents" / d.device_id,
+                d,
+                world.targets[d.device_id],
+                broker_port=broker_port,
+                http_port=http_port,
+                root=root,
+                start_ms=world.t0_ms,
+                options=options,
+                events=events[d.device_id],
             )
-            time.sleep(0.3)  # amqtt mishandles many simultaneous connects
-    timeline.say(sim_ms(), f"{len(agents)} agents started as processes; {world.offline_device} is offline")
+            if d.device_id != world.offline_device:
+                _start_agent(sup, d.device_id, configs[d.device_id], options)
+                started[0] += 1
+                sup.check()
+                time.sleep(0.3)  # amqtt mishandles many simultaneous connects
+    timeline.say(sim_ms(), f"{len(online)} agents started as processes; {world.offline_device} is offline")
+    if stop_after == "agents":
+        deadline = time.monotonic() + 30
+        while len(latest) < len(online) and time.monotonic() < deadline:  # every agent reported
+            sup.check()
+            watch()
+            time.sleep(0.5)
+        sup.check()
+        return {"agents_alive": sup.alive("agent "), "agents_reported": len(latest), "pids": sup.pids()}
+    _phase(out, 4, f"the run: {options.run_h:g} simulated hours at {options.speed:g}× (live status below)")
 
     end_ms = world.t0_ms + round(options.run_h * _H_MS)
     seen_alarms: set[str] = set()
@@ -515,110 +751,141 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     bad_done = False
     offline_started = False
     last_run: dict[str, int] = {}
-    while any(p.poll() is None for p in agents.values()) or not offline_started:
-        watch()
-        now = sim_ms()
-        if now >= world.drift_ms:
-            world.milestones.setdefault("drift_wall", round(time.monotonic() * 1000))
-        for r in rollouts.tick(now / 1000):
-            if r.after == "completed" and r.before != "completed" and r.rollout_id in retrain_rollouts:
-                world.milestones.setdefault("retrained_group_complete_ms", now)
-                world.milestones.setdefault("retrained_group_complete_wall", round(time.monotonic() * 1000))
-            if r.actions or r.error:
-                what = ", ".join(a.removeprefix("rollout.") for a in r.actions)
-                timeline.say(now, f"rollout {r.rollout_id}: {what} ({r.after}) {r.error or ''}")
-        monitoring.evaluate(now * 1000)
-        for rec in store.agent_messages(kind="alarm", since_us=(now - 2 * 600_000) * 1000):
-            body = rec.body()
-            if body.get("event") == "raised" and body["alarm_id"] not in seen_alarms:
-                seen_alarms.add(body["alarm_id"])
-                timeline.say(
-                    int(body["started_ms"]),
-                    f"alarm on {rec.device_id} (model v{body.get('model_version')}, "
-                    f"score {body.get('peak_score', 0):.3g})",
+    status: dict[str, Any] = {"alarms": 0, "rollouts": "", "said_s": time.monotonic()}
+
+    def status_line() -> str:
+        hours = (sim_ms() - world.t0_ms) / _H_MS
+        return (
+            f"simulated {hours:+.2f} h of {options.run_h:g} h · agents alive {sup.alive('agent ')}/"
+            f"{len(world.fleet)} · alarms {status['alarms']} · rollouts {status['rollouts'] or '-'}"
+        )
+
+    with _status(out, status_line):
+        while sup.alive("agent ") or not offline_started:
+            sup.check()
+            watch()
+            now = sim_ms()
+            if now >= world.drift_ms:
+                world.milestones.setdefault("drift_wall", round(time.monotonic() * 1000))
+            for r in rollouts.tick(now / 1000):
+                if r.after == "completed" and r.before != "completed" and r.rollout_id in retrain_rollouts:
+                    world.milestones.setdefault("retrained_group_complete_ms", now)
+                    world.milestones.setdefault(
+                        "retrained_group_complete_wall", round(time.monotonic() * 1000)
+                    )
+                if r.actions or r.error:
+                    what = ", ".join(a.removeprefix("rollout.") for a in r.actions)
+                    timeline.say(now, f"rollout {r.rollout_id}: {what} ({r.after}) {r.error or ''}")
+            monitoring.evaluate(now * 1000)
+            for rec in store.agent_messages(kind="alarm", since_us=(now - 2 * 600_000) * 1000):
+                body = rec.body()
+                if body.get("event") == "raised" and body["alarm_id"] not in seen_alarms:
+                    seen_alarms.add(body["alarm_id"])
+                    timeline.say(
+                        int(body["started_ms"]),
+                        f"alarm on {rec.device_id} (model v{body.get('model_version')}, "
+                        f"score {body.get('peak_score', 0):.3g})",
+                    )
+            for alert in store.fleet_alerts(open_only=True):
+                if alert.alert_id not in alerts_said:
+                    alerts_said.add(alert.alert_id)
+                    world.milestones.setdefault("fleet_drift_ms", now)
+                    world.milestones.setdefault("fleet_drift_wall", round(time.monotonic() * 1000))
+                    detail = json.loads(alert.detail_json)
+                    timeline.say(now, f"[bold]fleet drift[/] in {alert.group}: {detail.get('reason', '')}")
+                    # The site technicians check the group's alarmed pumps: nothing wrong with them.
+                    for dev in [d.device_id for d in world.fleet if d.group == alert.group]:
+                        for rec in store.agent_messages(device_id=dev, kind="alarm"):
+                            body = rec.body()
+                            if body.get("event") == "raised":
+                                record_feedback(
+                                    store,
+                                    sink,
+                                    body["alarm_id"],
+                                    verdict="false_alarm",
+                                    actor="technician@site",
+                                    note="inspected: sensor recalibrated, no fault",
+                                )
+                    timeline.say(
+                        now, f"technicians mark the alarms of {alert.group}'s drifting pumps as false alarms"
+                    )
+            for group in sorted({d.group for d in world.fleet}):
+                facts = GroupFacts(
+                    group=group,
+                    now_us=now * 1000,
+                    drift_alert_open=any(a.group == group for a in store.fleet_alerts(open_only=True)),
+                    drift_alert_opened_us=max(
+                        (a.opened_at_us for a in store.fleet_alerts(group=group, open_only=True)),
+                        default=None,
+                    ),
+                    last_run_us=last_run.get(group),
+                    rollout_active=any(r.group == group for r in store.rollouts(active_only=True)),
                 )
-        for alert in store.fleet_alerts(open_only=True):
-            if alert.alert_id not in alerts_said:
-                alerts_said.add(alert.alert_id)
-                world.milestones.setdefault("fleet_drift_ms", now)
-                world.milestones.setdefault("fleet_drift_wall", round(time.monotonic() * 1000))
-                detail = json.loads(alert.detail_json)
-                timeline.say(now, f"[bold]fleet drift[/] in {alert.group}: {detail.get('reason', '')}")
-                # The site technicians check the group's alarmed pumps: nothing wrong with them.
-                for dev in [d.device_id for d in world.fleet if d.group == alert.group]:
-                    for rec in store.agent_messages(device_id=dev, kind="alarm"):
-                        body = rec.body()
-                        if body.get("event") == "raised":
-                            record_feedback(
-                                store,
-                                sink,
-                                body["alarm_id"],
-                                verdict="false_alarm",
-                                actor="technician@site",
-                                note="inspected: sensor recalibrated, no fault",
-                            )
-                timeline.say(
-                    now, f"technicians mark the alarms of {alert.group}'s drifting pumps as false alarms"
-                )
-        for group in sorted({d.group for d in world.fleet}):
-            facts = GroupFacts(
-                group=group,
-                now_us=now * 1000,
-                drift_alert_open=any(a.group == group for a in store.fleet_alerts(open_only=True)),
-                drift_alert_opened_us=max(
-                    (a.opened_at_us for a in store.fleet_alerts(group=group, open_only=True)), default=None
-                ),
-                last_run_us=last_run.get(group),
-                rollout_active=any(r.group == group for r in store.rollouts(active_only=True)),
-            )
-            decision = decide_retrain(facts, settings.retrain)
-            if decision.run and group not in retrained:
-                retrained.add(group)
-                last_run[group] = now * 1000
-                timeline.say(now, f"{group}: retraining ({decision.reason})")
-                outcome = run_retrain(
+                decision = decide_retrain(facts, settings.retrain)
+                if decision.run and group not in retrained:
+                    retrained.add(group)
+                    last_run[group] = now * 1000
+                    timeline.say(now, f"{group}: retraining ({decision.reason})")
+                    outcome = run_retrain(
+                        settings,
+                        group,
+                        trigger=decision.trigger or "drift",
+                        actor=actor,
+                        policy=settings.retrain,
+                        until_us=sim_ms() * 1000,
+                        start_rollout=lambda ref, g, waves: rollouts.start(
+                            ref, g, waves, gate, reason="retrained"
+                        ),
+                    )
+                    world.outcomes.append(outcome.to_dict())
+                    timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
+                    if outcome.rollout_id:
+                        world.rollouts.append(outcome.rollout_id)
+                        retrain_rollouts.add(outcome.rollout_id)
+            if retrained and not bad_done:
+                bad_done = True
+                group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
+                timeline.say(sim_ms(), f"{group}: a deliberately bad candidate (threshold factor 0.2)")
+                bad = run_retrain(
                     settings,
                     group,
-                    trigger=decision.trigger or "drift",
+                    trigger="manual",
                     actor=actor,
                     policy=settings.retrain,
                     until_us=sim_ms() * 1000,
-                    start_rollout=lambda ref, g, waves: rollouts.start(
-                        ref, g, waves, gate, reason="retrained"
-                    ),
+                    config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
                 )
-                world.outcomes.append(outcome.to_dict())
-                timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
-                if outcome.rollout_id:
-                    world.rollouts.append(outcome.rollout_id)
-                    retrain_rollouts.add(outcome.rollout_id)
-        if retrained and not bad_done:
-            bad_done = True
-            group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
-            timeline.say(sim_ms(), f"{group}: a deliberately bad candidate (threshold factor 0.2)")
-            bad = run_retrain(
-                settings,
-                group,
-                trigger="manual",
-                actor=actor,
-                policy=settings.retrain,
-                until_us=sim_ms() * 1000,
-                config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
-            )
-            world.outcomes.append(bad.to_dict())
-            timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
-        if not offline_started and (any(o.get("rollout_id") for o in world.outcomes) or now > end_ms):
-            offline_started = True
-            back = world.offline_device
-            agents[back] = _start_agent(configs[back], configs[back].parent / "agent.log")
-            timeline.say(now, f"{back} comes back online")
-        time.sleep(1.0)
-        if time.monotonic() - wall_start > options.run_h * 3600 / options.speed + 600:
-            raise ServiceError("the agents did not finish in time; see <workspace>/agents/*/agent.log")
+                world.outcomes.append(bad.to_dict())
+                timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
+            if not offline_started and (any(o.get("rollout_id") for o in world.outcomes) or now > end_ms):
+                offline_started = True
+                back = world.offline_device
+                _start_agent(sup, back, configs[back], options)
+                timeline.say(now, f"{back} comes back online")
+            status["alarms"] = len(seen_alarms)
+            status["rollouts"] = _rollout_counts(store, world.rollouts)
+            if not out.is_terminal and time.monotonic() - float(status["said_s"]) >= 30:
+                status["said_s"] = time.monotonic()
+                out.print(f"[dim]status: {status_line()}[/]")
+            time.sleep(1.0)
+            if time.monotonic() - wall_start > options.run_h * 3600 / options.speed + 600:
+                raise ServiceError(
+                    f"the agents did not finish in time; see {settings.workspace / 'agents'}/*/agent.log"
+                )
     for _ in range(5):
         rollouts.tick(sim_ms() / 1000)
         time.sleep(0.5)
     return _figures(world, store, timeline, options)
+
+
+def _rollout_counts(store: Any, rollout_ids: list[str]) -> str:
+    """``2 running, 1 completed``: the demo's rollouts by status."""
+    counts: dict[str, int] = {}
+    for rid in rollout_ids:
+        row = store.get_rollout(rid)
+        if row is not None:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def _champion_ref(settings: Settings, group: str) -> str:
@@ -641,8 +908,10 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
     try:
         verify_chain(entries)
         audit = f"{len(entries)} entries, the chain verifies"
+        audit_verified = True
     except PumpopsError as exc:
         audit = f"the chain does NOT verify: {exc}"
+        audit_verified = False
     timeline.say(timeline.t0_ms + round(options.run_h * _H_MS), f"audit: {audit}")
     rollouts = []
     for rid in world.rollouts:
@@ -690,6 +959,7 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
         "retraining": world.outcomes,
         "rollouts": [{"rollout_id": r["rollout_id"], "title": r["title"]} for r in rollouts],
         "audit": audit,
+        "audit_verified": audit_verified,
     }
     first = world.faults[0] if world.faults else None
     faulty = None
