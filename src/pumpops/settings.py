@@ -276,6 +276,7 @@ def init_workspace(folder: Path, *, database_url: str = "", broker_url: str = EM
     path.write_text(
         "# pumpops workspace settings; PUMPOPS_* environment variables override them.\n"
         f"{db_line}\n"
+        '# tracking_uri = "http://mlflow.example:5000"  # MLflow; default: SQLite mlflow.db here\n'
         f'broker_url = "{broker_url}"  # "embedded" or mqtt://host:port\n'
         'topic_prefix = "pumpops/v1"\n'
         "\n[ingest]\n"
