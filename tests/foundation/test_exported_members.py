@@ -10,6 +10,7 @@ _PUBLIC = {
     "pumpops.errors": {
         "BrokerError",
         "BundleMismatchError",
+        "CheckFailed",
         "ConfigError",
         "DownloadError",
         "IncompatibleBundleError",

@@ -6,19 +6,55 @@ Code above this package sees only :class:`TelemetryStore`.
 May import: schema, fleet, errors, SQLAlchemy, Alembic, psycopg, numpy.
 """
 
-from pumpops.store._base import (
-    AGENT_KINDS,
-    FEEDBACK_VERDICTS,
-    ROLLOUT_ACTIVE_STATUSES,
-    AgentPut,
-    AgentRecord,
-    BatchOutcome,
-    FeedbackRecord,
-    FleetAlertRecord,
-    ReadingsFrame,
-    RolloutRecord,
-    TelemetryStore,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pumpops.store._base import (
+        AGENT_KINDS,
+        FEEDBACK_VERDICTS,
+        ROLLOUT_ACTIVE_STATUSES,
+        AgentPut,
+        AgentRecord,
+        BatchOutcome,
+        FeedbackRecord,
+        FleetAlertRecord,
+        ReadingsFrame,
+        RolloutRecord,
+        TelemetryStore,
+    )
+
+#: Where each public name lives: loaded on first use, so that importing the package
+#: (as ``pumpops --help`` and the edge agent do) loads only what is used.
+_LAZY: dict[str, str] = {
+    "AGENT_KINDS": "pumpops.store._base",
+    "FEEDBACK_VERDICTS": "pumpops.store._base",
+    "ROLLOUT_ACTIVE_STATUSES": "pumpops.store._base",
+    "AgentPut": "pumpops.store._base",
+    "AgentRecord": "pumpops.store._base",
+    "BatchOutcome": "pumpops.store._base",
+    "FeedbackRecord": "pumpops.store._base",
+    "FleetAlertRecord": "pumpops.store._base",
+    "ReadingsFrame": "pumpops.store._base",
+    "RolloutRecord": "pumpops.store._base",
+    "TelemetryStore": "pumpops.store._base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AGENT_KINDS",
