@@ -277,9 +277,9 @@ def _elapsed(label: str, step: list[str], began: float) -> Callable[[], str]:
     return lambda: f"{label}: {step[0]} … {time.monotonic() - began:.0f} s"
 
 
-def _setter(step: list[str]) -> Callable[[str], None]:
+def _setter(step: list[str], prefix: str = "") -> Callable[[str], None]:
     def say(text: str) -> None:
-        step[0] = text
+        step[0] = prefix + text
 
     return say
 
@@ -752,12 +752,14 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     offline_started = False
     last_run: dict[str, int] = {}
     status: dict[str, Any] = {"alarms": 0, "rollouts": "", "said_s": time.monotonic()}
+    doing = [""]  # the retraining step under way, if any
 
     def status_line() -> str:
         hours = (sim_ms() - world.t0_ms) / _H_MS
         return (
             f"simulated {hours:+.2f} h of {options.run_h:g} h · agents alive {sup.alive('agent ')}/"
             f"{len(world.fleet)} · alarms {status['alarms']} · rollouts {status['rollouts'] or '-'}"
+            + (f" · {doing[0]}" if doing[0] else "")
         )
 
     with _status(out, status_line):
@@ -836,7 +838,9 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                         start_rollout=lambda ref, g, waves: rollouts.start(
                             ref, g, waves, gate, reason="retrained"
                         ),
+                        progress=_setter(doing, f"retraining {group}: "),
                     )
+                    doing[0] = ""
                     world.outcomes.append(outcome.to_dict())
                     timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
                     if outcome.rollout_id:
@@ -854,7 +858,9 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     policy=settings.retrain,
                     until_us=sim_ms() * 1000,
                     config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
+                    progress=_setter(doing, f"bad candidate for {group}: "),
                 )
+                doing[0] = ""
                 world.outcomes.append(bad.to_dict())
                 timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
             if not offline_started and (any(o.get("rollout_id") for o in world.outcomes) or now > end_ms):
