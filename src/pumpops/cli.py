@@ -182,6 +182,10 @@ def _install_sigterm() -> None:
         signal.signal(signal.SIGTERM, _raise)
 
 
+def _say_interrupted() -> None:
+    err_console.print(Text.assemble(("interrupted", "bold red"), ": the command stopped (exit 130)"))
+
+
 def main() -> None:
     """Run the command line; pumpops errors become a message and an exit code."""
     _install_sigterm()
@@ -199,8 +203,12 @@ def main() -> None:
     except KeyboardInterrupt:
         # Ctrl-C (and SIGTERM, see _install_sigterm) stops any command; commands register
         # and release only at their end, so nothing half-done is left behind.
-        err_console.print(Text.assemble(("interrupted", "bold red"), ": nothing more was done"))
+        _say_interrupted()
         raise SystemExit(ExitCode.INTERRUPTED) from None
+    except SystemExit as exc:
+        if exc.code == ExitCode.INTERRUPTED:  # typer turns an interrupt inside a command into exit 130
+            _say_interrupted()
+        raise
     except PumpopsError as exc:
         code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
         # Text, not markup: messages quote units such as "[length]" that rich would eat
