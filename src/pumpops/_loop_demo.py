@@ -608,7 +608,6 @@ def _run_hub(
         return _serve_and_run(options, world, out, sup, root, stop_after=stop_after)
     except KeyboardInterrupt as exc:
         sup.reraise(exc)  # the supervisor's interrupt becomes its ServiceError; Ctrl-C stays
-        raise
 
 
 def _serve_and_run(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 from pumpops.errors import ServiceError
 
@@ -227,7 +228,7 @@ class Supervisor:
             self._armed = False
         self._stop.set()
 
-    def reraise(self, exc: KeyboardInterrupt) -> None:
+    def reraise(self, exc: KeyboardInterrupt) -> NoReturn:
         """Turn a watcher's interrupt into its :attr:`failure`; a real Ctrl-C stays what it is.
 
         Raises:
