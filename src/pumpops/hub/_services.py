@@ -54,9 +54,10 @@ class BrokerProcess:
 
 def port_taken_message(port: int) -> str:
     """What to do when the embedded broker's port is taken."""
+    holder = " (1883 is the port of a system Mosquitto)" if port == 1883 else ""
     return (
-        f"cannot start the embedded MQTT broker: port {port} on 127.0.0.1 is already in use "
-        "(a system Mosquitto listens on 1883). Set embedded_broker_port in pumpops.toml "
+        f"cannot start the embedded MQTT broker: port {port} on 127.0.0.1 is already in use{holder}. "
+        "Set embedded_broker_port in pumpops.toml "
         "(or PUMPOPS_EMBEDDED_BROKER_PORT) to a free port, or set broker_url to "
         f"mqtt://127.0.0.1:{port} to use the broker that holds it"
     )
@@ -190,8 +191,8 @@ class HubServices:
                     self.broker = self._exit.enter_context(
                         broker_process(port, self.settings.workspace / "broker.log")
                     )
-                except ServiceError as exc:
-                    log.error("embedded MQTT broker failed to start: %s", exc)
+                except ServiceError:
+                    log.error("embedded MQTT broker failed to start (port %d)", port)
                     raise
             store = self._exit.enter_context(open_store(self.settings.resolved_database_url))
             store.upgrade()
