@@ -130,3 +130,14 @@ def test_hub_serve_embedded_broker_port_taken_exits_5(tmp_path: Path, taken_port
     assert f"port {taken_port}" in proc.stderr
     assert "embedded_broker_port" in proc.stderr
     assert "embedded MQTT broker failed to start" in proc.stderr  # the log line, on stderr
+
+
+def test_embedded_broker_port_taken_names_the_setting(taken_port: int) -> None:
+    # what `pumpops ingest` on the embedded default starts in its own process
+    from pumpops.errors import BrokerError
+    from pumpops.telemetry import EmbeddedBroker
+
+    with pytest.raises(BrokerError, match="cannot start the embedded broker") as failed:
+        EmbeddedBroker(port=taken_port).start()
+    assert f"port {taken_port}" in str(failed.value)
+    assert "embedded_broker_port" in str(failed.value)

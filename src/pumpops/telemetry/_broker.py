@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from types import TracebackType
@@ -156,6 +157,8 @@ class EmbeddedBroker:
         """
         if self._thread is not None:
             raise BrokerError("the embedded broker is already running")
+        if self._requested_port:
+            self._check_port()
         self._ready.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="pumpops-embedded-broker", daemon=True)
@@ -170,6 +173,21 @@ class EmbeddedBroker:
             ) from self._error
         _log.info("embedded MQTT broker listening on %s", self.url)
         return self
+
+    def _check_port(self) -> None:
+        """Bind the port as amqtt will (SO_REUSEADDR, like asyncio): a taken port is one clear error."""
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self._host, self._requested_port))
+            except OSError as exc:
+                port = self._requested_port
+                raise BrokerError(
+                    f"cannot start the embedded broker: port {port} on {self._host} is already in use"
+                    + (" (1883 is the port of a system Mosquitto)" if port == 1883 else "")
+                    + ". Set embedded_broker_port in pumpops.toml (or PUMPOPS_EMBEDDED_BROKER_PORT) to a "
+                    f"free port, or use the broker that holds it (mqtt://{self._host}:{port})"
+                ) from exc
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker (its sessions and queued messages are lost) and join its thread."""
