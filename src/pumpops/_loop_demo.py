@@ -574,9 +574,14 @@ def _prepare(options: LoopOptions, out: Console) -> _World:
         )
     timeline.say(t0_ms, f"history: {options.history_h:g} h of {len(fleet)} pumps stored ({stored} messages)")
     _phase(out, 2, "one model per make: train, register, validate, release for both targets, publish")
-    subprocess.run(  # noqa: S603 - our own interpreter and command
-        [sys.executable, "-m", "pumpops", "-w", str(ws), "keys", "init"], check=True, capture_output=True
+    keys = subprocess.run(  # noqa: S603 - our own interpreter and command
+        [sys.executable, "-m", "pumpops", "-w", str(ws), "keys", "init"], capture_output=True, check=False
     )
+    if keys.returncode != 0:
+        raise ServiceError(
+            f"pumpops keys init exited with code {keys.returncode}: "
+            + keys.stderr.decode(errors="replace").strip()[-2000:]
+        )
     for i, group in enumerate(groups, start=1):
         began = time.monotonic()
         step = ["training"]
