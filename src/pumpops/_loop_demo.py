@@ -738,7 +738,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                 time.sleep(0.3)  # amqtt mishandles many simultaneous connects
     timeline.say(sim_ms(), f"{len(online)} agents started as processes; {world.offline_device} is offline")
     if stop_after == "agents":
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while len(latest) < len(online) and time.monotonic() < deadline:  # every agent reported
             sup.check()
             watch()
