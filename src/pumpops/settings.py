@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     tracking_uri: str = ""
     broker_url: str = EMBEDDED_BROKER
     topic_prefix: str = Field(default="pumpops/v1", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-    embedded_broker_port: int = Field(default=1883, ge=1, le=65535)
+    # Not 1883: that is the port of a system Mosquitto on the same machine (issue 11, friction 4).
+    embedded_broker_port: int = Field(default=1884, ge=1, le=65535)
     profiles_dirs: tuple[Path, ...] = ()
     ingest: IngestSettings = IngestSettings()
     tuf: TufSettings = TufSettings()

@@ -46,14 +46,15 @@ def _command_lines() -> Iterator[tuple[str, str]]:
             if lang not in ("", "sh", "bash", "console", "text"):
                 continue
             lines = body.splitlines()
-            for i, raw in enumerate(lines):
+            for start, raw in enumerate(lines):
                 line = raw.strip().removeprefix("$ ")
                 if not line.startswith("pumpops "):
                     continue
-                while line.endswith("\\") and i + 1 < len(lines):  # continued lines
-                    i += 1
-                    line = line[:-1] + " " + lines[i].strip()
-                yield f"{path.relative_to(REPO)}:{first + i}", line
+                end = start
+                while line.endswith("\\") and end + 1 < len(lines):  # continued lines
+                    end += 1
+                    line = line[:-1] + " " + lines[end].strip()
+                yield f"{path.relative_to(REPO)}:{first + start}", line
 
 
 def _options_named(line: str) -> tuple[list[str], list[str]]:
@@ -106,7 +107,8 @@ def _using_it_block() -> str:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text.split("## Using it", 1)[1]
     match = _BLOCK.search(section)
-    assert match is not None and match["lang"] == "sh"
+    assert match is not None
+    assert match["lang"] == "sh"
     return match["body"]
 
 

@@ -65,3 +65,8 @@ def test_init_workspace_writes_loadable_file_and_refuses_overwrite(tmp_path: Pat
     assert load_settings(path.parent).broker_url == "mqtt://127.0.0.1:1883"
     with pytest.raises(ConfigError, match="already exists"):
         init_workspace(path.parent)
+
+
+def test_settings_embedded_broker_default_port_is_not_mosquittos(tmp_path: Path) -> None:
+    """Friction 4: the embedded default must not clash with a system Mosquitto on 1883."""
+    assert load_settings(tmp_path).embedded_broker_port != 1883

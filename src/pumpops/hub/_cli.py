@@ -39,8 +39,8 @@ def serve_cmd(
     """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz.
 
     With --services, each service's start, stop and failure is logged to stderr, one line each.
-    The embedded broker listens on the embedded_broker_port setting (default 1883, Mosquitto's
-    port): if that port is taken the command fails at once (exit 5) instead of using whatever
+    The embedded broker listens on the embedded_broker_port setting (default 1884; 1883 is
+    Mosquitto's): if that port is taken the command fails at once (exit 5) instead of using whatever
     broker holds it.
     """
     import logging
