@@ -21,7 +21,6 @@ May import: errors, ``_keys``, python-tuf, securesystemslib, the stdlib.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -112,14 +111,6 @@ def target_path(group: str, target: str, version: str, name: str) -> str:
         if not _NAME.match(part):
             raise ConfigError(f"{label} {part!r} must be 1-64 letters, digits, '.', '_' or '-'")
     return f"models/{group}/{target}/{version}/{name}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TufRepository:
