@@ -64,8 +64,8 @@ from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
 from pumpops.pipeline.detectors import Calibration, Detector
 from pumpops.pipeline.skab import skab_canonical
-from pumpops.release._bundle import read_bundle
 from pumpops.release._package import PackageSettings, load_source, package_model
+from pumpops.schema import read_bundle
 from pumpops.sources import read_skab_csv
 
 REPO = Path(__file__).resolve().parents[1]

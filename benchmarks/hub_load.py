@@ -47,10 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from pumpops.edge._messages import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.fleet import Device
 from pumpops.monitoring import MonitoringService
 from pumpops.registry import EventSink
+from pumpops.schema import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.settings import Settings
 from pumpops.store import open_store
 from pumpops.telemetry import BrokerAddress, IngestService, build_topic

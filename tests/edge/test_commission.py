@@ -13,7 +13,7 @@ from pumpops.edge import Commissioner, commission
 from pumpops.edge._commission import COMMISSION_BATCH_WINDOWS
 from pumpops.errors import ConfigError, IncompatibleBundleError, InputError
 from pumpops.pipeline.detectors import INPUT_CENTER, INPUT_SCALE, INPUT_WINDOW, OUTPUT_SCORE, build_detector
-from pumpops.release._bundle import BundleCalibration
+from pumpops.schema import BundleCalibration
 
 SENSORS = ("motor_current", "motor_voltage", "motor_temperature", "flow_rate", "vibration_accel_de")
 QUANTILE = 0.99

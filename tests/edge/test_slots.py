@@ -2,7 +2,7 @@
 
 Bundles are made pipeline-free: a hand-made ONNX graph (``|window - center| /
 scale`` averaged per window) whose inputs match the manifest, written with
-:func:`pumpops.release._bundle.write_bundle`. The kill tests run an install in
+:func:`pumpops.schema.write_bundle`. The kill tests run an install in
 a subprocess that SIGKILLs itself at a named step, then reopen the slots as a
 restarted agent would.
 """
@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 
 from pumpops.edge import POINTER_FILE, HealthDecision, Slots, decide_health, measure_health
 from pumpops.errors import IncompatibleBundleError, IntegrityError, NotFoundError
-from pumpops.release._bundle import (
+from pumpops.schema import (
     Bundle,
     BundleAlarm,
     BundleBuild,

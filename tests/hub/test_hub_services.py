@@ -14,9 +14,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pumpops.edge._messages import AgentMessage, encode_agent_message
 from pumpops.fleet import Device
 from pumpops.hub._services import HubServices
+from pumpops.schema import AgentMessage, encode_agent_message
 from pumpops.settings import init_workspace, load_settings
 from pumpops.store import open_store
 

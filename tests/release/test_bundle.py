@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pumpops.errors import IntegrityError, NotFoundError
-from pumpops.release._bundle import (
+from pumpops.schema import (
     MANIFEST_FILE,
     MODEL_FILE,
     BundleAlarm,

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from pumpops import errors
 from pumpops.cli import app
 from pumpops.edge import EdgeUpdater
-from pumpops.release._bundle import (
+from pumpops.schema import (
     BundleAlarm,
     BundleBuild,
     BundleInputs,

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from pumpops.edge._messages import AgentMessage, encode_agent_message, with_msg_id
 from pumpops.fleet import Device
 from pumpops.registry import EventSink
 from pumpops.rollout import GatePolicy
 from pumpops.rollout._service import MqttDesiredPublisher, RolloutService
+from pumpops.schema import AgentMessage, encode_agent_message, with_msg_id
 from pumpops.settings import IngestSettings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, build_topic

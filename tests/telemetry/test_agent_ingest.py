@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pumpops.edge._messages import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
+from pumpops.schema import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.settings import IngestSettings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import AGENT_TOPIC_KINDS, TOPIC_KINDS, BrokerAddress, IngestService, build_topic

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pumpops.edge._messages import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
+from pumpops.schema import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.settings import IngestSettings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, build_topic

@@ -48,7 +48,6 @@ from pumpops.edge._commission import Commissioner, _center_scale, commission
 from pumpops.edge._config import AgentConfig
 from pumpops.edge._drift import DriftMonitor
 from pumpops.edge._health import HealthDecision, _provider, decide_health, measure_health
-from pumpops.edge._messages import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.edge._outbox import Outbox
 from pumpops.edge._resample import Resampler, RowMapper
 from pumpops.edge._slots import Slots, SlotState
@@ -57,12 +56,12 @@ from pumpops.edge._uplink import Uplink
 from pumpops.edge._window import WindowBuffer
 from pumpops.errors import IncompatibleBundleError, InputError, PumpopsError
 from pumpops.fleet import Device, get_profile
-from pumpops.schema import SCHEMA_ID
+from pumpops.schema import SCHEMA_ID, TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.sim import DriftKind, Event, FaultKind, Onset, Scenario, to_epoch_ms
 from pumpops.sources import Frame, SimulatorSource, SkabCsvSource, Source
 
 if TYPE_CHECKING:
-    from pumpops.release._bundle import Bundle
+    from pumpops.schema import Bundle
 
 __all__ = ["AGENT_VERSION", "KILL_AT_ENV", "NORMAL_PERIOD_FILE", "RECALIBRATE_FILE", "Agent", "build_source"]
 

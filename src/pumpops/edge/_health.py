@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 if TYPE_CHECKING:  # the bundle format is loaded lazily: importing pumpops.edge must stay small
-    from pumpops.release._bundle import Bundle
+    from pumpops.schema import Bundle
 
 __all__ = ["HealthDecision", "HealthMeasurements", "decide_health", "measure_health"]
 

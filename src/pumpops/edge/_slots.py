@@ -14,7 +14,7 @@ cut at any point leaves either the old pointer (old model) or the new one
 (new, complete, verified model): the slot that ``current.json`` names is
 never written to. See ``docs/edge.md`` ("A/B slots").
 May import: errors, numpy, onnxruntime and the stdlib; the bundle format
-(``pumpops.release._bundle``) is loaded on use so that importing
+(``pumpops.schema``) is loaded on use so that importing
 ``pumpops.edge`` stays small.
 """
 
@@ -34,7 +34,7 @@ from pumpops.edge._health import HealthDecision
 from pumpops.errors import IncompatibleBundleError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
-    from pumpops.release._bundle import Bundle
+    from pumpops.schema import Bundle
 
 __all__ = ["POINTER_FILE", "SLOT_NAMES", "InstallHook", "SlotState", "Slots", "other_slot"]
 
@@ -78,7 +78,7 @@ def other_slot(slot: str | None) -> str:
 
 def _read_bundle(folder: Path) -> Bundle:
     # On use, not at import: pumpops.release must not load with pumpops.edge (edge import test).
-    from pumpops.release._bundle import read_bundle  # noqa: PLC0415
+    from pumpops.schema import read_bundle  # noqa: PLC0415
 
     return read_bundle(folder)
 

@@ -1,8 +1,8 @@
 """Per-target packaging (opset, optimisation, quantisation), bundle format, signing, the TUF repository.
 
-The package itself exports only the bundle format (edge-safe: pydantic and the
-standard library). Packaging, which needs onnx and the registry, lives in
-``pumpops.release._package`` and is loaded by the CLI on use.
+The package itself re-exports only the bundle format, which lives in
+``pumpops.schema`` (the contracts hub and device share). Packaging, which needs
+onnx and the registry, lives in ``pumpops.release._package`` and is loaded on use.
 May import: registry, validation, store, errors, onnx, onnxruntime, python-tuf.
 """
 
@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pumpops.release._bundle import (
+    from pumpops.schema import (
         BUNDLE_FORMAT,
         Bundle,
         BundleManifest,
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
     # not wait for pydantic before `--help` answers.
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("pumpops.release._bundle"), name)
+    value = getattr(importlib.import_module("pumpops.schema"), name)
     globals()[name] = value
     return value
 

@@ -32,7 +32,15 @@ from pumpops.fleet import TargetProfile
 from pumpops.fleet._targets import version_tuple
 from pumpops.pipeline._calibrate import calibrate_rows
 from pumpops.pipeline._features import holdout_rows, settings_from
-from pumpops.release._bundle import (
+from pumpops.release._convert import (
+    convert_opset,
+    default_opset,
+    optimise_basic,
+    quantise_dynamic_int8,
+    set_ir_version,
+    to_float32,
+)
+from pumpops.schema import (
     MODEL_FILE,
     Bundle,
     BundleAlarm,
@@ -44,14 +52,6 @@ from pumpops.release._bundle import (
     BundleSensor,
     BundleTarget,
     write_bundle,
-)
-from pumpops.release._convert import (
-    convert_opset,
-    default_opset,
-    optimise_basic,
-    quantise_dynamic_int8,
-    set_ir_version,
-    to_float32,
 )
 from pumpops.validation._config import MeasurementSection
 from pumpops.validation._measure import _load_model, _reset_peak, _rss_kib, simulated_holdout, skab_holdout

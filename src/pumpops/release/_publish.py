@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pumpops.errors import NotFoundError
-from pumpops.release._bundle import MANIFEST_FILE, read_bundle
 from pumpops.release._keys import ONLINE_ROLES, KeyStore
 from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, TufRepository
+from pumpops.schema import MANIFEST_FILE, read_bundle
 from pumpops.settings import Settings
 
 __all__ = [

@@ -1,7 +1,23 @@
-"""Canonical telemetry: sensor names, SI units, readings, batches, and the wire message.
+"""The contracts hub and device share: telemetry, the bundle format, the agent message envelope.
 
-May import: ``pumpops.errors``, pydantic, pint, numpy. Edge-safe.
+- canonical telemetry: sensor names, SI units, readings, batches and the wire
+  message (``_sensors``, ``_units``, ``_wire``);
+- the bundle format (``_bundle``): manifest, files, read and verify, write;
+- the typed detector manifest (``_manifest``): the ``detector`` section of a
+  bundle manifest as the pipeline writes it and the agent reads it;
+- the agent message envelope (``_agent_messages``): what the agent tells the hub.
+
+The bundle, manifest and envelope names load on first use (PEP 562), so that
+importing the package stays as cheap as it was.
+May import: ``pumpops.errors``, ``pumpops._atomic``, ``pumpops._digest``,
+pydantic, pint, numpy and the standard library. Edge-safe: everything above
+(hub and edge alike) may import it.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from pumpops.schema._sensors import CANONICAL_SENSORS, CanonicalSensor, canonical_sensor
 from pumpops.schema._units import affine_to, check_unit, convert
@@ -17,12 +33,112 @@ from pumpops.schema._wire import (
     WireSensor,
 )
 
+if TYPE_CHECKING:
+    from pumpops.schema._agent_messages import (
+        AGENT_SCHEMA,
+        KIND_OF_TOPIC,
+        MAX_AGENT_MESSAGE_BYTES,
+        TOPIC_OF_KIND,
+        AgentKind,
+        AgentMessage,
+        decode_agent_message,
+        encode_agent_message,
+        with_msg_id,
+    )
+    from pumpops.schema._bundle import (
+        BUNDLE_FORMAT,
+        MANIFEST_FILE,
+        MODEL_FILE,
+        Bundle,
+        BundleAlarm,
+        BundleBuild,
+        BundleCalibration,
+        BundleFile,
+        BundleInputs,
+        BundleLineage,
+        BundleManifest,
+        BundleSensor,
+        BundleTarget,
+        bundle_dir,
+        manifest_bytes,
+        parse_manifest,
+        read_bundle,
+        write_bundle,
+    )
+
+_AGENT_MESSAGES = "pumpops.schema._agent_messages"
+_BUNDLE = "pumpops.schema._bundle"
+
+#: Where each lazily loaded public name lives.
+_LAZY: dict[str, str] = {
+    "AGENT_SCHEMA": _AGENT_MESSAGES,
+    "KIND_OF_TOPIC": _AGENT_MESSAGES,
+    "MAX_AGENT_MESSAGE_BYTES": _AGENT_MESSAGES,
+    "TOPIC_OF_KIND": _AGENT_MESSAGES,
+    "AgentKind": _AGENT_MESSAGES,
+    "AgentMessage": _AGENT_MESSAGES,
+    "decode_agent_message": _AGENT_MESSAGES,
+    "encode_agent_message": _AGENT_MESSAGES,
+    "with_msg_id": _AGENT_MESSAGES,
+    "BUNDLE_FORMAT": _BUNDLE,
+    "MANIFEST_FILE": _BUNDLE,
+    "MODEL_FILE": _BUNDLE,
+    "Bundle": _BUNDLE,
+    "BundleAlarm": _BUNDLE,
+    "BundleBuild": _BUNDLE,
+    "BundleCalibration": _BUNDLE,
+    "BundleFile": _BUNDLE,
+    "BundleInputs": _BUNDLE,
+    "BundleLineage": _BUNDLE,
+    "BundleManifest": _BUNDLE,
+    "BundleSensor": _BUNDLE,
+    "BundleTarget": _BUNDLE,
+    "bundle_dir": _BUNDLE,
+    "manifest_bytes": _BUNDLE,
+    "parse_manifest": _BUNDLE,
+    "read_bundle": _BUNDLE,
+    "write_bundle": _BUNDLE,
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 __all__ = [
+    "AGENT_SCHEMA",
+    "BUNDLE_FORMAT",
     "CANONICAL_SENSORS",
     "IDENT_PATTERN",
+    "KIND_OF_TOPIC",
+    "MANIFEST_FILE",
+    "MAX_AGENT_MESSAGE_BYTES",
     "MAX_ROWS_PER_MESSAGE",
     "MAX_SENSORS_PER_MESSAGE",
+    "MODEL_FILE",
     "SCHEMA_ID",
+    "TOPIC_OF_KIND",
+    "AgentKind",
+    "AgentMessage",
+    "Bundle",
+    "BundleAlarm",
+    "BundleBuild",
+    "BundleCalibration",
+    "BundleFile",
+    "BundleInputs",
+    "BundleLineage",
+    "BundleManifest",
+    "BundleSensor",
+    "BundleTarget",
     "CanonicalSensor",
     "DeadLetter",
     "ReadingBatch",
@@ -30,7 +146,15 @@ __all__ = [
     "TelemetryMessage",
     "WireSensor",
     "affine_to",
+    "bundle_dir",
     "canonical_sensor",
     "check_unit",
     "convert",
+    "decode_agent_message",
+    "encode_agent_message",
+    "manifest_bytes",
+    "parse_manifest",
+    "read_bundle",
+    "with_msg_id",
+    "write_bundle",
 ]

@@ -112,7 +112,7 @@ def decode_agent(
     >>> decode_agent("pumpops/v1/s2/p-1/alarms", json.dumps(env).encode(), now_us=5).dead_letter.reason
     'wrong_topic'
     """
-    from pumpops.edge._messages import decode_agent_message  # noqa: PLC0415 - loads the edge package once, on first use
+    from pumpops.schema import decode_agent_message  # noqa: PLC0415 - loads the envelope codec once, on first use
 
     where = agent_topic(topic, prefix=prefix)
     try:

@@ -12,8 +12,10 @@ covers the whole bundle. The bytes are deterministic: the same model, target
 profile and settings give the same ``manifest.json`` and ``model.onnx``; no
 clock, host name or path goes in.
 
-This module is edge-safe: it imports only the standard library, pydantic and
-``pumpops.errors``, so the device agent can read and verify bundles with it.
+This module is edge-safe: it imports only the standard library, pydantic,
+``pumpops._atomic`` and ``pumpops.errors``, so the device agent can read and
+verify bundles with it; release writes them. The ``detector`` section's typed
+form is :class:`pumpops.schema.DetectorManifest` (``_manifest.py``).
 """
 
 from __future__ import annotations

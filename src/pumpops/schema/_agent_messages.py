@@ -11,7 +11,8 @@ store each one once however often the agent has to resend it. The envelope::
 Topics: ``<prefix>/<site>/<device_id>/<topic kind>`` with the topic kind of
 :data:`TOPIC_OF_KIND` (``alarms``, ``summaries``, ``drift``, ``state``). The
 bodies are documented in ``docs/protocol.md`` ("Agent messages"); the hub
-checks the envelope strictly and keeps the body as it came.
+checks the envelope strictly and keeps the body as it came. It lives in
+``schema`` because both ends use it: the agent encodes, hub ingest decodes.
 May import: errors, pydantic, the stdlib.
 """
 
@@ -27,6 +28,7 @@ from pumpops.errors import MessageRejected
 __all__ = [
     "AGENT_SCHEMA",
     "KIND_OF_TOPIC",
+    "MAX_AGENT_MESSAGE_BYTES",
     "TOPIC_OF_KIND",
     "AgentKind",
     "AgentMessage",
