@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pumpops.audit import AuditEntry, chain_entry
-from pumpops.audit._cli import resolve_actor
 from pumpops.cli import app
+from pumpops.cli.audit import resolve_actor
 from pumpops.errors import ConfigError, InputError, IntegrityError
 from pumpops.settings import Settings, init_workspace
 from pumpops.store import TelemetryStore
@@ -343,7 +343,7 @@ def test_audit_cli_module_imports_no_heavy_library() -> None:
     import sys
 
     code = (
-        "import sys, pumpops.audit._cli\n"
+        "import sys, pumpops.cli.audit\n"
         "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
         " 'pydantic', 'paho')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import pumpops._loop_demo as demo
-from pumpops._cli_support import ExitCode
+import pumpops.demo._loop as demo
+from pumpops.cli._support import ExitCode
 from pumpops.errors import ServiceError
 from pumpops.hub._supervise import Supervisor
 from pumpops.settings import load_settings

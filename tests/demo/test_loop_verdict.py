@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pumpops._loop_demo import loop_verdict
+from pumpops.demo import loop_verdict
 
 
 def _figures(**changes: Any) -> dict[str, Any]:

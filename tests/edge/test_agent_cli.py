@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from pumpops.cli import app
-from pumpops.edge._cli import status_verdict
+from pumpops.cli.agent import status_verdict
 from pumpops.edge._config import AgentConfig, load_agent_config
 from pumpops.errors import ConfigError, NotFoundError
 

@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 import pumpops.cli as cli
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     EXIT_CODES_HELP,
     ExitCode,
     OutputFormat,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pumpops._demo import DemoOptions, run_demo
+from pumpops.demo import DemoOptions, run_demo
 
 
 def test_demo_stores_every_simulated_reading_and_quarantines_the_bad_messages(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def _result(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
 def test_edge_install_agent_imports_without_hub_libraries() -> None:
     proc = _run_without_hub(
         "import importlib, json, pkgutil, sys\n"
-        "import pumpops.edge, pumpops.edge._cli\n"
+        "import pumpops.edge, pumpops.cli.agent\n"
         "for m in pkgutil.iter_modules(pumpops.edge.__path__, 'pumpops.edge.'):\n"
         "    importlib.import_module(m.name)  # every module the agent may load lazily\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.partition('.')[0] in BLOCKED)))\n"
@@ -141,11 +141,11 @@ def test_edge_install_root_help_lists_hub_commands_under_their_install() -> None
 
 
 def test_edge_install_skips_a_hub_part_that_imports_a_hub_library_at_once() -> None:
-    # as if pumpops.hub._cli imported fastapi at module level
+    # as if pumpops.cli.hub imported fastapi at module level
     failing_part = (
         "class _FailingPart(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'pumpops.hub._cli':\n"
+        "        if name == 'pumpops.cli.hub':\n"
         "            raise ModuleNotFoundError(\"No module named 'fastapi'\", name='fastapi')\n"
         "sys.meta_path.insert(0, _FailingPart())\n"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pumpops._loop_report import _on_version, false_alarm_phases, fault_detection, write_report
+from pumpops.demo._report import _on_version, false_alarm_phases, fault_detection, write_report
 from pumpops.fleet import Device
 from pumpops.store import ReadingsFrame
 

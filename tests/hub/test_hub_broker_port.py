@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pumpops.cli as cli
-from pumpops._cli_support import ExitCode
+from pumpops.cli._support import ExitCode
 from pumpops.errors import ServiceError
 from pumpops.hub._services import HubServices, broker_process
 from pumpops.settings import init_workspace, load_settings

@@ -353,7 +353,7 @@ def test_monitoring_cli_module_imports_no_heavy_library() -> None:
     import sys
 
     code = (
-        "import sys, pumpops.monitoring._cli\n"
+        "import sys, pumpops.cli.monitoring\n"
         "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
         " 'pydantic', 'paho')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pumpops.cli import pipeline as pipeline_cli
 from pumpops.errors import ConfigError
-from pumpops.pipeline import _cli as pipeline_cli
 
 
 def _app() -> typer.Typer:

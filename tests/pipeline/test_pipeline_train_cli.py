@@ -23,10 +23,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pumpops.cli import pipeline as pipeline_cli
+from pumpops.cli import registry as registry_cli
 from pumpops.errors import ConfigError
-from pumpops.pipeline import _cli as pipeline_cli
 from pumpops.pipeline._config import load_config
-from pumpops.registry import _cli as registry_cli
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -298,8 +298,8 @@ def test_train_missing_config_is_a_usage_error(workspace: Path) -> None:
 
 def test_pipeline_cli_modules_import_no_heavy_library() -> None:
     code = (
-        "import sys, pumpops.pipeline._cli, pumpops.pipeline._cli_benchmark, pumpops.registry._cli, "
-        "pumpops.validation._cli\n"
+        "import sys, pumpops.cli.pipeline, pumpops.cli.benchmark, pumpops.cli.registry, "
+        "pumpops.cli.validation\n"
         "heavy = [m for m in ('mlflow', 'sklearn', 'onnx', 'onnxruntime', 'sqlalchemy', 'numpy', 'pydantic')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))"

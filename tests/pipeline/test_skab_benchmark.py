@@ -14,8 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pumpops.cli.benchmark import register
 from pumpops.errors import ConfigError, NotFoundError
-from pumpops.pipeline._cli_benchmark import register
 from pumpops.pipeline.skab import (
     BENCHMARK_SETTINGS,
     DEFAULT_DETECTOR,

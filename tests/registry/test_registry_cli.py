@@ -217,7 +217,7 @@ def test_cli_model_refs_by_alias_wherever_a_model_is_named(
     ],
 )
 def test_cli_exit_codes_follow_the_scheme(args: tuple[str, ...], code: int) -> None:
-    from pumpops.cli import _EXIT_CODES
+    from pumpops.cli._root import _EXIT_CODES
 
     got, out, exc = run(*args)
     if isinstance(exc, SystemExit) or exc is None:

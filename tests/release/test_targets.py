@@ -108,7 +108,7 @@ def test_release_cli_module_imports_no_heavy_library() -> None:
     import sys
 
     code = (
-        "import sys, pumpops.release._cli, pumpops.release._cli_tuf\n"
+        "import sys, pumpops.cli.release, pumpops.cli.release_tuf\n"
         "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
         " 'pydantic', 'paho')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"

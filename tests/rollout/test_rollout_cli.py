@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pumpops.cli import app
+from pumpops.cli.rollout import parse_gate
 from pumpops.errors import ConfigError, InputError, NotFoundError, PumpopsError
 from pumpops.fleet import Device
-from pumpops.rollout._cli import parse_gate
 from pumpops.settings import load_settings
 from pumpops.store import open_store
 
@@ -285,7 +285,7 @@ def test_rollout_cli_module_imports_no_heavy_library() -> None:
     import sys
 
     code = (
-        "import sys, pumpops.rollout._cli\n"
+        "import sys, pumpops.cli.rollout\n"
         "heavy = ('mlflow', 'sklearn', 'sqlalchemy', 'onnx', 'onnxruntime', 'tuf', 'pint', 'numpy',"
         " 'pydantic', 'paho')\n"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"

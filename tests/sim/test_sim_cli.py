@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pumpops.sim import _cli as sim_cli
-from pumpops.sources import _cli as sources_cli
+from pumpops.cli import sim as sim_cli
+from pumpops.cli import sources as sources_cli
 
 
 def _app() -> typer.Typer:

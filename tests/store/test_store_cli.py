@@ -16,11 +16,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pumpops.cli import store as store_cli
 from pumpops.errors import ConfigError, NotFoundError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.settings import init_workspace
-from pumpops.store import _cli as store_cli
 from pumpops.store import open_store
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pumpops.cli import app
+from pumpops.cli.telemetry import parse_duration
 from pumpops.errors import ConfigError
 from pumpops.store import open_store
-from pumpops.telemetry._cli import parse_duration
 
 from .conftest import OwnMosquitto, free_port, wait_until
 
@@ -339,7 +339,7 @@ def test_cli_replay_bad_csv_exits_3_and_missing_path_4(
 
 
 def test_ingest_stats_line_unchanged_prints_nothing() -> None:
-    from pumpops.telemetry._cli import ingest_stats_line
+    from pumpops.cli.telemetry import ingest_stats_line
     from pumpops.telemetry._ingest import IngestStats
 
     first = ingest_stats_line(IngestStats(received=3, stored_messages=3, connected=True))

@@ -14,7 +14,7 @@ import pytest
 HEAVY = ("numpy", "paho", "pydantic", "sqlalchemy", "pint", "amqtt", "orjson", "onnxruntime")
 
 
-@pytest.mark.parametrize("module", ["pumpops.telemetry._cli", "pumpops.sim._cli", "pumpops.sources._cli"])
+@pytest.mark.parametrize("module", ["pumpops.cli.telemetry", "pumpops.cli.sim", "pumpops.cli.sources"])
 def test_cli_module_import_loads_no_heavy_library(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -12,9 +12,9 @@ import typer
 from _valhelpers import FAST, LOOSE_BUDGETS, SENSORS, fast_config
 from typer.testing import CliRunner
 
+from pumpops.cli.validation import register
 from pumpops.errors import ConfigError
 from pumpops.validation import ValidationConfig, simulated_holdout, validate_model
-from pumpops.validation._cli import register
 
 
 def test_validate_good_candidate_without_champion_passes(good_model: Path) -> None:

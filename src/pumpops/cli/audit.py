@@ -15,10 +15,10 @@ An export filtered by ``--subject`` is not a chain (the entries between are
 left out, so a deletion could not be told from the filter) and ``verify
 --file`` refuses it: verify the full export instead.
 ``audit show`` and ``audit verify`` print a table, JSON or CSV (``--output``).
-Only typer, the standard library, ``pumpops._cli_support`` and the pure chain
+Only typer, the standard library, ``pumpops.cli._support`` and the pure chain
 load with this module (other parts import :data:`ActorOption` from here); the
 store and settings load inside the commands.
-May import: typer, ``pumpops._cli_support``, store, settings, errors and this package.
+May import: typer, ``pumpops.cli._support``, store, settings, errors and this package.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.audit._chain import GENESIS_HASH, AuditEntry, VerifyReport, verify_chain
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,
@@ -45,7 +46,6 @@ from pumpops._cli_support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.audit._chain import GENESIS_HASH, AuditEntry, VerifyReport, verify_chain
 from pumpops.errors import ConfigError, InputError, IntegrityError
 
 if TYPE_CHECKING:

@@ -3,10 +3,10 @@
 The thin shell: resolve settings, the registry and the store, call
 :func:`~pumpops.release._release.create_release`, print a table, JSON or CSV
 (``--output``). A model is named ``<name>/<version>`` or ``<name>@<alias>``.
-Only typer, the standard library and ``pumpops._cli_support`` load with this
+Only typer, the standard library and ``pumpops.cli._support`` load with this
 module; packaging (onnx, onnxruntime, the validation helpers), the store and
 the registry load when a command runs. ``release create`` tells its steps on
-stderr. May import: typer, ``pumpops._cli_support``, settings, store,
+stderr. May import: typer, ``pumpops.cli._support``, settings, store,
 registry, audit (actor), fleet, errors, this package.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,
@@ -32,7 +32,7 @@ from pumpops._cli_support import (
     output_format,
     settings_from,
 )
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption, resolve_actor
 from pumpops.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:

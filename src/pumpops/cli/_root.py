@@ -1,8 +1,9 @@
-"""The ``pumpops`` command: one entry point with a sub-command for every part.
+"""The root of the ``pumpops`` command: global options, the parts' commands, exit codes.
 
-Each part adds its own commands in ``pumpops/<part>/_cli.py``; this module
-only builds the root, handles global options and turns pumpops errors into a
-clear message and a non-zero exit code instead of a traceback.
+Every command lives in this package, one module per part (``pumpops.cli.<part>``,
+each with ``register(app)``); this module builds the root, handles global
+options and turns pumpops errors into a clear message and a non-zero exit code
+instead of a traceback (:func:`run`).
 
 The root starts on the edge install too (``pip install "pumpops[edge]"``, no
 hub library): there the hub's commands are listed under their own heading,
@@ -20,8 +21,8 @@ from rich.text import Text
 from typer.models import CommandInfo, TyperInfo
 
 from pumpops import __version__
-from pumpops._cli_support import EXIT_CODES_HELP, ExitCode, WorkspaceOption, err_console
 from pumpops._install import HUB_INSTALL, hub_library, missing_hub_libraries
+from pumpops.cli._support import EXIT_CODES_HELP, ExitCode, WorkspaceOption, err_console
 from pumpops.errors import (
     CheckFailed,
     ConfigError,
@@ -79,56 +80,26 @@ def init_cmd(
     typer.echo(f"created {path}; database {settings.resolved_database_url} is at the newest schema")
 
 
-@app.command("demo")
-def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
-    workspace: Path = typer.Option(Path("demo-workspace"), help="Folder for the demo's database and files."),
-    telemetry_only: bool = typer.Option(
-        False, "--telemetry-only", help="Only the telemetry path (simulate → broker → ingest → SQLite)."
-    ),
-    pumps: int = typer.Option(21, min=6, max=60, help="Pumps in the loop demo (three makes take turns)."),
-    run_hours: float = typer.Option(5.0, min=4.0, max=24.0, help="Simulated hours the agents run."),
-    speed: float = typer.Option(120.0, min=10.0, max=600.0, help="Simulated seconds per wall second."),
-    devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
-    hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),
-    seed: int = typer.Option(7, min=0, help="Seed of everything random."),
-) -> None:
-    """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
-
-    Train, validate, release and roll out one model per make; agents detect faults; a
-    benign drift makes one make's stale model raise false alarms; the hub sees the fleet
-    drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
-    blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
-    """
-    workspace = workspace.resolve()  # child processes run in other folders
-    if telemetry_only:
-        from pumpops._demo import DemoOptions, run_demo
-
-        run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
-        return
-    from pumpops._loop_demo import LoopOptions, run_loop_demo
-
-    run_loop_demo(LoopOptions(workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed))
-
-
 #: Each part's command-line module (it has ``register(app)``), and whether its
 #: commands need the hub install; the edge install has only the others.
 _PARTS: tuple[tuple[str, bool], ...] = (
-    ("pumpops.store._cli", True),
-    ("pumpops.telemetry._cli", True),
-    ("pumpops.sim._cli", False),
-    ("pumpops.sources._cli", False),
-    ("pumpops.edge._cli", False),
-    ("pumpops.pipeline._cli", True),
-    ("pumpops.pipeline._cli_benchmark", True),
-    ("pumpops.registry._cli", True),
-    ("pumpops.validation._cli", True),
-    ("pumpops.audit._cli", True),
-    ("pumpops.release._cli", True),
-    ("pumpops.release._cli_tuf", True),
-    ("pumpops.rollout._cli", True),
-    ("pumpops.hub._cli", True),
-    ("pumpops.monitoring._cli", True),
-    ("pumpops.retrain._cli", True),
+    ("pumpops.cli.demo", True),
+    ("pumpops.cli.store", True),
+    ("pumpops.cli.telemetry", True),
+    ("pumpops.cli.sim", False),
+    ("pumpops.cli.sources", False),
+    ("pumpops.cli.agent", False),
+    ("pumpops.cli.pipeline", True),
+    ("pumpops.cli.benchmark", True),
+    ("pumpops.cli.registry", True),
+    ("pumpops.cli.validation", True),
+    ("pumpops.cli.audit", True),
+    ("pumpops.cli.release", True),
+    ("pumpops.cli.release_tuf", True),
+    ("pumpops.cli.rollout", True),
+    ("pumpops.cli.hub", True),
+    ("pumpops.cli.monitoring", True),
+    ("pumpops.cli.retrain", True),
 )
 
 #: The help heading of the hub's commands when the hub libraries are not installed.
@@ -186,12 +157,12 @@ def _say_interrupted() -> None:
     err_console.print(Text.assemble(("interrupted", "bold red"), ": the command stopped (exit 130)"))
 
 
-def main() -> None:
-    """Run the command line; pumpops errors become a message and an exit code."""
+def run(command: typer.Typer) -> None:
+    """Run ``command`` (the root app); pumpops errors become a message and an exit code."""
     _install_sigterm()
     try:
         try:
-            app()
+            command()
         except ModuleNotFoundError as exc:
             library = hub_library(exc)
             if library is None:

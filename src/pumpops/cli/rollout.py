@@ -9,9 +9,9 @@ print. The broker is only contacted when a desired state is written, so
 written ``90s``, ``10m``, ``2h`` (``--gate deadline=2h``, ``--interval 30s``);
 a release is named ``<model>/<version>`` or ``<model>@<alias>`` (resolved
 through the registry). Only typer, the standard library and
-``pumpops._cli_support`` load with this module; the rest loads in the commands.
+``pumpops.cli._support`` load with this module; the rest loads in the commands.
 
-May import: typer, rich, ``pumpops._cli_support``, settings, store, registry
+May import: typer, rich, ``pumpops.cli._support``, settings, store, registry
 (the event sink), telemetry (broker addresses), audit (actor), errors, this package.
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     ExitCode,
     JsonFlag,
@@ -41,7 +41,7 @@ from pumpops._cli_support import (
     parse_duration,
     settings_from,
 )
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption, resolve_actor
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:

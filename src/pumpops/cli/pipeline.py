@@ -6,7 +6,7 @@ the registry on the same URI (``tracking_uri`` in ``pumpops.toml``,
 shows what ``train`` registered. It shows each step on stderr while it runs;
 Ctrl-C (or SIGTERM) stops it: nothing is registered, exit code 130.
 
-May import at module level: typer, stdlib, ``pumpops._cli_support``, errors and
+May import at module level: typer, stdlib, ``pumpops.cli._support``, errors and
 this package's light modules; the pipeline, MLflow and the store are imported
 inside the commands, after the arguments are checked.
 """
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,
@@ -141,7 +141,7 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
     """
     _check_config_file(config)
     fmt = output_format(output, as_json)
-    from pumpops.audit._cli import resolve_actor
+    from pumpops.cli.audit import resolve_actor
     from pumpops.pipeline._config import load_config
 
     cfg = load_config(config)
@@ -164,7 +164,7 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
         info = None
         if register_model and result.run_id is not None:
             progress.step("register")
-            from pumpops.registry._cli import open_registry
+            from pumpops.cli.registry import open_registry
 
             with open_registry(settings, broker=None) as registry:
                 guard.check()  # the last moment an interrupt stops it before anything is registered

@@ -10,9 +10,9 @@ technician's verdict on an alarm the hub received.
 A verdict needs evidence: a group none of whose devices reported in the
 window (or said a drift word) is ``no data``, never ``ok``.
 
-Only typer, the standard library and ``pumpops._cli_support`` load with this
+Only typer, the standard library and ``pumpops.cli._support`` load with this
 module; the store, registry and settings load inside the commands (``pumpops
---help`` stays fast). May import: typer, ``pumpops._cli_support``, settings,
+--help`` stays fast). May import: typer, ``pumpops.cli._support``, settings,
 store, registry (events), audit (actor), errors and this package.
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,
@@ -40,7 +40,7 @@ from pumpops._cli_support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption, resolve_actor
 from pumpops.errors import NotFoundError
 from pumpops.monitoring._drift import NO_DATA, _duration
 

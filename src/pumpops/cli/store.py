@@ -2,7 +2,7 @@
 
 ``telemetry_app`` is module-level so that ``pumpops.telemetry`` can add its
 own commands (``ingest``) to the same ``pumpops telemetry`` group.
-May import: typer, rich, ``pumpops._cli_support``, ``pumpops.fleet``,
+May import: typer, rich, ``pumpops.cli._support``, ``pumpops.fleet``,
 ``pumpops.schema``, ``pumpops.errors`` and this package.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,

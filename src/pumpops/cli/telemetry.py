@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     console,
     err_console,
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest_cmd)
     app.command("simulate")(simulate_cmd)
     app.command("replay")(replay_cmd)
-    from pumpops.telemetry import _cli_agents
+    from pumpops.cli import telemetry_agents as _cli_agents
 
     _cli_agents.register(app)  # pumpops agents messages
 

@@ -4,7 +4,7 @@
 minutes) and exits by the scheme: 0 released or awaiting approval, 1 the
 candidate failed validation (or a step failed), 4 the group or model was not
 found, 5 a service did not answer. Only typer, the standard library and
-``pumpops._cli_support`` load with this module; the chain (the hub libraries)
+``pumpops.cli._support`` load with this module; the chain (the hub libraries)
 loads inside the commands.
 
 May import: typer, settings, the retrain chain, the rollout service, registry, store.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     ExitCode,
     JsonFlag,
@@ -32,7 +32,7 @@ from pumpops._cli_support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption, resolve_actor
 from pumpops.errors import ConfigError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:
@@ -167,8 +167,8 @@ def _rollout_starter(settings: Settings, actor: str) -> RolloutStarter:
     """Start rollouts with the rollout service (desired states on the settings' broker)."""
 
     def start(ref: str, group: str, waves: Sequence[int]) -> str:
+        from pumpops.cli.rollout import _publisher
         from pumpops.registry import EventSink
-        from pumpops.rollout._cli import _publisher
         from pumpops.rollout._service import RolloutService
         from pumpops.store import open_store
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, console, emit_rows, output_format
+from pumpops.cli._support import JsonFlag, OutputFormat, OutputOption, console, emit_rows, output_format
 from pumpops.errors import ConfigError
 
 benchmark_app = typer.Typer(
@@ -60,9 +60,9 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
             raise ConfigError(f"--data {folder}: no such folder")
     if engine not in ("onnx", "numpy"):
         raise ConfigError(f"--engine must be 'onnx' or 'numpy', not {engine!r}")
-    from rich.markdown import Markdown  # noqa: PLC0415 - keep `pumpops --help` fast
+    from rich.markdown import Markdown
 
-    from pumpops.pipeline.skab import (  # noqa: PLC0415
+    from pumpops.pipeline.skab import (
         DEFAULT_DETECTOR,
         SkabRun,
         leaderboard_table,

@@ -5,12 +5,10 @@ replaces an online role's keys (or the root keys); ``tuf publish`` adds
 bundles as targets; ``tuf export`` copies the repository to a folder;
 ``tuf resign`` renews snapshot and timestamp before they expire. The thin
 shell over :mod:`pumpops.release._tuf` and :mod:`pumpops.release._publish`.
-Only typer, the standard library and ``pumpops._cli_support`` load with this
+Only typer, the standard library and ``pumpops.cli._support`` load with this
 module; python-tuf, the keys and the store load inside the commands.
-May import: typer, rich, ``pumpops._cli_support``, settings, audit (actor), store, this package.
+May import: typer, rich, ``pumpops.cli._support``, settings, audit (actor), store, this package.
 """
-
-# ruff: noqa: PLC0415 - a command module: python-tuf and the store load inside the commands
 
 from __future__ import annotations
 
@@ -19,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import console, err_console, settings_from
-from pumpops.audit._cli import ActorOption, resolve_actor
+from pumpops.cli._support import console, err_console, settings_from
+from pumpops.cli.audit import ActorOption, resolve_actor
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,7 +34,7 @@ tuf_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add ``keys`` and ``tuf`` to the root command, and ``publish``/``export`` to ``release``."""
-    from pumpops.release._cli import release_app
+    from pumpops.cli.release import release_app
 
     app.add_typer(keys_app, name="keys")
     app.add_typer(tuf_app, name="tuf")

@@ -10,7 +10,7 @@ written); bad input raises a :mod:`pumpops.errors` error, which
 Arguments are checked (folders exist, files exist) before the measurement
 layer (scikit-learn, onnxruntime, the simulator) is imported.
 
-May import: typer, ``pumpops._cli_support``, this package, errors.
+May import: typer, ``pumpops.cli._support``, this package, errors.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     ExitCode,
     JsonFlag,
     OutputFormat,

@@ -1,6 +1,6 @@
 """Command-line commands of the hub: ``pumpops hub serve``.
 
-May import: typer, uvicorn, ``pumpops._cli_support``, settings, the release repository location,
+May import: typer, uvicorn, ``pumpops.cli._support``, settings, the release repository location,
 the hub's services.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pumpops._cli_support import console, settings_from
+from pumpops.cli._support import console, settings_from
 
 __all__ = ["hub_app", "register"]
 

@@ -1,6 +1,6 @@
 """Command-line commands of ``pumpops.sources``: ``pumpops sources skab`` checks a SKAB folder.
 
-May import: typer, ``pumpops._cli_support``; the sources inside the command.
+May import: typer, ``pumpops.cli._support``; the sources inside the command.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pumpops._cli_support import JsonFlag, OutputFormat, OutputOption, emit_rows, output_format
+from pumpops.cli._support import JsonFlag, OutputFormat, OutputOption, emit_rows, output_format
 
 sources_app = typer.Typer(
     name="sources",

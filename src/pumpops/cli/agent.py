@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     JsonFlag,
     OutputFormat,
     OutputOption,

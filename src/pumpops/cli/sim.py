@@ -2,7 +2,7 @@
 
 Publishing a simulated fleet is ``pumpops simulate`` (in ``pumpops.telemetry``,
 which owns the MQTT publisher); these commands only describe and label.
-May import: typer, ``pumpops._cli_support``; the simulator inside the commands.
+May import: typer, ``pumpops.cli._support``; the simulator inside the commands.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     JsonFlag,
     OutputFormat,
     OutputOption,

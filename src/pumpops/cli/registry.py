@@ -9,7 +9,7 @@ A model is named ``<name>/<version>`` or ``<name>@<alias>`` everywhere. MLflow,
 the store and the settings are imported inside the commands, after the
 arguments are checked, so that ``--help`` and usage errors answer at once.
 
-May import at module level: typer, stdlib, ``pumpops._cli_support``, errors.
+May import at module level: typer, stdlib, ``pumpops.cli._support``, errors.
 Inside commands: settings, store, pipeline (tracking URI), audit (actor), this
 package, and validation.
 """
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     ExitCode,
     JsonFlag,
@@ -125,7 +125,7 @@ def _registry(
 
 
 def _actor(settings: Settings, actor: str | None) -> str:
-    from pumpops.audit._cli import resolve_actor
+    from pumpops.cli.audit import resolve_actor
 
     return resolve_actor(settings, actor)
 
@@ -478,8 +478,8 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
     if config is not None and not config.is_file():
         raise ConfigError(f"--config {config}: no such file")
     # imported here: the measurement layer loads the pipeline and scikit-learn
+    from pumpops.cli.validation import print_report
     from pumpops.validation import load_validation_config, validate_model
-    from pumpops.validation._cli import print_report
 
     gate_config = None if config is None else load_validation_config(config)
     with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (

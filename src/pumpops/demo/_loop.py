@@ -49,9 +49,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pumpops._cli_support import console as default_console
-from pumpops._loop_report import false_alarm_phases, fault_detection, write_report
 from pumpops.audit._chain import verify_chain
+from pumpops.demo._report import false_alarm_phases, fault_detection, write_report
 from pumpops.errors import CheckFailed, PumpopsError, ServiceError
 from pumpops.fleet import Device
 from pumpops.hub._app import create_app
@@ -439,6 +438,13 @@ def _scheduled_events(
     return per_device, faults, drift_group
 
 
+def _default_console() -> Console:
+    """Stdout; off a terminal as wide as a line needs (as the CLI's console)."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=100_000, soft_wrap=True)
+
+
 def run_loop_demo(
     options: LoopOptions, console: Console | None = None, *, stop_after: Literal["agents"] | None = None
 ) -> dict[str, Any]:
@@ -446,7 +452,7 @@ def run_loop_demo(
 
     Args:
         options: what to run; a relative workspace is taken relative to the current folder.
-        console: where to print (default: the CLI's console).
+        console: where to print (default: stdout, as wide as a line needs off a terminal).
         stop_after: ``"agents"``: stop once the agents run (for tests); returns
             ``agents_alive`` and ``pids`` instead of the figures.
 
@@ -456,7 +462,7 @@ def run_loop_demo(
         CheckFailed: the demo ran but the loop did not close (see ``summary.json``).
         KeyboardInterrupt: Ctrl-C or SIGTERM; every process it started has been stopped.
     """
-    out = console or default_console
+    out = console or _default_console()
     options = replace(options, workspace=options.workspace.resolve())  # child processes run elsewhere
     wall0 = time.monotonic()
     sup = Supervisor()

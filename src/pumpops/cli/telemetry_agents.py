@@ -2,7 +2,7 @@
 
 What the ingest service stored from the device agents' ``alarms``,
 ``summaries``, ``drift`` and ``state`` topics, one row per message id.
-May import: typer, rich, ``pumpops._cli_support``, ``pumpops.errors``; ``pumpops.store``
+May import: typer, rich, ``pumpops.cli._support``, ``pumpops.errors``; ``pumpops.store``
 inside the command (``--help`` answers without SQLAlchemy).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops._cli_support import (
+from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
     OutputFormat,
@@ -114,7 +114,7 @@ def agents_messages(
     fmt = output_format(output, as_json_)
     since_us = None if since is None else parse_time_us(since, option="--since")
     settings = settings_from(ctx, database_url=database_url)
-    from pumpops.store import open_store  # noqa: PLC0415 - SQLAlchemy loads only when the command runs
+    from pumpops.store import open_store
 
     shown = limit if limit is not None else (_TABLE_ROWS + 1 if fmt is OutputFormat.TABLE else None)
     with open_store(settings.resolved_database_url) as store:
@@ -134,7 +134,7 @@ def agents_messages(
     if not records:
         err_console.print("no agent messages" + (f" of {device}" if device else ""), highlight=False)
         return
-    from rich.table import Table  # noqa: PLC0415 - only the table format needs it
+    from rich.table import Table
 
     cut = limit is None and len(records) > _TABLE_ROWS
     if cut:

@@ -1,0 +1,48 @@
+"""``pumpops demo``: the whole loop on embedded defaults, or only the telemetry path.
+
+May import at module level: typer, stdlib; ``pumpops.demo`` inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pumpops.cli._support import console
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``pumpops demo`` to the root command."""
+    app.command("demo")(demo_cmd)
+
+
+def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
+    workspace: Path = typer.Option(Path("demo-workspace"), help="Folder for the demo's database and files."),
+    telemetry_only: bool = typer.Option(
+        False, "--telemetry-only", help="Only the telemetry path (simulate → broker → ingest → SQLite)."
+    ),
+    pumps: int = typer.Option(21, min=6, max=60, help="Pumps in the loop demo (three makes take turns)."),
+    run_hours: float = typer.Option(5.0, min=4.0, max=24.0, help="Simulated hours the agents run."),
+    speed: float = typer.Option(120.0, min=10.0, max=600.0, help="Simulated seconds per wall second."),
+    devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
+    hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),
+    seed: int = typer.Option(7, min=0, help="Seed of everything random."),
+) -> None:
+    """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
+
+    Train, validate, release and roll out one model per make; agents detect faults; a
+    benign drift makes one make's stale model raise false alarms; the hub sees the fleet
+    drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
+    blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
+    """
+    workspace = workspace.resolve()  # child processes run in other folders
+    if telemetry_only:
+        from pumpops.demo import DemoOptions, run_demo
+
+        run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
+        return
+    from pumpops.demo import LoopOptions, run_loop_demo
+
+    options = LoopOptions(workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed)
+    run_loop_demo(options, console)
