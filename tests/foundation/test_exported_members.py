@@ -86,6 +86,7 @@ _PUBLIC = {
         "load_profiles",
         "load_target",
         "load_targets",
+        "version_tuple",
     },
     "pumpops.store": {
         "AGENT_KINDS",
