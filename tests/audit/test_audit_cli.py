@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pumpops.audit import AuditEntry, chain_entry
+from pumpops.audit import AuditEntry, chain_entry, resolve_actor
 from pumpops.cli import app
-from pumpops.cli.audit import resolve_actor
 from pumpops.errors import ConfigError, InputError, IntegrityError
 from pumpops.settings import Settings, init_workspace
 from pumpops.store import TelemetryStore

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pumpops.audit
 
 _PUBLIC = {
+    "EXPORT_FORMAT",
     "GENESIS_HASH",
     "AuditEntry",
     "TamperKind",
@@ -14,7 +15,11 @@ _PUBLIC = {
     "chain_entry",
     "check_fields",
     "entry_hash",
+    "export_header",
+    "resolve_actor",
     "verify_chain",
+    "verify_export",
+    "write_export",
 }
 
 

@@ -12,6 +12,7 @@ _PUBLIC = {
     "EVENT_ALARM_FEEDBACK",
     "EVENT_DRIFT_CLEARED",
     "EVENT_DRIFT_DETECTED",
+    "NO_DATA",
     "AlertChange",
     "Evaluation",
     "MonitoringService",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pumpops._loop_demo import _history
+from pumpops.demo._world import _history
 from pumpops.retrain._chain import run_retrain
 from pumpops.settings import RetrainSettings, init_workspace, load_settings
 from pumpops.sim import build_fleet

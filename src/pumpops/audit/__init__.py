@@ -4,11 +4,14 @@ This package is the chain itself, without I/O: :class:`AuditEntry`, the
 canonical encoding and hash (documented in ``_chain.py`` so an auditor can
 re-implement it), and :func:`verify_chain`, which names the first entry that
 was modified, deleted, inserted or reordered. The store keeps the entries
-(``TelemetryStore.append_audit`` / ``audit_entries``); ``_cli.py`` is the thin
-shell (``pumpops audit verify|export|show``). See ADR 0006.
-May import: errors, hashlib, json; ``_cli.py`` also store and the CLI support.
+(``TelemetryStore.append_audit`` / ``audit_entries``). ``_export.py`` writes
+and checks exports (JSON Lines: a header, then the entries); ``_actor.py`` says
+who acts (:func:`resolve_actor`). The commands are ``pumpops.cli.audit``
+(``pumpops audit verify|export|show``). See ADR 0006.
+May import: errors, settings (types only), hashlib, json.
 """
 
+from pumpops.audit._actor import resolve_actor
 from pumpops.audit._chain import (
     GENESIS_HASH,
     AuditEntry,
@@ -21,8 +24,10 @@ from pumpops.audit._chain import (
     entry_hash,
     verify_chain,
 )
+from pumpops.audit._export import EXPORT_FORMAT, export_header, verify_export, write_export
 
 __all__ = [
+    "EXPORT_FORMAT",
     "GENESIS_HASH",
     "AuditEntry",
     "TamperKind",
@@ -32,5 +37,9 @@ __all__ = [
     "chain_entry",
     "check_fields",
     "entry_hash",
+    "export_header",
+    "resolve_actor",
     "verify_chain",
+    "verify_export",
+    "write_export",
 ]

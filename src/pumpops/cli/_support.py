@@ -224,6 +224,19 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """``6 h``, ``90 min`` or ``45 s`` (how commands show a window or a period).
+
+    >>> format_duration(21600), format_duration(5400), format_duration(45)
+    ('6 h', '90 min', '45 s')
+    """
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def parse_time_us(text: str, *, option: str, now_s: float | None = None) -> int:
     """Parse a time given on the command line into microseconds since the epoch (UTC).
 

@@ -52,7 +52,7 @@ def init_cmd(
     The values marked FILL IN are placeholders (the file loads as it is): set the
     pump's id, site, group, profile and target, and the repository and its root.
     """
-    from pumpops.edge._config import write_starting_agent_toml
+    from pumpops.edge import write_starting_agent_toml
 
     written = write_starting_agent_toml(path.resolve())
     typer.echo(f"wrote {written}: set the values marked FILL IN, then `pumpops agent run --config {path}`")
@@ -77,8 +77,7 @@ def run_cmd(
         seconds = parse_duration(duration) if duration is not None else max_seconds
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--duration") from None
-    from pumpops.edge._agent import Agent
-    from pumpops.edge._config import load_agent_config
+    from pumpops.edge import Agent, load_agent_config
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -91,8 +90,7 @@ def run_cmd(
 @agent_app.command("recalibrate")
 def recalibrate_cmd(config: ConfigOption) -> None:
     """After maintenance: gather a new normal period and compute this pump's own calibration."""
-    from pumpops.edge._agent import RECALIBRATE_FILE
-    from pumpops.edge._config import load_agent_config
+    from pumpops.edge import RECALIBRATE_FILE, load_agent_config
 
     cfg = load_agent_config(config)
     cfg.agent.state_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +163,7 @@ def status_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the agent's last state report with a verdict (model, health, calibration, outbox, drift)."""
-    from pumpops.edge._config import load_agent_config
+    from pumpops.edge import load_agent_config
     from pumpops.errors import NotFoundError
 
     fmt = output_format(output, as_json)

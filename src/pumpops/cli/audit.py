@@ -5,18 +5,13 @@ file, hand them to :func:`pumpops.audit.verify_chain`, print. Tampering is an
 :class:`~pumpops.errors.IntegrityError`, which ``pumpops.cli.main`` turns into
 a message and exit code 1.
 
-Export format (``audit export``): JSON Lines, UTF-8. The first line is a header
-object describing the export (``{"pumpops_audit_export": 1, ...}``, see
-:func:`export_header`); every further line is one entry, all fields and both
-hashes, keys sorted (:meth:`AuditEntry.to_json`). ``verify --file`` checks a
-full export as a chain from entry 1, and an export ``--since`` as a segment
-(its first entry's link to the entries before it cannot be checked offline).
-An export filtered by ``--subject`` is not a chain (the entries between are
-left out, so a deletion could not be told from the filter) and ``verify
---file`` refuses it: verify the full export instead.
+The export format and its offline check are :mod:`pumpops.audit`'s
+(:func:`~pumpops.audit.export_header`, :func:`~pumpops.audit.write_export`,
+:func:`~pumpops.audit.verify_export`); ``verify --file`` refuses an export
+filtered by ``--subject`` (not a chain): verify the full export instead.
 ``audit show`` and ``audit verify`` print a table, JSON or CSV (``--output``).
 Only typer, the standard library, ``pumpops.cli._support`` and the pure chain
-load with this module (other parts import :data:`ActorOption` from here); the
+load with this module (the other command modules import :data:`ActorOption` from here); the
 store and settings load inside the commands.
 May import: typer, ``pumpops.cli._support``, store, settings, errors and this package.
 """
@@ -29,11 +24,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pumpops.audit._chain import GENESIS_HASH, AuditEntry, VerifyReport, verify_chain
+from pumpops.audit import (
+    VerifyReport,
+    export_header,
+    verify_chain,
+    verify_export,
+    write_export,
+)
 from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
@@ -46,19 +47,15 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.errors import ConfigError, InputError, IntegrityError
+from pumpops.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
-    from pumpops.settings import Settings
     from pumpops.store import TelemetryStore
 
 audit_app = typer.Typer(
     help="The audit trail: verify the hash chain, export it, show the newest entries.",
     no_args_is_help=True,
 )
-
-EXPORT_FORMAT = 1
-_HEADER_KEY = "pumpops_audit_export"
 
 #: For commands (of any part) that write audit entries: who is acting.
 ActorOption = Annotated[
@@ -72,23 +69,6 @@ ActorOption = Annotated[
 def register(app: typer.Typer) -> None:
     """Add this part's commands to the root ``pumpops`` command."""
     app.add_typer(audit_app, name="audit")
-
-
-def resolve_actor(settings: Settings, flag: str | None) -> str:
-    """The actor of a writing command: the ``--actor`` flag, else the settings' actor.
-
-    Raises:
-        ConfigError: the flag is given but blank.
-
-    >>> from pumpops.settings import Settings
-    >>> resolve_actor(Settings(actor="ops@hq"), None), resolve_actor(Settings(actor="ops@hq"), "ann")
-    ('ops@hq', 'ann')
-    """
-    if flag is None:
-        return settings.actor
-    if not flag.strip():
-        raise ConfigError("--actor must not be empty")
-    return flag
 
 
 @contextmanager
@@ -105,96 +85,6 @@ def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
 
 def _format_time(time_us: int) -> str:
     return datetime.fromtimestamp(time_us / 1_000_000, tz=UTC).isoformat(timespec="milliseconds")
-
-
-def export_header(
-    entries: list[AuditEntry], *, since_us: int | None, subject: str | None, chain_head: AuditEntry | None
-) -> dict[str, Any]:
-    """The first line of an export: what it holds and the chain's head when it was written.
-
-    Keys: ``pumpops_audit_export`` (format version, 1), ``since_us`` and
-    ``subject`` (the filters, null if none), ``count``, ``first_seq`` and
-    ``last_hash`` (of the entries exported), ``chain_head_seq`` and
-    ``chain_head_hash`` (of the whole chain at export time: record them
-    elsewhere to detect a later rewrite).
-    """
-    return {
-        _HEADER_KEY: EXPORT_FORMAT,
-        "since_us": since_us,
-        "subject": subject,
-        "count": len(entries),
-        "first_seq": entries[0].seq if entries else None,
-        "last_hash": entries[-1].hash if entries else None,
-        "chain_head_seq": chain_head.seq if chain_head else 0,
-        "chain_head_hash": chain_head.hash if chain_head else GENESIS_HASH,
-    }
-
-
-def write_export(out: TextIO, header: dict[str, Any], entries: list[AuditEntry]) -> None:
-    """Write an export: the header line, then one entry per line."""
-    out.write(json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
-    for entry in entries:
-        out.write(entry.to_json() + "\n")
-
-
-def verify_export(path: Path, *, expected_head: str | None = None) -> VerifyReport:
-    """Check an export file offline (see the module docstring for what is checked).
-
-    Raises:
-        InputError: the file is not an audit export, or is filtered by subject.
-        IntegrityError: a line is not an audit entry any more (edited by hand).
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-    try:
-        header = json.loads(lines[0]) if lines else None
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get(_HEADER_KEY) != EXPORT_FORMAT:
-        raise InputError(f"{path} is not a pumpops audit export (no header line); use `pumpops audit export`")
-    if header.get("subject") is not None:
-        raise InputError(
-            f"{path} is filtered by subject {header['subject']!r}: it is not a chain, so deletions "
-            "cannot be told from the filter; verify a full export (without --subject)"
-        )
-    entries = []
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            entries.append(AuditEntry.from_json(line))
-        except InputError as exc:
-            raise IntegrityError(
-                f"{path}, line {number}: not an audit entry any more ({exc}): modified"
-            ) from exc
-    first_seq = header.get("first_seq")
-    segment = isinstance(first_seq, int) and first_seq > 1  # an export --since: a tail of the chain
-    last_hash = header.get("last_hash")
-    count = header.get("count")
-
-    def walk(head: str | None) -> VerifyReport:
-        return verify_chain(
-            entries,
-            first_seq=first_seq if segment else 1,
-            first_prev_hash=None if segment else GENESIS_HASH,
-            expected_head=head,
-        )
-
-    report = walk(last_hash)
-    if report.ok and expected_head is not None:
-        report = walk(expected_head)
-    if report.ok and isinstance(count, int) and len(entries) > count:
-        # Entries appended to the file after the one the header names as the last.
-        return VerifyReport(
-            report.count,
-            report.head_seq,
-            report.head_hash,
-            bad_seq=entries[count].seq,
-            bad_index=count,
-            kind="inserted",
-            detail=f"the export held {count} entries; the ones from here on were added",
-        )
-    return report
 
 
 def _report_record(report: VerifyReport, where: str) -> dict[str, Any]:

@@ -48,9 +48,8 @@ def serve_cmd(
 
     import uvicorn
 
-    from pumpops.hub._app import create_app
-    from pumpops.hub._services import HubServices
-    from pumpops.release._publish import open_repository
+    from pumpops.hub import HubServices, create_app
+    from pumpops.release import open_repository
 
     settings = settings_from(ctx)
     repo = open_repository(settings)

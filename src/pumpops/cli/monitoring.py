@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pumpops.audit import resolve_actor
 from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
@@ -35,18 +36,18 @@ from pumpops.cli._support import (
     console,
     emit_rows,
     err_console,
+    format_duration,
     output_format,
     parse_duration,
     parse_time_us,
     settings_from,
 )
-from pumpops.cli.audit import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption
 from pumpops.errors import NotFoundError
-from pumpops.monitoring._drift import NO_DATA, _duration
+from pumpops.monitoring import NO_DATA
 
 if TYPE_CHECKING:
-    from pumpops.monitoring._fleet import DeviceView, FleetView
-    from pumpops.monitoring._service import MonitoringService
+    from pumpops.monitoring import DeviceView, FleetView, MonitoringService
     from pumpops.registry import EventPublisher, EventSink
     from pumpops.settings import Settings
     from pumpops.store import FleetAlertRecord
@@ -162,7 +163,7 @@ def _service(
     actor: str | None = None,
     window_s: float | None = None,
 ) -> Iterator[tuple[MonitoringService, EventSink, Settings, str]]:
-    from pumpops.monitoring._service import MonitoringService
+    from pumpops.monitoring import MonitoringService
     from pumpops.registry import EventSink
     from pumpops.store import open_store
 
@@ -173,7 +174,7 @@ def _service(
         from pumpops.errors import ConfigError
 
         if window_s > 30 * 86_400:
-            raise ConfigError(f"--window {_duration(window_s)}: at most 30 days")
+            raise ConfigError(f"--window {format_duration(window_s)}: at most 30 days")
         policy = policy.model_copy(update={"window_s": window_s})
     with open_store(settings.resolved_database_url) as store:
         store.upgrade()
@@ -298,7 +299,8 @@ def fleet_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             _tabled(device_rows) if table else device_rows,
             output=fmt,
             columns=FLEET_DEVICE_COLUMNS,
-            title=f"Devices at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)",
+            title=f"Devices at {_time(view.now_ms)} "
+            f"(window {format_duration(view.window_s)} of message time)",
             empty="no device registered or reporting",
         )
         return
@@ -319,7 +321,7 @@ def fleet_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
         for g in view.groups
         if group is None or g.group == group
     ]
-    title = f"Fleet at {_time(view.now_ms)} (window {_duration(view.window_s)} of message time)"
+    title = f"Fleet at {_time(view.now_ms)} (window {format_duration(view.window_s)} of message time)"
     if not table:
         emit_rows(rows, output=fmt, columns=FLEET_GROUP_COLUMNS)
         return
@@ -455,7 +457,7 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             output=fmt,
             columns=DRIFT_GROUP_COLUMNS,
             title=f"Groups (drifting: ≥ {policy.min_devices} devices and ≥ {policy.min_fraction:g} of "
-            f"those reporting in {_duration(policy.window_s)}; no data: no device said a drift word)",
+            f"those reporting in {format_duration(policy.window_s)}; no data: no device said a drift word)",
             empty="no group",
         )
 
@@ -553,7 +555,7 @@ def feedback_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
     """Record a technician's verdict on an alarm: --confirmed or --false-alarm (audited, an event)."""
     if confirmed == false_alarm:
         raise typer.BadParameter("give exactly one of --confirmed and --false-alarm", param_hint="verdict")
-    from pumpops.monitoring._service import record_feedback
+    from pumpops.monitoring import record_feedback
 
     verdict = "confirmed" if confirmed else "false_alarm"
     with _service(ctx, db=db, broker=broker, actor=actor) as (_, sink, _, who):

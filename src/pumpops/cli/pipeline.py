@@ -35,12 +35,12 @@ from pumpops.cli._support import (
     settings_from,
 )
 from pumpops.errors import ConfigError
-from pumpops.pipeline._interrupt import InterruptGuard
+from pumpops.pipeline import InterruptGuard
 
 if TYPE_CHECKING:
     from rich.status import Status
 
-    from pumpops.pipeline._run import RunResult
+    from pumpops.pipeline import RunResult
 
 pipeline_app = typer.Typer(
     help="Training pipelines: write a starting pipeline.toml, inspect one, calibrate a new pump.",
@@ -141,15 +141,15 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
     """
     _check_config_file(config)
     fmt = output_format(output, as_json)
-    from pumpops.cli.audit import resolve_actor
-    from pumpops.pipeline._config import load_config
+    from pumpops.audit import resolve_actor
+    from pumpops.pipeline import load_config
 
     cfg = load_config(config)
     settings = settings_from(ctx, database_url=database_url, tracking_uri=tracking_uri)
     who = resolve_actor(settings, actor)
     uri = settings.resolved_tracking_uri
     with InterruptGuard() as guard, TrainProgress(guard) as progress:
-        from pumpops.pipeline._run import run_pipeline
+        from pumpops.pipeline import run_pipeline
 
         result = run_pipeline(
             cfg,
@@ -263,7 +263,7 @@ def init_cmd(
     ),
 ) -> None:
     """Write a commented starting pipeline.toml that `pumpops train --config` accepts as it is."""
-    from pumpops.pipeline._template import pipeline_template
+    from pumpops.pipeline import pipeline_template
 
     target = path / "pipeline.toml" if path.is_dir() else path
     if target.exists():
@@ -292,8 +292,7 @@ def show_config(
     _check_config_file(config)
     import json
 
-    from pumpops.pipeline._config import load_config
-    from pumpops.pipeline._run import check_detector
+    from pumpops.pipeline import check_detector, load_config
 
     cfg = load_config(config)
     check_detector(cfg)
@@ -332,7 +331,7 @@ def calibrate(  # noqa: PLR0917 - typer passes options by keyword; the order is 
     start, end = _utc_time(since, "--since"), _utc_time(until, "--until")
     if not (model_dir / "calibrations.json").is_file():
         raise ConfigError(f"--model-dir {model_dir}: not a model folder of `pumpops train`")
-    from pumpops.pipeline._calibrate import calibrate_new_device
+    from pumpops.pipeline import calibrate_new_device
     from pumpops.store import open_store
 
     settings = settings_from(ctx, database_url=database_url)

@@ -43,8 +43,7 @@ from pumpops.cli._support import (
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.registry._events import EventPublisher
-    from pumpops.registry._registry import ModelVersionInfo, Registry
+    from pumpops.registry import EventPublisher, ModelVersionInfo, Registry
     from pumpops.settings import Settings
 
 models_app = typer.Typer(
@@ -80,7 +79,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_ref(ref: str) -> None:
-    from pumpops.registry._registry import parse_model_ref
+    from pumpops.registry import parse_model_ref
 
     parse_model_ref(ref)
 
@@ -91,7 +90,7 @@ def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
     url = broker if broker is not None else settings.broker_url
     if url in (EMBEDDED_BROKER, "none", ""):
         return None
-    from pumpops.registry._events import MqttEventPublisher
+    from pumpops.registry import MqttEventPublisher
 
     return MqttEventPublisher(url)
 
@@ -102,8 +101,7 @@ def open_registry(settings: Settings, *, broker: str | None) -> Iterator[Registr
 
     ``pumpops train`` registers through this too, so a run is registered where it was logged.
     """
-    from pumpops.registry._events import EventSink
-    from pumpops.registry._registry import Registry
+    from pumpops.registry import EventSink, Registry
     from pumpops.store import open_store
 
     store = open_store(settings.resolved_database_url)
@@ -125,7 +123,7 @@ def _registry(
 
 
 def _actor(settings: Settings, actor: str | None) -> str:
-    from pumpops.cli.audit import resolve_actor
+    from pumpops.audit import resolve_actor
 
     return resolve_actor(settings, actor)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pumpops.audit import resolve_actor
 from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
@@ -32,7 +33,7 @@ from pumpops.cli._support import (
     output_format,
     settings_from,
 )
-from pumpops.cli.audit import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:
@@ -147,9 +148,7 @@ def release_create(  # noqa: PLR0917 - typer passes options by keyword; the orde
     who = resolve_actor(settings, actor)
     from pumpops.fleet import get_target
     from pumpops.registry import EventSink, Registry
-    from pumpops.release._package import PackageSettings
-    from pumpops.release._refs import resolve_model_ref
-    from pumpops.release._release import create_release, release_summary
+    from pumpops.release import PackageSettings, create_release, release_summary, resolve_model_ref
     from pumpops.store import open_store
 
     profiles = [get_target(t, _target_dirs(settings)) for t in ids]
@@ -203,7 +202,7 @@ def release_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List releases, oldest first."""
-    from pumpops.release._release import release_summary
+    from pumpops.release import release_summary
     from pumpops.store import open_store
 
     fmt = output_format(output, as_json)
@@ -244,7 +243,7 @@ def release_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a release: what was built per target and why (--json: the whole record)."""
-    from pumpops.release._release import release_summary
+    from pumpops.release import release_summary
     from pumpops.store import open_store
 
     fmt = output_format(output, as_json)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pumpops.audit import resolve_actor
 from pumpops.cli._support import console, err_console, settings_from
-from pumpops.cli.audit import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,9 +60,15 @@ def keys_init_cmd(ctx: typer.Context, actor: ActorOption = None) -> None:
 
     As many keys per role as its threshold in the settings ([tuf] <role>_threshold).
     """
-    from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
-    from pumpops.release._publish import expiry_from, keystore, repository_folder
-    from pumpops.release._tuf import TufRepository
+    from pumpops.release import (
+        ONLINE_ROLES,
+        TufRepository,
+        expiry_from,
+        generate_signer,
+        keystore,
+        repository_folder,
+        save_signer,
+    )
 
     settings = settings_from(ctx)
     keys = keystore(settings)
@@ -112,8 +119,14 @@ def keys_rotate_cmd(
     Needs the offline root key file back in place. Devices pick up the new
     root at their next update; metadata signed by the old key is then refused.
     """
-    from pumpops.release._keys import ONLINE_ROLES, generate_signer, save_signer
-    from pumpops.release._publish import keystore, online_signers, open_repository
+    from pumpops.release import (
+        ONLINE_ROLES,
+        generate_signer,
+        keystore,
+        online_signers,
+        open_repository,
+        save_signer,
+    )
 
     if role not in (*ONLINE_ROLES, "root"):
         raise ConfigError(f"keys rotate {role}: the role must be one of {', '.join((*ONLINE_ROLES, 'root'))}")
@@ -155,7 +168,7 @@ def publish_cmd(
     actor: ActorOption = None,
 ) -> None:
     """Publish bundles as targets models/<group>/<target>/<version>/<file>; re-sign up to timestamp."""
-    from pumpops.release._publish import bundles_of, publish_bundles
+    from pumpops.release import bundles_of, publish_bundles
 
     settings = settings_from(ctx)
     found = bundles_of(settings, release)
@@ -171,7 +184,7 @@ def export_cmd(
     dest: Annotated[Path, typer.Option("--dir", help="Folder to copy the repository to.")],
 ) -> None:
     """Copy the repository (metadata and targets) to a folder: a site mirror or removable media."""
-    from pumpops.release._publish import export_repository
+    from pumpops.release import export_repository
 
     settings = settings_from(ctx)
     count = export_repository(settings, dest)
@@ -181,7 +194,7 @@ def export_cmd(
 @tuf_app.command("resign")
 def resign_cmd(ctx: typer.Context) -> None:
     """Renew snapshot and timestamp signatures (run from a timer well within the timestamp's expiry)."""
-    from pumpops.release._publish import keystore, online_signers, open_repository
+    from pumpops.release import keystore, online_signers, open_repository
 
     settings = settings_from(ctx)
     repo = open_repository(settings)

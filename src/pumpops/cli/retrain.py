@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pumpops.audit import resolve_actor
 from pumpops.cli._support import (
     DatabaseUrlOption,
     ExitCode,
@@ -32,11 +33,11 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli.audit import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:
-    from pumpops.retrain._chain import RetrainOutcome, RolloutStarter
+    from pumpops.retrain import RetrainOutcome, RolloutStarter
     from pumpops.settings import Settings
 
 __all__ = ["register", "retrain_app"]
@@ -83,7 +84,7 @@ def run_cmd(  # noqa: PLR0917 - typer passes options by keyword
     until_us = round(time.time() * 1_000_000) if until is None else parse_time_us(until, option="--until")
     settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
     who = resolve_actor(settings, actor)
-    from pumpops.retrain._chain import run_retrain
+    from pumpops.retrain import run_retrain
 
     starter = None if no_rollout else _rollout_starter(settings, who)
     outcome = run_retrain(
@@ -143,8 +144,8 @@ def approve_cmd(  # noqa: PLR0917 - typer passes options by keyword
     """Approve a validated candidate held by the policy: release it and start its rollout."""
     settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
     who = resolve_actor(settings, actor)
-    from pumpops.release._refs import resolve_model_ref
-    from pumpops.retrain._chain import approve
+    from pumpops.release import resolve_model_ref
+    from pumpops.retrain import approve
     from pumpops.store import open_store
 
     with open_store(settings.resolved_database_url) as store:

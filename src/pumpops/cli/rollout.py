@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pumpops.audit import resolve_actor
 from pumpops.cli._support import (
     DatabaseUrlOption,
     ExitCode,
@@ -41,12 +42,11 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
-from pumpops.cli.audit import ActorOption, resolve_actor
+from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.rollout._gate import GatePolicy
-    from pumpops.rollout._machine import RolloutState
+    from pumpops.rollout import GatePolicy, RolloutState
     from pumpops.rollout._service import MqttDesiredPublisher, RolloutRow, RolloutService, StepResult
     from pumpops.settings import Settings
 
@@ -91,7 +91,7 @@ def parse_gate(items: list[str], on_fail: str | None) -> GatePolicy:
     >>> parse_gate(["deadline=2h", "min_soak=10m"], None).deadline_s
     7200.0
     """
-    from pumpops.rollout._gate import GatePolicy
+    from pumpops.rollout import GatePolicy
 
     values: dict[str, Any] = {}
     typed: dict[str, str] = {}  # field -> the option as the user wrote it
@@ -138,7 +138,7 @@ def _seconds(text: str) -> float:
 
 
 def _waves(text: str) -> tuple[int, ...]:
-    from pumpops.rollout._plan import parse_waves
+    from pumpops.rollout import parse_waves
 
     try:
         return parse_waves(text)
@@ -147,7 +147,7 @@ def _waves(text: str) -> tuple[int, ...]:
 
 
 def _publisher(settings: Settings, broker: str | None) -> tuple[MqttDesiredPublisher, Any]:
-    from pumpops.registry._events import MqttEventPublisher
+    from pumpops.registry import MqttEventPublisher
     from pumpops.rollout._service import MqttDesiredPublisher
     from pumpops.telemetry import BrokerAddress, parse_broker_url
 
@@ -162,7 +162,7 @@ def _publisher(settings: Settings, broker: str | None) -> tuple[MqttDesiredPubli
 def _service(
     ctx: typer.Context, *, db: str | None, broker: str | None, actor: str | None
 ) -> Iterator[RolloutService]:
-    from pumpops.registry._events import EventSink
+    from pumpops.registry import EventSink
     from pumpops.rollout._service import RolloutService
     from pumpops.store import open_store
 
@@ -264,7 +264,7 @@ def _release_ref(ctx: typer.Context, text: str, *, db: str | None, tracking_uri:
     """``<model>/<version>``: as given, or what ``<model>@<alias>`` points at in the registry."""
     if "@" not in text:
         return text
-    from pumpops.release._refs import resolve_model_ref
+    from pumpops.release import resolve_model_ref
     from pumpops.store import open_store
 
     settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
@@ -443,7 +443,7 @@ def run_cmd(
         raise ConfigError(f"--interval {interval}: {exc}") from None
     if interval_s < 0.1:
         raise ConfigError(f"--interval {interval}: at least 0.1s")
-    from pumpops.telemetry._ingest import stop_on_signals
+    from pumpops.telemetry import stop_on_signals
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()

@@ -34,7 +34,7 @@ from pumpops.cli._support import (
 )
 
 if TYPE_CHECKING:
-    from pumpops.store._sql import SqlTelemetryStore
+    from pumpops.store import SqlTelemetryStore
 
 db_app = typer.Typer(help="The hub database: schema migrations and status.", no_args_is_help=True)
 devices_app = typer.Typer(help="Registered pumps: list and register.", no_args_is_help=True)
@@ -67,7 +67,7 @@ def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
     if importlib.util.find_spec("sqlalchemy") is None:  # the edge install: name the hub install first
         import pumpops.store._sql  # noqa: F401 - raises ModuleNotFoundError, which cli.main explains
     settings = settings_from(ctx, database_url=db)  # a missing workspace is refused before SQLAlchemy loads
-    from pumpops.store._sql import open_sql_store
+    from pumpops.store import open_sql_store
 
     store = open_sql_store(settings.resolved_database_url)
     try:

@@ -29,9 +29,7 @@ if TYPE_CHECKING:
     from pumpops.settings import Settings
     from pumpops.sim import Scenario
     from pumpops.sources import Source
-    from pumpops.telemetry._broker import BrokerAddress
-    from pumpops.telemetry._ingest import IngestStats
-    from pumpops.telemetry._publisher import PublishStats
+    from pumpops.telemetry import BrokerAddress, IngestStats, PublishStats
 
 __all__ = ["ingest_stats_line", "parse_duration", "register", "run_id"]
 
@@ -115,8 +113,7 @@ def ingest_cmd(
     duration_s = _option_value("--duration", duration, parse_duration) if duration else None
     from pumpops.settings import IngestSettings
     from pumpops.store import open_store
-    from pumpops.telemetry._broker import EmbeddedBroker, parse_broker_url
-    from pumpops.telemetry._ingest import IngestService, run_until_stopped
+    from pumpops.telemetry import EmbeddedBroker, IngestService, parse_broker_url, run_until_stopped
 
     settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     overrides = {k: v for k, v in (("client_id", client_id), ("shared_group", shared_group)) if v is not None}
@@ -275,8 +272,7 @@ def simulate_cmd(
     duration_s = _option_value("--duration", duration, parse_duration)
     from pumpops.sim import Scenario, build_fleet, to_epoch_ms
     from pumpops.sources import SimulatorSource
-    from pumpops.telemetry._broker import parse_broker_url
-    from pumpops.telemetry._publisher import parse_speed
+    from pumpops.telemetry import parse_broker_url, parse_speed
 
     settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     address = parse_broker_url(settings.broker_url)
@@ -413,7 +409,7 @@ def replay_cmd(
     CSV exits 3 naming its file and line; a missing path exits 4.
     """
     from pumpops.sources import SkabCsvSource
-    from pumpops.telemetry._broker import parse_broker_url
+    from pumpops.telemetry import parse_broker_url
 
     settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     address = parse_broker_url(settings.broker_url)
@@ -463,8 +459,7 @@ def _register_and_publish(
 ) -> tuple[PublishStats, threading.Event]:
     """Register the devices (if asked) and publish a source until it ends or Ctrl-C."""
     from pumpops.store import open_store
-    from pumpops.telemetry._ingest import stop_on_signals
-    from pumpops.telemetry._publisher import Publisher
+    from pumpops.telemetry import Publisher, stop_on_signals
 
     if register:
         with open_store(settings.resolved_database_url) as store:

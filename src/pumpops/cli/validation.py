@@ -33,7 +33,7 @@ from pumpops.cli._support import (
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.validation._gates import ValidationReport
+    from pumpops.validation import ValidationReport
 
 REPORT_NAME = "validation-report.json"
 
@@ -97,8 +97,7 @@ def validate_model_command(  # noqa: PLR0917 - typer passes options by keyword; 
     check_folder(data, "--data")
     check_file(config, "--config")
     from pumpops._atomic import write_atomic
-    from pumpops.validation._config import load_validation_config
-    from pumpops.validation._measure import validate_model
+    from pumpops.validation import load_validation_config, validate_model
 
     cfg = load_validation_config(config)
     with err_console.status("validating: parity, champion, behaviour, budgets"):

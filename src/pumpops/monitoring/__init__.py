@@ -19,7 +19,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pumpops.monitoring._drift import DeviceDrift, DriftPolicy, GroupDrift, device_drift, judge_group
+    from pumpops.monitoring._drift import (
+        NO_DATA,
+        DeviceDrift,
+        DriftPolicy,
+        GroupDrift,
+        device_drift,
+        judge_group,
+    )
     from pumpops.monitoring._fleet import (
         UNREGISTERED_GROUP,
         AlarmStats,
@@ -47,6 +54,7 @@ __all__ = [
     "EVENT_ALARM_FEEDBACK",
     "EVENT_DRIFT_CLEARED",
     "EVENT_DRIFT_DETECTED",
+    "NO_DATA",
     "UNREGISTERED_GROUP",
     "AlarmStats",
     "AlertChange",
@@ -70,6 +78,7 @@ __all__ = [
 #: Where each exported name lives: loaded on first use, so that a command
 #: module importing one pure submodule does not load the store and the registry.
 _HOMES = {
+    "NO_DATA": "pumpops.monitoring._drift",
     "DeviceDrift": "pumpops.monitoring._drift",
     "DriftPolicy": "pumpops.monitoring._drift",
     "GroupDrift": "pumpops.monitoring._drift",
