@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         parse_model_ref,
         parse_ref,
     )
-    from pumpops.store._base import AliasRecord, EventRecord
+    from pumpops.store import AliasRecord, EventRecord
 
 __all__ = [
     "EVENT_KINDS",
@@ -73,8 +73,8 @@ _LAZY = {
         ("ModelVersionInfo", "Registry", "alias_name", "default_model_name", "parse_model_ref", "parse_ref"),
         "pumpops.registry._registry",
     ),
-    "AliasRecord": "pumpops.store._base",
-    "EventRecord": "pumpops.store._base",
+    "AliasRecord": "pumpops.store",
+    "EventRecord": "pumpops.store",
 }
 
 

@@ -20,7 +20,7 @@ from pumpops.errors import ConfigError
 from pumpops.fleet import TargetProfile
 from pumpops.registry import EventSink, Registry
 from pumpops.release._package import BuiltTarget, PackageSettings, load_source, package_model
-from pumpops.store._base import ReleaseRecord
+from pumpops.store import ReleaseRecord
 
 __all__ = ["create_release", "release_summary"]
 

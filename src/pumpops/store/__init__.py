@@ -2,8 +2,16 @@
 
 SQLAlchemy 2 with Alembic migrations; SQLite (WAL) by default, PostgreSQL
 (``postgresql+psycopg://``) at scale, chosen by URL in :func:`open_store`.
-Code above this package sees only :class:`TelemetryStore`.
-May import: schema, fleet, errors, SQLAlchemy, Alembic, psycopg, numpy.
+
+One store object, :class:`TelemetryStore`, combines one interface per concern:
+:class:`DeviceStore`, :class:`ReadingStore`, :class:`DeadLetterStore`,
+:class:`AgentMessageStore`, :class:`RolloutRecordStore`, :class:`AlertStore`
+(fleet alerts and alarm feedback), :class:`AuditStore` and
+:class:`RegistryRecordStore` (alias history, events, releases). Code above
+this package annotates with the narrowest of these it needs (or a Protocol of
+its own); test fakes implement just those. The records the methods take and
+return are exported here too.
+May import: schema, fleet, audit, errors, SQLAlchemy, Alembic, psycopg, numpy.
 """
 
 from __future__ import annotations
@@ -13,33 +21,67 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pumpops.store._base import (
+        TelemetryStore,
+    )
+    from pumpops.store._interfaces import (
+        AgentMessageStore,
+        AlertStore,
+        AuditStore,
+        DeadLetterStore,
+        DeviceStore,
+        ReadingStore,
+        RegistryRecordStore,
+        RolloutRecordStore,
+    )
+    from pumpops.store._open import (
+        open_sql_store,
+    )
+    from pumpops.store._records import (
         AGENT_KINDS,
         FEEDBACK_VERDICTS,
         ROLLOUT_ACTIVE_STATUSES,
         AgentPut,
         AgentRecord,
+        AliasRecord,
         BatchOutcome,
+        EventRecord,
         FeedbackRecord,
         FleetAlertRecord,
         ReadingsFrame,
+        ReleaseRecord,
         RolloutRecord,
-        TelemetryStore,
+    )
+    from pumpops.store._sql import (
+        SqlTelemetryStore,
     )
 
 #: Where each public name lives: loaded on first use, so that importing the package
 #: (as ``pumpops --help`` and the edge agent do) loads only what is used.
 _LAZY: dict[str, str] = {
-    "AGENT_KINDS": "pumpops.store._base",
-    "FEEDBACK_VERDICTS": "pumpops.store._base",
-    "ROLLOUT_ACTIVE_STATUSES": "pumpops.store._base",
-    "AgentPut": "pumpops.store._base",
-    "AgentRecord": "pumpops.store._base",
-    "BatchOutcome": "pumpops.store._base",
-    "FeedbackRecord": "pumpops.store._base",
-    "FleetAlertRecord": "pumpops.store._base",
-    "ReadingsFrame": "pumpops.store._base",
-    "RolloutRecord": "pumpops.store._base",
+    "AGENT_KINDS": "pumpops.store._records",
+    "FEEDBACK_VERDICTS": "pumpops.store._records",
+    "ROLLOUT_ACTIVE_STATUSES": "pumpops.store._records",
+    "AgentPut": "pumpops.store._records",
+    "AgentRecord": "pumpops.store._records",
+    "AliasRecord": "pumpops.store._records",
+    "BatchOutcome": "pumpops.store._records",
+    "EventRecord": "pumpops.store._records",
+    "FeedbackRecord": "pumpops.store._records",
+    "FleetAlertRecord": "pumpops.store._records",
+    "ReadingsFrame": "pumpops.store._records",
+    "ReleaseRecord": "pumpops.store._records",
+    "RolloutRecord": "pumpops.store._records",
+    "AgentMessageStore": "pumpops.store._interfaces",
+    "AlertStore": "pumpops.store._interfaces",
+    "AuditStore": "pumpops.store._interfaces",
+    "DeadLetterStore": "pumpops.store._interfaces",
+    "DeviceStore": "pumpops.store._interfaces",
+    "ReadingStore": "pumpops.store._interfaces",
+    "RegistryRecordStore": "pumpops.store._interfaces",
+    "RolloutRecordStore": "pumpops.store._interfaces",
     "TelemetryStore": "pumpops.store._base",
+    "SqlTelemetryStore": "pumpops.store._sql",
+    "open_sql_store": "pumpops.store._open",
 }
 
 
@@ -60,14 +102,27 @@ __all__ = [
     "AGENT_KINDS",
     "FEEDBACK_VERDICTS",
     "ROLLOUT_ACTIVE_STATUSES",
+    "AgentMessageStore",
     "AgentPut",
     "AgentRecord",
+    "AlertStore",
+    "AliasRecord",
+    "AuditStore",
     "BatchOutcome",
+    "DeadLetterStore",
+    "DeviceStore",
+    "EventRecord",
     "FeedbackRecord",
     "FleetAlertRecord",
+    "ReadingStore",
     "ReadingsFrame",
+    "RegistryRecordStore",
+    "ReleaseRecord",
     "RolloutRecord",
+    "RolloutRecordStore",
+    "SqlTelemetryStore",
     "TelemetryStore",
+    "open_sql_store",
     "open_store",
 ]
 
@@ -97,6 +152,6 @@ def open_store(url: str) -> TelemetryStore:
     ...     store.counts()
     {'devices': 0, 'messages': 0, 'readings': 0, 'dead_letters': 0}
     """
-    from pumpops.store._sql import open_sql_store  # noqa: PLC0415 - SQLAlchemy loads on first use
+    from pumpops.store._open import open_sql_store  # noqa: PLC0415 - SQLAlchemy loads on first use
 
     return open_sql_store(url)

@@ -17,7 +17,7 @@ import numpy as np
 
 from pumpops.errors import ConfigError, InputError
 from pumpops.schema import CANONICAL_SENSORS, IDENT_PATTERN, ReadingBatch
-from pumpops.store._base import AGENT_KINDS, FEEDBACK_VERDICTS, AgentRecord, BatchStatus
+from pumpops.store._records import AGENT_KINDS, FEEDBACK_VERDICTS, AgentRecord, BatchStatus
 
 Key = tuple[str, str]
 """A message's identity: ``(device_id, msg_id)``."""

@@ -23,7 +23,8 @@ from sqlalchemy.pool import StaticPool
 from pumpops.errors import ConfigError
 from pumpops.schema import ReadingBatch
 from pumpops.store import _plan, _tables
-from pumpops.store._sql import WRITE_OPTION, SqlTelemetryStore
+from pumpops.store._core import WRITE_OPTION
+from pumpops.store._sql import SqlTelemetryStore
 
 #: How long a writer waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 30_000

@@ -1,0 +1,232 @@
+"""Readings in the SQL store: idempotent batch writes and reads as arrays.
+
+Owns :class:`SqlReadings` (a mixin of :class:`~pumpops.store._sql.SqlTelemetryStore`):
+the rules of :meth:`~SqlReadings.write_batches` (what is a duplicate, an id
+conflict, an overlap; with ``_plan.py``) and :meth:`~SqlReadings.query`. The
+bulk paths are engine hooks: an engine module supplies ``_claim_messages``
+and ``_insert_readings`` (and may replace ``_fetch_series``), not the rules.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pumpops.errors import InputError, NotFoundError
+from pumpops.schema import ReadingBatch
+from pumpops.store import _plan
+from pumpops.store import _tables as tables
+from pumpops.store._core import KEYS_PER_QUERY, SqlCore, at_least, build_select
+from pumpops.store._devices import existing_devices
+from pumpops.store._records import BatchOutcome, ReadingsFrame
+
+_MAX_CONFLICTS = 10
+
+# The smallest sensor name of a device, then the next one after each: one index
+# probe per distinct sensor ("loose index scan") instead of reading every row
+# of the device, on both engines.
+_DEVICE_SENSORS = sa.text(
+    """
+    WITH RECURSIVE s(sensor) AS (
+        SELECT MIN(sensor) FROM readings WHERE device_id = :device_id
+        UNION ALL
+        SELECT (SELECT MIN(r.sensor) FROM readings r WHERE r.device_id = :device_id AND r.sensor > s.sensor)
+        FROM s WHERE s.sensor IS NOT NULL
+    )
+    SELECT sensor FROM s WHERE sensor IS NOT NULL
+    """
+)
+
+
+class SqlReadings(SqlCore):
+    """:class:`~pumpops.store.ReadingStore` on SQL, with the engines' bulk paths as hooks."""
+
+    # -- engine hooks -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _claim_messages(
+        self, conn: Connection, batches: Sequence[ReadingBatch]
+    ) -> dict[_plan.Key, str | None]:
+        """Insert ledger rows for batches whose key is not stored yet.
+
+        Args:
+            conn: the write transaction.
+            batches: batches with distinct keys.
+
+        Returns:
+            For every key: ``None`` if its row was inserted now, else the
+            payload hash already stored (possibly by a concurrent writer).
+        """
+
+    @abc.abstractmethod
+    def _insert_readings(self, conn: Connection, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+        """Insert the non-NaN readings of new batches, keeping stored ones.
+
+        Returns:
+            ``(written, overlapping)`` per batch: readings newly stored, and
+            readings skipped because their key was already stored or came
+            earlier in the same call.
+        """
+
+    def _fetch_series(
+        self, conn: Connection, device_id: str, sensor: str, since_us: int | None, until_us: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(ts_us, values)`` of one sensor of a device, sorted by time."""
+        t = tables.readings.c
+        stmt = build_select(
+            [t.ts_us, t.value],
+            where=[
+                t.device_id == device_id,
+                t.sensor == sensor,
+                at_least(t.ts_us, since_us),
+                None if until_us is None else t.ts_us < until_us,
+            ],
+            order_by=[t.ts_us],
+        )
+        rows = conn.execute(stmt).all()
+        ts = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((row[1] for row in rows), dtype=np.float64, count=len(rows))
+        return ts, values
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write_batches(self, batches: Sequence[ReadingBatch]) -> list[BatchOutcome]:
+        """Store batches idempotently in one transaction; one outcome per batch, in order.
+
+        For each batch, by its ``(device_id, msg_id)``: not seen before →
+        ``stored`` (ledger row and its non-NaN readings); seen with the same
+        payload hash → ``duplicate``; seen with another hash → ``id_conflict``;
+        nothing is written for the last two. Batches repeated within the call
+        are judged as if written one after the other. A reading whose
+        ``(device, sensor, ts)`` is already stored keeps its first value and is
+        counted in ``readings_overlapping``; up to 10 of those whose values
+        differ are reported in ``conflicting``.
+
+        Raises:
+            InputError: a batch is malformed (shapes, lengths, repeated sensors).
+            NotFoundError: a batch's device is not registered; nothing was stored.
+            StoreError: the database failed; nothing of the call was stored.
+        """
+        if not batches:
+            return []
+        for batch in batches:
+            _plan.check_batch(batch)
+        firsts = [batches[i] for i in _plan.first_occurrences(batches)]
+        with self._guard("write telemetry to"), self._writer.begin() as conn:
+            wanted = {b.device_id for b in firsts}
+            missing = wanted - existing_devices(conn, wanted)
+            if missing:
+                raise NotFoundError(
+                    f"devices not registered: {', '.join(sorted(missing))}; register them first "
+                    "(pumpops devices register)"
+                )
+            claimed = self._claim_messages(conn, firsts)
+            statuses = _plan.classify(batches, claimed)
+            new = [b for b, status in zip(batches, statuses, strict=True) if status == "stored"]
+            counts = iter(self._insert_readings(conn, new) if new else [])
+            outcomes = []
+            for batch, status in zip(batches, statuses, strict=True):
+                if status != "stored":
+                    outcomes.append(BatchOutcome(batch.device_id, batch.msg_id, status))
+                    continue
+                written, overlapping = next(counts)
+                conflicting = self._conflicts(conn, batch) if overlapping else ()
+                outcomes.append(
+                    BatchOutcome(batch.device_id, batch.msg_id, status, written, overlapping, conflicting)
+                )
+        return outcomes
+
+    @staticmethod
+    def stored_hashes(conn: Connection, keys: Sequence[_plan.Key]) -> dict[_plan.Key, str]:
+        """Return the payload hash stored for each of ``keys`` that is in the ledger."""
+        t = tables.messages.c
+        found: dict[_plan.Key, str] = {}
+        pair = sa.tuple_(t.device_id, t.msg_id)
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = list(keys[start : start + KEYS_PER_QUERY])
+            stmt = build_select([t.device_id, t.msg_id, t.payload_sha256], where=[pair.in_(chunk)])
+            for device_id, msg_id, digest in conn.execute(stmt):
+                found[(device_id, msg_id)] = digest
+        return found
+
+    @staticmethod
+    def ledger_row(batch: ReadingBatch) -> dict[str, Any]:
+        """The ``messages`` row of a batch."""
+        return {
+            "device_id": batch.device_id,
+            "msg_id": batch.msg_id,
+            "payload_sha256": batch.payload_sha256,
+            "received_at_us": int(batch.received_at_us),
+            "readings": batch.n_readings,
+        }
+
+    @staticmethod
+    def _conflicts(conn: Connection, batch: ReadingBatch) -> tuple[tuple[str, int, float, float], ...]:
+        """Compare a batch with what is stored now (first values kept); return differing readings."""
+        cols, ts, _ = _plan.batch_readings(batch)
+        if not ts.size:
+            return ()
+        names = sorted({batch.sensors[c] for c in set(cols.tolist())})
+        t = tables.readings.c
+        stmt = build_select(
+            [t.sensor, t.ts_us, t.value],
+            where=[
+                t.device_id == batch.device_id,
+                t.sensor.in_(names),
+                t.ts_us.between(int(ts.min()), int(ts.max())),
+            ],
+        )
+        stored = {(sensor, ts_us): value for sensor, ts_us, value in conn.execute(stmt)}
+        return _plan.find_conflicts(batch, stored, _MAX_CONFLICTS)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def query(
+        self,
+        device_id: str,
+        *,
+        sensors: Sequence[str] | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> ReadingsFrame:
+        """Return a device's readings in ``[since_us, until_us)`` as arrays.
+
+        Args:
+            device_id: a registered device.
+            sensors: the columns wanted, in this order (a column without
+                readings is all NaN); default: every sensor with readings in
+                the interval, in canonical order.
+            since_us: first instant included, microseconds since the epoch (UTC).
+            until_us: first instant excluded.
+
+        Raises:
+            InputError: ``sensors`` repeats a name.
+            NotFoundError: the device is not registered.
+            StoreError: the database failed.
+        """
+        if sensors is not None and len(set(sensors)) != len(sensors):
+            raise InputError(f"sensors repeat: {list(sensors)}")
+        with self._snapshot("query telemetry from") as conn:
+            found = conn.scalar(
+                sa.select(tables.devices.c.device_id).where(tables.devices.c.device_id == device_id)
+            )
+            if found is None:
+                raise NotFoundError(f"device {device_id!r} is not registered")
+            if sensors is None:
+                names = _plan.sensor_order(list(conn.scalars(_DEVICE_SENSORS, {"device_id": device_id})))
+            else:
+                names = list(sensors)
+            series = [self._fetch_series(conn, device_id, name, since_us, until_us) for name in names]
+        if sensors is None:
+            present = [i for i, (ts, _) in enumerate(series) if ts.size]
+            names = [names[i] for i in present]
+            series = [series[i] for i in present]
+        ts_all, values = _plan.pivot(series)
+        if not series:
+            values = np.zeros((0, len(names)), dtype=np.float64)
+        return ReadingsFrame(device_id=device_id, ts_us=ts_all, sensors=tuple(names), values=values)
