@@ -7,7 +7,41 @@ import sys
 
 import pumpops.release
 
-_PUBLIC = {"BUNDLE_FORMAT", "Bundle", "BundleManifest", "read_bundle", "write_bundle"}
+_PUBLIC = {
+    "BUNDLE_FORMAT",
+    "ONLINE_ROLES",
+    "ROOT_KEY_FILE",
+    "BuiltTarget",
+    "Bundle",
+    "BundleManifest",
+    "ExpiryDays",
+    "KeyStore",
+    "PackageSettings",
+    "PublishedFile",
+    "PublishedTarget",
+    "SourceModel",
+    "TufRepository",
+    "bundles_of",
+    "bundles_under",
+    "create_release",
+    "expiry_from",
+    "export_repository",
+    "generate_signer",
+    "keystore",
+    "load_signer",
+    "load_source",
+    "online_signers",
+    "open_repository",
+    "package_model",
+    "publish_bundles",
+    "read_bundle",
+    "release_summary",
+    "repository_folder",
+    "resolve_model_ref",
+    "save_signer",
+    "target_path",
+    "write_bundle",
+}
 
 
 def test_release_exported_members_pinned() -> None:

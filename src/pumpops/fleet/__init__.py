@@ -14,7 +14,14 @@ from pumpops.fleet._profiles import (
     load_profile,
     load_profiles,
 )
-from pumpops.fleet._targets import TargetBudgets, TargetProfile, get_target, load_target, load_targets
+from pumpops.fleet._targets import (
+    TargetBudgets,
+    TargetProfile,
+    get_target,
+    load_target,
+    load_targets,
+    version_tuple,
+)
 
 __all__ = [
     "Device",
@@ -29,4 +36,5 @@ __all__ = [
     "load_profiles",
     "load_target",
     "load_targets",
+    "version_tuple",
 ]

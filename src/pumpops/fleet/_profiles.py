@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from pumpops.errors import ConfigError, NotFoundError, UnitError
+from pumpops.errors import UnitError
+from pumpops.fleet._toml import load_toml_model, pick_profile, profiles_by_id, shipped_files
 from pumpops.schema import CANONICAL_SENSORS, IDENT_PATTERN, affine_to
 
 _Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -113,34 +111,12 @@ def load_profile(path: Path) -> ManufacturerProfile:
     Raises:
         ConfigError: the file is not valid TOML or not a valid profile.
     """
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return ManufacturerProfile.model_validate(data)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read profile {path}: {exc}") from exc
-    except ValidationError as exc:
-        raise ConfigError(f"invalid profile {path}:\n{exc}") from exc
-
-
-@cache
-def _shipped() -> tuple[ManufacturerProfile, ...]:
-    folder = resources.files("pumpops.fleet") / "profiles"
-    found = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            with resources.as_file(entry) as path:
-                found.append(load_profile(path))
-    return tuple(found)
+    return load_toml_model(path, ManufacturerProfile, "profile")
 
 
 def load_profiles(extra_dirs: Iterable[Path] = ()) -> dict[str, ManufacturerProfile]:
     """Return shipped profiles plus those in ``extra_dirs`` (which win on equal ids)."""
-    profiles = {p.id: p for p in _shipped()}
-    for folder in extra_dirs:
-        for path in sorted(Path(folder).glob("*.toml")):
-            profile = load_profile(path)
-            profiles[profile.id] = profile
-    return profiles
+    return profiles_by_id(shipped_files("profiles", load_profile), extra_dirs, load_profile)
 
 
 def get_profile(profile_id: str, extra_dirs: Iterable[Path] = ()) -> ManufacturerProfile:
@@ -149,10 +125,4 @@ def get_profile(profile_id: str, extra_dirs: Iterable[Path] = ()) -> Manufacture
     Raises:
         NotFoundError: no such profile.
     """
-    profiles = load_profiles(extra_dirs)
-    try:
-        return profiles[profile_id]
-    except KeyError:
-        raise NotFoundError(
-            f"unknown manufacturer profile {profile_id!r}; known: {', '.join(sorted(profiles))}"
-        ) from None
+    return pick_profile(load_profiles(extra_dirs), profile_id, "manufacturer profile")

@@ -10,18 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Iterable
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from pumpops.errors import ConfigError, NotFoundError
+from pumpops.fleet._toml import load_toml_model, pick_profile, profiles_by_id, shipped_files
 
-__all__ = ["TargetBudgets", "TargetProfile", "get_target", "load_target", "load_targets"]
+__all__ = ["TargetBudgets", "TargetProfile", "get_target", "load_target", "load_targets", "version_tuple"]
 
 _Ident = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 _Version = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")]
@@ -128,24 +125,7 @@ def load_target(path: Path) -> TargetProfile:
     Raises:
         ConfigError: the file is not valid TOML or not a valid target profile.
     """
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        return TargetProfile.model_validate(data)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read target profile {path}: {exc}") from exc
-    except ValidationError as exc:
-        raise ConfigError(f"invalid target profile {path}:\n{exc}") from exc
-
-
-@cache
-def _shipped() -> tuple[TargetProfile, ...]:
-    folder = resources.files("pumpops.fleet") / "targets"
-    found = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            with resources.as_file(entry) as path:
-                found.append(load_target(path))
-    return tuple(found)
+    return load_toml_model(path, TargetProfile, "target profile")
 
 
 def load_targets(extra_dirs: Iterable[Path] = ()) -> dict[str, TargetProfile]:
@@ -154,12 +134,7 @@ def load_targets(extra_dirs: Iterable[Path] = ()) -> dict[str, TargetProfile]:
     Raises:
         ConfigError: a profile file is invalid.
     """
-    targets = {t.id: t for t in _shipped()}
-    for folder in extra_dirs:
-        for path in sorted(Path(folder).glob("*.toml")):
-            target = load_target(path)
-            targets[target.id] = target
-    return targets
+    return profiles_by_id(shipped_files("targets", load_target), extra_dirs, load_target)
 
 
 def get_target(target_id: str, extra_dirs: Iterable[Path] = ()) -> TargetProfile:
@@ -169,8 +144,4 @@ def get_target(target_id: str, extra_dirs: Iterable[Path] = ()) -> TargetProfile
         NotFoundError: no such target.
         ConfigError: a profile file is invalid.
     """
-    targets = load_targets(extra_dirs)
-    try:
-        return targets[target_id]
-    except KeyError:
-        raise NotFoundError(f"unknown target {target_id!r}; known: {', '.join(sorted(targets))}") from None
+    return pick_profile(load_targets(extra_dirs), target_id, "target")

@@ -1,21 +1,46 @@
 """The control-plane process: HTTP API, dashboard and background services (FastAPI, uvicorn).
 
 Today it serves the TUF repository read-only under ``/tuf/`` (:func:`create_app`)
-and ``/healthz``; ``pumpops hub serve`` runs it with uvicorn. FastAPI loads on
-first use of :func:`create_app`, not when the ``pumpops`` command starts.
+and ``/healthz``; ``pumpops hub serve`` runs it with uvicorn beside the
+background services (:class:`HubServices`: ingest, rollout, monitoring,
+retraining), each child process watched by a :class:`Supervisor`. Every name
+loads on first use: FastAPI only when serving, not when ``pumpops`` starts.
 May import every hub-side part.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["create_app"]
+if TYPE_CHECKING:
+    from pumpops.hub._app import create_app
+    from pumpops.hub._services import BrokerProcess, HubServices, broker_process, port_taken_message
+    from pumpops.hub._supervise import Child, Supervisor, stop_processes, tail
+
+__all__ = [
+    "BrokerProcess",
+    "Child",
+    "HubServices",
+    "Supervisor",
+    "broker_process",
+    "create_app",
+    "port_taken_message",
+    "stop_processes",
+    "tail",
+]
+
+_LAZY = {
+    "create_app": "pumpops.hub._app",
+    **dict.fromkeys(
+        ("BrokerProcess", "HubServices", "broker_process", "port_taken_message"), "pumpops.hub._services"
+    ),
+    **dict.fromkeys(("Child", "Supervisor", "stop_processes", "tail"), "pumpops.hub._supervise"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from pumpops.hub._app import create_app  # noqa: PLC0415 - FastAPI only when serving
-
-        return create_app
-    raise AttributeError(f"module 'pumpops.hub' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pumpops.hub' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -23,10 +23,9 @@ from pathlib import Path
 
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.hub._supervise import stop_processes, tail
-from pumpops.monitoring._service import DRIFT_ALERT_KIND, MonitoringService
+from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
-from pumpops.retrain._chain import run_retrain
-from pumpops.retrain._policy import GroupFacts, decide_retrain
+from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
 from pumpops.rollout._service import MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import TelemetryStore, open_store

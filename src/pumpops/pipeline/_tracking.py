@@ -93,7 +93,8 @@ def mlflow_quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _quiet_mlflow_env() -> None:
+def quiet_mlflow_env() -> None:
+    """Keep MLflow from starting its usage-telemetry client; call before importing it."""
     # MLflow 3 starts a usage-telemetry client when it is imported unless one
     # of these is set; setdefault keeps an operator's explicit choice.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -190,7 +191,7 @@ def onnx_flavor_files(onnx_path: Path, dest: Path) -> list[Path]:
     Raises:
         ServiceError: MLflow could not describe the model.
     """
-    _quiet_mlflow_env()
+    quiet_mlflow_env()
     import onnx  # noqa: PLC0415 - heavy
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
     from mlflow.onnx import save_model  # noqa: PLC0415
@@ -245,7 +246,7 @@ def log_run(
     Raises:
         ServiceError: the tracking server or database failed.
     """
-    _quiet_mlflow_env()
+    quiet_mlflow_env()
     try:
         from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415 - heavy, and env first
         from mlflow.exceptions import MlflowException  # noqa: PLC0415

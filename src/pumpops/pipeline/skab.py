@@ -23,7 +23,8 @@ files, fits and calibrates a detector on each file's first 400 rows, scores
 the rest with the exported ONNX model, and writes predictions.
 
 May import: ``pumpops.schema``, ``pumpops.fleet``, ``pumpops.sources``,
-``pumpops.errors``, ``pumpops.pipeline.detectors``, numpy, onnxruntime.
+``pumpops.errors``, ``pumpops.pipeline.detectors``, numpy, onnxruntime (through
+:func:`~pumpops.pipeline.open_session`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 
 from pumpops.errors import ConfigError, NotFoundError
 from pumpops.fleet import get_profile
+from pumpops.pipeline._onnx import open_session
 from pumpops.pipeline.detectors import INPUT_CENTER, INPUT_SCALE, INPUT_WINDOW, Detector, build_detector
 from pumpops.schema import CANONICAL_SENSORS, convert
 from pumpops.sources import SkabTable, read_skab_csv, skab_files
@@ -365,12 +367,7 @@ def _labelled(data_dirs: Iterable[Path]) -> list[tuple[Path, Path]]:
 
 
 def _onnx_scores(detector: Detector, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort  # noqa: PLC0415 - heavy import only when scoring
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(detector.to_onnx(), options, providers=["CPUExecutionProvider"])
+    session = open_session(detector.to_onnx())
     feeds = {INPUT_WINDOW: detector.windows(X), INPUT_CENTER: center, INPUT_SCALE: scale}
     return np.asarray(session.run(None, feeds)[0], dtype=np.float64)
 

@@ -39,7 +39,7 @@ from pumpops.errors import ConfigError, InputError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:  # the store loads SQLAlchemy and numpy: not needed to parse a reference
     from pumpops.registry._events import EventSink
-    from pumpops.store._base import AliasRecord
+    from pumpops.store import AliasRecord
 
 __all__ = [
     "ModelVersionInfo",
@@ -204,9 +204,9 @@ class ModelVersionInfo:
 
 
 def _quiet_mlflow_env() -> None:
-    from pumpops.pipeline._tracking import _quiet_mlflow_env as quiet  # noqa: PLC0415 - one place for it
+    from pumpops.pipeline import quiet_mlflow_env  # noqa: PLC0415 - one place for it
 
-    quiet()
+    quiet_mlflow_env()
 
 
 @contextmanager
@@ -214,7 +214,7 @@ def _mlflow_calls(what: str) -> Iterator[None]:
     """MLflow's own deprecation warnings silenced; its errors turned into pumpops errors."""
     from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
 
-    from pumpops.pipeline._tracking import mlflow_quiet  # noqa: PLC0415 - one place for it
+    from pumpops.pipeline import mlflow_quiet  # noqa: PLC0415 - one place for it
 
     try:
         with mlflow_quiet():

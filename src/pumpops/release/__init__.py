@@ -1,9 +1,12 @@
 """Per-target packaging (opset, optimisation, quantisation), bundle format, signing, the TUF repository.
 
-The package itself re-exports only the bundle format, which lives in
-``pumpops.schema`` (the contracts hub and device share). Packaging, which needs
-onnx and the registry, lives in ``pumpops.release._package`` and is loaded on use.
-May import: registry, validation, store, errors, onnx, onnxruntime, python-tuf.
+The bundle format lives in ``pumpops.schema`` (the contracts hub and device
+share) and is re-exported here. Packaging (:func:`package_model`,
+:func:`create_release`), keys (:func:`generate_signer`) and the TUF repository
+(:class:`TufRepository`, :func:`publish_bundles`) need onnx, python-tuf and
+the registry: every name loads its module on first use, so importing this
+package stays light.
+May import: registry, validation, pipeline, store, fleet, schema, errors, onnx, onnxruntime, python-tuf.
 """
 
 from __future__ import annotations
@@ -12,6 +15,35 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pumpops.release._keys import (
+        ONLINE_ROLES,
+        ROOT_KEY_FILE,
+        KeyStore,
+        generate_signer,
+        load_signer,
+        save_signer,
+    )
+    from pumpops.release._package import (
+        BuiltTarget,
+        PackageSettings,
+        SourceModel,
+        load_source,
+        package_model,
+    )
+    from pumpops.release._publish import (
+        bundles_of,
+        bundles_under,
+        expiry_from,
+        export_repository,
+        keystore,
+        online_signers,
+        open_repository,
+        publish_bundles,
+        repository_folder,
+    )
+    from pumpops.release._refs import resolve_model_ref
+    from pumpops.release._release import create_release, release_summary
+    from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, TufRepository, target_path
     from pumpops.schema import (
         BUNDLE_FORMAT,
         Bundle,
@@ -20,15 +52,85 @@ if TYPE_CHECKING:
         write_bundle,
     )
 
-__all__ = ["BUNDLE_FORMAT", "Bundle", "BundleManifest", "read_bundle", "write_bundle"]
+# Loaded on first use (PEP 562): the command modules must not wait for
+# pydantic, onnx or python-tuf before `--help` answers.
+_LAZY = {
+    **dict.fromkeys(
+        ("BUNDLE_FORMAT", "Bundle", "BundleManifest", "read_bundle", "write_bundle"), "pumpops.schema"
+    ),
+    **dict.fromkeys(
+        ("ONLINE_ROLES", "ROOT_KEY_FILE", "KeyStore", "generate_signer", "load_signer", "save_signer"),
+        "pumpops.release._keys",
+    ),
+    **dict.fromkeys(
+        ("BuiltTarget", "PackageSettings", "SourceModel", "load_source", "package_model"),
+        "pumpops.release._package",
+    ),
+    **dict.fromkeys(
+        (
+            "bundles_of",
+            "bundles_under",
+            "expiry_from",
+            "export_repository",
+            "keystore",
+            "online_signers",
+            "open_repository",
+            "publish_bundles",
+            "repository_folder",
+        ),
+        "pumpops.release._publish",
+    ),
+    "resolve_model_ref": "pumpops.release._refs",
+    "create_release": "pumpops.release._release",
+    "release_summary": "pumpops.release._release",
+    **dict.fromkeys(
+        ("ExpiryDays", "PublishedFile", "PublishedTarget", "TufRepository", "target_path"),
+        "pumpops.release._tuf",
+    ),
+}
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "ONLINE_ROLES",
+    "ROOT_KEY_FILE",
+    "BuiltTarget",
+    "Bundle",
+    "BundleManifest",
+    "ExpiryDays",
+    "KeyStore",
+    "PackageSettings",
+    "PublishedFile",
+    "PublishedTarget",
+    "SourceModel",
+    "TufRepository",
+    "bundles_of",
+    "bundles_under",
+    "create_release",
+    "expiry_from",
+    "export_repository",
+    "generate_signer",
+    "keystore",
+    "load_signer",
+    "load_source",
+    "online_signers",
+    "open_repository",
+    "package_model",
+    "publish_bundles",
+    "read_bundle",
+    "release_summary",
+    "repository_folder",
+    "resolve_model_ref",
+    "save_signer",
+    "target_path",
+    "write_bundle",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use (PEP 562): the command modules of this package must
-    # not wait for pydantic before `--help` answers.
-    if name not in __all__:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("pumpops.schema"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, defs, numpy_helper, version_converter
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from pumpops.errors import ConfigError
+from pumpops.pipeline import open_session
 
 __all__ = [
     "TYPE_ONLY_CHANGES",
@@ -232,12 +232,7 @@ def optimise_basic(data: bytes) -> bytes:
     """
     with tempfile.TemporaryDirectory(prefix="pumpops-opt-") as tmp:
         out = Path(tmp) / "optimised.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(out)
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        open_session(data, optimise_to=out)
         optimised = onnx.load(str(out))
     source = _load(data)
     optimised.ir_version = source.ir_version

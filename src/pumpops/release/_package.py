@@ -28,10 +28,8 @@ import numpy as np
 import onnxruntime as ort
 
 from pumpops.errors import ConfigError, NotFoundError
-from pumpops.fleet import TargetProfile
-from pumpops.fleet._targets import version_tuple
-from pumpops.pipeline._calibrate import calibrate_rows
-from pumpops.pipeline._features import holdout_rows, settings_from
+from pumpops.fleet import TargetProfile, version_tuple
+from pumpops.pipeline import calibrated_holdout, load_model_folder, open_session
 from pumpops.release._convert import (
     convert_opset,
     default_opset,
@@ -53,8 +51,7 @@ from pumpops.schema import (
     BundleTarget,
     write_bundle,
 )
-from pumpops.validation._config import MeasurementSection
-from pumpops.validation._measure import _load_model, _reset_peak, _rss_kib, simulated_holdout, skab_holdout
+from pumpops.validation import MeasurementSection, reset_peak_rss, rss_kib, simulated_holdout, skab_holdout
 
 __all__ = [
     "BuiltTarget",
@@ -191,18 +188,16 @@ def held_out(folder: Path, data: Path | int | None, *, max_windows: int) -> Held
     Raises:
         ConfigError: the data cannot serve this model.
     """
-    model = _load_model(folder)
+    model = load_model_folder(folder)
     sensors = model.detector.sensors
     if isinstance(data, (str, Path)):
         held = skab_holdout(Path(data), sensors)
     else:
         held = simulated_holdout(model.group, sensors, seed=int(data or 0), m=MeasurementSection())
-    f = model.config.features
-    fs = settings_from(f.resample_period_s, f.max_gap_fill_s, f.min_segment_samples, 0.0, True)
     windows, center, scale, threshold = {}, {}, {}, {}
     for dev in held.devices:
-        cal = calibrate_rows(model.detector, model.config, dev.calibration, [])
-        _, x, _ = holdout_rows(dev.test, fs, None)
+        rows = calibrated_holdout(model, dev.calibration, dev.test)
+        cal, x = rows.calibration, rows.rows
         if x.shape[0] == 0:
             continue
         windows[dev.device_id] = model.detector.windows(x)[:max_windows]
@@ -212,15 +207,6 @@ def held_out(folder: Path, data: Path | int | None, *, max_windows: int) -> Held
     if not windows:
         raise ConfigError("the held-out data has no rows to compare float and int8 scores on")
     return HeldOutScores(windows, center, scale, threshold, held.source)
-
-
-def _session(onnx_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _feeds(
@@ -233,7 +219,7 @@ def _feeds(
 
 def score_all(onnx_bytes: bytes, held: HeldOutScores) -> dict[str, np.ndarray]:
     """Scores of every held-out device (float64 out, whatever the model's precision)."""
-    session = _session(onnx_bytes)
+    session = open_session(onnx_bytes)
     out = {}
     for dev, windows in held.windows.items():
         parts = [
@@ -370,14 +356,14 @@ def measure(onnx_bytes: bytes, held: HeldOutScores, runs: int) -> dict[str, Any]
     windows = held.windows[dev]
     batch = np.ascontiguousarray(np.resize(windows, (256, *windows.shape[1:])))
     gc.collect()
-    before = _rss_kib("VmRSS")
-    if before is not None and _reset_peak():
-        session = _session(onnx_bytes)
+    before = rss_kib("VmRSS")
+    if before is not None and reset_peak_rss():
+        session = open_session(onnx_bytes)
         session.run(None, _feeds(session, batch, held.center[dev], held.scale[dev]))
-        peak_mb = max(0.0, ((_rss_kib("VmHWM") or before) - before) / 1024.0)
+        peak_mb = max(0.0, ((rss_kib("VmHWM") or before) - before) / 1024.0)
         method = "VmHWM growth while a fresh session scores 256 windows"
     else:
-        session = _session(onnx_bytes)
+        session = open_session(onnx_bytes)
         peak_mb = 0.0
         method = "not measured (no /proc/self/clear_refs)"
     feeds = _feeds(session, windows[-1:], held.center[dev], held.scale[dev])

@@ -23,8 +23,7 @@ from pumpops.errors import ConfigError, NotFoundError, PumpopsError
 from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
 from pumpops.registry import EventSink, Registry, parse_ref
-from pumpops.release._publish import bundles_of, publish_bundles
-from pumpops.release._release import create_release
+from pumpops.release import bundles_of, create_release, publish_bundles
 from pumpops.retrain._policy import RetrainSettings
 from pumpops.settings import Settings
 from pumpops.store import open_store

@@ -61,7 +61,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pumpops.sim._engine import BLOCK_SAMPLES, DeviceSimulator, DeviceTrace, FleetSimulator, SiteClimate
+    from pumpops.sim._blocks import BLOCK_SAMPLES
+    from pumpops.sim._climate import SiteClimate
+    from pumpops.sim._engine import DeviceSimulator, FleetSimulator
     from pumpops.sim._faults import SIGNATURES, Signature, affected_sensors, envelope
     from pumpops.sim._physics import PROCESS_TUNING, ProcessTuning, PumpModel
     from pumpops.sim._scenario import (
@@ -77,16 +79,17 @@ if TYPE_CHECKING:
         iso_utc,
         to_epoch_ms,
     )
+    from pumpops.sim._trace import DeviceTrace
     from pumpops.sim._truth import GROUND_TRUTH_FORMAT, ground_truth, write_ground_truth
 
 #: Where each public name lives: loaded on first use, so that ``pumpops --help`` (which
 #: imports this package's ``_cli``) does not load numpy and the simulator.
 _LAZY: dict[str, str] = {
-    "BLOCK_SAMPLES": "pumpops.sim._engine",
+    "BLOCK_SAMPLES": "pumpops.sim._blocks",
+    "SiteClimate": "pumpops.sim._climate",
     "DeviceSimulator": "pumpops.sim._engine",
-    "DeviceTrace": "pumpops.sim._engine",
     "FleetSimulator": "pumpops.sim._engine",
-    "SiteClimate": "pumpops.sim._engine",
+    "DeviceTrace": "pumpops.sim._trace",
     "SIGNATURES": "pumpops.sim._faults",
     "Signature": "pumpops.sim._faults",
     "affected_sensors": "pumpops.sim._faults",

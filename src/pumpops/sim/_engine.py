@@ -5,20 +5,36 @@ A device's samples are cut into fixed blocks of :data:`BLOCK_SAMPLES`. Block
 k)`` and its slow state (temperatures, process fluctuations) from the end of
 block ``k - 1``; so the numbers never depend on how a caller slices time, on
 which other devices exist, or on whether a fault happens elsewhere in the
-block (fault-specific randomness has its own stream).
+block (fault-specific randomness has its own stream). Blocks and their
+state are in ``_blocks.py``, the sites' weather in ``_climate.py``, the
+result type in ``_trace.py``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import numpy as np
 
 from pumpops.errors import ConfigError
 from pumpops.fleet import Device, ManufacturerProfile
 from pumpops.schema import CANONICAL_SENSORS, affine_to
+from pumpops.sim._blocks import (
+    _CHECKPOINT,
+    _DEVICE_CONSTANTS,
+    _DRIFTS,
+    _FAULT_NOISE,
+    _FAULTS,
+    _NOISE,
+    _OU_TAU_S,
+    _PROCESS,
+    _RECENT_STATES,
+    BLOCK_SAMPLES,
+    _Modifiers,
+    _Renewal,
+    _State,
+)
+from pumpops.sim._climate import site_climate
 from pumpops.sim._faults import envelope
 from pumpops.sim._physics import (
     ATM,
@@ -33,196 +49,7 @@ from pumpops.sim._physics import (
     ou_drive,
 )
 from pumpops.sim._scenario import DriftKind, Event, FaultKind, Onset, Scenario, rng_for
-
-#: Samples per block: long enough to amortise numpy's per-call cost, short
-#: enough that a thousand devices' current blocks fit in memory.
-BLOCK_SAMPLES = 1024
-# Block states kept: the last few, and a checkpoint every so many blocks, so an
-# endless stream keeps bounded memory and random access stays cheap.
-_RECENT_STATES = 8
-_CHECKPOINT = 64
-
-# Purposes of the random streams (the last words of the SeedSequence key).
-_DEVICE_CONSTANTS, _FAULTS, _DRIFTS, _PROCESS, _NOISE, _FAULT_NOISE, _SITE = range(7)
-
-# Slow process fluctuations, as Ornstein-Uhlenbeck processes (time constants, s):
-# system resistance (valve hunting), inlet pressure (tank level), grid voltage,
-# and vibration amplitude at the two bearings.
-_OU_TAU_S = (300.0, 600.0, 900.0, 30.0, 30.0)
-
-_DAY_MS = 86_400_000
-_YEAR_DAYS = 365.2422
-# Day of the year (from 1 January) of the seasonal peak: late July.
-_SEASON_PEAK_DAY = 206.0
-
-
-@dataclass(frozen=True, slots=True)
-class SiteClimate:
-    """The ambient temperature of one site: mean plus daily and seasonal sinusoids.
-
-    Attributes:
-        site: site name.
-        mean_c: yearly mean, °C.
-        daily_amplitude_k: half the daily swing, K.
-        seasonal_amplitude_k: half the seasonal swing, K.
-        utc_offset_h: local time offset, hours (the daily peak is at 15:00 local).
-    """
-
-    site: str
-    mean_c: float
-    daily_amplitude_k: float
-    seasonal_amplitude_k: float
-    utc_offset_h: int
-
-    def ambient_c(self, ts_ms: np.ndarray) -> np.ndarray:
-        """Return the ambient temperature (°C) at the given times.
-
-        >>> c = SiteClimate("x", 10.0, 5.0, 0.0, 0)
-        >>> c.ambient_c(np.array([15 * 3_600_000, 3 * 3_600_000])).round(6).tolist()
-        [15.0, 5.0]
-        """
-        days = ts_ms / _DAY_MS
-        local_hour = (days * 24.0 + self.utc_offset_h) % 24.0
-        # The Unix epoch is 1 January, so days modulo the year is close enough
-        # to the day of the year for a weather model.
-        season = np.cos(2.0 * math.pi * (days % _YEAR_DAYS - _SEASON_PEAK_DAY) / _YEAR_DAYS)
-        daily = np.cos(2.0 * math.pi * (local_hour - 15.0) / 24.0)
-        return self.mean_c + self.seasonal_amplitude_k * season + self.daily_amplitude_k * daily
-
-
-def site_climate(scenario: Scenario, site: str) -> SiteClimate:
-    """Return the climate of ``site`` in ``scenario`` (constant when ambient drift is off)."""
-    rng = rng_for(scenario.seed, f"site:{site}", _SITE)
-    draws = rng.random(4)
-    if scenario.ambient is None:
-        return SiteClimate(site, 15.0, 0.0, 0.0, 0)
-    amb = scenario.ambient
-
-    def pick(bounds: tuple[float, float], u: float) -> float:
-        return round(bounds[0] + (bounds[1] - bounds[0]) * float(u), 3)
-
-    return SiteClimate(
-        site=site,
-        mean_c=pick(amb.mean_c, draws[0]),
-        daily_amplitude_k=pick(amb.daily_amplitude_k, draws[1]),
-        seasonal_amplitude_k=pick(amb.seasonal_amplitude_k, draws[2]),
-        utc_offset_h=int(draws[3] * 24) - 11,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceTrace:
-    """Simulated samples of one device, with the truth behind them.
-
-    Attributes:
-        device_id: the device.
-        profile: its manufacturer profile.
-        ts_ms: shape ``(M,)`` int64, ms since the Unix epoch.
-        native: shape ``(M, N)``: what the device reports, in the profile's
-            sensor order, native names and units (noise and sensor offsets included).
-        truth: noise-free physical values of every canonical quantity, in SI
-            units, keyed by canonical name (including sensors the make lacks).
-        events: the fault and drift events that overlap the samples.
-    """
-
-    device_id: str
-    profile: ManufacturerProfile
-    ts_ms: np.ndarray
-    native: np.ndarray
-    truth: Mapping[str, np.ndarray]
-    events: tuple[Event, ...]
-
-    @property
-    def sensors(self) -> tuple[str, ...]:
-        """Canonical names of the columns of :attr:`native`."""
-        return tuple(s.canonical for s in self.profile.sensors)
-
-    def column(self, name: str) -> np.ndarray:
-        """Return one reported column, by native or canonical name, in native units.
-
-        Raises:
-            ConfigError: the make has no such sensor.
-        """
-        for j, sensor in enumerate(self.profile.sensors):
-            if name in (sensor.native, sensor.canonical):
-                return self.native[:, j]
-        raise ConfigError(f"profile {self.profile.id} has no sensor {name!r}")
-
-    def si(self, name: str) -> np.ndarray:
-        """Return one reported column converted to its canonical SI unit."""
-        sensor = self.profile.sensor(name)
-        if sensor is None:
-            raise ConfigError(f"profile {self.profile.id} has no sensor {name!r}")
-        scale, offset = affine_to(sensor.unit, CANONICAL_SENSORS[sensor.canonical].unit)
-        return self.column(name) * scale + offset
-
-
-@dataclass(slots=True)
-class _State:
-    """What carries over from one block to the next."""
-
-    fluid_k: float | None = None
-    motor_k: float | None = None
-    bearing_k: float | None = None
-    ou: tuple[float, ...] = ()
-
-
-@dataclass(slots=True)
-class _Modifiers:
-    """How the active events change the physics of one block (1 / 0 = no change)."""
-
-    ratio: np.ndarray  # speed over rated speed
-    head_f: np.ndarray  # shut-off head multiplier
-    k_f: np.ndarray  # system friction multiplier
-    leak: np.ndarray  # share of the pumped flow lost before the meter
-    recirc: np.ndarray  # share recirculated inside the pump
-    eff_f: np.ndarray  # pump efficiency multiplier
-    friction_w: np.ndarray  # extra mechanical loss, W
-    suction_drop: np.ndarray  # inlet pressure lost, as a share of the absolute pressure
-    vib_v: np.ndarray  # vibration velocity multiplier
-    vib_a: np.ndarray  # vibration acceleration multiplier
-    brg_add: np.ndarray  # extra bearing temperature rise, K
-
-    @classmethod
-    def neutral(cls, m: int, ratio: float) -> _Modifiers:
-        ones, zeros = np.ones(m), np.zeros(m)
-        return cls(
-            ratio=np.full(m, ratio),
-            head_f=ones.copy(),
-            k_f=ones.copy(),
-            leak=zeros.copy(),
-            recirc=zeros.copy(),
-            eff_f=ones.copy(),
-            friction_w=zeros.copy(),
-            suction_drop=zeros.copy(),
-            vib_v=ones.copy(),
-            vib_a=ones.copy(),
-            brg_add=zeros,
-        )
-
-
-@dataclass(slots=True)
-class _Renewal:
-    """Random events of one family, one after another, drawn lazily up to a horizon."""
-
-    rng: np.random.Generator
-    rate_per_day: float
-    duration_s: tuple[float, float]
-    make: Callable[[np.random.Generator, int, int], Event]
-    next_free_ms: int
-    events: list[Event] = field(default_factory=list)
-
-    def extend(self, until_ms: int) -> None:
-        if self.rate_per_day <= 0:
-            return
-        while not self.events or self.events[-1].start_ms < until_ms:
-            gap_s = float(self.rng.exponential(86_400.0 / self.rate_per_day))
-            length_s = float(self.rng.uniform(*self.duration_s))
-            start = self.next_free_ms + max(1, round(gap_s * 1000))
-            end = start + max(1000, round(length_s * 1000))
-            self.events.append(self.make(self.rng, start, end))
-            self.next_free_ms = end
-
+from pumpops.sim._trace import DeviceTrace
 
 # Sensors a recalibration can bias, and how big a full-severity bias is:
 # ("relative", share of the nominal value) or ("absolute", SI units).

@@ -15,7 +15,8 @@ from typing import Any
 
 from pumpops.errors import ConfigError
 from pumpops.schema import CANONICAL_SENSORS, affine_to
-from pumpops.sim._engine import FleetSimulator, site_climate
+from pumpops.sim._climate import site_climate
+from pumpops.sim._engine import FleetSimulator
 from pumpops.sim._faults import SIGNATURES, affected_sensors
 from pumpops.sim._scenario import DriftKind, Event, Onset, Scenario, iso_utc
 

@@ -36,7 +36,12 @@ from pumpops.validation._gates import (
 )
 
 if TYPE_CHECKING:
-    from pumpops.validation._config import ValidationConfig, load_validation_config, parse_validation_config
+    from pumpops.validation._config import (
+        MeasurementSection,
+        ValidationConfig,
+        load_validation_config,
+        parse_validation_config,
+    )
     from pumpops.validation._measure import (
         HeldOut,
         HoldoutDevice,
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
         skab_holdout,
         validate_model,
     )
+    from pumpops.validation._memory import reset_peak_rss, rss_kib
 
 __all__ = [
     "NO_CHAMPION",
@@ -54,6 +60,7 @@ __all__ = [
     "GateResult",
     "HeldOut",
     "HoldoutDevice",
+    "MeasurementSection",
     "ParityMeasurement",
     "ParityTolerance",
     "ResourceBudgets",
@@ -67,6 +74,8 @@ __all__ = [
     "decide",
     "load_validation_config",
     "parse_validation_config",
+    "reset_peak_rss",
+    "rss_kib",
     "simulated_holdout",
     "skab_holdout",
     "validate_model",
@@ -78,7 +87,10 @@ _MEASURE = {"HeldOut", "HoldoutDevice", "simulated_holdout", "skab_holdout", "va
 
 
 # The config loads pydantic: also on first use, so `validate-model --help` and usage errors answer fast.
-_CONFIG = {"ValidationConfig", "load_validation_config", "parse_validation_config"}
+_CONFIG = {"MeasurementSection", "ValidationConfig", "load_validation_config", "parse_validation_config"}
+
+# Standard library only: the memory probes that packaging shares with validation.
+_MEMORY = {"reset_peak_rss", "rss_kib"}
 
 
 def __getattr__(name: str) -> Any:
@@ -86,4 +98,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module("pumpops.validation._measure"), name)
     if name in _CONFIG:
         return getattr(importlib.import_module("pumpops.validation._config"), name)
+    if name in _MEMORY:
+        return getattr(importlib.import_module("pumpops.validation._memory"), name)
     raise AttributeError(f"module 'pumpops.validation' has no attribute {name!r}")

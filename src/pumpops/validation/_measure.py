@@ -26,7 +26,6 @@ neither MLflow nor SQLAlchemy; a test holds that line).
 from __future__ import annotations
 
 import gc
-import json
 import resource
 import statistics
 import time
@@ -38,14 +37,18 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from pumpops.errors import ConfigError, NotFoundError
+from pumpops.errors import ConfigError
 from pumpops.fleet import Device, load_profiles
-from pumpops.pipeline._calibrate import calibrate_rows
-from pumpops.pipeline._config import FilesData, PipelineConfig, parse_config
-from pumpops.pipeline._data import load_files_dataset
-from pumpops.pipeline._features import holdout_rows, settings_from
-from pumpops.pipeline._metrics import event_delays, summarise
-from pumpops.pipeline._snapshot import Recording
+from pumpops.pipeline import (
+    ModelFolder,
+    Recording,
+    calibrated_holdout,
+    event_delays,
+    load_labelled_files,
+    load_model_folder,
+    open_session,
+    summarise,
+)
 from pumpops.pipeline.detectors import INPUT_CENTER, INPUT_SCALE, INPUT_WINDOW, Calibration, Detector
 from pumpops.sim import (
     AmbientModel,
@@ -70,6 +73,7 @@ from pumpops.validation._gates import (
     check_parity,
     decide,
 )
+from pumpops.validation._memory import reset_peak_rss, rss_kib
 
 __all__ = ["HeldOut", "HoldoutDevice", "simulated_holdout", "skab_holdout", "validate_model"]
 
@@ -104,40 +108,6 @@ class HeldOut:
 
     devices: tuple[HoldoutDevice, ...]
     source: dict[str, Any]
-
-
-# ------------------------------------------------------------------------------ the model folder
-
-
-@dataclass(frozen=True)
-class _Model:
-    folder: Path
-    detector: Detector
-    config: PipelineConfig
-    group: str
-    onnx_bytes: bytes
-
-
-def _load_model(folder: Path) -> _Model:
-    folder = Path(folder)
-    try:
-        onnx_bytes = (folder / "model.onnx").read_bytes()
-        config_doc = json.loads((folder / "pipeline.json").read_bytes())
-        manifest = json.loads((folder / "manifest.json").read_bytes())
-    except (OSError, ValueError) as exc:
-        raise NotFoundError(f"{folder} is not a pumpops model folder: {exc}") from exc
-    config = parse_config(config_doc, source=str(folder / "pipeline.json"))
-    detector = Detector.load(folder / "detector")
-    return _Model(folder, detector, config, str(manifest.get("group", "")), onnx_bytes)
-
-
-def _session(onnx_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 # ------------------------------------------------------------------------------- held-out data
@@ -279,21 +249,8 @@ def skab_holdout(folder: Path, sensors: Sequence[str], *, train_rows: int = 400)
         NotFoundError: no SKAB files in ``folder``.
         ConfigError: the files lack a model sensor.
     """
-    config = parse_config(
-        {
-            "data": {
-                "source": "files",
-                "paths": [str(folder)],
-                "train_rows": train_rows,
-                "sensors": list(sensors),
-                "include_unlabelled": False,
-            }
-        }
-    )
-    assert isinstance(config.data, FilesData)
-    dataset = load_files_dataset(config)
     by_id: dict[str, dict[str, Recording]] = {}
-    for rec in dataset.recordings:
+    for rec in load_labelled_files(folder, sensors, train_rows=train_rows):
         by_id.setdefault(rec.device_id, {})[rec.split] = rec
     devices = tuple(
         HoldoutDevice(name, "recording", "", parts["train"], parts["test"])
@@ -331,13 +288,11 @@ def _onnx_scores(
     return np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
 
 
-def _score(model: _Model, session: ort.InferenceSession, held: HeldOut, batch: int) -> list[_Scored]:
-    f = model.config.features
-    fs = settings_from(f.resample_period_s, f.max_gap_fill_s, f.min_segment_samples, 0.0, True)
+def _score(model: ModelFolder, session: ort.InferenceSession, held: HeldOut, batch: int) -> list[_Scored]:
     out = []
     for dev in held.devices:
-        cal = calibrate_rows(model.detector, model.config, dev.calibration, [])
-        ts, x, y = holdout_rows(dev.test, fs, None)
+        rows = calibrated_holdout(model, dev.calibration, dev.test)
+        cal, ts, x, y = rows.calibration, rows.ts_us, rows.rows, rows.labels
         onnx_scores = _onnx_scores(session, model.detector, x, cal, batch)
         reference = model.detector.score(x, cal)
         alarms = model.detector.alarms_from_scores(onnx_scores, cal)
@@ -385,25 +340,7 @@ def _behaviour(scored: list[_Scored]) -> BehaviourMeasurement:
 # ---------------------------------------------------------------------------------- resources
 
 
-def _rss_kib(field_name: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _resources(model: _Model, window_source: np.ndarray, m: MeasurementSection) -> ResourceMeasurement:
+def _resources(model: ModelFolder, window_source: np.ndarray, m: MeasurementSection) -> ResourceMeasurement:
     detector = model.detector
     cal = detector.calibrate(window_source[: max(2, detector.input_length)])
     windows = detector.windows(window_source)
@@ -412,17 +349,17 @@ def _resources(model: _Model, window_source: np.ndarray, m: MeasurementSection) 
     feeds = {INPUT_WINDOW: one, INPUT_CENTER: cal.center, INPUT_SCALE: cal.scale}
 
     gc.collect()
-    before = _rss_kib("VmRSS")
-    if before is not None and _reset_peak():
+    before = rss_kib("VmRSS")
+    if before is not None and reset_peak_rss():
         method = "VmHWM after resetting it through /proc/self/clear_refs, minus VmRSS before"
-        session = _session(model.onnx_bytes)
+        session = open_session(model.onnx_bytes)
         session.run(None, {**feeds, INPUT_WINDOW: batch})
-        peak = _rss_kib("VmHWM")
+        peak = rss_kib("VmHWM")
         peak_mb = ((peak or before) - before) / 1024.0
     else:
         method = "getrusage ru_maxrss delta (a lower bound: the peak cannot be reset)"
         start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        session = _session(model.onnx_bytes)
+        session = open_session(model.onnx_bytes)
         session.run(None, {**feeds, INPUT_WINDOW: batch})
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024.0
 
@@ -473,8 +410,8 @@ def validate_model(
     """
     cfg = config or ValidationConfig()
     m = cfg.measurement
-    candidate = _load_model(Path(candidate_dir))
-    champion = None if champion_dir is None else _load_model(Path(champion_dir))
+    candidate = load_model_folder(Path(candidate_dir))
+    champion = None if champion_dir is None else load_model_folder(Path(champion_dir))
     sensors = candidate.detector.sensors
     if champion is not None and champion.detector.sensors != sensors:
         raise ConfigError(
@@ -490,7 +427,7 @@ def validate_model(
         seed = m.simulate_seed if data is None else int(data)
         held = simulated_holdout(candidate.group, sensors, seed=seed, m=m)
         suite = held
-    session = _session(candidate.onnx_bytes)
+    session = open_session(candidate.onnx_bytes)
     scored = _score(candidate, session, held, m.score_batch_windows)
     suite_scored = (
         scored
@@ -499,7 +436,7 @@ def validate_model(
     )
     champion_metrics = None
     if champion is not None:
-        champ_scored = _score(champion, _session(champion.onnx_bytes), held, m.score_batch_windows)
+        champ_scored = _score(champion, open_session(champion.onnx_bytes), held, m.score_batch_windows)
         champion_metrics = _detection(champ_scored)
     behaviour = (
         _behaviour(suite_scored)

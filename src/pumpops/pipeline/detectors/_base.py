@@ -24,6 +24,10 @@ calibration) and the alarm rule (``k``-of-``n``, hysteresis, off-delay: see
 :func:`smooth_alarms`) are declared in :meth:`Detector.manifest` and applied by
 the agent, so they travel with the model rather than living in the caller.
 
+This module holds the base class; the shared numerics and ONNX names are in
+``_numerics.py``, :class:`Calibration` in ``_calibration.py``, the graph
+wrapper and manifest in ``_graph.py``, the registry of kinds in ``_registry.py``.
+
 May import: ``pumpops.schema``, ``pumpops.errors``, numpy, scikit-learn,
 skl2onnx, onnx, onnxruntime. Never the store or MLflow.
 """
@@ -32,18 +36,29 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import inspect
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from pumpops.errors import ConfigError, InputError, IntegrityError
+from pumpops.pipeline.detectors._calibration import Calibration, OnnxCore
+from pumpops.pipeline.detectors._graph import detector_manifest, feature_matrices, scoring_graph
+from pumpops.pipeline.detectors._numerics import (
+    _FORMAT,
+    _QUANTILES,
+    INPUT_CENTER,
+    INPUT_SCALE,
+    INPUT_WINDOW,
+    ONNX_OPSET,
+    OUTPUT_SCORE,
+    k_of_n,
+    robust_center_scale,
+    smooth_alarms,
+)
+from pumpops.pipeline.detectors._registry import DETECTORS, build_detector, register_detector
 from pumpops.schema import CANONICAL_SENSORS
 
 __all__ = [
@@ -62,159 +77,6 @@ __all__ = [
     "robust_center_scale",
     "smooth_alarms",
 ]
-
-ONNX_OPSET = 17
-INPUT_WINDOW = "window"
-INPUT_CENTER = "center"
-INPUT_SCALE = "scale"
-OUTPUT_SCORE = "score"
-_FEATURES = "features"  # (N, S) float64 feature rows, the core's input
-_CORE_SCORE = "core_score"  # (N,) float64, the core's output
-_FORMAT = 1
-_QUANTILES = np.linspace(0.0, 1.0, 11)
-_SCALE_FLOOR = 1e-6  # in units of each sensor's own magnitude, see robust_center_scale
-
-DETECTORS: dict[str, type[Detector]] = {}
-
-
-def register_detector(cls: type[Detector]) -> type[Detector]:
-    """Class decorator: make ``cls`` buildable by its ``kind``."""
-    DETECTORS[cls.kind] = cls
-    return cls
-
-
-def robust_center_scale(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sensor median and robust spread (IQR / 1.349, floored) of normal data.
-
-    The floor keeps a constant channel (a voltage that never moves) from
-    dividing by zero: it is 1e-6 of the channel's magnitude, or 1e-6.
-
-    >>> c, s = robust_center_scale(np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]))
-    >>> c.tolist(), s.round(4).tolist()
-    ([2.0, 5.0], [0.7413, 0.0])
-    """
-    center = np.median(normal, axis=0)
-    q75, q25 = np.percentile(normal, [75.0, 25.0], axis=0)
-    scale = (q75 - q25) / 1.349
-    std = normal.std(axis=0)
-    scale = np.where(scale > 0, scale, std)
-    floor = np.maximum(np.abs(center), 1.0) * _SCALE_FLOOR
-    return center.astype(np.float64), np.maximum(scale, floor).astype(np.float64)
-
-
-def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
-    """Causal ``k``-of-``n`` smoothing: alarm at ``i`` when ``k`` of rows ``i-n+1..i`` exceed.
-
-    >>> k_of_n(np.array([1, 0, 1, 1, 0, 0, 0], dtype=bool), 2, 3).astype(int).tolist()
-    [0, 0, 1, 1, 1, 0, 0]
-    """
-    counts = np.cumsum(np.concatenate([[0], exceed.astype(np.int64)]))
-    lo = np.maximum(np.arange(1, exceed.size + 1) - n, 0)
-    return np.asarray((counts[1:] - counts[lo]) >= k, dtype=bool)
-
-
-def smooth_alarms(
-    scores: np.ndarray, threshold: float, k: int, n: int, *, release: float = 1.0, hold: int = 0
-) -> np.ndarray:
-    """``k``-of-``n`` alarms with hysteresis: once on, stay on while ``score > release * threshold``.
-
-    Then an off-delay: an alarm that ends stays on for ``hold`` more rows.
-
-    >>> s = np.array([0.0, 2.0, 2.0, 0.8, 0.8, 0.3, 2.0])
-    >>> smooth_alarms(s, 1.0, 2, 2).astype(int).tolist()
-    [0, 0, 1, 0, 0, 0, 0]
-    >>> smooth_alarms(s, 1.0, 2, 2, release=0.5).astype(int).tolist()
-    [0, 0, 1, 1, 1, 0, 0]
-    >>> smooth_alarms(s, 1.0, 2, 2, hold=2).astype(int).tolist()
-    [0, 0, 1, 1, 1, 0, 0]
-    """
-    raised = k_of_n(scores > threshold, k, n)
-    if release < 1.0:
-        above = scores > release * threshold
-        out = np.zeros(scores.shape[0], dtype=bool)
-        on = False
-        for i in range(scores.shape[0]):
-            on = bool(raised[i] or (on and above[i]))
-            out[i] = on
-        raised = out
-    return k_of_n(raised, 1, hold + 1) if hold > 0 else raised
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """A device's reference statistics and alarm threshold, from its own normal period.
-
-    Attributes:
-        sensors: the sensors, in the detector's order.
-        center: shape ``(S,)``, per-sensor median of the normal period (canonical units).
-        scale: shape ``(S,)``, per-sensor robust spread (canonical units).
-        threshold: alarm threshold on the score.
-        quantiles: shape ``(S, 11)``, per-sensor deciles of the normal period,
-            the reference bins for drift statistics.
-        n_rows: number of normal rows it was computed from.
-    """
-
-    sensors: tuple[str, ...]
-    center: np.ndarray
-    scale: np.ndarray
-    threshold: float
-    quantiles: np.ndarray
-    n_rows: int
-    extra: Mapping[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (lists of floats)."""
-        return {
-            "sensors": list(self.sensors),
-            "center": [float(v) for v in self.center],
-            "scale": [float(v) for v in self.scale],
-            "threshold": float(self.threshold),
-            "quantiles": [[float(v) for v in row] for row in self.quantiles],
-            "n_rows": int(self.n_rows),
-            "extra": {k: float(v) for k, v in sorted(self.extra.items())},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            InputError: a field is missing or has the wrong shape.
-        """
-        try:
-            sensors = tuple(str(s) for s in data["sensors"])
-            center = np.asarray(data["center"], dtype=np.float64)
-            scale = np.asarray(data["scale"], dtype=np.float64)
-            quantiles = np.asarray(data["quantiles"], dtype=np.float64)
-            calibration = cls(
-                sensors=sensors,
-                center=center,
-                scale=scale,
-                threshold=float(data["threshold"]),
-                quantiles=quantiles,
-                n_rows=int(data["n_rows"]),
-                extra={str(k): float(v) for k, v in dict(data.get("extra", {})).items()},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"invalid calibration: {exc}") from exc
-        s = len(sensors)
-        if center.shape != (s,) or scale.shape != (s,) or quantiles.shape != (s, _QUANTILES.size):
-            raise InputError(f"invalid calibration: arrays do not match {s} sensors")
-        return calibration
-
-
-@dataclass(frozen=True)
-class OnnxCore:
-    """The model-specific part of the ONNX graph.
-
-    Its nodes read ``features`` ``(N, S)`` float64 and must write
-    ``core_score`` ``(N,)`` float64. Names of nodes and initializers must be
-    unique and fixed (deterministic bytes).
-    """
-
-    nodes: list[onnx.NodeProto]
-    initializers: list[onnx.TensorProto]
-    opsets: dict[str, int] = field(default_factory=dict)
 
 
 def _default_detrend(sensors: Sequence[str]) -> tuple[str, ...]:
@@ -634,141 +496,16 @@ class Detector(abc.ABC):
 
     def _feature_matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W, P)`` averaging matrices: fast mean and slow baseline at the last ``P`` positions."""
-        W, P = self.input_length, self.score_window
-        fast = np.zeros((W, P))
-        slow = np.zeros((W, P))
-        for p in range(P):
-            end = W - P + p + 1  # exclusive end row of position p
-            fast[end - self.window : end, p] = 1.0 / self.window
-            if self.baseline_window:
-                slow[end - self.baseline_window : end, p] = 1.0 / self.baseline_window
-        return fast, slow
+        return feature_matrices(self)
 
     def to_onnx(self) -> bytes:
         """The scoring graph as deterministic ONNX bytes (same fit, same bytes)."""
         self._require_fitted()
-        S, W, P = self.n_sensors, self.input_length, self.score_window
-        fast, slow = self._feature_matrices()
-        inits = [
-            numpy_helper.from_array(fast, "pre_fast"),
-            numpy_helper.from_array(np.array([-1, S], dtype=np.int64), "pre_rows_shape"),
-            numpy_helper.from_array(np.array([-1, P], dtype=np.int64), "pre_scores_shape"),
-        ]
-        nodes = [
-            helper.make_node("Sub", [INPUT_WINDOW, INPUT_CENTER], ["pre_centered"], name="pre_sub"),
-            helper.make_node("Div", ["pre_centered", INPUT_SCALE], ["pre_z"], name="pre_div"),
-            helper.make_node("Transpose", ["pre_z"], ["pre_zt"], name="pre_transpose", perm=[0, 2, 1]),
-            helper.make_node("MatMul", ["pre_zt", "pre_fast"], ["pre_fast_mean"], name="pre_fast_mm"),
-        ]
-        feature_t = "pre_fast_mean"
-        if self.baseline_window:
-            mask = self._detrend_mask().reshape(S, 1)
-            inits += [
-                numpy_helper.from_array(slow, "pre_slow"),
-                numpy_helper.from_array(mask, "pre_detrend_mask"),
-            ]
-            nodes += [
-                helper.make_node("MatMul", ["pre_zt", "pre_slow"], ["pre_slow_mean"], name="pre_slow_mm"),
-                helper.make_node(
-                    "Mul", ["pre_slow_mean", "pre_detrend_mask"], ["pre_slow_masked"], name="pre_mask"
-                ),
-                helper.make_node(
-                    "Sub", ["pre_fast_mean", "pre_slow_masked"], ["pre_detrended"], name="pre_detrend"
-                ),
-            ]
-            feature_t = "pre_detrended"
-        if self.detrend_weight != 1.0 and self.detrend:
-            inits.append(numpy_helper.from_array(self._feature_weights().reshape(S, 1), "pre_weights"))
-            nodes.append(
-                helper.make_node("Mul", [feature_t, "pre_weights"], ["pre_weighted"], name="pre_weight")
-            )
-            feature_t = "pre_weighted"
-        nodes += [
-            # (B, S, P) -> (B, P, S) -> (B*P, S)
-            helper.make_node("Transpose", [feature_t], ["pre_bps"], name="pre_to_bps", perm=[0, 2, 1]),
-            helper.make_node("Reshape", ["pre_bps", "pre_rows_shape"], [_FEATURES], name="pre_rows"),
-        ]
-        core = self._core_onnx()
-        nodes += core.nodes
-        inits += core.initializers
-        nodes += [
-            helper.make_node("Reshape", [_CORE_SCORE, "pre_scores_shape"], ["post_bp"], name="post_bp"),
-            helper.make_node(
-                "ReduceMean", ["post_bp"], [OUTPUT_SCORE], name="post_mean", axes=[1], keepdims=0
-            ),
-        ]
-        graph = helper.make_graph(
-            nodes,
-            f"pumpops_{self.kind}",
-            inputs=[
-                helper.make_tensor_value_info(INPUT_WINDOW, TensorProto.DOUBLE, ["batch", W, S]),
-                helper.make_tensor_value_info(INPUT_CENTER, TensorProto.DOUBLE, [S]),
-                helper.make_tensor_value_info(INPUT_SCALE, TensorProto.DOUBLE, [S]),
-            ],
-            outputs=[helper.make_tensor_value_info(OUTPUT_SCORE, TensorProto.DOUBLE, ["batch"])],
-            initializer=inits,
-        )
-        opsets = [helper.make_opsetid("", ONNX_OPSET)]
-        opsets += [helper.make_opsetid(domain, v) for domain, v in sorted(core.opsets.items()) if domain]
-        model = helper.make_model(graph, opset_imports=opsets, producer_name="pumpops", producer_version="1")
-        model.ir_version = 8
-        model.doc_string = f"pumpops detector {self.kind}"
-        onnx.checker.check_model(model)
-        data: bytes = model.SerializeToString(deterministic=True)
-        return data
+        return scoring_graph(self)
 
     def manifest(self) -> dict[str, Any]:
         """What the edge agent needs to run the model without model-specific code."""
-        return {
-            "format": _FORMAT,
-            "kind": self.kind,
-            "onnx_opset": ONNX_OPSET,
-            "inputs": {
-                "sensors": [{"name": s, "unit": CANONICAL_SENSORS[s].unit} for s in self.sensors],
-                "window_rows": self.input_length,
-                "padding": "repeat_first",
-                "onnx": [
-                    {
-                        "name": INPUT_WINDOW,
-                        "dtype": "float64",
-                        "shape": ["batch", self.input_length, self.n_sensors],
-                    },
-                    {
-                        "name": INPUT_CENTER,
-                        "dtype": "float64",
-                        "shape": [self.n_sensors],
-                        "from": "calibration.center",
-                    },
-                    {
-                        "name": INPUT_SCALE,
-                        "dtype": "float64",
-                        "shape": [self.n_sensors],
-                        "from": "calibration.scale",
-                    },
-                ],
-            },
-            "outputs": [{"name": OUTPUT_SCORE, "dtype": "float64", "shape": ["batch"]}],
-            "alarm": {
-                "threshold": "calibration.threshold",
-                "compare": "score > threshold",
-                "smoothing": {
-                    "rule": "k_of_n_hysteresis",
-                    "k": self.alarm_k,
-                    "n": self.alarm_n,
-                    "release": self.alarm_release,
-                    "hold_rows": self.alarm_hold,
-                    "meaning": "on when k of the last n scores exceed threshold; "
-                    "a raised alarm stays on while score > release * threshold; "
-                    "an ending alarm stays on hold_rows more rows",
-                },
-            },
-            "calibration": {
-                "center": "median of the normal period",
-                "scale": "IQR / 1.349 of the normal period (floored)",
-                "threshold": f"{self.threshold_factor} * quantile({self.threshold_quantile}) of normal score",
-            },
-            "params": self.params(),
-        }
+        return detector_manifest(self)
 
     # ----------------------------------------------------------------- persistence
 
@@ -811,44 +548,3 @@ class Detector(abc.ABC):
             detector._set_state({k: npz[k] for k in npz.files})
         detector._fitted = True
         return detector
-
-
-def build_detector(kind: str, *, sensors: Sequence[str], seed: int = 0, **hyper: Any) -> Detector:
-    """Build an unfitted detector by kind.
-
-    Raises:
-        ConfigError: unknown kind or unknown / invalid hyper-parameter.
-
-    >>> build_detector("nope", sensors=["motor_current"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    pumpops.errors.ConfigError: unknown detector kind 'nope'; known: ...
-    """
-    import pumpops.pipeline.detectors  # noqa: F401, PLC0415 - registers the built-in kinds
-
-    try:
-        cls = DETECTORS[kind]
-    except KeyError:
-        raise ConfigError(f"unknown detector kind {kind!r}; known: {', '.join(sorted(DETECTORS))}") from None
-    allowed = _hyper_names(cls)
-    unknown = sorted(set(hyper) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown hyper-parameter(s) {unknown} for detector {kind!r}; known: {', '.join(sorted(allowed))}"
-        )
-    try:
-        return cls(sensors=sensors, seed=seed, **hyper)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid hyper-parameters for detector {kind!r}: {exc}") from exc
-
-
-def _hyper_names(cls: type[Detector]) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is inspect.Parameter.KEYWORD_ONLY:
-                names.add(p.name)
-    return names - {"sensors", "seed"}

@@ -1,0 +1,88 @@
+"""The detectors' shared numerics and ONNX names: robust scaling, alarm smoothing, the graph's inputs.
+
+Pure numpy, no model: the statistics every detector computes the same way,
+and the names of the ONNX contract's inputs and output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "INPUT_CENTER",
+    "INPUT_SCALE",
+    "INPUT_WINDOW",
+    "ONNX_OPSET",
+    "OUTPUT_SCORE",
+    "k_of_n",
+    "robust_center_scale",
+    "smooth_alarms",
+]
+
+ONNX_OPSET = 17
+INPUT_WINDOW = "window"
+INPUT_CENTER = "center"
+INPUT_SCALE = "scale"
+OUTPUT_SCORE = "score"
+_FEATURES = "features"  # (N, S) float64 feature rows, the core's input
+_CORE_SCORE = "core_score"  # (N,) float64, the core's output
+_FORMAT = 1
+_QUANTILES = np.linspace(0.0, 1.0, 11)
+_SCALE_FLOOR = 1e-6  # in units of each sensor's own magnitude, see robust_center_scale
+
+
+def robust_center_scale(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sensor median and robust spread (IQR / 1.349, floored) of normal data.
+
+    The floor keeps a constant channel (a voltage that never moves) from
+    dividing by zero: it is 1e-6 of the channel's magnitude, or 1e-6.
+
+    >>> c, s = robust_center_scale(np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]))
+    >>> c.tolist(), s.round(4).tolist()
+    ([2.0, 5.0], [0.7413, 0.0])
+    """
+    center = np.median(normal, axis=0)
+    q75, q25 = np.percentile(normal, [75.0, 25.0], axis=0)
+    scale = (q75 - q25) / 1.349
+    std = normal.std(axis=0)
+    scale = np.where(scale > 0, scale, std)
+    floor = np.maximum(np.abs(center), 1.0) * _SCALE_FLOOR
+    return center.astype(np.float64), np.maximum(scale, floor).astype(np.float64)
+
+
+def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Causal ``k``-of-``n`` smoothing: alarm at ``i`` when ``k`` of rows ``i-n+1..i`` exceed.
+
+    >>> k_of_n(np.array([1, 0, 1, 1, 0, 0, 0], dtype=bool), 2, 3).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    counts = np.cumsum(np.concatenate([[0], exceed.astype(np.int64)]))
+    lo = np.maximum(np.arange(1, exceed.size + 1) - n, 0)
+    return np.asarray((counts[1:] - counts[lo]) >= k, dtype=bool)
+
+
+def smooth_alarms(
+    scores: np.ndarray, threshold: float, k: int, n: int, *, release: float = 1.0, hold: int = 0
+) -> np.ndarray:
+    """``k``-of-``n`` alarms with hysteresis: once on, stay on while ``score > release * threshold``.
+
+    Then an off-delay: an alarm that ends stays on for ``hold`` more rows.
+
+    >>> s = np.array([0.0, 2.0, 2.0, 0.8, 0.8, 0.3, 2.0])
+    >>> smooth_alarms(s, 1.0, 2, 2).astype(int).tolist()
+    [0, 0, 1, 0, 0, 0, 0]
+    >>> smooth_alarms(s, 1.0, 2, 2, release=0.5).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    >>> smooth_alarms(s, 1.0, 2, 2, hold=2).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0]
+    """
+    raised = k_of_n(scores > threshold, k, n)
+    if release < 1.0:
+        above = scores > release * threshold
+        out = np.zeros(scores.shape[0], dtype=bool)
+        on = False
+        for i in range(scores.shape[0]):
+            on = bool(raised[i] or (on and above[i]))
+            out[i] = on
+        raised = out
+    return k_of_n(raised, 1, hold + 1) if hold > 0 else raised

@@ -1,0 +1,23 @@
+"""Pins the public API of ``pumpops.hub``: a change to this list is a change users see."""
+
+from __future__ import annotations
+
+import pumpops.hub
+
+_PUBLIC = {
+    "BrokerProcess",
+    "Child",
+    "HubServices",
+    "Supervisor",
+    "broker_process",
+    "create_app",
+    "port_taken_message",
+    "stop_processes",
+    "tail",
+}
+
+
+def test_hub_exported_members_are_pinned() -> None:
+    assert set(pumpops.hub.__all__) == _PUBLIC
+    for name in _PUBLIC:
+        assert hasattr(pumpops.hub, name), name
