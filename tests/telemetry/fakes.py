@@ -1,4 +1,4 @@
-"""An in-memory :class:`TelemetryStore` with the store contract's semantics, and failure injection."""
+"""An in-memory store of the concerns ingest uses, with the store contract's rules, and failure injection."""
 
 from __future__ import annotations
 
@@ -14,20 +14,31 @@ from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.store import (
     ROLLOUT_ACTIVE_STATUSES,
+    AgentMessageStore,
     AgentPut,
     AgentRecord,
+    AlertStore,
     BatchOutcome,
+    DeadLetterStore,
+    DeviceStore,
     FeedbackRecord,
     FleetAlertRecord,
     ReadingsFrame,
+    ReadingStore,
     RolloutRecord,
-    TelemetryStore,
+    RolloutRecordStore,
 )
 from pumpops.store._plan import check_feedback, check_fleet_alert, check_rollout, check_time_us
 
 
-class MemoryStore(TelemetryStore):
-    """Keeps everything in dicts; ``fail_writes`` makes the next N ``write_batches`` raise StoreError."""
+class MemoryStore(
+    DeviceStore, ReadingStore, DeadLetterStore, AgentMessageStore, RolloutRecordStore, AlertStore
+):
+    """Keeps everything in dicts; ``fail_writes`` makes the next N ``write_batches`` raise StoreError.
+
+    It implements the store's concerns that ingest and its tests use (no audit
+    trail, no registry records), plus ``upgrade``, ``counts`` and ``close``.
+    """
 
     def __init__(self, devices: Iterable[Device] = ()) -> None:
         self._lock = threading.Lock()

@@ -33,14 +33,22 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from pumpops.errors import InputError, NotFoundError
+from pumpops.fleet import Device
 from pumpops.monitoring._drift import DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
 from pumpops.registry import EventSink
 from pumpops.settings import MonitoringSettings
-from pumpops.store import FEEDBACK_VERDICTS, AgentRecord, FeedbackRecord, FleetAlertRecord, TelemetryStore
+from pumpops.store import (
+    FEEDBACK_VERDICTS,
+    AgentMessageStore,
+    AgentRecord,
+    AlertStore,
+    FeedbackRecord,
+    FleetAlertRecord,
+)
 
 __all__ = [
     "DRIFT_ALERT_KIND",
@@ -66,6 +74,26 @@ EVENT_DRIFT_CLEARED: Final = "fleet.drift_cleared"
 EVENT_ALARM_FEEDBACK: Final = "alarm.feedback"
 #: Who automatic monitoring steps are attributed to, unless told otherwise.
 DEFAULT_ACTOR: Final = "pumpops-monitoring"
+
+
+class MonitoringStore(AgentMessageStore, AlertStore, Protocol):
+    """The part of :class:`~pumpops.store.TelemetryStore` monitoring uses (a fake implements just this).
+
+    Agent messages, fleet alerts and alarm feedback (the store's
+    :class:`~pumpops.store.AgentMessageStore` and :class:`~pumpops.store.AlertStore`),
+    the registered devices and audit appends.
+    """
+
+    def devices(self) -> list[Device]: ...
+    def append_audit(
+        self,
+        actor: str,
+        action: str,
+        subject: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        time_us: int | None = None,
+    ) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +145,7 @@ class MonitoringService:
 
     def __init__(
         self,
-        store: TelemetryStore,
+        store: MonitoringStore,
         sink: EventSink,
         settings: MonitoringSettings,
         *,
@@ -235,7 +263,7 @@ class MonitoringService:
         self._sink.emit(action, alert_id, payload)
 
 
-def find_alarm(store: TelemetryStore, alarm_id: str) -> AgentRecord | None:
+def find_alarm(store: MonitoringStore, alarm_id: str) -> AgentRecord | None:
     """The first alarm message the hub received with this ``alarm_id``, or None.
 
     Args:
@@ -255,7 +283,7 @@ def find_alarm(store: TelemetryStore, alarm_id: str) -> AgentRecord | None:
 
 
 def record_feedback(
-    store: TelemetryStore,
+    store: MonitoringStore,
     sink: EventSink,
     alarm_id: str,
     *,
