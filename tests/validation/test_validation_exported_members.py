@@ -9,6 +9,8 @@ def test_validation_exported_members() -> None:
             "NO_CHAMPION",
             "BehaviourBudgets",
             "BehaviourMeasurement",
+            "CandidateRegistry",
+            "CandidateValidation",
             "ChampionTolerances",
             "DetectionMetrics",
             "GateResult",
@@ -29,9 +31,11 @@ def test_validation_exported_members() -> None:
             "load_validation_config",
             "parse_validation_config",
             "reset_peak_rss",
+            "rival_champion",
             "rss_kib",
             "simulated_holdout",
             "skab_holdout",
+            "validate_candidate",
             "validate_model",
         ]
     )

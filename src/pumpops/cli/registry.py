@@ -477,7 +477,7 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
         raise ConfigError(f"--config {config}: no such file")
     # imported here: the measurement layer loads the pipeline and scikit-learn
     from pumpops.cli.validation import print_report
-    from pumpops.validation import load_validation_config, validate_model
+    from pumpops.validation import load_validation_config, rival_champion, validate_candidate
 
     gate_config = None if config is None else load_validation_config(config)
     with _registry(ctx, tracking_uri=tracking_uri, database_url=database_url, broker=broker) as (
@@ -486,28 +486,19 @@ def validate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order 
     ):
         who = _actor(settings, actor)
         candidate = registry.resolve(ref)
-        champion = registry.champion(candidate.group) if against == "champion" and candidate.group else None
-        if champion is not None and champion.ref == candidate.ref:
-            champion = None
-        with tempfile.TemporaryDirectory(prefix="pumpops-validate-") as tmp:
-            candidate_dir = registry.download_model(candidate, Path(tmp) / "candidate")
-            champion_dir = (
-                None if champion is None else registry.download_model(champion, Path(tmp) / "champion")
-            )
-            with err_console.status(f"validating {candidate.ref}: parity, champion, behaviour, budgets"):
-                report = validate_model(
-                    candidate_dir,
-                    champion_dir=champion_dir,
-                    config=gate_config,
-                    data=gate_data,
-                    subject=candidate.ref,
-                )
-        report_json = report.to_json()
-        if isinstance(report_json, bytes):
-            report_json = report_json.decode("utf-8")
-        stored = registry.store_validation(
-            candidate, passed=bool(report.passed), report_json=str(report_json), against=champion, actor=who
+        champion = rival_champion(registry, candidate.group if against == "champion" else None, candidate)
+        done = validate_candidate(
+            registry,
+            candidate,
+            champion=champion,
+            actor=who,
+            config=gate_config,
+            data=gate_data,
+            measuring=lambda: err_console.status(
+                f"validating {candidate.ref}: parity, champion, behaviour, budgets"
+            ),
         )
+    report, stored = done.report, done.stored
     fmt = output_format(output, as_json)
     print_report(report, fmt)
     if fmt is OutputFormat.TABLE:

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[SqlTelemetryStore]:
     if importlib.util.find_spec("sqlalchemy") is None:  # the edge install: name the hub install first
-        import pumpops.store._sql  # noqa: F401 - raises ModuleNotFoundError, which cli.main explains
+        import sqlalchemy  # noqa: F401 - raises ModuleNotFoundError, which cli.main explains
     settings = settings_from(ctx, database_url=db)  # a missing workspace is refused before SQLAlchemy loads
     from pumpops.store import open_sql_store
 

@@ -11,7 +11,6 @@ May import: every hub-side part.
 from __future__ import annotations
 
 import json
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pumpops.release import bundles_of, create_release, publish_bundles
 from pumpops.retrain._policy import RetrainSettings
 from pumpops.settings import Settings
 from pumpops.store import open_store
-from pumpops.validation import load_validation_config, validate_model
+from pumpops.validation import load_validation_config, rival_champion, validate_candidate
 
 __all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
 
@@ -156,7 +155,7 @@ def _validation_config(settings: Settings) -> Any:
     return load_validation_config(path) if path.is_file() else None
 
 
-def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: reads best as one story
+def run_retrain(
     settings: Settings,
     group: str,
     *,
@@ -241,30 +240,16 @@ def run_retrain(  # noqa: PLR0915 - one step after the other, each audited: read
                 candidate = registry.register(result, actor=actor)
                 out.model_ref = candidate.ref
                 step("trained", {"model": candidate.ref, "devices": len(result.devices)})
-                champion = registry.champion(group)
-                if champion is not None and champion.ref == candidate.ref:
-                    champion = None
+                champion = rival_champion(registry, group, candidate)
                 say(f"validating {candidate.ref}" + ("" if champion is None else f" against {champion.ref}"))
-                with tempfile.TemporaryDirectory(prefix="pumpops-retrain-") as tmp:
-                    cand_dir = registry.download_model(candidate, Path(tmp) / "candidate")
-                    champ_dir = (
-                        None if champion is None else registry.download_model(champion, Path(tmp) / "champ")
-                    )
-                    report = validate_model(
-                        cand_dir,
-                        champion_dir=champ_dir,
-                        config=_validation_config(settings),
-                        data=validation_data,
-                        subject=candidate.ref,
-                    )
-                report_json = report.to_json()
-                registry.store_validation(
+                report = validate_candidate(
+                    registry,
                     candidate,
-                    passed=bool(report.passed),
-                    report_json=report_json if isinstance(report_json, str) else report_json.decode(),
-                    against=champion,
+                    champion=champion,
                     actor=actor,
-                )
+                    config=_validation_config(settings),
+                    data=validation_data,
+                ).report
             if not report.passed:
                 failed = _failed_reasons(report.to_text())
                 out.status = "validation_failed"

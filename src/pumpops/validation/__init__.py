@@ -50,11 +50,19 @@ if TYPE_CHECKING:
         validate_model,
     )
     from pumpops.validation._memory import reset_peak_rss, rss_kib
+    from pumpops.validation._run import (
+        CandidateRegistry,
+        CandidateValidation,
+        rival_champion,
+        validate_candidate,
+    )
 
 __all__ = [
     "NO_CHAMPION",
     "BehaviourBudgets",
     "BehaviourMeasurement",
+    "CandidateRegistry",
+    "CandidateValidation",
     "ChampionTolerances",
     "DetectionMetrics",
     "GateResult",
@@ -75,9 +83,11 @@ __all__ = [
     "load_validation_config",
     "parse_validation_config",
     "reset_peak_rss",
+    "rival_champion",
     "rss_kib",
     "simulated_holdout",
     "skab_holdout",
+    "validate_candidate",
     "validate_model",
 ]
 
@@ -92,6 +102,9 @@ _CONFIG = {"MeasurementSection", "ValidationConfig", "load_validation_config", "
 # Standard library only: the memory probes that packaging shares with validation.
 _MEMORY = {"reset_peak_rss", "rss_kib"}
 
+# Validating a registered candidate (downloads, gates, the stored report): loads the measurement layer.
+_RUN = {"CandidateRegistry", "CandidateValidation", "rival_champion", "validate_candidate"}
+
 
 def __getattr__(name: str) -> Any:
     if name in _MEASURE:
@@ -100,4 +113,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module("pumpops.validation._config"), name)
     if name in _MEMORY:
         return getattr(importlib.import_module("pumpops.validation._memory"), name)
+    if name in _RUN:
+        return getattr(importlib.import_module("pumpops.validation._run"), name)
     raise AttributeError(f"module 'pumpops.validation' has no attribute {name!r}")
