@@ -26,14 +26,9 @@ if TYPE_CHECKING:
         event_json,
         event_topic,
     )
-    from pumpops.registry._registry import (
-        ModelVersionInfo,
-        Registry,
-        alias_name,
-        default_model_name,
-        parse_model_ref,
-        parse_ref,
-    )
+    from pumpops.registry._info import ModelVersionInfo
+    from pumpops.registry._refs import alias_name, default_model_name, parse_model_ref, parse_ref
+    from pumpops.registry._registry import Registry
     from pumpops.store import AliasRecord, EventRecord
 
 __all__ = [
@@ -69,10 +64,11 @@ _LAZY = {
         ),
         "pumpops.registry._events",
     ),
+    "ModelVersionInfo": "pumpops.registry._info",
     **dict.fromkeys(
-        ("ModelVersionInfo", "Registry", "alias_name", "default_model_name", "parse_model_ref", "parse_ref"),
-        "pumpops.registry._registry",
+        ("alias_name", "default_model_name", "parse_model_ref", "parse_ref"), "pumpops.registry._refs"
     ),
+    "Registry": "pumpops.registry._registry",
     "AliasRecord": "pumpops.store",
     "EventRecord": "pumpops.store",
 }

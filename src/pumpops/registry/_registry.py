@@ -19,6 +19,9 @@ Tags on a model version (all strings):
   artifact ``validation-report.json`` of the version's run),
   ``pumpops.validation_against`` (the champion it was compared with);
 - ``pumpops.archived``: ``true`` once archived.
+
+References and names are in ``_refs.py``, :class:`ModelVersionInfo` in
+``_info.py``, the MLflow error boundary in ``_mlflow.py``.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ import hashlib
 import json
 import logging
 import math
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from pumpops.errors import ConfigError, InputError, NotFoundError, ServiceError
+from pumpops.errors import ConfigError, InputError, NotFoundError
+from pumpops.registry._info import _LINEAGE_TAGS, FAILED, PASSED, VALIDATION_ARTIFACT, ModelVersionInfo
+from pumpops.registry._mlflow import _mlflow_calls, _mlflow_error, _quiet_mlflow_env
+from pumpops.registry._refs import alias_name, default_model_name, parse_model_ref, parse_ref
 
 if TYPE_CHECKING:  # the store loads SQLAlchemy and numpy: not needed to parse a reference
     from pumpops.registry._events import EventSink
@@ -51,187 +55,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-VALIDATION_ARTIFACT: Final = "validation-report.json"
-PASSED: Final = "passed"
-FAILED: Final = "failed"
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,199})/(?P<version>[1-9][0-9]{0,9})$")
-_ALIAS_REF = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,199})@(?P<alias>[A-Za-z0-9][A-Za-z0-9_-]{0,255})$"
-)
-REF_FORMS: Final = "<name>/<version> (pumpops-skab-testbed/3) or <name>@<alias> (pumpops-acme-ansi@champion)"
-_LINEAGE_TAGS: Final = {
-    "dataset_digest": "pumpops.dataset_digest",
-    "config_hash": "pumpops.config_hash",
-    "code_commit": "pumpops.code_commit",
-    "package_set_sha256": "pumpops.package_set_sha256",
-    "seed": "pumpops.seed",
-    "group": "pumpops.group",
-    "detector_kind": "pumpops.detector_kind",
-    "model_sha256": "pumpops.model_sha256",
-}
-
-
-def parse_ref(text: str) -> tuple[str, int]:
-    """Split ``<name>/<version>``.
-
-    Raises:
-        ConfigError: not of that shape.
-
-    >>> parse_ref("pumpops-skab/3")
-    ('pumpops-skab', 3)
-    """
-    match = _REF.match(text.strip())
-    if match is None:
-        raise ConfigError(f"model version must be <name>/<version> (pumpops-skab/3), not {text!r}")
-    return match["name"], int(match["version"])
-
-
-def parse_model_ref(text: str) -> tuple[str, int | str]:
-    """Split ``<name>/<version>`` or ``<name>@<alias>``: the name and the version number or alias.
-
-    :meth:`Registry.resolve` turns either into a version; check the shape with
-    this before anything heavy is loaded.
-
-    Raises:
-        ConfigError: neither shape.
-
-    >>> parse_model_ref("pumpops-skab/3"), parse_model_ref("pumpops-acme-ansi@champion")
-    (('pumpops-skab', 3), ('pumpops-acme-ansi', 'champion'))
-    """
-    text = text.strip()
-    if (match := _REF.match(text)) is not None:
-        return match["name"], int(match["version"])
-    if (match := _ALIAS_REF.match(text)) is not None:
-        return match["name"], match["alias"]
-    raise ConfigError(f"a model is named {REF_FORMS}, not {text!r}")
-
-
-def default_model_name(group: str) -> str:
-    """The registered model of a device group.
-
-    >>> default_model_name("acme-ansi")
-    'pumpops-acme-ansi'
-    """
-    return f"pumpops-{group}"
-
-
-def alias_name(group: str, role: str) -> str:
-    """The MLflow alias of a role in a group.
-
-    >>> alias_name("acme-ansi", "champion")
-    'acme-ansi-champion'
-    """
-    if role not in ("champion", "challenger"):
-        raise ConfigError(f"alias role must be champion or challenger, not {role!r}")
-    return f"{group}-{role}"
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    """A model version as the registry sees it.
-
-    Attributes:
-        name: the registered model.
-        version: the version number.
-        run_id: the MLflow run that produced it.
-        source: where MLflow keeps the model folder.
-        tags: the version's tags (see the module docstring).
-        aliases: aliases pointing at it now.
-        created_ms: when it was registered (MLflow's milliseconds).
-        reused: returned by :meth:`Registry.register` for a model it already had
-            (same run, or the same model bytes from the same config and data).
-    """
-
-    name: str
-    version: int
-    run_id: str
-    source: str
-    tags: dict[str, str] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
-    created_ms: int = 0
-    reused: bool = field(default=False, compare=False)
-
-    @property
-    def ref(self) -> str:
-        """``name/version``."""
-        return f"{self.name}/{self.version}"
-
-    @property
-    def group(self) -> str:
-        """The device group it was trained for."""
-        return self.tags.get("pumpops.group", "")
-
-    @property
-    def validation(self) -> str:
-        """``passed``, ``failed`` or ``none``."""
-        return self.tags.get("pumpops.validation", "none")
-
-    @property
-    def archived(self) -> bool:
-        """Whether it was archived."""
-        return self.tags.get("pumpops.archived") == "true"
-
-    def lineage(self) -> dict[str, Any]:
-        """Run, data, config, code, parent and validation of this version, for ``models show``."""
-        t = self.tags
-        return {
-            "model": self.ref,
-            "run_id": self.run_id,
-            "source": self.source,
-            "group": self.group,
-            "detector_kind": t.get("pumpops.detector_kind", ""),
-            "dataset_digest": t.get("pumpops.dataset_digest", ""),
-            "config_hash": t.get("pumpops.config_hash", ""),
-            "code_commit": t.get("pumpops.code_commit", ""),
-            "code_dirty": t.get("pumpops.code_dirty", ""),
-            "package_set_sha256": t.get("pumpops.package_set_sha256", ""),
-            "seed": t.get("pumpops.seed", ""),
-            "model_sha256": t.get("pumpops.model_sha256", ""),
-            "parent": t.get("pumpops.parent", "none"),
-            "validation": self.validation,
-            "validation_sha256": t.get("pumpops.validation_sha256", ""),
-            "validation_against": t.get("pumpops.validation_against", ""),
-            "archived": self.archived,
-            "aliases": list(self.aliases),
-            "metrics": {
-                k.removeprefix("pumpops.metric."): v
-                for k, v in sorted(t.items())
-                if k.startswith("pumpops.metric.")
-            },
-            "releases": [],
-        }
-
-
-def _quiet_mlflow_env() -> None:
-    from pumpops.pipeline import quiet_mlflow_env  # noqa: PLC0415 - one place for it
-
-    quiet_mlflow_env()
-
-
-@contextmanager
-def _mlflow_calls(what: str) -> Iterator[None]:
-    """MLflow's own deprecation warnings silenced; its errors turned into pumpops errors."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
-
-    from pumpops.pipeline import mlflow_quiet  # noqa: PLC0415 - one place for it
-
-    try:
-        with mlflow_quiet():
-            yield
-    except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
-        if code == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFoundError(f"{what}: {exc.message}") from exc
-        if code == "INVALID_PARAMETER_VALUE":
-            raise InputError(f"{what}: {exc.message}") from exc
-        raise ServiceError(f"{what}: MLflow failed: {exc.message}") from exc
-
-
-def _mlflow_error() -> type[Exception]:
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy, and env first
-
-    return MlflowException
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def publish_bundles(
 
 
 def _record(settings: Settings, store: Any | None, actor: str, subject: str, payload: dict[str, Any]) -> None:
-    from pumpops.registry._events import EventSink  # noqa: PLC0415 - store loads only when recording
+    from pumpops.registry import EventSink  # noqa: PLC0415 - store loads only when recording
     from pumpops.store import open_store  # noqa: PLC0415
 
     if store is not None:

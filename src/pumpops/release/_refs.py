@@ -31,7 +31,7 @@ def resolve_model_ref(ref: str, *, tracking_uri: str, store: TelemetryStore) -> 
     >>> resolve_model_ref("pumpops-skab-testbed/3", tracking_uri="", store=None)  # type: ignore[arg-type]
     ('pumpops-skab-testbed', 3)
     """
-    from pumpops.registry._registry import parse_model_ref  # noqa: PLC0415 - commands load it on use
+    from pumpops.registry import parse_model_ref  # noqa: PLC0415 - commands load it on use
 
     name, which = parse_model_ref(ref)
     if isinstance(which, int):
