@@ -13,8 +13,7 @@ from typing import Any
 
 from pumpops.errors import InputError
 from pumpops.fleet import Device
-from pumpops.store import AgentPut, AgentRecord, FeedbackRecord, FleetAlertRecord
-from pumpops.store._base import EventRecord
+from pumpops.store import AgentPut, AgentRecord, EventRecord, FeedbackRecord, FleetAlertRecord
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from typing import Any
 
 from pumpops.errors import BrokerError
 from pumpops.fleet import Device
-from pumpops.store import AgentRecord
-from pumpops.store._base import ReleaseRecord
+from pumpops.store import AgentRecord, ReleaseRecord
 
 ACTIVE = ("pending", "running", "paused", "rolling_back")
 
