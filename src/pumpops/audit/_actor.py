@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pumpops.errors import ConfigError
 
-if TYPE_CHECKING:
-    from pumpops.settings import Settings
+__all__ = ["resolve_actor"]
 
 
-def resolve_actor(settings: Settings, flag: str | None) -> str:
+class _HasActor(Protocol):
+    """What :func:`resolve_actor` reads of the settings (audit sits beside settings: no import)."""
+
+    @property
+    def actor(self) -> str: ...
+
+
+def resolve_actor(settings: _HasActor, flag: str | None) -> str:
     """The actor of a writing command: the ``--actor`` flag, else the settings' actor.
 
     Raises:
