@@ -55,9 +55,10 @@ def test_no_part_imports_another_parts_underscore_module() -> None:
             pieces = target.split(".")
             if pieces[0] != "pumpops" or len(pieces) < 3 or pieces[1] == own:
                 continue
-            if pieces[2].startswith("_") and not pieces[2].startswith("__"):
-                if (SRC / pieces[1] / f"{pieces[2]}.py").exists() or (SRC / pieces[1] / pieces[2]).is_dir():
-                    reach.append(f"{path.relative_to(SRC)}:{line} imports {target}")
+            private = pieces[2].startswith("_") and not pieces[2].startswith("__")
+            exists = (SRC / pieces[1] / f"{pieces[2]}.py").exists() or (SRC / pieces[1] / pieces[2]).is_dir()
+            if private and exists:
+                reach.append(f"{path.relative_to(SRC)}:{line} imports {target}")
     assert reach == []
 
 
@@ -75,7 +76,8 @@ def test_no_import_cycle_at_module_level() -> None:
     graph: dict[str, set[str]] = {}
     for module, path in known.items():
         targets = set()
-        for _, target in _imports(path, module_level_only=True):
+        for _, imported in _imports(path, module_level_only=True):
+            target = imported
             while target and target not in known:
                 target = target.rpartition(".")[0]
             if target and target != module and not module.startswith(target + "."):
