@@ -37,6 +37,7 @@ PUBLIC = {
     "parse_topic",
     "run_until_stopped",
     "schema_path",
+    "stop_on_signals",
     "subscription_filter",
     "telemetry_json_schema",
 }

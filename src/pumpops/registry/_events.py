@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pumpops.errors import BrokerError, ConfigError, InputError
-from pumpops.store import TelemetryStore
-from pumpops.store._base import EventRecord
+from pumpops.store import EventRecord, TelemetryStore
 
 __all__ = [
     "EVENT_KINDS",
@@ -109,8 +108,8 @@ class MqttEventPublisher(EventPublisher):
     """Publishes each event with QoS 1 on its own short connection to a real MQTT broker.
 
     Events are rare (a few per registry command), so a connection per event
-    keeps no socket open in CLI processes; the telemetry
-    :class:`~pumpops.telemetry.Publisher` does the QoS 1 bookkeeping.
+    keeps no socket open in CLI processes; :class:`pumpops.mqtt.Connection`
+    does the connecting and waits for the PUBACK.
 
     Args:
         broker_url: ``mqtt://host:port`` or ``mqtts://host:port``.
@@ -139,15 +138,18 @@ class MqttEventPublisher(EventPublisher):
         Raises:
             BrokerError: the broker is unreachable or did not acknowledge in time.
         """
-        from pumpops.telemetry import Publisher  # noqa: PLC0415 - paho loads only when publishing
+        from pumpops.mqtt import ClientOptions, Connection, TlsOptions  # noqa: PLC0415 - paho loads only here
 
-        client_id = f"pumpops-events-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        publisher = Publisher(self._address, client_id=client_id, sites={}, connect_timeout_s=self._timeout_s)
-        publisher.connect()
+        options = ClientOptions(
+            client_id=f"pumpops-events-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+            tls=TlsOptions() if self._address.tls else None,
+            max_queued=0,
+        )
+        conn = Connection(self._address.host, self._address.port, options).connect(self._timeout_s)
         try:
-            publisher.publish(topic, payload, timeout_s=self._timeout_s)
+            conn.wait_published([(topic, conn.publish(topic, payload, qos=1))], self._timeout_s)
         finally:
-            publisher.close(self._timeout_s)
+            conn.close()
 
 
 class EventSink:

@@ -27,9 +27,12 @@ the actions are carried out: if it changed since it was loaded, this step is
 dropped (the next tick judges the new state). There is no lock, so a race
 inside that window is still possible.
 
-May import: errors, store (its records and interface only), fleet, telemetry
-(topics; paho in :class:`MqttDesiredPublisher` only),
-settings, this package.
+The service talks to no broker itself: it takes a :class:`DesiredPublisher`
+(``MqttDesiredPublisher`` in ``_desired``, on ``pumpops.mqtt``). Pure helpers
+(device reports, payloads) are in ``_reports``, the Protocols in ``_ports``;
+the names stay importable from here.
+
+May import: errors, store (its records only), telemetry (topics), this package.
 """
 
 from __future__ import annotations
@@ -37,18 +40,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING
 
 from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError, PumpopsError, ServiceError
-from pumpops.fleet import Device
-from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, Health, judge_wave
+from pumpops.rollout._desired import MqttDesiredPublisher
+from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, judge_wave
 from pumpops.rollout._machine import (
     Abort,
     Action,
@@ -65,11 +67,18 @@ from pumpops.rollout._machine import (
     step,
 )
 from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT
-from pumpops.store._base import AgentRecord, ReleaseRecord
-from pumpops.telemetry._topics import DEFAULT_PREFIX, build_topic
+from pumpops.rollout._ports import DesiredPublisher, EventEmitter, RolloutRow, RolloutStore
+from pumpops.rollout._reports import (
+    ACTIVE_STATUSES,
+    ReportOptions,
+    desired_payload,
+    device_report,
+    parse_release_ref,
+)
+from pumpops.telemetry import DEFAULT_PREFIX, build_topic
 
 if TYPE_CHECKING:
-    from pumpops.telemetry._broker import BrokerAddress
+    from pumpops.store import ReleaseRecord
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -87,274 +96,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-#: Statuses the controller ticks (``pending``: created, but its start did not complete).
-ACTIVE_STATUSES: Final = ("pending", "running", "paused", "rolling_back")
-# Agent health values that mean "the desired release did not take" (docs/rollout.md).
-_AGENT_FAILED: Final = frozenset({"refused", "failed", "rolled_back", "incompatible"})
-# ... and those of them that mean the agent started the release and had to give it up.
-_AGENT_CRASHED: Final = frozenset({"failed", "rolled_back"})
-
-
-# -- what the service needs from its surroundings ---------------------------------------------
-
-
-class RolloutRow(Protocol):
-    """A stored rollout as the service reads it (``pumpops.store.RolloutRecord``)."""
-
-    @property
-    def rollout_id(self) -> str: ...
-    @property
-    def group(self) -> str: ...
-    @property
-    def release(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def state_json(self) -> str: ...
-    @property
-    def created_at_us(self) -> int: ...
-    @property
-    def updated_at_us(self) -> int: ...
-
-
-class RolloutStore(Protocol):
-    """The part of :class:`~pumpops.store.TelemetryStore` the service uses (a fake implements just this)."""
-
-    def devices(self) -> list[Device]: ...
-    def releases(self, *, group: str | None = None) -> list[ReleaseRecord]: ...
-    def agent_messages(
-        self,
-        *,
-        device_id: str | None = None,
-        kind: str | None = None,
-        since_us: int | None = None,
-        limit: int | None = None,
-    ) -> list[AgentRecord]: ...
-    def append_audit(
-        self,
-        actor: str,
-        action: str,
-        subject: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        time_us: int | None = None,
-    ) -> object: ...
-    def put_rollout(
-        self,
-        rollout_id: str,
-        *,
-        group: str,
-        release: str,
-        status: str,
-        state_json: str,
-        time_us: int | None = None,
-    ) -> RolloutRow: ...
-    def get_rollout(self, rollout_id: str) -> RolloutRow | None: ...
-    def rollouts(self, *, group: str | None = None, active_only: bool = False) -> Sequence[RolloutRow]: ...
-
-
-class EventEmitter(Protocol):
-    """Where events go: :class:`pumpops.registry.EventSink` (stores, then publishes)."""
-
-    def emit(self, kind: str, subject: str, payload: dict[str, Any] | None = None) -> object: ...
-
-
-class DesiredPublisher(Protocol):
-    """Writes retained ``desired`` messages (QoS 1)."""
-
-    def publish_retained(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish every ``(topic, payload)`` retained with QoS 1; return once all are acknowledged.
-
-        Raises:
-            BrokerError: some were not acknowledged.
-        """
-        ...
-
-
-# -- pure helpers ------------------------------------------------------------------------------
-
-
-def parse_release_ref(ref: str) -> tuple[str, int]:
-    """Split ``<model name>/<version>`` into its parts.
-
-    Raises:
-        ConfigError: not of that shape, or the version is not a whole number ≥ 1.
-
-    >>> parse_release_ref("pumpops-skab/3")
-    ('pumpops-skab', 3)
-    """
-    name, sep, version = ref.strip().rpartition("/")
-    if not sep or not name or not version.isdigit() or int(version) < 1:
-        raise ConfigError(
-            f"release {ref!r} must be <model>/<version> (pumpops-skab-testbed/3) or <model>@<alias>"
-        )
-    return name, int(version)
-
-
-def desired_payload(version: str, rollout_id: str) -> bytes:
-    """The retained ``desired`` message: the agent installs exactly ``version``.
-
-    A version of digits is sent as a JSON number, as the agent's ``{"version": N}`` has it.
-
-    >>> desired_payload("3", "r-1")
-    b'{"rollout_id":"r-1","version":3}'
-    """
-    value: int | str = int(version) if version.isdigit() else version
-    return json.dumps(
-        {"rollout_id": rollout_id, "version": value}, sort_keys=True, separators=(",", ":")
-    ).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ReportOptions:
-    """How agent messages become a :class:`~pumpops.rollout.DeviceReport`.
-
-    Attributes:
-        state_history: the device's newest ``state`` messages looked at for flips.
-        crash_flips: returns to an earlier (status, model version) since the
-            wave started that make a device crash-looping.
-        baseline_window_s: how far before the wave started summaries on the
-            previous model count towards the baseline alarm rate.
-        min_rate_period_s: summarised time below which a rate is not known yet.
-    """
-
-    state_history: int = 20
-    crash_flips: int = 2
-    baseline_window_s: float = 86_400.0  # s
-    min_rate_period_s: float = 600.0  # s
-
-    def __post_init__(self) -> None:
-        if self.state_history < 2 or self.crash_flips < 1:
-            raise ConfigError("state_history must be at least 2 and crash_flips at least 1")
-        if not self.baseline_window_s > 0 or not self.min_rate_period_s >= 0:
-            raise ConfigError("baseline_window_s must be above 0 and min_rate_period_s at least 0")
-
-
-def _alarm_rate(summaries: Iterable[AgentRecord], version: str, min_period_s: float) -> float | None:
-    """The alarm load per hour over the summaries of one model version (None: less than ``min_period_s``).
-
-    Alarms raised per hour, plus one for every minute under alarm (the
-    alarmed fraction of scored rows × 60): an alarm that stays on for hours
-    is raised once but keeps a site busy, and must not look quieter than a
-    few short ones.
-    """
-    alarms = 0
-    period_ms = 0
-    rows = 0
-    alarm_rows = 0
-    for record in summaries:
-        body = record.body()
-        if body.get("model_version") is None or str(body["model_version"]) != version:
-            continue
-        try:
-            span = int(body["period_end_ms"]) - int(body["period_start_ms"])
-            raised = int(body.get("alarms_raised") or 0)
-            n_rows = int(body.get("rows") or 0)
-            n_alarmed = int(body.get("alarm_rows") or 0)
-        except (KeyError, TypeError, ValueError):
-            continue  # a summary without its period says nothing about a rate
-        if span > 0 and raised >= 0:
-            period_ms += span
-            alarms += raised
-            if n_rows > 0 and 0 <= n_alarmed <= n_rows:
-                rows += n_rows
-                alarm_rows += n_alarmed
-    if period_ms <= 0 or period_ms < min_period_s * 1000:
-        return None
-    alarmed_minutes_per_h = 60.0 * alarm_rows / rows if rows else 0.0
-    return alarms / (period_ms / 3_600_000) + alarmed_minutes_per_h
-
-
-def _flips(states: Sequence[AgentRecord], since_s: float) -> int:
-    """Returns to an earlier (status, model version) among the states produced since ``since_s``."""
-    seen: set[tuple[object, object]] = set()
-    last: tuple[object, object] | None = None
-    flips = 0
-    for record in states:
-        if record.ts_us / 1e6 < since_s:
-            continue
-        body = record.body()
-        key = (body.get("status"), body.get("model_version"))
-        if key != last and key in seen:
-            flips += 1
-        seen.add(key)
-        last = key
-    return flips
-
-
-def device_report(
-    device_id: str,
-    states: Sequence[AgentRecord],
-    summaries: Sequence[AgentRecord],
-    *,
-    version: str,
-    previous_version: str | None,
-    since_s: float,
-    options: ReportOptions | None = None,
-) -> DeviceReport | None:
-    """What the gate needs to know of one device, from its stored agent messages.
-
-    - ``installed_version``: the newest state's ``model_version``.
-    - ``health``: ``ok`` when the agent says ``ok``; ``failed`` when it says
-      ``refused``, ``failed``, ``rolled_back`` or ``incompatible`` *and* it
-      has received this rollout's version as desired (an older failure is
-      not this release's); ``unknown`` otherwise.
-    - ``crash_loop``: the agent says ``failed`` or ``rolled_back`` for this
-      version, or its (status, model version) returned to an earlier value
-      ``crash_flips`` times since the wave started.
-    - alarm rates: alarms per hour from the summaries on ``version`` and on
-      ``previous_version``.
-    - ``last_seen_s``: when the agent produced its newest state (``ts_us``).
-      That is what "reported since the wave started" means: a state queued
-      in an outbox before the desired message arrived is not an answer to
-      it. The agent's clock is trusted within the ingest's
-      ``max_future_skew_s``; a hub running on simulated time (the demo)
-      works as long as its agents share that time.
-
-    Args:
-        device_id: the device.
-        states: its ``state`` messages, oldest first (``agent_messages`` order).
-        summaries: its ``summary`` messages.
-        version: the release being rolled out.
-        previous_version: the release the group ran before, or None.
-        since_s: when the current wave started (the hub's clock, s).
-        options: thresholds.
-
-    Returns:
-        The report, or None when the device has sent no state at all.
-    """
-    if not states:
-        return None
-    options = options or ReportOptions()
-    newest = states[-1]
-    body = newest.body()
-    model_version = body.get("model_version")
-    installed = None if model_version is None else str(model_version)
-    desired = body.get("desired_version")
-    told = desired is not None and str(desired) == version
-    agent_health = body.get("health")
-    health: Health = "unknown"
-    if agent_health == "ok":
-        health = "ok"
-    elif agent_health in _AGENT_FAILED and told:
-        health = "failed"
-    crash_loop = (agent_health in _AGENT_CRASHED and told) or _flips(states, since_s) >= options.crash_flips
-    rate = _alarm_rate(summaries, version, options.min_rate_period_s)
-    baseline = (
-        None
-        if previous_version is None
-        else _alarm_rate(summaries, previous_version, options.min_rate_period_s)
-    )
-    return DeviceReport(
-        device_id=device_id,
-        installed_version=installed,
-        health=health,
-        crash_loop=bool(crash_loop),
-        alarm_rate_per_h=rate,
-        baseline_alarm_rate_per_h=baseline,
-        last_seen_s=newest.ts_us / 1e6,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -779,101 +520,3 @@ def _state_of(row: RolloutRow) -> RolloutState:
     if not isinstance(data, dict):
         raise InputError(f"stored rollout {row.rollout_id} is not a JSON object")
     return RolloutState.from_dict(data)
-
-
-# -- MQTT --------------------------------------------------------------------------------------
-
-
-class MqttDesiredPublisher:
-    """Publishes retained desired states with QoS 1 over one paho connection, opened on first use.
-
-    Args:
-        address: the broker (``parse_broker_url``; for ``embedded``, 127.0.0.1
-            and the settings' ``embedded_broker_port``).
-        timeout_s: how long to wait for the connection and for the PUBACKs.
-    """
-
-    def __init__(self, address: BrokerAddress, *, timeout_s: float = 10.0) -> None:
-        self._address = address
-        self._timeout_s = timeout_s
-        self._client: Any = None
-        self._connected = threading.Event()
-
-    @property
-    def where(self) -> str:
-        """The broker URL."""
-        return self._address.url
-
-    def _connect(self) -> Any:
-        if self._client is not None:
-            return self._client
-        import paho.mqtt.client as mqtt  # noqa: PLC0415 - only this class talks to the broker
-        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
-
-        from pumpops.telemetry._publisher import CLIENT_USERNAME  # noqa: PLC0415
-
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"pumpops-rollout-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        client.username_pw_set(CLIENT_USERNAME)
-        client.max_queued_messages_set(0)
-        if self._address.tls:
-            client.tls_set()
-
-        def on_connect(client: Any, userdata: object, flags: object, rc: Any, props: object) -> None:
-            if not getattr(rc, "is_failure", False):
-                self._connected.set()
-
-        def on_disconnect(client: Any, userdata: object, flags: object, rc: Any, props: object) -> None:
-            self._connected.clear()
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        try:
-            client.connect(self._address.host, self._address.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerError(f"cannot connect to the MQTT broker at {self.where}: {exc}") from exc
-        client.loop_start()
-        if not self._connected.wait(self._timeout_s):
-            client.loop_stop()
-            raise BrokerError(
-                f"the MQTT broker at {self.where} did not accept the connection in {self._timeout_s} s"
-            )
-        self._client = client
-        return client
-
-    def publish_retained(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish each message retained with QoS 1 and wait for every PUBACK.
-
-        Raises:
-            BrokerError: the broker is unreachable or did not acknowledge in time.
-        """
-        import paho.mqtt.client as mqtt  # noqa: PLC0415
-
-        client = self._connect()
-        infos = []
-        for topic, payload in messages:
-            info = client.publish(topic, payload, qos=1, retain=True)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                raise BrokerError(
-                    f"cannot publish the desired state on {topic}: {mqtt.error_string(info.rc)}"
-                )
-            infos.append((topic, info))
-        deadline = time.monotonic() + self._timeout_s
-        for topic, info in infos:
-            while not info.is_published():
-                if time.monotonic() > deadline:
-                    raise BrokerError(
-                        f"the broker at {self.where} did not acknowledge the desired state on {topic}"
-                    )
-                time.sleep(0.005)
-
-    def close(self) -> None:
-        """Disconnect (idempotent)."""
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None

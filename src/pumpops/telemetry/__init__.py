@@ -1,7 +1,7 @@
 """MQTT topics and the wire codec, the publisher, the ingest service (broker to store), the embedded broker.
 
-May import: schema, fleet, store, sources, settings, errors, paho-mqtt, amqtt, orjson, and
-``pumpops.edge._messages`` (the agent envelope codec, edge-safe; loaded on first use).
+May import: schema (the agent envelope among it), fleet, store, sources, settings, errors,
+mqtt (every MQTT client here is built by ``pumpops.mqtt``), amqtt, orjson.
 
 - :func:`build_topic` / :func:`parse_topic`: ``<prefix>/<site>/<device_id>/<kind>``.
 - :func:`encode_message` / :func:`decode`: the JSON message; ``decode`` is a pure
@@ -27,20 +27,14 @@ if TYPE_CHECKING:
         WHOLE_MESSAGE_REASONS,
         DecodeLimits,
         DecodeResult,
-        decode,
         encode_frame,
         encode_message,
         telemetry_json_schema,
     )
-    from pumpops.telemetry._ingest import (
-        Backoff,
-        BatchPolicy,
-        DeviceCache,
-        IngestService,
-        IngestStats,
-        backoff_delay,
-        run_until_stopped,
-    )
+    from pumpops.telemetry._decode import decode
+    from pumpops.telemetry._ingest import IngestService
+    from pumpops.telemetry._ingest_policy import Backoff, BatchPolicy, DeviceCache, IngestStats, backoff_delay
+    from pumpops.telemetry._ingest_runner import run_until_stopped, stop_on_signals
     from pumpops.telemetry._publisher import (
         Pacer,
         Publisher,
@@ -71,17 +65,18 @@ _LAZY: dict[str, str] = {
     "WHOLE_MESSAGE_REASONS": "pumpops.telemetry._codec",
     "DecodeLimits": "pumpops.telemetry._codec",
     "DecodeResult": "pumpops.telemetry._codec",
-    "decode": "pumpops.telemetry._codec",
+    "decode": "pumpops.telemetry._decode",
     "encode_frame": "pumpops.telemetry._codec",
     "encode_message": "pumpops.telemetry._codec",
     "telemetry_json_schema": "pumpops.telemetry._codec",
-    "Backoff": "pumpops.telemetry._ingest",
-    "BatchPolicy": "pumpops.telemetry._ingest",
-    "DeviceCache": "pumpops.telemetry._ingest",
+    "Backoff": "pumpops.telemetry._ingest_policy",
+    "BatchPolicy": "pumpops.telemetry._ingest_policy",
+    "DeviceCache": "pumpops.telemetry._ingest_policy",
     "IngestService": "pumpops.telemetry._ingest",
-    "IngestStats": "pumpops.telemetry._ingest",
-    "backoff_delay": "pumpops.telemetry._ingest",
-    "run_until_stopped": "pumpops.telemetry._ingest",
+    "IngestStats": "pumpops.telemetry._ingest_policy",
+    "backoff_delay": "pumpops.telemetry._ingest_policy",
+    "run_until_stopped": "pumpops.telemetry._ingest_runner",
+    "stop_on_signals": "pumpops.telemetry._ingest_runner",
     "Pacer": "pumpops.telemetry._publisher",
     "Publisher": "pumpops.telemetry._publisher",
     "PublishStats": "pumpops.telemetry._publisher",
@@ -150,6 +145,7 @@ __all__ = [
     "parse_topic",
     "run_until_stopped",
     "schema_path",
+    "stop_on_signals",
     "subscription_filter",
     "telemetry_json_schema",
 ]

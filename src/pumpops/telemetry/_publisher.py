@@ -17,22 +17,25 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from pumpops.errors import BrokerError, ConfigError
+from pumpops.mqtt import CLIENT_USERNAME, ClientOptions, Connection, TlsOptions
 from pumpops.sources import Frame, Source
 from pumpops.telemetry._broker import BrokerAddress
 from pumpops.telemetry._codec import encode_frame
 from pumpops.telemetry._topics import DEFAULT_PREFIX, build_topic
 
-__all__ = ["Pacer", "PublishStats", "Publisher", "chunk_frame", "message_id", "parse_speed"]
+__all__ = [
+    "CLIENT_USERNAME",
+    "Pacer",
+    "PublishStats",
+    "Publisher",
+    "chunk_frame",
+    "message_id",
+    "parse_speed",
+]
 
 _log = logging.getLogger(__name__)
-
-#: MQTT user name pumpops clients present. Not a credential: amqtt keeps sessions
-#: only for clients with a user name (see ``_broker``), and it labels connections in broker logs.
-CLIENT_USERNAME = "pumpops"
 
 
 def parse_speed(text: str | float) -> float | None:
@@ -169,27 +172,24 @@ class Publisher:
         self._unacked: set[int] = set()
         self._early: set[int] = set()  # PUBACKs that beat publish() in recording their mid
         self._acked = 0
-        self._connected = threading.Event()
-        self._connect_error: str | None = None
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        # paho sends at most max_inflight before waiting for PUBACKs; our semaphore
+        # keeps its own queue empty, so memory stays bounded whatever the source does
+        options = ClientOptions(
             client_id=client_id,
             clean_session=True,
-            protocol=mqtt.MQTTv311,
+            tls=TlsOptions() if address.tls else None,
+            max_inflight=max_inflight,
+            max_queued=0,
+            reconnect_min_s=1,
+            reconnect_max_s=30,
         )
-        client.username_pw_set(CLIENT_USERNAME)
-        # paho sends at most this many before waiting for PUBACKs; our semaphore
-        # keeps its own queue empty, so memory stays bounded whatever the source does
-        client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(0)
-        client.reconnect_delay_set(1, 30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        if address.tls:
-            client.tls_set()
-        self._client = client
-        self._started = False
+        self._conn = Connection(
+            address.host,
+            address.port,
+            options,
+            on_disconnect=self._on_disconnect,
+            on_publish=self._on_publish,
+        )
 
     # -- connection
 
@@ -199,30 +199,17 @@ class Publisher:
         Raises:
             BrokerError: the broker cannot be reached or refused the connection.
         """
-        try:
-            self._client.connect(self._address.host, self._address.port, keepalive=30)
-        except OSError as exc:
-            raise BrokerError(f"cannot connect to the MQTT broker at {self._address.url}: {exc}") from exc
-        self._client.loop_start()
-        self._started = True
-        if not self._connected.wait(self._connect_timeout_s):
-            self.close()
-            raise BrokerError(
-                f"the MQTT broker at {self._address.url} did not accept the connection "
-                f"within {self._connect_timeout_s} s: {self._connect_error or 'no answer'}"
-            )
+        self._conn.connect(self._connect_timeout_s)
         return self
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Wait for outstanding PUBACKs (up to ``timeout_s``), then disconnect."""
-        if not self._started:
+        if not self._conn.started:
             return
         try:
             self.flush(timeout_s)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._started = False
+            self._conn.close()
 
     def __enter__(self) -> Publisher:
         return self.connect()
@@ -230,23 +217,13 @@ class Publisher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
-    ) -> None:
-        if getattr(rc, "is_failure", False):
-            self._connect_error = str(rc)
-            return
-        self._connected.set()
-
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
-    ) -> None:
-        if getattr(rc, "is_failure", False):
+    def _on_disconnect(self, reason: object, was_up: bool) -> None:
+        if getattr(reason, "is_failure", False):
             _log.warning(
-                "publisher lost the broker (%s); paho reconnects and resends unacknowledged messages", rc
+                "publisher lost the broker (%s); paho reconnects and resends unacknowledged messages", reason
             )
 
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object, props: object) -> None:
+    def _on_publish(self, mid: int) -> None:
         with self._lock:
             if mid not in self._unacked:
                 self._early.add(mid)
@@ -275,10 +252,11 @@ class Publisher:
             )
         # Not under self._lock: paho calls on_publish while holding its own message
         # lock, which publish() also takes, so holding ours here could deadlock.
-        info = self._client.publish(topic, payload, qos=1)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+        try:
+            info = self._conn.publish(topic, payload, qos=1)
+        except BrokerError:
             self._slots.release()
-            raise BrokerError(f"cannot publish to {topic}: {mqtt.error_string(info.rc)}")
+            raise
         # NO_CONN: paho keeps a QoS 1 message and sends it once it has reconnected
         with self._lock:
             if info.mid in self._early:

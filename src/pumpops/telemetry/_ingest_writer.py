@@ -1,0 +1,309 @@
+"""The ingest writer: batches of received messages → decode → store, acknowledgements queued after commit.
+
+It runs on the service's writer thread. A message's acknowledgement is queued
+(for the network thread to send) only after the transaction that holds its
+readings, its agent record or its dead letter has committed; store outages are
+retried with backoff (nothing acknowledged meanwhile), and a batch the store
+refuses for another reason is written one message at a time so that only the
+bad one is dead-lettered.
+
+May import: schema, fleet, store (records, interface), ``pumpops.mqtt`` (backoff),
+this package's codec and policy modules, the stdlib.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, Final
+
+from pumpops.errors import ServiceError
+from pumpops.fleet import ManufacturerProfile
+from pumpops.mqtt import Backoff
+from pumpops.schema import DeadLetter, ReadingBatch
+from pumpops.store import BatchOutcome, TelemetryStore
+from pumpops.telemetry._agent import AgentDecodeResult, agent_topic, decode_agent
+from pumpops.telemetry._codec import DecodeLimits, DecodeResult
+from pumpops.telemetry._decode import decode
+from pumpops.telemetry._ingest_policy import (
+    BatchPolicy,
+    DeviceCache,
+    Received,
+    Refusal,
+    outcome_letter,
+    refused_agent_letter,
+)
+from pumpops.telemetry._ingest_policy import (
+    tally as tally_counts,
+)
+
+__all__ = ["AbandonedError", "IngestWriter"]
+
+_log = logging.getLogger("pumpops.telemetry._ingest")  # the service's logger, as before the split
+
+_STORE_BUG_ATTEMPTS: Final = 3  # a non-infrastructure error this often in a row: isolate the bad batch
+
+
+class AbandonedError(Exception):
+    """The writer gave up retrying because the service is stopping."""
+
+
+class IngestWriter:
+    """Decodes and stores batches; see the module docstring.
+
+    Args:
+        store: where readings, agent messages and dead letters go.
+        profiles: manufacturer profiles by id.
+        limits: decoding limits.
+        policy: when a batch is committed.
+        prefix: the topic prefix.
+        backoff_s: ``(min, max)`` seconds between retries of a failed store call.
+        count: adds deltas to the service's counters (names of :class:`IngestStats`).
+        tally: counts one committed batch of telemetry (:func:`tally` and ``count`` by default).
+        acks: where ``(generation, mid, qos)`` of committed messages are queued for the network thread.
+        abandon: set when the service stops waiting for the store.
+        observer: called after each commit with the decode results and store outcomes.
+    """
+
+    def __init__(
+        self,
+        store: TelemetryStore,
+        *,
+        profiles: Mapping[str, ManufacturerProfile],
+        limits: DecodeLimits,
+        policy: BatchPolicy,
+        prefix: str,
+        backoff_s: tuple[float, float],
+        count: Callable[..., None],
+        tally: Callable[
+            [Sequence[DecodeResult], Sequence[tuple[DecodeResult, BatchOutcome | Refusal]], int], None
+        ]
+        | None = None,
+        acks: collections.deque[tuple[int, int, int]],
+        abandon: threading.Event,
+        observer: Callable[[Sequence[DecodeResult], Sequence[BatchOutcome]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._profiles = profiles
+        self._limits = limits
+        self._policy = policy
+        self._prefix = prefix
+        self._backoff_min_s, self._backoff_max_s = backoff_s
+        self._count = count
+        self._tally = tally or (
+            lambda results, stored, letters: count(**tally_counts(results, stored, letters))
+        )
+        self._acks = acks
+        self._abandon = abandon
+        self._observer = observer
+        self._devices = DeviceCache(store.device)
+
+    def write_until_drained(self, inbox: queue.Queue[Received], stopping: threading.Event) -> None:
+        """Commit what arrives on ``inbox`` in batches; return once ``stopping`` is set and all is committed.
+
+        It also returns when the service abandons the store (``abandon``);
+        anything it raises is a bug (outages are retried inside).
+        """
+        pending: list[Received] = []
+        first_at = 0.0
+        while True:
+            wait = self._policy.wait_s(pending=len(pending), oldest_age_s=time.monotonic() - first_at)
+            try:
+                item = inbox.get(timeout=0.1 if wait is None else min(wait, 0.1))
+                if not pending:
+                    first_at = time.monotonic()
+                pending.append(item)
+                # take what is already waiting, up to a full batch, without waiting
+                while len(pending) < self._policy.max_messages:
+                    pending.append(inbox.get_nowait())
+            except queue.Empty:
+                pass
+            draining = stopping.is_set()
+            age = time.monotonic() - first_at
+            if pending and (self._policy.should_flush(pending=len(pending), oldest_age_s=age) or draining):
+                try:
+                    self.commit(pending)
+                except AbandonedError:
+                    break
+                pending = []
+            if draining and not pending and inbox.empty():
+                break
+
+    def commit(self, items: list[Received], *, ack: bool = True) -> None:
+        """Decode, store and queue acknowledgements for a batch; retry the store until it works."""
+        is_agent = [agent_topic(item.topic, prefix=self._prefix) is not None for item in items]
+        agent_items = [item for item, agent in zip(items, is_agent, strict=True) if agent]
+        telemetry_items = [item for item, agent in zip(items, is_agent, strict=True) if not agent]
+        results: list[DecodeResult] = self._retry(
+            "look up devices", lambda: [self._decode(item) for item in telemetry_items]
+        )
+        to_store = [
+            (item, r) for item, r in zip(telemetry_items, results, strict=True) if r.batch is not None
+        ]
+        outcomes = (
+            self._write_batches([r.batch for _, r in to_store if r.batch is not None]) if to_store else []
+        )
+        letters = [letter for r in results for letter in r.dead_letters]
+        for (item, _), outcome in zip(to_store, outcomes, strict=True):
+            letter = outcome_letter(item, outcome)
+            if letter is not None:
+                letters.append(letter)
+        agent_counts = self._store_agent_messages(agent_items, letters) if agent_items else {}
+        if letters:
+            self._retry("write dead letters", lambda: self._store.write_dead_letters(letters))
+        self._tally(results, [(r, o) for (_, r), o in zip(to_store, outcomes, strict=True)], len(letters))
+        if agent_counts:
+            self._count(**agent_counts)
+        if self._observer is not None:
+            try:
+                self._observer(results, [o for o in outcomes if isinstance(o, BatchOutcome)])
+            except Exception:  # an observer (a benchmark probe) must not stop ingest
+                _log.exception("the ingest observer failed")
+        if ack:
+            self._acks.extend((item.generation, item.mid, item.qos) for item in items)
+
+    def _store_agent_messages(self, items: list[Received], letters: list[DeadLetter]) -> dict[str, int]:
+        """Decode and store agent messages; append rejections to ``letters``; return counter deltas.
+
+        Id conflicts are dead-lettered by the store itself, in the transaction
+        that judged them (counted in ``dead_letters`` here).
+        """
+        decoded = [self._decode_agent(item) for item in items]
+        records = [d.record for d in decoded if d.record is not None]
+        rejected = [d.dead_letter for d in decoded if d.dead_letter is not None]
+        letters.extend(rejected)
+        stored = duplicates = refused = 0
+        if records:
+            try:
+                stored, duplicates = self._retry(
+                    "store agent messages", partial(self._store.put_agent_messages, records)
+                )
+            except AbandonedError:
+                raise
+            except Exception:  # not an outage: the store refused some record; isolate it
+                _log.exception("the store failed on %d agent message(s); storing one by one", len(records))
+                stored = duplicates = 0
+                for record in records:
+                    try:
+                        one = self._retry(
+                            "store an agent message", partial(self._store.put_agent_messages, [record])
+                        )
+                    except AbandonedError:
+                        raise
+                    except Exception as exc:  # recorded as a dead letter, with the cause
+                        _log.exception("the store refused agent message %s", record.msg_id)
+                        refused += 1
+                        letters.append(refused_agent_letter(record, f"{type(exc).__name__}: {exc}"))
+                        continue
+                    stored += one[0]
+                    duplicates += one[1]
+        conflicts = len(records) - stored - duplicates - refused
+        return {
+            "committed": len(items),
+            "agent_messages": stored,
+            "duplicates": duplicates,
+            "id_conflicts": conflicts,
+            "rejected_messages": len(rejected) + refused,
+            "dead_letters": conflicts,
+        }
+
+    def _decode_agent(self, item: Received) -> AgentDecodeResult:
+        try:
+            return decode_agent(item.topic, item.payload, now_us=item.received_at_us, prefix=self._prefix)
+        except Exception as exc:  # a bug must cost one message, not the service
+            _log.exception("decoding an agent message on %s failed", item.topic)
+            letter = DeadLetter(
+                topic=item.topic,
+                payload=item.payload[: self._limits.max_payload_bytes],
+                reason="internal_error",
+                detail=f"pumpops failed to decode this agent message ({type(exc).__name__}: {exc}); "
+                f"please report it with the payload",
+                received_at_us=item.received_at_us,
+            )
+            return AgentDecodeResult(item.topic, dead_letter=letter)
+
+    def _decode(self, item: Received) -> DecodeResult:
+        try:
+            return decode(
+                item.topic,
+                item.payload,
+                device_lookup=self._devices,
+                profiles=self._profiles,
+                now_us=item.received_at_us,
+                limits=self._limits,
+                prefix=self._prefix,
+            )
+        except ServiceError:
+            raise  # the store is down: retry the batch, do not blame the message
+        except Exception as exc:  # a bug must cost one message, not the service
+            _log.exception("decoding a message on %s failed", item.topic)
+            letter = DeadLetter(
+                topic=item.topic,
+                payload=item.payload[: self._limits.max_payload_bytes],
+                reason="internal_error",
+                detail=f"pumpops failed to decode this message ({type(exc).__name__}: {exc}); "
+                f"please report it with the payload",
+                received_at_us=item.received_at_us,
+            )
+            return DecodeResult(item.topic, None, (letter,))
+
+    def _write_batches(self, batches: list[ReadingBatch]) -> list[BatchOutcome | Refusal]:
+        """Write batches; a batch that breaks the store (not an outage) is isolated and dead-lettered."""
+        failures = 0
+        backoff = self._store_backoff()
+        while True:
+            try:
+                return list(self._store.write_batches(batches))
+            except ServiceError as exc:
+                self._count(store_errors=1)
+                self._pause(backoff, f"writing {len(batches)} batch(es) failed: {exc}")
+            except Exception as exc:  # see below
+                # Not an outage but the store refusing this data (a bug, a constraint): after a
+                # few tries write the batches one by one so that only the bad one is set aside.
+                self._count(store_errors=1)
+                failures += 1
+                _log.exception("the store failed on a batch of %d message(s)", len(batches))
+                if failures >= _STORE_BUG_ATTEMPTS:
+                    return self._write_one_by_one(batches)
+                self._pause(backoff, f"writing {len(batches)} batch(es) failed: {exc}")
+
+    def _write_one_by_one(self, batches: list[ReadingBatch]) -> list[BatchOutcome | Refusal]:
+        outcomes: list[BatchOutcome | Refusal] = []
+        for batch in batches:
+            try:
+                one: list[BatchOutcome] = self._retry(
+                    "write a batch", partial(self._store.write_batches, [batch])
+                )
+                outcomes.extend(one)
+            except AbandonedError:
+                raise
+            except Exception as exc:  # recorded as a dead letter, with the cause
+                _log.exception("the store refused message %s of %s", batch.msg_id, batch.device_id)
+                outcomes.append(Refusal(f"{type(exc).__name__}: {exc}"))
+        return outcomes
+
+    def _retry(self, what: str, call: Callable[[], Any]) -> Any:
+        """Call until it does not raise a ServiceError (anything else propagates)."""
+        backoff = self._store_backoff()
+        while True:
+            try:
+                return call()
+            except ServiceError as exc:
+                self._count(store_errors=1)
+                self._pause(backoff, f"{what} failed: {exc}")
+
+    def _store_backoff(self) -> Backoff:
+        return Backoff(self._backoff_min_s, self._backoff_max_s)
+
+    def _pause(self, backoff: Backoff, why: str) -> None:
+        if self._abandon.is_set():
+            raise AbandonedError
+        delay = backoff.next_delay()
+        _log.warning("%s; nothing acknowledged, retrying in %.1f s", why, delay)
+        if self._abandon.wait(delay):
+            raise AbandonedError
