@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from pumpops.edge._agent import _Loaded
+from pumpops.edge._model import LoadedModel as _Loaded
 from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
 from pumpops.pipeline.detectors import Calibration, Detector

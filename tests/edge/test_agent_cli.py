@@ -189,7 +189,7 @@ def test_agent_status_before_any_run_is_not_found(tmp_path: Path) -> None:
 def test_agent_run_duration_takes_a_unit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], seconds: float | None
 ) -> None:
-    import pumpops.edge._agent as agent_module
+    import pumpops.edge as agent_module
 
     seen: list[float | None] = []
 

@@ -1,10 +1,13 @@
-"""The edge part stays small: importing the agent loads no hub library and no hub-side part.
+"""The edge part stays small: it imports only what the one edge rule allows.
 
-Allowed besides the edge's own modules: the edge-safe parts (schema, fleet,
-sources, sim, telemetry topics, errors, settings) and the bundle format
-``pumpops.release._bundle`` (with the ``pumpops.release`` package that only
-re-exports it). ``tests/foundation/test_edge_install.py`` runs the agent with
-the hub libraries blocked; ``.ci/run`` installs it alone in a fresh venv.
+The rule (``pumpops.edge``'s docstring, docs/architecture.md and the
+import-linter contract state the same): ``pumpops.edge`` imports only
+``schema``, ``errors``, ``fleet``, ``sources``, ``sim``, ``mqtt``,
+``_atomic``, ``_install``, ``_digest`` and its own modules (plus numpy, onnxruntime,
+paho-mqtt; python-tuf only while updating) — never store, pipeline, registry,
+release, telemetry, hub, cli, scikit-learn, MLflow, SQLAlchemy, FastAPI.
+``tests/foundation/test_edge_install.py`` runs the agent with the hub
+libraries blocked; ``.ci/run`` installs it alone in a fresh venv.
 """
 
 from __future__ import annotations
@@ -15,24 +18,27 @@ import sys
 
 from pumpops._install import HUB_LIBRARIES
 
-HUB_PARTS = (
-    "pumpops.store",
-    "pumpops.pipeline",
-    "pumpops.registry",
-    "pumpops.validation",
-    "pumpops.audit",
-    "pumpops.hub",
+#: The pumpops modules the edge may load: its own, the edge-safe parts, the bottom utilities.
+EDGE_ALLOWED = (
+    "pumpops.edge",
+    "pumpops.schema",
+    "pumpops.errors",
+    "pumpops.fleet",
+    "pumpops.sources",
+    "pumpops.sim",
+    "pumpops.mqtt",
+    "pumpops._atomic",
+    "pumpops._install",
+    "pumpops._digest",
 )
-#: The bundle format is edge-safe (the agent reads bundles); the rest of release is the hub's.
-RELEASE_ALLOWED = ("pumpops.release", "pumpops.release._bundle")
 
 
 def _forbidden(module: str) -> bool:
     if module.partition(".")[0] in HUB_LIBRARIES:
         return True
-    if any(module == p or module.startswith(p + ".") for p in HUB_PARTS):
-        return True
-    return module.startswith("pumpops.release.") and module not in RELEASE_ALLOWED
+    if module == "pumpops" or not module.startswith("pumpops."):
+        return False  # the package root (its version) and the allowed third-party libraries
+    return not any(module == p or module.startswith(p + ".") for p in EDGE_ALLOWED)
 
 
 def test_edge_import_of_every_module_loads_no_hub_modules() -> None:
@@ -48,10 +54,14 @@ def test_edge_import_of_every_module_loads_no_hub_modules() -> None:
     assert "tuf.ngclient" in loaded
 
 
-def test_edge_import_rule_allows_the_bundle_format_only() -> None:
-    assert not _forbidden("pumpops.release._bundle")
-    assert not _forbidden("pumpops.release")
-    assert _forbidden("pumpops.release._tuf")
-    assert _forbidden("pumpops.store")
+def test_edge_import_rule_is_the_one_rule() -> None:
+    for allowed in (*EDGE_ALLOWED, "pumpops.schema._bundle", "pumpops", "onnxruntime", "numpy", "paho.mqtt"):
+        assert not _forbidden(allowed), allowed
+    hub_side = ("store", "pipeline", "registry", "release", "telemetry", "hub", "cli", "settings")
+    for part in hub_side:
+        assert _forbidden(f"pumpops.{part}"), part
+    assert _forbidden("pumpops.release._bundle")
     assert _forbidden("sklearn.decomposition")
-    assert not _forbidden("onnxruntime")
+    assert _forbidden("sqlalchemy")
+    assert _forbidden("mlflow")
+    assert _forbidden("fastapi")

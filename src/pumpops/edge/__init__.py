@@ -1,17 +1,28 @@
 """The device agent: sources, model, alarms, updater, outbox, drift, state reports.
 
-The agent itself (``_agent.py``, ``pumpops agent run``; settings in ``_config.py``)
-ties together: the updater (:class:`EdgeUpdater`), which installs only what the hub's
-TUF repository signed, from a URL or a folder (:class:`FolderFetcher`), and the
-A/B slot installer (:class:`Slots`) whose health check (:func:`measure_health`,
-:func:`decide_health`) decides whether a new model may become current. The
-scoring path's pure parts: :class:`WindowBuffer` (the model's input window),
-:class:`AlarmLogic` (the bundle's alarm rule, one score at a time) and
-:func:`commission` / :class:`Commissioner` (a device's own calibration).
-May import only edge-safe parts (schema, errors, fleet, sim, sources, the bundle
-format ``release._bundle``) and numpy, onnxruntime, paho-mqtt, python-tuf: never
-scikit-learn, MLflow, SQLAlchemy, FastAPI or the hub-side parts (store, pipeline,
-registry, the rest of release). Tests hold this line.
+The agent (:class:`Agent`, ``pumpops agent run``; settings :class:`AgentConfig`
+in ``_config.py``) is a thin loop (``_agent.py``) over rooms: scoring
+(``_scoring.py``, the loaded model in ``_model.py``), calibration and
+commissioning (``_calibrating.py``), reporting (``_reporting.py``) and
+updating (``_updating.py``), sharing the state of ``_state.py``. Updating
+uses the updater (:class:`EdgeUpdater`), which installs only what the hub's
+TUF repository signed, from a URL or a folder (:class:`FolderFetcher`), and
+the A/B slot installer (:class:`Slots`) whose health check
+(:func:`measure_health`, :func:`decide_health`) decides whether a new model
+may become current. The scoring path's pure parts: :class:`WindowBuffer` (the
+model's input window), :class:`AlarmLogic` (the bundle's alarm rule, one
+score at a time) and :func:`commission` / :class:`Commissioner` (a device's
+own calibration). The bundle format, the detector manifest and the agent
+message envelope are the contracts hub and device share: they live in
+:mod:`pumpops.schema`.
+
+The edge rule (one rule, written once; docs/architecture.md and the
+import-linter contract say the same, ``tests/edge/test_edge_imports.py``
+checks it): ``pumpops.edge`` imports only ``schema``, ``errors``, ``fleet``,
+``sources``, ``sim``, ``mqtt``, ``_atomic``, ``_install``, ``_digest`` and
+its own modules (plus numpy, onnxruntime, paho-mqtt; python-tuf only while updating)
+— never store, pipeline, registry, release, telemetry, hub, cli,
+scikit-learn, MLflow, SQLAlchemy, FastAPI.
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pumpops.edge._agent import AGENT_VERSION, RECALIBRATE_FILE, Agent
     from pumpops.edge._alarms import ALARM_RULES, AlarmLogic, AlarmStep
     from pumpops.edge._commission import Commissioner, commission
+    from pumpops.edge._config import AgentConfig, load_agent_config, write_starting_agent_toml
     from pumpops.edge._drift import (
         Cusum,
         DriftMonitor,
@@ -55,6 +68,12 @@ if TYPE_CHECKING:
 #: Where each public name lives: loaded on first use, so that importing the package
 #: (as ``pumpops --help`` and the edge agent do) loads only what is used.
 _LAZY: dict[str, str] = {
+    "AGENT_VERSION": "pumpops.edge._agent",
+    "RECALIBRATE_FILE": "pumpops.edge._agent",
+    "Agent": "pumpops.edge._agent",
+    "AgentConfig": "pumpops.edge._config",
+    "load_agent_config": "pumpops.edge._config",
+    "write_starting_agent_toml": "pumpops.edge._config",
     "ALARM_RULES": "pumpops.edge._alarms",
     "AlarmLogic": "pumpops.edge._alarms",
     "AlarmStep": "pumpops.edge._alarms",
@@ -108,13 +127,17 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AGENT_VERSION",
     "ALARM_RULES",
     "CURRENT_FILE",
     "FOLDER_BASE_URL",
     "OUTBOX_DROP_ORDER",
     "OUTBOX_KINDS",
     "POINTER_FILE",
+    "RECALIBRATE_FILE",
     "SLOT_NAMES",
+    "Agent",
+    "AgentConfig",
     "AlarmLogic",
     "AlarmStep",
     "BundleInfo",
@@ -139,9 +162,11 @@ __all__ = [
     "commission",
     "convert_tuf_error",
     "decide_health",
+    "load_agent_config",
     "measure_health",
     "other_slot",
     "parse_version",
     "psi",
     "reference_bins",
+    "write_starting_agent_toml",
 ]

@@ -12,13 +12,12 @@ never a reason to delete the running model.
 
 python-tuf's exceptions are converted at this boundary into
 :mod:`pumpops.errors` classes (see :func:`convert_tuf_error`).
-May import: schema, errors, numpy, onnxruntime, python-tuf and the stdlib only.
+May import: schema, errors, ``_atomic``, ``_digest``, numpy, onnxruntime, python-tuf and the stdlib only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from tuf.api.metadata import Metadata, TargetFile, Targets
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from pumpops._atomic import write_atomic
+from pumpops._digest import sha256_file
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
 from pumpops.errors import (
     BundleMismatchError,
@@ -368,7 +368,7 @@ class EdgeUpdater:
             file = staging / name
             if not file.exists():
                 raise BundleMismatchError(f"bundle {bundle.version} lacks {name}, which its manifest lists")
-            if _sha256(file) != expected_hash:
+            if sha256_file(file) != expected_hash:
                 raise TamperedArtifactError(
                     f"{name} of bundle {bundle.version} differs from its manifest hash"
                 )
@@ -384,11 +384,3 @@ def _file_hashes(manifest: dict[str, Any]) -> dict[str, str]:
         for entry in files:
             out[str(entry["name"])] = str(entry["sha256"])
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

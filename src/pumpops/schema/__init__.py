@@ -7,7 +7,7 @@
   bundle manifest as the pipeline writes it and the agent reads it;
 - the agent message envelope (``_agent_messages``): what the agent tells the hub.
 
-The bundle, manifest and envelope names load on first use (PEP 562), so that
+The bundle, detector manifest and envelope names load on first use (PEP 562), so that
 importing the package stays as cheap as it was.
 May import: ``pumpops.errors``, ``pumpops._atomic``, ``pumpops._digest``,
 pydantic, pint, numpy and the standard library. Edge-safe: everything above
@@ -65,9 +65,18 @@ if TYPE_CHECKING:
         read_bundle,
         write_bundle,
     )
+    from pumpops.schema._manifest import (
+        DetectorAlarm,
+        DetectorInputs,
+        DetectorManifest,
+        SamplingRule,
+        SmoothingRule,
+        ThresholdRule,
+    )
 
 _AGENT_MESSAGES = "pumpops.schema._agent_messages"
 _BUNDLE = "pumpops.schema._bundle"
+_MANIFEST = "pumpops.schema._manifest"
 
 #: Where each lazily loaded public name lives.
 _LAZY: dict[str, str] = {
@@ -98,6 +107,12 @@ _LAZY: dict[str, str] = {
     "parse_manifest": _BUNDLE,
     "read_bundle": _BUNDLE,
     "write_bundle": _BUNDLE,
+    "DetectorAlarm": _MANIFEST,
+    "DetectorInputs": _MANIFEST,
+    "DetectorManifest": _MANIFEST,
+    "SamplingRule": _MANIFEST,
+    "SmoothingRule": _MANIFEST,
+    "ThresholdRule": _MANIFEST,
 }
 
 
@@ -141,9 +156,15 @@ __all__ = [
     "BundleTarget",
     "CanonicalSensor",
     "DeadLetter",
+    "DetectorAlarm",
+    "DetectorInputs",
+    "DetectorManifest",
     "ReadingBatch",
     "Rejection",
+    "SamplingRule",
+    "SmoothingRule",
     "TelemetryMessage",
+    "ThresholdRule",
     "WireSensor",
     "affine_to",
     "bundle_dir",

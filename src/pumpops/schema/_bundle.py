@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
+from pumpops.schema._manifest import DetectorManifest
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -189,6 +190,14 @@ class BundleManifest(_Strict):
     build: BundleBuild
     lineage: BundleLineage
     files: dict[_FileName, BundleFile]
+
+    def detector_manifest(self) -> DetectorManifest:
+        """The ``detector`` section, typed and checked (the dict itself stays as it is, for the bytes).
+
+        Raises:
+            IncompatibleBundleError: a key the agent reads has the wrong type (the message names it).
+        """
+        return DetectorManifest.from_dict(self.detector)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,179 @@
+"""The agent's updating room: desired state, update checks, install with a health check, rollback.
+
+One update cycle asks the TUF repository (:class:`EdgeUpdater`) for the
+version the hub desires (or the newest), installs a new one into the inactive
+A/B slot (:class:`Slots`) only if it passes its health check on this pump's
+recent readings, and reports the outcome on ``state``. A refused version is
+not tried again until the hub moves on; a failed current slot or a new model
+that only fails is rolled back. Nothing here stops detection: the installed
+model keeps scoring whatever the repository does.
+May import: edge modules, errors, numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pumpops.edge._commission import _center_scale
+from pumpops.edge._health import HealthDecision, decide_health, measure_health
+from pumpops.edge._resample import RowMapper
+from pumpops.edge._state import RECENT_ROWS, AgentBase
+from pumpops.errors import IncompatibleBundleError, PumpopsError
+
+if TYPE_CHECKING:
+    from pumpops.schema import Bundle
+
+__all__ = ["NO_DATA", "UpdatingRoom"]
+
+#: Why a first install waits: the health check needs this pump's readings.
+NO_DATA = "no calibration and no recent readings to check the model with (retried with data)"
+
+log = logging.getLogger("pumpops.agent")
+
+
+class UpdatingRoom(AgentBase):
+    """Keeping the right model installed."""
+
+    _refused: dict[str, str]
+    _kill_at: str | None
+
+    def check_for_update(self) -> None:
+        """One update cycle: verify and download (TUF), install into a slot if healthy, report."""
+        now = self._clock_ms()
+        self._persist["last_update_check_ms"] = now
+        version = self._desired
+        log.info("checking the repository for %s", f"version {version}" if version else "the newest version")
+        try:
+            installed = self.updater.update(version)
+        except PumpopsError as exc:
+            self.last_update_error = f"{type(exc).__name__}: {exc}"
+            log.warning("update check failed, keeping the installed model: %s", self.last_update_error)
+        else:
+            self._persist["last_update_ok_ms"] = now
+            self.last_update_error = None
+            current = self.slots.current()
+            if current is None or str(current.model_version) != installed.version:
+                if installed.version in self._refused:
+                    self.last_update_error = self._refused[installed.version]
+                else:
+                    self._install(installed.folder, installed.version)
+        self._persist["last_update_error"] = self.last_update_error
+        self._save_persist()
+        self._report_state(force=True)
+
+    def _install(self, folder: Path, version: str) -> None:
+        try:
+            state = self.slots.install(folder, self._health_check, hook=self._install_hook)
+        except IncompatibleBundleError as exc:
+            if NO_DATA in str(exc):
+                # A normal first install: the model is checked on this pump's readings, and there
+                # are none yet. It waits for a minute of them, not for the next refresh.
+                self._next_check_ms = min(self._next_check_ms, self._clock_ms() + 60_000)
+                if self.model is None:
+                    self.health = "waiting"
+                    self.health_reasons = [str(exc)]
+                log.info("version %s is installed once there are readings to check it with", version)
+                return
+            self.health = "refused"
+            self.health_reasons = [str(exc)]
+            self.last_update_error = str(exc)
+            # refused for what it is: not tried again until the hub moves on
+            self._refused[version] = str(exc)
+            log.error("update refused, the old model keeps running: %s", exc)
+            return
+        except PumpopsError as exc:
+            self.last_update_error = f"{type(exc).__name__}: {exc}"
+            log.error("install failed, the old model keeps running: %s", exc)
+            return
+        log.info("installed %s v%s into slot %s", state.model_name, state.model_version, state.slot)
+        self.health = "ok"
+        self.health_reasons = []
+        self._resampler = None
+        self._load_current(fresh=True)
+
+    def _install_hook(self, step: str) -> None:
+        if self._kill_at == step:
+            log.warning("fault injection: killing the agent at install step %r", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _recent_rows(self, bundle: Bundle) -> list[np.ndarray]:
+        """The last readings, as rows of ``bundle``'s sensors (its units), oldest first."""
+        mapper = RowMapper(self.profile, tuple((s.name, s.unit) for s in bundle.manifest.inputs.sensors))
+        out: list[np.ndarray] = []
+        for frame in self._recent_frames:
+            try:
+                rows = mapper.rows(frame.channels, frame.values)
+            except IncompatibleBundleError:
+                return []
+            out.extend(r for r in rows if np.all(np.isfinite(r)))
+        return out[-RECENT_ROWS:]
+
+    def _health_check(self, bundle: Bundle) -> HealthDecision:
+        n_sensors = len(bundle.manifest.inputs.sensors)
+        rows = bundle.manifest.inputs.window_rows
+        recent = self._recent_rows(bundle)
+        windows = None
+        center = scale = None
+        if len(recent) >= rows:
+            arr = np.asarray(recent[-(rows + self.config.agent.health_windows - 1) :])
+            view = np.lib.stride_tricks.sliding_window_view(arr, rows, axis=0)
+            windows = np.ascontiguousarray(np.moveaxis(view, -1, 1))
+        if self.device_id not in bundle.manifest.calibrations:
+            # A device without a hub calibration: judge the model on its own recent (or stored) data.
+            ref = self._normal_period(n_sensors)
+            base = ref if ref is not None else (np.asarray(recent) if recent else None)
+            if base is None or base.shape[0] < 2:
+                return HealthDecision(False, (NO_DATA,))
+            center, scale = _center_scale(base)
+        measured = measure_health(
+            bundle,
+            self.device_id,
+            windows,
+            center=None if center is None else center.tolist(),
+            scale=None if scale is None else scale.tolist(),
+        )
+        budget = bundle.manifest.build.budgets.get("max_latency_ms")
+        return decide_health(measured, None if budget is None else float(budget))
+
+    def _rollback(self, reason: str) -> None:
+        try:
+            state = self.slots.rollback()
+        except PumpopsError as exc:
+            log.error("cannot roll back (%s): %s", reason, exc)
+            self.health = "failed"
+            self.health_reasons = [reason, str(exc)]
+            self.model = None
+            return
+        log.error("rolled back to %s v%s: %s", state.model_name, state.model_version, reason)
+        self.health = "rolled_back"
+        self.health_reasons = [reason]
+        self._resampler = None
+        self._load_current(fresh=False)
+        self._report_state(force=True)
+
+    def _take_desired(self) -> bool:
+        if self.uplink is None:
+            return False
+        wanted = False
+        while True:
+            try:
+                raw = self.uplink.desired.get_nowait()
+            except Exception:  # queue.Empty
+                return wanted
+            try:
+                doc = json.loads(raw) if raw else {}
+                version = doc.get("version") if isinstance(doc, dict) else None
+            except ValueError:
+                log.warning("ignoring a desired-state message that is not JSON")
+                continue
+            self._desired = None if version is None else str(version)
+            self._persist["desired_version"] = self._desired
+            wanted = True
+            log.info("hub desires version %s", self._desired or "newest")
