@@ -16,8 +16,7 @@ import uvicorn
 
 from pumpops.edge import EdgeUpdater
 from pumpops.hub import create_app
-from pumpops.release._keys import generate_signer
-from pumpops.release._tuf import PublishedFile, PublishedTarget, TufRepository
+from pumpops.release import PublishedFile, PublishedTarget, TufRepository, generate_signer
 
 with warnings.catch_warnings():
     # starlette's TestClient warns that it prefers httpx2 (not installed); only this import is exempt.
