@@ -75,3 +75,82 @@ def test_affine_to_rotational_speed_without_angle_is_rejected(unit: str) -> None
 )
 def test_affine_to_rotational_speed_with_angle_converts(unit: str, factor: float) -> None:
     assert affine_to(unit, "rad/s")[0] == pytest.approx(factor, rel=1e-12)
+
+
+# ----------------------------------------------------------------- the detector manifest
+
+
+def _detector_section() -> dict[str, object]:
+    """A ``detector`` section shaped as ``Detector.manifest()`` and the pipeline's export write it."""
+    return {
+        "format": 1,
+        "kind": "pca_t2q",
+        "onnx_opset": 17,
+        "group": "skab-testbed",
+        "model_sha256": "ab" * 32,
+        "inputs": {
+            "sensors": [{"name": "flow_rate", "unit": "m**3/s"}, {"name": "motor_current", "unit": "A"}],
+            "window_rows": 10,
+            "padding": "repeat_first",
+            "onnx": [{"name": "window", "dtype": "float64", "shape": ["batch", 10, 2]}],
+        },
+        "outputs": [{"name": "score", "dtype": "float64", "shape": ["batch"]}],
+        "alarm": {
+            "threshold": "calibration.threshold",
+            "compare": "score > threshold",
+            "smoothing": {
+                "rule": "k_of_n_hysteresis",
+                "k": 3,
+                "n": 5,
+                "release": 1.0,
+                "hold_rows": 0,
+                "meaning": "on when k of the last n scores exceed threshold",
+            },
+        },
+        "calibration": {"center": "median", "scale": "IQR / 1.349", "threshold": "1.2 * quantile(0.99)"},
+        "params": {"kind": "pca_t2q", "threshold_quantile": 0.99, "threshold_factor": 1.2, "trim_z": 0.0},
+        "sampling": {"period_s": 1.0, "max_gap_fill_s": 5.0},
+    }
+
+
+def test_detector_manifest_reads_what_the_agent_needs_and_re_emits_the_same_dict() -> None:
+    import json
+
+    from pumpops.schema import DetectorManifest
+
+    doc = _detector_section()
+    m = DetectorManifest.from_dict(doc)
+    assert (m.kind, m.format, m.group) == ("pca_t2q", 1, "skab-testbed")
+    assert (m.sampling.period_s, m.sampling.max_gap_fill_s) == (1.0, 5.0)
+    assert m.threshold.as_kwargs() == {"threshold_quantile": 0.99, "threshold_factor": 1.2, "trim_z": 0.0}
+    assert m.inputs.sensors == (("flow_rate", "m**3/s"), ("motor_current", "A"))
+    assert (m.inputs.window_rows, m.alarm.smoothing.k, m.alarm.smoothing.n) == (10, 3, 5)
+    assert m.to_dict() == doc
+    assert json.dumps(m.to_dict(), sort_keys=True) == json.dumps(doc, sort_keys=True)
+
+
+def test_detector_manifest_defaults_are_the_agents_when_sections_are_missing() -> None:
+    from pumpops.schema import DetectorManifest
+
+    m = DetectorManifest.from_dict({})
+    assert (m.sampling.period_s, m.sampling.max_gap_fill_s) == (None, None)
+    assert m.threshold.as_kwargs() == {"threshold_quantile": 0.99, "threshold_factor": 1.0, "trim_z": 0.0}
+    assert m.to_dict() == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "bad_key"),
+    [
+        ({"sampling": {"period_s": "fast"}}, "sampling.period_s"),
+        ({"params": {"threshold_quantile": True}}, "params.threshold_quantile"),
+        ({"alarm": {"smoothing": {"k": 2.5}}}, "alarm.smoothing.k"),
+        ({"inputs": {"window_rows": "ten"}}, "inputs.window_rows"),
+        ({"sampling": [1, 5]}, "sampling"),
+    ],
+)
+def test_detector_manifest_names_the_bad_key(section: dict[str, object], bad_key: str) -> None:
+    from pumpops.errors import IncompatibleBundleError
+    from pumpops.schema import DetectorManifest
+
+    with pytest.raises(IncompatibleBundleError, match=bad_key.replace(".", r"\.")):
+        DetectorManifest.from_dict(section)
