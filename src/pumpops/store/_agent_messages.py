@@ -17,7 +17,7 @@ from pumpops.errors import InputError
 from pumpops.schema import DeadLetter
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
-from pumpops.store._core import KEYS_PER_QUERY, SqlCore, at_least, eq
+from pumpops.store._core import KEYS_PER_QUERY, SqlCore, at_least, build_select, eq
 from pumpops.store._dead_letters import dead_letter_rows
 from pumpops.store._records import AGENT_KINDS, AgentPut, AgentRecord
 
@@ -105,7 +105,7 @@ class SqlAgentMessages(SqlCore):
             claimed: dict[str, str | None] = dict.fromkeys(inserted)
             for start in range(0, len(others), KEYS_PER_QUERY):
                 chunk = others[start : start + KEYS_PER_QUERY]
-                stmt2 = sa.select(t.msg_id, t.payload_sha256).where(t.msg_id.in_(chunk))
+                stmt2 = build_select([t.msg_id, t.payload_sha256], where=[t.msg_id.in_(chunk)])
                 claimed.update({row.msg_id: row.payload_sha256 for row in conn.execute(stmt2)})
             statuses = _plan.classify_keyed([(m.msg_id, m.payload_sha256) for m in messages], claimed)
             conflicts = [

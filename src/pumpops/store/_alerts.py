@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
-from pumpops.store._core import SqlCore, at_least, eq, now_us
+from pumpops.store._core import SqlCore, at_least, build_select, eq, now_us
 from pumpops.store._records import FeedbackRecord, FleetAlertRecord
 
 
@@ -144,7 +144,7 @@ class SqlAlerts(SqlCore):
         )
         with self._guard("store alarm feedback in"), self._writer.begin() as conn:
             conn.execute(stmt)
-            row = conn.execute(sa.select(table).where(table.c.alarm_id == alarm_id)).one()
+            row = conn.execute(build_select(table, where=[table.c.alarm_id == alarm_id])).one()
         return _feedback_record(row)
 
     def feedback(self, *, device_id: str | None = None, since_us: int | None = None) -> list[FeedbackRecord]:

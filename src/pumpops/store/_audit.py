@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pumpops.audit import GENESIS_HASH, AuditEntry, canonical_json, check_fields, entry_hash
 from pumpops.errors import InputError
 from pumpops.store import _tables as tables
-from pumpops.store._core import SqlCore, at_least, eq, now_us
+from pumpops.store._core import SqlCore, at_least, build_select, eq, now_us
 
 
 class SqlAudit(SqlCore):
@@ -57,7 +57,7 @@ class SqlAudit(SqlCore):
         t = tables.audit.c
         with self._guard("append to the audit trail of"), self._writer.begin() as conn:
             self._lock_audit(conn)
-            tail = conn.execute(sa.select(t.seq, t.hash).order_by(t.seq.desc()).limit(1)).first()
+            tail = conn.execute(build_select([t.seq, t.hash], order_by=[t.seq], last=1)).first()
             seq, prev_hash = (1, GENESIS_HASH) if tail is None else (int(tail[0]) + 1, str(tail[1]))
             when = now_us() if time_us is None else time_us
             digest = entry_hash(

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pumpops.fleet import Device
 from pumpops.store import _plan
 from pumpops.store import _tables as tables
-from pumpops.store._core import KEYS_PER_QUERY, SqlCore, now_us
+from pumpops.store._core import KEYS_PER_QUERY, SqlCore, build_select, now_us
 
 _COLUMNS = (
     tables.devices.c.device_id,
@@ -28,12 +27,11 @@ _COLUMNS = (
 def existing_devices(conn: Connection, ids: Iterable[str]) -> set[str]:
     """Return those of ``ids`` that are registered (read in ``conn``'s transaction)."""
     wanted = sorted(set(ids))
+    column = tables.devices.c.device_id
     found: set[str] = set()
     for start in range(0, len(wanted), KEYS_PER_QUERY):
         chunk = wanted[start : start + KEYS_PER_QUERY]
-        found.update(
-            conn.scalars(sa.select(tables.devices.c.device_id).where(tables.devices.c.device_id.in_(chunk)))
-        )
+        found.update(conn.scalars(build_select([column], where=[column.in_(chunk)])))
     return found
 
 

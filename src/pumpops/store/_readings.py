@@ -213,7 +213,7 @@ class SqlReadings(SqlCore):
             raise InputError(f"sensors repeat: {list(sensors)}")
         with self._snapshot("query telemetry from") as conn:
             found = conn.scalar(
-                sa.select(tables.devices.c.device_id).where(tables.devices.c.device_id == device_id)
+                build_select([tables.devices.c.device_id], where=[tables.devices.c.device_id == device_id])
             )
             if found is None:
                 raise NotFoundError(f"device {device_id!r} is not registered")

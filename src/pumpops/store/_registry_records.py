@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pumpops.audit import canonical_json, check_fields
 from pumpops.errors import InputError
 from pumpops.store import _tables as tables
-from pumpops.store._core import SqlCore, at_least, eq, now_us
+from pumpops.store._core import SqlCore, at_least, build_select, eq, now_us
 from pumpops.store._records import AliasRecord, EventRecord, ReleaseRecord
 
 
@@ -108,11 +108,8 @@ class SqlRegistryRecords(SqlCore):
         when = now_us() if time_us is None else time_us
         with self._guard("record an alias change in"), self._writer.begin() as conn:
             self._lock_audit(conn)
-            row = conn.execute(
-                sa.select(tables.alias_history).where(
-                    t.group_name == group, t.alias == alias, t.to_us.is_(None)
-                )
-            ).first()
+            open_period = [t.group_name == group, t.alias == alias, t.to_us.is_(None)]
+            row = conn.execute(build_select(tables.alias_history, where=open_period)).first()
             if row is None:
                 return None
             conn.execute(sa.update(tables.alias_history).where(t.id == row.id).values(to_us=when))
