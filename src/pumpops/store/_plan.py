@@ -1,9 +1,10 @@
 """Decisions of the store that need no database: checking, classifying, flattening, pivoting.
 
 Everything here is pure (arrays and records in, arrays and decisions out), so
-the rules of idempotent writing are tested without an engine; ``_sql.py`` and
-the engine modules do the I/O around them. May import: numpy, ``pumpops.schema``,
-``pumpops.errors``.
+the rules of idempotent writing are tested without an engine; the SQL store's
+concern mixins (``_readings.py``, ``_agent_messages.py``, ...) and the engine
+modules do the I/O around them. May import: numpy, ``pumpops.schema``,
+``pumpops.errors`` and ``_records.py``.
 """
 
 from __future__ import annotations
