@@ -59,8 +59,7 @@ from pumpops.monitoring import MonitoringService, record_feedback
 from pumpops.pipeline import resolve_tracking_uri
 from pumpops.registry import EventSink, Registry
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
-from pumpops.rollout import GatePolicy
-from pumpops.rollout._service import MqttDesiredPublisher, RolloutService
+from pumpops.rollout import GatePolicy, MqttDesiredPublisher, RolloutService
 from pumpops.settings import Settings
 from pumpops.store import open_store
 from pumpops.telemetry import BrokerAddress, IngestService

@@ -26,7 +26,7 @@ from pumpops.hub._supervise import stop_processes, tail
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
-from pumpops.rollout._service import MqttDesiredPublisher, RolloutService
+from pumpops.rollout import MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
