@@ -11,10 +11,11 @@ import pytest
 
 from pumpops.errors import BrokerError, ConfigError, InputError, NotFoundError, StoreError
 from pumpops.fleet import Device
-from pumpops.rollout import GatePolicy, Tick
-from pumpops.rollout._service import (
+from pumpops.rollout import (
+    GatePolicy,
     ReportOptions,
     RolloutService,
+    Tick,
     desired_payload,
     device_report,
     parse_release_ref,
