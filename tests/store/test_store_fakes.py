@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pytest
 
 from pumpops.monitoring._service import MonitoringStore
-from pumpops.rollout._service import RolloutStore
+from pumpops.rollout import RolloutStore
 from pumpops.store import (
     AgentMessageStore,
     AlertStore,
