@@ -18,6 +18,7 @@ from pumpops.cli import app
 from pumpops.cli.telemetry import parse_duration
 from pumpops.errors import ConfigError
 from pumpops.store import open_store
+from pumpops.settings import load_settings
 
 from .conftest import OwnMosquitto, free_port, wait_until
 
@@ -55,7 +56,8 @@ def test_cli_simulate_with_embedded_broker_is_refused_with_advice(workspace: Pat
     result = CliRunner().invoke(app, ["-w", str(workspace), "simulate", "--broker", "embedded"])
     assert isinstance(result.exception, ConfigError)
     assert "pumpops demo" in str(result.exception)
-    assert "--broker mqtt://127.0.0.1:1883" in str(result.exception)
+    port = load_settings(workspace).embedded_broker_port  # 1884 by default since issue 11
+    assert f"--broker mqtt://127.0.0.1:{port}" in str(result.exception)
 
 
 def test_cli_ingest_shared_group_on_embedded_broker_is_refused(workspace: Path) -> None:
