@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from pumpops.cli import app
 from pumpops.cli.telemetry import parse_duration
 from pumpops.errors import ConfigError
-from pumpops.store import open_store
 from pumpops.settings import load_settings
+from pumpops.store import open_store
 
 from .conftest import OwnMosquitto, free_port, wait_until
 
