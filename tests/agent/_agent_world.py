@@ -38,7 +38,7 @@ from typer.testing import CliRunner
 from pumpops.cli import app
 from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
-from pumpops.release._package import PackageSettings, load_source, package_model
+from pumpops.release import PackageSettings, load_source, package_model
 from pumpops.schema import read_bundle, write_bundle
 
 GROUP = "skab-testbed"

@@ -31,7 +31,7 @@ from _agent_world import (  # type: ignore[import-not-found]
 )
 
 from pumpops.edge import Outbox, Slots
-from pumpops.release._tuf import TufRepository
+from pumpops.release import TufRepository
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -210,7 +210,7 @@ def test_repository_down_and_metadata_expired_detection_goes_on(
 
 
 def hub_signers(hub: Hub) -> dict[str, list[Any]]:
-    from pumpops.release._publish import keystore, online_signers
+    from pumpops.release import keystore, online_signers
     from pumpops.settings import load_settings
 
     return online_signers(keystore(load_settings(hub.workspace)))

@@ -27,7 +27,7 @@ from rich.console import Console
 import pumpops.demo._loop as demo
 from pumpops.cli._support import ExitCode
 from pumpops.errors import ServiceError
-from pumpops.hub._supervise import Supervisor
+from pumpops.hub import Supervisor
 from pumpops.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]  # a loaded 2-core CI: training takes minutes

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pumpops.edge import FOLDER_BASE_URL, EdgeUpdater, FolderFetcher
-from pumpops.release._keys import generate_signer
-from pumpops.release._tuf import PublishedFile, PublishedTarget, TufRepository
+from pumpops.release import PublishedFile, PublishedTarget, TufRepository, generate_signer
 
 GROUP = "north-sea"
 TARGET = "x86-64-ipc"

@@ -20,7 +20,7 @@ from _lab import GROUP, Lab
 from tuf.api.metadata import Metadata
 
 from pumpops import errors
-from pumpops.release._keys import generate_signer
+from pumpops.release import generate_signer
 
 
 def _tampered_bundle_bytes(lab: Lab) -> None:
