@@ -7,7 +7,7 @@ messages (alarms, summaries, drift reports, state) into a :class:`FleetView`
 from the ``[monitoring]`` settings). ``_service.py`` is the thin shell:
 :class:`MonitoringService` reads the store and opens and closes fleet drift
 alerts (stored, audited, events); :func:`record_feedback` stores a
-technician's verdict on an alarm. ``_cli.py``: ``pumpops fleet status|evaluate``,
+technician's verdict on an alarm. ``pumpops.cli.monitoring``: ``pumpops fleet status|evaluate``,
 ``pumpops drift status``, ``pumpops feedback``. See ``docs/monitoring.md``.
 May import: fleet, errors and the standard library (the pure modules); the
 service and the commands also store, registry (events), audit, settings.

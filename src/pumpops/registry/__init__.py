@@ -4,11 +4,11 @@ MLflow's Model Registry is the system of record for model versions and their
 lineage tags (:class:`Registry`); the pumpops store keeps what MLflow does not:
 the history of every alias change, the audit trail and the lifecycle events,
 which :class:`EventSink` stores first and then publishes on MQTT under
-``<prefix>/events/<kind>`` (best effort). ``_cli.py`` is the thin shell
+``<prefix>/events/<kind>`` (best effort). ``pumpops.cli.registry`` is the thin shell
 (``pumpops models ...``, ``pumpops validate``). See ``docs/registry.md`` and ADR 0007.
 
 May import: pipeline, store, telemetry (broker address and publisher, lazily),
-audit, settings, errors, MLflow; ``validation`` lazily from ``_cli.py``.
+audit, settings, errors, MLflow.
 """
 
 from __future__ import annotations

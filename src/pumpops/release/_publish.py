@@ -2,7 +2,7 @@
 
 The thin layer between the CLI and :mod:`pumpops.release._tuf`: finds the
 bundles under a folder (one bundle, or a release's ``<group>/<target>/<version>``
-tree), verifies each with :func:`~pumpops.release._bundle.read_bundle`, turns
+tree), verifies each with :func:`~pumpops.schema.read_bundle`, turns
 them into :class:`~pumpops.release._tuf.PublishedTarget`, publishes, then
 records ``release.published`` in the audit trail and as an event.
 May import: errors, settings, store, registry events, ``_bundle``, ``_keys``, ``_tuf``.
