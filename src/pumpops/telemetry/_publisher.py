@@ -19,21 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pumpops.errors import BrokerError, ConfigError
-from pumpops.mqtt import CLIENT_USERNAME, ClientOptions, Connection, TlsOptions
+from pumpops.mqtt import ClientOptions, Connection, TlsOptions
 from pumpops.sources import Frame, Source
 from pumpops.telemetry._broker import BrokerAddress
 from pumpops.telemetry._codec import encode_frame
 from pumpops.telemetry._topics import DEFAULT_PREFIX, build_topic
 
-__all__ = [
-    "CLIENT_USERNAME",
-    "Pacer",
-    "PublishStats",
-    "Publisher",
-    "chunk_frame",
-    "message_id",
-    "parse_speed",
-]
+__all__ = ["Pacer", "PublishStats", "Publisher", "chunk_frame", "message_id", "parse_speed"]
 
 _log = logging.getLogger(__name__)
 
@@ -161,7 +153,6 @@ class Publisher:
     ) -> None:
         if max_inflight < 1 or max_rows_per_message < 1:
             raise ConfigError("max_inflight and max_rows_per_message must be at least 1")
-        self._address = address
         self._sites = dict(sites)
         self._prefix = topic_prefix
         self._max_rows = max_rows_per_message
