@@ -47,6 +47,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import open_workspace_store
 from pumpops.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
@@ -73,14 +74,9 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
-    from pumpops.store import open_store
-
     settings = settings_from(ctx, database_url=db)
-    store = open_store(settings.resolved_database_url)
-    try:
+    with open_workspace_store(settings) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _format_time(time_us: int) -> str:

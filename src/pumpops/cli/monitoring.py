@@ -42,13 +42,14 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import event_publisher, event_sink, open_workspace_store
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import NotFoundError
 from pumpops.monitoring import NO_DATA
 
 if TYPE_CHECKING:
     from pumpops.monitoring import DeviceView, FleetView, MonitoringService
-    from pumpops.registry import EventPublisher, EventSink
+    from pumpops.registry import EventSink
     from pumpops.settings import Settings
     from pumpops.store import FleetAlertRecord
 
@@ -144,16 +145,6 @@ def _time(ms: int | None) -> str:
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
-    from pumpops.registry import MqttEventPublisher
-    from pumpops.settings import EMBEDDED_BROKER
-
-    url = broker if broker is not None else settings.broker_url
-    if url in (EMBEDDED_BROKER, "none", ""):
-        return None
-    return MqttEventPublisher(url)
-
-
 @contextmanager
 def _service(
     ctx: typer.Context,
@@ -164,8 +155,6 @@ def _service(
     window_s: float | None = None,
 ) -> Iterator[tuple[MonitoringService, EventSink, Settings, str]]:
     from pumpops.monitoring import MonitoringService
-    from pumpops.registry import EventSink
-    from pumpops.store import open_store
 
     settings = settings_from(ctx, database_url=db)
     who = resolve_actor(settings, actor)
@@ -176,9 +165,8 @@ def _service(
         if window_s > 30 * 86_400:
             raise ConfigError(f"--window {format_duration(window_s)}: at most 30 days")
         policy = policy.model_copy(update={"window_s": window_s})
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
-        sink = EventSink(store, _publisher(settings, broker), topic_prefix=settings.topic_prefix)
+    with open_workspace_store(settings, upgrade=True) as store:
+        sink = event_sink(settings, store, event_publisher(settings, broker))
         yield MonitoringService(store, sink, policy, actor=who), sink, settings, who
 
 

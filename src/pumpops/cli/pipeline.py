@@ -34,6 +34,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import open_registry, open_workspace_store
 from pumpops.errors import ConfigError
 from pumpops.pipeline import InterruptGuard
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from rich.status import Status
 
     from pumpops.pipeline import RunResult
+    from pumpops.settings import Settings
 
 pipeline_app = typer.Typer(
     help="Training pipelines: write a starting pipeline.toml, inspect one, calibrate a new pump.",
@@ -160,12 +162,10 @@ def train(  # noqa: PLR0917 - typer passes options by keyword; the order is the 
             progress=progress.step,
         )
         progress.step("audit")
-        _audit_run(settings.resolved_database_url, who, config, result)
+        _audit_run(settings, who, config, result)
         info = None
         if register_model and result.run_id is not None:
             progress.step("register")
-            from pumpops.cli.registry import open_registry
-
             with open_registry(settings, broker=None) as registry:
                 guard.check()  # the last moment an interrupt stops it before anything is registered
                 info = registry.register(result, actor=who)
@@ -215,13 +215,10 @@ def _print_summary(result: RunResult, model_ref: str | None, uri: str, fmt: Outp
     typer.echo("\n".join(lines))
 
 
-def _audit_run(database_url: str, actor: str, config: Path, result: RunResult) -> None:
+def _audit_run(settings: Settings, actor: str, config: Path, result: RunResult) -> None:
     """Append the dataset snapshot and the training run to the audit trail."""
-    from pumpops.store import open_store
-
     how = dict(result.steps).get("snapshot", "unknown")
-    with open_store(database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         store.append_audit(
             actor,
             "dataset.snapshot",
@@ -332,10 +329,9 @@ def calibrate(  # noqa: PLR0917 - typer passes options by keyword; the order is 
     if not (model_dir / "calibrations.json").is_file():
         raise ConfigError(f"--model-dir {model_dir}: not a model folder of `pumpops train`")
     from pumpops.pipeline import calibrate_new_device
-    from pumpops.store import open_store
 
     settings = settings_from(ctx, database_url=database_url)
-    with open_store(settings.resolved_database_url) as store:
+    with open_workspace_store(settings) as store:
         cal = calibrate_new_device(
             model_dir, store, device, since=start, until=end, ground_truth=ground_truth
         )

@@ -40,10 +40,11 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import open_registry, open_workspace_store
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.registry import EventPublisher, ModelVersionInfo, Registry
+    from pumpops.registry import ModelVersionInfo, Registry
     from pumpops.settings import Settings
 
 models_app = typer.Typer(
@@ -82,35 +83,6 @@ def _check_ref(ref: str) -> None:
     from pumpops.registry import parse_model_ref
 
     parse_model_ref(ref)
-
-
-def _publisher(settings: Settings, broker: str | None) -> EventPublisher | None:
-    from pumpops.settings import EMBEDDED_BROKER
-
-    url = broker if broker is not None else settings.broker_url
-    if url in (EMBEDDED_BROKER, "none", ""):
-        return None
-    from pumpops.registry import MqttEventPublisher
-
-    return MqttEventPublisher(url)
-
-
-@contextmanager
-def open_registry(settings: Settings, *, broker: str | None) -> Iterator[Registry]:
-    """The registry of a workspace: its tracking URI (``settings.resolved_tracking_uri``) and its store.
-
-    ``pumpops train`` registers through this too, so a run is registered where it was logged.
-    """
-    from pumpops.registry import EventSink, Registry
-    from pumpops.store import open_store
-
-    store = open_store(settings.resolved_database_url)
-    try:
-        store.upgrade()
-        sink = EventSink(store, _publisher(settings, broker), topic_prefix=settings.topic_prefix)
-        yield Registry(settings.resolved_tracking_uri, sink)
-    finally:
-        store.close()
 
 
 @contextmanager
@@ -340,11 +312,8 @@ def models_history(
     as_json: JsonFlag = False,
 ) -> None:
     """Show every alias change of a group: which version held which alias, from when to when, set by whom."""
-    from pumpops.store import open_store
-
     settings = settings_from(ctx, database_url=database_url)
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         periods = store.alias_history(group=group)
     rows = [
         {
@@ -396,11 +365,8 @@ def models_events(  # noqa: PLR0917 - typer passes options by keyword; the order
     since_us = None if since is None else parse_time_us(since, option="--since")
     import json
 
-    from pumpops.store import open_store
-
     settings = settings_from(ctx, database_url=database_url)
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         records = store.events(kind=kind)
     selected = [
         e

@@ -33,6 +33,7 @@ from pumpops.cli._support import (
     output_format,
     settings_from,
 )
+from pumpops.cli._wiring import event_sink, open_workspace_store, registry_for
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError
 
@@ -147,16 +148,13 @@ def release_create(  # noqa: PLR0917 - typer passes options by keyword; the orde
     settings = _settings(ctx, db, tracking_uri)
     who = resolve_actor(settings, actor)
     from pumpops.fleet import get_target
-    from pumpops.registry import EventSink, Registry
     from pumpops.release import PackageSettings, create_release, release_summary, resolve_model_ref
-    from pumpops.store import open_store
 
     profiles = [get_target(t, _target_dirs(settings)) for t in ids]
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         name, version = resolve_model_ref(ref, tracking_uri=settings.resolved_tracking_uri, store=store)
-        sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
-        registry = Registry(settings.resolved_tracking_uri, sink)
+        sink = event_sink(settings, store, None)
+        registry = registry_for(settings, sink)
         _progress(f"releasing {name}/{version} for {', '.join(ids)}")
         release = create_release(
             registry,
@@ -203,12 +201,10 @@ def release_list(
 ) -> None:
     """List releases, oldest first."""
     from pumpops.release import release_summary
-    from pumpops.store import open_store
 
     fmt = output_format(output, as_json)
     settings = _settings(ctx, db)
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         summaries = [release_summary(r) for r in store.releases(group=group)]
     if fmt is OutputFormat.JSON:
         typer.echo(json.dumps(summaries))
@@ -244,12 +240,10 @@ def release_show(
 ) -> None:
     """Show a release: what was built per target and why (--json: the whole record)."""
     from pumpops.release import release_summary
-    from pumpops.store import open_store
 
     fmt = output_format(output, as_json)
     settings = _settings(ctx, db)
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         release = store.get_release(release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id}; `pumpops release list` lists them")

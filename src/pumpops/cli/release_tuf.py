@@ -19,6 +19,7 @@ import typer
 
 from pumpops.audit import resolve_actor
 from pumpops.cli._support import console, err_console, settings_from
+from pumpops.cli._wiring import open_workspace_store
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
 
@@ -48,9 +49,8 @@ def _threshold(settings: Settings, role: str) -> int:
 
 
 def _audit(settings: Settings, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
-    from pumpops.store import open_store
 
-    with open_store(settings.resolved_database_url) as store:
+    with open_workspace_store(settings) as store:
         store.append_audit(actor, action, subject, payload)
 
 

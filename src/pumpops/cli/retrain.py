@@ -33,6 +33,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import open_workspace_store, rollout_publishers, rollout_service
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError, ServiceError
 
@@ -146,10 +147,8 @@ def approve_cmd(  # noqa: PLR0917 - typer passes options by keyword
     who = resolve_actor(settings, actor)
     from pumpops.release import resolve_model_ref
     from pumpops.retrain import approve
-    from pumpops.store import open_store
 
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         name, version = resolve_model_ref(ref, tracking_uri=settings.resolved_tracking_uri, store=store)
     _progress(f"approving {name}/{version}: release, then rollout")
     outcome = approve(
@@ -168,17 +167,9 @@ def _rollout_starter(settings: Settings, actor: str) -> RolloutStarter:
     """Start rollouts with the rollout service (desired states on the settings' broker)."""
 
     def start(ref: str, group: str, waves: Sequence[int]) -> str:
-        from pumpops.cli.rollout import _publisher
-        from pumpops.registry import EventSink
-        from pumpops.rollout._service import RolloutService
-        from pumpops.store import open_store
-
-        publisher, events = _publisher(settings, None)
-        with open_store(settings.resolved_database_url) as store:
-            sink = EventSink(store, events, topic_prefix=settings.topic_prefix)
-            service = RolloutService(
-                store, publisher, events=sink, actor=actor, topic_prefix=settings.topic_prefix
-            )
+        desired, events = rollout_publishers(settings, None)
+        with open_workspace_store(settings) as store:
+            service = rollout_service(settings, store, desired, events, actor=actor)
             return service.start(ref, group, tuple(waves), reason="retrained")
 
     return start

@@ -42,13 +42,18 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
+from pumpops.cli._wiring import open_workspace_store, rollout_publishers, rollout_service
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pumpops.rollout import GatePolicy, RolloutState
-    from pumpops.rollout._service import MqttDesiredPublisher, RolloutRow, RolloutService, StepResult
-    from pumpops.settings import Settings
+    from pumpops.rollout import (
+        GatePolicy,
+        RolloutRow,
+        RolloutService,
+        RolloutState,
+        StepResult,
+    )
 
 rollout_app = typer.Typer(
     help="Staged rollouts of a release to a device group, wave by wave, with a health gate.",
@@ -146,42 +151,17 @@ def _waves(text: str) -> tuple[int, ...]:
         raise ConfigError(f"--waves {text}: {str(exc).removeprefix('waves: ')}") from None
 
 
-def _publisher(settings: Settings, broker: str | None) -> tuple[MqttDesiredPublisher, Any]:
-    from pumpops.registry import MqttEventPublisher
-    from pumpops.rollout._service import MqttDesiredPublisher
-    from pumpops.telemetry import BrokerAddress, parse_broker_url
-
-    url = broker if broker is not None else settings.broker_url
-    address = parse_broker_url(url)
-    if address is None:  # the demo's in-process broker: it listens here
-        return MqttDesiredPublisher(BrokerAddress("127.0.0.1", settings.embedded_broker_port)), None
-    return MqttDesiredPublisher(address), MqttEventPublisher(url)
-
-
 @contextmanager
 def _service(
     ctx: typer.Context, *, db: str | None, broker: str | None, actor: str | None
 ) -> Iterator[RolloutService]:
-    from pumpops.registry import EventSink
-    from pumpops.rollout._service import RolloutService
-    from pumpops.store import open_store
-
     settings = settings_from(ctx, database_url=db)
-    desired, event_publisher = _publisher(settings, broker)
-    store = open_store(settings.resolved_database_url)
+    desired, events = rollout_publishers(settings, broker)
     try:
-        store.upgrade()
-        sink = EventSink(store, event_publisher, topic_prefix=settings.topic_prefix)
-        yield RolloutService(
-            store,
-            desired,
-            events=sink,
-            actor=resolve_actor(settings, actor),
-            topic_prefix=settings.topic_prefix,
-        )
+        with open_workspace_store(settings, upgrade=True) as store:
+            yield rollout_service(settings, store, desired, events, actor=resolve_actor(settings, actor))
     finally:
         desired.close()
-        store.close()
 
 
 def _time(seconds: float | None) -> str:
@@ -265,11 +245,9 @@ def _release_ref(ctx: typer.Context, text: str, *, db: str | None, tracking_uri:
     if "@" not in text:
         return text
     from pumpops.release import resolve_model_ref
-    from pumpops.store import open_store
 
     settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
-    with open_store(settings.resolved_database_url) as store:
-        store.upgrade()
+    with open_workspace_store(settings, upgrade=True) as store:
         name, version = resolve_model_ref(text, tracking_uri=settings.resolved_tracking_uri, store=store)
     return f"{name}/{version}"
 

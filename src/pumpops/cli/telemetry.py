@@ -20,6 +20,7 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
+from pumpops.cli._wiring import open_workspace_store
 from pumpops.errors import BrokerError, ConfigError
 
 if TYPE_CHECKING:
@@ -112,7 +113,6 @@ def ingest_cmd(
     """
     duration_s = _option_value("--duration", duration, parse_duration) if duration else None
     from pumpops.settings import IngestSettings
-    from pumpops.store import open_store
     from pumpops.telemetry import EmbeddedBroker, IngestService, parse_broker_url, run_until_stopped
 
     settings = settings_from(ctx, broker_url=broker, database_url=database_url)
@@ -147,7 +147,7 @@ def ingest_cmd(
             err_console.print(line, highlight=False)
 
     try:
-        with open_store(settings.resolved_database_url) as store:
+        with open_workspace_store(settings) as store:
             service = IngestService(
                 store,
                 address,
@@ -458,11 +458,10 @@ def _register_and_publish(
     on_sent: Callable[[int, int], Any] | None = None,
 ) -> tuple[PublishStats, threading.Event]:
     """Register the devices (if asked) and publish a source until it ends or Ctrl-C."""
-    from pumpops.store import open_store
     from pumpops.telemetry import Publisher, stop_on_signals
 
     if register:
-        with open_store(settings.resolved_database_url) as store:
+        with open_workspace_store(settings) as store:
             added = store.register_devices(fleet)
         err_console.print(f"registered {len(fleet)} devices ({added} new)", highlight=False)
     stop = threading.Event()

@@ -27,6 +27,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli._wiring import open_workspace_store
 
 if TYPE_CHECKING:
     from pumpops.store import AgentRecord
@@ -114,10 +115,9 @@ def agents_messages(
     fmt = output_format(output, as_json_)
     since_us = None if since is None else parse_time_us(since, option="--since")
     settings = settings_from(ctx, database_url=database_url)
-    from pumpops.store import open_store
 
     shown = limit if limit is not None else (_TABLE_ROWS + 1 if fmt is OutputFormat.TABLE else None)
-    with open_store(settings.resolved_database_url) as store:
+    with open_workspace_store(settings) as store:
         records = store.agent_messages(
             device_id=device, kind=None if kind is None else kind.value, since_us=since_us, limit=shown
         )
