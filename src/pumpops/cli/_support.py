@@ -27,7 +27,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -199,6 +199,20 @@ def emit_record(record: Mapping[str, Any], *, output: OutputFormat, title: str |
 
 
 # ------------------------------------------------------------------------------ durations, times
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_time(time_us: int, *, timespec: str = "seconds", zulu: bool = False) -> str:
+    """An instant (microseconds since the epoch) as ISO 8601 in UTC: ``+00:00``, or ``Z`` with ``zulu``.
+
+    >>> t = 1_767_225_600_123_456
+    >>> format_time(t), format_time(t, timespec="milliseconds", zulu=True)
+    ('2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00.123Z')
+    """
+    text = (_EPOCH + timedelta(microseconds=time_us)).isoformat(timespec=timespec)
+    return text.replace("+00:00", "Z") if zulu else text
+
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}

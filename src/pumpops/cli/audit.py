@@ -22,7 +22,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,6 +42,7 @@ from pumpops.cli._support import (
     console,
     emit_record,
     emit_rows,
+    format_time,
     output_format,
     parse_time_us,
     settings_from,
@@ -80,7 +80,7 @@ def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
 
 
 def _format_time(time_us: int) -> str:
-    return datetime.fromtimestamp(time_us / 1_000_000, tz=UTC).isoformat(timespec="milliseconds")
+    return format_time(time_us, timespec="milliseconds")
 
 
 def _report_record(report: VerifyReport, where: str) -> dict[str, Any]:

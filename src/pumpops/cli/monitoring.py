@@ -22,7 +22,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -37,6 +36,7 @@ from pumpops.cli._support import (
     emit_rows,
     err_console,
     format_duration,
+    format_time,
     output_format,
     parse_duration,
     parse_time_us,
@@ -63,7 +63,6 @@ drift_app = typer.Typer(
     help="Fleet-level drift: per device PSI and alerts, per group verdict.", no_args_is_help=True
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TOP_PSI = 3  # sensors shown per device in `drift status`
 
 FLEET_GROUP_COLUMNS = (
@@ -142,7 +141,7 @@ def _window_s(text: str | None) -> float | None:
 def _time(ms: int | None) -> str:
     if ms is None:
         return "never"
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return format_time(ms * 1000, zulu=True)
 
 
 @contextmanager

@@ -19,7 +19,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,6 +35,7 @@ from pumpops.cli._support import (
     emit_record,
     emit_rows,
     err_console,
+    format_time,
     output_format,
     parse_time_us,
     settings_from,
@@ -101,8 +101,7 @@ def _actor(settings: Settings, actor: str | None) -> str:
 
 
 def _time(ms_or_us: int, *, us: bool = False) -> str:
-    seconds = ms_or_us / (1_000_000 if us else 1000)
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
+    return format_time(ms_or_us if us else ms_or_us * 1000)
 
 
 def _summary(info: ModelVersionInfo) -> dict[str, Any]:

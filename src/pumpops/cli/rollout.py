@@ -22,7 +22,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,6 +37,7 @@ from pumpops.cli._support import (
     console,
     emit_record,
     emit_rows,
+    format_time,
     output_format,
     parse_duration,
     settings_from,
@@ -167,7 +167,7 @@ def _service(
 def _time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
+    return format_time(round(seconds * 1_000_000))
 
 
 def _summary(row: RolloutRow, state: RolloutState) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -28,6 +27,7 @@ from pumpops.cli._support import (
     emit_record,
     emit_rows,
     err_console,
+    format_time,
     output_format,
     parse_time_us,
     settings_from,
@@ -42,7 +42,6 @@ telemetry_app = typer.Typer(
     help="Telemetry: query stored readings, inspect dead letters.", no_args_is_help=True
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TABLE_ROWS = 1000  # default --limit for table output; CSV and JSON print everything unless limited
 _PAYLOAD_PREVIEW = 120  # bytes of a dead letter's payload shown
 
@@ -190,7 +189,7 @@ def _time_us(text: str | None, option: str) -> int | None:
 
 
 def _format_time(ts_us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=ts_us)).isoformat().replace("+00:00", "Z")
+    return format_time(ts_us, timespec="auto", zulu=True)
 
 
 def _unit_label(unit: str) -> str:

@@ -9,7 +9,6 @@ inside the command (``--help`` answers without SQLAlchemy).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +22,7 @@ from pumpops.cli._support import (
     console,
     emit_rows,
     err_console,
+    format_time,
     output_format,
     parse_time_us,
     settings_from,
@@ -39,7 +39,6 @@ agents_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BODY_PREVIEW = 80  # characters of the body shown in the table
 _TABLE_ROWS = 200
 
@@ -59,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _format_time(ts_us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=ts_us)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(ts_us, timespec="milliseconds", zulu=True)
 
 
 def as_json(record: AgentRecord) -> dict[str, Any]:
