@@ -3,7 +3,8 @@
 The store (:func:`open_workspace_store`), the lifecycle event publisher and sink
 (:func:`event_publisher`, :func:`event_sink`), the model registry
 (:func:`registry_for`, :func:`open_registry`), the rollout controller
-(:func:`rollout_publishers`, :func:`rollout_service`). Every import of a heavy library
+(:func:`rollout_publishers`, :func:`rollout_service`), ingest
+(:func:`ingest_service`) and fleet monitoring (:func:`monitoring_service`). Every import of a heavy library
 happens inside a function, when a command runs: ``pumpops --help`` stays fast.
 """
 
@@ -14,10 +15,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pumpops.monitoring import MonitoringService
     from pumpops.registry import EventPublisher, EventSink, Registry
     from pumpops.rollout import MqttDesiredPublisher, RolloutService
-    from pumpops.settings import Settings
+    from pumpops.settings import IngestSettings, MonitoringSettings, Settings
     from pumpops.store import TelemetryStore
+    from pumpops.telemetry import BrokerAddress, IngestService
 
 
 @contextmanager
@@ -109,3 +112,33 @@ def rollout_service(
         actor=actor,
         topic_prefix=settings.topic_prefix,
     )
+
+
+def ingest_service(
+    settings: Settings, store: TelemetryStore, address: BrokerAddress, ingest: IngestSettings | None = None
+) -> IngestService:
+    """Ingest from the broker at ``address`` into ``store`` (``ingest``: the settings' own by default)."""
+    from pumpops.fleet import load_profiles
+    from pumpops.telemetry import IngestService
+
+    return IngestService(
+        store,
+        address,
+        settings=settings.ingest if ingest is None else ingest,
+        topic_prefix=settings.topic_prefix,
+        profiles=load_profiles(settings.profiles_dirs),
+    )
+
+
+def monitoring_service(
+    settings: Settings,
+    store: TelemetryStore,
+    sink: EventSink,
+    *,
+    actor: str,
+    policy: MonitoringSettings | None = None,
+) -> MonitoringService:
+    """Fleet monitoring on ``store`` (``policy``: the settings' ``[monitoring]`` by default)."""
+    from pumpops.monitoring import MonitoringService
+
+    return MonitoringService(store, sink, settings.monitoring if policy is None else policy, actor=actor)

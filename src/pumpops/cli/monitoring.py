@@ -42,7 +42,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import event_publisher, event_sink, open_workspace_store
+from pumpops.cli._wiring import event_publisher, event_sink, monitoring_service, open_workspace_store
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import NotFoundError
 from pumpops.monitoring import NO_DATA
@@ -153,7 +153,6 @@ def _service(
     actor: str | None = None,
     window_s: float | None = None,
 ) -> Iterator[tuple[MonitoringService, EventSink, Settings, str]]:
-    from pumpops.monitoring import MonitoringService
 
     settings = settings_from(ctx, database_url=db)
     who = resolve_actor(settings, actor)
@@ -166,7 +165,7 @@ def _service(
         policy = policy.model_copy(update={"window_s": window_s})
     with open_workspace_store(settings, upgrade=True) as store:
         sink = event_sink(settings, store, event_publisher(settings, broker))
-        yield MonitoringService(store, sink, policy, actor=who), sink, settings, who
+        yield monitoring_service(settings, store, sink, actor=who, policy=policy), sink, settings, who
 
 
 def _alert_json(alert: FleetAlertRecord) -> dict[str, Any]:

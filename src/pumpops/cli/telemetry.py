@@ -20,7 +20,7 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
-from pumpops.cli._wiring import open_workspace_store
+from pumpops.cli._wiring import ingest_service, open_workspace_store
 from pumpops.errors import BrokerError, ConfigError
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def ingest_cmd(
     """
     duration_s = _option_value("--duration", duration, parse_duration) if duration else None
     from pumpops.settings import IngestSettings
-    from pumpops.telemetry import EmbeddedBroker, IngestService, parse_broker_url, run_until_stopped
+    from pumpops.telemetry import EmbeddedBroker, parse_broker_url, run_until_stopped
 
     settings = settings_from(ctx, broker_url=broker, database_url=database_url)
     overrides = {k: v for k, v in (("client_id", client_id), ("shared_group", shared_group)) if v is not None}
@@ -148,13 +148,7 @@ def ingest_cmd(
 
     try:
         with open_workspace_store(settings) as store:
-            service = IngestService(
-                store,
-                address,
-                settings=ingest,
-                topic_prefix=settings.topic_prefix,
-                profiles=_profiles(settings.profiles_dirs),
-            )
+            service = ingest_service(settings, store, address, ingest)
             err_console.print(
                 f"ingesting {settings.topic_prefix}/# from {address.url} as {ingest.client_id!r} "
                 f"into {_redact(settings.resolved_database_url)}; Ctrl-C stops",
