@@ -3,7 +3,7 @@
 The rule (``pumpops.edge``'s docstring, docs/architecture.md and the
 import-linter contract state the same): ``pumpops.edge`` imports only
 ``schema``, ``errors``, ``fleet``, ``sources``, ``sim``, ``mqtt``,
-``_atomic``, ``_install``, ``_digest`` and its own modules (plus numpy, onnxruntime,
+``_atomic``, ``_install``, ``_digest``, ``_lazy`` and its own modules (plus numpy, onnxruntime,
 paho-mqtt; python-tuf only while updating) — never store, pipeline, registry,
 release, telemetry, hub, cli, scikit-learn, MLflow, SQLAlchemy, FastAPI.
 ``tests/foundation/test_edge_install.py`` runs the agent with the hub
@@ -30,6 +30,7 @@ EDGE_ALLOWED = (
     "pumpops._atomic",
     "pumpops._install",
     "pumpops._digest",
+    "pumpops._lazy",  # how package __init__s load their names on first use (stdlib only)
 )
 
 

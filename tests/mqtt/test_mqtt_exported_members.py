@@ -41,6 +41,6 @@ def test_mqtt_imports_only_errors_from_pumpops() -> None:
     first, second = out.splitlines()
     assert json.loads(first) == [False]
     loaded = set(json.loads(second))
-    assert loaded <= {"pumpops", "pumpops.errors", "pumpops.mqtt"} | {
+    assert loaded <= {"pumpops", "pumpops.errors", "pumpops._lazy", "pumpops.mqtt"} | {
         f"pumpops.mqtt.{m}" for m in ("_backoff", "_client", "_driven", "_options")
     }

@@ -1,4 +1,4 @@
-"""Small helpers shared by the parts' command-line modules (``<part>/_cli.py``).
+"""Small helpers shared by the command modules (``pumpops/cli/<part>.py``).
 
 One vocabulary for every command (issue 11):
 

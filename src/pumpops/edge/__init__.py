@@ -19,7 +19,7 @@ message envelope are the contracts hub and device share: they live in
 The edge rule (one rule, written once; docs/architecture.md and the
 import-linter contract say the same, ``tests/edge/test_edge_imports.py``
 checks it): ``pumpops.edge`` imports only ``schema``, ``errors``, ``fleet``,
-``sources``, ``sim``, ``mqtt``, ``_atomic``, ``_install``, ``_digest`` and
+``sources``, ``sim``, ``mqtt``, ``_atomic``, ``_install``, ``_digest``, ``_lazy`` and
 its own modules (plus numpy, onnxruntime, paho-mqtt; python-tuf only while updating)
 — never store, pipeline, registry, release, telemetry, hub, cli,
 scikit-learn, MLflow, SQLAlchemy, FastAPI.
@@ -27,8 +27,9 @@ scikit-learn, MLflow, SQLAlchemy, FastAPI.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.edge._agent import AGENT_VERSION, RECALIBRATE_FILE, Agent
@@ -113,17 +114,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 
 __all__ = [

@@ -10,8 +10,9 @@ May import every hub-side part.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.hub._app import create_app
@@ -39,8 +40,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pumpops.hub' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -15,8 +15,9 @@ skl2onnx, onnx, MLflow, and its own detectors.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.pipeline._calibrate import calibrate_new_device
@@ -87,8 +88,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pumpops.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -15,9 +15,9 @@ May import: errors and the standard library (the pure modules); the service
 modules also store (records), fleet, telemetry (topics), mqtt.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pumpops._lazy import lazy_exports
 from pumpops.rollout._gate import DeviceReport, GatePolicy, GateVerdict, Health, OnFail, judge_wave
 from pumpops.rollout._machine import (
     FINAL_STATUSES,
@@ -69,17 +69,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 
 __all__ = [

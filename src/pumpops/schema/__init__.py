@@ -16,9 +16,9 @@ pydantic, pint, numpy and the standard library. Edge-safe: everything above
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pumpops._lazy import lazy_exports
 from pumpops.schema._sensors import CANONICAL_SENSORS, CanonicalSensor, canonical_sensor
 from pumpops.schema._units import affine_to, check_unit, convert
 from pumpops.schema._wire import (
@@ -116,17 +116,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 
 __all__ = [

@@ -16,9 +16,11 @@ mqtt (every MQTT client here is built by ``pumpops.mqtt``), amqtt, orjson.
 to this file, see :func:`schema_path`) is its JSON Schema.
 """
 
-from importlib import import_module, resources
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.telemetry._broker import EMBEDDED, BrokerAddress, EmbeddedBroker, parse_broker_url
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     )
 
 #: Where each public name lives: loaded on first use, so that ``import pumpops.telemetry``
-#: (and ``pumpops --help``, which imports ``pumpops.telemetry._cli``) stays light.
+#: (and ``pumpops --help``, which imports ``pumpops.cli.telemetry``) stays light.
 _LAZY: dict[str, str] = {
     "EMBEDDED": "pumpops.telemetry._broker",
     "BrokerAddress": "pumpops.telemetry._broker",
@@ -94,17 +96,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 
 def schema_path() -> Path:

@@ -3,13 +3,13 @@
 A pure decision, like :func:`~pumpops.telemetry.decode` for telemetry: topic and
 payload bytes in; the record to store, or the dead letter saying why not, out.
 The envelope (``pumpops.agent/1``) is checked by the agent's own codec,
-:func:`pumpops.edge._messages.decode_agent_message`, so hub and agent agree on
+:func:`pumpops.schema.decode_agent_message`, so hub and agent agree on
 one definition; this module adds what only the hub can check: the topic's site
 and device are the envelope's, the message id is exactly ``<device_id>:<seq>``,
 and the body is JSON (no NaN). The body is kept as it came; the payload hash
 covers the envelope's canonical JSON, so a resend is recognised whatever key
 order or spacing it was serialised with.
-May import: ``pumpops.edge._messages`` (edge-safe: pydantic and the stdlib),
+May import: ``pumpops.schema`` (the agent message envelope),
 store (the record type), schema, errors, the telemetry topics.
 """
 
