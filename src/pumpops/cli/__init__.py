@@ -2,8 +2,8 @@
 
 ``_root`` builds the root command (global options, the exit-code scheme, the
 edge install's hub panel); ``_support`` is the shared vocabulary (output
-formats, durations, times, the workspace check); ``_wiring`` builds the store,
-registry, event sink and services from the settings; one module per part holds
+formats, durations, times, the workspace check); ``pumpops.hub``'s wiring builds the
+store, registry, event sink and services from the settings; one module per part holds
 that part's commands (``pumpops.cli.<part>``, each with ``register(app)``).
 Nothing outside this package imports from it.
 """

@@ -47,8 +47,8 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import open_workspace_store
 from pumpops.errors import ConfigError, IntegrityError
+from pumpops.hub import open_workspace_store
 
 if TYPE_CHECKING:
     from pumpops.store import TelemetryStore

@@ -42,9 +42,9 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import event_publisher, event_sink, monitoring_service, open_workspace_store
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import NotFoundError
+from pumpops.hub import event_publisher, event_sink, monitoring_service, open_workspace_store
 from pumpops.monitoring import NO_DATA
 
 if TYPE_CHECKING:

@@ -34,8 +34,8 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import open_registry, open_workspace_store
 from pumpops.errors import ConfigError
+from pumpops.hub import open_registry, open_workspace_store
 from pumpops.pipeline import InterruptGuard
 
 if TYPE_CHECKING:

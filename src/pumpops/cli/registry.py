@@ -40,8 +40,8 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import open_registry, open_workspace_store
 from pumpops.errors import ConfigError
+from pumpops.hub import open_registry, open_workspace_store
 
 if TYPE_CHECKING:
     from pumpops.registry import ModelVersionInfo, Registry

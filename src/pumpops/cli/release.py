@@ -33,9 +33,9 @@ from pumpops.cli._support import (
     output_format,
     settings_from,
 )
-from pumpops.cli._wiring import event_sink, open_workspace_store, registry_for
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError
+from pumpops.hub import event_sink, open_workspace_store, registry_for
 
 if TYPE_CHECKING:
     from pumpops.settings import Settings

@@ -19,9 +19,9 @@ import typer
 
 from pumpops.audit import resolve_actor
 from pumpops.cli._support import console, err_console, settings_from
-from pumpops.cli._wiring import open_workspace_store
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
+from pumpops.hub import open_workspace_store
 
 if TYPE_CHECKING:
     from pumpops.settings import Settings

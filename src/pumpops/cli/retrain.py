@@ -33,9 +33,9 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import open_workspace_store, rollout_publishers, rollout_service
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError, NotFoundError, ServiceError
+from pumpops.hub import open_workspace_store, rollout_publishers, rollout_service
 
 if TYPE_CHECKING:
     from pumpops.retrain import RetrainOutcome, RolloutStarter

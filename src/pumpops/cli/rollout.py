@@ -42,9 +42,9 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
-from pumpops.cli._wiring import open_workspace_store, rollout_publishers, rollout_service
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
+from pumpops.hub import open_workspace_store, rollout_publishers, rollout_service
 
 if TYPE_CHECKING:
     from pumpops.rollout import (

@@ -20,8 +20,8 @@ from pumpops.cli._support import (
     parse_duration,
     settings_from,
 )
-from pumpops.cli._wiring import ingest_service, open_workspace_store
 from pumpops.errors import BrokerError, ConfigError
+from pumpops.hub import ingest_service, open_workspace_store
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

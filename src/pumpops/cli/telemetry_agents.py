@@ -27,7 +27,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.cli._wiring import open_workspace_store
+from pumpops.hub import open_workspace_store
 
 if TYPE_CHECKING:
     from pumpops.store import AgentRecord

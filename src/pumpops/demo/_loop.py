@@ -54,15 +54,13 @@ from pumpops.demo._world import (
     _World,
 )
 from pumpops.errors import CheckFailed, PumpopsError, ServiceError
-from pumpops.hub import Supervisor, broker_process
+from pumpops.hub import Supervisor, broker_process, event_sink, ingest_service, registry_for
 from pumpops.monitoring import MonitoringService, record_feedback
-from pumpops.pipeline import resolve_tracking_uri
-from pumpops.registry import EventSink, Registry
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
 from pumpops.rollout import GatePolicy, MqttDesiredPublisher, RolloutService
 from pumpops.settings import Settings
 from pumpops.store import open_store
-from pumpops.telemetry import BrokerAddress, IngestService
+from pumpops.telemetry import BrokerAddress
 
 __all__ = ["LoopOptions", "Timeline", "loop_verdict", "run_loop_demo"]
 
@@ -177,12 +175,7 @@ def _serve_and_run(
     ):
         sup.watch_process("the embedded MQTT broker", broker.proc, broker.log)
         world.settings = _settings_file(ws, broker.port)
-        ingest = IngestService(
-            store,
-            BrokerAddress("127.0.0.1", broker.port),
-            settings=world.settings.ingest,
-            topic_prefix=world.settings.topic_prefix,
-        ).start()
+        ingest = ingest_service(world.settings, store, BrokerAddress("127.0.0.1", broker.port)).start()
         http: _Http | None = None
         retained: MqttDesiredPublisher | None = None
         try:
@@ -231,7 +224,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     timeline = world.timeline
     out = timeline.console
     actor = ACTOR
-    sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
+    sink = event_sink(settings, store)
     wall_start = time.monotonic()
 
     latest: dict[str, int] = {}  # newest message time per device
@@ -454,7 +447,7 @@ def _champion_ref(settings: Settings, group: str) -> str:
 
     with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        reg = Registry(resolve_tracking_uri(settings.workspace, cli=None), EventSink(store, None))
+        reg = registry_for(settings, event_sink(settings, store))
         champion = reg.champion(group)
     if champion is None:
         raise ServiceError(f"{group} has no champion")

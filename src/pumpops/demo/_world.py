@@ -22,15 +22,14 @@ from rich.console import Console
 from pumpops.demo._console import _elapsed, _phase, _setter, _status
 from pumpops.errors import ServiceError
 from pumpops.fleet import Device
-from pumpops.hub import Supervisor, create_app
-from pumpops.pipeline import resolve_tracking_uri
-from pumpops.registry import EventSink, Registry, parse_ref
+from pumpops.hub import Supervisor, create_app, event_sink, ingest_service, registry_for
+from pumpops.registry import parse_ref
 from pumpops.retrain import run_retrain
 from pumpops.settings import Settings, init_workspace, load_settings
 from pumpops.sim import Scenario, build_fleet
 from pumpops.sources import SimulatorSource
 from pumpops.store import open_store
-from pumpops.telemetry import BrokerAddress, IngestService, build_topic, encode_frame
+from pumpops.telemetry import BrokerAddress, build_topic, encode_frame
 
 _H_MS = 3_600_000
 ACTOR = "demo@pumpops"
@@ -157,9 +156,7 @@ def _history(
     sites = {d.device_id: d.site for d in fleet}
     stored = 0
     with open_store(settings.resolved_database_url) as store:
-        service = IngestService(
-            store, BrokerAddress("127.0.0.1", 1), settings=settings.ingest, topic_prefix=settings.topic_prefix
-        )
+        service = ingest_service(settings, store, BrokerAddress("127.0.0.1", 1))
         batch: list[tuple[str, bytes]] = []
         for i, frame in enumerate(SimulatorSource(scenario, chunk_s=600.0).frames()):
             topic = build_topic(sites[frame.device_id], frame.device_id, prefix=settings.topic_prefix)
@@ -205,8 +202,7 @@ def _promote(settings: Settings, ref: str, group: str, actor: str) -> None:
     name, version = parse_ref(ref)
     with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
-        sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
-        Registry(resolve_tracking_uri(settings.workspace, cli=None), sink).promote(
+        registry_for(settings, event_sink(settings, store)).promote(
             name, version, group, actor=actor, force=True, reason="rolled out to the whole group"
         )
 

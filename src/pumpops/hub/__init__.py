@@ -3,7 +3,8 @@
 Today it serves the TUF repository read-only under ``/tuf/`` (:func:`create_app`)
 and ``/healthz``; ``pumpops hub serve`` runs it with uvicorn beside the
 background services (:class:`HubServices`: ingest, rollout, monitoring,
-retraining), each child process watched by a :class:`Supervisor`. Every name
+retraining), each child process watched by a :class:`Supervisor`; ``_wiring`` is the one place the
+commands, the services and the demo build the store, registry, event sink and services. Every name
 loads on first use: FastAPI only when serving, not when ``pumpops`` starts.
 May import every hub-side part.
 """
@@ -18,6 +19,17 @@ if TYPE_CHECKING:
     from pumpops.hub._app import create_app
     from pumpops.hub._services import BrokerProcess, HubServices, broker_process, port_taken_message
     from pumpops.hub._supervise import Child, Supervisor, stop_processes, tail
+    from pumpops.hub._wiring import (
+        event_publisher,
+        event_sink,
+        ingest_service,
+        monitoring_service,
+        open_registry,
+        open_workspace_store,
+        registry_for,
+        rollout_publishers,
+        rollout_service,
+    )
 
 __all__ = [
     "BrokerProcess",
@@ -26,7 +38,16 @@ __all__ = [
     "Supervisor",
     "broker_process",
     "create_app",
+    "event_publisher",
+    "event_sink",
+    "ingest_service",
+    "monitoring_service",
+    "open_registry",
+    "open_workspace_store",
     "port_taken_message",
+    "registry_for",
+    "rollout_publishers",
+    "rollout_service",
     "stop_processes",
     "tail",
 ]
@@ -37,6 +58,20 @@ _LAZY = {
         ("BrokerProcess", "HubServices", "broker_process", "port_taken_message"), "pumpops.hub._services"
     ),
     **dict.fromkeys(("Child", "Supervisor", "stop_processes", "tail"), "pumpops.hub._supervise"),
+    **dict.fromkeys(
+        (
+            "event_publisher",
+            "event_sink",
+            "ingest_service",
+            "monitoring_service",
+            "open_registry",
+            "open_workspace_store",
+            "registry_for",
+            "rollout_publishers",
+            "rollout_service",
+        ),
+        "pumpops.hub._wiring",
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.hub._supervise import stop_processes, tail
+from pumpops.hub._wiring import event_sink, ingest_service
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
@@ -195,12 +196,7 @@ class HubServices:
                     raise
             store = self._exit.enter_context(open_store(self.settings.resolved_database_url))
             store.upgrade()
-            ingest = IngestService(
-                store,
-                BrokerAddress(host, port),
-                settings=self.settings.ingest,
-                topic_prefix=self.settings.topic_prefix,
-            ).start()
+            ingest = ingest_service(self.settings, store, BrokerAddress(host, port)).start()
             self.ingest = ingest
             self._exit.callback(self._stop_ingest, ingest)
             ingest.wait_ready()
@@ -287,7 +283,7 @@ class HubServices:
                 self._stop.wait(self.intervals[name])
 
     def _sink(self, store: TelemetryStore) -> EventSink:
-        return EventSink(store, None, topic_prefix=self.settings.topic_prefix)
+        return event_sink(self.settings, store)
 
     def _monitoring_step(self, store: TelemetryStore) -> None:
 

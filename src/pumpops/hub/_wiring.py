@@ -1,4 +1,4 @@
-"""The one place the commands build the hub's objects from the settings.
+"""The one place that builds the hub's objects from the settings (commands, hub services, demo).
 
 The store (:func:`open_workspace_store`), the lifecycle event publisher and sink
 (:func:`event_publisher`, :func:`event_sink`), the model registry
