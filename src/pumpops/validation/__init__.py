@@ -13,9 +13,9 @@ Never MLflow, the store or the registry.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pumpops._lazy import lazy_exports
 from pumpops.validation._gates import (
     NO_CHAMPION,
     BehaviourBudgets,
@@ -106,13 +106,12 @@ _MEMORY = {"reset_peak_rss", "rss_kib"}
 _RUN = {"CandidateRegistry", "CandidateValidation", "rival_champion", "validate_candidate"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MEASURE:
-        return getattr(importlib.import_module("pumpops.validation._measure"), name)
-    if name in _CONFIG:
-        return getattr(importlib.import_module("pumpops.validation._config"), name)
-    if name in _MEMORY:
-        return getattr(importlib.import_module("pumpops.validation._memory"), name)
-    if name in _RUN:
-        return getattr(importlib.import_module("pumpops.validation._run"), name)
-    raise AttributeError(f"module 'pumpops.validation' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        **dict.fromkeys(_MEASURE, "pumpops.validation._measure"),
+        **dict.fromkeys(_CONFIG, "pumpops.validation._config"),
+        **dict.fromkeys(_MEMORY, "pumpops.validation._memory"),
+        **dict.fromkeys(_RUN, "pumpops.validation._run"),
+    },
+)
