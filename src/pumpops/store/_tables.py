@@ -237,3 +237,21 @@ alarm_feedback = sa.Table(
     sa.Index("ix_alarm_feedback_device_at_us", "device_id", "at_us"),
     sa.Index("ix_alarm_feedback_at_us", "at_us"),
 )
+
+# API tokens (revision 0007): one row per ``pumpops tokens create``; only the
+# SHA-256 of the secret token is kept (a 256-bit random token needs no slow
+# hash). Refused once revoked or expired; never deleted. See pumpops.web.
+api_tokens = sa.Table(
+    "api_tokens",
+    METADATA,
+    sa.Column("token_id", key_string(32), primary_key=True),
+    sa.Column("name", key_string(64), nullable=False),
+    sa.Column("role", key_string(16), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at_us", sa.BigInteger(), nullable=False),
+    sa.Column("created_by", sa.Text(), nullable=False),
+    sa.Column("expires_at_us", sa.BigInteger(), nullable=True),
+    sa.Column("revoked_at_us", sa.BigInteger(), nullable=True),
+    sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
+    sa.Index("ix_api_tokens_name", "name"),
+)
