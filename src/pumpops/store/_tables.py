@@ -255,3 +255,17 @@ api_tokens = sa.Table(
     sa.Index("ix_api_tokens_token_sha256", "token_sha256", unique=True),
     sa.Index("ix_api_tokens_name", "name"),
 )
+
+# Alarm acknowledgements (revision 0007): one row per alarm id, the first
+# acknowledgement kept (``INSERT ... ON CONFLICT DO NOTHING``); the audit trail
+# keeps every one. ``device_id`` is the id's part before its last ``:``.
+alarm_acks = sa.Table(
+    "alarm_acks",
+    METADATA,
+    sa.Column("alarm_id", key_string(128), primary_key=True),
+    sa.Column("device_id", key_string(64), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False),
+    sa.Column("at_us", sa.BigInteger(), nullable=False),
+    sa.Index("ix_alarm_acks_device_id", "device_id"),
+)

@@ -1,4 +1,4 @@
-"""API tokens: the ``api_tokens`` table.
+"""API tokens and alarm acknowledgements: the ``api_tokens`` and ``alarm_acks`` tables.
 
 Revision ID: 0007
 Revises: 0006
@@ -9,7 +9,9 @@ revoke`` takes), the owner's name (the actor of every audit entry its requests
 write), its role (``viewer``, ``operator``, ``admin``), and the SHA-256 of the
 secret token (the token itself is printed once and never stored). A token is
 refused once ``revoked_at_us`` is set or ``expires_at_us`` has passed; rows are
-never deleted, so the audit trail's actors stay explainable.
+never deleted, so the audit trail's actors stay explainable. ``alarm_acks``: an
+operator's acknowledgement of an alarm (``<device_id>:<started_ms>``), one row
+per alarm, the first acknowledgement kept (the audit trail keeps every one).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _key(length: int) -> sa.types.TypeEngine[str]:
 
 
 def upgrade() -> None:
-    """Create the API tokens table and its indexes."""
+    """Create the API tokens and alarm acknowledgement tables and their indexes."""
     op.create_table(
         "api_tokens",
         sa.Column("token_id", _key(32), primary_key=True),
@@ -43,8 +45,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_api_tokens_token_sha256", "api_tokens", ["token_sha256"], unique=True)
     op.create_index("ix_api_tokens_name", "api_tokens", ["name"])
+    op.create_table(
+        "alarm_acks",
+        sa.Column("alarm_id", _key(128), primary_key=True),
+        sa.Column("device_id", _key(64), nullable=False),
+        sa.Column("actor", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("at_us", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_alarm_acks_device_id", "alarm_acks", ["device_id"])
 
 
 def downgrade() -> None:
-    """Drop the API tokens table."""
+    """Drop the alarm acknowledgement and API tokens tables."""
+    op.drop_table("alarm_acks")
     op.drop_table("api_tokens")
