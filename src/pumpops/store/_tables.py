@@ -269,3 +269,8 @@ alarm_acks = sa.Table(
     sa.Column("at_us", sa.BigInteger(), nullable=False),
     sa.Index("ix_alarm_acks_device_id", "device_id"),
 )
+
+# Indexes of revision 0007 on agent messages, for the HTTP API: alarms newest
+# first across the fleet, and the event stream's poll by receipt time.
+sa.Index("ix_agent_messages_kind_ts_us", agent_messages.c.kind, agent_messages.c.ts_us)
+sa.Index("ix_agent_messages_kind_received_at_us", agent_messages.c.kind, agent_messages.c.received_at_us)

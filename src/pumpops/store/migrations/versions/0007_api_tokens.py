@@ -12,6 +12,9 @@ refused once ``revoked_at_us`` is set or ``expires_at_us`` has passed; rows are
 never deleted, so the audit trail's actors stay explainable. ``alarm_acks``: an
 operator's acknowledgement of an alarm (``<device_id>:<started_ms>``), one row
 per alarm, the first acknowledgement kept (the audit trail keeps every one).
+Two indexes on ``agent_messages`` serve the API: alarms newest first across the
+fleet (``kind, ts_us``) and the event stream's poll for messages received since
+its cursor (``kind, received_at_us``).
 """
 
 from __future__ import annotations
@@ -54,9 +57,13 @@ def upgrade() -> None:
         sa.Column("at_us", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_alarm_acks_device_id", "alarm_acks", ["device_id"])
+    op.create_index("ix_agent_messages_kind_ts_us", "agent_messages", ["kind", "ts_us"])
+    op.create_index("ix_agent_messages_kind_received_at_us", "agent_messages", ["kind", "received_at_us"])
 
 
 def downgrade() -> None:
-    """Drop the alarm acknowledgement and API tokens tables."""
+    """Drop the two agent message indexes and the alarm acknowledgement and API tokens tables."""
+    op.drop_index("ix_agent_messages_kind_received_at_us", table_name="agent_messages")
+    op.drop_index("ix_agent_messages_kind_ts_us", table_name="agent_messages")
     op.drop_table("alarm_acks")
     op.drop_table("api_tokens")
