@@ -54,7 +54,7 @@ from pumpops.edge._slots import Slots
 from pumpops.edge._state import AGENT_VERSION, KILL_AT_ENV, NORMAL_PERIOD_FILE, RECALIBRATE_FILE
 from pumpops.edge._updater import EdgeUpdater
 from pumpops.edge._updating import UpdatingRoom
-from pumpops.edge._uplink import Uplink
+from pumpops.edge._uplink import Uplink, build_uplink
 from pumpops.errors import InputError
 from pumpops.fleet import Device, get_profile
 from pumpops.sim import DriftKind, Event, FaultKind, Onset, Scenario, to_epoch_ms
@@ -150,16 +150,10 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
             agent_version=AGENT_VERSION,
         )
         self.uplink: Uplink | None = None
+        self._connects_seen = 0
         hp = config.broker.host_port
         if hp is not None:
-            self.uplink = Uplink(
-                hp[0],
-                hp[1],
-                client_id=f"pumpops-agent-{a.device_id}-{os.getpid()}",
-                desired_topic=self._topic("desired"),
-                keepalive_s=config.broker.keepalive_s,
-                publish_timeout_s=config.broker.publish_timeout_s,
-            )
+            self.uplink = build_uplink(config, self.outbox, desired_topic=self._topic("desired"))
         self._persist: dict[str, Any] = self._read_persist()
         self.model = None
         self.commissioner = None
@@ -221,6 +215,10 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         elif now >= self._next_summary_ms:
             self._flush_summary(now)
             self._next_summary_ms = now + round(self.config.agent.summary_interval_s * 1000)
+        if self.uplink is not None and self.uplink.connects != self._connects_seen:
+            # (re)connected: the broker may hold our last will as the retained state; replace it
+            self._connects_seen = self.uplink.connects
+            self._report_state(force=True)
         self._report_state()
         self._forward()
 

@@ -105,31 +105,75 @@ class BrokerSection(_Strict):
     """The uplink.
 
     Attributes:
-        url: ``mqtt://host:port`` or ``none`` (no uplink: alarms go to the local log only).
+        url: ``mqtt://host:port``, ``mqtts://host:port`` (TLS, the host name checked against
+            the broker's certificate) or ``none`` (no uplink: alarms go to the local log only).
         topic_prefix: the topic prefix the hub uses.
         keepalive_s: MQTT keep-alive.
         publish_timeout_s: how long to wait for the broker's acknowledgement of one message.
+        ca_file: PEM of the CA that signed the broker's certificate (absent: the system's CAs).
+        cert_file: the device's client certificate, PEM (mutual TLS; with ``key_file``).
+        key_file: its private key, PEM.
+        username: the MQTT user name (absent: ``pumpops``, not a credential).
+        password_file: a file whose first line is the password (kept out of ``agent.toml``).
     """
 
     url: str = "none"
     topic_prefix: str = "pumpops/v1"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     publish_timeout_s: float = Field(default=5.0, gt=0)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = Field(default=None, min_length=1, max_length=128)
+    password_file: Path | None = None
 
     @model_validator(mode="after")
     def _check_url(self) -> BrokerSection:
-        if self.url != "none" and not self.url.startswith("mqtt://"):
-            raise ValueError(f"broker url {self.url!r} must be mqtt://host:port or 'none'")
+        if self.url != "none":
+            scheme, sep, rest = self.url.partition("://")
+            host, _, port = rest.rstrip("/").partition(":")
+            if scheme not in ("mqtt", "mqtts") or not sep or not host or not (port == "" or port.isdigit()):
+                raise ValueError(f"broker url {self.url!r} must be mqtt(s)://host:port or 'none'")
+            if port and not 0 < int(port) < 65536:
+                raise ValueError(f"broker url {self.url!r}: port {port} is not 1 to 65535")
+        tls_files = (self.ca_file, self.cert_file, self.key_file)
+        if not self.url.startswith("mqtts://") and any(f is not None for f in tls_files):
+            raise ValueError("broker.ca_file, cert_file and key_file need an mqtts:// url")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both broker.cert_file and broker.key_file (mutual TLS) or neither")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("broker.password_file needs broker.username")
         return self
 
     @property
+    def tls(self) -> bool:
+        """Whether the link is TLS (``mqtts://``)."""
+        return self.url.startswith("mqtts://")
+
+    @property
     def host_port(self) -> tuple[str, int] | None:
-        """``(host, port)``, or None without an uplink."""
+        """``(host, port)``, or None without an uplink (default port 1883, 8883 for ``mqtts``)."""
         if self.url == "none":
             return None
-        rest = self.url.removeprefix("mqtt://").rstrip("/")
+        rest = self.url.partition("://")[2].rstrip("/")
         host, _, port = rest.partition(":")
-        return host, int(port or 1883)
+        return host, int(port or (8883 if self.tls else 1883))
+
+    def password(self) -> str | None:
+        """The password read from ``password_file`` (first line, stripped), or None.
+
+        Raises:
+            ConfigError: the file cannot be read or is empty.
+        """
+        if self.password_file is None:
+            return None
+        try:
+            text = self.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read broker.password_file {self.password_file}: {exc}") from exc
+        if not text:
+            raise ConfigError(f"broker.password_file {self.password_file} is empty")
+        return text.splitlines()[0].strip()
 
 
 class RepositorySection(_Strict):
@@ -232,6 +276,10 @@ class AgentConfig(_Strict):
 def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     for section, key in (
         ("agent", "state_dir"),
+        ("broker", "ca_file"),
+        ("broker", "cert_file"),
+        ("broker", "key_file"),
+        ("broker", "password_file"),
         ("repository", "folder"),
         ("repository", "trusted_root"),
         ("source", "path"),
@@ -305,10 +353,15 @@ state_interval_s = 60.0       # at most this often an unchanged state is re-sent
 health_windows = 32           # recent windows the install health check scores
 
 [broker]
-url = "none"                  # mqtt://host:port of the hub's broker; "none": no uplink (alarm log only)
+url = "none"                  # mqtt(s)://host:port of the hub's broker; "none": no uplink (alarm log only)
 topic_prefix = "pumpops/v1"   # the hub's topic prefix
 keepalive_s = 30              # MQTT keep-alive, seconds
 publish_timeout_s = 5.0       # wait this long for the broker's acknowledgement of a message
+# ca_file = "broker-ca.pem"   # mqtts: the CA of the broker's certificate (absent: the system's CAs)
+# cert_file = "device.pem"    # mqtts: client certificate (mutual TLS), with key_file
+# key_file = "device.key"     # mqtts: its private key, PEM
+# username = "pump-0001"      # MQTT user name (`pumpops devices provision` writes these)
+# password_file = "broker.password"  # first line: the password
 
 [repository]
 # Exactly one of url and folder.

@@ -165,6 +165,7 @@ class Outbox:
         if not device_id or ":" in device_id:
             raise ConfigError(f"device id {device_id!r} must be non-empty and contain no ':'")
         self.device_id = device_id
+        self.path = Path(path)
         self.max_outbox_bytes = max_outbox_bytes  # bytes of payload
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, one transaction per call.
@@ -282,6 +283,33 @@ class Outbox:
 
     def _msg_id(self, seq: int) -> str:
         return f"{self.device_id}:{seq}"
+
+    def reserve_msg_id(self) -> str:
+        """A message id no queued or future message will use (for a message sent outside the outbox).
+
+        The MQTT last will is published by the broker, not by :meth:`forward`, but the
+        hub stores messages by id, so it needs its own number from the same sequence.
+        Safe from any thread: it opens its own short connection to the file.
+
+        Raises:
+            StoreError: the file could not be written.
+        """
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0)
+            try:
+                with _Transaction(db):
+                    db.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0 "
+                        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')"
+                    )
+                    seq = db.execute(
+                        "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq"
+                    ).fetchall()[0][0]
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"outbox: cannot reserve a message id: {exc}") from exc
+        return self._msg_id(int(seq))
 
     def peek(self, n: int) -> list[OutboxMessage]:
         """The ``n`` oldest queued messages, oldest first (nothing is removed)."""

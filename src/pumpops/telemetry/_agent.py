@@ -4,13 +4,18 @@ A pure decision, like :func:`~pumpops.telemetry.decode` for telemetry: topic and
 payload bytes in; the record to store, or the dead letter saying why not, out.
 The envelope (``pumpops.agent/1``) is checked by the agent's own codec,
 :func:`pumpops.schema.decode_agent_message`, so hub and agent agree on
-one definition; this module adds what only the hub can check: the topic's site
-and device are the envelope's, the message id is exactly ``<device_id>:<seq>``,
-and the body is JSON (no NaN). The body is kept as it came; the payload hash
-covers the envelope's canonical JSON, so a resend is recognised whatever key
-order or spacing it was serialised with.
+one definition; this module adds what only the hub can check: the envelope's
+device is the topic's (the broker's access rules let an identity publish only on
+its own device's topics, so the topic names the sender: anything else is
+``wrong_identity``), the site is the topic's, the message id is exactly
+``<device_id>:<seq>``, the time is not further ahead of the hub's clock than
+telemetry's ``ingest.max_future_skew_s``, and the body is JSON (no NaN). The
+body is kept as it came; the payload hash covers the envelope's canonical JSON,
+so a resend is recognised whatever key order or spacing it was serialised with.
+How far a sequence number may jump past the device's stored maximum is judged
+by the store, in the transaction that stores it (``seq_jump``).
 May import: ``pumpops.schema`` (the agent message envelope),
-store (the record type), schema, errors, the telemetry topics.
+store (the record type), schema, errors, the telemetry topics and codec limits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Final
 from pumpops.errors import MessageRejected
 from pumpops.schema import DeadLetter
 from pumpops.store import AgentRecord
+from pumpops.telemetry._codec import DecodeLimits
 from pumpops.telemetry._topics import (
     AGENT_TOPIC_KINDS,
     DEFAULT_PREFIX,
@@ -33,19 +39,25 @@ from pumpops.telemetry._topics import (
 
 __all__ = ["AGENT_REASONS", "AgentDecodeResult", "agent_topic", "decode_agent"]
 
-#: Reason codes of dead letters for agent messages (``msg_id_conflict`` is given by the store).
+#: Reason codes of dead letters for agent messages (``msg_id_conflict`` and ``seq_jump`` are given
+#: by the store).
 AGENT_REASONS: Final = (
     "too_large",
+    "too_deep",
     "malformed_json",
     "invalid_field",
     "missing_msg_id",
     "wrong_topic",
+    "wrong_identity",
+    "future_timestamp",
     "msg_id_conflict",
+    "seq_jump",
     "store_refused",
 )
 # The envelope codec's size limit (MAX_AGENT_MESSAGE_BYTES); a dead letter keeps at most this much.
 _MAX_KEPT_BYTES: Final = 256 * 1024
 _MAX_SEQ: Final = 2**63 - 1
+_DEFAULT_LIMITS: Final = DecodeLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +103,12 @@ def canonical_sha256(doc: dict[str, Any]) -> str:
 
 
 def decode_agent(
-    topic: str, payload: bytes, *, now_us: int, prefix: str = DEFAULT_PREFIX
+    topic: str,
+    payload: bytes,
+    *,
+    now_us: int,
+    prefix: str = DEFAULT_PREFIX,
+    limits: DecodeLimits = _DEFAULT_LIMITS,
 ) -> AgentDecodeResult:
     """Check one agent message as the hub receives it; never raises for any topic or payload.
 
@@ -100,6 +117,7 @@ def decode_agent(
         payload: the raw bytes.
         now_us: the hub's clock (the record's ``received_at_us``).
         prefix: the topic prefix.
+        limits: telemetry's limits; agent messages share ``max_future_skew_s``.
 
     Returns:
         The record to store, or the dead letter (reasons in :data:`AGENT_REASONS`).
@@ -111,6 +129,8 @@ def decode_agent(
     ('p-1:7', 7, 1000000, '{"event":"raised"}')
     >>> decode_agent("pumpops/v1/s2/p-1/alarms", json.dumps(env).encode(), now_us=5).dead_letter.reason
     'wrong_topic'
+    >>> decode_agent("pumpops/v1/s1/p-2/alarms", json.dumps(env).encode(), now_us=5).dead_letter.reason
+    'wrong_identity'
     """
     from pumpops.schema import decode_agent_message  # noqa: PLC0415 - loads the envelope codec once, on first use
 
@@ -122,13 +142,21 @@ def decode_agent(
                 f"{topic[:120]!r} is not <prefix>/<site>/<device_id>/<alarms|summaries|drift|state>",
             )
         message = decode_agent_message(payload, topic_kind=where.kind)
-        if (message.site, message.device_id) != (where.site, where.device_id):
+        if message.device_id != where.device_id:
+            raise MessageRejected(
+                "wrong_identity",
+                f"the message speaks for device {message.device_id!r} but was published on the topic "
+                f"of device {where.device_id!r}, which only {where.device_id!r}'s identity may publish "
+                "on; a device speaks only for itself (check which credentials this device was given)",
+            )
+        if message.site != where.site:
             raise MessageRejected(
                 "wrong_topic",
                 f"the message is from device {message.device_id!r} at site {message.site!r} but arrived "
-                f"on the topic of device {where.device_id!r} at site {where.site!r}; a device publishes "
-                "only on its own topics",
+                f"on the topic of site {where.site!r}; fix the device's site in its agent.toml or its "
+                "registration",
             )
+        _check_time(message.ts_ms, now_us, limits)
         seq = message.msg_id[len(message.device_id) + 1 :]
         if not seq.isdigit() or int(seq) > _MAX_SEQ:
             raise MessageRejected(
@@ -148,7 +176,8 @@ def decode_agent(
         device_id=message.device_id,
         site=message.site,
         kind=message.kind,
-        ts_us=message.ts_ms * 1000,
+        # A last will (status offline) was written at connect time; it is true when the broker sends it.
+        ts_us=now_us if _last_will(message.kind, message.body) else message.ts_ms * 1000,
         agent_version=message.agent_version,
         body_json=body_json,
         payload_sha256=digest,
@@ -157,6 +186,24 @@ def decode_agent(
         payload=payload,
     )
     return AgentDecodeResult(topic, record=record)
+
+
+def _last_will(kind: str, body: dict[str, Any]) -> bool:
+    """An agent's MQTT last will (``pumpops.edge``): dated by its arrival, not by its connect-time stamp."""
+    return kind == "state" and body.get("last_will") is True
+
+
+def _check_time(ts_ms: int, now_us: int, limits: DecodeLimits) -> None:
+    """Refuse a message time further ahead of the hub's clock than telemetry's readings may be."""
+    now_ms = now_us // 1000
+    ahead_ms = ts_ms - now_ms
+    if ahead_ms > limits.max_future_skew_s * 1000:
+        raise MessageRejected(
+            "future_timestamp",
+            f"ts_ms {ts_ms} is {ahead_ms / 1000:.0f} s ahead of the hub's clock ({now_ms}); at most "
+            f"{limits.max_future_skew_s:g} s are allowed (ingest.max_future_skew_s, as for telemetry) "
+            "— check the device's clock (NTP)",
+        )
 
 
 def _letter(
