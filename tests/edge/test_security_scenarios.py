@@ -1,4 +1,4 @@
-"""Every attack of issue 5's table, against a real repository on disk: a specific error, nothing installed.
+"""Every attack of issues 5 and 13 on the update path, against a real repository on disk.
 
 Each scenario starts from the same state: the hub published bundle 1 for the
 device's (group, target) and the device installed it. The scenario then does
@@ -20,7 +20,7 @@ from _lab import GROUP, Lab
 from tuf.api.metadata import Metadata
 
 from pumpops import errors
-from pumpops.release import generate_signer
+from pumpops.release import INTENT_FIELD, UpdateIntent, generate_signer
 
 
 def _tampered_bundle_bytes(lab: Lab) -> None:
@@ -103,6 +103,44 @@ def _installed_newer_than_repository(lab: Lab) -> None:
     (lab.tmp / "device" / "models" / "5").mkdir()
 
 
+def _forged_intent(lab: Lab) -> None:
+    # The hub publishes 2; an outsider edits the group's new targets role to pin 1 and signs with his key.
+    lab.publish(lab.bundle("2"))
+    path = lab.metadata(f"2.{GROUP}.json")
+    md = Metadata.from_bytes(path.read_bytes())
+    md.signed.unrecognized_fields[INTENT_FIELD] = {GROUP: {"pinned": "1", "rollback_floor": None}}
+    md.sign(generate_signer())
+    path.write_bytes(md.to_bytes())
+
+
+def _unsigned_intent_edit(lab: Lab) -> None:
+    # The same edit, signatures left as the hub wrote them: they no longer match the content.
+    lab.publish(lab.bundle("2"))
+    path = lab.metadata(f"2.{GROUP}.json")
+    md = Metadata.from_bytes(path.read_bytes())
+    md.signed.unrecognized_fields[INTENT_FIELD] = {GROUP: {"pinned": "1", "rollback_floor": None}}
+    path.write_bytes(md.to_bytes())
+
+
+def _replayed_intent(lab: Lab) -> None:
+    # The hub pinned 1 (a rollback), then lifted the pin; a mirror replays the metadata of the pin.
+    lab.publish(lab.bundle("2"))
+    lab.repo.set_intent(GROUP, UpdateIntent(pinned="1"), lab.signers)
+    pinned_timestamp = lab.metadata("timestamp.json").read_bytes()
+    lab.repo.set_intent(GROUP, UpdateIntent(pinned=None), lab.signers)
+    assert lab.device().update().version == "2"  # the device saw the pin lifted
+    lab.serve("metadata/timestamp.json", pinned_timestamp)
+
+
+def _replayed_intent_role(lab: Lab) -> None:
+    # The same, one level down: the pinned group role served under the name of the unpinned one.
+    lab.publish(lab.bundle("2"))
+    lab.repo.set_intent(GROUP, UpdateIntent(pinned="1"), lab.signers)
+    pinned_role = lab.metadata(f"3.{GROUP}.json").read_bytes()
+    lab.repo.set_intent(GROUP, UpdateIntent(pinned=None), lab.signers)
+    lab.serve(f"metadata/4.{GROUP}.json", pinned_role)
+
+
 @dataclass(frozen=True)
 class Scenario:
     attack: Callable[[Lab], None]
@@ -129,6 +167,14 @@ SCENARIOS = {
     "endless_data": Scenario(_endless_data, errors.OversizedDownloadError, "more data than allowed"),
     "minimum_agent_above_device": Scenario(
         _agent_too_old, errors.IncompatibleBundleError, "needs agent 2.0.0"
+    ),
+    "intent_signed_by_unknown_key": Scenario(_forged_intent, errors.UntrustedSignatureError, GROUP),
+    "intent_edited_without_signing": Scenario(_unsigned_intent_edit, errors.UntrustedSignatureError, GROUP),
+    "intent_replayed_after_unpin": Scenario(
+        _replayed_intent, errors.RollbackError, "older metadata", installed="2"
+    ),
+    "intent_role_replayed_under_new_name": Scenario(
+        _replayed_intent_role, errors.MixAndMatchError, "different moments"
     ),
 }
 
@@ -180,14 +226,19 @@ def _unreachable() -> itertools.repeat[bytes]:
     raise SlowRetrievalError("connection timed out")
 
 
-def test_update_to_a_desired_version_installs_that_one_even_if_older(lab: Lab) -> None:
+def test_update_to_an_older_desired_version_only_when_the_hub_signs_it(lab: Lab) -> None:
     lab.publish(lab.bundle("2"), lab.bundle("3"))
     device = lab.device()
     assert device.update().version == "3"
-    back = device.update("2")  # the hub's desired state names an older release: a rollback it asked for
-    assert (back.version, back.changed) == ("2", True)
+    hinted = device.update("2")  # an MQTT desired naming an older release: not the hub's signed word
+    assert (hinted.version, hinted.changed) == ("3", False)
+    assert hinted.hint_refused is not None
+    assert "downgrade to 2 not signed by the hub" in hinted.hint_refused
+    lab.repo.set_intent(GROUP, UpdateIntent(pinned="2", reason="rollout r-1 rolls back"), lab.signers)
+    back = device.update("2")  # the same hint, now that the hub signed the rollback
+    assert (back.version, back.changed, back.hint_refused) == ("2", True, None)
     assert (back.folder / "model.onnx").read_bytes() == b"onnx model north-sea x86-64-ipc 2"
-    with pytest.raises(errors.NotFoundError, match="no bundle 9"):
-        device.update("9")
-    assert device.installed() is not None
-    assert device.installed().version == "2"  # type: ignore[union-attr]
+    nine = device.update("9")  # a version that does not exist: reported, the pin still holds
+    assert (nine.version, nine.changed) == ("2", False)
+    assert nine.hint_refused is not None
+    assert "signed intent pins group north-sea, target x86-64-ipc to 2" in nine.hint_refused

@@ -9,6 +9,7 @@ import pumpops.release
 
 _PUBLIC = {
     "BUNDLE_FORMAT",
+    "INTENT_FIELD",
     "ONLINE_ROLES",
     "ROOT_KEY_FILE",
     "BuiltTarget",
@@ -19,8 +20,10 @@ _PUBLIC = {
     "PackageSettings",
     "PublishedFile",
     "PublishedTarget",
+    "SignedIntentWriter",
     "SourceModel",
     "TufRepository",
+    "UpdateIntent",
     "bundles_of",
     "bundles_under",
     "create_release",
@@ -38,6 +41,7 @@ _PUBLIC = {
     "release_summary",
     "repository_folder",
     "resolve_model_ref",
+    "sign_intent",
     "save_signer",
     "target_path",
     "write_bundle",

@@ -20,6 +20,7 @@ _PUBLIC = {
     "GatePolicy",
     "GateVerdict",
     "Health",
+    "IntentSigner",
     "MqttDesiredPublisher",
     "OnFail",
     "Pause",

@@ -5,7 +5,7 @@ module: scoring (``_scoring.py``), calibration (``_calibrating.py``),
 reporting (``_reporting.py``) and updating (``_updating.py``). They share the
 state declared on :class:`AgentBase` and call each other only through the
 methods stubbed here, so each room can be read alone. This module also owns
-``agent.json`` (update-check times, the desired version, a pending
+``agent.json`` (update-check times, a pending
 recalibration): read once at start, written atomically on change.
 May import: edge modules, fleet, sources, errors, ``_atomic``, the stdlib.
 """

@@ -10,6 +10,16 @@ folder into ``<install_dir>/<version>`` and points ``CURRENT`` at it with
 installed stays: an expired timestamp while offline is an error to report,
 never a reason to delete the running model.
 
+Which version: :func:`choose_version` decides, without I/O, from the
+versions the group's verified targets metadata signs, the hub's *signed
+intent* in that same metadata (custom field ``x-pumpops-intent``: a pinned
+version, a rollback floor), the running version and the MQTT ``desired``
+hint. A hint may move the device to a signed version that is not older than
+the one it runs; only the signed intent may move it back. A hint that names
+a version the repository does not have, or an unsigned downgrade, is
+refused with a reason (:attr:`Installed.hint_refused`) and the device takes
+the newest signed version instead, so a bogus hint never freezes updates.
+
 python-tuf's exceptions are converted at this boundary into
 :mod:`pumpops.errors` classes (see :func:`convert_tuf_error`).
 May import: schema, errors, ``_atomic``, ``_digest``, numpy, onnxruntime, python-tuf and the stdlib only.
@@ -22,12 +32,13 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import Metadata, TargetFile, Targets
+from tuf.api.metadata import Metadata, Targets
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from pumpops._atomic import write_atomic
@@ -50,15 +61,21 @@ from pumpops.errors import (
 
 __all__ = [
     "CURRENT_FILE",
+    "INTENT_FIELD",
     "BundleInfo",
+    "Choice",
     "EdgeUpdater",
     "Installed",
+    "SignedIntent",
+    "choose_version",
     "convert_tuf_error",
     "parse_version",
 ]
 
 #: The file in the install folder naming the installed version (replaced atomically).
 CURRENT_FILE = "CURRENT"
+#: The custom field where the hub signs its intent per group (= ``pumpops.release.INTENT_FIELD``).
+INTENT_FIELD = "x-pumpops-intent"
 _MANIFEST = "manifest.json"
 
 
@@ -125,6 +142,130 @@ _CONVERSIONS: tuple[tuple[type[Exception], type[PumpopsError], str], ...] = (
 
 
 @dataclass(frozen=True)
+class SignedIntent:
+    """The hub's intent for this device's group, read from verified targets metadata.
+
+    Attributes:
+        pinned: run exactly this version (the hub signed a rollback or a hold), or None.
+        rollback_floor: never install a version below this one, or None.
+        issued: when the hub signed it (ISO 8601), for reports.
+    """
+
+    pinned: str | None = None
+    rollback_floor: str | None = None
+    issued: str = ""
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any], group: str) -> SignedIntent:
+        """The intent for ``group`` in a targets role's custom fields (none signed: an empty one).
+
+        Raises:
+            IntegrityError: the signed field is not an intent (a hub bug: nothing installed).
+
+        >>> SignedIntent.from_fields({INTENT_FIELD: {"g": {"pinned": "2"}}}, "g").pinned
+        '2'
+        """
+        doc = (fields.get(INTENT_FIELD) or {}).get(group) if isinstance(fields, Mapping) else None
+        if doc is None:
+            return cls()
+        if not isinstance(doc, Mapping):
+            raise IntegrityError(f"the signed intent for group {group} is not an object: {doc!r}")
+        pinned, floor = doc.get("pinned"), doc.get("rollback_floor")
+        intent = cls(
+            None if pinned is None else str(pinned),
+            None if floor is None else str(floor),
+            str(doc.get("issued", "")),
+        )
+        for value in (intent.pinned, intent.rollback_floor):
+            if value is not None:
+                try:
+                    parse_version(value)
+                except BundleMismatchError as exc:
+                    raise IntegrityError(f"the signed intent for group {group}: {exc}") from exc
+        return intent
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which version to install, and why a hint was not followed.
+
+    Attributes:
+        version: the version to install (or keep).
+        hint_refused: why the MQTT ``desired`` hint was not followed, or None.
+    """
+
+    version: str
+    hint_refused: str | None = None
+
+
+def choose_version(
+    available: Iterable[str],
+    *,
+    running: str | None,
+    hint: str | None,
+    intent: SignedIntent,
+    where: str = "this device's group",
+) -> Choice:
+    """Decide the version to install from signed facts; the MQTT hint only where it cannot harm.
+
+    Args:
+        available: the versions the verified metadata signs for (group, target).
+        running: the version the device runs, or None.
+        hint: the version an MQTT ``desired`` message names, or None.
+        intent: the hub's signed intent for the group.
+        where: the group and target, for messages.
+
+    Raises:
+        NotFoundError: nothing signed to install (none at all, or the pinned version is missing).
+        IntegrityError: the signed intent pins a version below its own floor.
+
+    >>> choose_version(["1", "2", "3"], running="3", hint="1", intent=SignedIntent()).version
+    '3'
+    >>> choose_version(["1", "2", "3"], running="3", hint="1", intent=SignedIntent(pinned="1")).version
+    '1'
+    >>> choose_version(["1", "2", "3"], running="1", hint="2", intent=SignedIntent()).version
+    '2'
+    """
+    versions = sorted(set(available), key=parse_version)
+    floor = intent.rollback_floor
+    if intent.pinned is not None:
+        pinned = intent.pinned
+        if pinned not in versions:
+            raise NotFoundError(
+                f"the hub's signed intent pins {where} to {pinned}, but the repository has no bundle "
+                f"{pinned} for it (it has {', '.join(versions) or 'none'}); keeping the installed model"
+            )
+        if floor is not None and parse_version(pinned) < parse_version(floor):
+            raise IntegrityError(f"the hub's signed intent pins {where} to {pinned}, below its floor {floor}")
+        refused = None
+        if hint is not None and hint != pinned:
+            refused = f"desired version {hint} refused: the hub's signed intent pins {where} to {pinned}"
+        return Choice(pinned, refused)
+    allowed = [v for v in versions if floor is None or parse_version(v) >= parse_version(floor)]
+    if not allowed:
+        raise NotFoundError(
+            f"the repository has no bundle for {where}"
+            + (f" at or above the signed rollback floor {floor}" if floor is not None and versions else "")
+        )
+    newest = allowed[-1]
+    if hint is None or hint == newest:
+        return Choice(newest)
+    instead = f"; taking the newest signed version {newest}"
+    if hint not in versions:
+        why = f"the repository has no bundle {hint} for {where} (it has {', '.join(versions)})"
+    elif floor is not None and parse_version(hint) < parse_version(floor):
+        why = f"{hint} is below the signed rollback floor {floor} of {where}"
+    elif running is not None and parse_version(hint) < parse_version(running):
+        why = (
+            f"downgrade to {hint} not signed by the hub ({running} runs; only a pin in the hub's "
+            f"signed intent allows an older version)"
+        )
+    else:
+        return Choice(hint)
+    return Choice(newest, f"desired version {hint} refused: {why}{instead}")
+
+
+@dataclass(frozen=True)
 class BundleInfo:
     """The newest bundle the repository signs for (group, target).
 
@@ -151,11 +292,13 @@ class Installed:
         version: the installed version.
         folder: its folder.
         changed: whether this cycle installed it (False: it was already installed).
+        hint_refused: why this cycle did not follow the MQTT ``desired`` hint, or None.
     """
 
     version: str
     folder: Path
     changed: bool
+    hint_refused: str | None = None
 
 
 class EdgeUpdater:
@@ -229,43 +372,66 @@ class EdgeUpdater:
             raise convert_tuf_error(exc, "refreshing the repository metadata") from exc
         return updater
 
-    def _group_targets(self, updater: Updater) -> dict[str, TargetFile]:
+    def _group_roles(self, updater: Updater) -> list[Metadata[Targets]]:
+        """The verified top-level targets and the group's delegated role (when the repository delegates)."""
         probe = f"models/{self.group}/{self.target}/0/{_MANIFEST}"
         try:
             updater.get_targetinfo(probe)  # loads and verifies the group's delegated role
         except (tuf_exc.RepositoryError, tuf_exc.DownloadError) as exc:
             raise convert_tuf_error(exc, f"loading the targets of group {self.group}") from exc
         # The updater persisted each role's metadata only after verifying it.
-        found: dict[str, TargetFile] = {}
+        roles: list[Metadata[Targets]] = []
         for name in ("targets", self.group):
             path = self.state_dir / "metadata" / f"{name}.json"
             if path.exists():
-                md: Metadata[Targets] = Metadata.from_bytes(path.read_bytes())
-                found.update(md.signed.targets)
-        return found
+                roles.append(Metadata.from_bytes(path.read_bytes()))
+        return roles
+
+    def _signed(self, updater: Updater) -> tuple[dict[str, dict[str, str]], dict[str, Any], SignedIntent]:
+        """Files per version and custom metadata per version for (group, target), and the signed intent."""
+        prefix = f"models/{self.group}/{self.target}/"
+        versions: dict[str, dict[str, str]] = {}
+        customs: dict[str, dict[str, Any]] = {}
+        intent = SignedIntent()
+        for md in self._group_roles(updater):  # the group's role last: its intent wins
+            for path, info in md.signed.targets.items():
+                if not path.startswith(prefix):
+                    continue
+                found, _, name = path[len(prefix) :].partition("/")
+                versions.setdefault(found, {})[name] = path
+                customs[found] = dict(info.custom or {})
+            if self.group in (md.signed.unrecognized_fields.get(INTENT_FIELD) or {}):
+                intent = SignedIntent.from_fields(md.signed.unrecognized_fields, self.group)
+        return versions, customs, intent
+
+    def _bundle(
+        self, version: str, versions: dict[str, dict[str, str]], customs: dict[str, Any]
+    ) -> BundleInfo:
+        return BundleInfo(
+            group=self.group,
+            target=self.target,
+            version=version,
+            minimum_agent_version=str(customs[version].get("minimum_agent_version", "0")),
+            files=versions[version],
+        )
+
+    def signed_intent(self, updater: Updater | None = None) -> SignedIntent:
+        """The hub's signed intent for this device's group, from freshly verified metadata."""
+        return self._signed(updater or self._refresh())[2]
 
     def find_newest(self, updater: Updater | None = None, version: str | None = None) -> BundleInfo:
         """The newest bundle for this device's (group, target), from freshly verified metadata.
 
         Args:
             updater: a refreshed python-tuf updater (default: refresh now).
-            version: this version instead of the newest (the hub's desired state names one).
+            version: this version instead of the newest.
 
         Raises:
             NotFoundError: the repository has no bundle for (group, target), or not that version.
             IntegrityError: a subclass naming what is wrong with the repository.
             DownloadError: the repository could not be read.
         """
-        updater = updater or self._refresh()
-        prefix = f"models/{self.group}/{self.target}/"
-        versions: dict[str, dict[str, str]] = {}
-        customs: dict[str, dict[str, Any]] = {}
-        for path, info in self._group_targets(updater).items():
-            if not path.startswith(prefix):
-                continue
-            found, _, name = path[len(prefix) :].partition("/")
-            versions.setdefault(found, {})[name] = path
-            customs[found] = dict(info.custom or {})
+        versions, customs, _ = self._signed(updater or self._refresh())
         if not versions:
             raise NotFoundError(f"the repository has no bundle for group {self.group}, target {self.target}")
         if version is not None and version not in versions:
@@ -273,44 +439,45 @@ class EdgeUpdater:
                 f"the repository has no bundle {version} for group {self.group}, target {self.target} "
                 f"(it has {', '.join(sorted(versions, key=parse_version))})"
             )
-        newest = version if version is not None else max(versions, key=parse_version)
-        custom = customs[newest]
-        return BundleInfo(
-            group=self.group,
-            target=self.target,
-            version=newest,
-            minimum_agent_version=str(custom.get("minimum_agent_version", "0")),
-            files=versions[newest],
-        )
+        return self._bundle(version or max(versions, key=parse_version), versions, customs)
 
-    def update(self, version: str | None = None) -> Installed:
-        """One update cycle: refresh, find the newest bundle, verify, install it if newer.
+    def update(self, hint: str | None = None, *, running: str | None = None) -> Installed:
+        """One update cycle: refresh, choose the version (:func:`choose_version`), verify, install it.
 
         Args:
-            version: install exactly this version (the hub's desired state), even if
-                older than the installed one: a rollback the hub asked for. The
-                repository's metadata is verified all the same.
+            hint: the version the hub's MQTT ``desired`` message names: followed when
+                it is signed and not older than ``running``; an older one only when the
+                hub's signed intent pins it. Otherwise refused (``hint_refused``) and
+                the newest signed version is taken.
+            running: the version the device runs (default: the installed one).
 
         Returns:
             What is installed afterwards.
 
         Raises:
             IntegrityError: a subclass naming the attack or fault; nothing installed.
-            IncompatibleBundleError: the newest bundle needs a newer agent; nothing installed.
+            IncompatibleBundleError: the chosen bundle needs a newer agent; nothing installed.
             DownloadError: the repository could not be reached; nothing installed.
-            NotFoundError: no bundle for (group, target).
+            NotFoundError: no bundle for (group, target), or the pinned version is missing.
         """
         updater = self._refresh()
-        bundle = self.find_newest(updater, version)
+        versions, customs, intent = self._signed(updater)
         current = self.installed()
-        if current is not None:
-            if version is None and parse_version(bundle.version) < parse_version(current.version):
-                raise RollbackError(
-                    f"the repository's newest bundle {bundle.version} is older than the installed "
-                    f"{current.version}; keeping {current.version}"
-                )
-            if bundle.version == current.version:
-                return current
+        running = running if running is not None else (current.version if current else None)
+        where = f"group {self.group}, target {self.target}"
+        choice = choose_version(versions, running=running, hint=hint, intent=intent, where=where)
+        bundle = self._bundle(choice.version, versions, customs)
+        if (
+            running is not None
+            and choice.version != intent.pinned
+            and parse_version(bundle.version) < parse_version(running)
+        ):
+            raise RollbackError(
+                f"the repository's newest bundle {bundle.version} is older than the installed "
+                f"{running}; keeping {running}"
+            )
+        if current is not None and bundle.version == current.version:
+            return replace(current, hint_refused=choice.hint_refused)
         self._check_agent(bundle.minimum_agent_version)
         self.install_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.install_dir, prefix=".staging-"))
@@ -332,7 +499,7 @@ class EdgeUpdater:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(staging)
-        return Installed(bundle.version, self.install_dir / bundle.version, changed=True)
+        return Installed(bundle.version, self.install_dir / bundle.version, True, choice.hint_refused)
 
     def _check_agent(self, minimum: str) -> None:
         if parse_version(minimum) > parse_version(self.agent_version):

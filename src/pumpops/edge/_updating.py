@@ -45,20 +45,31 @@ class UpdatingRoom(AgentBase):
     _kill_at: str | None
 
     def check_for_update(self) -> None:
-        """One update cycle: verify and download (TUF), install into a slot if healthy, report."""
+        """One update cycle: verify and download (TUF), install into a slot if healthy, report.
+
+        The ``desired`` version from MQTT is a hint (``EdgeUpdater.update``): an older
+        version than the running one is installed only when the hub's signed intent
+        pins it. A refused hint is reported in ``last_update_error`` at every check
+        while the hub's message stands, and the newest signed version is kept or
+        installed instead; the hint is never persisted.
+        """
         now = self._clock_ms()
         self._persist["last_update_check_ms"] = now
-        version = self._desired
-        log.info("checking the repository for %s", f"version {version}" if version else "the newest version")
+        self._persist.pop("desired_version", None)  # a hint lives in memory only (older agents kept it)
+        hint = self._desired
+        current = self.slots.current()
+        running = None if current is None else str(current.model_version)
+        log.info("checking the repository (desired: %s)", hint or "the newest signed version")
         try:
-            installed = self.updater.update(version)
+            installed = self.updater.update(hint, running=running)
         except PumpopsError as exc:
             self.last_update_error = f"{type(exc).__name__}: {exc}"
             log.warning("update check failed, keeping the installed model: %s", self.last_update_error)
         else:
             self._persist["last_update_ok_ms"] = now
-            self.last_update_error = None
-            current = self.slots.current()
+            self.last_update_error = installed.hint_refused
+            if installed.hint_refused is not None:
+                log.warning("%s", installed.hint_refused)
             if current is None or str(current.model_version) != installed.version:
                 if installed.version in self._refused:
                     self.last_update_error = self._refused[installed.version]
@@ -173,7 +184,7 @@ class UpdatingRoom(AgentBase):
             except ValueError:
                 log.warning("ignoring a desired-state message that is not JSON")
                 continue
-            self._desired = None if version is None else str(version)
-            self._persist["desired_version"] = self._desired
+            # A hint, not a command: judged against the signed intent at each check, never persisted.
+            self._desired = None if version is None else str(version)[:64]
             wanted = True
             log.info("hub desires version %s", self._desired or "newest")

@@ -102,15 +102,21 @@ def rollout_service(
     *,
     actor: str,
 ) -> RolloutService:
-    """The rollout controller on ``store``: desired states by ``desired``, events stored and published."""
+    """The rollout controller on ``store``: desired states by ``desired``, events stored and published.
+
+    With the workspace's TUF repository, a rollback also signs the group's pinned version into it.
+    """
+    from pumpops.release import SignedIntentWriter, TufRepository, repository_folder
     from pumpops.rollout import RolloutService
 
+    signed = TufRepository(repository_folder(settings)).exists()
     return RolloutService(
         store,
         desired,
         events=event_sink(settings, store, events),
         actor=actor,
         topic_prefix=settings.topic_prefix,
+        intent=SignedIntentWriter(settings, store) if signed else None,
     )
 
 

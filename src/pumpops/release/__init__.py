@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from pumpops.release._intent import INTENT_FIELD, UpdateIntent
     from pumpops.release._keys import (
         ONLINE_ROLES,
         ROOT_KEY_FILE,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         package_model,
     )
     from pumpops.release._publish import (
+        SignedIntentWriter,
         bundles_of,
         bundles_under,
         expiry_from,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
         open_repository,
         publish_bundles,
         repository_folder,
+        sign_intent,
     )
     from pumpops.release._refs import resolve_model_ref
     from pumpops.release._release import create_release, release_summary
@@ -59,6 +62,7 @@ _LAZY = {
     **dict.fromkeys(
         ("BUNDLE_FORMAT", "Bundle", "BundleManifest", "read_bundle", "write_bundle"), "pumpops.schema"
     ),
+    **dict.fromkeys(("INTENT_FIELD", "UpdateIntent"), "pumpops.release._intent"),
     **dict.fromkeys(
         ("ONLINE_ROLES", "ROOT_KEY_FILE", "KeyStore", "generate_signer", "load_signer", "save_signer"),
         "pumpops.release._keys",
@@ -69,6 +73,7 @@ _LAZY = {
     ),
     **dict.fromkeys(
         (
+            "SignedIntentWriter",
             "bundles_of",
             "bundles_under",
             "expiry_from",
@@ -78,6 +83,7 @@ _LAZY = {
             "open_repository",
             "publish_bundles",
             "repository_folder",
+            "sign_intent",
         ),
         "pumpops.release._publish",
     ),
@@ -92,6 +98,7 @@ _LAZY = {
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "INTENT_FIELD",
     "ONLINE_ROLES",
     "ROOT_KEY_FILE",
     "BuiltTarget",
@@ -102,8 +109,10 @@ __all__ = [
     "PackageSettings",
     "PublishedFile",
     "PublishedTarget",
+    "SignedIntentWriter",
     "SourceModel",
     "TufRepository",
+    "UpdateIntent",
     "bundles_of",
     "bundles_under",
     "create_release",
@@ -122,6 +131,7 @@ __all__ = [
     "repository_folder",
     "resolve_model_ref",
     "save_signer",
+    "sign_intent",
     "target_path",
     "write_bundle",
 ]

@@ -4,7 +4,8 @@ Layout under ``<workspace>/keys/``: ``OFFLINE-root-key.json`` (the root key;
 move it off the hub to offline storage after ``pumpops keys init`` and bring
 it back only to rotate keys) and ``online/<role>.json`` for the targets,
 snapshot and timestamp keys the hub signs with at every publish. Files are
-written with mode 0600 and atomically (temp file + ``os.replace``).
+written with mode 0600 and atomically (temp file + ``os.replace``); the
+folders the key store creates are mode 0700 (only the hub's user may list them).
 May import: errors, securesystemslib, the stdlib.
 """
 
@@ -50,7 +51,7 @@ def save_signer(path: Path, signers: list[CryptoSigner], *, role: str) -> None:
             for s in signers
         ],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
@@ -60,6 +61,15 @@ def save_signer(path: Path, signers: list[CryptoSigner], *, role: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` and any missing parent with mode 0700; make ``folder`` itself 0700."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for created in reversed(missing):
+        created.mkdir(mode=0o700)
+        os.chmod(created, 0o700)  # mkdir's mode is masked by the umask
+    os.chmod(folder, 0o700)
 
 
 def load_signer(path: Path) -> list[CryptoSigner]:

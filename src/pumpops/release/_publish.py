@@ -5,7 +5,11 @@ bundles under a folder (one bundle, or a release's ``<group>/<target>/<version>`
 tree), verifies each with :func:`~pumpops.schema.read_bundle`, turns
 them into :class:`~pumpops.release._tuf.PublishedTarget`, publishes, then
 records ``release.published`` in the audit trail and as an event.
-May import: errors, settings, store, registry events, ``_bundle``, ``_keys``, ``_tuf``.
+:func:`sign_intent` signs the hub's intent for a group (a pinned version, a
+rollback floor) into the same repository with the same online keys and
+records ``release.intent_signed``; :class:`SignedIntentWriter` is that, shaped
+as the rollout service's :class:`~pumpops.rollout.IntentSigner` port.
+May import: errors, settings, store, registry events, ``_bundle``, ``_keys``, ``_intent``, ``_tuf``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pumpops.errors import NotFoundError
+from pumpops.release._intent import UpdateIntent
 from pumpops.release._keys import ONLINE_ROLES, KeyStore
 from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, TufRepository
 from pumpops.schema import MANIFEST_FILE, read_bundle
 from pumpops.settings import Settings
 
 __all__ = [
+    "SignedIntentWriter",
     "bundles_of",
     "bundles_under",
     "export_repository",
@@ -30,6 +36,7 @@ __all__ = [
     "open_repository",
     "publish_bundles",
     "repository_folder",
+    "sign_intent",
 ]
 
 
@@ -147,17 +154,93 @@ def publish_bundles(
     return sizes
 
 
-def _record(settings: Settings, store: Any | None, actor: str, subject: str, payload: dict[str, Any]) -> None:
+def sign_intent(
+    settings: Settings,
+    group: str,
+    intent: UpdateIntent,
+    *,
+    actor: str,
+    store: Any | None = None,
+) -> UpdateIntent | None:
+    """Sign the hub's intent for ``group`` with the workspace's online keys; audit and emit it.
+
+    The intent goes into the group's targets role, then snapshot and
+    timestamp are re-signed: devices read it at their next update check.
+
+    Args:
+        settings: the workspace settings.
+        group: the device group.
+        intent: the pinned version (None: the newest signed) and the rollback floor.
+        actor: who decides (audit trail).
+        store: an open store to record in; None opens the workspace's.
+
+    Returns:
+        The intent as signed, or None: the repository already said the same (nothing written).
+
+    Raises:
+        NotFoundError: no repository, or the pinned version is not published for the group.
+        ConfigError: a bad group name, version, or a pin below the floor.
+    """
+    repo = open_repository(settings)
+    sizes = repo.set_intent(group, intent, online_signers(keystore(settings)))
+    if sizes is None:
+        return None
+    signed = repo.intent(group)
+    payload = {
+        **signed.to_dict(),
+        "group": group,
+        "snapshot_version": repo.timestamp().signed.snapshot_meta.version,
+        "metadata_bytes": sizes,
+    }
+    _record(settings, store, actor, f"group/{group}", payload, action="release.intent_signed")
+    return signed
+
+
+class SignedIntentWriter:
+    """Pins a group through the signed repository: the rollout service's ``IntentSigner``.
+
+    Args:
+        settings: the workspace settings (its repository and online keys).
+        store: the open store the audit entries and events go to.
+    """
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        self._settings = settings
+        self._store = store
+
+    def pin(self, group: str, version: str | None, *, actor: str, reason: str) -> bool:
+        """Sign that ``group`` runs ``version`` (None: lift the pin); keep the rollback floor.
+
+        Returns:
+            Whether the repository changed.
+
+        Raises:
+            NotFoundError: no repository, or ``version`` is not published for the group.
+        """
+        floor = open_repository(self._settings).intent(group).rollback_floor
+        intent = UpdateIntent(pinned=version, rollback_floor=floor, reason=reason)
+        return sign_intent(self._settings, group, intent, actor=actor, store=self._store) is not None
+
+
+def _record(
+    settings: Settings,
+    store: Any | None,
+    actor: str,
+    subject: str,
+    payload: dict[str, Any],
+    *,
+    action: str = "release.published",
+) -> None:
     from pumpops.registry import EventSink  # noqa: PLC0415 - store loads only when recording
     from pumpops.store import open_store  # noqa: PLC0415
 
     if store is not None:
-        store.append_audit(actor, "release.published", subject, payload)
-        EventSink(store, topic_prefix=settings.topic_prefix).emit("release.published", subject, payload)
+        store.append_audit(actor, action, subject, payload)
+        EventSink(store, topic_prefix=settings.topic_prefix).emit(action, subject, payload)
         return
     with open_store(settings.resolved_database_url) as opened:
-        opened.append_audit(actor, "release.published", subject, payload)
-        EventSink(opened, topic_prefix=settings.topic_prefix).emit("release.published", subject, payload)
+        opened.append_audit(actor, action, subject, payload)
+        EventSink(opened, topic_prefix=settings.topic_prefix).emit(action, subject, payload)
 
 
 def export_repository(settings: Settings, dest: Path) -> int:

@@ -16,7 +16,14 @@ state is always read back from ``timestamp.json``: there is no second index.
 Per-group delegation (``DelegatedRole(name=group, terminating=True,
 paths=["models/<group>/*/*/*"])``) keeps what a device downloads after a
 publish to its own group's list instead of the whole fleet's.
-May import: errors, ``_keys``, python-tuf, securesystemslib, the stdlib.
+
+The hub's *intent* for a group (:class:`UpdateIntent`: a pinned version, a
+rollback floor) is signed into the same targets role, as the custom field
+``x-pumpops-intent`` (``{"<group>": {...}}``), and published through
+snapshot and timestamp like a release: a device installs a version older
+than the one it runs only when this signed field names it, never because an
+MQTT ``desired`` message asked (see docs/security.md, "Signed intent for updates").
+May import: errors, ``_keys``, ``_intent``, python-tuf, securesystemslib, the stdlib.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
+from pumpops.release._intent import INTENT_FIELD, UpdateIntent, version_key
 
 __all__ = [
     "ExpiryDays",
@@ -346,6 +354,76 @@ class TufRepository:
             for name in list(changed):
                 if name != "targets":
                     self._delegate(top, name, signers["targets"])
+        return self._commit(changed, signers)
+
+    # ----- the hub's signed intent per group ------------------------------------------
+
+    def _intent_role(self, group: str) -> tuple[Metadata[Targets], Metadata[Targets], str]:
+        """(top-level targets, the role that signs ``group``'s targets, its name); a new role if none."""
+        target_path(group, "t", "1", "f")  # checks the group's name
+        top = self.targets()
+        if top.signed.delegations is None:
+            return top, top, "targets"
+        return top, self._role_for_group(top, group), group
+
+    def intent(self, group: str) -> UpdateIntent:
+        """The signed intent for ``group`` (an empty one if the hub never signed any).
+
+        Raises:
+            ConfigError: the group's name is invalid.
+            IntegrityError: the stored intent is malformed.
+        """
+        _, md, _ = self._intent_role(group)
+        found = (md.signed.unrecognized_fields.get(INTENT_FIELD) or {}).get(group)
+        return UpdateIntent() if found is None else UpdateIntent.from_dict(found)
+
+    def published_versions(self, group: str) -> set[str]:
+        """The model versions published for ``group`` (over all its targets)."""
+        _, md, _ = self._intent_role(group)
+        prefix = f"models/{group}/"
+        return {p.split("/")[3] for p in md.signed.targets if p.startswith(prefix) and p.count("/") == 4}
+
+    def set_intent(
+        self, group: str, intent: UpdateIntent, signers: Mapping[str, Sequence[Signer]]
+    ) -> dict[str, int] | None:
+        """Sign ``intent`` into the group's targets role and publish it through snapshot and timestamp.
+
+        Args:
+            group: the device group.
+            intent: the new intent (its ``issued`` is set to now).
+            signers: the online signers per role (targets, snapshot, timestamp).
+
+        Returns:
+            The metadata files written and their sizes, or None: the signed intent
+            already pins the same version (or none) with the same floor (nothing written).
+
+        Raises:
+            ConfigError: the group's name is invalid.
+            NotFoundError: the pinned version is not published for the group.
+        """
+        top, md, role = self._intent_role(group)
+        fields = dict(md.signed.unrecognized_fields.get(INTENT_FIELD) or {})
+        old = fields.get(group)
+        current = UpdateIntent() if old is None else UpdateIntent.from_dict(old)
+        if (current.pinned, current.rollback_floor) == (intent.pinned, intent.rollback_floor):
+            return None
+        if intent.pinned is not None:
+            published = self.published_versions(group)
+            if intent.pinned not in published:
+                have = ", ".join(sorted(published, key=lambda v: version_key("version", v))) or "none"
+                raise NotFoundError(
+                    f"version {intent.pinned} is not published for group {group} (published: {have}); "
+                    "a device can only be pinned to a signed bundle: publish it first"
+                )
+        issued = self._clock().isoformat().replace("+00:00", "Z")
+        fields[group] = UpdateIntent(intent.pinned, intent.rollback_floor, issued, intent.reason).to_dict()
+        md.signed.unrecognized_fields[INTENT_FIELD] = fields
+        changed = {role: md}
+        if role != "targets":
+            delegations = top.signed.delegations
+            if delegations is None or delegations.roles is None or group not in delegations.roles:
+                self._delegate(top, group, signers["targets"])
+                changed["targets"] = top
         return self._commit(changed, signers)
 
     def _role_for_group(self, top: Metadata[Targets], group: str) -> Metadata[Targets]:

@@ -42,7 +42,13 @@ from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT, parse_waves, plan_waves
 
 if TYPE_CHECKING:
     from pumpops.rollout._desired import MqttDesiredPublisher
-    from pumpops.rollout._ports import DesiredPublisher, EventEmitter, RolloutRow, RolloutStore
+    from pumpops.rollout._ports import (
+        DesiredPublisher,
+        EventEmitter,
+        IntentSigner,
+        RolloutRow,
+        RolloutStore,
+    )
     from pumpops.rollout._reports import (
         ACTIVE_STATUSES,
         ReportOptions,
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "MqttDesiredPublisher": "pumpops.rollout._desired",
     "DesiredPublisher": "pumpops.rollout._ports",
+    "IntentSigner": "pumpops.rollout._ports",
     "EventEmitter": "pumpops.rollout._ports",
     "RolloutRow": "pumpops.rollout._ports",
     "RolloutStore": "pumpops.rollout._ports",
@@ -88,6 +95,7 @@ __all__ = [
     "GatePolicy",
     "GateVerdict",
     "Health",
+    "IntentSigner",
     "MqttDesiredPublisher",
     "OnFail",
     "Pause",

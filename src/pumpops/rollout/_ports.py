@@ -14,7 +14,7 @@ from pumpops.store import AgentRecord
 if TYPE_CHECKING:
     from pumpops.store import ReleaseRecord
 
-__all__ = ["DesiredPublisher", "EventEmitter", "RolloutRow", "RolloutStore"]
+__all__ = ["DesiredPublisher", "EventEmitter", "IntentSigner", "RolloutRow", "RolloutStore"]
 
 
 class RolloutRow(Protocol):
@@ -86,5 +86,24 @@ class DesiredPublisher(Protocol):
 
         Raises:
             BrokerError: some were not acknowledged.
+        """
+        ...
+
+
+class IntentSigner(Protocol):
+    """Signs the hub's intent for a group into the TUF repository (``pumpops.release.SignedIntentWriter``).
+
+    A device installs a version older than the one it runs only when this
+    signed intent pins it: the retained ``desired`` message is just a hint.
+    """
+
+    def pin(self, group: str, version: str | None, *, actor: str, reason: str) -> bool:
+        """Sign that ``group`` runs exactly ``version`` (None: lift the pin), audited under ``actor``.
+
+        Returns:
+            Whether the repository changed (False: it said so already).
+
+        Raises:
+            NotFoundError: ``version`` is not published for the group, or there is no repository.
         """
         ...

@@ -12,9 +12,13 @@ this module does the I/O around it.
   ``Tick`` and carry the actions out.
 - **Pause, resume, abort**: feed the operator's event.
 
-Actions are carried out in this order: ``SetDesired`` → a retained QoS 1
-message ``{"rollout_id": ..., "version": N}`` on each device's
-``<prefix>/<site>/<device>/desired`` topic; ``Audit`` → an entry in the audit
+Actions are carried out in this order: ``SetDesired`` → first, with an
+:class:`IntentSigner`, the hub's signed intent for the group (a rollback pins
+the previous version in the group's TUF targets metadata, audited as
+``release.intent_signed``; a start or a next wave lifts such a pin), then a
+retained QoS 1 message ``{"rollout_id": ..., "version": N}`` on each device's
+``<prefix>/<site>/<device>/desired`` topic (only a hint: an agent installs an
+older version only when the signed intent pins it); ``Audit`` → an entry in the audit
 chain; then the new state is stored (``put_rollout``); then ``Emit`` → an
 event (stored, then published, by the :class:`~pumpops.registry.EventSink`).
 A crash between two of these repeats the step at the next tick: desired
@@ -67,7 +71,7 @@ from pumpops.rollout._machine import (
     step,
 )
 from pumpops.rollout._plan import DEFAULT_WAVES_PERCENT
-from pumpops.rollout._ports import DesiredPublisher, EventEmitter, RolloutRow, RolloutStore
+from pumpops.rollout._ports import DesiredPublisher, EventEmitter, IntentSigner, RolloutRow, RolloutStore
 from pumpops.rollout._reports import (
     ACTIVE_STATUSES,
     ReportOptions,
@@ -84,6 +88,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "DesiredPublisher",
     "EventEmitter",
+    "IntentSigner",
     "MqttDesiredPublisher",
     "ReportOptions",
     "RolloutRow",
@@ -142,6 +147,9 @@ class RolloutService:
         topic_prefix: the topic prefix from settings.
         clock: the hub's clock, seconds since the epoch.
         report_options: how agent messages become device reports.
+        intent: signs the group's pinned version before a rollback's desired
+            states are written (None: no TUF repository; agents then refuse
+            the rollback's older version as an unsigned downgrade).
     """
 
     def __init__(
@@ -154,6 +162,7 @@ class RolloutService:
         topic_prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.time,
         report_options: ReportOptions | None = None,
+        intent: IntentSigner | None = None,
     ) -> None:
         if not actor.strip():
             raise ConfigError("a rollout service needs an actor for its audit entries")
@@ -164,6 +173,7 @@ class RolloutService:
         self._prefix = topic_prefix
         self._clock = clock
         self._options = report_options or ReportOptions()
+        self._intent = intent
 
     # -- reading
 
@@ -473,6 +483,7 @@ class RolloutService:
         self, action: Action, state: RolloutState, now_s: float, audited: list[str], emits: list[Emit]
     ) -> None:
         if isinstance(action, SetDesired):
+            self._sign_intent(action, state)
             self._set_desired(action, state.rollout_id)
         elif isinstance(action, Audit):
             self._store.append_audit(
@@ -481,6 +492,23 @@ class RolloutService:
             audited.append(action.action)
         else:
             emits.append(action)  # after the state is stored
+
+    def _sign_intent(self, action: SetDesired, state: RolloutState) -> None:
+        """Sign the pin before the hint: a woken agent must find the signed intent already there."""
+        if self._intent is None:
+            if state.status == "rolling_back":
+                _log.warning(
+                    "rollout %s: no signed-intent writer; agents refuse the unsigned downgrade to %s",
+                    state.rollout_id,
+                    action.version,
+                )
+            return
+        if state.status == "rolling_back":
+            reason = f"rollout {state.rollout_id} rolls group {state.group} back to {action.version}"
+            self._intent.pin(state.group, action.version, actor=self._actor, reason=reason)
+        else:
+            reason = f"rollout {state.rollout_id} moves group {state.group} to {action.version}"
+            self._intent.pin(state.group, None, actor=self._actor, reason=reason)
 
     def _set_desired(self, action: SetDesired, rollout_id: str) -> None:
         sites = {d.device_id: d.site for d in self._store.devices()}
