@@ -6,6 +6,7 @@ Bundles are written with the packaging part's ``write_bundle`` (the
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -216,3 +217,75 @@ def test_release_publish_by_release_number_and_release_export(workspace: Path, t
     assert device(workspace, tmp_path / "mirror", tmp_path).update().version == "4"
     result = CliRunner().invoke(app, ["-w", str(workspace), "release", "publish", "999"])
     assert result.exit_code != 0
+
+
+def test_key_folders_are_0700_and_every_key_file_0600(workspace: Path) -> None:
+    keys = workspace / "keys"
+    for folder in (keys, keys / "online"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+    for file in (keys / "OFFLINE-root-key.json", *(keys / "online").iterdir()):
+        assert stat.S_IMODE(os.stat(file).st_mode) == 0o600, file
+
+
+def test_intent_pin_signs_the_group_role_and_the_device_rolls_back(workspace: Path, tmp_path: Path) -> None:
+    for version in (1, 2):
+        make_bundle(tmp_path / "bundles", version)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    repository = workspace / "tuf/repository"
+    dev = device(workspace, repository, tmp_path)
+    assert dev.update().version == "2"
+    assert dev.update("1").hint_refused is not None  # an MQTT hint alone does not roll back
+
+    out = run(workspace, "tuf", "intent", "north-sea", "--pin", "1", "--reason", "bad v2", "--json")
+    shown = json.loads(out)
+    assert (shown["pinned"], shown["rollback_floor"], shown["reason"]) == ("1", None, "bad v2")
+    assert shown["published_versions"] == ["1", "2"]
+    role = Metadata.from_bytes(
+        (repository / f"metadata/{shown['targets_role_version']}.north-sea.json").read_bytes()
+    )
+    assert role.signed.unrecognized_fields["x-pumpops-intent"]["north-sea"]["pinned"] == "1"
+    back = dev.update()  # no hint at all: the signed pin moves the device back
+    assert (back.version, back.changed) == ("1", True)
+
+    run(workspace, "release", "intent", "north-sea", "--unpin")  # the same command under `release`
+    assert dev.update().version == "2"
+    with open_store(f"sqlite:///{workspace / 'pumpops.db'}") as store:
+        signed = [e for e in store.audit_entries() if e.action == "release.intent_signed"]
+    assert [json.loads(e.payload_json)["pinned"] for e in signed] == ["1", None]
+    assert all(e.subject == "group/north-sea" for e in signed)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "says"),
+    [
+        (["--pin", "7"], errors.NotFoundError, "version 7 is not published for group north-sea"),
+        (["--pin", "one"], errors.ConfigError, "must be dotted whole numbers"),
+        (["--floor", "2", "--pin", "1"], errors.ConfigError, "below the rollback floor 2"),
+        (["--pin", "1", "--unpin"], errors.ConfigError, "give one of them"),
+        (["--floor", "1", "--no-floor"], errors.ConfigError, "give one of them"),
+        (["--floor", "1.x"], errors.ConfigError, "must be dotted whole numbers"),
+    ],
+)
+def test_intent_refuses_what_no_device_could_follow(
+    workspace: Path, tmp_path: Path, args: list[str], error: type[Exception], says: str
+) -> None:
+    make_bundle(tmp_path / "bundles", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    before = sorted(p.name for p in (workspace / "tuf/repository/metadata").iterdir())
+    result = CliRunner().invoke(app, ["-w", str(workspace), "tuf", "intent", "north-sea", *args])
+    assert isinstance(result.exception, error), result.output
+    assert says in str(result.exception)
+    assert sorted(p.name for p in (workspace / "tuf/repository/metadata").iterdir()) == before
+
+
+def test_intent_without_change_shows_it_and_an_unchanged_pin_signs_nothing(
+    workspace: Path, tmp_path: Path
+) -> None:
+    make_bundle(tmp_path / "bundles", 1)
+    run(workspace, "tuf", "publish", str(tmp_path / "bundles"))
+    assert json.loads(run(workspace, "tuf", "intent", "north-sea", "--json"))["pinned"] is None
+    run(workspace, "tuf", "intent", "north-sea", "--floor", "1")
+    timestamp = (workspace / "tuf/repository/metadata/timestamp.json").read_bytes()
+    run(workspace, "tuf", "intent", "north-sea", "--floor", "1")
+    assert (workspace / "tuf/repository/metadata/timestamp.json").read_bytes() == timestamp
+    assert json.loads(run(workspace, "tuf", "intent", "north-sea", "--json"))["rollback_floor"] == "1"

@@ -3,7 +3,9 @@
 ``keys init`` creates the signing keys and the repository; ``keys rotate``
 replaces an online role's keys (or the root keys); ``tuf publish`` adds
 bundles as targets; ``tuf export`` copies the repository to a folder;
-``tuf resign`` renews snapshot and timestamp before they expire. The thin
+``tuf resign`` renews snapshot and timestamp before they expire; ``tuf
+intent`` shows or signs the hub's intent for a group (a pinned version, a
+rollback floor): the only way a device installs an older version. The thin
 shell over :mod:`pumpops.release._tuf` and :mod:`pumpops.release._publish`.
 Only typer, the standard library and ``pumpops.cli._support`` load with this
 module; python-tuf, the keys and the store load inside the commands.
@@ -18,7 +20,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pumpops.audit import resolve_actor
-from pumpops.cli._support import console, err_console, settings_from
+from pumpops.cli._support import (
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit_record,
+    err_console,
+    output_format,
+    settings_from,
+)
 from pumpops.cli.audit import ActorOption
 from pumpops.errors import ConfigError
 from pumpops.hub import open_workspace_store
@@ -35,13 +46,14 @@ tuf_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``keys`` and ``tuf`` to the root command, and ``publish``/``export`` to ``release``."""
+    """Add ``keys`` and ``tuf`` to the root command, and ``publish``/``export``/``intent`` to ``release``."""
     from pumpops.cli.release import release_app
 
     app.add_typer(keys_app, name="keys")
     app.add_typer(tuf_app, name="tuf")
     release_app.command("publish")(publish_cmd)
     release_app.command("export")(export_cmd)
+    release_app.command("intent")(intent_cmd)
 
 
 def _threshold(settings: Settings, role: str) -> int:
@@ -202,3 +214,76 @@ def resign_cmd(ctx: typer.Context) -> None:
     console.print(
         f"timestamp version {repo.timestamp().signed.version}, expires {repo.timestamp().signed.expires}"
     )
+
+
+@tuf_app.command("intent")
+def intent_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The device group.")],
+    pin: Annotated[
+        str | None,
+        typer.Option(
+            "--pin",
+            help="Sign that the group runs exactly this published version (a rollback or a hold).",
+            show_default=False,
+        ),
+    ] = None,
+    unpin: Annotated[
+        bool, typer.Option("--unpin", help="Lift the pin: devices take the newest signed version.")
+    ] = False,
+    floor: Annotated[
+        str | None,
+        typer.Option(
+            "--floor", help="Sign a rollback floor: no device installs an older version.", show_default=False
+        ),
+    ] = None,
+    no_floor: Annotated[bool, typer.Option("--no-floor", help="Remove the rollback floor.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail and the metadata.")] = "",
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    actor: ActorOption = None,
+) -> None:
+    """Show, or sign, the hub's intent for a group: its pinned version and rollback floor.
+
+    Signed into the group's TUF targets metadata with the online targets key and
+    published through snapshot and timestamp; audited as release.intent_signed.
+    Devices follow an MQTT desired version older than the one they run only when
+    this intent pins it.
+    """
+    from pumpops.release import UpdateIntent, open_repository, sign_intent
+
+    if pin is not None and unpin:
+        raise ConfigError("--pin and --unpin: give one of them")
+    if floor is not None and no_floor:
+        raise ConfigError("--floor and --no-floor: give one of them")
+    settings = settings_from(ctx)
+    current = open_repository(settings).intent(group)
+    change = pin is not None or unpin or floor is not None or no_floor
+    if change:
+        wanted = UpdateIntent(
+            pinned=None if unpin else (pin if pin is not None else current.pinned),
+            rollback_floor=None if no_floor else (floor if floor is not None else current.rollback_floor),
+            reason=reason,
+        )
+        with open_workspace_store(settings) as store:
+            signed = sign_intent(settings, group, wanted, actor=resolve_actor(settings, actor), store=store)
+        if signed is None:
+            err_console.print(f"group {group}: the repository already says so; nothing signed")
+        current = signed or current
+    repo = open_repository(settings)
+    record = {
+        "group": group,
+        **current.to_dict(),
+        "targets_role_version": repo.targets(group).signed.version if _delegated(repo, group) else None,
+        "published_versions": sorted(repo.published_versions(group), key=_version_order),
+    }
+    emit_record(record, output=output_format(output, as_json), title=f"Signed intent of group {group}")
+
+
+def _delegated(repo: Any, group: str) -> bool:
+    delegations = repo.targets().signed.delegations
+    return bool(delegations is not None and delegations.roles and group in delegations.roles)
+
+
+def _version_order(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
