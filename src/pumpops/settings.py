@@ -39,6 +39,8 @@ class IngestSettings(BaseModel):
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)  # bytes
     max_future_skew_s: float = Field(default=300.0, ge=0, le=86_400)
     max_past_age_s: float = Field(default=5 * 365 * 86_400.0, gt=0)
+    # How far an agent message's seq may exceed its device's stored maximum (dead letter seq_jump).
+    max_seq_jump: int = Field(default=1_000_000, ge=1, le=2**62)  # sequence numbers
     batch_max_messages: int = Field(default=500, ge=1, le=100_000)
     batch_max_wait_s: float = Field(default=0.05, gt=0, le=10)
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)

@@ -54,7 +54,10 @@ class FakeMonitoringStore:
     def devices(self) -> list[Device]:
         return sorted(self._devices.values(), key=lambda d: d.device_id)
 
-    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+    def put_agent_messages(
+        self, messages: Sequence[AgentRecord], *, max_seq_jump: int | None = None
+    ) -> AgentPut:
+        del max_seq_jump  # the monitoring tests put what ingest accepted
         stored = 0
         for message in messages:
             if message.msg_id not in self._messages:
@@ -70,7 +73,7 @@ class FakeMonitoringStore:
         since_us: int | None = None,
         limit: int | None = None,
     ) -> list[AgentRecord]:
-        rows = sorted(self._messages.values(), key=lambda r: (r.device_id, r.seq))
+        rows = sorted(self._messages.values(), key=lambda r: (r.device_id, r.ts_us, r.seq))
         rows = [
             r
             for r in rows

@@ -2,7 +2,9 @@
 
 ``put_agent_messages`` stores each message id once (a resend is a duplicate, a
 reused id with other content a ``msg_id_conflict`` dead letter that never
-overwrites); ``agent_messages`` lists them by device, then numeric ``seq``.
+overwrites, a seq too far past the device's maximum a ``seq_jump`` dead letter);
+``agent_messages`` lists them by device, then time, then numeric ``seq``, so
+"newest" is by time and a forged huge seq cannot shadow newer messages.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def test_agent_put_then_list_round_trips_every_field(store: TelemetryStore) -> N
     assert (got.topic, got.payload) == ("", b"")  # how it arrived is kept only in a dead letter
 
 
-def test_agent_messages_ordered_by_device_then_numeric_seq(store: TelemetryStore) -> None:
+def test_agent_messages_ordered_by_device_then_time_then_numeric_seq(store: TelemetryStore) -> None:
     records = [rec("p-2", 1), rec("p-1", 10), rec("p-1", 9), rec("a-0", 100), rec("p-1", 2), rec("p-1", 11)]
     assert store.put_agent_messages(records) == AgentPut(6, 0)
     assert ids(store.agent_messages()) == ["a-0:100", "p-1:2", "p-1:9", "p-1:10", "p-1:11", "p-2:1"]
@@ -152,10 +154,65 @@ def test_agent_messages_limit_keeps_the_last_in_order(store: TelemetryStore) -> 
         store.agent_messages(kind="alarms")
 
 
-def test_agent_largest_seq_is_stored_and_ordered_numerically(store: TelemetryStore) -> None:
+def test_agent_largest_seq_is_stored_but_newest_is_by_time(store: TelemetryStore) -> None:
     big = 2**63 - 1
     store.put_agent_messages([rec("p-1", big, ts_s=1), rec("p-1", 99)])
-    assert [r.seq for r in store.agent_messages()] == [99, big]
+    assert [r.seq for r in store.agent_messages()] == [big, 99]
+    assert [r.seq for r in store.agent_messages(device_id="p-1", limit=1)] == [99]
+
+
+def test_agent_seq_breaks_ties_of_equal_times_numerically(store: TelemetryStore) -> None:
+    store.put_agent_messages([rec("p-1", s, ts_s=5) for s in (10, 9, 11, 2)])
+    assert ids(store.agent_messages()) == ["p-1:2", "p-1:9", "p-1:10", "p-1:11"]
+    assert ids(store.agent_messages(device_id="p-1", limit=1)) == ["p-1:11"]
+
+
+def test_agent_forged_huge_seq_state_does_not_shadow_newer_real_states(store: TelemetryStore) -> None:
+    # issue 13 row 7: a state with seq 2**63-1 and a normal time, then 23 newer genuine states
+    forged = rec("p-1", 2**63 - 1, "state", ts_s=100, body={"health": "failed", "model_version": 1})
+    real = [
+        rec("p-1", s, "state", ts_s=100 + s, body={"health": "ok", "model_version": 3}) for s in range(1, 24)
+    ]
+    store.put_agent_messages([forged, *real])
+    (newest,) = store.agent_messages(device_id="p-1", kind="state", limit=1)
+    assert (newest.msg_id, newest.body()["health"]) == ("p-1:23", "ok")
+
+
+def test_agent_seq_jump_past_the_stored_maximum_is_dead_lettered(store: TelemetryStore) -> None:
+    store.put_agent_messages([rec("p-1", s) for s in (1, 2, 3)])
+    forged = rec("p-1", 2**63 - 1, "state", ts_s=4)
+    got = store.put_agent_messages([forged, rec("p-1", 4), rec("p-2", 1_000_001)], max_seq_jump=1_000_000)
+    assert got == AgentPut(stored=1, duplicates=0, seq_jumps=2)
+    assert ids(store.agent_messages()) == ["p-1:1", "p-1:2", "p-1:3", "p-1:4"]
+    letters = {d.msg_id: d for d in store.dead_letters(reason="seq_jump")}
+    assert set(letters) == {forged.msg_id, "p-2:1000001"}
+    detail = letters[forged.msg_id].detail
+    assert f"seq {2**63 - 1}" in detail
+    assert "highest seq 4 stored" in detail  # p-1:4 of the same call is judged first (seq order)
+    assert "ingest.max_seq_jump" in detail
+    assert "highest seq 0 stored for device 'p-2'" in letters["p-2:1000001"].detail
+    assert letters[forged.msg_id].payload == forged.payload
+    assert letters[forged.msg_id].topic == forged.topic
+
+
+def test_agent_seq_within_the_bound_is_stored_and_raises_the_maximum(store: TelemetryStore) -> None:
+    # judged in seq order within the call: each step within the bound of the one before
+    got = store.put_agent_messages([rec("p-1", s) for s in (300, 100, 200, 401)], max_seq_jump=100)
+    assert got == AgentPut(stored=3, duplicates=0, seq_jumps=1)
+    assert ids(store.agent_messages()) == ["p-1:100", "p-1:200", "p-1:300"]
+    # a resend of a stored message is never a jump; without a bound nothing is judged
+    assert store.put_agent_messages([rec("p-1", 300)], max_seq_jump=1) == AgentPut(0, 1, 0)
+    assert store.put_agent_messages([rec("p-1", 10**12)]) == AgentPut(1, 0, 0)
+    with pytest.raises(InputError, match="max_seq_jump"):
+        store.put_agent_messages([rec("p-1", 1)], max_seq_jump=0)
+
+
+def test_agent_ids_are_scoped_to_their_device(store: TelemetryStore) -> None:
+    # A message id names its device: no device can store a message under another's id.
+    with pytest.raises(InputError, match="msg_id must be"):
+        store.put_agent_messages([dataclasses.replace(rec("p-2", 5), msg_id="p-1:5")])
+    assert store.put_agent_messages([rec("p-2", 5), rec("p-1", 5)]) == AgentPut(2, 0)
+    assert store.dead_letters() == []
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from pumpops.store import (
     RolloutRecord,
     RolloutRecordStore,
 )
+from pumpops.store._agent_messages import seq_jumps
 from pumpops.store._plan import check_feedback, check_fleet_alert, check_rollout, check_time_us
 
 
@@ -117,14 +118,37 @@ class MemoryStore(
             self.messages, self.readings = messages, readings
             return outcomes
 
-    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+    def put_agent_messages(
+        self, messages: Sequence[AgentRecord], *, max_seq_jump: int | None = None
+    ) -> AgentPut:
         with self._lock:
             self.write_calls += 1
             if self.fail_writes > 0:
                 self.fail_writes -= 1
                 raise self.fail_with or StoreError("injected: the database is down")
-            stored = duplicates = 0
+            jumped: dict[str, tuple[int, int]] = {}
+            if max_seq_jump is not None:
+                highest: dict[str, int] = {}
+                for r in self.agent.values():
+                    highest[r.device_id] = max(highest.get(r.device_id, 0), r.seq)
+                firsts = {m.msg_id: m for m in reversed(messages)}
+                jumped = seq_jumps(list(firsts.values()), highest, max_seq_jump)
+            stored = duplicates = jumps = 0
             for record in messages:
+                if record.msg_id in jumped:
+                    jumps += 1
+                    self.letters.append(
+                        DeadLetter(
+                            record.topic,
+                            record.payload,
+                            "seq_jump",
+                            f"seq {jumped[record.msg_id]}",
+                            record.received_at_us,
+                            record.device_id,
+                            record.msg_id,
+                        )
+                    )
+                    continue
                 old = self.agent.get(record.msg_id)
                 if old is None:
                     self.agent[record.msg_id] = record
@@ -143,7 +167,7 @@ class MemoryStore(
                             record.msg_id,
                         )
                     )
-            return AgentPut(stored, duplicates)
+            return AgentPut(stored, duplicates, jumps)
 
     def agent_messages(
         self,
@@ -162,7 +186,7 @@ class MemoryStore(
                     and (kind is None or r.kind == kind)
                     and (since_us is None or r.ts_us >= since_us)
                 ),
-                key=lambda r: (r.device_id, r.seq, r.msg_id),
+                key=lambda r: (r.device_id, r.ts_us, r.seq, r.msg_id),
             )
         return found if limit is None else found[len(found) - limit :] if limit else []
 

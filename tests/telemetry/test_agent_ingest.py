@@ -73,12 +73,24 @@ def _doc(**change: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+def _deep(levels: int, opener: str = '{"a":') -> bytes:
+    """The envelope with a body nested ``levels`` deep below it (objects, or arrays with ``[``)."""
+    closer = "}" if opener.startswith("{") else "]"
+    inner = (opener * levels + "1" + closer * levels).encode()
+    return envelope().replace(b'"body":{', b'"body":{"x":' + inner + b",", 1)
+
+
 @pytest.mark.parametrize(
     ("where", "payload", "reason", "words"),
     [
         ("state", envelope(), "wrong_topic", "alarm message arrived on a 'state' topic"),
         ("site-b", envelope(), "wrong_topic", "site 'site-a'"),
-        ("p-2", envelope(), "wrong_topic", "device 'p-1'"),
+        ("p-2", envelope(), "wrong_identity", "speaks for device 'p-1'"),
+        ("alarms", _doc(ts_ms=NOW_US // 1000 + 301_000), "future_timestamp", "ingest.max_future_skew_s"),
+        ("alarms", _doc(ts_ms=2**53), "future_timestamp", "check the device's clock"),
+        ("alarms", _deep(900), "too_deep", "nested more than 32 levels"),
+        ("alarms", _deep(100_000, "["), "too_deep", "nested more than 32 levels"),
+        ("alarms", _deep(31, "["), "too_deep", "nested more than 32 levels"),
         ("alarms", b"not json", "malformed_json", "not JSON"),
         ("alarms", b"[1, 2]", "malformed_json", "JSON object"),
         ("alarms", b"\xff\xfe", "malformed_json", "not JSON"),

@@ -156,8 +156,8 @@ WHOLE = [
     Whole(
         "topic_device_differs",
         lambda m: ("pumpops/v1/site-a/acme-2/telemetry", m.payload()),
-        "device_mismatch",
-        "'acme-1' in the payload differs from 'acme-2' in the topic",
+        "wrong_identity",
+        "'acme-1' in the payload differs from 'acme-2' in the topic, which only the identity of device",
     ),
     Whole(
         "unknown_device",

@@ -7,7 +7,8 @@ of frozen dataclasses that :meth:`FleetView.to_dict` turns into JSON-ready
 values. What each figure means:
 
 - **state** (status, model, health, staleness, calibration, outbox depth):
-  from the device's newest ``state`` message, however old; ``healthy`` is
+  from the device's newest ``state`` message (latest ``ts_ms``, the ``seq`` breaking ties:
+  a forged huge ``seq`` cannot hide newer states), however old; ``healthy`` is
   health ``ok``, ``stale`` the agent's own flag (model past its maximum age).
   Without a state, the model is the one named by the newest summary or alarm.
 - **last seen**: the newest message of any kind, in message time (``ts_ms``);

@@ -19,6 +19,7 @@ May import: errors, pydantic, the stdlib.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -53,6 +54,10 @@ _Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
 _MsgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}:[0-9]{1,19}$")]
 #: An agent message larger than this is refused by the hub (the outbox holds compact reports only).
 MAX_AGENT_MESSAGE_BYTES: Final = 256 * 1024
+#: Objects and arrays nested deeper than this (the envelope is level 1, its body level 2) are
+#: refused: the bodies pumpops sends are 4 levels deep at most, and a deeper document only
+#: costs the hub stack and time (a 900-deep body once broke the hash with a RecursionError).
+MAX_AGENT_DEPTH: Final = 32
 
 
 class AgentMessage(BaseModel):
@@ -112,19 +117,30 @@ def decode_agent_message(payload: bytes, *, topic_kind: str | None = None) -> Ag
         topic_kind: the topic's last segment, when known: it must match the message's kind.
 
     Raises:
-        MessageRejected: ``too_large``, ``malformed_json``, ``invalid_field``,
+        MessageRejected: ``too_large``, ``too_deep``, ``malformed_json``, ``invalid_field``,
             ``missing_msg_id`` or ``wrong_topic``, with a sentence saying what is wrong.
+
+    >>> decode_agent_message(b'{"body": ' + b"[" * 40 + b"]" * 40 + b"}")
+    Traceback (most recent call last):
+    ...
+    pumpops.errors.MessageRejected: too_deep: objects and arrays are nested more than 32 levels deep; ...
     """
     if len(payload) > MAX_AGENT_MESSAGE_BYTES:
         raise MessageRejected(
-            "too_large", f"{len(payload)} bytes; agent messages are at most {MAX_AGENT_MESSAGE_BYTES}"
+            "too_large",
+            f"{len(payload)} bytes; agent messages are at most {MAX_AGENT_MESSAGE_BYTES} bytes "
+            "(send fewer or smaller reports per message)",
         )
     try:
         doc = json.loads(payload)
+    except RecursionError:
+        raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise MessageRejected("malformed_json", f"the payload is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise MessageRejected("malformed_json", "the payload must be a JSON object")
+    if json_depth(doc) > MAX_AGENT_DEPTH:
+        raise _too_deep()
     try:
         message = AgentMessage.model_validate(doc)
     except ValidationError as exc:
@@ -140,3 +156,32 @@ def decode_agent_message(payload: bytes, *, topic_kind: str | None = None) -> Ag
     if topic_kind is not None and KIND_OF_TOPIC.get(topic_kind) != message.kind:
         raise MessageRejected("wrong_topic", f"a {message.kind} message arrived on a {topic_kind!r} topic")
     return message
+
+
+def _too_deep() -> MessageRejected:
+    return MessageRejected(
+        "too_deep",
+        f"objects and arrays are nested more than {MAX_AGENT_DEPTH} levels deep; agent messages "
+        "carry flat reports (see docs/protocol.md, 'Agent messages')",
+    )
+
+
+def json_depth(doc: object) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value, without recursion.
+
+    >>> json_depth(1), json_depth({}), json_depth({"a": [1, {"b": []}]})
+    (0, 1, 4)
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

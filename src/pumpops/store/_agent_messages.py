@@ -1,17 +1,24 @@
 """Agent messages in the SQL store: alarms, summaries, drift reports and states, idempotent by ``msg_id``.
 
 Owns :class:`SqlAgentMessages` (a mixin of :class:`~pumpops.store._sql.SqlTelemetryStore`):
-the insert-or-classify path (stored, duplicate, id conflict written as a
-dead letter in the same transaction) and the ordered reads.
+the insert-or-classify path (stored, duplicate, id conflict or sequence jump
+written as a dead letter in the same transaction) and the ordered reads
+(device, then time, then seq: "newest" is by time, the seq breaking ties).
+
+A message id is ``<device_id>:<seq>`` and the store refuses any other shape,
+so ids are scoped to their device: one device's messages can never take
+another's id (ingest also requires the device to be the topic's, whose
+publisher the broker's access rules fix).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from pumpops.errors import InputError
 from pumpops.schema import DeadLetter
@@ -20,6 +27,9 @@ from pumpops.store import _tables as tables
 from pumpops.store._core import KEYS_PER_QUERY, SqlCore, at_least, build_select, eq
 from pumpops.store._dead_letters import dead_letter_rows
 from pumpops.store._records import AGENT_KINDS, AgentPut, AgentRecord
+
+#: The dead letters' reason for a sequence number too far past the device's stored maximum.
+SEQ_JUMP_REASON = "seq_jump"
 
 
 def _agent_row(record: AgentRecord) -> dict[str, Any]:
@@ -38,6 +48,22 @@ def _agent_row(record: AgentRecord) -> dict[str, Any]:
 
 
 def _agent_conflict_letter(record: AgentRecord) -> DeadLetter:
+    return DeadLetter(
+        topic=_letter_topic(record),
+        payload=_raw_payload(record),
+        reason="msg_id_conflict",
+        detail=_plan.agent_conflict_detail(record),
+        received_at_us=int(record.received_at_us),
+        device_id=record.device_id,
+        msg_id=record.msg_id,
+    )
+
+
+def _letter_topic(record: AgentRecord) -> str:
+    return record.topic or f"(agent {record.kind} of {record.device_id} at {record.site})"
+
+
+def _raw_payload(record: AgentRecord) -> bytes:
     payload = record.payload
     if not payload:  # rebuild the envelope from the fields (the body as it came)
         envelope = {
@@ -51,11 +77,52 @@ def _agent_conflict_letter(record: AgentRecord) -> DeadLetter:
             "body": json.loads(record.body_json),
         }
         payload = json.dumps(envelope, separators=(",", ":")).encode()
+    return payload
+
+
+def seq_jumps(
+    records: Sequence[AgentRecord], stored_max: dict[str, int], max_jump: int
+) -> dict[str, tuple[int, int]]:
+    """The message ids whose seq jumps more than ``max_jump`` past their device's highest seq so far.
+
+    Each device's records are judged in seq order from its stored maximum (0
+    for a device with none); an accepted record raises the maximum, a refused
+    one does not. Pure: the store calls it inside the writing transaction.
+
+    Args:
+        records: the call's distinct messages.
+        stored_max: the highest stored seq per device.
+        max_jump: the bound (``ingest.max_seq_jump``).
+
+    Returns:
+        ``msg_id -> (seq, the device's highest seq it was judged against)``.
+
+    >>> rec = lambda seq: AgentRecord(f"p-1:{seq}", "p-1", "s1", "state", 0, "1", "{}", "0" * 64, 0)
+    >>> seq_jumps([rec(2**63 - 1), rec(12), rec(15)], {"p-1": 10}, 100)
+    {'p-1:9223372036854775807': (9223372036854775807, 15)}
+    """
+    refused: dict[str, tuple[int, int]] = {}
+    highest = dict(stored_max)
+    for record in sorted(records, key=lambda r: (r.device_id, r.seq)):
+        ceiling = highest.get(record.device_id, 0)
+        if record.seq > ceiling + max_jump:
+            refused[record.msg_id] = (record.seq, ceiling)
+        else:
+            highest[record.device_id] = max(ceiling, record.seq)
+    return refused
+
+
+def _seq_jump_letter(record: AgentRecord, seq: int, ceiling: int, max_jump: int) -> DeadLetter:
     return DeadLetter(
-        topic=record.topic or f"(agent {record.kind} of {record.device_id} at {record.site})",
-        payload=payload,
-        reason="msg_id_conflict",
-        detail=_plan.agent_conflict_detail(record),
+        topic=_letter_topic(record),
+        payload=_raw_payload(record),
+        reason=SEQ_JUMP_REASON,
+        detail=(
+            f"message {record.msg_id!r} has seq {seq}, more than {max_jump} (ingest.max_seq_jump) past "
+            f"the highest seq {ceiling} stored for device {record.device_id!r}; nothing was stored. An "
+            f"agent numbers its messages one by one: a jump like this is a forged or corrupted message "
+            f"(if the device's history was deleted on purpose, raise ingest.max_seq_jump and replay it)"
+        ),
         received_at_us=int(record.received_at_us),
         device_id=record.device_id,
         msg_id=record.msg_id,
@@ -65,13 +132,17 @@ def _agent_conflict_letter(record: AgentRecord) -> DeadLetter:
 class SqlAgentMessages(SqlCore):
     """:class:`~pumpops.store.AgentMessageStore` on SQL."""
 
-    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+    def put_agent_messages(
+        self, messages: Sequence[AgentRecord], *, max_seq_jump: int | None = None
+    ) -> AgentPut:
         """Store agent messages idempotently by ``msg_id``, in one transaction.
 
         Not stored yet → stored; stored with the same payload hash → duplicate
         (nothing written); stored with another hash → id conflict: never
         overwritten, written as a ``msg_id_conflict`` dead letter in the same
         transaction. Repeats within the call are judged one after the other.
+        With ``max_seq_jump``, a seq more than that past the device's highest
+        (see :func:`seq_jumps`) → a ``seq_jump`` dead letter, nothing stored.
 
         ``INSERT ... ON CONFLICT DO NOTHING`` in ``msg_id`` order: two ingest
         workers given the same resend store it once, with no unique-violation
@@ -86,12 +157,21 @@ class SqlAgentMessages(SqlCore):
             return AgentPut(0, 0)
         for record in messages:
             _plan.check_agent_record(record)
+        if max_seq_jump is not None and max_seq_jump < 1:
+            raise InputError(f"max_seq_jump must be at least 1, not {max_seq_jump}")
         firsts: dict[str, AgentRecord] = {}
         for record in messages:
             firsts.setdefault(record.msg_id, record)
-        rows = [_agent_row(firsts[msg_id]) for msg_id in sorted(firsts)]
         t = tables.agent_messages.c
         with self._guard("store agent messages in"), self._writer.begin() as conn:
+            jumped: dict[str, tuple[int, int]] = {}
+            if max_seq_jump is not None:
+                jumped = seq_jumps(
+                    list(firsts.values()), _stored_max_seq(conn, firsts.values()), max_seq_jump
+                )
+                for msg_id in jumped:
+                    del firsts[msg_id]
+            rows = [_agent_row(firsts[msg_id]) for msg_id in sorted(firsts)]
             inserted: set[str] = set()
             for start in range(0, len(rows), KEYS_PER_QUERY // 10):
                 stmt = (
@@ -107,15 +187,18 @@ class SqlAgentMessages(SqlCore):
                 chunk = others[start : start + KEYS_PER_QUERY]
                 stmt2 = build_select([t.msg_id, t.payload_sha256], where=[t.msg_id.in_(chunk)])
                 claimed.update({row.msg_id: row.payload_sha256 for row in conn.execute(stmt2)})
-            statuses = _plan.classify_keyed([(m.msg_id, m.payload_sha256) for m in messages], claimed)
-            conflicts = [
+            kept = [m for m in messages if m.msg_id not in jumped]
+            statuses = _plan.classify_keyed([(m.msg_id, m.payload_sha256) for m in kept], claimed)
+            letters = [
                 _agent_conflict_letter(record)
-                for record, status in zip(messages, statuses, strict=True)
+                for record, status in zip(kept, statuses, strict=True)
                 if status == "id_conflict"
             ]
-            if conflicts:
-                conn.execute(sa.insert(tables.dead_letters), dead_letter_rows(conflicts))
-        return AgentPut(statuses.count("stored"), statuses.count("duplicate"))
+            refused = [m for m in messages if m.msg_id in jumped]
+            letters += [_seq_jump_letter(m, *jumped[m.msg_id], max_seq_jump or 0) for m in refused]
+            if letters:
+                conn.execute(sa.insert(tables.dead_letters), dead_letter_rows(letters))
+        return AgentPut(statuses.count("stored"), statuses.count("duplicate"), len(refused))
 
     def agent_messages(
         self,
@@ -125,7 +208,7 @@ class SqlAgentMessages(SqlCore):
         since_us: int | None = None,
         limit: int | None = None,
     ) -> list[AgentRecord]:
-        """Return stored agent messages ordered by device, then ``seq`` (numerically).
+        """Return stored agent messages ordered by device, then time (``ts_us``), then ``seq``.
 
         Raises:
             InputError: ``limit`` is negative or ``kind`` is unknown.
@@ -150,7 +233,8 @@ class SqlAgentMessages(SqlCore):
                 t.received_at_us,
             ],
             where=[eq(t.device_id, device_id), eq(t.kind, kind), at_least(t.ts_us, since_us)],
-            order_by=[t.device_id, t.seq, t.msg_id],
+            # newest by time, seq breaking ties: a forged huge seq cannot shadow newer messages
+            order_by=[t.device_id, t.ts_us, t.seq, t.msg_id],
             last=limit,
         )
         return [
@@ -167,3 +251,15 @@ class SqlAgentMessages(SqlCore):
             )
             for row in rows
         ]
+
+
+def _stored_max_seq(conn: Connection, records: Iterable[AgentRecord]) -> dict[str, int]:
+    """The highest stored seq of each of the records' devices (read in ``conn``'s transaction)."""
+    t = tables.agent_messages.c
+    wanted = sorted({r.device_id for r in records})
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), KEYS_PER_QUERY):
+        chunk = wanted[start : start + KEYS_PER_QUERY]
+        stmt = sa.select(t.device_id, sa.func.max(t.seq)).where(t.device_id.in_(chunk)).group_by(t.device_id)
+        found.update({device: int(top) for device, top in conn.execute(stmt)})
+    return found

@@ -100,7 +100,9 @@ class AgentMessageStore(Protocol):
     """Messages of the device agents (alarms, summaries, drift reports, states)."""
 
     @abc.abstractmethod
-    def put_agent_messages(self, messages: Sequence[AgentRecord]) -> AgentPut:
+    def put_agent_messages(
+        self, messages: Sequence[AgentRecord], *, max_seq_jump: int | None = None
+    ) -> AgentPut:
         """Store agent messages idempotently by ``msg_id``, in one transaction.
 
         A message whose id is not stored yet is stored. One whose id is stored
@@ -110,6 +112,10 @@ class AgentMessageStore(Protocol):
         ``msg_id_conflict``) in the same transaction. Messages repeated within
         the call are judged as if written one after the other. The device need
         not be registered (agents may be commissioned before registration).
+        With ``max_seq_jump``, a message whose ``seq`` exceeds the highest seq
+        of its device (stored, or accepted earlier in the call in seq order;
+        0 for a device with none) by more than that is not stored but written
+        as a ``seq_jump`` dead letter naming both numbers.
 
         Raises:
             InputError: a message is malformed (ids, kind, hash, body); nothing was stored.
@@ -125,7 +131,10 @@ class AgentMessageStore(Protocol):
         since_us: int | None = None,
         limit: int | None = None,
     ) -> list[AgentRecord]:
-        """Return stored agent messages ordered by device, then ``seq`` (numerically).
+        """Return stored agent messages ordered by device, then time (``ts_us``), then ``seq``.
+
+        Newest means latest in time, the sequence number breaking ties: a
+        message with a huge ``seq`` but an old time never hides newer ones.
 
         Args:
             device_id: only this device's.

@@ -204,6 +204,8 @@ class AgentPut(NamedTuple):
     Attributes:
         stored: messages newly stored.
         duplicates: resends of stored messages (same id, same payload hash): nothing written.
+        seq_jumps: messages whose sequence number jumped too far past their
+            device's stored maximum: each was written as a ``seq_jump`` dead letter.
 
     The rest of the call's messages were id conflicts (same id, other
     payload): each was written as a ``msg_id_conflict`` dead letter instead.
@@ -211,6 +213,7 @@ class AgentPut(NamedTuple):
 
     stored: int
     duplicates: int
+    seq_jumps: int = 0
 
 
 @dataclass(frozen=True, slots=True)

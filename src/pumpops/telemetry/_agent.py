@@ -146,8 +146,8 @@ def decode_agent(
             raise MessageRejected(
                 "wrong_identity",
                 f"the message speaks for device {message.device_id!r} but was published on the topic "
-                f"of device {where.device_id!r}, which only {where.device_id!r}'s identity may publish "
-                "on; a device speaks only for itself (check which credentials this device was given)",
+                f"of device {where.device_id!r}, which only that device's identity may publish on; a "
+                "device speaks only for itself (check which credentials this device was given)",
             )
         if message.site != where.site:
             raise MessageRejected(

@@ -11,7 +11,7 @@ Two levels of rejection:
 - **Whole message** (nothing stored, the raw payload is dead-lettered):
   ``wrong_topic``, ``payload_too_large``, ``malformed_json``, ``wrong_schema``,
   ``missing_field``, ``unexpected_field``, ``invalid_field``,
-  ``ragged_values``, ``device_mismatch``, ``unknown_device``,
+  ``ragged_values``, ``wrong_identity``, ``unknown_device``,
   ``site_mismatch``, ``unknown_profile``, ``duplicate_sensor``.
 - **Readings** (the rest is stored; ONE dead letter for the message lists every
   reason with counts and examples): ``unknown_sensor``, ``unknown_unit``,
@@ -68,7 +68,7 @@ WHOLE_MESSAGE_REASONS: Final = (
     "unexpected_field",
     "invalid_field",
     "ragged_values",
-    "device_mismatch",
+    "wrong_identity",
     "unknown_device",
     "site_mismatch",
     "unknown_profile",
@@ -96,11 +96,14 @@ class DecodeLimits:
         max_payload_bytes: larger payloads are rejected before parsing (bytes).
         max_future_skew_s: readings further ahead of the hub's clock are rejected (seconds).
         max_past_age_s: readings older than this are rejected (seconds).
+        max_seq_jump: an agent message's sequence number may exceed its device's
+            stored maximum by at most this much (sequence numbers).
     """
 
     max_payload_bytes: int = 256 * 1024  # bytes
     max_future_skew_s: float = 300.0  # seconds
     max_past_age_s: float = 5 * 365 * 86_400.0  # seconds
+    max_seq_jump: int = 1_000_000  # sequence numbers
 
     @classmethod
     def from_settings(cls, ingest: IngestSettings) -> DecodeLimits:
@@ -109,6 +112,7 @@ class DecodeLimits:
             max_payload_bytes=ingest.max_payload_bytes,
             max_future_skew_s=ingest.max_future_skew_s,
             max_past_age_s=ingest.max_past_age_s,
+            max_seq_jump=ingest.max_seq_jump,
         )
 
 

@@ -224,10 +224,13 @@ def _check_sender(
     profiles: Mapping[str, ManufacturerProfile],
 ) -> ManufacturerProfile:
     if wire.device_id != where.device_id:
+        # The broker's access rules let an identity publish only under its own device's topic,
+        # so the topic names the sender: a payload speaking for another device is refused.
         raise MessageRejected(
-            "device_mismatch",
-            f"device_id {wire.device_id!r} in the payload differs from {where.device_id!r} in the topic; "
-            f"a device publishes only on its own topic",
+            "wrong_identity",
+            f"device_id {wire.device_id!r} in the payload differs from {where.device_id!r} in the topic, "
+            f"which only the identity of device {where.device_id!r} may publish on; a device speaks only "
+            f"for itself (check which credentials this device was given)",
         )
     device = device_lookup(wire.device_id)
     if device is None:

@@ -170,29 +170,26 @@ class IngestWriter:
     def _store_agent_messages(self, items: list[Received], letters: list[DeadLetter]) -> dict[str, int]:
         """Decode and store agent messages; append rejections to ``letters``; return counter deltas.
 
-        Id conflicts are dead-lettered by the store itself, in the transaction
-        that judged them (counted in ``dead_letters`` here).
+        Id conflicts and sequence jumps are dead-lettered by the store itself,
+        in the transaction that judged them (counted in ``dead_letters`` here).
         """
         decoded = [self._decode_agent(item) for item in items]
         records = [d.record for d in decoded if d.record is not None]
         rejected = [d.dead_letter for d in decoded if d.dead_letter is not None]
         letters.extend(rejected)
-        stored = duplicates = refused = 0
+        stored = duplicates = refused = jumps = 0
+        put = partial(self._store.put_agent_messages, max_seq_jump=self._limits.max_seq_jump)
         if records:
             try:
-                stored, duplicates = self._retry(
-                    "store agent messages", partial(self._store.put_agent_messages, records)
-                )
+                stored, duplicates, jumps = self._retry("store agent messages", partial(put, records))
             except AbandonedError:
                 raise
             except Exception:  # not an outage: the store refused some record; isolate it
                 _log.exception("the store failed on %d agent message(s); storing one by one", len(records))
-                stored = duplicates = 0
+                stored = duplicates = jumps = 0
                 for record in records:
                     try:
-                        one = self._retry(
-                            "store an agent message", partial(self._store.put_agent_messages, [record])
-                        )
+                        one = self._retry("store an agent message", partial(put, [record]))
                     except AbandonedError:
                         raise
                     except Exception as exc:  # recorded as a dead letter, with the cause
@@ -202,19 +199,22 @@ class IngestWriter:
                         continue
                     stored += one[0]
                     duplicates += one[1]
-        conflicts = len(records) - stored - duplicates - refused
+                    jumps += one[2]
+        conflicts = len(records) - stored - duplicates - refused - jumps
         return {
             "committed": len(items),
             "agent_messages": stored,
             "duplicates": duplicates,
             "id_conflicts": conflicts,
-            "rejected_messages": len(rejected) + refused,
-            "dead_letters": conflicts,
+            "rejected_messages": len(rejected) + refused + jumps,
+            "dead_letters": conflicts + jumps,
         }
 
     def _decode_agent(self, item: Received) -> AgentDecodeResult:
         try:
-            return decode_agent(item.topic, item.payload, now_us=item.received_at_us, prefix=self._prefix)
+            return decode_agent(
+                item.topic, item.payload, now_us=item.received_at_us, prefix=self._prefix, limits=self._limits
+            )
         except Exception as exc:  # a bug must cost one message, not the service
             _log.exception("decoding an agent message on %s failed", item.topic)
             letter = DeadLetter(
