@@ -33,6 +33,7 @@ HUB_LIBRARIES: Final = frozenset(
         "onnx",  # the model format library; onnxruntime is an edge dependency
         "pandas",
         "psycopg",
+        "pwdlib",  # the hub's password records (issue 13)
         "skl2onnx",
         "sklearn",
         "sqlalchemy",

@@ -100,6 +100,8 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.cli.hub", True),
     ("pumpops.cli.monitoring", True),
     ("pumpops.cli.retrain", True),
+    ("pumpops.cli.devices", True),
+    ("pumpops.cli.broker", True),
 )
 
 #: The help heading of the hub's commands when the hub libraries are not installed.

@@ -60,8 +60,51 @@ def register(app: typer.Typer) -> None:
 
 BrokerOpt = Annotated[
     str | None,
-    typer.Option("--broker", help="'embedded' or mqtt://host:port (default: the workspace's broker_url)."),
+    typer.Option(
+        "--broker",
+        help="'embedded', mqtt://host:port or mqtts://host:port (default: the workspace's broker_url).",
+    ),
 ]
+CaFileOpt = Annotated[
+    Path | None, typer.Option("--ca-file", help="mqtts: PEM of the CA of the broker's certificate.")
+]
+CertFileOpt = Annotated[Path | None, typer.Option("--cert-file", help="mqtts: client certificate, PEM.")]
+KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="mqtts: the client certificate's key.")]
+UsernameOpt = Annotated[str | None, typer.Option("--username", help="MQTT user name (a device id).")]
+PasswordFileOpt = Annotated[
+    Path | None, typer.Option("--password-file", help="File whose first line is the MQTT password.")
+]
+
+
+def with_credentials(
+    address: BrokerAddress,
+    *,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+    username: str | None,
+    password_file: Path | None,
+) -> BrokerAddress:
+    """``address`` with the TLS files and the identity given on the command line.
+
+    Raises:
+        ConfigError: a file cannot be read, TLS files for an mqtt:// broker, a password without a user.
+    """
+    from pumpops.hub import read_password_file
+
+    if password_file is not None and username is None:
+        raise ConfigError("--password-file needs --username")
+    password = read_password_file(password_file, what="--password-file") if password_file else None
+    for flag, path in (("--ca-file", ca_file), ("--cert-file", cert_file), ("--key-file", key_file)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
+    return address.with_credentials(
+        ca_file=str(ca_file) if ca_file else None,
+        cert_file=str(cert_file) if cert_file else None,
+        key_file=str(key_file) if key_file else None,
+        username=username,
+        password=password,
+    )
 
 
 def ingest_stats_line(stats: IngestStats, previous: str | None = None) -> str | None:
@@ -252,6 +295,11 @@ def simulate_cmd(
     rows_per_message: Annotated[
         int, typer.Option("--rows-per-message", min=1, max=10_000, help="Rows per MQTT message.")
     ] = 60,
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
 ) -> None:
     """Simulate a mixed pump fleet and publish its telemetry to an MQTT broker.
 
@@ -278,6 +326,14 @@ def simulate_cmd(
             "(it runs the embedded broker on 127.0.0.1) and pass --broker mqtt://127.0.0.1:"
             f"{settings.embedded_broker_port}, or point --broker at a real broker."
         )
+    address = with_credentials(
+        address,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        username=username,
+        password_file=password_file,
+    )
     pace = _option_value("--speed", speed, parse_speed)
     now_s = time.time()
     now_ms = int(now_s) * 1000
@@ -394,6 +450,11 @@ def replay_cmd(
     rows_per_message: Annotated[
         int, typer.Option("--rows-per-message", min=1, max=10_000, help="Rows per MQTT message.")
     ] = 60,
+    ca_file: CaFileOpt = None,
+    cert_file: CertFileOpt = None,
+    key_file: KeyFileOpt = None,
+    username: UsernameOpt = None,
+    password_file: PasswordFileOpt = None,
 ) -> None:
     """Replay recorded SKAB pump experiments as telemetry, one device per file.
 
@@ -412,6 +473,14 @@ def replay_cmd(
             "replay publishes to a broker that an ingest service reads: pass --broker mqtt://host:port "
             "(for example the embedded broker that `pumpops ingest` starts)"
         )
+    address = with_credentials(
+        address,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        username=username,
+        password_file=password_file,
+    )
     probe = SkabCsvSource(path, site=site)
     longest_ms = max(int(t.ts_ms[-1] - t.ts_ms[0]) for t in probe.experiments)
     source = SkabCsvSource(path, site=site, rebase_to_ms=int(time.time()) * 1000 - longest_ms - 1000)

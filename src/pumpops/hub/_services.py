@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.hub._supervise import stop_processes, tail
-from pumpops.hub._wiring import event_sink, ingest_service
+from pumpops.hub._wiring import event_sink, ingest_service, service_address
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
@@ -294,7 +294,7 @@ class HubServices:
         host, port, _ = self._address()
         return RolloutService(
             store,
-            MqttDesiredPublisher(BrokerAddress(host, port)),
+            MqttDesiredPublisher(service_address(self.settings, "rollout", BrokerAddress(host, port))),
             events=self._sink(store),
             actor=self.settings.actor,
             topic_prefix=self.settings.topic_prefix,

@@ -4,15 +4,21 @@ The store (:func:`open_workspace_store`), the lifecycle event publisher and sink
 (:func:`event_publisher`, :func:`event_sink`), the model registry
 (:func:`registry_for`, :func:`open_registry`), the rollout controller
 (:func:`rollout_publishers`, :func:`rollout_service`), ingest
-(:func:`ingest_service`) and fleet monitoring (:func:`monitoring_service`). Every import of a heavy library
-happens inside a function, when a command runs: ``pumpops --help`` stays fast.
+(:func:`ingest_service`) and fleet monitoring (:func:`monitoring_service`). Every broker connection a hub
+service opens takes its TLS files and its own identity from ``[broker_auth]`` (:func:`service_address`).
+Every import of a heavy library happens inside a function, when a command runs: ``pumpops --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pumpops.errors import ConfigError
 
 if TYPE_CHECKING:
     from pumpops.monitoring import MonitoringService
@@ -22,13 +28,84 @@ if TYPE_CHECKING:
     from pumpops.store import TelemetryStore
     from pumpops.telemetry import BrokerAddress, IngestService
 
+#: The hub services that connect to the broker, each with its own identity (``[broker_auth.<service>]``).
+Service = Literal["ingest", "rollout", "events"]
+
+
+def read_password_file(path: Path, *, what: str) -> str:
+    """The first line of a password file.
+
+    Raises:
+        ConfigError: it cannot be read or is empty (naming ``what``: the setting).
+    """
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
+    if not text:
+        raise ConfigError(f"{what} {path} is empty")
+    return text.splitlines()[0].strip()
+
+
+def service_address(settings: Settings, service: Service, address: BrokerAddress) -> BrokerAddress:
+    """``address`` with the TLS files of ``[broker_auth]`` and the identity of ``service``.
+
+    TLS is on when the settings' broker is ``mqtts://`` (the host name is checked
+    against the broker's certificate). Without ``[broker_auth.<service>]`` the
+    service presents no password (an open broker).
+
+    Raises:
+        ConfigError: a password file cannot be read, or TLS files for a plain broker.
+    """
+    auth = settings.broker_auth
+    tls = address.tls or settings.broker_url.startswith("mqtts://")
+    identity = getattr(auth, service)
+    password = None
+    if identity is not None:
+        where = settings.workspace_path(identity.password_file)
+        password = read_password_file(where, what=f"broker_auth.{service}.password_file")
+
+    def path(value: Path | None) -> str | None:
+        return str(settings.workspace_path(value)) if value is not None else None
+
+    return replace(address, tls=tls).with_credentials(
+        ca_file=path(auth.ca_file) if tls else None,
+        cert_file=path(auth.cert_file) if tls else None,
+        key_file=path(auth.key_file) if tls else None,
+        username=identity.username if identity is not None else None,
+        password=password,
+    )
+
+
+def ingest_client_id(settings: Settings, address: BrokerAddress) -> str:
+    """Ingest's client id: the settings' own if given, else, with an identity, one nobody can guess.
+
+    The derived id is stable across restarts (the broker keeps the session) and
+    is the user name plus a digest of the password: only the holder of the
+    password knows it.
+    """
+    configured = settings.ingest.client_id
+    if "client_id" in settings.ingest.model_fields_set or not address.password or not address.username:
+        return configured
+    digest = hashlib.sha256(f"{address.username}\0{address.password}".encode()).hexdigest()[:24]
+    return f"{address.username}-{digest}"
+
 
 @contextmanager
-def open_workspace_store(settings: Settings, *, upgrade: bool = False) -> Iterator[TelemetryStore]:
-    """The workspace's store (its database URL), closed on exit; with ``upgrade``, migrated first."""
+def open_workspace_store(
+    settings: Settings, *, upgrade: bool = False, sign_audit: bool = True
+) -> Iterator[TelemetryStore]:
+    """The workspace's store (its database URL), closed on exit; with ``upgrade``, migrated first.
+
+    Audit entries appended through it are signed with the workspace's audit
+    key (created on first use) and anchored (ADR 0013); ``sign_audit=False``
+    for readers that must not create a key (``pumpops audit verify``).
+    """
+    from pumpops.audit import workspace_signer
     from pumpops.store import open_store
 
-    with open_store(settings.resolved_database_url) as store:
+    signer = workspace_signer(settings.workspace) if sign_audit else None
+    with open_store(settings.resolved_database_url, audit_signer=signer) as store:
         if upgrade:
             store.upgrade()
         yield store
@@ -45,8 +122,12 @@ def event_publisher(settings: Settings, broker: str | None) -> EventPublisher | 
     if url in (EMBEDDED_BROKER, "none", ""):
         return None
     from pumpops.registry import MqttEventPublisher
+    from pumpops.telemetry import parse_broker_url
 
-    return MqttEventPublisher(url)
+    address = parse_broker_url(url)
+    if address is None:
+        return None
+    return MqttEventPublisher(service_address(settings, "events", address))
 
 
 def event_sink(
@@ -90,8 +171,12 @@ def rollout_publishers(
     url = broker if broker is not None else settings.broker_url
     address = parse_broker_url(url)
     if address is None:  # the demo's in-process broker: it listens here
-        return MqttDesiredPublisher(BrokerAddress("127.0.0.1", settings.embedded_broker_port)), None
-    return MqttDesiredPublisher(address), MqttEventPublisher(url)
+        local = BrokerAddress("127.0.0.1", settings.embedded_broker_port)
+        return MqttDesiredPublisher(service_address(settings, "rollout", local)), None
+    return (
+        MqttDesiredPublisher(service_address(settings, "rollout", address)),
+        MqttEventPublisher(service_address(settings, "events", address)),
+    )
 
 
 def rollout_service(
@@ -123,14 +208,21 @@ def rollout_service(
 def ingest_service(
     settings: Settings, store: TelemetryStore, address: BrokerAddress, ingest: IngestSettings | None = None
 ) -> IngestService:
-    """Ingest from the broker at ``address`` into ``store`` (``ingest``: the settings' own by default)."""
+    """Ingest from the broker at ``address`` into ``store`` (``ingest``: the settings' own by default).
+
+    It connects as ``[broker_auth.ingest]`` with TLS when the broker is ``mqtts://``.
+    """
     from pumpops.fleet import load_profiles
     from pumpops.telemetry import IngestService
 
+    address = service_address(settings, "ingest", address)
+    chosen = settings.ingest if ingest is None else ingest
+    if ingest is None:
+        chosen = chosen.model_copy(update={"client_id": ingest_client_id(settings, address)})
     return IngestService(
         store,
         address,
-        settings=settings.ingest if ingest is None else ingest,
+        settings=chosen,
         topic_prefix=settings.topic_prefix,
         profiles=load_profiles(settings.profiles_dirs),
     )

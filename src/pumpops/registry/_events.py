@@ -17,10 +17,13 @@ import os
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pumpops.errors import BrokerError, ConfigError, InputError
 from pumpops.store import EventRecord, TelemetryStore
+
+if TYPE_CHECKING:
+    from pumpops.telemetry import BrokerAddress
 
 __all__ = [
     "EVENT_KINDS",
@@ -112,14 +115,15 @@ class MqttEventPublisher(EventPublisher):
     does the connecting and waits for the PUBACK.
 
     Args:
-        broker_url: ``mqtt://host:port`` or ``mqtts://host:port``.
+        broker_url: ``mqtt://host:port`` or ``mqtts://host:port``, or the broker's
+            address with TLS files and the hub's events identity.
         timeout_s: how long to wait for the connection and for the PUBACK.
     """
 
-    def __init__(self, broker_url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, broker_url: str | BrokerAddress, *, timeout_s: float = 5.0) -> None:
         from pumpops.telemetry import parse_broker_url  # noqa: PLC0415 - paho loads only when publishing
 
-        address = parse_broker_url(broker_url)
+        address = parse_broker_url(broker_url) if isinstance(broker_url, str) else broker_url
         if address is None:
             raise ConfigError(
                 "the embedded broker keeps no subscribers across commands: events are stored only"
@@ -138,11 +142,13 @@ class MqttEventPublisher(EventPublisher):
         Raises:
             BrokerError: the broker is unreachable or did not acknowledge in time.
         """
-        from pumpops.mqtt import ClientOptions, Connection, TlsOptions  # noqa: PLC0415 - paho loads only here
+        from pumpops.mqtt import ClientOptions, Connection  # noqa: PLC0415 - paho loads only here
 
         options = ClientOptions(
             client_id=f"pumpops-events-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-            tls=TlsOptions() if self._address.tls else None,
+            tls=self._address.tls_options(),
+            username=self._address.username,
+            password=self._address.password,
             max_queued=0,
         )
         conn = Connection(self._address.host, self._address.port, options).connect(self._timeout_s)

@@ -42,12 +42,14 @@ class MqttDesiredPublisher:
         if self._conn is not None:
             return self._conn
         # paho loads only when the first desired state is published
-        from pumpops.mqtt import ClientOptions, Connection, TlsOptions  # noqa: PLC0415
+        from pumpops.mqtt import ClientOptions, Connection  # noqa: PLC0415
 
         options = ClientOptions(
             client_id=f"pumpops-rollout-{os.getpid()}-{uuid.uuid4().hex[:8]}",
             clean_session=True,
-            tls=TlsOptions() if self._address.tls else None,
+            tls=self._address.tls_options(),
+            username=self._address.username,
+            password=self._address.password,
             max_queued=0,
         )
         conn = Connection(self._address.host, self._address.port, options)

@@ -1,4 +1,13 @@
-"""The embedded broker's authentication plugin (imported by amqtt, by dotted path, when it starts).
+"""The embedded broker's plugins (imported by amqtt, by dotted path, when it starts).
+
+Open mode: :class:`OpenAuthPlugin` lets every local client in. Secure mode:
+:class:`RegistryAuthPlugin` admits only identities of the workspace's
+credentials registry (argon2-checked passwords, ``pumpops.security``) and binds
+each client id to the first identity that used it (the embedded equivalent of
+Mosquitto's ``use_username_as_clientid``); :class:`AclTopicPlugin` decides every
+publish, subscribe and delivery by :class:`pumpops.security.AccessPolicy`, the
+rules Mosquitto's ``acl_file`` is rendered from. amqtt's anonymous plugin is
+never loaded in secure mode: it admits any client that sends a user name.
 
 Kept apart from ``_broker`` so that importing :mod:`pumpops.telemetry` does
 not import amqtt: only a process that starts the embedded broker pays for it.
@@ -6,10 +15,16 @@ not import amqtt: only a process that starts the embedded broker pays for it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from pumpops.security import HUB_PREFIX, AccessPolicy, CredentialRegistry
+
+_log = logging.getLogger(__name__)
 
 
 class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no type information
@@ -28,3 +43,66 @@ class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no ty
     async def authenticate(self, *, session: Any) -> bool | None:
         """Accept the client."""
         return True
+
+
+class RegistryAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """Admit only registered identities with their password; a client id stays with its first identity."""
+
+    @dataclass
+    class Config:
+        """``registry``: the credentials registry folder (``<workspace>/security``)."""
+
+        registry: str = ""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._registry = CredentialRegistry(Path(self.config.registry))
+        self._owners: dict[str, str] = {}  # client id -> the user name that first used it
+
+    async def authenticate(self, *, session: Any) -> bool | None:
+        """Check the user name, the password and the client id's owner."""
+        username, password = session.username, session.password
+        client_id = str(session.client_id or "")
+        if not username or password is None:
+            _log.warning("refused client %r: no user name or password", client_id)
+            return False
+        secret = password.decode("utf-8", "replace") if isinstance(password, bytes) else str(password)
+        if not self._registry.verify(str(username), secret):
+            _log.warning("refused client %r: wrong user name or password for %r", client_id, username)
+            return False
+        if client_id.startswith(HUB_PREFIX) and not str(username).startswith(HUB_PREFIX):
+            _log.warning("refused %r: client ids starting with %r are the hub's", username, HUB_PREFIX)
+            return False
+        owner = self._owners.setdefault(client_id, str(username))
+        if owner != username:
+            _log.warning("refused %r: client id %r belongs to another identity", username, client_id)
+            return False
+        return True
+
+
+class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
+    """Publish, subscribe and receive only as :class:`pumpops.security.AccessPolicy` allows."""
+
+    @dataclass
+    class Config:
+        """``prefix``: the topic prefix the rules are for."""
+
+        prefix: str = "pumpops/v1"
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._policy = AccessPolicy(self.config.prefix)
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Any = None
+    ) -> bool | None:
+        """The policy's verdict (False for no session, no topic or an unknown action)."""
+        if session is None or not topic or action is None:
+            return False
+        kind = str(getattr(action, "value", action))
+        if kind not in ("publish", "subscribe", "receive"):
+            return False
+        allowed = self._policy.allows(session.username, kind, topic)  # type: ignore[arg-type]
+        if not allowed and kind != "receive":
+            _log.info("denied %s of %r to %r", kind, topic, session.username)
+        return allowed

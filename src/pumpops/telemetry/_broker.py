@@ -19,6 +19,10 @@ messages/s). What it keeps and what it loses, measured by
   that acknowledges only after a slow commit, or dies mid-batch, can lose
   messages. Use a real broker (Mosquitto) where that matters.
 - It has no shared subscriptions (``$share/...``).
+
+By default it is open (any local client; it says so at start-up). Given a
+credentials registry it runs in secure mode (``_amqtt_auth``): registered
+identities only, the same access rules as the generated Mosquitto ``acl_file``.
 """
 
 from __future__ import annotations
@@ -29,37 +33,87 @@ import logging
 import re
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 from pumpops.errors import BrokerError, ConfigError
+from pumpops.mqtt import CLIENT_USERNAME, TlsOptions
 
 __all__ = ["EMBEDDED", "BrokerAddress", "EmbeddedBroker", "parse_broker_url"]
 
 EMBEDDED: Final = "embedded"
 _URL = re.compile(r"^(?P<scheme>mqtts?)://(?P<host>[^:/\s]+)(?::(?P<port>\d{1,5}))?/?$")
 _log = logging.getLogger(__name__)
+_LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where a real MQTT broker listens.
+    """Where a real MQTT broker listens, and who connects to it.
 
     Attributes:
-        host: host name or address.
+        host: host name or address (checked against the broker's certificate with TLS).
         port: TCP port.
         tls: connect with TLS (``mqtts://``).
+        ca_file: PEM of the CAs to trust for TLS (None: the system's).
+        cert_file: client certificate, PEM (mutual TLS).
+        key_file: its private key, PEM.
+        username: the MQTT user name (default ``pumpops``: a label, not a credential).
+        password: the password (never shown in ``repr``).
     """
 
     host: str
     port: int
     tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = CLIENT_USERNAME
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         """The address as a URL."""
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def tls_options(self) -> TlsOptions | None:
+        """The client's TLS settings (None without TLS); the host name is always verified."""
+        if not self.tls:
+            return None
+        return TlsOptions(ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file)
+
+    def with_credentials(
+        self,
+        *,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> BrokerAddress:
+        """The same broker with TLS files and a user name/password (None keeps the current value).
+
+        Raises:
+            ConfigError: TLS files for a plain ``mqtt://`` broker, a certificate without its key,
+                or a password without a user name.
+        """
+        merged = replace(
+            self,
+            ca_file=ca_file or self.ca_file,
+            cert_file=cert_file or self.cert_file,
+            key_file=key_file or self.key_file,
+            username=username or self.username,
+            password=password or self.password,
+        )
+        if not merged.tls and (merged.ca_file or merged.cert_file or merged.key_file):
+            raise ConfigError(f"CA and certificate files need an mqtts:// broker, not {merged.url}")
+        if (merged.cert_file is None) != (merged.key_file is None):
+            raise ConfigError("give both a client certificate and its key file, or neither")
+        if merged.password and not merged.username:
+            raise ConfigError("a broker password needs a user name")
+        return merged
 
 
 def parse_broker_url(url: str) -> BrokerAddress | None:
@@ -93,9 +147,14 @@ class EmbeddedBroker:
     """An amqtt broker running in a background thread; a context manager.
 
     Args:
-        host: the address to listen on (loopback by default: nothing outside
-            this machine should reach an unauthenticated broker).
+        host: the address to listen on (loopback by default; the open broker
+            refuses any other: nothing outside this machine should reach it).
         port: the TCP port; 0 picks a free one (see :attr:`port` once started).
+        registry: secure mode: admit only the identities of this credentials
+            registry (``<workspace>/security``, :class:`pumpops.security.CredentialRegistry`)
+            and enforce :class:`pumpops.security.AccessPolicy` on every topic.
+        topic_prefix: the prefix the access rules are for (secure mode).
+        tls_cert: ``(certificate, key)`` PEM files: listen with TLS only.
 
     Example::
 
@@ -103,7 +162,23 @@ class EmbeddedBroker:
             publish_to(broker.url)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        registry: Path | None = None,
+        topic_prefix: str = "pumpops/v1",
+        tls_cert: tuple[Path, Path] | None = None,
+    ) -> None:
+        if registry is None and host not in _LOOPBACK:
+            raise ConfigError(
+                f"the open embedded broker listens on 127.0.0.1 only, not {host!r}: "
+                "give it a credentials registry (secure mode) to listen elsewhere"
+            )
+        self._registry = registry
+        self._prefix = topic_prefix
+        self._tls_cert = tls_cert
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -125,29 +200,41 @@ class EmbeddedBroker:
         return self._port
 
     @property
+    def secure(self) -> bool:
+        """Whether only registered identities get in (and the access rules apply)."""
+        return self._registry is not None
+
+    @property
     def url(self) -> str:
-        """``mqtt://host:port`` of the running broker."""
-        return f"mqtt://{self._host}:{self.port}"
+        """``mqtt://host:port`` (``mqtts://`` with TLS) of the running broker."""
+        return self.address.url
 
     @property
     def address(self) -> BrokerAddress:
         """The running broker's address."""
-        return BrokerAddress(self._host, self.port)
+        return BrokerAddress(self._host, self.port, tls=self._tls_cert is not None)
 
     def config(self) -> dict[str, Any]:
         """The amqtt configuration (with a ``plugins`` section, so amqtt does not warn)."""
-        return {
-            "listeners": {
-                "default": {
-                    "type": "tcp",
-                    "bind": f"{self._host}:{self._requested_port}",
-                    "max_connections": -1,
-                }
-            },
-            # no $SYS plugin (it needs psutil and publishes every few seconds) and no
-            # packet logger (it formats every packet); the open auth plugin is explained above
-            "plugins": {"pumpops.telemetry._amqtt_auth.OpenAuthPlugin": {}},
+        listener: dict[str, Any] = {
+            "type": "tcp",
+            "bind": f"{self._host}:{self._requested_port}",
+            "max_connections": -1,
         }
+        if self._tls_cert is not None:
+            listener |= {"ssl": True, "certfile": str(self._tls_cert[0]), "keyfile": str(self._tls_cert[1])}
+        # no $SYS plugin (it needs psutil and publishes every few seconds) and no
+        # packet logger (it formats every packet); the open auth plugin is explained above.
+        # Secure mode never loads amqtt's anonymous plugin (it admits any client with a user name).
+        plugins: dict[str, Any] = (
+            {"pumpops.telemetry._amqtt_auth.OpenAuthPlugin": {}}
+            if self._registry is None
+            else {
+                "pumpops.telemetry._amqtt_auth.RegistryAuthPlugin": {"registry": str(self._registry)},
+                "pumpops.telemetry._amqtt_auth.AclTopicPlugin": {"prefix": self._prefix},
+            }
+        )
+        return {"listeners": {"default": listener}, "plugins": plugins}
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
         """Start the broker thread and wait until it listens.
@@ -171,7 +258,14 @@ class EmbeddedBroker:
             raise BrokerError(
                 f"cannot start the embedded broker on {self._host}:{self._requested_port}: {self._error}"
             ) from self._error
-        _log.info("embedded MQTT broker listening on %s", self.url)
+        if self.secure:
+            _log.info("embedded MQTT broker listening on %s (secure: registered identities only)", self.url)
+        else:
+            _log.warning(
+                "embedded MQTT broker listening on %s is OPEN: any local client may publish and "
+                "subscribe anything (loopback only; see docs/security.md for a secured broker)",
+                self.url,
+            )
         return self
 
     def _check_port(self) -> None:

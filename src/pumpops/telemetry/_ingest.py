@@ -55,7 +55,7 @@ from typing import Any, Final
 
 from pumpops.errors import BrokerError, ConfigError, ServiceError
 from pumpops.fleet import ManufacturerProfile, load_profiles
-from pumpops.mqtt import Backoff, ClientOptions, DrivenConnection, Message, TlsOptions, backoff_delay
+from pumpops.mqtt import Backoff, ClientOptions, DrivenConnection, Message, backoff_delay
 from pumpops.settings import IngestSettings
 from pumpops.store import BatchOutcome, TelemetryStore
 from pumpops.telemetry._broker import BrokerAddress
@@ -146,7 +146,9 @@ class IngestService:
         options = ClientOptions(
             client_id=settings.client_id,
             clean_session=False,  # the broker keeps our subscription and queues messages while we are away
-            tls=TlsOptions() if address.tls else None,
+            tls=address.tls_options(),
+            username=address.username,
+            password=address.password,
             keepalive_s=30,
             manual_ack=True,  # acknowledged only after the commit (module docstring)
         )

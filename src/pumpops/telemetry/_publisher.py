@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pumpops.errors import BrokerError, ConfigError
-from pumpops.mqtt import ClientOptions, Connection, TlsOptions
+from pumpops.mqtt import ClientOptions, Connection
 from pumpops.sources import Frame, Source
 from pumpops.telemetry._broker import BrokerAddress
 from pumpops.telemetry._codec import encode_frame
@@ -168,7 +168,9 @@ class Publisher:
         options = ClientOptions(
             client_id=client_id,
             clean_session=True,
-            tls=TlsOptions() if address.tls else None,
+            tls=address.tls_options(),
+            username=address.username,
+            password=address.password,
             max_inflight=max_inflight,
             max_queued=0,
             reconnect_min_s=1,
