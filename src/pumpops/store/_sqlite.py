@@ -1,17 +1,19 @@
 """The SQLite engine: connection pragmas, explicit transactions and the ``INSERT OR IGNORE`` bulk path.
 
-SQLite is the embedded default: one file in the workspace, WAL mode so that
-readers (queries, the dashboard) never block the writer (ingest) nor the other
-way round. May import: SQLAlchemy, the standard library's sqlite3, numpy and
-the store's own modules.
+SQLite is the embedded default: one file in the workspace, created readable
+by its owner only (0600), WAL mode so that readers (queries, the dashboard)
+never block the writer (ingest) nor the other way round. May import:
+SQLAlchemy, the standard library's sqlite3, numpy and the store's own modules.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from itertools import repeat
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -50,10 +52,36 @@ def create_sqlite_engine(url: str) -> Engine:
     if in_memory:
         # Every new connection to :memory: would be a new, empty database.
         options["poolclass"] = StaticPool
+    elif parsed.database and not parsed.database.startswith("file:"):
+        create_private_file(Path(parsed.database))
     engine = sa.create_engine(parsed, **options)
     sa.event.listen(engine, "connect", _on_connect)
     sa.event.listen(engine, "begin", _on_begin)
     return engine
+
+
+def create_private_file(path: Path) -> bool:
+    """Create an empty database file readable and writable by its owner only (0600), unless it exists.
+
+    The workspace database holds devices, readings, audit entries and hashed
+    API tokens: no other local user should read it. SQLite gives its ``-wal``
+    and ``-shm`` files the database file's permissions. An existing file is
+    left as it is (its owner chose). Returns whether the file was created; a
+    folder that does not exist is left for SQLite to report in its own words.
+
+    >>> import tempfile, stat
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> create_private_file(folder / "hub.db"), create_private_file(folder / "hub.db")
+    (True, False)
+    >>> oct(stat.S_IMODE((folder / "hub.db").stat().st_mode))
+    '0o600'
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists (FileExistsError), or SQLite will say why it cannot be opened
+        return False
+    os.close(fd)
+    return True
 
 
 def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
