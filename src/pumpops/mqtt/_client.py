@@ -113,6 +113,7 @@ class Connection:
         self._subscriptions = tuple(subscriptions)
         self._hooks = (on_message, on_connect, on_disconnect, on_refused, on_publish)
         self._connected = threading.Event()
+        self._answered = threading.Event()  # the broker accepted or refused the last connect
         self._subscribed = threading.Event()
         self._refusal: str | None = None
         self._started = False
@@ -161,11 +162,16 @@ class Connection:
             raise BrokerError(f"cannot connect to the MQTT broker at {self.url}: {exc}") from exc
         self.client.loop_start()
         self._started = True
-        if not self._connected.wait(timeout_s):
+        self._answered.wait(timeout_s)
+        if not self._connected.is_set():
             self.close()
+            if self._refusal is not None:
+                raise BrokerError(
+                    f"the MQTT broker at {self.url} refused the connection: {self._refusal} "
+                    "(check the user name, password and client certificate)"
+                )
             raise BrokerError(
-                f"the MQTT broker at {self.url} did not accept the connection "
-                f"within {timeout_s} s: {self._refusal or 'no answer'}"
+                f"the MQTT broker at {self.url} did not accept the connection within {timeout_s} s: no answer"
             )
         return self
 
@@ -236,12 +242,14 @@ class Connection:
         on_refused, on_connect = self._hooks[3], self._hooks[1]
         if _failed(reason):
             self._refusal = str(reason)
+            self._answered.set()
             if on_refused is not None:
                 on_refused(reason)
             return
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._connected.set()
+        self._answered.set()
         if on_connect is not None:
             on_connect()
 
