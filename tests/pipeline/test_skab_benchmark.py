@@ -163,13 +163,33 @@ def test_benchmark_skab_command(tiny_skab: tuple[Path, Path, dict], tmp_path: Pa
     register(app)
     out = tmp_path / "cli-out"
     result = CliRunner().invoke(
-        app, ["benchmark", "skab", "--data", str(root_a), "--data", str(root_b), "--out", str(out)]
+        app,
+        [
+            "benchmark",
+            "skab",
+            "--data",
+            str(root_a),
+            "--data",
+            str(root_b),
+            "--out",
+            str(out),
+            "--trials",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "overall" in result.output
+    lines = result.output.splitlines()
+    held = [i for i, line in enumerate(lines) if "held-out" in line and "→" in line]
+    fixed = [i for i, line in enumerate(lines) if "chosen on these files" in line]
+    assert len(held) == 3  # leave-one-folder-out over valve9, deep/er and the top level
+    assert fixed
+    assert max(held) < fixed[0]
+    assert "all test folders pooled" in result.output
     assert "Conv-AE" in result.output
     assert "34 upstream" in result.output
-    assert all((out / relative).is_file() for relative in stamps)
+    assert all((out / "fixed" / relative).is_file() for relative in stamps)
+    held_out_files = [p.relative_to(out / "held-out") for p in (out / "held-out").rglob("*.csv")]
+    assert len(held_out_files) == len(stamps)  # each file predicted once, by one split
     bad = CliRunner().invoke(
         app, ["benchmark", "skab", "--data", str(root_a), "--out", str(out), "--params", "[1]"]
     )
@@ -189,6 +209,7 @@ def test_benchmark_skab_summary_json_or_csv(
 
     register(app)
     args = ["benchmark", "skab", "--data", str(root_a), "--data", str(root_b), "--out", str(tmp_path / "o")]
+    args += ["--trials", "2", "--split", "valve9->deep/er"]
     result = CliRunner().invoke(app, [*args, "--output", fmt])
     assert result.exit_code == 0, result.output
     if fmt == "json":
@@ -196,8 +217,10 @@ def test_benchmark_skab_summary_json_or_csv(
     else:
         rows = list(csv.DictReader(io.StringIO(result.stdout)))
         assert list(rows[0])[:3] == ["folder", "detector", "engine"]
-    assert rows[-1]["folder"] == "overall"
-    assert {"f1", "far", "mar", "nab_standard"} <= set(rows[-1])
+    assert [r["folder"] for r in rows] == ["deep/er", "overall", "all-files-fixed"]
+    assert [str(r["held_out"]) for r in rows] == ["True", "True", "False"]
+    assert rows[0]["split"] == "valve9->deep/er"
+    assert {"f1", "far", "mar", "nab_standard", "mean_delay_s"} <= set(rows[-1])
 
 
 def test_benchmark_skab_missing_data_folder_is_usage_error(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from pumpops.errors import ConfigError, NotFoundError
+from pumpops.errors import ConfigError, InputError, NotFoundError
 from pumpops.fleet import get_profile
 from pumpops.pipeline._onnx import open_session
 from pumpops.pipeline.detectors import INPUT_CENTER, INPUT_SCALE, INPUT_WINDOW, Detector, build_detector
@@ -54,16 +54,21 @@ __all__ = [
     "NAB_PROFILES",
     "TRAIN_ROWS",
     "BinaryCounts",
+    "Experiment",
     "FileResult",
     "NabTally",
     "SkabRun",
     "alarm_changepoints",
     "binary_counts",
     "detection_windows",
+    "experiment_paths",
+    "group_of",
     "leaderboard_table",
+    "load_experiment",
     "markdown_table",
     "nab_tally",
     "run_skab",
+    "score_experiment",
     "skab_canonical",
     "write_predictions",
 ]
@@ -350,9 +355,15 @@ class SkabRun:
         }
 
 
-def _labelled(data_dirs: Iterable[Path]) -> list[tuple[Path, Path]]:
+def experiment_paths(data_dirs: Iterable[Path]) -> list[tuple[Path, Path]]:
+    """``(data folder, file)`` of every labelled experiment under ``data_dirs`` (reads header lines only).
+
+    Raises:
+        NotFoundError: a folder is missing or holds no labelled experiment.
+    """
     found = []
-    for folder in data_dirs:
+    dirs = list(data_dirs)
+    for folder in dirs:
         root = Path(folder)
         if not root.is_dir():
             raise NotFoundError(f"SKAB folder {root} does not exist")
@@ -362,8 +373,53 @@ def _labelled(data_dirs: Iterable[Path]) -> list[tuple[Path, Path]]:
             if "anomaly" in header:
                 found.append((root, path))
     if not found:
-        raise NotFoundError(f"no labelled SKAB experiment (with an 'anomaly' column) under {list(data_dirs)}")
+        raise NotFoundError(f"no labelled SKAB experiment (with an 'anomaly' column) under {dirs}")
     return found
+
+
+def group_of(root: Path, path: Path) -> str:
+    """The subfolder of ``root`` a file is in (``.`` at the top): the unit of the folder splits."""
+    return path.relative_to(root).parent.as_posix()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One labelled SKAB experiment in canonical units (training part = its first :data:`TRAIN_ROWS`)."""
+
+    root: Path
+    relative: Path
+    sensors: tuple[str, ...]
+    X: np.ndarray
+    ts_ms: np.ndarray
+    anomaly: np.ndarray
+    changepoint: np.ndarray
+
+    @property
+    def group(self) -> str:
+        """The subfolder the file is in (``.`` at the top)."""
+        return self.relative.parent.as_posix()
+
+
+def load_experiment(root: Path, path: Path) -> Experiment:
+    """Read one labelled experiment (changepoints from the labels' edges when the file has none).
+
+    Raises:
+        InputError: the file is not a labelled SKAB experiment.
+    """
+    table = read_skab_csv(path)
+    if table.anomaly is None:
+        raise InputError(f"{path} has no 'anomaly' column: not a labelled SKAB experiment")
+    sensors, X = skab_canonical(table)
+    cp = table.changepoint if table.changepoint is not None else alarm_changepoints(table.anomaly)
+    return Experiment(
+        root=Path(root),
+        relative=Path(path).relative_to(root),
+        sensors=sensors,
+        X=X,
+        ts_ms=np.asarray(table.ts_ms),
+        anomaly=np.asarray(table.anomaly),
+        changepoint=np.asarray(cp),
+    )
 
 
 def _onnx_scores(detector: Detector, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -385,6 +441,55 @@ def write_predictions(
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
 
 
+def score_experiment(
+    exp: Experiment,
+    *,
+    detector: str = DEFAULT_DETECTOR,
+    settings: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    engine: str = "onnx",
+    out: Path | None = None,
+) -> FileResult:
+    """SKAB's protocol on one experiment: fit and calibrate on its first rows, score the rest.
+
+    Raises:
+        ConfigError: unknown detector, setting or engine.
+    """
+    if engine not in ("onnx", "numpy"):
+        raise ConfigError(f"engine must be 'onnx' or 'numpy', got {engine!r}")
+    hyper = dict(BENCHMARK_SETTINGS.get(detector, {}) if settings is None else settings)
+    X = exp.X
+    model = build_detector(detector, sensors=exp.sensors, seed=seed, **hyper)
+    train = X[:TRAIN_ROWS]
+    model.fit([train])
+    calibration = model.calibrate(train)
+    scores = model.score(X, calibration)
+    parity = 0.0
+    if engine == "onnx":
+        onnx_scores = _onnx_scores(model, X, calibration.center, calibration.scale)
+        parity = float(np.max(np.abs(onnx_scores - scores)))
+        scores = onnx_scores
+    alarm = model.alarms_from_scores(scores, calibration)[TRAIN_ROWS:].astype(np.int8)
+    state = model.alarms_from_scores(scores, calibration, hold=False)[TRAIN_ROWS:]
+    pred_cp = alarm_changepoints(state)
+    ts = exp.ts_ms[TRAIN_ROWS:]
+    truth = exp.anomaly[TRAIN_ROWS:]
+    true_cp = exp.changepoint[TRAIN_ROWS:]
+    if out is not None:
+        reports_own = model.alarm_hold > 0  # every file of a run has the same columns
+        write_predictions(Path(out) / exp.relative, ts, alarm, pred_cp if reports_own else None)
+    return FileResult(
+        data_root=exp.root,
+        relative=exp.relative,
+        counts=binary_counts(truth, alarm),
+        nab=nab_tally(ts, true_cp, pred_cp),
+        onnx_parity=parity,
+        ts_ms=ts,
+        alarm=alarm,
+        changepoint=pred_cp,
+    )
+
+
 def run_skab(
     data_dirs: Sequence[Path],
     *,
@@ -395,6 +500,10 @@ def run_skab(
     engine: str = "onnx",
 ) -> SkabRun:
     """Run the SKAB protocol with one detector over every labelled experiment under ``data_dirs``.
+
+    This is the fixed-setting run: its numbers are held-out only if the
+    setting was not chosen on these files (see :mod:`pumpops.pipeline.tuning`
+    for the held-out protocol).
 
     Args:
         data_dirs: folders searched recursively for ``*.csv`` with an ``anomaly`` column.
@@ -413,45 +522,12 @@ def run_skab(
         raise ConfigError(f"engine must be 'onnx' or 'numpy', got {engine!r}")
     hyper = dict(BENCHMARK_SETTINGS.get(detector, {}) if settings is None else settings)
     started = time.perf_counter()
-    results = []
-    for root, path in _labelled(data_dirs):
-        table = read_skab_csv(path)
-        assert table.anomaly is not None  # _labelled only returns files with labels
-        sensors, X = skab_canonical(table)
-        model = build_detector(detector, sensors=sensors, seed=seed, **hyper)
-        train = X[:TRAIN_ROWS]
-        model.fit([train])
-        calibration = model.calibrate(train)
-        scores = model.score(X, calibration)
-        parity = 0.0
-        if engine == "onnx":
-            onnx_scores = _onnx_scores(model, X, calibration.center, calibration.scale)
-            parity = float(np.max(np.abs(onnx_scores - scores)))
-            scores = onnx_scores
-        alarm = model.alarms_from_scores(scores, calibration)[TRAIN_ROWS:].astype(np.int8)
-        state = model.alarms_from_scores(scores, calibration, hold=False)[TRAIN_ROWS:]
-        pred_cp = alarm_changepoints(state)
-        reports_own = model.alarm_hold > 0  # every file of the run has the same columns
-        ts = table.ts_ms[TRAIN_ROWS:]
-        truth = table.anomaly[TRAIN_ROWS:]
-        true_cp = (
-            table.changepoint[TRAIN_ROWS:] if table.changepoint is not None else alarm_changepoints(truth)
+    results = [
+        score_experiment(
+            load_experiment(root, path), detector=detector, settings=hyper, seed=seed, engine=engine, out=out
         )
-        relative = path.relative_to(root)
-        if out is not None:
-            write_predictions(Path(out) / relative, ts, alarm, pred_cp if reports_own else None)
-        results.append(
-            FileResult(
-                data_root=root,
-                relative=relative,
-                counts=binary_counts(truth, alarm),
-                nab=nab_tally(ts, true_cp, pred_cp),
-                onnx_parity=parity,
-                ts_ms=ts,
-                alarm=alarm,
-                changepoint=pred_cp,
-            )
-        )
+        for root, path in experiment_paths(data_dirs)
+    ]
     return SkabRun(detector=detector, settings=hyper, files=results, seconds=time.perf_counter() - started)
 
 

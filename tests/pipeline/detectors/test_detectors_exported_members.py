@@ -1,4 +1,4 @@
-"""Pins the public API of the detectors and the SKAB benchmark: a change here is a change users see."""
+"""Pins the public API of the detectors, the SKAB benchmark and its tuning: a change users see."""
 
 from __future__ import annotations
 
@@ -34,18 +34,42 @@ _PUBLIC = {
         "NAB_PROFILES",
         "TRAIN_ROWS",
         "BinaryCounts",
+        "Experiment",
         "FileResult",
         "NabTally",
         "SkabRun",
         "alarm_changepoints",
         "binary_counts",
         "detection_windows",
+        "experiment_paths",
+        "group_of",
         "leaderboard_table",
+        "load_experiment",
         "markdown_table",
         "nab_tally",
         "run_skab",
+        "score_experiment",
         "skab_canonical",
         "write_predictions",
+    },
+    "pumpops.pipeline.tuning": {
+        "DEFAULT_TRIALS",
+        "FAR_MARGIN",
+        "NORMAL_PIECE_ROWS",
+        "SEARCH_SPACES",
+        "HeldOutRun",
+        "Loader",
+        "Search",
+        "Split",
+        "folder_splits",
+        "held_out",
+        "held_out_table",
+        "log_search",
+        "normal_pieces",
+        "objective",
+        "parse_split",
+        "search_split",
+        "suggest",
     },
 }
 

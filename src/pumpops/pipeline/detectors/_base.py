@@ -111,6 +111,18 @@ class Detector(abc.ABC):
         alarm_hold: off-delay in rows: an ending alarm stays on this much longer.
         trim_z: leave out of fitting and of the threshold the normal rows with a
             feature beyond ``trim_z`` robust deviations (0: keep all rows).
+        scale_floor: variance floor inside the model: each sensor's scale is
+            at least ``scale_floor * |center|`` (0: none), so a sensor that
+            barely moved in a short normal period (a quantised flow, a fluid
+            temperature steady to 0.01 K) cannot dominate the score later. It
+            is applied to the ``center``/``scale`` inputs in the ONNX graph,
+            so a device's calibration stays the plain median / IQR.
+        score_offset: a constant added to every score (in the ONNX graph too).
+            The threshold is ``threshold_factor`` times a quantile of the
+            normal period's scores, so the offset gives it an absolute part:
+            an alarm needs ``core > factor * q + (factor - 1) * offset``. A
+            normal period whose scores are all tiny then does not yield a
+            threshold any small drift crosses (0: none).
     """
 
     kind: ClassVar[str]
@@ -132,6 +144,8 @@ class Detector(abc.ABC):
         alarm_release: float = 1.0,
         alarm_hold: int = 0,
         trim_z: float = 0.0,
+        scale_floor: float = 0.0,
+        score_offset: float = 0.0,
     ) -> None:
         sensors = tuple(sensors)
         unknown = [s for s in sensors if s not in CANONICAL_SENSORS]
@@ -154,6 +168,8 @@ class Detector(abc.ABC):
             "alarm_release": 0.0 < alarm_release <= 1.0,
             "alarm_hold": alarm_hold >= 0,
             "trim_z": trim_z >= 0.0,
+            "scale_floor": 0.0 <= scale_floor < 1.0,
+            "score_offset": 0.0 <= score_offset < 1e9,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -172,6 +188,8 @@ class Detector(abc.ABC):
         self.alarm_release = float(alarm_release)
         self.alarm_hold = int(alarm_hold)
         self.trim_z = float(trim_z)
+        self.scale_floor = float(scale_floor)
+        self.score_offset = float(score_offset)
         self._fitted = False
 
     # ----------------------------------------------------------------- subclass hooks
@@ -235,6 +253,8 @@ class Detector(abc.ABC):
             "alarm_release": self.alarm_release,
             "alarm_hold": self.alarm_hold,
             "trim_z": self.trim_z,
+            "scale_floor": self.scale_floor,
+            "score_offset": self.score_offset,
             **self._core_params(),
         }
 
@@ -293,9 +313,15 @@ class Detector(abc.ABC):
     def _feature_weights(self) -> np.ndarray:
         return np.array([self.detrend_weight if s in self.detrend else 1.0 for s in self.sensors])
 
+    def _floored(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The scale the model divides by: ``max(scale, scale_floor * |center|)``."""
+        if self.scale_floor <= 0:
+            return scale
+        return np.asarray(np.maximum(scale, np.abs(center) * self.scale_floor))
+
     def _features(self, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Feature row for every row of ``X`` (causal, first row repeated before the start)."""
-        Z = (X - center) / scale
+        Z = (X - center) / self._floored(center, scale)
         pad = np.repeat(Z[:1], self.feature_span - 1, axis=0)
         Zp = np.concatenate([pad, Z])
         cs = np.concatenate([np.zeros((1, Z.shape[1])), np.cumsum(Zp, axis=0)])
@@ -324,10 +350,10 @@ class Detector(abc.ABC):
     def _smooth_scores(self, per_row: np.ndarray) -> np.ndarray:
         m = self.score_window
         if m == 1:
-            return per_row
+            return per_row + self.score_offset if self.score_offset else per_row
         padded = np.concatenate([np.repeat(per_row[:1], m - 1), per_row])
         cs = np.concatenate([[0.0], np.cumsum(padded)])
-        return np.asarray((cs[m:] - cs[:-m]) / m)
+        return np.asarray((cs[m:] - cs[:-m]) / m + self.score_offset)
 
     # ----------------------------------------------------------------- public API
 
@@ -475,14 +501,15 @@ class Detector(abc.ABC):
                 f"windows must have shape (batch, {self.input_length}, {self.n_sensors}), got {windows.shape}"
             )
         fast, slow = self._feature_matrices()
-        zt = ((windows - calibration.center) / calibration.scale).transpose(0, 2, 1)  # (B, S, W)
+        scale = self._floored(calibration.center, calibration.scale)
+        zt = ((windows - calibration.center) / scale).transpose(0, 2, 1)  # (B, S, W)
         feats = zt @ fast
         if self.baseline_window:
             feats = feats - (zt @ slow) * self._detrend_mask()[:, None]
         feats = feats * self._feature_weights()[:, None]
         rows = feats.transpose(0, 2, 1).reshape(-1, self.n_sensors)
         per = np.asarray(self._core_score(rows), dtype=np.float64).reshape(-1, self.score_window)
-        return np.asarray(per.mean(axis=1))
+        return np.asarray(per.mean(axis=1) + self.score_offset)
 
     def windows(self, X: np.ndarray) -> np.ndarray:
         """The ONNX input for every row of ``X``: ``(n, W, S)`` windows, first row repeated before start."""

@@ -55,9 +55,20 @@ def scoring_graph(det: Detector) -> bytes:
         numpy_helper.from_array(np.array([-1, S], dtype=np.int64), "pre_rows_shape"),
         numpy_helper.from_array(np.array([-1, P], dtype=np.int64), "pre_scores_shape"),
     ]
-    nodes = [
+    scale_t = INPUT_SCALE
+    nodes = []
+    if det.scale_floor > 0:
+        # variance floor: max(scale, scale_floor * |center|), as Detector._floored
+        inits.append(numpy_helper.from_array(np.array([det.scale_floor]), "pre_floor_rel"))
+        nodes += [
+            helper.make_node("Abs", [INPUT_CENTER], ["pre_abs_center"], name="pre_abs_center"),
+            helper.make_node("Mul", ["pre_abs_center", "pre_floor_rel"], ["pre_floor"], name="pre_floor"),
+            helper.make_node("Max", [INPUT_SCALE, "pre_floor"], ["pre_scale"], name="pre_scale_floor"),
+        ]
+        scale_t = "pre_scale"
+    nodes += [
         helper.make_node("Sub", [INPUT_WINDOW, INPUT_CENTER], ["pre_centered"], name="pre_sub"),
-        helper.make_node("Div", ["pre_centered", INPUT_SCALE], ["pre_z"], name="pre_div"),
+        helper.make_node("Div", ["pre_centered", scale_t], ["pre_z"], name="pre_div"),
         helper.make_node("Transpose", ["pre_z"], ["pre_zt"], name="pre_transpose", perm=[0, 2, 1]),
         helper.make_node("MatMul", ["pre_zt", "pre_fast"], ["pre_fast_mean"], name="pre_fast_mm"),
     ]
@@ -92,8 +103,19 @@ def scoring_graph(det: Detector) -> bytes:
     inits += core.initializers
     nodes += [
         helper.make_node("Reshape", [_CORE_SCORE, "pre_scores_shape"], ["post_bp"], name="post_bp"),
-        helper.make_node("ReduceMean", ["post_bp"], [OUTPUT_SCORE], name="post_mean", axes=[1], keepdims=0),
     ]
+    if det.score_offset:
+        inits.append(numpy_helper.from_array(np.array([det.score_offset]), "post_offset"))
+        nodes += [
+            helper.make_node("ReduceMean", ["post_bp"], ["post_avg"], name="post_mean", axes=[1], keepdims=0),
+            helper.make_node("Add", ["post_avg", "post_offset"], [OUTPUT_SCORE], name="post_offset"),
+        ]
+    else:
+        nodes.append(
+            helper.make_node(
+                "ReduceMean", ["post_bp"], [OUTPUT_SCORE], name="post_mean", axes=[1], keepdims=0
+            )
+        )
     graph = helper.make_graph(
         nodes,
         f"pumpops_{det.kind}",
@@ -163,6 +185,7 @@ def detector_manifest(det: Detector) -> dict[str, Any]:
         "calibration": {
             "center": "median of the normal period",
             "scale": "IQR / 1.349 of the normal period (floored)",
+            "model_scale_floor": f"the model divides by max(scale, {det.scale_floor} * |center|)",
             "threshold": f"{det.threshold_factor} * quantile({det.threshold_quantile}) of normal score",
         },
         "params": det.params(),

@@ -18,6 +18,11 @@ class PcaT2Q(Detector):
 
     Args:
         variance: fraction of the feature variance the kept components explain.
+        eig_floor: variance floor of the model, in squared robust deviations
+            of the raw readings: every kept component's variance, and the
+            mean squared residual, count as at least this much (0: none). A
+            short normal period in which a window-averaged feature barely
+            moves would otherwise make any later drift of it an extreme T².
         **base: see :class:`~pumpops.pipeline.detectors.Detector`.
 
     >>> rng = np.random.default_rng(0)
@@ -32,18 +37,21 @@ class PcaT2Q(Detector):
 
     kind = "pca_t2q"
 
-    def __init__(self, *, variance: float = 0.9, **base: Any) -> None:
+    def __init__(self, *, variance: float = 0.9, eig_floor: float = 0.0, **base: Any) -> None:
         super().__init__(**base)
         if not 0.0 < variance <= 1.0:
             raise ConfigError(f"variance must be in (0, 1], got {variance}")
+        if not 0.0 <= eig_floor < 1e6:
+            raise ConfigError(f"eig_floor must be in [0, 1e6), got {eig_floor}")
         self.variance = float(variance)
+        self.eig_floor = float(eig_floor)
         self._mean = np.zeros(0)
         self._t2 = np.zeros((0, 0))  # (S, k): components / sqrt(eigenvalue)
         self._resid = np.zeros((0, 0))  # (S, S): I - P Pᵀ
         self._q_scale = 1.0
 
     def _core_params(self) -> dict[str, Any]:
-        return {"variance": self.variance}
+        return {"variance": self.variance, "eig_floor": self.eig_floor}
 
     def _fit_core(self, features: np.ndarray) -> None:
         mean = features.mean(axis=0)
@@ -57,13 +65,14 @@ class PcaT2Q(Detector):
         total = eigval.sum()
         k = 1 if total <= 0 else int(np.searchsorted(np.cumsum(eigval) / total, self.variance - 1e-12) + 1)
         k = min(k, features.shape[1])
-        floor = max(total, 1e-12) * 1e-6
+        floor = max(max(total, 1e-12) * 1e-6, self.eig_floor)
         comps = eigvec[:, :k]
         self._mean = mean
         self._t2 = comps / np.sqrt(np.maximum(eigval[:k], floor)) / np.sqrt(k)
         self._resid = np.eye(features.shape[1]) - comps @ comps.T
         q = ((centered @ self._resid) ** 2).sum(axis=1)
-        self._q_scale = 1.0 / max(float(q.mean()), floor)
+        q_floor = max(max(total, 1e-12) * 1e-6, self.eig_floor * max(features.shape[1] - k, 1))
+        self._q_scale = 1.0 / max(float(q.mean()), q_floor)
 
     def _core_score(self, features: np.ndarray) -> np.ndarray:
         centered = features - self._mean
