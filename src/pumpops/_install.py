@@ -31,6 +31,7 @@ HUB_LIBRARIES: Final = frozenset(
         "httpx",
         "mlflow",
         "onnx",  # the model format library; onnxruntime is an edge dependency
+        "optuna",  # the settings search of `pumpops tune` (issue 14)
         "pandas",
         "psycopg",
         "pwdlib",  # the hub's password records (issue 13)

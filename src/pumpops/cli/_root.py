@@ -91,6 +91,7 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.cli.agent", False),
     ("pumpops.cli.pipeline", True),
     ("pumpops.cli.benchmark", True),
+    ("pumpops.cli.tune", True),
     ("pumpops.cli.registry", True),
     ("pumpops.cli.validation", True),
     ("pumpops.cli.audit", True),
