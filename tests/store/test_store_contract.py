@@ -59,7 +59,7 @@ def test_upgrade_repeated_is_idempotent(store: TelemetryStore) -> None:
     store.upgrade()
     store.upgrade()
     assert store.counts() == before
-    assert sql_store(store).current_revision() == SqlTelemetryStore.head_revision() == "0007"
+    assert sql_store(store).current_revision() == SqlTelemetryStore.head_revision() == "0008"
 
 
 def test_upgrade_migrated_schema_matches_table_metadata(store: TelemetryStore) -> None:
@@ -89,7 +89,7 @@ def test_upgrade_concurrent_from_two_stores_both_succeed(store_url: Callable[[],
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
-        assert sql_store(stores[1]).current_revision() == "0007"
+        assert sql_store(stores[1]).current_revision() == "0008"
     finally:
         for store in stores:
             store.close()

@@ -50,8 +50,22 @@ from pumpops.errors import ConfigError, InputError, IntegrityError
 #: ``prev_hash`` of the first entry of a chain.
 GENESIS_HASH = "0" * 64
 
-#: What :func:`verify_chain` found wrong with the first bad entry.
-TamperKind = Literal["modified", "deleted", "inserted", "reordered"]
+#: What verification found wrong with the first bad entry: the chain's kinds
+#: (:func:`verify_chain`), then the signatures' and anchors' (:func:`~pumpops.audit.verify_trail`):
+#: ``unsigned`` (no signature where one is due), ``forged`` (a signature that is
+#: bad or by another key), ``unverified`` (signed, but no key at hand to check),
+#: ``truncated`` (shorter than an anchor), ``rehashed`` (differs from an anchor).
+TamperKind = Literal[
+    "modified",
+    "deleted",
+    "inserted",
+    "reordered",
+    "unsigned",
+    "forged",
+    "unverified",
+    "truncated",
+    "rehashed",
+]
 
 # How many sequence numbers are tried when looking for the one an entry was
 # hashed with (only for the one bad entry a verification stops at).
@@ -116,6 +130,9 @@ class AuditEntry:
         payload_json: details, the canonical JSON text of an object.
         prev_hash: the previous entry's ``hash`` (:data:`GENESIS_HASH` for seq 1).
         hash: SHA-256 hex of :func:`canonical_bytes` of this entry.
+        signature: ``<key id>:<Ed25519 signature hex>`` by the hub's audit key
+            over the canonical bytes (:mod:`pumpops.audit._sign`), None on
+            entries written without a key (legacy). Not part of ``hash``.
     """
 
     seq: int
@@ -126,6 +143,7 @@ class AuditEntry:
     payload_json: str
     prev_hash: str
     hash: str
+    signature: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -143,7 +161,7 @@ class AuditEntry:
         return value
 
     def to_json(self) -> str:
-        """One export line: the canonical encoding with ``hash`` added (keys still sorted).
+        """One export line: the canonical encoding plus ``hash`` (and ``signature`` if any), keys sorted.
 
         >>> entry = chain_entry(1, 5, "ann@hq", "x.y", "s", {}, GENESIS_HASH)
         >>> entry.to_json().startswith('{"action":"x.y","actor":"ann@hq","hash":"')
@@ -153,7 +171,8 @@ class AuditEntry:
             f'{{"action":{_string(self.action)},"actor":{_string(self.actor)},'
             f'"hash":{_string(self.hash)},"payload":{self.payload_json},'
             f'"prev_hash":{_string(self.prev_hash)},"seq":{self.seq},'
-            f'"subject":{_string(self.subject)},"time_us":{self.time_us}}}'
+            + ("" if self.signature is None else f'"signature":{_string(self.signature)},')
+            + f'"subject":{_string(self.subject)},"time_us":{self.time_us}}}'
         )
 
     @classmethod
@@ -170,8 +189,10 @@ class AuditEntry:
         if not isinstance(data, dict):
             raise InputError("not a JSON object")
         expected = {"seq", "time_us", "actor", "action", "subject", "payload", "prev_hash", "hash"}
-        if set(data) != expected:
-            raise InputError(f"fields must be exactly {sorted(expected)}, got {sorted(data)}")
+        if set(data) - {"signature"} != expected:
+            raise InputError(f"fields must be exactly {sorted(expected)} (and signature), got {sorted(data)}")
+        if not isinstance(data.get("signature", ""), str):
+            raise InputError("signature must be a string")
         for key in ("seq", "time_us"):
             if type(data[key]) is not int:
                 raise InputError(f"{key} must be an integer")
@@ -189,6 +210,7 @@ class AuditEntry:
             payload_json=canonical_json(data["payload"]),
             prev_hash=data["prev_hash"],
             hash=data["hash"],
+            signature=data.get("signature"),
         )
 
 
@@ -317,6 +339,10 @@ class VerifyReport:
         bad_index: its position in the list checked, from 0 (None if ok).
         kind: what is wrong with it (None if ok).
         detail: a sentence for people.
+        signed: entries whose signature was checked (0 from :func:`verify_chain`).
+        legacy: unsigned entries before the first signed one (written before the audit key).
+        anchors: signed heads checked against the chain.
+        key_id: the audit key the signatures were checked with, if any.
     """
 
     count: int
@@ -326,6 +352,10 @@ class VerifyReport:
     bad_index: int | None = None
     kind: TamperKind | None = None
     detail: str = ""
+    signed: int = 0
+    legacy: int = 0
+    anchors: int = 0
+    key_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -335,7 +365,14 @@ class VerifyReport:
     def summary(self) -> str:
         """One line for people: ``OK ...`` or ``TAMPERED ...``."""
         if self.ok:
-            return f"OK: {self.count} entries, head seq {self.head_seq} hash {self.head_hash}"
+            text = f"OK: {self.count} entries, head seq {self.head_seq} hash {self.head_hash}"
+            if self.key_id is not None:
+                text += f"; {self.signed} signed by audit key {self.key_id}"
+            if self.legacy:
+                text += f"; {self.legacy} unsigned legacy (written before the audit key, not checked by it)"
+            if self.anchors:
+                text += f"; {self.anchors} anchor(s) matched"
+            return text
         return f"TAMPERED: entry seq {self.bad_seq} (position {self.bad_index}) {self.kind}: {self.detail}"
 
 

@@ -1,9 +1,11 @@
-"""Command-line commands of ``pumpops.audit``: ``audit verify``, ``audit export`` and ``audit show``.
+"""Command-line commands of ``pumpops.audit``: ``audit verify``, ``export``, ``anchor`` and ``show``.
 
 The thin shell around the chain: read entries from the store or an export
-file, hand them to :func:`pumpops.audit.verify_chain`, print. Tampering is an
-:class:`~pumpops.errors.IntegrityError`, which ``pumpops.cli.main`` turns into
-a message and exit code 1.
+file, gather the signed heads kept outside the database (the workspace's
+anchors file, the TUF repository's targets metadata, a ``--head`` file), hand
+them with the workspace's audit key to :func:`pumpops.audit.verify_trail`,
+print. Tampering is an :class:`~pumpops.errors.IntegrityError`, which
+``pumpops.cli.main`` turns into a message and exit code 1.
 
 The export format and its offline check are :mod:`pumpops.audit`'s
 (:func:`~pumpops.audit.export_header`, :func:`~pumpops.audit.write_export`,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +31,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pumpops.audit import (
+    ANCHORS_FILE,
     VerifyReport,
     export_header,
-    verify_chain,
     verify_export,
     write_export,
 )
@@ -47,14 +50,16 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
-from pumpops.errors import ConfigError, IntegrityError
+from pumpops.errors import ConfigError, InputError, IntegrityError, NotFoundError
 from pumpops.hub import open_workspace_store
 
 if TYPE_CHECKING:
+    from pumpops.audit import Anchor, AuditKey
+    from pumpops.settings import Settings
     from pumpops.store import TelemetryStore
 
 audit_app = typer.Typer(
-    help="The audit trail: verify the hash chain, export it, show the newest entries.",
+    help="The audit trail: verify its chain, signatures and anchors, export it, anchor its head, show it.",
     no_args_is_help=True,
 )
 
@@ -73,10 +78,69 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
+def _store(ctx: typer.Context, db: str | None, *, sign: bool = False) -> Iterator[TelemetryStore]:
     settings = settings_from(ctx, database_url=db)
-    with open_workspace_store(settings) as store:
+    with open_workspace_store(settings, sign_audit=sign) as store:
         yield store
+
+
+def _key(settings: Settings, public_key: str | None) -> AuditKey | None:
+    """The key signatures are checked with: ``--public-key``, else the workspace's (None if it has none)."""
+    from pumpops.audit import AuditKey, workspace_key
+
+    if public_key is not None:
+        return AuditKey.from_public_hex(public_key)
+    return workspace_key(settings.workspace)
+
+
+def _tuf_anchors(settings: Settings) -> list[Anchor]:
+    """The audit heads signed into the workspace's TUF repository at each publish (custom ``audit_head``)."""
+    from pumpops.audit import Anchor
+    from pumpops.release import open_repository
+
+    try:
+        repo = open_repository(settings)
+    except NotFoundError:  # no repository yet: nothing published, nothing anchored there
+        return []
+    found: dict[tuple[int, str, str], Anchor] = {}
+    for path, info in sorted(repo.list_targets().items()):
+        head = (info.custom or {}).get("audit_head") if isinstance(info.custom, dict) else None
+        if head is None:
+            continue
+        try:
+            anchor = Anchor.from_dict(head, f"the TUF repository (target {path})")
+        except InputError as exc:
+            raise IntegrityError(f"the audit head in TUF target {path} is not one: {exc}") from exc
+        found.setdefault((anchor.seq, anchor.hash, anchor.signature), anchor)
+    return list(found.values())
+
+
+def _head_option(value: str | None) -> tuple[str | None, list[Anchor]]:
+    """``--head``: a head hash, or a file holding a signed head (``audit anchor --out``, an export)."""
+    if value is None:
+        return None, []
+    path = Path(value)
+    if len(value) == 64 and all(c in "0123456789abcdef" for c in value) and not path.exists():
+        return value, []
+    from pumpops.audit import Anchor
+
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        data = json.loads(first)
+    except (OSError, UnicodeDecodeError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"--head {value}: neither a head hash (64 hex digits) nor a signed head file: {exc}"
+        ) from exc
+    if isinstance(data, dict) and "signed_head" in data:  # an export's header line
+        data = data["signed_head"]
+    try:
+        return None, [Anchor.from_dict(data, f"--head {value}")]
+    except InputError as exc:
+        raise IntegrityError(f"--head {value}: {exc}") from exc
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 def _format_time(time_us: int) -> str:
@@ -93,6 +157,10 @@ def _report_record(report: VerifyReport, where: str) -> dict[str, Any]:
         "bad_seq": report.bad_seq,
         "kind": report.kind,
         "detail": report.detail,
+        "signed": report.signed,
+        "legacy": report.legacy,
+        "anchors": report.anchors,
+        "key_id": report.key_id,
         "summary": report.summary(),
     }
 
@@ -107,25 +175,42 @@ def audit_verify(  # noqa: PLR0917 - typer passes options by keyword; the order 
     head: str | None = typer.Option(
         None,
         "--head",
-        help="A head hash recorded earlier (e.g. printed by a past verify); it must still be in the chain.",
+        help="A head hash recorded earlier (it must still be in the chain), or a file with a signed head "
+        "(from `audit anchor --out` or an export): the chain must still hold it.",
+        show_default=False,
+    ),
+    public_key: str | None = typer.Option(
+        None,
+        "--public-key",
+        help="The audit public key (64 hex digits, printed by `audit export`) instead of the workspace's.",
         show_default=False,
     ),
     output: OutputOption = OutputFormat.TABLE,
     as_json: JsonFlag = False,
 ) -> None:
-    """Walk the audit chain and name the first entry modified, deleted, inserted or reordered.
+    """Check the audit chain, its signatures and every signed head kept outside the database.
 
-    Prints OK with the number of entries and the head hash (record it
-    elsewhere: a later `--head` then also detects a rewritten or cut tail).
-    Exits 1 when the chain is broken (3 when --file is not an audit export).
+    Names the first entry modified, deleted, inserted or reordered; appended
+    without the hub's audit key (unsigned); signed by another key or not
+    matching its signature (forged); cut off (truncated) or rewritten
+    (rehashed) against a signed head in the workspace's anchors file, the TUF
+    repository or --head. Unsigned entries before the first signed one are
+    reported as legacy. Exits 1 when a check fails (3 when --file is not an audit export).
     """
     fmt = output_format(output, as_json)
+    settings = settings_from(ctx, database_url=db)
+    key = _key(settings, public_key)
+    head_hash, head_anchors = _head_option(head)
     if file is not None:
-        report = verify_export(file, expected_head=head)
+        report = verify_export(file, expected_head=head_hash, key=key, anchors=head_anchors)
         where = str(file)
     else:
+        from pumpops.audit import read_anchors, verify_trail
+
+        anchors = [*read_anchors(settings.workspace / ANCHORS_FILE), *_tuf_anchors(settings), *head_anchors]
         with _store(ctx, db) as store:
-            report = verify_chain(store.audit_entries(), expected_head=head)
+            entries = store.audit_entries()
+        report = verify_trail(entries, key, anchors, expected_head=head_hash)
         where = "the database"
     if fmt is not OutputFormat.TABLE:
         emit_record(_report_record(report, where), output=fmt)
@@ -156,12 +241,29 @@ def audit_export(
         None, "--out", help="File to write (default: standard output).", show_default=False
     ),
 ) -> None:
-    """Write the audit chain as JSON Lines: a header line, then one entry per line with its hashes."""
+    """Write the audit chain as JSON Lines: a header line with the signed head, then one entry per line.
+
+    The header's ``signed_head`` is the chain's head signed with the hub's
+    audit key: `audit verify --file` fails on a cut, re-hashed or edited export.
+    """
+    from pumpops.audit import head_anchor, workspace_signer
+
     since_us = None if since is None else parse_time_us(since, option="--since")
+    settings = settings_from(ctx, database_url=db)
+    key = workspace_signer(settings.workspace).key
     with _store(ctx, db) as store:
-        entries = store.audit_entries(since_us=since_us, subject=subject)
-        tail = store.audit_entries(limit=1)
-    header = export_header(entries, since_us=since_us, subject=subject, chain_head=tail[0] if tail else None)
+        chain = store.audit_entries()
+    entries = [
+        e for e in chain if (since_us is None or e.time_us >= since_us) and subject in (None, e.subject)
+    ]
+    signed = head_anchor(chain, key, time_us=_now_us())
+    header = export_header(
+        entries,
+        since_us=since_us,
+        subject=subject,
+        chain_head=chain[-1] if chain else None,
+        signed_head=signed,
+    )
     if out is None:
         write_export(sys.stdout, header, entries)
         return
@@ -172,7 +274,47 @@ def audit_export(
         raise ConfigError(f"--out {out}: cannot write: {exc}") from exc
     console.print(
         f"wrote {len(entries)} audit entries to {out} (chain head seq {header['chain_head_seq']} "
-        f"hash {header['chain_head_hash']})",
+        f"hash {header['chain_head_hash']}; head signed by audit key {key.key_id}, public key "
+        f"{key.public_hex}: pass it to `audit verify --file --public-key` away from the workspace)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    ctx: typer.Context,
+    db: DatabaseUrlOption = None,
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Also write the signed head to this file (keep it off the hub).",
+        show_default=False,
+    ),
+) -> None:
+    """Sign the chain's current head into the workspace's anchors file (and --out).
+
+    Every signed append already anchors its head; this anchors a chain of
+    legacy entries, or gives a head file to keep elsewhere and pass back as
+    `audit verify --head FILE`. Only the part of the chain that verifies is anchored.
+    """
+    from pumpops.audit import head_anchor, workspace_signer
+
+    settings = settings_from(ctx, database_url=db)
+    signer = workspace_signer(settings.workspace)
+    with _store(ctx, db) as store:
+        chain = store.audit_entries()
+    anchor = signer.record(head_anchor(chain, signer.key, time_us=_now_us()))
+    text = json.dumps(anchor.to_dict(), sort_keys=True)
+    if out is not None:
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot write: {exc}") from exc
+    left_out = len(chain) - next((i for i, e in enumerate(chain) if e.seq == anchor.seq), -1) - 1
+    note = f" ({left_out} entries after it do not verify and were not anchored)" if chain and left_out else ""
+    console.print(
+        f"anchored head seq {anchor.seq} hash {anchor.hash} in {signer.anchors_file}{note}",
         highlight=False,
         soft_wrap=True,
     )

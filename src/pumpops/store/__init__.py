@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from pumpops.audit import AuditSigner
     from pumpops.store._base import (
         TelemetryStore,
     )
@@ -118,7 +119,7 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> TelemetryStore:
+def open_store(url: str, *, audit_signer: AuditSigner | None = None) -> TelemetryStore:
     """Open the store at ``url``; the URL's scheme chooses the engine.
 
     Opening connects lazily: a database that cannot be reached fails on first
@@ -131,6 +132,10 @@ def open_store(url: str) -> TelemetryStore:
             (``postgresql://`` is accepted and means the same). A PostgreSQL
             URL may select a schema with ``?schema=<name>`` or libpq's
             ``?options=-csearch_path%3D<name>``; ``upgrade()`` creates it if missing.
+        audit_signer: signs every audit entry appended through this store and
+            anchors each new head (every hub process passes
+            ``pumpops.audit.workspace_signer(settings.workspace)``); None
+            appends unsigned entries (ADR 0013).
 
     Returns:
         The store; use it as a context manager or call ``close()``.
@@ -145,4 +150,4 @@ def open_store(url: str) -> TelemetryStore:
     """
     from pumpops.store._open import open_sql_store  # noqa: PLC0415 - SQLAlchemy loads on first use
 
-    return open_sql_store(url)
+    return open_sql_store(url, audit_signer=audit_signer)

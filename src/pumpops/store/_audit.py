@@ -1,15 +1,21 @@
-"""The audit trail in the SQL store: append-only, hash-chained, one appender at a time.
+"""The audit trail in the SQL store: append-only, hash-chained, signed, one appender at a time.
 
 Owns :class:`SqlAudit` (a mixin of :class:`~pumpops.store._sql.SqlTelemetryStore`):
-the field checks, the append (tail read and insert under the engine's audit
-lock, in one write transaction) and the reads. The chain itself (hashes,
-canonical JSON, verification) is :mod:`pumpops.audit`'s.
+the field checks, the append (tail read, signature and insert under the
+engine's audit lock, in one write transaction; then the new head anchored in
+the workspace's anchors file) and the reads. The one path every audit entry
+takes: a store opened with an :class:`~pumpops.audit.AuditSigner`
+(``open_store(url, audit_signer=...)``, which every hub process does through
+``pumpops.audit.workspace_signer``) signs each entry it appends; one opened
+without appends unsigned entries, which ``pumpops audit verify`` fails once a
+signed entry precedes them. The chain itself (hashes, canonical JSON,
+signatures, verification) is :mod:`pumpops.audit`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -18,9 +24,21 @@ from pumpops.errors import InputError
 from pumpops.store import _tables as tables
 from pumpops.store._core import SqlCore, at_least, build_select, eq, now_us
 
+if TYPE_CHECKING:
+    from pumpops.audit import AuditSigner
+
 
 class SqlAudit(SqlCore):
     """:class:`~pumpops.store.AuditStore` on SQL."""
+
+    #: Signs every appended entry (None: entries are appended unsigned). Set once at open.
+    _audit_signer: AuditSigner | None = None
+    #: The first signed seq of the chain, once known (a store reads it once).
+    _audit_signed_from: int | None = None
+
+    def _use_audit_signer(self, signer: AuditSigner | None) -> None:
+        """Sign every entry appended from now on with ``signer`` (``open_store`` calls this)."""
+        self._audit_signer = signer
 
     def append_audit(
         self,
@@ -31,12 +49,13 @@ class SqlAudit(SqlCore):
         *,
         time_us: int | None = None,
     ) -> AuditEntry:
-        """Append one entry to the audit chain and return it (hash included).
+        """Append one entry to the audit chain and return it (hash and signature included).
 
         The fields are checked first; then the tail is read and the next entry
-        inserted in one write transaction holding the audit lock, so
-        concurrent writers cannot fork the chain. There is no way to update or
-        delete an entry.
+        signed (if the store has an audit signer) and inserted in one write
+        transaction holding the audit lock, so concurrent writers cannot fork
+        the chain. After the commit, the new head is signed into the
+        workspace's anchors file. There is no way to update or delete an entry.
 
         Args:
             actor: who did it; never empty.
@@ -49,6 +68,8 @@ class SqlAudit(SqlCore):
             ConfigError: ``actor`` is empty.
             InputError: ``action``/``subject`` is empty or ``payload`` is not a JSON object.
             StoreError: the database failed; nothing was appended.
+            ConfigError: the entry was appended but its head could not be
+                written to the anchors file.
         """
         check_fields(actor, action, subject)
         payload_json = canonical_json(dict(payload or {}))
@@ -70,6 +91,14 @@ class SqlAudit(SqlCore):
                 prev_hash=prev_hash,
             )
             entry = AuditEntry(seq, when, actor, action, subject, payload_json, prev_hash, digest)
+            signer = self._audit_signer
+            if signer is not None:
+                entry = signer.sign(entry)
+                if self._audit_signed_from is None:
+                    first = conn.execute(
+                        sa.select(sa.func.min(t.seq)).where(t.signature.is_not(None))
+                    ).scalar()
+                    self._audit_signed_from = seq if first is None else int(first)
             conn.execute(
                 sa.insert(tables.audit).values(
                     seq=seq,
@@ -80,8 +109,11 @@ class SqlAudit(SqlCore):
                     payload=payload_json,
                     prev_hash=prev_hash,
                     hash=digest,
+                    signature=entry.signature,
                 )
             )
+        if signer is not None:
+            signer.anchor(entry, signed_from=self._audit_signed_from, time_us=now_us())
         return entry
 
     def audit_entries(
@@ -105,7 +137,7 @@ class SqlAudit(SqlCore):
         t = tables.audit.c
         rows = self._select(
             "read the audit trail of",
-            [t.seq, t.time_us, t.actor, t.action, t.subject, t.payload, t.prev_hash, t.hash],
+            [t.seq, t.time_us, t.actor, t.action, t.subject, t.payload, t.prev_hash, t.hash, t.signature],
             where=[at_least(t.seq, since_seq), at_least(t.time_us, since_us), eq(t.subject, subject)],
             order_by=[t.seq],
             last=limit,

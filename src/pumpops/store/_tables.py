@@ -108,6 +108,9 @@ audit = sa.Table(
     sa.Column("payload", sa.Text(), nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # Revision 0008: ``<key id>:<Ed25519 hex>`` by the hub's audit key; NULL on
+    # entries written before (unsigned legacy). Not covered by ``hash``.
+    sa.Column("signature", sa.Text(), nullable=True),
     sa.Index("ix_audit_subject_seq", "subject", "seq"),
     sa.Index("ix_audit_time_us", "time_us"),
 )
