@@ -27,7 +27,7 @@ from pumpops.hub._wiring import event_sink, ingest_service, service_address
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
-from pumpops.rollout import MqttDesiredPublisher, RolloutService
+from pumpops.rollout import IntentSigner, MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
@@ -298,6 +298,7 @@ class HubServices:
             events=self._sink(store),
             actor=self.settings.actor,
             topic_prefix=self.settings.topic_prefix,
+            intent=_intent_signer(self.settings, store),
         )
 
     def _rollout_step(self, store: TelemetryStore) -> None:
@@ -346,3 +347,11 @@ class HubServices:
             log.warning(
                 "retraining %s (%s): %s — %s", group, decision.trigger, outcome.status, outcome.reason
             )
+
+
+def _intent_signer(settings: Settings, store: TelemetryStore) -> IntentSigner | None:
+    """Signs a rollback's pin into the workspace's TUF repository (None: the workspace has none)."""
+    from pumpops.release import SignedIntentWriter, TufRepository, repository_folder  # noqa: PLC0415
+
+    signed = TufRepository(repository_folder(settings)).exists()
+    return SignedIntentWriter(settings, store) if signed else None
