@@ -101,7 +101,7 @@ def agents_messages(
             "--limit",
             "-n",
             min=1,
-            help=f"Only the last N in (device, seq) order (default: {_TABLE_ROWS} in a table, "
+            help=f"Only the last N in (device, time, seq) order (default: {_TABLE_ROWS} in a table, "
             "all in JSON and CSV).",
             show_default=False,
         ),
@@ -110,7 +110,7 @@ def agents_messages(
     as_json_: JsonFlag = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """List stored agent messages by device, then sequence number (each message once)."""
+    """List stored agent messages by device, then time, then sequence number (each message once)."""
     fmt = output_format(output, as_json_)
     since_us = None if since is None else parse_time_us(since, option="--since")
     settings = settings_from(ctx, database_url=database_url)
