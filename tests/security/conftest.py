@@ -135,6 +135,7 @@ class Broker:
         subscriptions: Sequence[str] = (),
         clean_session: bool = True,
         timeout_s: float = WAIT_S,
+        reconnect_s: int = 60,
         **where: object,
     ) -> Client:
         """A connected client (subscriptions acknowledged); BrokerError if the broker refuses it."""
@@ -145,8 +146,8 @@ class Broker:
             username=address.username,
             password=address.password,
             tls=address.tls_options(),
-            reconnect_min_s=60,  # a refused client must not retry during the test
-            reconnect_max_s=60,
+            reconnect_min_s=reconnect_s,  # 60: a refused client must not retry during the test
+            reconnect_max_s=reconnect_s,
         )
         inbox: queue.Queue[Message] = queue.Queue()
         disconnects: list[object] = []

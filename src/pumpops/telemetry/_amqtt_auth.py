@@ -8,6 +8,8 @@ Mosquitto's ``use_username_as_clientid``); :class:`AclTopicPlugin` decides every
 publish, subscribe and delivery by :class:`pumpops.security.AccessPolicy`, the
 rules Mosquitto's ``acl_file`` is rendered from. amqtt's anonymous plugin is
 never loaded in secure mode: it admits any client that sends a user name.
+:class:`SecureBroker` authenticates a CONNECT before amqtt touches the session
+its client id names (amqtt itself does that afterwards).
 
 Kept apart from ``_broker`` so that importing :mod:`pumpops.telemetry` does
 not import amqtt: only a process that starts the embedded broker pays for it.
@@ -20,11 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.utils import gen_client_id
 
 from pumpops.security import HUB_PREFIX, AccessPolicy, CredentialRegistry
 
 _log = logging.getLogger(__name__)
+# what a persistent client's CONNECT renews in its stored session (as amqtt does)
+_RENEWED_ON_CONNECT = (
+    *("will_flag", "will_message", "will_topic", "will_qos"),
+    *("keep_alive", "username", "password"),
+)
 
 
 class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no type information
@@ -106,3 +118,65 @@ class AclTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
         if not allowed and kind != "receive":
             _log.info("denied %s of %r to %r", kind, topic, session.username)
         return allowed
+
+
+class SecureBroker(Broker):  # type: ignore[misc]
+    """amqtt's broker, authenticating a CONNECT *before* it touches the session its client id names.
+
+    amqtt looks up, takes over (disconnecting the live client) or, for a clean
+    session, deletes the session of a CONNECT's client id first and
+    authenticates afterwards: any client that knows another's client id could
+    end its connection or erase its queued messages without a password. This
+    subclass refuses an unauthenticated CONNECT (CONNACK 5) before that step;
+    the rest is amqtt's own ``_initialize_client_session``.
+    """
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[Any, Any]:
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except MQTTError as exc:
+            await writer.close()
+            raise MQTTError(exc) from exc
+        except (AMQTTError, NoDataError) as exc:
+            raise AMQTTError(exc) from exc
+        if not await self._authenticate(session, None):
+            _log.warning(
+                "refused a CONNECT from %s:%s before any session was touched", remote_address, remote_port
+            )
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise AMQTTError("not authorized")
+        return await self._session_for(handler, session)
+
+    async def _session_for(self, handler: Any, session: Any) -> tuple[Any, Any]:
+        """Amqtt's session step (0.12): new, cleaned, or the stored one of a persistent client."""
+        if session.clean_session:
+            if session.client_id:
+                await self._delete_session(session.client_id)
+            else:
+                session.client_id = gen_client_id()
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            existing, _ = self._sessions[session.client_id]
+            for name in (
+                "will_flag",
+                "will_message",
+                "will_topic",
+                "will_qos",
+                "keep_alive",
+                "username",
+                "password",
+            ):
+                setattr(existing, name, getattr(session, name))
+            session = existing
+            session.parent = 1
+        else:
+            session.parent = 0
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return handler, session

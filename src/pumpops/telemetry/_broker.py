@@ -311,11 +311,14 @@ class EmbeddedBroker:
             self._ready.set()
 
     async def _serve(self) -> None:
-        from amqtt.broker import Broker  # noqa: PLC0415 - only processes that run the broker import amqtt
+        # only processes that run the broker import amqtt
+        from amqtt.broker import Broker  # noqa: PLC0415
+
+        from pumpops.telemetry._amqtt_auth import SecureBroker  # noqa: PLC0415
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        broker = Broker(self.config())
+        broker = (SecureBroker if self.secure else Broker)(self.config())
         try:
             await broker.start()
         except Exception as exc:
