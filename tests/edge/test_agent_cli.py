@@ -10,8 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from pumpops.cli import app
@@ -32,6 +32,10 @@ def test_agent_init_writes_a_file_that_loads_as_it_is(tmp_path: Path) -> None:
     assert config.source.kind == "simulator"
 
 
+def _fields(model: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    return {f.name: f for f in msgspec.structs.fields(model)}
+
+
 def test_agent_init_values_are_the_loader_defaults(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     CliRunner().invoke(app, ["agent", "init", str(path)])
@@ -39,16 +43,12 @@ def test_agent_init_values_are_the_loader_defaults(tmp_path: Path) -> None:
     config = load_agent_config(path)
     for section, model in (("broker", config.broker), ("upload", config.upload)):
         # keys without a default (None) are shown commented out
-        assert doc[section] == model.model_dump(mode="json", exclude_none=True), section
-    defaults = AgentConfig.model_fields["outbox_max_bytes"].default
-    assert doc["outbox_max_bytes"] == defaults
-    for name, field in type(config.agent).model_fields.items():
-        if not field.is_required():
+        shown = {k: v for k, v in msgspec.to_builtins(model).items() if v is not None}
+        assert doc[section] == shown, section
+    assert doc["outbox_max_bytes"] == _fields(AgentConfig)["outbox_max_bytes"].default
+    for name, field in _fields(type(config.agent)).items():
+        if not field.required:
             assert doc["agent"][name] == field.default, name
-
-
-def _field_names(model: type[BaseModel]) -> set[str]:
-    return set(model.model_fields)
 
 
 def test_agent_init_names_every_key_with_a_comment(tmp_path: Path) -> None:
@@ -57,16 +57,15 @@ def test_agent_init_names_every_key_with_a_comment(tmp_path: Path) -> None:
     text = path.read_text()
     from pumpops.edge._config import SimEventSpec
 
-    sections: dict[str, Any] = {name: field.annotation for name, field in AgentConfig.model_fields.items()}
-    for section, model in sections.items():
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            names = _field_names(model) - {"events"}
-        else:
-            names = {section}
+    for section, field in _fields(AgentConfig).items():
+        model = field.type
+        names = {section}
+        if isinstance(model, type) and issubclass(model, msgspec.Struct):
+            names = set(_fields(model)) - {"events"}
         for name in names:
             line = re.search(rf"^#? ?{name} = .*#", text, re.MULTILINE)
             assert line is not None, f"{section}.{name} is not shown with a comment"
-    for name in _field_names(SimEventSpec):
+    for name in _fields(SimEventSpec):
         assert re.search(rf"^# {name} = ", text, re.MULTILINE), f"source.events {name}"
 
 
@@ -187,10 +186,34 @@ def test_agent_status_before_any_run_is_not_found(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "seconds"), [(["--duration", "90s"], 90.0), (["--max-seconds", "5"], 5.0), ([], None)]
 )
-def test_agent_run_duration_takes_a_unit(
+def test_agent_run_hands_over_to_the_lean_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], seconds: float | None
+) -> None:
+    execs: list[list[str]] = []
+
+    def fake_execv(path: str, argv: list[str]) -> None:
+        execs.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("os.execv", fake_execv)
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    result = CliRunner().invoke(app, ["agent", "run", "--config", str(path), *flags, "-v"])
+    assert result.exit_code == 0, result.output
+    (argv,) = execs
+    assert argv[1:5] == ["-m", "pumpops.edge", "--config", str(path)]
+    assert argv[-1] == "--verbose"
+    assert (float(argv[argv.index("--max-seconds") + 1]) if "--max-seconds" in argv else None) == seconds
+
+
+@pytest.mark.parametrize(
+    ("flags", "seconds"), [(["--duration", "90s"], 90.0), (["--max-seconds", "5"], 5.0), ([], None)]
+)
+def test_lean_entry_point_runs_the_agent_for_the_duration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], seconds: float | None
 ) -> None:
     import pumpops.edge as agent_module
+    from pumpops.edge._run import main
 
     seen: list[float | None] = []
 
@@ -206,9 +229,35 @@ def test_agent_run_duration_takes_a_unit(
     monkeypatch.setattr("logging.basicConfig", lambda **_: None)  # leave the test process's logging alone
     path = tmp_path / "agent.toml"
     CliRunner().invoke(app, ["agent", "init", str(path)])
-    result = CliRunner().invoke(app, ["agent", "run", "--config", str(path), *flags])
-    assert result.exit_code == 0, result.output
+    assert main(["--config", str(path), *flags]) == 0
     assert seen == [seconds]
+
+
+def test_agent_run_with_bad_settings_fails_before_handing_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.execv", lambda *_: pytest.fail("must not hand over"))
+    path = tmp_path / "agent.toml"
+    path.write_text("[agent]\ndevice_id = 3\n")
+    result = CliRunner().invoke(app, ["agent", "run", "--config", str(path)])
+    assert isinstance(result.exception, ConfigError)  # the root command maps it to exit code 2
+    assert "agent.device_id: Expected `str`, got `int`" in str(result.exception)
+
+
+def test_lean_entry_point_bad_settings_exit_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pumpops.edge._run import main
+
+    monkeypatch.setattr("logging.basicConfig", lambda **_: None)
+    path = tmp_path / "agent.toml"
+    CliRunner().invoke(app, ["agent", "init", str(path)])
+    path.write_text(path.read_text().replace("health_windows = 32", "health_windows = 0"))
+    assert main(["--config", str(path)]) == 2
+    assert "agent.health_windows" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["--config", str(path), "--duration", "soon"])
+    assert stop.value.code == 2
 
 
 def test_agent_run_bad_duration_is_a_usage_error_naming_the_flag(tmp_path: Path) -> None:

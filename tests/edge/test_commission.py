@@ -108,7 +108,7 @@ def test_commission_threshold_is_pipeline_rule_on_full_windows(lab: dict[str, An
 
 def test_commission_result_is_a_bundle_calibration(lab: dict[str, Any]) -> None:
     got = _commission(lab, lab["rows"][:300])
-    assert set(got) == set(BundleCalibration.model_fields)
+    assert set(got) == set(BundleCalibration.__struct_fields__)
     cal = BundleCalibration.model_validate(got)
     assert cal.extra["source"] == "device"
     assert len(cal.quantiles) == len(SENSORS)

@@ -7,7 +7,6 @@ agent's install has no hub libraries); heavy modules load inside commands.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,19 +71,19 @@ def run_cmd(
         bool, typer.Option("--verbose", "-v", help="Log every step, not only warnings.")
     ] = False,
 ) -> None:
-    """Run the agent: read the pump, score, raise alarms, update the model, report to the hub."""
+    """Run the agent: read the pump, score, raise alarms, update the model, report to the hub.
+
+    This process hands over to the lean device process (``pumpops-agent``, the same
+    options): the command line's libraries do not stay resident beside the agent.
+    """
     try:
         seconds = parse_duration(duration) if duration is not None else max_seconds
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--duration") from None
-    from pumpops.edge import Agent, load_agent_config
+    from pumpops.edge import exec_agent, load_agent_config
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    agent = Agent(load_agent_config(config))
-    raise typer.Exit(agent.run(max_seconds=seconds))
+    load_agent_config(config)  # a settings error is told here, with the pumpops exit code
+    exec_agent(config, seconds=seconds, verbose=verbose)
 
 
 @agent_app.command("recalibrate")

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         OutboxMessage,
         choose_drops,
     )
+    from pumpops.edge._run import agent_argv, exec_agent
     from pumpops.edge._slots import POINTER_FILE, SLOT_NAMES, Slots, SlotState, other_slot
     from pumpops.edge._updater import (
         CURRENT_FILE,
@@ -103,6 +104,8 @@ _LAZY: dict[str, str] = {
     "OutboxEntry": "pumpops.edge._outbox",
     "OutboxMessage": "pumpops.edge._outbox",
     "choose_drops": "pumpops.edge._outbox",
+    "agent_argv": "pumpops.edge._run",
+    "exec_agent": "pumpops.edge._run",
     "POINTER_FILE": "pumpops.edge._slots",
     "SLOT_NAMES": "pumpops.edge._slots",
     "Slots": "pumpops.edge._slots",
@@ -160,11 +163,13 @@ __all__ = [
     "SlotState",
     "Slots",
     "WindowBuffer",
+    "agent_argv",
     "choose_drops",
     "choose_version",
     "commission",
     "convert_tuf_error",
     "decide_health",
+    "exec_agent",
     "load_agent_config",
     "measure_health",
     "other_slot",

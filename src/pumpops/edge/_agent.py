@@ -42,75 +42,26 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from pumpops.edge._calibrating import CalibratingRoom
 from pumpops.edge._config import AgentConfig
+from pumpops.edge._device import read_profile
 from pumpops.edge._outbox import Outbox
 from pumpops.edge._reporting import ReportingRoom
 from pumpops.edge._scoring import ScoringRoom
 from pumpops.edge._slots import Slots
+from pumpops.edge._sources import build_source, source_start_ms
 from pumpops.edge._state import AGENT_VERSION, KILL_AT_ENV, NORMAL_PERIOD_FILE, RECALIBRATE_FILE
-from pumpops.edge._updater import EdgeUpdater
+from pumpops.edge._update_child import ChildUpdater, UpdateJob
 from pumpops.edge._updating import UpdatingRoom
 from pumpops.edge._uplink import Uplink, build_uplink
-from pumpops.errors import InputError
-from pumpops.fleet import Device, get_profile
-from pumpops.sim import DriftKind, Event, FaultKind, Onset, Scenario, to_epoch_ms
-from pumpops.sources import Frame, SimulatorSource, SkabCsvSource, Source
+from pumpops.errors import ConfigError
+from pumpops.sources import Frame, Source
 
 __all__ = ["AGENT_VERSION", "KILL_AT_ENV", "NORMAL_PERIOD_FILE", "RECALIBRATE_FILE", "Agent", "build_source"]
 
 log = logging.getLogger("pumpops.agent")
-
-
-def source_start_ms(config: AgentConfig, now_ms: int) -> int:
-    """When the configured source's readings begin (``start``: ``now`` or an ISO time)."""
-    start = config.source.start
-    return now_ms - now_ms % 1000 if start == "now" else to_epoch_ms(start)
-
-
-def build_source(config: AgentConfig, now_ms: int) -> Source:
-    """The configured source of readings for this device (unpaced: the agent paces it)."""
-    a, s = config.agent, config.source
-    start_ms = source_start_ms(config, now_ms)
-    if s.kind == "skab":
-        return SkabCsvSource(
-            Path(str(s.path)),
-            device_id=a.device_id,
-            site=a.site,
-            rebase_to_ms=start_ms,
-            chunk_rows=max(1, round(s.chunk_s)),
-        )
-    kinds: dict[str, Any] = {k.value: k for k in (*FaultKind, *DriftKind)}
-    events = []
-    for e in s.events:
-        if e.kind not in kinds:
-            raise InputError(f"source.events: unknown kind {e.kind!r}; known: {', '.join(sorted(kinds))}")
-        events.append(
-            Event(
-                a.device_id,
-                kinds[e.kind],
-                start_ms + round(e.start_s * 1000),
-                start_ms + round((e.start_s + e.duration_s) * 1000),
-                onset=Onset(e.onset),
-                severity=e.severity,
-                speed_ratio=e.speed_ratio,
-                sensor=e.sensor,
-                offset=e.offset,
-            )
-        )
-    scenario = Scenario(
-        devices=(Device(a.device_id, a.site, a.profile, a.group),),
-        start_ms=start_ms,
-        duration_s=s.duration_s,
-        seed=s.seed,
-        fault_rate_per_day=s.fault_rate_per_day,
-        drift_rate_per_day=s.drift_rate_per_day,
-        events=tuple(events),
-    )
-    return SimulatorSource(scenario, chunk_s=s.chunk_s)
 
 
 class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
@@ -136,21 +87,28 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._wall = wall_clock
         now_ms = int(self._wall() * 1000)
-        self.source = source or build_source(config, now_ms)
-        self.profile = get_profile(a.profile)
+        self.profile = read_profile(a.profile)
+        self.source = source or build_source(config, now_ms, self.profile)
         self.slots = Slots(self.state_dir / "slots")
         self.outbox = Outbox(self.state_dir / "outbox.sqlite", a.device_id, config.outbox_max_bytes)
-        self.updater = EdgeUpdater(
-            trusted_root=config.repository.trusted_root.read_bytes(),
-            repository=config.repository.location,
-            state_dir=self.state_dir / "tuf",
-            install_dir=self.state_dir / "downloads",
-            group=a.group,
-            target=a.target,
-            agent_version=AGENT_VERSION,
+        root = config.repository.trusted_root
+        if not root.is_file():
+            raise ConfigError(f"repository.trusted_root {root} is not a file (the root metadata provisioned)")
+        self.updater = ChildUpdater(
+            UpdateJob(
+                trusted_root=str(root),
+                repository=str(config.repository.location),
+                state_dir=str(self.state_dir / "tuf"),
+                install_dir=str(self.state_dir / "downloads"),
+                group=a.group,
+                target=a.target,
+                agent_version=AGENT_VERSION,
+            ),
+            timeout_s=a.update_timeout_s,
         )
         self.uplink: Uplink | None = None
         self._connects_seen = 0
+        self._check_again = False
         hp = config.broker.host_port
         if hp is not None:
             self.uplink = build_uplink(config, self.outbox, desired_topic=self._topic("desired"))
@@ -209,7 +167,8 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         desired = self._take_desired()
         if desired or now >= self._next_check_ms:
             self._next_check_ms = now + refresh_ms
-            self.check_for_update()
+            self._start_update_check()
+        self._finish_update_check()
         if self._next_summary_ms is None:
             self._next_summary_ms = now + round(self.config.agent.summary_interval_s * 1000)
         elif now >= self._next_summary_ms:
@@ -221,6 +180,36 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
             self._report_state(force=True)
         self._report_state()
         self._forward()
+
+    def _running_version(self) -> str | None:
+        current = self.slots.current()
+        return None if current is None else str(current.model_version)
+
+    def _start_update_check(self) -> None:
+        """Start an update check beside detection (a child process); one at a time."""
+        if self.updater.busy:
+            self._check_again = True  # asked again while one runs: one more check when it ends
+            return
+        self._check_again = False
+        try:
+            self.updater.start(self._desired, self._running_version())
+        except OSError as exc:
+            self.last_update_error = f"cannot start the update check: {exc}"
+            log.error("%s", self.last_update_error)
+
+    def _finish_update_check(self) -> None:
+        """When the background check has finished: the updating room acts on its result at once."""
+        report = self.updater.poll()
+        if report is None:
+            return
+        if report.peak_rss_mib is not None:
+            self._persist["update_check_peak_rss_mib"] = round(report.peak_rss_mib, 1)
+        if self.updater.matches(self._desired, self._running_version()):
+            self.check_for_update()  # takes the finished result: returns at once
+        else:
+            self._check_again = True  # the hint or the model moved meanwhile: ask again
+        if self._check_again:
+            self._start_update_check()
 
     def _paced(self, frames: Iterator[Frame], deadline: float | None) -> Iterator[Frame]:
         speed = self.config.source.speed
@@ -265,6 +254,7 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
 
     def shutdown(self) -> None:
         """Send what is left (best effort, a few seconds), then close files and the link."""
+        self.updater.stop()
         self._flush_summary(self._clock_ms())
         self._report_state(force=True)
         if self.uplink is not None:

@@ -27,7 +27,7 @@ import onnxruntime as ort
 if TYPE_CHECKING:  # the bundle format is loaded lazily: importing pumpops.edge must stay small
     from pumpops.schema import Bundle
 
-__all__ = ["HealthDecision", "HealthMeasurements", "decide_health", "measure_health"]
+__all__ = ["HealthDecision", "HealthMeasurements", "decide_health", "measure_health", "session_options"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,27 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
 
 
+def session_options() -> ort.SessionOptions:
+    """The onnxruntime options for a small model on a small device: least memory, one thread.
+
+    No memory arena (it keeps a batch's peak for the life of the session), no memory
+    pattern planning (it keeps buffers sized for the largest input seen), no pre-packed
+    copies of the weights, one thread for the operators and one between them, and only
+    onnxruntime's basic graph optimisations (bundles were optimised when packaged), with
+    no optimised model written anywhere. Scores are unchanged (``tests/edge/test_health.py``).
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    options.enable_mem_reuse = True
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return options
+
+
 def _provider(preferred: Sequence[str], available: Sequence[str]) -> str:
     for name in preferred:
         if name in available:
@@ -159,9 +180,7 @@ def measure_health(
             run_error=f"recent windows have shape {batch.shape}, the manifest wants (n, {rows}, {n_sensors})",
             provider=provider,
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
+    options = session_options()
     try:
         session = ort.InferenceSession(str(bundle.model_path), sess_options=options, providers=[provider])
     except Exception as exc:  # onnxruntime raises its own untyped errors; record the reason

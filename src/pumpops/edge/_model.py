@@ -5,7 +5,7 @@
 with its threshold rule, the device's centre, scale and threshold, and the
 window, alarm logic and drift monitor built from them); :func:`open_model`
 opens one. Nothing here is model-specific: it all comes from the bundle.
-May import: edge modules, fleet, schema, numpy, onnxruntime.
+May import: edge modules, schema, numpy, onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import onnxruntime as ort
 
 from pumpops.edge._alarms import AlarmLogic
 from pumpops.edge._drift import DriftMonitor
-from pumpops.edge._health import _provider
-from pumpops.edge._resample import RowMapper
+from pumpops.edge._health import _provider, session_options
+from pumpops.edge._resample import Profile, RowMapper
 from pumpops.edge._slots import SlotState
 from pumpops.edge._window import WindowBuffer
-from pumpops.fleet import ManufacturerProfile
 
 if TYPE_CHECKING:
     from pumpops.schema import Bundle, DetectorManifest
@@ -88,12 +87,12 @@ class LoadedModel:
 def open_model(
     state: SlotState,
     bundle: Bundle,
-    profile: ManufacturerProfile,
+    profile: Profile,
     *,
     default_period_s: float,
     default_max_gap_fill_s: float,
 ) -> LoadedModel:
-    """Open the bundle's model in onnxruntime (one thread, no memory arena) for ``profile``'s pump.
+    """Open the bundle's model in onnxruntime (:func:`session_options`: least memory) for ``profile``'s pump.
 
     Args:
         state: the slot the bundle lies in.
@@ -104,10 +103,7 @@ def open_model(
     """
     m = bundle.manifest
     provider = _provider(m.target.execution_providers, ort.get_available_providers())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = False  # the commissioning batch would otherwise stay resident
+    options = session_options()
     session = ort.InferenceSession(str(bundle.model_path), sess_options=options, providers=[provider])
     sensors = tuple((s.name, s.unit) for s in m.inputs.sensors)
     detector = m.detector_manifest()
@@ -129,6 +125,6 @@ def open_model(
         window_rows=m.inputs.window_rows,
         period_ms=max(1, round(period_s * 1000)),
         fill_rows=round(gap_s / period_s),
-        mapper=RowMapper(profile, sensors),
+        mapper=RowMapper(profile, sensors, [s.from_units for s in m.inputs.sensors]),
         detector=detector,
     )

@@ -1,6 +1,7 @@
 """The agent's reporting room: alarms, summaries, drift reports and state, into the outbox and out.
 
-Every report becomes one agent message (:class:`pumpops.schema.AgentMessage`)
+Every report becomes one agent message (:class:`pumpops.schema.AgentMessage`, written by
+``_envelope.py`` without pydantic)
 in the outbox; :meth:`ReportingRoom._forward` sends what the outbox holds
 while the link is up (``state`` retained). Alarms are also appended to the
 local, fsynced alarm log (``alarms.jsonl``); the last state report is kept in
@@ -24,8 +25,8 @@ import orjson
 
 from pumpops._atomic import write_atomic
 from pumpops.edge._alarms import AlarmStep
+from pumpops.edge._envelope import RAW_SCHEMA_ID, TOPIC_OF_KIND, encode_envelope, with_msg_id
 from pumpops.edge._state import AGENT_VERSION, AgentBase
-from pumpops.schema import SCHEMA_ID, TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.sources import Frame
 
 __all__ = ["ReportingRoom"]
@@ -80,7 +81,7 @@ class ReportingRoom(AgentBase):
             return
         payload = orjson.dumps(
             {
-                "schema": SCHEMA_ID,
+                "schema": RAW_SCHEMA_ID,
                 "msg_id": f"{self.device_id}-raw-{int(frame.ts_ms[0])}",
                 "device_id": self.device_id,
                 "sent_at_ms": int(self._wall() * 1000),
@@ -100,7 +101,7 @@ class ReportingRoom(AgentBase):
 
     def _message(self, kind: str, body: dict[str, Any]) -> None:
         a = self.config.agent
-        msg = AgentMessage(
+        payload = encode_envelope(
             device_id=a.device_id,
             site=a.site,
             kind=kind,
@@ -108,7 +109,7 @@ class ReportingRoom(AgentBase):
             agent_version=AGENT_VERSION,
             body=body,
         )
-        self.outbox.put(kind, self._topic(TOPIC_OF_KIND[kind]), encode_agent_message(msg))
+        self.outbox.put(kind, self._topic(TOPIC_OF_KIND[kind]), payload)
 
     def _model_ref(self) -> dict[str, Any]:
         m = self.model

@@ -2,26 +2,26 @@
 
 :class:`RowMapper` picks and converts the model's sensors out of a frame (the
 manufacturer profile says which native channel measures which canonical
-sensor; pint gives the affine map to the model's unit). :class:`Resampler`
+sensor; the bundle carries the affine map from each known unit to the model's,
+computed by the hub with pint, so the device never loads a units library). :class:`Resampler`
 puts rows on the training grid the way the pipeline's ``resample`` does:
 readings are averaged into bins of ``period`` aligned to the epoch, and a
 sensor silent for up to ``fill_rows`` bins keeps its last value; a longer
 silence gives a row with NaN (the agent restarts its window there).
 Readings that go back in time are refused (counted by the caller), never
 reordered: the device's clock is the order.
-May import: schema, fleet, errors, numpy.
+May import: sources, errors, numpy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pumpops.errors import IncompatibleBundleError
-from pumpops.fleet import ManufacturerProfile
-from pumpops.schema import affine_to
 from pumpops.sources import Channel
 
 __all__ = ["Resampler", "RowMapper"]
@@ -34,17 +34,41 @@ class _Column:
     offset: float
 
 
+class _Sensor(Protocol):
+    @property
+    def canonical(self) -> str: ...
+
+
+class Profile(Protocol):
+    """What :class:`RowMapper` reads of a manufacturer profile (``pumpops.edge._device`` or ``fleet``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def sensor(self, name: str) -> _Sensor | None: ...
+
+
 class RowMapper:
     """Maps a frame's channels onto the model's sensors, converting units.
 
     Args:
         profile: the pump's manufacturer profile.
         sensors: the model's ``(canonical name, unit)`` pairs, in window column order.
+        from_units: per sensor, ``{unit: (scale, offset)}`` into its model unit (the bundle's
+            ``BundleSensor.from_units``); a reading already in the model's unit needs none.
     """
 
-    def __init__(self, profile: ManufacturerProfile, sensors: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        sensors: Sequence[tuple[str, str]],
+        from_units: Sequence[Mapping[str, tuple[float, float]]] = (),
+    ) -> None:
         self.profile = profile
         self.sensors = tuple(sensors)
+        self.from_units = tuple(from_units) or tuple({} for _ in self.sensors)
+        if len(self.from_units) != len(self.sensors):
+            raise IncompatibleBundleError("the bundle gives unit conversions for some sensors only")
         self._cache: dict[tuple[Channel, ...], list[_Column]] = {}
 
     def columns(self, channels: tuple[Channel, ...]) -> list[_Column]:
@@ -62,14 +86,24 @@ class RowMapper:
             if sensor is not None:
                 by_canonical[sensor.canonical] = (i, channel.unit)
         out = []
-        for name, unit in self.sensors:
+        for (name, unit), pairs in zip(self.sensors, self.from_units, strict=True):
             if name not in by_canonical:
                 raise IncompatibleBundleError(
                     f"the model needs sensor {name!r}, which this pump ({self.profile.id}) does not "
                     f"report; it reports {', '.join(sorted(by_canonical)) or 'nothing'}"
                 )
             index, native_unit = by_canonical[name]
-            scale, offset = affine_to(native_unit, unit)
+            if native_unit == unit:
+                scale, offset = 1.0, 0.0
+            elif native_unit in pairs:
+                scale, offset = (float(x) for x in pairs[native_unit])
+            else:
+                raise IncompatibleBundleError(
+                    f"sensor {name!r}: this pump reports it in {native_unit!r} and the bundle has no "
+                    f"conversion from that unit to the model's {unit!r} (it knows "
+                    f"{', '.join(sorted(pairs)) or 'none'}); rebuild the release with this pump's "
+                    "profile on the hub"
+                )
             out.append(_Column(index, scale, offset))
         self._cache[channels] = out
         return out

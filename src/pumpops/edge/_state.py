@@ -7,7 +7,7 @@ state declared on :class:`AgentBase` and call each other only through the
 methods stubbed here, so each room can be read alone. This module also owns
 ``agent.json`` (update-check times, a pending
 recalibration): read once at start, written atomically on change.
-May import: edge modules, fleet, sources, errors, ``_atomic``, the stdlib.
+May import: edge modules, sources, errors, ``_atomic``, the stdlib.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     from pumpops.edge._alarms import AlarmStep
     from pumpops.edge._commission import Commissioner
     from pumpops.edge._config import AgentConfig
+    from pumpops.edge._device import DeviceProfile
     from pumpops.edge._model import LoadedModel
     from pumpops.edge._outbox import Outbox
     from pumpops.edge._resample import Resampler
     from pumpops.edge._slots import Slots
-    from pumpops.edge._updater import EdgeUpdater
+    from pumpops.edge._update_child import ChildUpdater
     from pumpops.edge._uplink import Uplink
-    from pumpops.fleet import ManufacturerProfile
     from pumpops.sources import Frame, Source
 
 __all__ = [
@@ -67,10 +67,10 @@ class AgentBase:
     state_dir: Path
     _wall: Callable[[], float]
     source: Source
-    profile: ManufacturerProfile
+    profile: DeviceProfile
     slots: Slots
     outbox: Outbox
-    updater: EdgeUpdater
+    updater: ChildUpdater
     uplink: Uplink | None
     _persist: dict[str, Any]
     model: LoadedModel | None

@@ -116,7 +116,8 @@ class UpdatingRoom(AgentBase):
 
     def _recent_rows(self, bundle: Bundle) -> list[np.ndarray]:
         """The last readings, as rows of ``bundle``'s sensors (its units), oldest first."""
-        mapper = RowMapper(self.profile, tuple((s.name, s.unit) for s in bundle.manifest.inputs.sensors))
+        sensors = bundle.manifest.inputs.sensors
+        mapper = RowMapper(self.profile, [(s.name, s.unit) for s in sensors], [s.from_units for s in sensors])
         out: list[np.ndarray] = []
         for frame in self._recent_frames:
             try:

@@ -19,13 +19,13 @@ May import: ``pumpops.mqtt``, the stdlib.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pumpops.edge._envelope import encode_envelope
 from pumpops.edge._state import AGENT_VERSION
 from pumpops.errors import ConfigError
 from pumpops.mqtt import ClientOptions, Connection, LastWill, Message, TlsOptions
@@ -165,17 +165,16 @@ def last_will_payload(device_id: str, site: str, msg_id: str, ts_ms: int, agent_
     ``ts_ms`` is when the will was set (the connect), not when the agent died; the hub
     dates a last will by its arrival (``pumpops.telemetry``'s agent decoding).
     """
-    doc = {
-        "schema": "pumpops.agent/1",
-        "msg_id": msg_id,
-        "device_id": device_id,
-        "site": site,
-        "kind": "state",
-        "ts_ms": ts_ms,
-        "agent_version": agent_version,
-        "body": {"status": OFFLINE_STATUS, "last_will": True},
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
+    body = {"status": OFFLINE_STATUS, "last_will": True}
+    return encode_envelope(
+        device_id=device_id,
+        site=site,
+        kind="state",
+        ts_ms=ts_ms,
+        agent_version=agent_version,
+        body=body,
+        msg_id=msg_id,
+    )
 
 
 def build_uplink(config: AgentConfig, outbox: Outbox, *, desired_topic: str) -> Uplink:

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pumpops.errors import ConfigError, NotFoundError
-from pumpops.fleet import TargetProfile, version_tuple
+from pumpops.errors import ConfigError, NotFoundError, UnitError
+from pumpops.fleet import TargetProfile, load_profiles, version_tuple
 from pumpops.release._convert import (
     convert_opset,
     default_opset,
@@ -36,6 +36,7 @@ from pumpops.release._convert import (
 )
 from pumpops.release._scores import HeldOutScores, deviation, held_out, measure, score_all
 from pumpops.schema import (
+    CANONICAL_SENSORS,
     MODEL_FILE,
     Bundle,
     BundleAlarm,
@@ -46,6 +47,7 @@ from pumpops.schema import (
     BundleManifest,
     BundleSensor,
     BundleTarget,
+    affine_to,
     write_bundle,
 )
 
@@ -371,6 +373,31 @@ def _max_version(a: str, b: str) -> str:
     return a if version_tuple(a) >= version_tuple(b) else b
 
 
+def unit_pairs(sensor: str, unit: str) -> dict[str, tuple[float, float]]:
+    """``{unit: (scale, offset)}`` into ``unit`` from every unit a shipped profile reports ``sensor`` in.
+
+    Computed here with pint (``pumpops.schema.affine_to``) so that the device converts with
+    a multiply-add and never loads a units library. ``unit`` itself and the sensor's
+    canonical SI unit are always there; a unit that does not convert is left out (the
+    device then reports the model incompatible, naming the sensor and the unit).
+
+    >>> unit_pairs("discharge_pressure", "Pa")["bar"]
+    (100000.0, 0.0)
+    """
+    units = {unit}
+    if sensor in CANONICAL_SENSORS:
+        units.add(CANONICAL_SENSORS[sensor].unit)
+    for profile in load_profiles().values():
+        units.update(s.unit for s in profile.sensors if s.canonical == sensor)
+    pairs: dict[str, tuple[float, float]] = {}
+    for u in sorted(units):
+        try:
+            pairs[u] = affine_to(u, unit)
+        except UnitError:
+            continue
+    return pairs
+
+
 def manifest_for(
     source: SourceModel, built: BuiltTarget, group: str, settings: PackageSettings
 ) -> BundleManifest:
@@ -396,7 +423,10 @@ def manifest_for(
         ),
         min_agent_version=_max_version(settings.min_agent_version, t.min_agent_version),
         inputs=BundleInputs(
-            sensors=tuple(BundleSensor(name=s["name"], unit=s["unit"]) for s in inputs.get("sensors", [])),
+            sensors=tuple(
+                BundleSensor(name=s["name"], unit=s["unit"], from_units=unit_pairs(s["name"], s["unit"]))
+                for s in inputs.get("sensors", [])
+            ),
             window_rows=int(inputs.get("window_rows", 1)),
             dtype=dtype,
         ),

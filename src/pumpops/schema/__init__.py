@@ -7,8 +7,8 @@
   bundle manifest as the pipeline writes it and the agent reads it;
 - the agent message envelope (``_agent_messages``): what the agent tells the hub.
 
-The bundle, detector manifest and envelope names load on first use (PEP 562), so that
-importing the package stays as cheap as it was.
+The wire, bundle, detector manifest and envelope names load on first use (PEP 562), so that
+importing the package stays cheap (the device agent loads neither pydantic nor pint).
 May import: ``pumpops.errors``, ``pumpops._atomic``, ``pumpops._digest``,
 pydantic, pint, numpy and the standard library. Edge-safe: everything above
 (hub and edge alike) may import it.
@@ -19,19 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pumpops._lazy import lazy_exports
-from pumpops.schema._sensors import CANONICAL_SENSORS, CanonicalSensor, canonical_sensor
+from pumpops.schema._sensors import CANONICAL_SENSORS, IDENT_PATTERN, CanonicalSensor, canonical_sensor
 from pumpops.schema._units import affine_to, check_unit, convert
-from pumpops.schema._wire import (
-    IDENT_PATTERN,
-    MAX_ROWS_PER_MESSAGE,
-    MAX_SENSORS_PER_MESSAGE,
-    SCHEMA_ID,
-    DeadLetter,
-    ReadingBatch,
-    Rejection,
-    TelemetryMessage,
-    WireSensor,
-)
 
 if TYPE_CHECKING:
     from pumpops.schema._agent_messages import (
@@ -73,13 +62,32 @@ if TYPE_CHECKING:
         SmoothingRule,
         ThresholdRule,
     )
+    from pumpops.schema._wire import (
+        MAX_ROWS_PER_MESSAGE,
+        MAX_SENSORS_PER_MESSAGE,
+        SCHEMA_ID,
+        DeadLetter,
+        ReadingBatch,
+        Rejection,
+        TelemetryMessage,
+        WireSensor,
+    )
 
 _AGENT_MESSAGES = "pumpops.schema._agent_messages"
+_WIRE = "pumpops.schema._wire"  # pydantic: loaded on first use, so the device agent does not load it
 _BUNDLE = "pumpops.schema._bundle"
 _MANIFEST = "pumpops.schema._manifest"
 
 #: Where each lazily loaded public name lives.
 _LAZY: dict[str, str] = {
+    "MAX_ROWS_PER_MESSAGE": _WIRE,
+    "MAX_SENSORS_PER_MESSAGE": _WIRE,
+    "SCHEMA_ID": _WIRE,
+    "DeadLetter": _WIRE,
+    "ReadingBatch": _WIRE,
+    "Rejection": _WIRE,
+    "TelemetryMessage": _WIRE,
+    "WireSensor": _WIRE,
     "AGENT_SCHEMA": _AGENT_MESSAGES,
     "KIND_OF_TOPIC": _AGENT_MESSAGES,
     "MAX_AGENT_MESSAGE_BYTES": _AGENT_MESSAGES,

@@ -12,7 +12,7 @@ covers the whole bundle. The bytes are deterministic: the same model, target
 profile and settings give the same ``manifest.json`` and ``model.onnx``; no
 clock, host name or path goes in.
 
-This module is edge-safe: it imports only the standard library, pydantic,
+This module is edge-safe: it imports only the standard library, msgspec,
 ``pumpops._atomic`` and ``pumpops.errors``, so the device agent can read and
 verify bundles with it; release writes them. The ``detector`` section's typed
 form is :class:`pumpops.schema.DetectorManifest` (``_manifest.py``).
@@ -25,9 +25,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import msgspec
+from msgspec import Meta
 
 from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
@@ -59,17 +60,41 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 
 _IDENT = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-_Ident = Annotated[str, StringConstraints(pattern=_IDENT)]
-_Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-_Version = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")]
-_FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+_Ident = Annotated[str, Meta(pattern=_IDENT)]
+_Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+_Version = Annotated[str, Meta(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")]
+_FileName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+_Name = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A part of the manifest: msgspec checks types and bounds when it is read, not when it is built.
+
+    (msgspec, not pydantic: the device agent reads bundles, and pydantic costs it ~10 MiB.)
+    The ``model_*`` methods keep the names the hub's code and tests use.
+    """
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        """The part as JSON-ready builtins (tuples become lists)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    @classmethod
+    def model_validate(cls, doc: Any) -> Self:
+        """Check ``doc`` (JSON-ready builtins) and build the part.
+
+        Raises:
+            msgspec.ValidationError: a field is missing, unknown, of the wrong type or out of
+                bounds; the message names it (``- at `$.inputs.window_rows```).
+        """
+        return msgspec.convert(doc, cls)
+
+    def model_copy(self, *, update: dict[str, Any]) -> Self:
+        """A copy with ``update``'s fields replaced (not checked until validated)."""
+        return msgspec.structs.replace(self, **update)
 
 
-class BundleFile(_Strict):
+class BundleFile(_Strict, frozen=True, kw_only=True):
     """One file of the bundle besides the manifest.
 
     Attributes:
@@ -78,17 +103,27 @@ class BundleFile(_Strict):
     """
 
     sha256: _Sha256
-    length: int = Field(ge=0)
+    length: Annotated[int, Meta(ge=0)]
 
 
-class BundleSensor(_Strict):
-    """One model input: a canonical sensor and its canonical (SI) unit."""
+class BundleSensor(_Strict, frozen=True, kw_only=True, omit_defaults=True):
+    """One model input: a canonical sensor and its canonical (SI) unit.
 
-    name: str = Field(min_length=1, max_length=64)
-    unit: str = Field(min_length=1, max_length=64)
+    Attributes:
+        name: the canonical sensor.
+        unit: the unit the model takes it in.
+        from_units: ``{unit: [scale, offset]}``: ``value_in_unit = scale * reading + offset``
+            for a reading in ``unit``, computed by the hub with pint for every unit a known
+            manufacturer profile reports this sensor in (and ``unit`` itself). The device applies
+            them and never loads a units library. Absent in bundles built before it existed.
+    """
+
+    name: _Name
+    unit: _Name
+    from_units: dict[_Name, tuple[float, float]] = msgspec.field(default_factory=dict)
 
 
-class BundleInputs(_Strict):
+class BundleInputs(_Strict, frozen=True, kw_only=True):
     """What the agent feeds the model.
 
     Attributes:
@@ -97,12 +132,12 @@ class BundleInputs(_Strict):
         dtype: element type of the ONNX inputs in this bundle (``float64`` or ``float32``).
     """
 
-    sensors: tuple[BundleSensor, ...] = Field(min_length=1)
-    window_rows: int = Field(ge=1, le=100_000)
+    sensors: Annotated[tuple[BundleSensor, ...], Meta(min_length=1)]
+    window_rows: Annotated[int, Meta(ge=1, le=100_000)]
     dtype: Literal["float64", "float32"]
 
 
-class BundleAlarm(_Strict):
+class BundleAlarm(_Strict, frozen=True, kw_only=True):
     """How scores become alarms: threshold comparison and k-of-n smoothing.
 
     Attributes:
@@ -116,7 +151,7 @@ class BundleAlarm(_Strict):
     smoothing: dict[str, Any]
 
 
-class BundleCalibration(_Strict):
+class BundleCalibration(_Strict, frozen=True, kw_only=True):
     """Per-device calibration: the reference statistics and the alarm threshold.
 
     ``center`` and ``scale`` are the device's healthy reference (median and
@@ -128,24 +163,24 @@ class BundleCalibration(_Strict):
     scale: tuple[float, ...]
     threshold: float
     quantiles: tuple[tuple[float, ...], ...] = ()
-    n_rows: int = Field(default=0, ge=0)
-    extra: dict[str, Any] = Field(default_factory=dict)
+    n_rows: Annotated[int, Meta(ge=0)] = 0
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class BundleTarget(_Strict):
+class BundleTarget(_Strict, frozen=True, kw_only=True):
     """The target profile the bundle was built for (a summary, plus its digest)."""
 
     id: _Ident
     arch: str
-    opset: int = Field(ge=1)
-    ir_version: int = Field(ge=1)
+    opset: Annotated[int, Meta(ge=1)]
+    ir_version: Annotated[int, Meta(ge=1)]
     onnxruntime: str
     execution_providers: tuple[str, ...]
     security_features: tuple[str, ...] = ()
     profile_sha256: _Sha256
 
 
-class BundleBuild(_Strict):
+class BundleBuild(_Strict, frozen=True, kw_only=True):
     """What packaging did and why.
 
     Attributes:
@@ -164,7 +199,7 @@ class BundleBuild(_Strict):
     budgets: dict[str, Any]
 
 
-class BundleLineage(_Strict):
+class BundleLineage(_Strict, frozen=True, kw_only=True):
     """Where the model came from."""
 
     run_id: str | None
@@ -174,12 +209,12 @@ class BundleLineage(_Strict):
     config_hash: str | None = None
 
 
-class BundleManifest(_Strict):
+class BundleManifest(_Strict, frozen=True, kw_only=True):
     """The signed description of a bundle; ``files`` hashes everything else in it."""
 
     format: Literal["pumpops.bundle/1"] = BUNDLE_FORMAT
-    model_name: str = Field(min_length=1, max_length=200)
-    model_version: int = Field(ge=1)
+    model_name: Annotated[str, Meta(min_length=1, max_length=200)]
+    model_version: Annotated[int, Meta(ge=1)]
     group: _Ident
     target: BundleTarget
     min_agent_version: _Version
@@ -284,7 +319,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     try:
         doc = json.loads(data)
         return BundleManifest.model_validate(doc)
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, msgspec.ValidationError) as exc:
         raise IntegrityError(f"bundle manifest is not valid: {exc}") from exc
 
 

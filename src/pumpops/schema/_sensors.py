@@ -7,6 +7,9 @@ from types import MappingProxyType
 
 from pumpops.errors import NotFoundError
 
+#: Device ids, sites and sensor names on the wire (``pumpops.schema._wire`` checks them with it).
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
 
 @dataclass(frozen=True, slots=True)
 class CanonicalSensor:

@@ -16,11 +16,13 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from pumpops.schema._sensors import IDENT_PATTERN
+
 SCHEMA_ID = "pumpops.telemetry/1"
 
-#: Identifiers allowed for devices, sites and message ids: safe in MQTT topics,
-#: file names and SQL, and short enough for an index.
-IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: Identifiers allowed for devices, sites and message ids (``IDENT_PATTERN``, defined in ``_sensors``
+#: so that the device agent has it without pydantic): safe in MQTT topics, file names and SQL.
+
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 MsgId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 

@@ -16,13 +16,37 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from pumpops.errors import ConfigError, InputError, NotFoundError
-from pumpops.fleet import Device, ManufacturerProfile, get_profile
 from pumpops.schema import IDENT_PATTERN
 from pumpops.sources._base import Channel, Frame, Source
+
+if TYPE_CHECKING:  # pumpops.fleet (pydantic, pint) loads only when no profile is given
+    from pumpops.fleet import Device
+
+
+class _Sensor(Protocol):
+    @property
+    def native(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+
+
+class ColumnProfile(Protocol):
+    """What the reader uses of a manufacturer profile: its sensors' native names and units."""
+
+    @property
+    def sensors(self) -> Sequence[_Sensor]: ...
+
+
+def _skab_profile() -> ColumnProfile:
+    from pumpops.fleet import get_profile  # noqa: PLC0415 - see TYPE_CHECKING above
+
+    return get_profile(SKAB_PROFILE_ID)
+
 
 SKAB_PROFILE_ID = "skab-testbed"
 LABEL_COLUMNS = ("anomaly", "changepoint")
@@ -201,7 +225,7 @@ def read_skab_csv(
     *,
     experiment: str | None = None,
     utc_offset_s: int = 0,
-    profile: ManufacturerProfile | None = None,
+    profile: ColumnProfile | None = None,
 ) -> SkabTable:
     """Read and check one SKAB CSV file.
 
@@ -223,7 +247,7 @@ def read_skab_csv(
             or time that does not increase; the message names file and line.
     """
     path = Path(path)
-    profile = profile or get_profile(SKAB_PROFILE_ID)
+    profile = profile or _skab_profile()
     header, columns = _split(path, _read_text(path))
     index = {name: i for i, name in enumerate(header)}
     missing = [s.native for s in profile.sensors if s.native not in index]
@@ -292,6 +316,8 @@ class SkabCsvSource(Source):
         rebase_to_ms: shift each device's times so its first row is at this
             instant (ms since the epoch), for replays "now"; gaps are kept.
         chunk_rows: at most this many rows per frame.
+        profile: the ``skab-testbed`` profile as the caller already has it (default: read
+            through ``pumpops.fleet``; the device agent passes its own light copy).
 
     Raises:
         NotFoundError: no such path or no CSV file under it.
@@ -308,13 +334,14 @@ class SkabCsvSource(Source):
         utc_offset_s: int = 0,
         rebase_to_ms: int | None = None,
         chunk_rows: int = 1000,
+        profile: ColumnProfile | None = None,
     ) -> None:
         if chunk_rows < 1:
             raise ConfigError("chunk_rows must be at least 1")
         self.path = Path(path)
         self.chunk_rows = chunk_rows
         self.site = site
-        self.profile = get_profile(SKAB_PROFILE_ID)
+        self.profile = profile or _skab_profile()
         tables = [
             read_skab_csv(
                 f, experiment=self._experiment_name(f), utc_offset_s=utc_offset_s, profile=self.profile
@@ -361,6 +388,8 @@ class SkabCsvSource(Source):
     @property
     def devices(self) -> tuple[Device, ...]:
         """The devices this source yields frames for, in first-seen order."""
+        from pumpops.fleet import Device  # noqa: PLC0415 - see TYPE_CHECKING above
+
         seen = dict.fromkeys(dev for dev, _ in self._replays)
         return tuple(Device(dev, self.site, SKAB_PROFILE_ID, SKAB_PROFILE_ID) for dev in seen)
 
