@@ -32,6 +32,7 @@ May import: errors, this package's chain and keys, json, datetime.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -181,14 +182,15 @@ class _AuditReader(Protocol):
     def audit_entries(self) -> list[AuditEntry]: ...
 
 
-def current_anchor(store: _AuditReader, key: AuditKey, *, time_us: int) -> dict[str, Any]:
+def current_anchor(store: _AuditReader, key: AuditKey, *, time_us: int | None = None) -> dict[str, Any]:
     """The store's current head signed with ``key``, as a JSON object (e.g. for TUF custom metadata).
 
-    Keys: ``seq``, ``hash``, ``signed_from``, ``time_us``, ``key_id``,
-    ``signature`` (see the module docstring). ``pumpops audit verify`` checks
-    every such head it finds against the chain.
+    Keys: ``seq``, ``hash``, ``signed_from``, ``time_us`` (default: now),
+    ``key_id``, ``signature`` (see the module docstring). ``pumpops audit
+    verify`` checks every such head it finds against the chain.
     """
-    return head_anchor(store.audit_entries(), key, time_us=time_us).to_dict()
+    when = time.time_ns() // 1000 if time_us is None else time_us
+    return head_anchor(store.audit_entries(), key, time_us=when).to_dict()
 
 
 _Finding = tuple[int, int, TamperKind, str]  # (seq, index, kind, detail)
@@ -300,11 +302,12 @@ def _anchor_findings(entries: Sequence[AuditEntry], anchors: Sequence[Anchor]) -
     head_seq = entries[-1].seq if entries else 0
     first = entries[0].seq if entries else 1
     found: list[_Finding] = []
+    beyond = max((a for a in anchors if a.seq > head_seq), key=lambda a: a.seq, default=None)
     for anchor in anchors:
         if anchor.seq == 0 or anchor.seq < first:
             continue  # an empty chain, or before a segment's first entry
         at = by_seq.get(anchor.seq)
-        if at is None and anchor.seq > head_seq:
+        if anchor is beyond:  # the longest chain an anchor remembers: name all that was cut
             signed_at = datetime.fromtimestamp(anchor.time_us / 1e6, UTC).isoformat(timespec="seconds")
             detail = (
                 f"the chain ends at seq {head_seq}, but the head in {anchor.where} (signed {signed_at}) "

@@ -54,12 +54,18 @@ from pumpops.demo._world import (
     _World,
 )
 from pumpops.errors import CheckFailed, PumpopsError, ServiceError
-from pumpops.hub import Supervisor, broker_process, event_sink, ingest_service, registry_for
+from pumpops.hub import (
+    Supervisor,
+    broker_process,
+    event_sink,
+    ingest_service,
+    open_workspace_store,
+    registry_for,
+)
 from pumpops.monitoring import MonitoringService, record_feedback
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
 from pumpops.rollout import GatePolicy, MqttDesiredPublisher, RolloutService
 from pumpops.settings import Settings
-from pumpops.store import open_store
 from pumpops.telemetry import BrokerAddress
 
 __all__ = ["LoopOptions", "Timeline", "loop_verdict", "run_loop_demo"]
@@ -171,7 +177,7 @@ def _serve_and_run(
     ws = world.settings.workspace
     with (
         broker_process(0, ws / "broker.log") as broker,
-        open_store(world.settings.resolved_database_url) as store,
+        open_workspace_store(world.settings) as store,
     ):
         sup.watch_process("the embedded MQTT broker", broker.proc, broker.log)
         world.settings = _settings_file(ws, broker.port)
@@ -445,7 +451,7 @@ def _rollout_counts(store: Any, rollout_ids: list[str]) -> str:
 
 def _champion_ref(settings: Settings, group: str) -> str:
 
-    with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
+    with open_workspace_store(settings) as store, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         reg = registry_for(settings, event_sink(settings, store))
         champion = reg.champion(group)

@@ -22,13 +22,19 @@ from rich.console import Console
 from pumpops.demo._console import _elapsed, _phase, _setter, _status
 from pumpops.errors import ServiceError
 from pumpops.fleet import Device
-from pumpops.hub import Supervisor, create_app, event_sink, ingest_service, registry_for
+from pumpops.hub import (
+    Supervisor,
+    create_app,
+    event_sink,
+    ingest_service,
+    open_workspace_store,
+    registry_for,
+)
 from pumpops.registry import parse_ref
 from pumpops.retrain import run_retrain
 from pumpops.settings import Settings, init_workspace, load_settings
 from pumpops.sim import Scenario, build_fleet
 from pumpops.sources import SimulatorSource
-from pumpops.store import open_store
 from pumpops.telemetry import BrokerAddress, build_topic, encode_frame
 
 _H_MS = 3_600_000
@@ -155,7 +161,7 @@ def _history(
     )
     sites = {d.device_id: d.site for d in fleet}
     stored = 0
-    with open_store(settings.resolved_database_url) as store:
+    with open_workspace_store(settings) as store:
         service = ingest_service(settings, store, BrokerAddress("127.0.0.1", 1))
         batch: list[tuple[str, bytes]] = []
         for i, frame in enumerate(SimulatorSource(scenario, chunk_s=600.0).frames()):
@@ -200,7 +206,7 @@ def _train_release(
 def _promote(settings: Settings, ref: str, group: str, actor: str) -> None:
 
     name, version = parse_ref(ref)
-    with open_store(settings.resolved_database_url) as store, warnings.catch_warnings():
+    with open_workspace_store(settings) as store, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         registry_for(settings, event_sink(settings, store)).promote(
             name, version, group, actor=actor, force=True, reason="rolled out to the whole group"
@@ -388,7 +394,7 @@ def _prepare(options: LoopOptions, out: Console) -> _World:
         f"targets {', '.join(TARGETS)}; workspace {ws}"
     )
     _phase(out, 1, f"history: {options.history_h:g} simulated hours of {len(fleet)} pumps into the store")
-    with open_store(settings.resolved_database_url) as store:
+    with open_workspace_store(settings) as store:
         store.upgrade()
         store.register_devices(fleet)
     count = [0]

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pumpops.audit import workspace_signer
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.hub._supervise import stop_processes, tail
 from pumpops.hub._wiring import event_sink, ingest_service, service_address
@@ -194,7 +195,7 @@ class HubServices:
                 except ServiceError:
                     log.error("embedded MQTT broker failed to start (port %d)", port)
                     raise
-            store = self._exit.enter_context(open_store(self.settings.resolved_database_url))
+            store = self._exit.enter_context(self._open_store())
             store.upgrade()
             ingest = ingest_service(self.settings, store, BrokerAddress(host, port)).start()
             self.ingest = ingest
@@ -264,9 +265,15 @@ class HubServices:
                 self.errors["ingest"] = str(ingest.failed)
                 log.error("ingest failed: %s", ingest.failed)
 
+    def _open_store(self) -> TelemetryStore:
+        """The workspace's store; the audit entries the services append are signed with its key (ADR 0013)."""
+        return open_store(
+            self.settings.resolved_database_url, audit_signer=workspace_signer(self.settings.workspace)
+        )
+
     def _loop(self, name: str, body: Callable[[TelemetryStore], None]) -> None:
 
-        with open_store(self.settings.resolved_database_url) as store:  # one connection per thread
+        with self._open_store() as store:  # one connection per thread
             while not self._stop.is_set():
                 try:
                     body(store)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,8 @@ def publish_bundles(
         The metadata files written and their sizes in bytes.
     """
     repo = open_repository(settings)
+    head = {"audit_head": _audit_head(settings, store)}  # the audit trail's head, anchored (ADR 0013)
+    bundles = [replace(b, custom={**b.custom, **head}) for b in bundles]
     sizes = repo.publish(bundles, online_signers(keystore(settings)))
     payload = {
         "targets": [f"models/{b.group}/{b.target}/{b.version}" for b in bundles],
@@ -222,6 +225,17 @@ class SignedIntentWriter:
         return sign_intent(self._settings, group, intent, actor=actor, store=self._store) is not None
 
 
+def _audit_head(settings: Settings, store: Any | None) -> dict[str, Any]:
+    from pumpops.audit import current_anchor, workspace_signer  # noqa: PLC0415 - cryptography on first use
+    from pumpops.store import open_store  # noqa: PLC0415
+
+    key = workspace_signer(settings.workspace).key
+    if store is not None:
+        return current_anchor(store, key)
+    with open_store(settings.resolved_database_url) as opened:
+        return current_anchor(opened, key)
+
+
 def _record(
     settings: Settings,
     store: Any | None,
@@ -231,6 +245,7 @@ def _record(
     *,
     action: str = "release.published",
 ) -> None:
+    from pumpops.audit import workspace_signer  # noqa: PLC0415
     from pumpops.registry import EventSink  # noqa: PLC0415 - store loads only when recording
     from pumpops.store import open_store  # noqa: PLC0415
 
@@ -238,7 +253,8 @@ def _record(
         store.append_audit(actor, action, subject, payload)
         EventSink(store, topic_prefix=settings.topic_prefix).emit(action, subject, payload)
         return
-    with open_store(settings.resolved_database_url) as opened:
+    signer = workspace_signer(settings.workspace)  # audit entries are signed (ADR 0013)
+    with open_store(settings.resolved_database_url, audit_signer=signer) as opened:
         opened.append_audit(actor, action, subject, payload)
         EventSink(opened, topic_prefix=settings.topic_prefix).emit(action, subject, payload)
 

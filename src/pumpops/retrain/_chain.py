@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pumpops.audit import workspace_signer
 from pumpops.errors import ConfigError, NotFoundError, PumpopsError
 from pumpops.fleet import get_target
 from pumpops.pipeline import parse_config, run_pipeline
@@ -25,10 +26,16 @@ from pumpops.registry import EventSink, Registry, parse_ref
 from pumpops.release import bundles_of, create_release, publish_bundles
 from pumpops.retrain._policy import RetrainSettings
 from pumpops.settings import Settings
-from pumpops.store import open_store
+from pumpops.store import TelemetryStore, open_store
 from pumpops.validation import load_validation_config, rival_champion, validate_candidate
 
 __all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
+
+
+def _open_store(settings: Settings) -> TelemetryStore:
+    """The workspace's store; the audit entries the chain appends are signed with its key (ADR 0013)."""
+    return open_store(settings.resolved_database_url, audit_signer=workspace_signer(settings.workspace))
+
 
 #: Starts a rollout of ``<name>/<version>`` to a group; returns the rollout id.
 RolloutStarter = Callable[[str, str, Sequence[int]], str]
@@ -189,7 +196,7 @@ def run_retrain(
     say = progress or (lambda _: None)
     out = RetrainOutcome(group=group, trigger=trigger)
     since_us = until_us - round(policy.window_h * 3_600_000_000)
-    with open_store(settings.resolved_database_url) as store:
+    with _open_store(settings) as store:
         store.upgrade()
         sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
 
@@ -345,7 +352,7 @@ def approve(
     ``progress`` is told each step of the release as it starts.
     """
     name, version = parse_ref(ref)
-    with open_store(settings.resolved_database_url) as store:
+    with _open_store(settings) as store:
         store.upgrade()
         sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
         registry = Registry(settings.resolved_tracking_uri, sink)
