@@ -28,11 +28,13 @@ HUB_LIBRARIES: Final = frozenset(
         "alembic",
         "amqtt",
         "fastapi",
+        "fastapi_offline",  # Swagger UI's files for /api/docs (issue 17)
         "httpx",
         "mlflow",
         "onnx",  # the model format library; onnxruntime is an edge dependency
         "optuna",  # the settings search of `pumpops tune` (issue 14)
         "pandas",
+        "prometheus_client",  # /metrics (issue 17)
         "psycopg",
         "pwdlib",  # the hub's password records (issue 13)
         "skl2onnx",

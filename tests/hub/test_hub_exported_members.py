@@ -9,6 +9,7 @@ _PUBLIC = {
     "Child",
     "HubServices",
     "Supervisor",
+    "api_context",
     "broker_process",
     "create_app",
     "event_publisher",

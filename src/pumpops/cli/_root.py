@@ -99,6 +99,7 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.cli.release_tuf", True),
     ("pumpops.cli.rollout", True),
     ("pumpops.cli.hub", True),
+    ("pumpops.cli.tokens", True),
     ("pumpops.cli.monitoring", True),
     ("pumpops.cli.retrain", True),
     ("pumpops.cli.devices", True),

@@ -1,4 +1,4 @@
-"""Command-line commands of the hub: ``pumpops hub serve``.
+"""Command-line commands of the hub: ``pumpops hub serve`` (the TUF repository, the HTTP API, metrics).
 
 May import: typer, uvicorn, ``pumpops.cli._support``, settings, the release repository location,
 the hub's services.
@@ -14,7 +14,9 @@ from pumpops.cli._support import console, settings_from
 
 __all__ = ["hub_app", "register"]
 
-hub_app = typer.Typer(help="The hub process: serves the TUF repository over HTTP.", no_args_is_help=True)
+hub_app = typer.Typer(
+    help="The hub process: serves the TUF repository, the HTTP API and /metrics.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +38,9 @@ def serve_cmd(
         ),
     ] = False,
 ) -> None:
-    """Serve the repository read-only under /tuf/ (metadata/ and targets/), and /healthz.
+    """Serve the repository read-only under /tuf/, the HTTP API under /api/ (docs at /api/docs), /metrics.
 
+    Every /api route but the docs needs a token (`pumpops tokens create`).
     With --services, each service's start, stop and failure is logged to stderr, one line each.
     The embedded broker listens on the embedded_broker_port setting (default 1884; 1883 is
     Mosquitto's): if that port is taken the command fails at once (exit 5) instead of using whatever
@@ -45,11 +48,14 @@ def serve_cmd(
     """
     import logging
     import sys
+    from typing import cast
 
     import uvicorn
 
-    from pumpops.hub import HubServices, create_app
+    from pumpops.hub import HubServices, api_context, create_app, open_workspace_store
     from pumpops.release import open_repository
+    from pumpops.store import TelemetryStore
+    from pumpops.web import StoreWriteTimer, mount_api
 
     settings = settings_from(ctx)
     repo = open_repository(settings)
@@ -59,10 +65,24 @@ def serve_cmd(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    hub = HubServices(settings).start() if services else None
-    console.print(f"serving {repo.folder} at http://{host}:{port}/tuf/")
-    try:
-        uvicorn.run(create_app(repo.folder), host=host, port=port, log_level="warning")
-    finally:
-        if hub is not None:
-            hub.stop()
+    with open_workspace_store(settings, upgrade=True) as store, api_context(settings, store) as context:
+        metrics = []
+        app = create_app(repo.folder, api=lambda a: metrics.append(mount_api(a, context)))
+        hub = None
+        if services:
+            hub = HubServices(
+                settings,
+                wrap_ingest_store=lambda s: cast(TelemetryStore, StoreWriteTimer(s, metrics[0].store_writes)),
+            ).start()
+            context.ingest_stats = lambda: None if hub is None or hub.ingest is None else hub.ingest.stats()
+        base = f"http://{host}:{port}"
+        console.print(
+            f"serving {repo.folder} at {base}/tuf/; the API at {base}/api/ (docs {base}/api/docs, "
+            f"tokens: `pumpops tokens create`); metrics at {base}/metrics",
+            soft_wrap=True,
+        )
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        finally:
+            if hub is not None:
+                hub.stop()

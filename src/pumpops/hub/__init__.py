@@ -1,7 +1,8 @@
 """The control-plane process: HTTP API, dashboard and background services (FastAPI, uvicorn).
 
-Today it serves the TUF repository read-only under ``/tuf/`` (:func:`create_app`)
-and ``/healthz``; ``pumpops hub serve`` runs it with uvicorn beside the
+It serves the TUF repository read-only under ``/tuf/`` (:func:`create_app`),
+``/healthz``, and the HTTP API, ``/api/...`` and ``/metrics`` (``pumpops.web``,
+mounted with the context :func:`api_context` builds); ``pumpops hub serve`` runs it with uvicorn beside the
 background services (:class:`HubServices`: ingest, rollout, monitoring,
 retraining), each child process watched by a :class:`Supervisor`; ``_wiring`` is the one place the
 commands, the services and the demo build the store, registry, event sink and services. Every name
@@ -17,7 +18,13 @@ from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.hub._app import create_app
-    from pumpops.hub._services import BrokerProcess, HubServices, broker_process, port_taken_message
+    from pumpops.hub._services import (
+        BrokerProcess,
+        HubServices,
+        api_context,
+        broker_process,
+        port_taken_message,
+    )
     from pumpops.hub._supervise import Child, Supervisor, stop_processes, tail
     from pumpops.hub._wiring import (
         event_publisher,
@@ -39,6 +46,7 @@ __all__ = [
     "Child",
     "HubServices",
     "Supervisor",
+    "api_context",
     "broker_process",
     "create_app",
     "event_publisher",
@@ -61,7 +69,8 @@ __all__ = [
 _LAZY = {
     "create_app": "pumpops.hub._app",
     **dict.fromkeys(
-        ("BrokerProcess", "HubServices", "broker_process", "port_taken_message"), "pumpops.hub._services"
+        ("BrokerProcess", "HubServices", "api_context", "broker_process", "port_taken_message"),
+        "pumpops.hub._services",
     ),
     **dict.fromkeys(("Child", "Supervisor", "stop_processes", "tail"), "pumpops.hub._supervise"),
     **dict.fromkeys(

@@ -11,6 +11,7 @@ May import: fastapi, starlette, the stdlib.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
@@ -26,11 +27,12 @@ _MAX_PATH_CHARS = 1024
 _MAX_PART_BYTES = 255
 
 
-def create_app(repository: Path) -> FastAPI:
+def create_app(repository: Path, *, api: Callable[[FastAPI], object] | None = None) -> FastAPI:
     """The hub application serving ``repository`` (a TUF repository folder).
 
     Args:
         repository: the folder with ``metadata/`` and ``targets/``.
+        api: mounts the HTTP API on the app (``pumpops.web.mount_api`` bound to its context).
     """
     folder = repository.resolve()
     app = FastAPI(title="pumpops hub", docs_url=None, redoc_url=None, openapi_url=None)
@@ -45,6 +47,8 @@ def create_app(repository: Path) -> FastAPI:
     def tuf_file(path: str) -> FileResponse:
         return FileResponse(_served_file(folder, path), media_type=_media(path), headers=_NO_CACHE)
 
+    if api is not None:
+        api(app)
     return app
 
 

@@ -1,10 +1,12 @@
-"""The hub's background services: ingest, fleet monitoring, the retraining policy, the rollout controller.
+"""The hub's background services (ingest, monitoring, retraining, rollouts) and the HTTP API's context.
 
 ``pumpops hub serve --services`` runs them beside the HTTP server, each in a
 thread with its own store connection; each can also run as its own process
 (``pumpops ingest``, ``pumpops fleet evaluate`` from cron, ``pumpops rollout
 run``). On the embedded default the MQTT broker (amqtt) runs in a process of
 its own (:func:`broker_process`): in the hub's process, training would starve it.
+:func:`api_context` builds what the HTTP API (``pumpops.web``) runs on from the
+same settings: the store, the event sink, a rollout service per acting token.
 May import: every hub-side part.
 """
 
@@ -20,11 +22,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pumpops.audit import workspace_signer
 from pumpops.errors import PumpopsError, ServiceError
 from pumpops.hub._supervise import stop_processes, tail
-from pumpops.hub._wiring import event_sink, ingest_service, service_address
+from pumpops.hub._wiring import (
+    event_publisher,
+    event_sink,
+    ingest_service,
+    registry_for,
+    rollout_publishers,
+    rollout_service,
+    service_address,
+)
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
@@ -33,7 +44,11 @@ from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
 
-__all__ = ["BrokerProcess", "HubServices", "broker_process", "port_taken_message"]
+if TYPE_CHECKING:
+    from pumpops.registry import Registry
+    from pumpops.web import ApiContext
+
+__all__ = ["BrokerProcess", "HubServices", "api_context", "broker_process", "port_taken_message"]
 
 log = logging.getLogger("pumpops.hub")
 
@@ -147,6 +162,7 @@ class HubServices:
         monitoring_interval_s: seconds between monitoring steps.
         retrain_interval_s: seconds between retraining decisions.
         rollout_interval_s: seconds between rollout controller ticks.
+        wrap_ingest_store: wraps ingest's store (the API's write timer for ``/metrics``).
     """
 
     def __init__(
@@ -156,8 +172,10 @@ class HubServices:
         monitoring_interval_s: float = 60.0,
         retrain_interval_s: float = 300.0,
         rollout_interval_s: float = 30.0,
+        wrap_ingest_store: Callable[[TelemetryStore], TelemetryStore] | None = None,
     ) -> None:
         self.settings = settings
+        self._wrap = wrap_ingest_store
         self.intervals = {
             "monitoring": monitoring_interval_s,
             "retrain": retrain_interval_s,
@@ -197,7 +215,8 @@ class HubServices:
                     raise
             store = self._exit.enter_context(self._open_store())
             store.upgrade()
-            ingest = ingest_service(self.settings, store, BrokerAddress(host, port)).start()
+            writes = store if self._wrap is None else self._wrap(store)
+            ingest = ingest_service(self.settings, writes, BrokerAddress(host, port)).start()
             self.ingest = ingest
             self._exit.callback(self._stop_ingest, ingest)
             ingest.wait_ready()
@@ -354,6 +373,37 @@ class HubServices:
             log.warning(
                 "retraining %s (%s): %s — %s", group, decision.trigger, outcome.status, outcome.reason
             )
+
+
+@contextlib.contextmanager
+def api_context(settings: Settings, store: TelemetryStore) -> Iterator[ApiContext]:
+    """What the HTTP API runs on, built from the settings: closed (the broker client) when the block ends.
+
+    Events are stored and published on the settings' broker; rollout commands
+    write desired states there too (the embedded broker: its port on 127.0.0.1),
+    each by a :class:`~pumpops.rollout.RolloutService` whose actor is the
+    request's token owner. The registry (MLflow) opens on first use.
+    """
+    from pumpops.web import ApiContext  # noqa: PLC0415 - FastAPI loads only when serving
+
+    desired, events = rollout_publishers(settings, None)
+    sink = event_sink(settings, store, event_publisher(settings, None))
+    registry: list[Registry] = []
+    lock = threading.Lock()
+
+    def open_registry() -> Registry:
+        with lock:
+            if not registry:
+                registry.append(registry_for(settings, sink))
+            return registry[0]
+
+    def rollouts(actor: str) -> RolloutService:
+        return rollout_service(settings, store, desired, events, actor=actor)
+
+    try:
+        yield ApiContext(settings=settings, store=store, sink=sink, rollouts=rollouts, registry=open_registry)
+    finally:
+        desired.close()
 
 
 def _intent_signer(settings: Settings, store: TelemetryStore) -> IntentSigner | None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pumpops.store._interfaces import (
         AgentMessageStore,
         AlertStore,
+        ApiTokenStore,
         AuditStore,
         DeadLetterStore,
         DeviceStore,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from pumpops.store._sql import (
         SqlTelemetryStore,
     )
+    from pumpops.store._tokens import API_ROLES, AlarmAckRecord, ApiTokenRecord
 
 #: Where each public name lives: loaded on first use, so that importing the package
 #: (as ``pumpops --help`` and the edge agent do) loads only what is used.
@@ -75,6 +77,10 @@ _LAZY: dict[str, str] = {
     "RolloutRecord": "pumpops.store._records",
     "AgentMessageStore": "pumpops.store._interfaces",
     "AlertStore": "pumpops.store._interfaces",
+    "ApiTokenStore": "pumpops.store._interfaces",
+    "API_ROLES": "pumpops.store._tokens",
+    "AlarmAckRecord": "pumpops.store._tokens",
+    "ApiTokenRecord": "pumpops.store._tokens",
     "AuditStore": "pumpops.store._interfaces",
     "DeadLetterStore": "pumpops.store._interfaces",
     "DeviceStore": "pumpops.store._interfaces",
@@ -92,13 +98,17 @@ __getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 __all__ = [
     "AGENT_KINDS",
+    "API_ROLES",
     "FEEDBACK_VERDICTS",
     "ROLLOUT_ACTIVE_STATUSES",
     "AgentMessageStore",
     "AgentPut",
     "AgentRecord",
+    "AlarmAckRecord",
     "AlertStore",
     "AliasRecord",
+    "ApiTokenRecord",
+    "ApiTokenStore",
     "AuditStore",
     "BatchOutcome",
     "DeadLetterStore",

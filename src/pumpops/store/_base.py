@@ -18,6 +18,7 @@ import abc
 from pumpops.store._interfaces import (
     AgentMessageStore,
     AlertStore,
+    ApiTokenStore,
     AuditStore,
     DeadLetterStore,
     DeviceStore,
@@ -36,6 +37,7 @@ class TelemetryStore(
     AlertStore,
     AuditStore,
     RegistryRecordStore,
+    ApiTokenStore,
     abc.ABC,
 ):
     """The hub's telemetry database: every concern, plus schema, counts and closing."""

@@ -2,7 +2,7 @@
 
 Owns one :class:`~typing.Protocol` per concern (devices, readings, dead
 letters, agent messages, rollouts, alerts and feedback, audit, registry
-records). Each is both:
+records, API tokens). Each is both:
 
 - a structural type: a consumer annotates with the narrowest one it needs (or
   declares its own Protocol of the few methods it calls, as the rollout
@@ -35,6 +35,7 @@ from pumpops.store._records import (
     ReleaseRecord,
     RolloutRecord,
 )
+from pumpops.store._tokens import AlarmAckRecord, ApiTokenRecord
 
 
 @runtime_checkable
@@ -458,3 +459,66 @@ class RegistryRecordStore(Protocol):
         Raises:
             StoreError: the database failed.
         """
+
+
+@runtime_checkable
+class ApiTokenStore(Protocol):
+    """The HTTP API's own records (revision 0007): hashed tokens with roles, alarm acknowledgements."""
+
+    @abc.abstractmethod
+    def add_api_token(
+        self,
+        token_id: str,
+        *,
+        name: str,
+        role: str,
+        token_sha256: str,
+        created_by: str,
+        expires_at_us: int | None = None,
+        time_us: int | None = None,
+    ) -> ApiTokenRecord:
+        """Store a new token (the SHA-256 of its secret, never the secret); return it as stored."""
+
+    @abc.abstractmethod
+    def api_token_by_hash(self, token_sha256: str) -> ApiTokenRecord | None:
+        """The token whose secret hashes to ``token_sha256`` (revoked and expired too), or None."""
+
+    @abc.abstractmethod
+    def api_tokens(self, *, name: str | None = None) -> list[ApiTokenRecord]:
+        """Every token ordered by creation, or only one owner's."""
+
+    @abc.abstractmethod
+    def revoke_api_tokens(
+        self, *, token_id: str | None = None, name: str | None = None, time_us: int | None = None
+    ) -> list[ApiTokenRecord]:
+        """Revoke one token by id, or every token of an owner; return those revoked now."""
+
+    @abc.abstractmethod
+    def put_alarm_ack(
+        self, alarm_id: str, *, actor: str, note: str = "", time_us: int | None = None
+    ) -> tuple[AlarmAckRecord, bool]:
+        """Acknowledge an alarm unless it is already; return the stored acknowledgement and if it is new."""
+
+    @abc.abstractmethod
+    def alarm_acks(self, alarm_ids: Sequence[str]) -> dict[str, AlarmAckRecord]:
+        """The acknowledgements of these alarms, by alarm id."""
+
+    @abc.abstractmethod
+    def alarm_messages(
+        self,
+        *,
+        device_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Any]:
+        """Alarm messages newest first, one page (rows: msg_id, device_id, site, ts_us, body, ...)."""
+
+    @abc.abstractmethod
+    def agent_messages_received(self, *, after_us: int, kinds: Sequence[str], limit: int = 500) -> list[Any]:
+        """Agent messages of ``kinds`` received after ``after_us``, oldest receipt first."""
+
+    @abc.abstractmethod
+    def grouped_counts(self) -> dict[str, dict[str, int]]:
+        """Row counts by group (dead letters by reason, rollouts by status, ...) for ``/metrics``."""

@@ -12,6 +12,7 @@ shared engine holder (:class:`~pumpops.store._core.SqlCore`):
 ``_alerts.py``              fleet alerts and alarm feedback
 ``_audit.py``               the audit trail
 ``_registry_records.py``    alias history, lifecycle events, releases
+``_tokens.py``              API tokens, alarm acknowledgements, the API's fleet-wide reads
 ==========================  ====================================================
 
 This module owns what belongs to the database as a whole: migrations
@@ -46,6 +47,7 @@ from pumpops.store._devices import SqlDevices
 from pumpops.store._readings import SqlReadings
 from pumpops.store._registry_records import SqlRegistryRecords
 from pumpops.store._rollouts import SqlRollouts
+from pumpops.store._tokens import SqlApiTokens
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -66,6 +68,7 @@ class SqlTelemetryStore(
     SqlAlerts,
     SqlAudit,
     SqlRegistryRecords,
+    SqlApiTokens,
     TelemetryStore,
 ):
     """A :class:`~pumpops.store.TelemetryStore` on a SQLAlchemy engine; see the module docstring.

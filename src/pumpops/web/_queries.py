@@ -1,0 +1,278 @@
+"""The API's read queries as plain functions over a store: what the routes (and dashboard pages) show.
+
+Each function takes the store (or a fleet view) and returns JSON-ready dicts
+and lists; the routes only parse parameters and call them, so a server-rendered
+page can call the same function for the same rows. A device's one-word
+condition (:func:`device_condition`) orders the fleet worst first.
+May import: numpy, store, monitoring, audit, errors, this part.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from pumpops.errors import InputError, NotFoundError
+from pumpops.web._downsample import minmax
+
+if TYPE_CHECKING:
+    from pumpops.monitoring import DeviceView, FleetView
+    from pumpops.store import TelemetryStore
+
+__all__ = [
+    "CONDITIONS",
+    "alarm_page",
+    "device_condition",
+    "device_row",
+    "fleet_page",
+    "fleet_summary",
+    "telemetry_series",
+]
+
+#: A device's condition, worst first: the fleet list's default order.
+CONDITIONS: Final = ("offline", "unhealthy", "alarming", "stale", "drifting", "ok", "never_seen")
+
+#: The most points per series the telemetry endpoint returns, whatever is asked.
+MAX_POINTS: Final = 10_000
+
+
+def device_condition(device: DeviceView) -> str:  # noqa: PLR0911 - one return per condition
+    """One word for a device, worst first in :data:`CONDITIONS`.
+
+    ``never_seen``: registered, no message ever; ``offline``: silent in the
+    window; ``unhealthy``: its model's health check is not ``ok``; ``alarming``:
+    it raised alarms in the window; ``stale``: its model is past its maximum
+    age without an update check; ``drifting``: its drift test fires; else ``ok``.
+    """
+    if device.last_seen_ms is None:
+        return "never_seen"
+    if not device.reporting:
+        return "offline"
+    if device.health is not None and device.health != "ok":
+        return "unhealthy"
+    if device.alarms.alarms_raised > 0:
+        return "alarming"
+    if device.stale:
+        return "stale"
+    if device.drifting:
+        return "drifting"
+    return "ok"
+
+
+def device_row(device: DeviceView) -> dict[str, Any]:
+    """A device as a row: identity, condition, model and slot facts, outbox, drift."""
+    return {
+        "device_id": device.device_id,
+        "site": device.site,
+        "group": device.group,
+        "registered": device.registered,
+        "condition": device_condition(device),
+        "status": device.status,
+        "last_seen_ms": device.last_seen_ms,
+        "reporting": device.reporting,
+        "model": device.model,
+        "model_name": device.model_name,
+        "model_version": device.model_version,
+        "health": device.health,
+        "stale": device.stale,
+        "calibration": device.calibration,
+        "outbox_depth": device.outbox_depth,
+        "last_update_error": device.last_update_error,
+        "alarms_raised": device.alarms.alarms_raised,
+        "alarms_per_h": device.alarms.rate_per_h,
+        "score_p95_max": device.scores.p95_max,
+        "drifting": device.drifting,
+        "drift": {
+            "drifting": device.drift.drifting,
+            "drift_ms": device.drift.drift_ms,
+            "source": device.drift.source,
+            "drifted_sensors": list(device.drift.drifted),
+            "psi": device.drift.psi,
+            "change_fired": device.drift.change_fired,
+        },
+    }
+
+
+def fleet_summary(view: FleetView) -> dict[str, Any]:
+    """Counts of the fleet by condition, site and group, and per group its models and drift verdict."""
+    conditions = Counter(device_condition(d) for d in view.devices)
+    return {
+        "now_ms": view.now_ms,
+        "window_s": view.window_s,
+        "devices": len(view.devices),
+        "by_condition": {c: conditions.get(c, 0) for c in CONDITIONS},
+        "by_site": dict(sorted(Counter(d.site for d in view.devices).items())),
+        "groups": [
+            {
+                "group": g.group,
+                "devices": len(g.device_ids),
+                "reporting": g.reporting,
+                "healthy": g.healthy,
+                "stale": g.stale,
+                "model_versions": g.model_versions,
+                "alarms_per_h": g.alarms.rate_per_h,
+                "drift": g.drift.verdict,
+                "drift_reason": g.drift.reason,
+            }
+            for g in view.groups
+        ],
+    }
+
+
+def fleet_page(
+    view: FleetView,
+    *,
+    condition: str | None = None,
+    group: str | None = None,
+    site: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """One page of devices, worst condition first (then by id), with the total that matched.
+
+    Raises:
+        InputError: ``condition`` is not one of :data:`CONDITIONS`.
+    """
+    if condition is not None and condition not in CONDITIONS:
+        raise InputError(f"condition {condition!r}: must be one of {', '.join(CONDITIONS)}")
+    rank = {c: i for i, c in enumerate(CONDITIONS)}
+    chosen = [
+        (rank[device_condition(d)], d.device_id, d)
+        for d in view.devices
+        if (group is None or d.group == group)
+        and (site is None or d.site == site)
+        and (search is None or search.lower() in d.device_id.lower())
+    ]
+    if condition is not None:
+        chosen = [c for c in chosen if CONDITIONS[c[0]] == condition]
+    chosen.sort(key=lambda c: (c[0], c[1]))
+    return {
+        "total": len(chosen),
+        "limit": limit,
+        "offset": offset,
+        "devices": [device_row(d) for _, _, d in chosen[offset : offset + limit]],
+    }
+
+
+def telemetry_series(
+    store: TelemetryStore,
+    device_id: str,
+    *,
+    sensors: Sequence[str] | None,
+    since_us: int,
+    until_us: int,
+    points: int,
+) -> dict[str, Any]:
+    """A device's readings in ``[since_us, until_us)``, each sensor downsampled to ``points`` (min/max).
+
+    Raises:
+        InputError: the range is empty or reversed, or ``points`` is below 2.
+        NotFoundError: the device is not registered, or a sensor has no reading in the store at all.
+    """
+    if until_us <= since_us:
+        raise InputError(f"time range: 'until' ({until_us} µs) must be after 'since' ({since_us} µs)")
+    if points < 2:
+        raise InputError("points: at least 2")
+    budget = min(points, MAX_POINTS)
+    frame = store.query(device_id, sensors=sensors, since_us=since_us, until_us=until_us)
+    series = []
+    raw = 0
+    for index, sensor in enumerate(frame.sensors):
+        values = frame.values[:, index]
+        raw += int(np.count_nonzero(~np.isnan(values)))
+        ts, kept = minmax(frame.ts_us, values, budget)
+        series.append(
+            {"sensor": sensor, "ts_us": ts.astype(np.int64).tolist(), "values": kept.astype(float).tolist()}
+        )
+    return {
+        "device_id": device_id,
+        "since_us": since_us,
+        "until_us": until_us,
+        "points_per_series": budget,
+        "clamped": budget != points,
+        "raw_readings": raw,
+        "series": series,
+    }
+
+
+def alarm_page(
+    store: TelemetryStore,
+    *,
+    device_id: str | None = None,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """One page of alarm messages, newest first, each with its acknowledgement and technician verdict.
+
+    Raises:
+        InputError: the time range is reversed.
+    """
+    if since_us is not None and until_us is not None and until_us <= since_us:
+        raise InputError("time range: 'until' must be after 'since'")
+    rows = store.alarm_messages(
+        device_id=device_id, since_us=since_us, until_us=until_us, limit=limit, offset=offset
+    )
+    alarms = []
+    for row in rows:
+        body = _object(row.body)
+        alarms.append(
+            {
+                "msg_id": row.msg_id,
+                "alarm_id": body.get("alarm_id"),
+                "device_id": row.device_id,
+                "site": row.site,
+                "ts_us": int(row.ts_us),
+                "received_at_us": int(row.received_at_us),
+                "event": body.get("event"),
+                "started_ms": body.get("started_ms"),
+                "ended_ms": body.get("ended_ms"),
+                "peak_score": body.get("peak_score"),
+                "threshold": body.get("threshold"),
+                "model_name": body.get("model_name"),
+                "model_version": body.get("model_version"),
+            }
+        )
+    ids = [str(a["alarm_id"]) for a in alarms if a["alarm_id"]]
+    acks = store.alarm_acks(ids)
+    oldest = min(
+        (int(a["started_ms"]) * 1000 for a in alarms if isinstance(a["started_ms"], int)), default=None
+    )
+    verdicts = {f.alarm_id: f for f in store.feedback(since_us=oldest)} if alarms else {}
+    for alarm in alarms:
+        ack = acks.get(str(alarm["alarm_id"]))
+        verdict = verdicts.get(str(alarm["alarm_id"]))
+        alarm["acknowledged"] = (
+            None if ack is None else {"by": ack.actor, "at_us": ack.at_us, "note": ack.note}
+        )
+        alarm["feedback"] = (
+            None
+            if verdict is None
+            else {
+                "verdict": verdict.verdict,
+                "by": verdict.actor,
+                "at_us": verdict.at_us,
+                "note": verdict.note,
+            }
+        )
+    return {"limit": limit, "offset": offset, "alarms": alarms}
+
+
+def require_device(store: TelemetryStore, device_id: str) -> None:
+    """Raise :class:`NotFoundError` unless ``device_id`` is registered."""
+    if store.device(device_id) is None:
+        raise NotFoundError(f"device {device_id!r} is not registered (see GET /api/devices)")
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
