@@ -1,4 +1,4 @@
-"""The embedded broker's secure mode (amqtt + ``_amqtt_auth``): the same identities and access rules, attacked.
+"""The embedded broker's secure mode (amqtt + ``_amqtt_auth``): the same identities and rules, attacked.
 
 amqtt refuses a subscription its topic plugin denies (SUBACK 0x80) and drops a
 denied publish after acknowledging it; each "not delivered" row still sends a
@@ -18,7 +18,7 @@ from pumpops.errors import ConfigError
 from pumpops.security import CredentialRegistry, write_private
 from pumpops.telemetry import EmbeddedBroker
 
-from .conftest import Broker, Client
+from .conftest import Broker, Client, collect_leaked_sockets
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker,
     finally:
         broker.close_clients()
         running.stop()
+        collect_leaked_sockets()
 
 
 @pytest.fixture
@@ -67,8 +68,8 @@ def test_secure_mode_never_loads_the_anonymous_plugin(embedded: tuple[Broker, Em
 
 
 def test_open_broker_listens_on_loopback_only() -> None:
-    with pytest.raises(ConfigError, match="127.0.0.1 only"):
-        EmbeddedBroker("0.0.0.0", 0)  # noqa: S104 - the refusal is the point
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1 only"):
+        EmbeddedBroker("0.0.0.0", 0)
 
 
 def test_open_broker_says_it_is_open(caplog: pytest.LogCaptureFixture) -> None:

@@ -90,8 +90,6 @@ def test_plain_tcp_to_the_tls_port_fails(broker: Broker, pump: Pump) -> None:
     assert "did not accept" in text or "cannot connect" in text
 
 
-# paho leaves the socket of a failed TLS handshake for the garbage collector (a ResourceWarning)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_wrong_ca_fails_certificate_verification(broker: Broker) -> None:
     other = CertificateAuthority.create("someone else's CA")
     path = broker.ca_file.parent.parent / f"other-ca-{uuid.uuid4().hex[:6]}.pem"
@@ -100,7 +98,6 @@ def test_wrong_ca_fails_certificate_verification(broker: Broker) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in text
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_wrong_host_name_fails_verification(broker: Broker) -> None:
     # the certificate names "localhost" only: 127.0.0.1 is the same broker under a name it does not have
     text = broker.refused("hub-ingest", broker.hub_password("hub-ingest"), host="127.0.0.1")
