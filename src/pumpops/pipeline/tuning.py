@@ -82,7 +82,11 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
         "alarm_release": ("float", 0.3, 1.0),
         "alarm_hold": ("int", 0, 60),
         "trim_z": ("cat", (0.0, 3.0, 4.0, 6.0)),
-        "scale_floor": ("cat", (0.0, 0.001, 0.003, 0.01)),
+        "scale_floor": ("cat", (0.0, 0.01, 0.02, 0.03, 0.05)),
+        "eig_floor": ("cat", (0.0, 0.03, 0.1, 0.3)),
+        "score_offset": ("cat", (0.0, 0.3, 1.0, 3.0)),
+        "change_weight": ("cat", (0.0, 0.3, 1.0)),
+        "onset_lookback": ("cat", (0, 30, 60)),
     },
 }
 
@@ -112,6 +116,8 @@ def _concrete(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["alarm_k"] = max(1, min(n, round(float(out.pop("alarm_k_frac")) * n)))
     if out.get("baseline_window", 0) and out["baseline_window"] <= out.get("window", 1):
         out["baseline_window"] = 0
+    if not out.get("baseline_window", 0) and out.get("change_weight", 0.0):
+        out["change_weight"] = 0.0  # change features need a baseline
     return out
 
 

@@ -47,6 +47,7 @@ _PUBLIC = {
         "load_experiment",
         "markdown_table",
         "nab_tally",
+        "onset_changepoints",
         "run_skab",
         "score_experiment",
         "skab_canonical",

@@ -123,6 +123,11 @@ class Detector(abc.ABC):
             an alarm needs ``core > factor * q + (factor - 1) * offset``. A
             normal period whose scores are all tiny then does not yield a
             threshold any small drift crosses (0: none).
+        change_weight: multi-scale features: when above 0, every sensor also
+            gets a *change* feature, ``change_weight * (fast mean - slow
+            baseline)`` (needs ``baseline_window``), beside its level feature:
+            a fault's onset shows as a change before the level has settled,
+            and a slow regime drift does not (0: level features only).
     """
 
     kind: ClassVar[str]
@@ -146,6 +151,7 @@ class Detector(abc.ABC):
         trim_z: float = 0.0,
         scale_floor: float = 0.0,
         score_offset: float = 0.0,
+        change_weight: float = 0.0,
     ) -> None:
         sensors = tuple(sensors)
         unknown = [s for s in sensors if s not in CANONICAL_SENSORS]
@@ -170,6 +176,7 @@ class Detector(abc.ABC):
             "trim_z": trim_z >= 0.0,
             "scale_floor": 0.0 <= scale_floor < 1.0,
             "score_offset": 0.0 <= score_offset < 1e9,
+            "change_weight": change_weight == 0.0 or (0.0 < change_weight < 1e6 and baseline_window > 0),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -190,6 +197,7 @@ class Detector(abc.ABC):
         self.trim_z = float(trim_z)
         self.scale_floor = float(scale_floor)
         self.score_offset = float(score_offset)
+        self.change_weight = float(change_weight)
         self._fitted = False
 
     # ----------------------------------------------------------------- subclass hooks
@@ -226,6 +234,11 @@ class Detector(abc.ABC):
         return len(self.sensors)
 
     @property
+    def n_features(self) -> int:
+        """Features per row the core sees: ``S``, or ``2 S`` with change features."""
+        return self.n_sensors * (2 if self.change_weight > 0 else 1)
+
+    @property
     def feature_span(self) -> int:
         """Rows one feature row looks back over (itself included)."""
         return max(self.window, self.baseline_window)
@@ -255,6 +268,7 @@ class Detector(abc.ABC):
             "trim_z": self.trim_z,
             "scale_floor": self.scale_floor,
             "score_offset": self.score_offset,
+            "change_weight": self.change_weight,
             **self._core_params(),
         }
 
@@ -331,7 +345,10 @@ class Detector(abc.ABC):
         if self.baseline_window == 0:
             return np.asarray(fast * self._feature_weights())
         slow = (cs[end] - cs[end - self.baseline_window]) / self.baseline_window
-        return np.asarray((fast - slow * self._detrend_mask()) * self._feature_weights())
+        level = (fast - slow * self._detrend_mask()) * self._feature_weights()
+        if self.change_weight > 0:
+            return np.concatenate([level, (fast - slow) * self.change_weight], axis=1)
+        return np.asarray(level)
 
     def _typical(self, features: np.ndarray) -> np.ndarray:
         """Rows whose every feature lies within ``trim_z`` robust deviations of its median.
@@ -503,11 +520,15 @@ class Detector(abc.ABC):
         fast, slow = self._feature_matrices()
         scale = self._floored(calibration.center, calibration.scale)
         zt = ((windows - calibration.center) / scale).transpose(0, 2, 1)  # (B, S, W)
-        feats = zt @ fast
+        fast_mean = zt @ fast
+        feats = fast_mean
         if self.baseline_window:
-            feats = feats - (zt @ slow) * self._detrend_mask()[:, None]
+            slow_mean = zt @ slow
+            feats = feats - slow_mean * self._detrend_mask()[:, None]
         feats = feats * self._feature_weights()[:, None]
-        rows = feats.transpose(0, 2, 1).reshape(-1, self.n_sensors)
+        if self.change_weight > 0:
+            feats = np.concatenate([feats, (fast_mean - slow_mean) * self.change_weight], axis=1)
+        rows = feats.transpose(0, 2, 1).reshape(-1, self.n_features)
         per = np.asarray(self._core_score(rows), dtype=np.float64).reshape(-1, self.score_window)
         return np.asarray(per.mean(axis=1) + self.score_offset)
 

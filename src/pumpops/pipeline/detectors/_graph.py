@@ -52,7 +52,7 @@ def scoring_graph(det: Detector) -> bytes:
     fast, slow = feature_matrices(det)
     inits = [
         numpy_helper.from_array(fast, "pre_fast"),
-        numpy_helper.from_array(np.array([-1, S], dtype=np.int64), "pre_rows_shape"),
+        numpy_helper.from_array(np.array([-1, det.n_features], dtype=np.int64), "pre_rows_shape"),
         numpy_helper.from_array(np.array([-1, P], dtype=np.int64), "pre_scores_shape"),
     ]
     scale_t = INPUT_SCALE
@@ -93,6 +93,17 @@ def scoring_graph(det: Detector) -> bytes:
         inits.append(numpy_helper.from_array(det._feature_weights().reshape(S, 1), "pre_weights"))
         nodes.append(helper.make_node("Mul", [feature_t, "pre_weights"], ["pre_weighted"], name="pre_weight"))
         feature_t = "pre_weighted"
+    if det.change_weight > 0:
+        # multi-scale: change features (fast - slow) * change_weight after the S level features
+        inits.append(numpy_helper.from_array(np.array([det.change_weight]), "pre_change_weight"))
+        nodes += [
+            helper.make_node("Sub", ["pre_fast_mean", "pre_slow_mean"], ["pre_change"], name="pre_change"),
+            helper.make_node(
+                "Mul", ["pre_change", "pre_change_weight"], ["pre_change_w"], name="pre_change_w"
+            ),
+            helper.make_node("Concat", [feature_t, "pre_change_w"], ["pre_multi"], name="pre_multi", axis=1),
+        ]
+        feature_t = "pre_multi"
     nodes += [
         # (B, S, P) -> (B, P, S) -> (B*P, S)
         helper.make_node("Transpose", [feature_t], ["pre_bps"], name="pre_to_bps", perm=[0, 2, 1]),

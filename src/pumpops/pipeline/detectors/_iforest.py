@@ -74,7 +74,7 @@ class IsolationForestDetector(Detector):
 
         converted = convert_sklearn(
             self._sk(),
-            initial_types=[("features32", FloatTensorType([None, self.n_sensors]))],
+            initial_types=[("features32", FloatTensorType([None, self.n_features]))],
             target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
         )
         sub = onnx.compose.add_prefix(converted, _PREFIX, rename_inputs=False, rename_outputs=False)
