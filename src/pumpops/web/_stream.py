@@ -57,7 +57,7 @@ def format_event(name: str, cursor: tuple[int, int], data: dict[str, Any]) -> st
     r"""One server-sent event: ``id``, ``event`` and one ``data`` line of JSON.
 
     >>> format_event("alarm", (3, 5), {"a": 1})
-    'id: e3.a5\\nevent: alarm\\ndata: {"a": 1}\\n\\n'
+    'id: e3.a5\nevent: alarm\ndata: {"a": 1}\n\n'
     """
     return f"id: e{cursor[0]}.a{cursor[1]}\nevent: {name}\ndata: {json.dumps(data, sort_keys=True)}\n\n"
 
