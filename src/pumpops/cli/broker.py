@@ -34,9 +34,10 @@ def register(app: typer.Typer) -> None:
 
 
 def broker_auth_toml(registry_folder: Path, ca_file: Path, port: int, hostname: str) -> str:
-    """The ``pumpops.toml`` lines that make the hub's services connect to the secured broker."""
+    """The ``pumpops.toml`` tables that make the hub's services connect to the secured broker."""
     lines = [
-        f'broker_url = "mqtts://{hostname}:{port}"',
+        "# Append to pumpops.toml, and set its top-level broker_url (above every [table]) to",
+        f'# broker_url = "mqtts://{hostname}:{port}"',
         "",
         "[broker_auth]",
         f'ca_file = "{ca_file}"',
