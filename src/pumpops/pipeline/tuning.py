@@ -333,7 +333,7 @@ def _start_point(kind: str, space: Mapping[str, tuple[Any, ...]]) -> dict[str, A
             n = base.get("alarm_n", 1)
             point[name] = base.get("alarm_k", 1) / n
             continue
-        value = base.get(name)
+        value = base.get(name, 0 if name == "onset_lookback" else None)  # not a detector setting
         if value is None:
             return {}
         if spec[0] == "cat" and value not in spec[1]:
