@@ -1,9 +1,13 @@
-"""Benchmark: audit appends per second on SQLite and PostgreSQL under concurrent writers.
+"""Benchmark: audit appends per second on SQLite and PostgreSQL under concurrent writers, unsigned vs signed.
 
 Run: ``.venv/bin/python tests/audit/bench_audit_append.py [--per-writer N]``.
 Each writer is a thread with its own store (own engine and connections, as
 separate hub processes would have); all start together and append N entries
-each. The chain is verified afterwards. Not a test: numbers go to the ADR.
+each. Every case runs twice in the same run: unsigned (the baseline, as before
+revision 0008) and signed with an Ed25519 audit key plus an anchors file line
+per append (ADR 0013); the table prints both rates and signed/unsigned. The
+chain (and the signatures and anchors, when signed) is verified afterwards.
+Not a test: numbers go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pumpops.audit import verify_chain
+from pumpops.audit import AuditKey, AuditSigner, read_anchors, verify_trail
 from pumpops.store import TelemetryStore, open_store
 
 POSTGRES_URL = os.environ.get(
@@ -26,11 +30,11 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def run(url: str, writers: int, per_writer: int) -> tuple[float, int, bool]:
-    """Append ``writers * per_writer`` entries; return (appends/s, count, chain ok)."""
+def run(url: str, writers: int, per_writer: int, signer: AuditSigner | None) -> tuple[float, int, bool]:
+    """Append ``writers * per_writer`` entries; return (appends/s, count, trail ok)."""
     with open_store(url) as setup:
         setup.upgrade()
-    stores: list[TelemetryStore] = [open_store(url) for _ in range(writers)]
+    stores: list[TelemetryStore] = [open_store(url, audit_signer=signer) for _ in range(writers)]
     barrier = threading.Barrier(writers + 1)
 
     def write(index: int, store: TelemetryStore) -> None:
@@ -50,7 +54,14 @@ def run(url: str, writers: int, per_writer: int) -> tuple[float, int, bool]:
         store.close()
     with open_store(url) as check:
         entries = check.audit_entries()
-    return writers * per_writer / elapsed, len(entries), verify_chain(entries).ok
+    key = None if signer is None else signer.key
+    anchors = [] if signer is None or signer.anchors_file is None else read_anchors(signer.anchors_file)
+    report = verify_trail(entries, key, anchors)
+    return (
+        writers * per_writer / elapsed,
+        len(entries),
+        report.ok and report.signed == (len(entries) if key else 0),
+    )
 
 
 def main() -> None:
@@ -59,20 +70,33 @@ def main() -> None:
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 16])
     args = parser.parse_args()
     admin = sa.create_engine(POSTGRES_URL, poolclass=sa.NullPool)
+    head = ("engine", "writers", "appends", "unsigned/s", "signed/s", "ratio")
+    print(f"{head[0]:8} {head[1]:>7} {head[2]:>7} {head[3]:>10} {head[4]:>9} {head[5]:>6}  verified")
     with tempfile.TemporaryDirectory() as folder:
         for writers in args.writers:
-            sqlite_url = f"sqlite:///{Path(folder) / f'bench-{writers}.db'}"
-            schema = f"pumpops_bench_{uuid.uuid4().hex[:12]}"
-            postgres_url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-            for name, url in (("sqlite", sqlite_url), ("postgres", postgres_url)):
-                try:
-                    rate, count, ok = run(url, writers, args.per_writer)
-                finally:
-                    if name == "postgres":
-                        with admin.begin() as conn:
-                            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            for name in ("sqlite", "postgres"):
+                rates: list[float] = []
+                oks: list[bool] = []
+                for signed in (False, True):
+                    tag = f"{writers}-{'s' if signed else 'u'}"
+                    schema = f"pumpops_bench_{uuid.uuid4().hex[:12]}"
+                    url = (
+                        f"sqlite:///{Path(folder) / f'bench-{tag}.db'}"
+                        if name == "sqlite"
+                        else f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+                    )
+                    signer = AuditSigner(AuditKey.generate(), Path(folder) / f"anchors-{name}-{tag}.jsonl")
+                    try:
+                        rate, count, ok = run(url, writers, args.per_writer, signer if signed else None)
+                    finally:
+                        if name == "postgres":
+                            with admin.begin() as conn:
+                                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                    rates.append(rate)
+                    oks.append(ok)
                 print(
-                    f"{name:8} writers={writers:3} appends={count:6} rate={rate:8.0f} appends/s chain_ok={ok}"
+                    f"{name:8} {writers:7} {count:7} {rates[0]:10.0f} {rates[1]:9.0f} "
+                    f"{rates[1] / rates[0]:6.2f}  {all(oks)}"
                 )
     admin.dispose()
 
