@@ -13,6 +13,7 @@ import json
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from pumpops.audit import (
     ANCHORS_FILE,
     AUDIT_KEY_FILE,
+    Anchor,
     AuditKey,
     AuditSigner,
     VerifyReport,
     chain_entry,
     create_audit_key,
+    head_anchor,
     load_audit_key,
     read_anchors,
     sign_entry,
@@ -33,7 +36,7 @@ from pumpops.audit import (
     workspace_key,
     workspace_signer,
 )
-from pumpops.errors import ConfigError, IntegrityError
+from pumpops.errors import ConfigError, InputError, IntegrityError
 from pumpops.store import TelemetryStore, open_store
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -385,3 +388,69 @@ def test_signer_key_from_pem_of_another_algorithm_is_refused(tmp_path: Path) -> 
     path.chmod(0o600)
     with pytest.raises(ConfigError, match="not an Ed25519 key"):
         load_audit_key(path)
+
+
+# -- signed heads ------------------------------------------------------------------------------------
+
+
+def test_head_anchor_never_vouches_for_entries_that_do_not_verify(
+    signed: TelemetryStore, raw: Raw, workspace: Path
+) -> None:
+    fill(signed, 1, 3)
+    raw(insert_sql(4, signed.audit_entries()[-1].hash))  # unsigned, after signed ones
+    key = workspace_key(workspace)
+    assert key is not None
+    anchor = head_anchor(signed.audit_entries(), key, time_us=T0)
+    assert (anchor.seq, anchor.signed_from) == (3, 1)
+    assert anchor.problem(key) is None
+
+
+def test_head_anchor_of_an_empty_chain_is_seq_0_and_checks_nothing() -> None:
+    key = AuditKey.generate()
+    anchor = head_anchor([], key, time_us=T0)
+    assert (anchor.seq, anchor.hash, anchor.signed_from) == (0, "0" * 64, None)
+    assert verify_trail([], key, [anchor]).ok
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ([1, 2], "not a signed audit head"),
+        ({"seq": 1}, "not a signed audit head"),
+        (
+            {"seq": -1, "hash": "h", "signed_from": None, "time_us": 0, "key_id": "k", "signature": "s"},
+            "mistyped",
+        ),
+        (
+            {"seq": 1, "hash": 5, "signed_from": None, "time_us": 0, "key_id": "k", "signature": "s"},
+            "mistyped",
+        ),
+        (
+            {"seq": True, "hash": "h", "signed_from": None, "time_us": 0, "key_id": "k", "signature": "s"},
+            "mistyped",
+        ),
+        (
+            {"seq": 1, "hash": "h", "signed_from": "1", "time_us": 0, "key_id": "k", "signature": "s"},
+            "mistyped",
+        ),
+    ],
+)
+def test_anchor_from_bad_input_is_refused_with_where_it_came_from(data: object, words: str) -> None:
+    with pytest.raises(InputError, match=rf"somewhere: .*{words}"):
+        Anchor.from_dict(data, "somewhere")
+
+
+def test_anchor_with_a_signature_that_is_not_hex_is_forged_not_a_crash() -> None:
+    key = AuditKey.generate()
+    anchor = replace(head_anchor([], key, time_us=T0), signature="not hex", where="x")
+    assert anchor.problem(key) == "the head in x does not match its signature (edited)"
+
+
+def test_entry_signature_without_a_colon_is_forged_not_a_crash(
+    signed: TelemetryStore, raw: Raw, workspace: Path
+) -> None:
+    fill(signed, 1, 2)
+    raw("UPDATE audit SET signature = 'garbage' WHERE seq = 2")
+    report = verify(signed, workspace)
+    assert (report.kind, report.bad_seq) == ("forged", 2)
+    assert "signed by another key ('garbage'" in report.detail
