@@ -52,7 +52,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
             help="'folders' (leave-one-folder-out, default) or 'TRAIN[,TRAIN]->TEST[,TEST]' (folder names).",
         ),
     ] = "folders",
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 60,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
     engine: Annotated[str, typer.Option("--engine", help="'onnx' (exported model) or 'numpy'.")] = "onnx",
     seed: Annotated[int, typer.Option("--seed", help="Search and detector seed.")] = 0,
     output: OutputOption = OutputFormat.TABLE,

@@ -46,7 +46,7 @@ def tune_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
             help="'folders' (each leave-one-folder-out split) or 'TRAIN[,TRAIN]->TEST[,TEST]' (folders).",
         ),
     ],
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 60,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Sampler and detector seed (default: the config's).")
     ] = None,

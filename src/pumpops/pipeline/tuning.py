@@ -64,11 +64,13 @@ __all__ = [
 ]
 
 Loader = Callable[[Path, Path], Experiment]
-DEFAULT_TRIALS = 60
+DEFAULT_TRIALS = 150
 NORMAL_PIECE_ROWS = 1150  # about one experiment's length
 FAR_MARGIN = 8.0  # percent: the objective charges false alarms above this (goal: <= 10 %)
 
 #: Per detector kind: setting -> ("int", lo, hi) | ("float", lo, hi) | ("log", lo, hi) | ("cat", choices).
+#: ``change_weight`` and ``onset_lookback`` are left out: added, they made the held-out result worse
+#: (pooled F1 0.78, NAB 26 against 0.82, 36.5 without them; docs/benchmarks.md).
 SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "pca_t2q": {
         "window": ("int", 5, 30),
@@ -85,8 +87,6 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
         "scale_floor": ("cat", (0.0, 0.01, 0.02, 0.03, 0.05)),
         "eig_floor": ("cat", (0.0, 0.03, 0.1, 0.3)),
         "score_offset": ("cat", (0.0, 0.3, 1.0, 3.0)),
-        "change_weight": ("cat", (0.0, 0.3, 1.0)),
-        "onset_lookback": ("cat", (0, 30, 60)),
     },
 }
 
