@@ -292,3 +292,38 @@ def test_rollout_cli_module_imports_no_heavy_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_cli_abort_roll_back_signs_the_pin_in_the_workspace_repository(workspace: Path) -> None:
+    """``rollout abort --roll-back`` goes through the hub's wiring: the rollback is signed before its hint."""
+    if not _mosquitto():
+        pytest.skip("Mosquitto is not running on 127.0.0.1:1883")
+    import hashlib
+
+    from pumpops.release import PublishedFile, PublishedTarget, keystore, online_signers, open_repository
+
+    assert run("keys", "init")[0] == 0
+    settings = load_settings(workspace)
+    bundles = []
+    for version in ("1", "2"):
+        where = workspace / "bundles" / version
+        where.mkdir(parents=True)
+        model = f"model {version}".encode()
+        (where / "model.onnx").write_bytes(model)
+        manifest = {"group": "g1", "files": {"model.onnx": {"sha256": hashlib.sha256(model).hexdigest()}}}
+        (where / "manifest.json").write_text(json.dumps(manifest))
+        files = tuple(PublishedFile(n, where / n) for n in ("manifest.json", "model.onnx"))
+        bundles.append(PublishedTarget("g1", "x86_64-ipc", version, "1.0.0", files))
+    open_repository(settings).publish(bundles, online_signers(keystore(settings)))
+
+    code, out = run("rollout", "start", "m/2", "--group", "g1", "--previous", "1", "--actor", "ann")
+    assert code == 0, out
+    rid = out.split()[1].rstrip(":")
+    assert open_repository(settings).intent("g1").pinned is None  # nothing pinned: nothing signed
+    assert run("rollout", "abort", rid, "--roll-back", "--actor", "ann")[0] == 0
+    intent = open_repository(settings).intent("g1")
+    assert intent.pinned == "1"
+    assert rid in intent.reason
+    with open_store(settings.resolved_database_url) as store:
+        (entry,) = store.audit_entries(subject="group/g1")
+    assert (entry.actor, entry.action) == ("ann", "release.intent_signed")
