@@ -110,6 +110,7 @@ def test_hub_and_edge_name_the_same_signed_field() -> None:
     [
         ({INTENT_FIELD: {GROUP: "pin 1"}}, "not an object"),
         ({INTENT_FIELD: {GROUP: {"pinned": "one"}}}, "dotted integers"),
+        ({INTENT_FIELD: [GROUP, {"pinned": "1"}]}, "not an object of groups"),
     ],
 )
 def test_malformed_signed_intent_is_an_integrity_error(fields: dict[str, Any], says: str) -> None:

@@ -165,7 +165,10 @@ class SignedIntent:
         >>> SignedIntent.from_fields({INTENT_FIELD: {"g": {"pinned": "2"}}}, "g").pinned
         '2'
         """
-        doc = (fields.get(INTENT_FIELD) or {}).get(group) if isinstance(fields, Mapping) else None
+        per_group = fields.get(INTENT_FIELD) if isinstance(fields, Mapping) else None
+        if per_group is not None and not isinstance(per_group, Mapping):
+            raise IntegrityError(f"the signed field {INTENT_FIELD} is not an object of groups: {per_group!r}")
+        doc = None if per_group is None else per_group.get(group)
         if doc is None:
             return cls()
         if not isinstance(doc, Mapping):
@@ -400,8 +403,9 @@ class EdgeUpdater:
                 found, _, name = path[len(prefix) :].partition("/")
                 versions.setdefault(found, {})[name] = path
                 customs[found] = dict(info.custom or {})
+            signed = SignedIntent.from_fields(md.signed.unrecognized_fields, self.group)  # checks the shape
             if self.group in (md.signed.unrecognized_fields.get(INTENT_FIELD) or {}):
-                intent = SignedIntent.from_fields(md.signed.unrecognized_fields, self.group)
+                intent = signed
         return versions, customs, intent
 
     def _bundle(
