@@ -46,7 +46,7 @@ from typing import Any
 
 from pumpops.edge._calibrating import CalibratingRoom
 from pumpops.edge._config import AgentConfig
-from pumpops.edge._device import read_profile
+from pumpops.edge._device import read_profile, read_target
 from pumpops.edge._outbox import Outbox
 from pumpops.edge._reporting import ReportingRoom
 from pumpops.edge._scoring import ScoringRoom
@@ -56,12 +56,34 @@ from pumpops.edge._state import AGENT_VERSION, KILL_AT_ENV, NORMAL_PERIOD_FILE, 
 from pumpops.edge._update_child import ChildUpdater, UpdateJob
 from pumpops.edge._updating import UpdatingRoom
 from pumpops.edge._uplink import Uplink, build_uplink
-from pumpops.errors import ConfigError
+from pumpops.edge._usage import CpuMeter, memory_mib
+from pumpops.errors import ConfigError, PumpopsError
 from pumpops.sources import Frame, Source
 
 __all__ = ["AGENT_VERSION", "KILL_AT_ENV", "NORMAL_PERIOD_FILE", "RECALIBRATE_FILE", "Agent", "build_source"]
 
 log = logging.getLogger("pumpops.agent")
+
+
+def build_updater(config: AgentConfig) -> ChildUpdater:
+    """The update checks of ``agent.toml``'s ``[repository]``, run in a child process.
+
+    Raises:
+        ConfigError: the trusted root file is missing.
+    """
+    a, root = config.agent, config.repository.trusted_root
+    if not root.is_file():
+        raise ConfigError(f"repository.trusted_root {root} is not a file (the root metadata provisioned)")
+    job = UpdateJob(
+        trusted_root=str(root),
+        repository=str(config.repository.location),
+        state_dir=str(a.state_dir / "tuf"),
+        install_dir=str(a.state_dir / "downloads"),
+        group=a.group,
+        target=a.target,
+        agent_version=AGENT_VERSION,
+    )
+    return ChildUpdater(job, timeout_s=a.update_timeout_s, in_process=a.clock == "data")
 
 
 class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
@@ -91,21 +113,7 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         self.source = source or build_source(config, now_ms, self.profile)
         self.slots = Slots(self.state_dir / "slots")
         self.outbox = Outbox(self.state_dir / "outbox.sqlite", a.device_id, config.outbox_max_bytes)
-        root = config.repository.trusted_root
-        if not root.is_file():
-            raise ConfigError(f"repository.trusted_root {root} is not a file (the root metadata provisioned)")
-        self.updater = ChildUpdater(
-            UpdateJob(
-                trusted_root=str(root),
-                repository=str(config.repository.location),
-                state_dir=str(self.state_dir / "tuf"),
-                install_dir=str(self.state_dir / "downloads"),
-                group=a.group,
-                target=a.target,
-                agent_version=AGENT_VERSION,
-            ),
-            timeout_s=a.update_timeout_s,
-        )
+        self.updater = build_updater(config)
         self.uplink: Uplink | None = None
         self._connects_seen = 0
         self._check_again = False
@@ -137,6 +145,12 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         self._drift_scores: deque[float] = deque(maxlen=config.agent.drift_window_rows)
         self._recent_frames: deque[Frame] = deque()
         self._recent_count = 0
+        self._pending_resume = None
+        self._saved_ts_ms = None
+        self._next_resume_save = time.monotonic() + a.resume_save_interval_s
+        self._cpu = CpuMeter()
+        self._budget_mib = self._memory_budget()
+        self._over_budget = False
         self._refused: dict[str, str] = {}
         self._alarm_open: dict[str, Any] | None = None
         self._summary = None
@@ -178,15 +192,60 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
             # (re)connected: the broker may hold our last will as the retained state; replace it
             self._connects_seen = self.uplink.connects
             self._report_state(force=True)
+        if time.monotonic() >= self._next_resume_save:
+            self._next_resume_save = time.monotonic() + self.config.agent.resume_save_interval_s
+            self.save_window()
         self._report_state()
         self._forward()
+
+    def _memory_budget(self) -> float | None:
+        try:
+            return read_target(self.config.agent.target).max_peak_memory_mb
+        except PumpopsError as exc:  # a target only the hub knows: no budget to check against
+            log.info("no memory budget to check against: %s", exc)
+            return None
+
+    def process_usage(self) -> dict[str, Any]:
+        """This process's resident memory and CPU share since the last call; a warning above the budget."""
+        rss, peak = memory_mib()
+        over = rss is not None and self._budget_mib is not None and rss > self._budget_mib
+        if over and not self._over_budget:
+            log.warning(
+                "resident memory %.1f MiB is over the %s budget of %g MiB",
+                rss,
+                self.config.agent.target,
+                self._budget_mib,
+            )
+        self._over_budget = over
+        last = self.updater.last
+        return {
+            "rss_mib": None if rss is None else round(rss, 1),
+            "peak_rss_mib": None if peak is None else round(peak, 1),
+            "cpu_percent": self._cpu.share(),
+            "memory_budget_mib": self._budget_mib,
+            "over_budget": over,
+            "update_check_peak_rss_mib": None if last is None else last.peak_rss_mib,
+            "update_check_s": None if last is None else last.seconds,
+            "update_check_running": self.updater.busy,
+        }
 
     def _running_version(self) -> str | None:
         current = self.slots.current()
         return None if current is None else str(current.model_version)
 
     def _start_update_check(self) -> None:
-        """Start an update check beside detection (a child process); one at a time."""
+        """Start an update check beside detection (a child process); one at a time.
+
+        It runs beside detection when a model detects on the wall clock (production). It is
+        waited for when there is nothing to detect with yet (no model), and on the data
+        clock (replays, simulations: a check is part of the replayed timeline, not of the
+        wall clock's, so the replay stays the same however long the check takes).
+        """
+        if self.model is None or self.config.agent.clock == "data":
+            if not self.updater.busy:
+                self.check_for_update()  # the child, waited for
+                self._note_check()
+            return
         if self.updater.busy:
             self._check_again = True  # asked again while one runs: one more check when it ends
             return
@@ -202,14 +261,18 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         report = self.updater.poll()
         if report is None:
             return
-        if report.peak_rss_mib is not None:
-            self._persist["update_check_peak_rss_mib"] = round(report.peak_rss_mib, 1)
         if self.updater.matches(self._desired, self._running_version()):
             self.check_for_update()  # takes the finished result: returns at once
         else:
             self._check_again = True  # the hint or the model moved meanwhile: ask again
+        self._note_check()
         if self._check_again:
             self._start_update_check()
+
+    def _note_check(self) -> None:
+        last = self.updater.last
+        if last is not None and last.peak_rss_mib is not None:
+            log.info("the update check's process peaked at %.1f MiB resident", last.peak_rss_mib)
 
     def _paced(self, frames: Iterator[Frame], deadline: float | None) -> Iterator[Frame]:
         speed = self.config.source.speed
@@ -255,6 +318,7 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
     def shutdown(self) -> None:
         """Send what is left (best effort, a few seconds), then close files and the link."""
         self.updater.stop()
+        self.save_window()
         self._flush_summary(self._clock_ms())
         self._report_state(force=True)
         if self.uplink is not None:

@@ -133,6 +133,41 @@ class AlarmLogic:
         """Whether the alarm is on after the last score."""
         return self._on
 
+    def state(self) -> dict[str, Any]:
+        """What the logic remembers, as JSON-ready values (saved across a restart).
+
+        >>> a = AlarmLogic(1.0, k=2, n=3); _ = [a.update(s) for s in (2.0, 2.0)]
+        >>> b = AlarmLogic(1.0, k=2, n=3); b.restore(a.state()); b.on, b.update(0.0).on
+        (True, True)
+        """
+        return {
+            "exceed": list(self._exceed),
+            "latched": self._latched,
+            "since_latched": self._since_latched,
+            "on": self._on,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a :meth:`state` of the same rule (the last ``n`` kept); a malformed one resets.
+
+        Raises:
+            InputError: ``state`` is not a state of this logic (it is reset first).
+        """
+        self.reset()
+        try:
+            exceed = [bool(x) for x in state["exceed"]][-self.n :]
+            since = state["since_latched"]
+            if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+                raise TypeError(f"since_latched {since!r}")
+            latched, on = bool(state["latched"]), bool(state["on"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a saved alarm state: {exc}") from None
+        self._exceed.extend(exceed)
+        self._count = sum(exceed)
+        self._latched = latched
+        self._since_latched = since
+        self._on = on
+
     def update(self, score: float) -> AlarmStep:
         """Take the next score and return the alarm state at its row.
 

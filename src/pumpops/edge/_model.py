@@ -58,6 +58,7 @@ class LoadedModel:
     fresh_install: bool = False
     scored: int = 0
     failures: int = 0
+    last_ts_ms: int | None = None
 
     def score(self, window: np.ndarray) -> float:
         """Score one window with the device's calibration."""

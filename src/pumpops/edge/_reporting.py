@@ -258,6 +258,8 @@ class ReportingRoom(AgentBase):
             status = "calibrating"
         elif self.health == "incompatible":
             status = "incompatible"
+        elif m.window is not None and not m.window.ready:
+            status = "warming_up"  # the window refills (no recent saved window to resume)
         else:
             status = "detecting"
         return {
@@ -282,7 +284,18 @@ class ReportingRoom(AgentBase):
             "drift_status": self.drift_status,
             "alarm_active": self._alarm_open is not None,
             "counts": dict(self.counts),
+            "window_rows": None
+            if m is None or m.window is None
+            else [min(m.window.rows_seen, m.window_rows), m.window_rows],
+            "process": self.process_usage(),
         }
+
+    def _window_fill(self) -> list[int] | None:
+        """``[rows in the window, rows it needs]`` (``warming_up`` until they are equal)."""
+        m = self.model
+        if m is None or m.window is None:
+            return None
+        return [min(m.window.rows_seen, m.window_rows), m.window_rows]
 
     def _report_state(self, *, force: bool = False) -> None:
         body = self.state_body()
@@ -299,6 +312,7 @@ class ReportingRoom(AgentBase):
             return
         self._last_state_key = key
         self._next_state_ms = now + round(self.config.agent.state_interval_s * 1000)
+        body["process"] = self.process_usage()  # resident memory, CPU share since the last report
         self._message("state", body)
         write_atomic(self.state_dir / "state.json", json.dumps(body, sort_keys=True, indent=1).encode())
 

@@ -7,17 +7,21 @@ Each score goes to the alarm logic; the step and the score go to reporting,
 the row and the score to the drift monitor. A freshly installed model that
 only fails during its first windows is rolled back (by the updating room).
 Rows that arrive before calibration go to commissioning (the calibrating room).
+The window and the alarm state are saved now and then and restored after a restart
+(``_resume.py``), so a restarted agent scores its first row at once.
 May import: edge modules, sources, errors, numpy.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
 from pumpops.edge._model import LoadedModel, open_model
 from pumpops.edge._resample import Resampler
+from pumpops.edge._resume import Resume, load_resume, resume_refusal, save_resume
 from pumpops.edge._state import RECENT_ROWS, AgentBase
 from pumpops.errors import IncompatibleBundleError, PumpopsError
 from pumpops.sources import Frame
@@ -34,6 +38,8 @@ class ScoringRoom(AgentBase):
     """Feeding readings through the loaded model."""
 
     _recent_count: int
+    _pending_resume: Resume | None
+    _saved_ts_ms: int | None
 
     # ------------------------------------------------------------------ model
 
@@ -60,6 +66,68 @@ class ScoringRoom(AgentBase):
         if self.health == "none":  # verified on open; it passed its health check when installed
             self.health = "ok"
         self._calibrate_from_what_is_known()
+        self._pending_resume = None
+        if not fresh:  # a start (or a rollback): the window saved before it may still be good
+            self._pending_resume, why = load_resume(self.state_dir)
+            if why is not None:
+                log.info("not resuming a saved window: %s", why)
+
+    # ------------------------------------------------------------------ resume after a restart
+
+    def _try_resume(self, model: LoadedModel, first_ts_ms: int) -> None:
+        resume, self._pending_resume = self._pending_resume, None
+        assert resume is not None
+        assert model.window is not None
+        assert model.alarm is not None
+        assert model.threshold is not None
+        why = resume_refusal(
+            resume,
+            manifest_sha256=model.slot.manifest_sha256,
+            threshold=model.threshold,
+            window_rows=model.window_rows,
+            n_sensors=len(model.sensors),
+            first_ts_ms=first_ts_ms,
+            max_age_s=self.config.agent.resume_max_age_s,
+        )
+        if why is not None:
+            log.info("warming up: not resuming the saved window (%s)", why)
+            return
+        try:
+            model.alarm.restore(resume.alarm)
+        except PumpopsError as exc:
+            log.warning("warming up: the saved alarm state is unusable (%s)", exc)
+            return
+        for row in resume.rows:
+            model.window.push(np.asarray(row, dtype=np.float64))
+        model.last_ts_ms = resume.ts_ms
+        self.counts["windows_resumed"] = self.counts.get("windows_resumed", 0) + 1
+        log.info(
+            "resumed the window saved %.0f s before (alarm %s): scoring at once",
+            (first_ts_ms - resume.ts_ms) / 1000,
+            "on" if model.alarm.on else "off",
+        )
+
+    def save_window(self) -> bool:
+        """Save the window and alarm state for a restart (if it changed since the last save)."""
+        model = self.model
+        if model is None or model.window is None or model.alarm is None or model.threshold is None:
+            return False
+        if not model.window.ready or model.last_ts_ms is None or model.last_ts_ms == self._saved_ts_ms:
+            return False
+        started = time.perf_counter()
+        save_resume(
+            self.state_dir,
+            Resume(
+                manifest_sha256=model.slot.manifest_sha256,
+                threshold=model.threshold,
+                ts_ms=model.last_ts_ms,
+                rows=tuple(tuple(r) for r in model.window.window().tolist()),
+                alarm=model.alarm.state(),
+            ),
+        )
+        self._saved_ts_ms = model.last_ts_ms
+        log.debug("saved the window in %.1f ms", (time.perf_counter() - started) * 1000)
+        return True
 
     # ------------------------------------------------------------------ rows
 
@@ -113,7 +181,10 @@ class ScoringRoom(AgentBase):
             return
         if model.window is None or model.alarm is None:
             return
+        if self._pending_resume is not None and model.window.rows_seen == 0:
+            self._try_resume(model, ts_ms)
         model.window.push(row)
+        model.last_ts_ms = ts_ms
         if not model.window.ready:
             return
         try:

@@ -143,3 +143,6 @@ class AgentBase:
 
     def _rollback(self, reason: str) -> None:  # updating
         raise NotImplementedError
+
+    def process_usage(self) -> dict[str, Any]:  # the agent
+        raise NotImplementedError

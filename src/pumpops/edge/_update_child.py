@@ -13,8 +13,11 @@ same signature as :class:`~pumpops.edge._updater.EdgeUpdater`, whose logic runs
 unchanged in the child). The loop starts a check with :meth:`ChildUpdater.start`
 and keeps detecting; :meth:`ChildUpdater.poll` says when it is done, and then the
 room's ``check_for_update`` runs at once on the finished result. Called with no
-finished result for the same question, ``update`` runs the child and waits (tests,
-the first check before any reading). A child that runs past ``timeout_s`` is killed
+finished result for the same question, ``update`` runs the child and waits (the
+first check, before there is a model to detect with). With ``in_process`` (the agent's
+data clock: replays and simulations, where a check is part of the replayed timeline and
+memory is not the point) ``update`` runs the same job in this process instead, which
+saves a Python start-up per check. A child that runs past ``timeout_s`` is killed
 and reported as a :class:`~pumpops.errors.DownloadError`; an error the child raised
 comes back as the same ``pumpops.errors`` class.
 May import: errors, the stdlib (the child imports ``pumpops.edge._updater``).
@@ -36,7 +39,7 @@ from typing import Any
 
 from pumpops import errors
 
-__all__ = ["ChildReport", "ChildUpdater", "UpdateJob", "UpdateResult", "main"]
+__all__ = ["ChildReport", "ChildUpdater", "UpdateJob", "UpdateResult", "main", "run_job"]
 
 log = logging.getLogger("pumpops.agent")
 
@@ -107,9 +110,10 @@ class ChildUpdater:
         timeout_s: a child running longer is killed (a stalled repository).
     """
 
-    def __init__(self, job: UpdateJob, *, timeout_s: float = 600.0) -> None:
+    def __init__(self, job: UpdateJob, *, timeout_s: float = 600.0, in_process: bool = False) -> None:
         self.job = job
         self.timeout_s = timeout_s
+        self.in_process = in_process
         self.last: ChildReport | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: Path | None = None
@@ -127,6 +131,7 @@ class ChildUpdater:
         if self._proc is not None:
             return False
         self._ready = None
+        Path(self.job.state_dir).mkdir(parents=True, exist_ok=True)  # a fresh agent has no <state>/tuf yet
         fd, name = tempfile.mkstemp(prefix=".update-check-", suffix=".json", dir=self.job.state_dir)
         os.close(fd)
         self._out = Path(name)
@@ -219,12 +224,26 @@ class ChildUpdater:
             report, self._ready = self._ready, None
             assert report is not None
             return report.raise_or_return()
+        if self.in_process:
+            return self._in_process(hint, running)
         if self._proc is not None:
             self.stop()
         self.start(hint, running)
         while (report := self.poll()) is None:
             time.sleep(0.05)
         self._ready = None
+        return report.raise_or_return()
+
+    def _in_process(self, hint: str | None, running: str | None) -> UpdateResult:
+        started = time.monotonic()
+        doc = {**asdict(self.job), "hint": hint, "running": running}
+        self._asked = (hint, running)
+        out = run_job(doc)
+        result = None
+        if out["result"] is not None:
+            r = out["result"]
+            result = UpdateResult(r["version"], Path(r["folder"]), r["changed"], r["hint_refused"])
+        report = self._finish(result, out["error"], time.monotonic() - started)
         return report.raise_or_return()
 
     def stop(self) -> None:
@@ -252,10 +271,8 @@ def _peak_rss_mib() -> float | None:
     return None
 
 
-def main(argv: list[str]) -> int:
-    """The child: one ``EdgeUpdater.update`` from the job in ``argv[0]``; one JSON line on stdout."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s update-check: %(message)s")
-    doc: dict[str, Any] = json.loads(argv[0])
+def run_job(doc: dict[str, Any]) -> dict[str, Any]:
+    """One ``EdgeUpdater.update`` of a job: ``{"result": ..., "error": [class name, message] | None}``."""
     out: dict[str, Any] = {"result": None, "error": None}
     try:
         from pumpops.edge._updater import EdgeUpdater  # noqa: PLC0415 - the child's reason to exist
@@ -280,6 +297,13 @@ def main(argv: list[str]) -> int:
         out["error"] = [type(exc).__name__, str(exc)]
     except OSError as exc:
         out["error"] = ["ConfigError", f"cannot read the trusted root: {exc}"]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """The child: one ``EdgeUpdater.update`` from the job in ``argv[0]``; one JSON line on stdout."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s update-check: %(message)s")
+    out = run_job(json.loads(argv[0]))
     out["peak_rss_mib"] = _peak_rss_mib()
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()

@@ -1,0 +1,62 @@
+"""What the agent process costs the device: resident memory and CPU share, from ``/proc`` and ``os.times``.
+
+The state report carries them (``process``), and the agent warns in its log when its
+resident memory exceeds the memory budget of its target profile
+(``budgets.max_peak_memory_mb``, e.g. 64 MB for ``armv7-controller``). Linux only
+for memory (``/proc/self/status``); elsewhere the figures are None.
+May import: the stdlib.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+__all__ = ["CpuMeter", "memory_mib"]
+
+
+def memory_mib(status: Path = Path("/proc/self/status")) -> tuple[float | None, float | None]:
+    """``(VmRSS, VmHWM)`` of this process in MiB (now, and the peak since it started); None if unknown.
+
+    >>> rss, peak = memory_mib()
+    >>> rss is None or 0 < rss <= peak
+    True
+    """
+    try:
+        text = status.read_text()
+    except OSError:
+        return None, None
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(rest.split()[0]) / 1024
+    return found.get("VmRSS"), found.get("VmHWM")
+
+
+class CpuMeter:
+    """This process's CPU time (all its threads, not its children) as a share of one core.
+
+    :meth:`share` gives the percentage since the previous call (the first call: since
+    the meter was made).
+    """
+
+    def __init__(self) -> None:
+        self._at = time.monotonic()
+        self._cpu = self._used()
+
+    @staticmethod
+    def _used() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def share(self) -> float | None:
+        """Percent of one core used since the last call; None if no time has passed."""
+        now, cpu = time.monotonic(), self._used()
+        wall = now - self._at
+        if wall <= 0:
+            return None
+        percent = (cpu - self._cpu) / wall * 100.0
+        self._at, self._cpu = now, cpu
+        return round(percent, 2)
