@@ -28,6 +28,12 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
     hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),
     seed: int = typer.Option(7, min=0, help="Seed of everything random."),
+    secure: bool = typer.Option(
+        False,
+        "--secure",
+        help="Run the loop over Mosquitto with TLS, passwords and access rules (`pumpops broker config`); "
+        "every pump provisioned with its own credentials. Needs the mosquitto binary.",
+    ),
 ) -> None:
     """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
 
@@ -35,8 +41,11 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     benign drift makes one make's stale model raise false alarms; the hub sees the fleet
     drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
     blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
+    With --secure the broker is a Mosquitto started from the generated configuration.
     """
     workspace = workspace.resolve()  # child processes run in other folders
+    if telemetry_only and secure:
+        raise typer.BadParameter("--secure runs the loop demo; it does not combine with --telemetry-only")
     if telemetry_only:
         from pumpops.demo import DemoOptions, run_demo
 
@@ -44,5 +53,7 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
         return
     from pumpops.demo import LoopOptions, run_loop_demo
 
-    options = LoopOptions(workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed)
+    options = LoopOptions(
+        workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed, secure=secure
+    )
     run_loop_demo(options, console)

@@ -18,6 +18,10 @@
 5. ``<workspace>/report.html`` (offline: inline SVG) with the charts, and
    ``<workspace>/summary.json``: the figures and whether the loop closed.
 
+``--secure`` (``LoopOptions.secure``) tells the same story over a Mosquitto run
+from the configuration ``pumpops broker config`` writes (TLS, passwords, ACL):
+the hub's services and every pump connect with their own credentials (``_secure``).
+
 Every process it starts (the embedded broker, the agents) runs in its own
 process group under a :class:`~pumpops.hub._supervise.Supervisor`: one that
 exits unexpectedly fails the demo within seconds with its last log lines, and
@@ -40,6 +44,7 @@ from rich.console import Console
 
 from pumpops.demo._console import _default_console, _phase, _setter, _status
 from pumpops.demo._figures import _figures
+from pumpops.demo._secure import DemoBroker, agent_broker_lines, demo_broker, secure_settings_lines
 from pumpops.demo._world import (
     _H_MS,
     ACTOR,
@@ -56,17 +61,16 @@ from pumpops.demo._world import (
 from pumpops.errors import CheckFailed, PumpopsError, ServiceError
 from pumpops.hub import (
     Supervisor,
-    broker_process,
     event_sink,
     ingest_service,
     open_workspace_store,
     registry_for,
+    service_address,
 )
 from pumpops.monitoring import MonitoringService, record_feedback
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
 from pumpops.rollout import GatePolicy, MqttDesiredPublisher, RolloutService
 from pumpops.settings import Settings
-from pumpops.telemetry import BrokerAddress
 
 __all__ = ["LoopOptions", "Timeline", "loop_verdict", "run_loop_demo"]
 
@@ -175,13 +179,18 @@ def _serve_and_run(
     options: LoopOptions, world: _World, out: Console, sup: Supervisor, root: Path, *, stop_after: str | None
 ) -> dict[str, Any]:
     ws = world.settings.workspace
+    secure = options.secure
     with (
-        broker_process(0, ws / "broker.log") as broker,
+        demo_broker(ws, world.fleet, world.settings.topic_prefix, secure=secure) as broker,
         open_workspace_store(world.settings) as store,
     ):
-        sup.watch_process("the embedded MQTT broker", broker.proc, broker.log)
-        world.settings = _settings_file(ws, broker.port)
-        ingest = ingest_service(world.settings, store, BrokerAddress("127.0.0.1", broker.port)).start()
+        sup.watch_process(
+            "the MQTT broker" if secure else "the embedded MQTT broker", broker.proc, broker.log
+        )
+        secured = secure_settings_lines(ws, broker) if secure else ("", "")
+        world.settings = _settings_file(ws, broker.port, secured)
+        # the hub's services connect as their own identities ([broker_auth]) over TLS when secure
+        ingest = ingest_service(world.settings, store, broker.address).start()
         http: _Http | None = None
         retained: MqttDesiredPublisher | None = None
         try:
@@ -192,15 +201,17 @@ def _serve_and_run(
             sup.watch(
                 "the hub's HTTP server", lambda: None if server.thread.is_alive() else "its thread ended"
             )
-            retained = MqttDesiredPublisher(BrokerAddress("127.0.0.1", broker.port))
+            retained = MqttDesiredPublisher(service_address(world.settings, "rollout", broker.address))
+            how = "Mosquitto with TLS, passwords and the ACL; every pump provisioned" if secure else "open"
             out.print(
-                f"broker on 127.0.0.1:{broker.port} (pid {broker.proc.pid}), ingest, "
+                f"broker on {broker.url} ({how}; pid {broker.proc.pid}), ingest, "
                 f"TUF repository on http://127.0.0.1:{http.port}/tuf/"
             )
             sup.watch_in_background()
             figures = _run_story(
-                options, world, store, retained, http.port, root, sup, broker.port, stop_after=stop_after
+                options, world, store, retained, http.port, root, sup, broker, stop_after=stop_after
             )
+            figures["broker"] = broker.describe()
             sup.disarm()
             sup.check()  # a failure found at the very end
         finally:
@@ -221,7 +232,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     http_port: int,
     root: Path,
     sup: Supervisor,
-    broker_port: int,
+    broker: DemoBroker,
     *,
     stop_after: str | None = None,
 ) -> dict[str, Any]:
@@ -275,7 +286,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                 world.settings.workspace / "agents" / d.device_id,
                 d,
                 world.targets[d.device_id],
-                broker_port=broker_port,
+                broker=agent_broker_lines(broker, d.device_id),
                 http_port=http_port,
                 root=root,
                 start_ms=world.t0_ms,

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +54,7 @@ class LoopOptions:
         speed: simulated seconds per wall second for the agents.
         drift_at_h: hours into the run when the benign drift starts.
         seed: seed of everything random.
+        secure: run over Mosquitto with TLS, passwords and the ACL, every pump provisioned (``--secure``).
     """
 
     workspace: Path
@@ -63,6 +64,7 @@ class LoopOptions:
     speed: float = 120.0
     drift_at_h: float = 0.5
     seed: int = 7
+    secure: bool = False
 
 
 @dataclass
@@ -89,12 +91,16 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _settings_file(ws: Path, port: int | None) -> Settings:
-    """Write the demo's settings (``port``: the embedded broker's, once it runs)."""
+def _settings_file(ws: Path, port: int | None, secured: tuple[str, str] = ("", "")) -> Settings:
+    """Write the demo's settings (``port``: the embedded broker's, once it runs).
+
+    ``secured``: the top-level ``broker_url`` line and the ``[broker_auth]``
+    section of ``pumpops demo --secure`` (``_secure.secure_settings_lines``).
+    """
     port_line = "" if port is None else f"embedded_broker_port = {port}  # the port this run's broker had\n"
     (ws / "pumpops.toml").write_text(
         f"""# written by pumpops demo
-{port_line}
+{port_line}{secured[0]}
 [monitoring]
 window_s = 1800
 min_fraction = 0.5
@@ -113,7 +119,7 @@ threshold_quantile = 0.995
 threshold_factor = 2.0
 smoothing_k = 5
 smoothing_n = 10
-""",
+{secured[1]}""",
         encoding="utf-8",
     )
     (ws / "validation.toml").write_text(
@@ -240,7 +246,7 @@ def _agent_config(
     device: Device,
     target: str,
     *,
-    broker_port: int,
+    broker: Sequence[str],
     http_port: int,
     root: Path,
     start_ms: int,
@@ -266,7 +272,7 @@ def _agent_config(
         "state_interval_s = 300",
         "",
         "[broker]",
-        f'url = "mqtt://127.0.0.1:{broker_port}"',
+        *broker,
         "",
         "[repository]",
         f'url = "http://127.0.0.1:{http_port}/tuf/"',
