@@ -116,6 +116,11 @@ def _concrete(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["alarm_k"] = max(1, min(n, round(float(out.pop("alarm_k_frac")) * n)))
     if out.get("baseline_window", 0) and out["baseline_window"] <= out.get("window", 1):
         out["baseline_window"] = 0
+    kinds = {
+        k.removeprefix("scale_floor_"): float(out.pop(k)) for k in sorted(out) if k.startswith("scale_floor_")
+    }
+    if kinds:
+        out["scale_floors"] = kinds
     if not out.get("baseline_window", 0) and out.get("change_weight", 0.0):
         out["change_weight"] = 0.0  # change features need a baseline
     return out

@@ -32,7 +32,14 @@ SMALL = {
     "isolation_forest": {"n_estimators": 15, "max_samples": 64},
     "mlp_autoencoder": {"hidden": [6, 2, 6], "max_iter": 60},
 }
-ALL_NEW = {"scale_floor": 0.01, "score_offset": 0.7, "change_weight": 0.5, "baseline_window": 20, "window": 5}
+ALL_NEW = {
+    "scale_floor": 0.01,
+    "scale_floors": {"temperature": 0.001},
+    "score_offset": 0.7,
+    "change_weight": 0.5,
+    "baseline_window": 20,
+    "window": 5,
+}
 
 
 def _normal(rng: np.random.Generator, n: int, temp_noise: float = 0.001) -> np.ndarray:
@@ -59,6 +66,16 @@ def test_scale_floor_is_a_fraction_of_each_sensors_magnitude() -> None:
     scale = np.array([0.2, 0.001, 0.0005])
     assert det._floored(center, scale).tolist() == pytest.approx([0.2, 3.0, 0.0005])
     assert build_detector("pca_t2q", sensors=SENSORS)._floored(center, scale) is scale
+
+
+def test_scale_floors_per_sensor_kind_replace_the_common_floor() -> None:
+    det = build_detector("pca_t2q", sensors=SENSORS, scale_floor=0.01, scale_floors={"temperature": 0.0001})
+    center = np.array([10.0, 300.0, 0.02])
+    scale = np.array([0.01, 0.001, 0.0001])
+    assert det._floored(center, scale).tolist() == pytest.approx([0.1, 0.03, 0.0002])
+    assert det.params()["scale_floors"] == {"temperature": 0.0001}
+    with pytest.raises(ConfigError):
+        build_detector("pca_t2q", sensors=SENSORS, scale_floors={"flow": 1.5})
 
 
 def test_variance_floors_keep_a_quiet_training_sensor_from_alarming_on_ordinary_noise() -> None:
@@ -152,6 +169,7 @@ def test_every_new_option_is_inside_the_exported_model(kind: str, tmp_path: Path
     assert again.params() == det.params()
     assert again.score(test, cal) == pytest.approx(numpy_scores, rel=1e-12)
     assert det.manifest()["params"]["scale_floor"] == 0.01
+    assert "0.001" in det.manifest()["calibration"]["model_scale_floor"]  # the temperature's own floor
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ from pumpops.pipeline.detectors._numerics import (
     OUTPUT_SCORE,
     k_of_n,
     robust_center_scale,
+    scale_floor_vector,
     smooth_alarms,
 )
 from pumpops.pipeline.detectors._registry import DETECTORS, build_detector, register_detector
@@ -117,17 +118,14 @@ class Detector(abc.ABC):
             temperature steady to 0.01 K) cannot dominate the score later. It
             is applied to the ``center``/``scale`` inputs in the ONNX graph,
             so a device's calibration stays the plain median / IQR.
-        score_offset: a constant added to every score (in the ONNX graph too).
-            The threshold is ``threshold_factor`` times a quantile of the
-            normal period's scores, so the offset gives it an absolute part:
-            an alarm needs ``core > factor * q + (factor - 1) * offset``. A
-            normal period whose scores are all tiny then does not yield a
-            threshold any small drift crosses (0: none).
-        change_weight: multi-scale features: when above 0, every sensor also
-            gets a *change* feature, ``change_weight * (fast mean - slow
-            baseline)`` (needs ``baseline_window``), beside its level feature:
-            a fault's onset shows as a change before the level has settled,
-            and a slow regime drift does not (0: level features only).
+        scale_floors: per sensor kind, a floor replacing ``scale_floor``: the
+            first key found in a sensor's name (``{"vibration": 0.03}``).
+        score_offset: a constant added to every score (in the graph too): the
+            threshold (``factor`` x a quantile of normal scores) then has an
+            absolute part, ``core > factor * q + (factor - 1) * offset`` (0: none).
+        change_weight: multi-scale features: each sensor also gets a change
+            feature ``change_weight * (fast mean - slow baseline)`` beside its
+            level (needs ``baseline_window``; 0: level features only).
     """
 
     kind: ClassVar[str]
@@ -150,6 +148,7 @@ class Detector(abc.ABC):
         alarm_hold: int = 0,
         trim_z: float = 0.0,
         scale_floor: float = 0.0,
+        scale_floors: Mapping[str, float] | None = None,
         score_offset: float = 0.0,
         change_weight: float = 0.0,
     ) -> None:
@@ -174,7 +173,7 @@ class Detector(abc.ABC):
             "alarm_release": 0.0 < alarm_release <= 1.0,
             "alarm_hold": alarm_hold >= 0,
             "trim_z": trim_z >= 0.0,
-            "scale_floor": 0.0 <= scale_floor < 1.0,
+            "scale_floor": all(0.0 <= f < 1.0 for f in [scale_floor, *(scale_floors or {}).values()]),
             "score_offset": 0.0 <= score_offset < 1e9,
             "change_weight": change_weight == 0.0 or (0.0 < change_weight < 1e6 and baseline_window > 0),
         }
@@ -196,6 +195,7 @@ class Detector(abc.ABC):
         self.alarm_hold = int(alarm_hold)
         self.trim_z = float(trim_z)
         self.scale_floor = float(scale_floor)
+        self.scale_floors = {str(k): float(v) for k, v in sorted((scale_floors or {}).items())}
         self.score_offset = float(score_offset)
         self.change_weight = float(change_weight)
         self._fitted = False
@@ -267,6 +267,7 @@ class Detector(abc.ABC):
             "alarm_hold": self.alarm_hold,
             "trim_z": self.trim_z,
             "scale_floor": self.scale_floor,
+            "scale_floors": dict(self.scale_floors),
             "score_offset": self.score_offset,
             "change_weight": self.change_weight,
             **self._core_params(),
@@ -328,10 +329,9 @@ class Detector(abc.ABC):
         return np.array([self.detrend_weight if s in self.detrend else 1.0 for s in self.sensors])
 
     def _floored(self, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """The scale the model divides by: ``max(scale, scale_floor * |center|)``."""
-        if self.scale_floor <= 0:
-            return scale
-        return np.asarray(np.maximum(scale, np.abs(center) * self.scale_floor))
+        """The scale the model divides by: ``max(scale, floor * |center|)``, ``floor`` per sensor."""
+        rel = scale_floor_vector(self.sensors, self.scale_floor, self.scale_floors)
+        return scale if not rel.any() else np.asarray(np.maximum(scale, np.abs(center) * rel))
 
     def _features(self, X: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Feature row for every row of ``X`` (causal, first row repeated before the start)."""

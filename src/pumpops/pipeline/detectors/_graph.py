@@ -24,6 +24,7 @@ from pumpops.pipeline.detectors._numerics import (
     INPUT_WINDOW,
     ONNX_OPSET,
     OUTPUT_SCORE,
+    scale_floor_vector,
 )
 from pumpops.schema import CANONICAL_SENSORS
 
@@ -57,9 +58,10 @@ def scoring_graph(det: Detector) -> bytes:
     ]
     scale_t = INPUT_SCALE
     nodes = []
-    if det.scale_floor > 0:
-        # variance floor: max(scale, scale_floor * |center|), as Detector._floored
-        inits.append(numpy_helper.from_array(np.array([det.scale_floor]), "pre_floor_rel"))
+    floor_rel = scale_floor_vector(det.sensors, det.scale_floor, det.scale_floors)
+    if floor_rel.any():
+        # variance floor: max(scale, floor * |center|) per sensor, as Detector._floored
+        inits.append(numpy_helper.from_array(floor_rel, "pre_floor_rel"))
         nodes += [
             helper.make_node("Abs", [INPUT_CENTER], ["pre_abs_center"], name="pre_abs_center"),
             helper.make_node("Mul", ["pre_abs_center", "pre_floor_rel"], ["pre_floor"], name="pre_floor"),
@@ -150,6 +152,7 @@ def scoring_graph(det: Detector) -> bytes:
 
 def detector_manifest(det: Detector) -> dict[str, Any]:
     """What the edge agent needs to run the model without model-specific code."""
+    floor_rel = scale_floor_vector(det.sensors, det.scale_floor, det.scale_floors)
     return {
         "format": _FORMAT,
         "kind": det.kind,
@@ -196,7 +199,7 @@ def detector_manifest(det: Detector) -> dict[str, Any]:
         "calibration": {
             "center": "median of the normal period",
             "scale": "IQR / 1.349 of the normal period (floored)",
-            "model_scale_floor": f"the model divides by max(scale, {det.scale_floor} * |center|)",
+            "model_scale_floor": f"the model divides by max(scale, {floor_rel.tolist()} * |center|)",
             "threshold": f"{det.threshold_factor} * quantile({det.threshold_quantile}) of normal score",
         },
         "params": det.params(),

@@ -6,6 +6,8 @@ and the names of the ONNX contract's inputs and output.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "OUTPUT_SCORE",
     "k_of_n",
     "robust_center_scale",
+    "scale_floor_vector",
     "smooth_alarms",
 ]
 
@@ -48,6 +51,17 @@ def robust_center_scale(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.where(scale > 0, scale, std)
     floor = np.maximum(np.abs(center), 1.0) * _SCALE_FLOOR
     return center.astype(np.float64), np.maximum(scale, floor).astype(np.float64)
+
+
+def scale_floor_vector(sensors: Sequence[str], default: float, by_kind: Mapping[str, float]) -> np.ndarray:
+    """Per-sensor relative scale floors: the first ``by_kind`` key in the sensor's name, else ``default``.
+
+    >>> scale_floor_vector(["vibration_accel_de", "flow_rate"], 0.01, {"vibration": 0.03}).tolist()
+    [0.03, 0.01]
+    """
+    return np.array(
+        [next((f for k, f in by_kind.items() if k in s), default) for s in sensors], dtype=np.float64
+    )
 
 
 def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
