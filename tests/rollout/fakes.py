@@ -65,7 +65,7 @@ class FakeStore:
             and (kind is None or m.kind == kind)
             and (since_us is None or m.ts_us >= since_us)
         ]
-        found.sort(key=lambda m: (m.device_id, m.seq))
+        found.sort(key=lambda m: (m.device_id, m.ts_us, m.seq))  # the store's order: newest by time
         return found[-limit:] if limit else found
 
     def append_audit(
