@@ -220,6 +220,12 @@ def test_decode_dead_letter_names_device_and_msg_id_when_known() -> None:
     assert (letter.device_id, letter.msg_id) == ("acme-1", "m-77")
 
 
+def test_decode_wrong_identity_dead_letter_names_the_sender_from_the_topic() -> None:
+    msg = make_msg(ACME, msg_id="acme-next")  # acme-1's payload, published on acme-2's topic
+    (letter,) = run("pumpops/v1/site-a/acme-2/telemetry", msg.payload()).dead_letters
+    assert (letter.reason, letter.device_id, letter.msg_id) == ("wrong_identity", "acme-2", "acme-next")
+
+
 def test_decode_unknown_profile_is_a_whole_message_rejection(profiles: dict) -> None:
     odd = Device("odd-1", "site-a", "no-such-make", "g")
     msg = make_msg(ACME)

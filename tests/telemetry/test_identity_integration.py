@@ -182,7 +182,9 @@ def test_identity_telemetry_for_another_device_is_wrong_identity_and_preempts_no
     )
     assert (stats.stored_messages, stats.rejected_messages) == (1, 1)
     (letter,) = hub.store.dead_letters()
-    assert (letter.reason, letter.device_id, letter.msg_id) == ("wrong_identity", "acme-1", genuine.msg_id)
+    # the dead letter names the sender (the topic's identity), the detail both devices
+    assert (letter.reason, letter.device_id, letter.msg_id) == ("wrong_identity", "nord-1", genuine.msg_id)
+    assert "device_id 'acme-1' in the payload" in letter.detail
     assert "only the identity of device 'nord-1' may publish" in letter.detail
     stats = hub.send([(genuine.topic, genuine.payload())])
     assert (stats.stored_messages, stats.id_conflicts) == (1, 0)  # the genuine message is not pre-empted
@@ -210,6 +212,7 @@ def test_identity_agent_message_for_another_device_is_wrong_identity_and_preempt
     )
     assert (stats.agent_messages, stats.rejected_messages) == (0, 2)
     assert hub.reasons() == ["wrong_identity", "wrong_identity"]
+    assert {d.device_id for d in hub.store.dead_letters()} == {"nord-1"}  # the sender, from the topic
     genuine = envelope("acme-1", 5, "alarm", site=ACME.site, event="raised", alarm_id="acme-1-a5")
     stats = hub.send([(agent_topic(hub, "acme-1", "alarm", ACME.site), genuine)])
     assert (stats.agent_messages, stats.id_conflicts) == (1, 0)

@@ -100,6 +100,7 @@ def _decode(
         )
     obj, has_non_finite = _parse_json(msg.payload)
     wire = _validate(obj, msg)
+    _check_identity(wire, where, msg)
     profile = _check_sender(wire, where, device_lookup, profiles)
     columns = [_resolve_column(s.name, s.unit, profile) for s in wire.sensors]
     _check_columns_unique(columns)
@@ -217,21 +218,28 @@ def _field_rejection(exc: ValidationError) -> MessageRejected:
     return MessageRejected(reason, "; ".join(parts) + more)
 
 
-def _check_sender(
-    wire: TelemetryMessage,
-    where: DeviceTopic,
-    device_lookup: Callable[[str], Device | None],
-    profiles: Mapping[str, ManufacturerProfile],
-) -> ManufacturerProfile:
+def _check_identity(wire: TelemetryMessage, where: DeviceTopic, msg: _Incoming) -> None:
+    """Refuse a payload that speaks for another device than the topic's.
+
+    The broker's access rules let an identity publish only under its own device's
+    topic, so the topic names the sender; the dead letter names it too.
+    """
     if wire.device_id != where.device_id:
-        # The broker's access rules let an identity publish only under its own device's topic,
-        # so the topic names the sender: a payload speaking for another device is refused.
+        msg.device_id = where.device_id
         raise MessageRejected(
             "wrong_identity",
             f"device_id {wire.device_id!r} in the payload differs from {where.device_id!r} in the topic, "
             f"which only the identity of device {where.device_id!r} may publish on; a device speaks only "
             f"for itself (check which credentials this device was given)",
         )
+
+
+def _check_sender(
+    wire: TelemetryMessage,
+    where: DeviceTopic,
+    device_lookup: Callable[[str], Device | None],
+    profiles: Mapping[str, ManufacturerProfile],
+) -> ManufacturerProfile:
     device = device_lookup(wire.device_id)
     if device is None:
         raise MessageRejected(
