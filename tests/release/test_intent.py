@@ -142,3 +142,15 @@ def test_a_malformed_stored_intent_is_an_integrity_error(tmp_path: Path) -> None
     path.write_bytes(md.to_bytes())
     with pytest.raises(errors.IntegrityError, match="signed intent"):
         repo.intent(GROUP)
+
+
+def test_a_stored_intent_field_that_is_not_an_object_is_an_integrity_error(tmp_path: Path) -> None:
+    repo, signers = _repo(tmp_path, delegate=True)
+    repo.set_intent(GROUP, UpdateIntent(pinned="1"), signers)
+    path = repo.metadata_dir / f"{repo.targets(GROUP).signed.version}.{GROUP}.json"
+    md = Metadata.from_bytes(path.read_bytes())
+    md.signed.unrecognized_fields[INTENT_FIELD] = ["pin", "1"]
+    path.write_bytes(md.to_bytes())
+    for call in (lambda: repo.intent(GROUP), lambda: repo.set_intent(GROUP, UpdateIntent(), signers)):
+        with pytest.raises(errors.IntegrityError, match="malformed x-pumpops-intent"):
+            call()

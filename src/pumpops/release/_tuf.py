@@ -53,7 +53,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from pumpops._atomic import write_atomic
 from pumpops.errors import ConfigError, IntegrityError, NotFoundError
-from pumpops.release._intent import INTENT_FIELD, UpdateIntent, version_key
+from pumpops.release._intent import INTENT_FIELD, UpdateIntent
 
 __all__ = [
     "ExpiryDays",
@@ -104,6 +104,11 @@ class PublishedTarget:
     minimum_agent_version: str
     files: tuple[PublishedFile, ...]
     custom: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _loose_version(text: str) -> tuple[int, ...]:
+    """A sort key for any published version name (dotted integers sort as numbers)."""
+    return tuple(int(part) if part.isdigit() else -1 for part in text.split("."))
 
 
 def target_path(group: str, target: str, version: str, name: str) -> str:
@@ -373,8 +378,11 @@ class TufRepository:
             ConfigError: the group's name is invalid.
             IntegrityError: the stored intent is malformed.
         """
-        _, md, _ = self._intent_role(group)
-        found = (md.signed.unrecognized_fields.get(INTENT_FIELD) or {}).get(group)
+        _, md, role = self._intent_role(group)
+        stored = md.signed.unrecognized_fields.get(INTENT_FIELD) or {}
+        if not isinstance(stored, dict):
+            raise IntegrityError(f"the role {role} holds a malformed {INTENT_FIELD}: {stored!r}")
+        found = stored.get(group)
         return UpdateIntent() if found is None else UpdateIntent.from_dict(found)
 
     def published_versions(self, group: str) -> set[str]:
@@ -402,7 +410,10 @@ class TufRepository:
             NotFoundError: the pinned version is not published for the group.
         """
         top, md, role = self._intent_role(group)
-        fields = dict(md.signed.unrecognized_fields.get(INTENT_FIELD) or {})
+        stored = md.signed.unrecognized_fields.get(INTENT_FIELD) or {}
+        if not isinstance(stored, dict):
+            raise IntegrityError(f"the role {role} holds a malformed {INTENT_FIELD}: {stored!r}")
+        fields = dict(stored)
         old = fields.get(group)
         current = UpdateIntent() if old is None else UpdateIntent.from_dict(old)
         if (current.pinned, current.rollback_floor) == (intent.pinned, intent.rollback_floor):
@@ -410,7 +421,7 @@ class TufRepository:
         if intent.pinned is not None:
             published = self.published_versions(group)
             if intent.pinned not in published:
-                have = ", ".join(sorted(published, key=lambda v: version_key("version", v))) or "none"
+                have = ", ".join(sorted(published, key=_loose_version)) or "none"
                 raise NotFoundError(
                     f"version {intent.pinned} is not published for group {group} (published: {have}); "
                     "a device can only be pinned to a signed bundle: publish it first"
