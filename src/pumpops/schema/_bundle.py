@@ -67,6 +67,14 @@ _FileName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 _Name = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
+def _plain(value: Any) -> Any:
+    """Numpy scalars and arrays (``.tolist()``) as builtins; anything else is refused."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} cannot go into a bundle manifest")
+
+
 class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A part of the manifest: msgspec checks types and bounds when it is read, not when it is built.
 
@@ -75,8 +83,8 @@ class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     """
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        """The part as JSON-ready builtins (tuples become lists)."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
+        """The part as JSON-ready builtins (tuples become lists, numpy numbers plain numbers)."""
+        out: dict[str, Any] = msgspec.to_builtins(self, enc_hook=_plain)
         return out
 
     @classmethod
