@@ -234,9 +234,9 @@ def revoke_cmd(
 ) -> None:
     """Remove a device's credentials; the broker refuses it once it rereads its password file.
 
-    Exits 4 for a device that is not provisioned. A connected device stays
-    connected until the broker reloads (--pid-file sends SIGHUP; Mosquitto then
-    disconnects clients whose credentials are gone) or it reconnects.
+    Exits 4 for a device that is not provisioned. Mosquitto refuses the device
+    once it has reread its password file (--pid-file sends it SIGHUP; else
+    `kill -HUP <mosquitto pid>`); the embedded broker at its next connect.
     """
     from pumpops.security import HUB_PREFIX, CredentialRegistry, refresh_password_file
 
