@@ -30,6 +30,19 @@ def test_fleet_counts_devices_by_condition_and_lists_worst_first(api: Api) -> No
     assert row["outbox_depth"] == 3
 
 
+def test_fleet_view_older_than_two_seconds_is_served_stale_and_refreshed_behind(api: Api) -> None:
+    api.state("p-0")
+    assert api.get("/api/fleet").json()["by_condition"]["ok"] == 1
+    api.state("p-3")
+    when, view = api.context.cache["fleet_view"]
+    api.context.cache["fleet_view"] = (when - 60, view)  # as if computed a minute ago
+    assert api.get("/api/fleet").json()["by_condition"]["ok"] == 1  # answered at once, from the old view
+    deadline = time.monotonic() + 30
+    while api.get("/api/fleet").json()["by_condition"]["ok"] != 2:  # the refresh lands
+        assert time.monotonic() < deadline, "the fleet view was not refreshed"
+        time.sleep(0.05)
+
+
 def test_devices_filters_page_and_clamps_a_huge_limit(api: Api) -> None:
     page = api.get("/api/devices", params={"limit": 1_000_000, "site": "site-0"}).json()
     assert page["limit"] == 500

@@ -11,6 +11,7 @@ May import: fastapi, monitoring, audit, store, registry, rollout, errors, this p
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from pumpops.audit import verify_chain
-from pumpops.errors import NotFoundError
+from pumpops.errors import NotFoundError, PumpopsError
 from pumpops.monitoring import MonitoringService
 from pumpops.web import _queries as q
 from pumpops.web._context import ApiContext, Ctx, Viewer
@@ -33,27 +34,48 @@ TimeUs = Annotated[int | None, Query(ge=0, le=2**62, description="Microseconds s
 _DAY_US = 86_400_000_000
 _VIEW_TTL_S = 2.0
 _view_lock = threading.Lock()
+_log = logging.getLogger("pumpops.web")
 
 
 def _clamp(limit: int) -> int:
     return min(limit, 500)
 
 
-def fleet_view(context: ApiContext) -> Any:
-    """The fleet view (:class:`~pumpops.monitoring.FleetView`), computed at most every 2 s per context.
+def _compute_view(context: ApiContext) -> Any:
+    started = time.monotonic()
+    view = MonitoringService(context.store, context.sink, context.settings.monitoring).view(
+        context.clock_us()
+    )
+    context.cache["fleet_view"] = (started, view)
+    return view
 
-    Several pages and clients asking at once share one computation.
+
+def _refresh(context: ApiContext) -> None:
+    try:
+        _compute_view(context)
+    except PumpopsError as exc:  # the store is down: keep serving the last view; the next request retries
+        _log.warning("fleet view refresh failed: %s", exc)
+    finally:
+        context.cache.pop("fleet_view_refreshing", None)
+
+
+def fleet_view(context: ApiContext) -> Any:
+    """The fleet view (:class:`~pumpops.monitoring.FleetView`), shared by every request of a context.
+
+    The first request computes it; later ones get the newest computed view at
+    once, and one older than 2 s starts a recomputation in the background
+    (stale while revalidating): a page never waits for the whole fleet to be
+    read again, and concurrent requests share one computation. A view is thus
+    at most 2 s plus one computation old.
     """
     with _view_lock:
         cached = context.cache.get("fleet_view")
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < _VIEW_TTL_S:
-            return cached[1]
-        view = MonitoringService(context.store, context.sink, context.settings.monitoring).view(
-            context.clock_us()
-        )
-        context.cache["fleet_view"] = (now, view)
-        return view
+        if cached is None:
+            return _compute_view(context)
+        if time.monotonic() - cached[0] >= _VIEW_TTL_S and "fleet_view_refreshing" not in context.cache:
+            context.cache["fleet_view_refreshing"] = (time.monotonic(), None)
+            threading.Thread(target=_refresh, args=(context,), name="fleet-view", daemon=True).start()
+        return cached[1]
 
 
 # -- fleet and devices ------------------------------------------------------------------------
