@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pumpops.audit import verify_chain
+from pumpops.audit import ANCHORS_FILE, read_anchors, verify_trail, workspace_key
 from pumpops.demo._report import false_alarm_phases, fault_detection, write_report
 from pumpops.demo._world import _H_MS, LoopOptions, Timeline, _World
 from pumpops.errors import PumpopsError
@@ -20,12 +20,13 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
     phases = false_alarm_phases(store, devices, world.drift_group, world.drift_ms, world.faults, world.t0_ms)
     detection = fault_detection(store, world.faults, world.t0_ms)
     entries = store.audit_entries()
-    try:
-        verify_chain(entries)
-        audit = f"{len(entries)} entries, the chain verifies"
-        audit_verified = True
+    ws = world.settings.workspace
+    try:  # what `pumpops audit verify` checks: chain, signatures, the workspace's anchored heads
+        trail = verify_trail(entries, workspace_key(ws), read_anchors(ws / ANCHORS_FILE))
+        audit = f"{len(entries)} entries verify" if trail.ok else f"does NOT verify: {trail.summary()}"
+        audit_verified = trail.ok
     except PumpopsError as exc:
-        audit = f"the chain does NOT verify: {exc}"
+        audit = f"the audit trail cannot be checked: {exc}"
         audit_verified = False
     timeline.say(timeline.t0_ms + round(options.run_h * _H_MS), f"audit: {audit}")
     rollouts = []
