@@ -23,6 +23,7 @@ from pumpops.edge._alarms import AlarmLogic
 from pumpops.edge._commission import Commissioner, commission
 from pumpops.edge._drift import DriftMonitor
 from pumpops.edge._state import NORMAL_PERIOD_FILE, RECALIBRATE_FILE, AgentBase
+from pumpops.edge._usage import trim_heap
 from pumpops.edge._window import WindowBuffer
 from pumpops.errors import InputError
 
@@ -126,6 +127,8 @@ class CalibratingRoom(AgentBase):
         self._save_persist()
         (self.state_dir / RECALIBRATE_FILE).unlink(missing_ok=True)
         self._set_calibration(cal, "device")
+        del rows
+        trim_heap()  # the normal period and its scored batches are freed: give their pages back
         self._report_state(force=True)
 
     def recalibrate(self) -> None:

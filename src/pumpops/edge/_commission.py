@@ -24,8 +24,10 @@ from pumpops.errors import ConfigError, IncompatibleBundleError, InputError
 
 __all__ = ["COMMISSION_BATCH_WINDOWS", "Commissioner", "commission"]
 
-#: Windows scored per call of the model while commissioning (bounds memory: B x W x S floats).
-COMMISSION_BATCH_WINDOWS = 512
+#: Windows scored per call of the model while commissioning (bounds memory: B x W x S floats, and
+#: onnxruntime's intermediates of that size: 32 x 120 x 8 float64 is 240 kB; 512 kept ~40 MiB
+#: resident in the agent after calibration, issue 16).
+COMMISSION_BATCH_WINDOWS = 32
 
 # Same definitions as the pipeline's robust_center_scale and calibrate
 # (pumpops.pipeline.detectors._base), which the edge may not import; a test

@@ -23,6 +23,7 @@ from pumpops.edge._model import LoadedModel, open_model
 from pumpops.edge._resample import Resampler
 from pumpops.edge._resume import Resume, load_resume, resume_refusal, save_resume
 from pumpops.edge._state import RECENT_ROWS, AgentBase
+from pumpops.edge._usage import trim_heap
 from pumpops.errors import IncompatibleBundleError, PumpopsError
 from pumpops.sources import Frame
 
@@ -66,6 +67,7 @@ class ScoringRoom(AgentBase):
         if self.health == "none":  # verified on open; it passed its health check when installed
             self.health = "ok"
         self._calibrate_from_what_is_known()
+        trim_heap()  # the calibration's batches are freed: give their pages back
         self._pending_resume = None
         if not fresh:  # a start (or a rollback): the window saved before it may still be good
             self._pending_resume, why = load_resume(self.state_dir)
