@@ -66,3 +66,38 @@ def test_edge_import_rule_is_the_one_rule() -> None:
     assert _forbidden("sqlalchemy")
     assert _forbidden("mlflow")
     assert _forbidden("fastapi")
+
+
+#: What the device process must not load (issue 16): the command line, the hub's validator, the units
+#: library and the TUF client with its cryptography (those run in the update-check child only).
+DEVICE_PROCESS_NEVER = (
+    "typer", "rich", "pydantic", "pydantic_core", "pint", "scipy", "tuf", "cryptography",
+    "securesystemslib", "urllib3", "pumpops.cli", "pumpops.fleet", "pumpops.sim",
+)  # fmt: skip
+
+
+def test_the_device_process_loads_none_of_the_heavy_libraries() -> None:
+    """The lean entry point, the agent and the SKAB replay source, as ``pumpops-agent`` loads them."""
+    code = (
+        "import json, sys\n"
+        "import pumpops.edge._run, pumpops.edge.__main__\n"
+        "from pumpops.edge._agent import Agent\n"
+        "from pumpops.edge._sources import build_source\n"
+        "from pumpops.sources import SkabCsvSource\n"
+        "from pumpops.edge._device import read_profile, read_target\n"
+        "read_profile('skab-testbed'), read_target('armv7-controller')\n"
+        "from pumpops.schema import read_bundle, CANONICAL_SENSORS, IDENT_PATTERN\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    heavy = [m for m in loaded if any(m == n or m.startswith(n + ".") for n in DEVICE_PROCESS_NEVER)]
+    assert heavy == []
+    assert "onnxruntime" in loaded
+    assert "msgspec" in loaded
+
+
+def test_the_update_check_child_is_where_tuf_loads() -> None:
+    code = "import json, sys, pumpops.edge._update_child as c\nprint(json.dumps('tuf' in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is False  # not even the child module loads it before a job runs
