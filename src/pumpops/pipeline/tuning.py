@@ -31,7 +31,6 @@ import numpy as np
 
 from pumpops.errors import ConfigError, NotFoundError
 from pumpops.pipeline.skab import (
-    BENCHMARK_SETTINGS,
     DEFAULT_DETECTOR,
     Experiment,
     FileResult,
@@ -275,8 +274,9 @@ def search_split(
 ) -> Search:
     """Search ``kind``'s settings on the split's training folders only (never reads a test file).
 
-    The first trial is the kind's current benchmark setting, so the search
-    can only keep or beat it on the training side.
+    No trial is seeded with a known setting: the benchmark's fixed setting was
+    chosen on every folder, test folders included, so starting from it would
+    leak them into the choice.
 
     Raises:
         ConfigError: no search space for ``kind``, or a bad space.
@@ -294,9 +294,6 @@ def search_split(
     labelled = [loader(r, p) for r, p in train_paths]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    start = _start_point(kind, space)
-    if start:
-        study.enqueue_trial(start)
     trials: list[dict[str, Any]] = []
 
     def run(trial: Any) -> float:
@@ -324,29 +321,6 @@ def search_split(
         train_files=[p.relative_to(r).as_posix() for r, p in train_paths],
         seconds=time.perf_counter() - started,
     )
-
-
-def _start_point(kind: str, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
-    """The benchmark setting in the space's terms, if every searched value of it is in the space."""
-    from pumpops.pipeline.detectors import build_detector  # noqa: PLC0415
-
-    # the setting's values, the detector's defaults for the rest
-    base = build_detector(kind, sensors=["motor_current"], **BENCHMARK_SETTINGS.get(kind, {})).params()
-    point: dict[str, Any] = {}
-    for name, spec in space.items():
-        if name == "alarm_k_frac":
-            n = base.get("alarm_n", 1)
-            point[name] = base.get("alarm_k", 1) / n
-            continue
-        value = base.get(name, 0 if name == "onset_lookback" else None)  # not a detector setting
-        if value is None:
-            return {}
-        if spec[0] == "cat" and value not in spec[1]:
-            return {}
-        if spec[0] != "cat" and not spec[1] <= value <= spec[2]:
-            return {}
-        point[name] = value
-    return point
 
 
 @dataclass
