@@ -200,3 +200,27 @@ def test_process_retries_an_agent_store_outage_without_losing_messages() -> None
     stats = service.process([(topic(), envelope())])
     assert (stats.agent_messages, stats.store_errors) == (1, 2)
     assert list(store.agent) == ["p-1:1"]
+
+
+def test_process_applies_the_ingest_settings_time_and_seq_bounds(sqlite_store: TelemetryStore) -> None:
+    settings = IngestSettings(client_id="test-agent-bounds", max_seq_jump=10, max_future_skew_s=60)
+    service = IngestService(
+        sqlite_store, BrokerAddress("127.0.0.1", 9), settings=settings, now_us=lambda: NOW_US
+    )
+    ahead = json.loads(envelope("p-1", 3))
+    ahead["ts_ms"] = NOW_US // 1000 + 61_000  # 61 s ahead: over this hub's 60 s
+    stats = service.process(
+        [
+            (topic(), envelope("p-1", 1)),
+            (topic(), envelope("p-1", 11)),  # 1 + 10: at the bound
+            (topic(), envelope("p-1", 22)),  # 11 + 11: past it
+            (topic(), json.dumps(ahead).encode()),
+        ]
+    )
+    assert (stats.agent_messages, stats.rejected_messages, stats.dead_letters) == (2, 2, 2)
+    assert stats.committed == stats.received == 4
+    letters = {d.reason: d for d in sqlite_store.dead_letters()}
+    assert set(letters) == {"seq_jump", "future_timestamp"}
+    assert "seq 22, more than 10 (ingest.max_seq_jump) past the highest seq 11" in letters["seq_jump"].detail
+    assert "at most 60 s are allowed" in letters["future_timestamp"].detail
+    assert [r.seq for r in sqlite_store.agent_messages()] == [1, 11]
