@@ -108,6 +108,11 @@ def bench_store(url: str, batches: list[list[AgentRecord]], max_seq_jump: int | 
     return times
 
 
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
+
+
 def _p95(values: Sequence[float]) -> float:
     return sorted(values)[int(0.95 * (len(values) - 1))]
 
@@ -131,7 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines: list[tuple[str, Callable[[], str], Callable[[str], None]]] = []
     folder = Path(tempfile.mkdtemp(prefix="bench-agent-checks-"))
     engines.append(
-        ("sqlite", lambda: f"sqlite:///{folder / f'{uuid.uuid4().hex[:8]}.db'}", lambda _url: None)
+        (
+            "sqlite",
+            lambda: f"sqlite:///{folder / f'{uuid.uuid4().hex[:8]}.db'}",
+            lambda url: _remove(url[10:]),
+        )
     )
     if not args.no_postgres:
         import sqlalchemy as sa
@@ -169,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{ratio:.2f}",
             )
             print("| " + " | ".join(row) + " |")
+    folder.rmdir()
     return 0
 
 
