@@ -26,6 +26,7 @@ import json
 import shutil
 import sqlite3
 import stat
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import pytest
 
 from pumpops.audit import chain_entry
+from pumpops.errors import BrokerError
 from pumpops.fleet import load_profiles
 from pumpops.schema import AgentMessage, encode_agent_message
 from pumpops.telemetry import encode_message
@@ -126,13 +128,26 @@ def dead_letter(w: World, reason: str, msg_id: str) -> str:
 # ---------------------------------------------------------------------------------------------- the rows
 
 
+def mosquitto_pub(w: World, topic: str, payload: bytes, *credentials: str) -> str:
+    """The stranger's tool: ``mosquitto_pub`` over TLS with the broker's CA; what it printed."""
+    binary = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+    argv = [binary, "-h", "localhost", "-p", str(w.broker_port), "--cafile", str(w.ca_file), "-q", "1"]
+    argv += [*credentials, "-t", topic, "-m", payload.decode()]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode != 0, "mosquitto_pub without credentials was let in"
+    return (done.stdout + done.stderr).strip()
+
+
 def row1_telemetry_as_a_registered_device(w: World) -> str:
     ts = now_ms() - 40_000
+    forged = telemetry(PUMP, f"forged-{ts}", ts)
     refusal = w.refused(None, None)  # no credentials at all
-    line = denied(w, ROGUE, w.topic(PUMP, "telemetry"), telemetry(PUMP, f"forged-{ts}", ts))
+    tool = mosquitto_pub(w, w.topic(PUMP, "telemetry"), forged)
+    guessed = mosquitto_pub(w, w.topic(PUMP, "telemetry"), forged, "-u", PUMP, "-P", "pump-1")
+    line = denied(w, ROGUE, w.topic(PUMP, "telemetry"), forged)
     control_stored(w)
     assert ts not in stored_readings(w, PUMP)
-    return f"{refusal} | {line}"
+    return f"{refusal} | {tool} | {guessed} | {line}"
 
 
 def row2_pre_empted_message_id(w: World) -> str:
@@ -155,8 +170,15 @@ def row3_retained_downgrade(w: World) -> str:
     running = int(w.agent_state()["model_version"])
     assert running > 1
     line = denied(w, ROGUE, w.topic(PUMP, "desired"), b'{"version": 1}', retain=True)
+    # nor can another pump read the pump's commands: Mosquitto acknowledges these subscriptions
+    # and delivers nothing of the pump's; its own desired (the positive control) arrives
+    pump_topics = [w.topic(PUMP, "desired"), f"{w.prefix}/+/+/desired", f"{w.prefix}/#"]
+    spy = w.connect(ROGUE, subscriptions=[*pump_topics, w.topic(ROGUE, "desired")])
     # even from the hub's own identity, an unsigned hint to an older version is only a hint
     w.desire(b'{"version": 1}')
+    hub = w.connect("hub-rollout")
+    hub.publish(w.topic(ROGUE, "desired"), b"control")
+    assert spy.receive_until(b"control") == [(w.topic(ROGUE, "desired"), b"control")]
     state = w.run_agent()
     assert state["model_version"] == running
     return f"{line} | {state['last_update_error']}"
@@ -335,7 +357,7 @@ class Attack:
 DENIED = f"Denied PUBLISH from {ROGUE}"  # Mosquitto's log line for a publish its ACL refused
 ATTACKS = (
     Attack(1, "publish telemetry as a registered pump", "refused at connect; not delivered (ACL)",
-           ("not authorized", DENIED), row1_telemetry_as_a_registered_device),
+           ("not authorized", "not authorised", DENIED), row1_telemetry_as_a_registered_device),
     Attack(2, "publish first under the pump's next message id",
            "not delivered; from its own topic dead-lettered", (DENIED, "wrong_identity"),
            row2_pre_empted_message_id),
@@ -399,3 +421,20 @@ def test_hub_rolls_the_group_back_through_a_signed_pin_and_the_pump_follows(w: W
 
 def test_the_table_names_every_row_of_the_issue() -> None:
     assert sorted(a.row for a in ATTACKS) == list(range(1, 13))
+
+
+def test_revoked_pump_is_refused_once_the_broker_reloads(w: World) -> None:
+    """Last: the stolen pump's credentials are revoked (``pumpops devices revoke --pid-file``)."""
+    w.connect(ROGUE).close()
+    pumpops("-w", str(w.ws), "devices", "revoke", ROGUE, "--pid-file", str(w.tmp / "mosquitto.pid"))
+    refusal = wait_until(lambda: _refusal(w, ROGUE), "the reloaded broker to refuse the revoked pump")
+    assert "not authorized" in refusal.lower()
+    w.connect(PUMP).close()  # the other pump is still admitted
+
+
+def _refusal(w: World, identity: str) -> str | None:
+    try:
+        w.connect(identity, timeout_s=3).close()
+    except BrokerError as exc:
+        return str(exc)
+    return None
