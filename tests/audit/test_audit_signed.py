@@ -105,6 +105,7 @@ def test_audit_key_is_created_0600_in_a_0700_folder_and_loaded_again(workspace: 
     path = workspace / AUDIT_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700  # keys/, created here too
     assert workspace_signer(workspace).key.key_id == first.key.key_id
     assert load_audit_key(path).public_hex == first.key.public_hex
 
@@ -252,6 +253,14 @@ def _cut_then_append_unsigned(store: TelemetryStore, raw: Raw, workspace: Path) 
     raw(insert_sql(5, store.audit_entries()[-1].hash))
 
 
+def _delete_everything(store: TelemetryStore, raw: Raw, workspace: Path) -> None:
+    raw("DELETE FROM audit")
+
+
+def _restore_older_backup(store: TelemetryStore, raw: Raw, workspace: Path) -> None:
+    raw("DELETE FROM audit WHERE seq > 2")  # the database as it was two entries in, signatures intact
+
+
 # (name, attack, first bad seq, kind, words of the reason)
 ATTACKS = [
     ("row-11-append-unsigned", _append_forged_unsigned, 6, "unsigned", "written without the hub's audit key"),
@@ -275,6 +284,8 @@ ATTACKS = [
     ("strip-every-signature", _strip_every_signature, 1, "unsigned", "every entry from seq 1 on was signed"),
     ("edit-payload-and-rehash-one", _edit_payload, 3, "modified", "recomputed"),
     ("cut-then-append-unsigned", _cut_then_append_unsigned, 5, "unsigned", "without the hub's audit key"),
+    ("delete-everything", _delete_everything, 1, "truncated", "entries 1..5 were cut off"),
+    ("restore-an-older-backup", _restore_older_backup, 3, "truncated", "entries 3..5 were cut off"),
 ]
 
 

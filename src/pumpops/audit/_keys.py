@@ -151,7 +151,7 @@ def create_audit_key(path: Path) -> AuditKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folders(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             os.fchmod(fd, 0o600)
@@ -168,3 +168,13 @@ def create_audit_key(path: Path) -> AuditKey:
     except OSError as exc:
         raise ConfigError(f"cannot create the audit key {path}: {exc}") from exc
     return key
+
+
+def _private_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700 (``mkdir(parents=True)`` uses the umask)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for item in reversed(missing):
+        item.mkdir(mode=0o700, exist_ok=True)
