@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         device_row,
         fleet_page,
         fleet_summary,
+        rank_devices,
         telemetry_series,
     )
     from pumpops.web._read_routes import fleet_view
@@ -59,6 +60,7 @@ __all__ = [
     "mount_api",
     "new_token",
     "parse_bearer",
+    "rank_devices",
     "role_allows",
     "telemetry_series",
 ]
@@ -79,6 +81,7 @@ _LAZY = {
             "device_row",
             "fleet_page",
             "fleet_summary",
+            "rank_devices",
             "telemetry_series",
         ),
         "pumpops.web._queries",

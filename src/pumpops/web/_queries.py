@@ -30,6 +30,7 @@ __all__ = [
     "device_row",
     "fleet_page",
     "fleet_summary",
+    "rank_devices",
     "telemetry_series",
 ]
 
@@ -123,9 +124,18 @@ def fleet_summary(view: FleetView) -> dict[str, Any]:
     }
 
 
+def rank_devices(view: FleetView) -> list[tuple[str, DeviceView]]:
+    """Every device with its condition, worst condition first, then by id (what a page is cut from)."""
+    rank = {c: i for i, c in enumerate(CONDITIONS)}
+    conditioned = [(device_condition(d), d) for d in view.devices]
+    conditioned.sort(key=lambda c: (rank[c[0]], c[1].device_id))
+    return conditioned
+
+
 def fleet_page(
     view: FleetView,
     *,
+    ranked: Sequence[tuple[str, DeviceView]] | None = None,
     condition: str | None = None,
     group: str | None = None,
     site: str | None = None,
@@ -135,27 +145,35 @@ def fleet_page(
 ) -> dict[str, Any]:
     """One page of devices, worst condition first (then by id), with the total that matched.
 
+    Args:
+        view: the fleet view.
+        ranked: :func:`rank_devices` of ``view``, if already computed (it is the costly part).
+        condition: only devices in this condition.
+        group: only this group's.
+        site: only this site's.
+        search: only devices whose id contains this (any case).
+        limit: the page's size.
+        offset: devices skipped before the page.
+
     Raises:
         InputError: ``condition`` is not one of :data:`CONDITIONS`.
     """
     if condition is not None and condition not in CONDITIONS:
         raise InputError(f"condition {condition!r}: must be one of {', '.join(CONDITIONS)}")
-    rank = {c: i for i, c in enumerate(CONDITIONS)}
+    needle = None if search is None else search.lower()
     chosen = [
-        (rank[device_condition(d)], d.device_id, d)
-        for d in view.devices
-        if (group is None or d.group == group)
+        d
+        for c, d in (rank_devices(view) if ranked is None else ranked)
+        if (condition is None or c == condition)
+        and (group is None or d.group == group)
         and (site is None or d.site == site)
-        and (search is None or search.lower() in d.device_id.lower())
+        and (needle is None or needle in d.device_id.lower())
     ]
-    if condition is not None:
-        chosen = [c for c in chosen if CONDITIONS[c[0]] == condition]
-    chosen.sort(key=lambda c: (c[0], c[1]))
     return {
         "total": len(chosen),
         "limit": limit,
         "offset": offset,
-        "devices": [device_row(d) for _, _, d in chosen[offset : offset + limit]],
+        "devices": [device_row(d) for d in chosen[offset : offset + limit]],
     }
 
 

@@ -46,8 +46,19 @@ def _compute_view(context: ApiContext) -> Any:
     view = MonitoringService(context.store, context.sink, context.settings.monitoring).view(
         context.clock_us()
     )
+    ranked = q.rank_devices(view)
+    context.cache["fleet_view_cost"] = (time.monotonic() - started, None)
+    context.cache["fleet_ranked"] = (started, (view, ranked))
     context.cache["fleet_view"] = (started, view)
     return view
+
+
+def ranked_devices(context: ApiContext, view: Any) -> Any:
+    """:func:`~pumpops.web._queries.rank_devices` of ``view``, computed once per view."""
+    cached = context.cache.get("fleet_ranked")
+    if cached is not None and cached[1][0] is view:
+        return cached[1][1]
+    return q.rank_devices(view)
 
 
 def _refresh(context: ApiContext) -> None:
@@ -63,16 +74,19 @@ def fleet_view(context: ApiContext) -> Any:
     """The fleet view (:class:`~pumpops.monitoring.FleetView`), shared by every request of a context.
 
     The first request computes it; later ones get the newest computed view at
-    once, and one older than 2 s starts a recomputation in the background
-    (stale while revalidating): a page never waits for the whole fleet to be
-    read again, and concurrent requests share one computation. A view is thus
-    at most 2 s plus one computation old.
+    once, and an old one starts a recomputation in the background (stale while
+    revalidating): a page never waits for the whole fleet to be read again, and
+    concurrent requests share one computation. "Old" is 2 s, or four times the
+    last computation's duration if that is longer (so that recomputing takes at
+    most a quarter of the process's time, however large the fleet).
     """
     with _view_lock:
         cached = context.cache.get("fleet_view")
         if cached is None:
             return _compute_view(context)
-        if time.monotonic() - cached[0] >= _VIEW_TTL_S and "fleet_view_refreshing" not in context.cache:
+        cost = context.cache.get("fleet_view_cost", (0.0, None))[0]
+        stale_after_s = max(_VIEW_TTL_S, 4 * cost)
+        if time.monotonic() - cached[0] >= stale_after_s and "fleet_view_refreshing" not in context.cache:
             context.cache["fleet_view_refreshing"] = (time.monotonic(), None)
             threading.Thread(target=_refresh, args=(context,), name="fleet-view", daemon=True).start()
         return cached[1]
@@ -99,8 +113,10 @@ def list_devices(  # noqa: PLR0917 - one query parameter each
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Status, model and version, health, stale/offline, outbox depth and drift of each device."""
+    view = fleet_view(ctx)
     return q.fleet_page(
-        fleet_view(ctx),
+        view,
+        ranked=ranked_devices(ctx, view),
         condition=condition,
         group=group,
         site=site,
