@@ -173,6 +173,9 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed alarm survives a power cut, not only a process crash.
             self._db.execute("PRAGMA synchronous=FULL")
+            # A small page cache (256 kB, not SQLite's 2 MB): the outbox is written and read
+            # at the head and tail only, and the agent must fit a 64 MB device.
+            self._db.execute("PRAGMA cache_size=-256")
             self._db.executescript(_SCHEMA)
             with self._tx():
                 row = self._db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()

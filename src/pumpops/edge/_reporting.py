@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 from pumpops._atomic import write_atomic
 from pumpops.edge._alarms import AlarmStep
@@ -79,6 +78,8 @@ class ReportingRoom(AgentBase):
         if not uplink.connected or rows > self._raw_tokens:
             self.counts["raw_rows_not_sent"] += rows
             return
+        import orjson  # noqa: PLC0415 - only when raw readings are uploaded (0.5 MiB otherwise saved)
+
         payload = orjson.dumps(
             {
                 "schema": RAW_SCHEMA_ID,

@@ -20,10 +20,14 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pumpops import errors
 
-__all__ = ["agent_argv", "exec_agent", "main", "parse_duration"]
+if TYPE_CHECKING:
+    from pumpops.edge._config import AgentConfig
+
+__all__ = ["agent_argv", "exec_agent", "main", "needs_openssl", "parse_duration", "skip_openssl"]
 
 _DURATION = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -91,11 +95,38 @@ def main(argv: list[str] | None = None) -> int:
     from pumpops import edge  # noqa: PLC0415 - after argparse: --help answers without numpy
 
     try:
-        agent = edge.Agent(edge.load_agent_config(args.config))
+        config = edge.load_agent_config(args.config)
+        if not needs_openssl(config):
+            skip_openssl()
+        agent = edge.Agent(config)
     except errors.PumpopsError as exc:
         print(f"pumpops-agent: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
     return int(agent.run(max_seconds=seconds))
+
+
+def needs_openssl(config: AgentConfig) -> bool:
+    """Whether the device process talks TLS: an ``mqtts`` broker or an ``https`` repository (data clock).
+
+    (On the wall clock the repository is read by the update-check child, which loads what it needs.)
+    """
+    repository = config.repository.url or ""
+    return config.broker.tls or (config.agent.clock == "data" and repository.startswith("https://"))
+
+
+def skip_openssl() -> bool:
+    """Keep OpenSSL out of a device process whose links are plain (about 4.6 MiB resident).
+
+    paho-mqtt imports ``ssl`` whether or not it is used, and ``hashlib`` loads OpenSSL's
+    ``libcrypto`` for its digests. Marking ``ssl`` and ``_hashlib`` as absent before they load
+    makes paho run without TLS (plain ``mqtt://`` needs none) and ``hashlib`` use Python's own
+    SHA-256. Returns False (and changes nothing) if either was already loaded.
+    """
+    if "ssl" in sys.modules or "_hashlib" in sys.modules:
+        return False
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    sys.modules["_hashlib"] = None  # type: ignore[assignment]
+    return True
 
 
 def agent_argv(config: Path, *, seconds: float | None = None, verbose: bool = False) -> list[str]:
