@@ -251,3 +251,32 @@ def test_default_detector_beats_published_best_on_skab(skab_dir: Path, tmp_path:
         assert m["far"] <= 13.55
         assert m["nab_standard"] > 32.42
     assert BENCHMARK_SETTINGS[DEFAULT_DETECTOR] == run.settings
+
+
+@pytest.mark.parametrize(
+    ("split", "reason"),
+    [
+        ("valve9", "write 'folders' or 'TRAIN"),
+        ("valve9->nowhere", "no experiments in folder(s) ['nowhere']"),
+        ("valve9->valve9", "in both the training and the test side"),
+        ("->valve9", "at least one training and one test folder"),
+    ],
+)
+def test_benchmark_skab_bad_split_is_explained(
+    tiny_skab: tuple[Path, Path, dict], tmp_path: Path, split: str, reason: str
+) -> None:
+    from pumpops.errors import ConfigError
+
+    root_a, _, _ = tiny_skab
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    args = ["benchmark", "skab", "--data", str(root_a), "--out", str(tmp_path), "--split", split]
+    result = CliRunner().invoke(app, [*args, "--trials", "1"])
+    assert isinstance(result.exception, ConfigError)
+    assert reason in str(result.exception)
+    assert not (tmp_path / "held-out").exists()  # refused before anything was searched or written

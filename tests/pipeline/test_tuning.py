@@ -264,3 +264,14 @@ def test_tune_command_bad_input_is_explained(folders: Path, tmp_path: Path) -> N
     )
     assert isinstance(bad.exception, ConfigError)
     assert "no experiments in folder(s) ['nowhere']" in str(bad.exception)
+
+
+def test_tune_refuses_a_store_config(tmp_path: Path) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text(
+        '[data]\nsource = "store"\ngroup = "g"\n'
+        'since = "2025-06-01T00:00:00Z"\nuntil = "2025-06-02T00:00:00Z"\n'
+    )
+    result = CliRunner().invoke(_app(), ["tune", "--config", str(config), "--split", "folders", "--no-log"])
+    assert isinstance(result.exception, ConfigError)
+    assert 'source = "files"' in str(result.exception)
