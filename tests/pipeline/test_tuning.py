@@ -275,3 +275,33 @@ def test_tune_refuses_a_store_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["tune", "--config", str(config), "--split", "folders", "--no-log"])
     assert isinstance(result.exception, ConfigError)
     assert 'source = "files"' in str(result.exception)
+
+
+def test_tune_command_logs_each_split_to_the_workspace_tracking_uri(folders: Path, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from pumpops.cli._root import app
+    from pumpops.pipeline import mlflow_quiet
+
+    ws = tmp_path / "ws"
+    assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
+    config = tmp_path / "p.toml"
+    config.write_text(f'[data]\nsource = "files"\npaths = ["{folders}"]\n[output]\nexperiment = "tune-ws"\n')
+    result = CliRunner().invoke(
+        app,
+        ["-w", str(ws), "tune", "--config", str(config), "--split", "folders", "--trials", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert sorted(r["split"] for r in rows) == [
+        "leak+valveA->valveB",
+        "leak+valveB->valveA",
+        "valveA+valveB->leak",
+    ]
+    with mlflow_quiet():
+        client = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("tune-ws-tuning")
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+    assert {r.info.run_id for r in runs} == {r["mlflow_run_id"] for r in rows}
+    assert {r.data.params["split"] for r in runs} == {r["split"] for r in rows}
