@@ -78,9 +78,10 @@ def register(app: typer.Typer) -> None:
 
 
 @contextmanager
-def _store(ctx: typer.Context, db: str | None, *, sign: bool = False) -> Iterator[TelemetryStore]:
+def _store(ctx: typer.Context, db: str | None) -> Iterator[TelemetryStore]:
+    """The workspace's store, for reading: these commands append nothing and never create a key."""
     settings = settings_from(ctx, database_url=db)
-    with open_workspace_store(settings, sign_audit=sign) as store:
+    with open_workspace_store(settings, sign_audit=False) as store:
         yield store
 
 
@@ -120,8 +121,8 @@ def _head_option(value: str | None) -> tuple[str | None, list[Anchor]]:
     if value is None:
         return None, []
     path = Path(value)
-    if len(value) == 64 and all(c in "0123456789abcdef" for c in value) and not path.exists():
-        return value, []
+    if len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower()) and not path.exists():
+        return value.lower(), []
     from pumpops.audit import Anchor
 
     try:
