@@ -18,7 +18,8 @@ small client overhead):
   2 s pays);
 - ``alarms page 1``: ``GET /api/alarms?limit=50`` (newest first across the fleet);
 - ``alarms one pump``: ``GET /api/alarms?device_id=...&limit=50``;
-- ``alarms deep page``: ``GET /api/alarms?limit=50&offset=10000``.
+- ``alarms offset 10k``: ``GET /api/alarms?limit=50&offset=10000``;
+- ``alarms after 10k``: the same page by its cursor, ``GET /api/alarms?limit=50&after=<next>``.
 
 It prints p50 and p95 in milliseconds per request kind and size, and the ratio
 of the large fleet to the baseline.
@@ -150,12 +151,15 @@ def measure(n_devices: int, n_alarms: int, runs: int) -> dict[str, tuple[float, 
                         context.cache.clear()
                         return get("/api/devices", limit=50)()
 
+                    (row,) = store.alarm_messages(limit=1, offset=9_999) or store.alarm_messages(limit=1)
+                    deep_next = f"{int(row.ts_us)}:{row.msg_id}"
                     results = {
                         "devices cold": timed(cold, max(5, runs // 3)),
                         "devices warm": timed(get("/api/devices", limit=50), runs),
                         "alarms page 1": timed(get("/api/alarms", limit=50), runs),
                         "alarms one pump": timed(get("/api/alarms", device_id="p-00007", limit=50), runs),
-                        "alarms deep page": timed(get("/api/alarms", limit=50, offset=10_000), runs),
+                        "alarms offset 10k": timed(get("/api/alarms", limit=50, offset=10_000), runs),
+                        "alarms after 10k": timed(get("/api/alarms", limit=50, after=deep_next), runs),
                     }
     finally:
         with admin.begin() as conn:

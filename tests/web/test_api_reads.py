@@ -145,6 +145,28 @@ def test_alarms_newest_first_with_acknowledgement_and_feedback(api: Api) -> None
     assert [a["alarm_id"] for a in only] == [first]
 
 
+def test_alarms_page_on_with_next_misses_and_repeats_nothing_even_on_equal_times(api: Api) -> None:
+    now_ms = int(time.time() * 1000)
+    expected = [api.alarm(d.device_id, now_ms - 1000) for d in DEVICES]  # four alarms, one instant
+    expected += [api.alarm("p-0", now_ms - 5000 - i) for i in range(3)]
+    seen: list[str] = []
+    page = api.get("/api/alarms", params={"limit": 2}).json()
+    while True:
+        seen += [a["alarm_id"] for a in page["alarms"]]
+        if page["next"] is None:
+            break
+        page = api.get("/api/alarms", params={"limit": 2, "after": page["next"]}).json()
+    assert sorted(seen) == sorted(expected)
+    assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize("after", ["yesterday", "12", ":p-0:1", "x:p-0:1", "9" * 30 + ":p-0:1"])
+def test_alarms_bad_next_is_400(api: Api, after: str) -> None:
+    response = api.get("/api/alarms", params={"after": after})
+    assert response.status_code == 400
+    assert "previous page" in response.json()["detail"]
+
+
 def test_audit_lists_entries_and_verifies_the_chain(api: Api) -> None:
     alarm = api.alarm("p-0", int(time.time() * 1000))
     api.post(f"/api/alarms/{alarm}/ack", "operator")

@@ -512,6 +512,7 @@ class ApiTokenStore(Protocol):
         until_us: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[int, str] | None = None,
     ) -> list[Any]:
         """Alarm messages newest first, one page (rows: msg_id, device_id, site, ts_us, body, ...)."""
 

@@ -281,11 +281,15 @@ class SqlApiTokens(SqlCore):
         until_us: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[int, str] | None = None,
     ) -> list[Any]:
         """Alarm messages newest first (``ts_us``, then ``msg_id``), a page of ``limit`` after ``offset``.
 
         Returns the rows (``msg_id``, ``device_id``, ``site``, ``ts_us``,
-        ``received_at_us``, ``body``); the caller parses ``body``.
+        ``received_at_us``, ``body``); the caller parses ``body``. ``before``
+        (``(ts_us, msg_id)`` of the previous page's last row) starts the page
+        right after that row: paging by it costs the same at any depth, unlike
+        ``offset``.
 
         Raises:
             InputError: ``limit`` or ``offset`` is negative.
@@ -306,6 +310,9 @@ class SqlApiTokens(SqlCore):
                 stmt = stmt.where(condition)
         if until_us is not None:
             stmt = stmt.where(t.ts_us < until_us)
+        if before is not None:
+            # ts_us <= X first: the part an index on (kind, ts_us) can seek by
+            stmt = stmt.where(t.ts_us <= before[0], sa.or_(t.ts_us < before[0], t.msg_id < before[1]))
         with self._guard("read alarms of"), self._engine.connect() as conn:
             return list(conn.execute(stmt).all())
 

@@ -226,16 +226,26 @@ def alarm_page(
     until_us: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    after: str | None = None,
 ) -> dict[str, Any]:
     """One page of alarm messages, newest first, each with its acknowledgement and technician verdict.
 
+    ``after`` is the ``next`` of the previous page (``<ts_us>:<msg_id>`` of its
+    last row): the page that follows it, at the same cost at any depth.
+
     Raises:
-        InputError: the time range is reversed.
+        InputError: the time range is reversed, or ``after`` is not a ``next`` this function gave.
     """
     if since_us is not None and until_us is not None and until_us <= since_us:
         raise InputError("time range: 'until' must be after 'since'")
+    before = None
+    if after is not None:
+        ts_text, sep, msg_id = after.partition(":")
+        if not sep or not ts_text.isdigit() or not msg_id or len(ts_text) > 19:
+            raise InputError(f"after {after!r}: give the 'next' of the previous page (<ts_us>:<msg_id>)")
+        before = (int(ts_text), msg_id)
     rows = store.alarm_messages(
-        device_id=device_id, since_us=since_us, until_us=until_us, limit=limit, offset=offset
+        device_id=device_id, since_us=since_us, until_us=until_us, limit=limit, offset=offset, before=before
     )
     alarms = []
     for row in rows:
@@ -279,7 +289,13 @@ def alarm_page(
                 "note": verdict.note,
             }
         )
-    return {"limit": limit, "offset": offset, "alarms": alarms}
+    last = rows[-1] if len(rows) == limit and rows else None
+    return {
+        "limit": limit,
+        "offset": offset,
+        "alarms": alarms,
+        "next": None if last is None else f"{int(last.ts_us)}:{last.msg_id}",
+    }
 
 
 def require_device(store: TelemetryStore, device_id: str) -> None:

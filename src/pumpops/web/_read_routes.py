@@ -174,8 +174,11 @@ def list_alarms(  # noqa: PLR0917 - one query parameter each
     until_us: TimeUs = None,
     limit: Limit = 50,
     offset: Offset = 0,
+    after: Annotated[
+        str | None, Query(max_length=200, description="The previous page's 'next': the page after it.")
+    ] = None,
 ) -> dict[str, Any]:
-    """Alarms raised and cleared, each with its acknowledgement and technician verdict."""
+    """Alarms raised and cleared, each with its acknowledgement and verdict; page on with ``after=<next>``."""
     return q.alarm_page(
         ctx.store,
         device_id=device_id,
@@ -183,6 +186,7 @@ def list_alarms(  # noqa: PLR0917 - one query parameter each
         until_us=until_us,
         limit=_clamp(limit),
         offset=offset,
+        after=after,
     )
 
 
