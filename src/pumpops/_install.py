@@ -30,6 +30,7 @@ HUB_LIBRARIES: Final = frozenset(
         "fastapi",
         "fastapi_offline",  # Swagger UI's files for /api/docs (issue 17)
         "httpx",
+        "jinja2",  # the dashboard's templates (issue 17)
         "mlflow",
         "onnx",  # the model format library; onnxruntime is an edge dependency
         "optuna",  # the settings search of `pumpops tune` (issue 14)

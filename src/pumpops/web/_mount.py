@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pumpops.web._context import ApiContext
 from pumpops.web._errors import install_error_handlers
 from pumpops.web._metrics import CONTENT_TYPE_LATEST, HubMetrics
+from pumpops.web._pages import mount_dashboard
 from pumpops.web._read_routes import fleet_view, read_router
 from pumpops.web._stream import stream_router
 from pumpops.web._write_routes import write_router
@@ -108,4 +109,5 @@ def mount_api(app: FastAPI, context: ApiContext) -> HubMetrics:
             ).observe(time.perf_counter() - started)
         return response
 
+    mount_dashboard(app)  # the dashboard, /ui/ (issue 17, part 2)
     return metrics
