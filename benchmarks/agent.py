@@ -102,7 +102,7 @@ STEPS = (
     ),
     ("numpy", "import numpy"),
     ("onnxruntime", "import onnxruntime"),
-    ("paho-mqtt (and ssl)", "import paho.mqtt.client"),
+    ("paho-mqtt (without ssl: plain links)", "import paho.mqtt.client"),
     ("msgspec (settings, bundle manifest)", "import msgspec"),
     (
         "pumpops.edge._agent (the rest: sqlite3, orjson, the agent's own modules)",
