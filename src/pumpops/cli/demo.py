@@ -34,6 +34,13 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
         help="Run the loop over Mosquitto with TLS, passwords and access rules (`pumpops broker config`); "
         "every pump provisioned with its own credentials. Needs the mosquitto binary.",
     ),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="After the loop, keep the hub running (`pumpops hub serve`) so the run can be explored in the "
+        "dashboard at /ui/ with a fresh operator token printed here; Ctrl-C stops it.",
+    ),
+    serve_port: int = typer.Option(8080, min=1, max=65535, help="--serve: the hub's port."),
 ) -> None:
     """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
 
@@ -42,10 +49,11 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     drift, retrains, validates, releases and rolls out wave by wave; a bad candidate is
     blocked; the audit chain verifies. Writes <workspace>/report.html. Needs no running service.
     With --secure the broker is a Mosquitto started from the generated configuration.
+    With --serve the hub then serves the workspace (dashboard, API) until Ctrl-C.
     """
     workspace = workspace.resolve()  # child processes run in other folders
-    if telemetry_only and secure:
-        raise typer.BadParameter("--secure runs the loop demo; it does not combine with --telemetry-only")
+    if telemetry_only and (secure or serve):
+        raise typer.BadParameter("--secure and --serve run the loop demo; not with --telemetry-only")
     if telemetry_only:
         from pumpops.demo import DemoOptions, run_demo
 
@@ -57,3 +65,23 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
         workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed, secure=secure
     )
     run_loop_demo(options, console)
+    if serve:
+        _serve(workspace, serve_port)
+
+
+def _serve(workspace: Path, port: int) -> None:
+    """Run ``pumpops hub serve`` on the demo's workspace with a fresh operator token, until Ctrl-C."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "pumpops", "-w", str(workspace)]
+    token = [*base, "tokens", "create", "--name", "demo-operator", "--role", "operator"]
+    subprocess.run(token, check=True)  # noqa: S603 - this interpreter, our own arguments
+    console.print(
+        f"Dashboard: http://127.0.0.1:{port}/ui/ (log in with the token above); Ctrl-C stops the hub.",
+        soft_wrap=True,
+    )
+    try:
+        subprocess.run([*base, "hub", "serve", "--port", str(port)], check=False)  # noqa: S603 - as above
+    except KeyboardInterrupt:
+        console.print("hub stopped")

@@ -78,7 +78,7 @@ def serve_cmd(
         base = f"http://{host}:{port}"
         console.print(
             f"serving {repo.folder} at {base}/tuf/; the API at {base}/api/ (docs {base}/api/docs, "
-            f"tokens: `pumpops tokens create`); metrics at {base}/metrics",
+            f"tokens: `pumpops tokens create`); metrics at {base}/metrics; the dashboard at {base}/ui/",
             soft_wrap=True,
         )
         try:

@@ -118,6 +118,13 @@ def run_loop_demo(
     )
     for key, value in verdict.items():
         out.print(f"  {key.replace('_', ' ')}: {'[green]yes[/]' if value else '[bold red]no[/]'}")
+    ws_arg = options.workspace
+    out.print(
+        f"Dashboard: `pumpops -w {ws_arg} hub serve`, then open http://127.0.0.1:8080/ui/ and log in with "
+        f"a token from `pumpops -w {ws_arg} tokens create --name you --role operator` "
+        "(`pumpops demo --serve` does both and keeps the hub running until Ctrl-C)",
+        soft_wrap=True,
+    )
     if not verdict["loop_closed"]:
         missing = ", ".join(k.replace("_", " ") for k, v in verdict.items() if not v and k != "loop_closed")
         raise CheckFailed(f"the loop did not close: not {missing}; see {summary}")

@@ -47,7 +47,7 @@
       cursor: { drag: { x: true, y: false } },
       plugins: [bands(charts.alarms)],
       series: [{}].concat(names.map(function (n, i) { return { label: n, stroke: colours[i], width: 1, spanGaps: false }; })),
-      axes: [{}, { size: 70 }]
+      axes: [{}, { size: 95 }]
     };
     return new uPlot(opts, [xs].concat(series), div);
   }
