@@ -235,6 +235,8 @@ def test_mqtt_store_outage_longer_than_a_batch_redelivers_after_ingest_restart(
     up = MemoryStore(FLEET)
     with IngestService(up, address, settings=ingest_settings, topic_prefix=prefix) as svc2:
         wait_until(lambda: len(up.messages) >= sent.messages, what="redelivery")
+        # the counters are added right after the store's write, on the writer thread: wait for them too
+        wait_until(lambda: svc2.stats().stored_messages >= sent.messages, what="counted")
         assert svc2.stats().stored_messages == sent.messages
 
 
