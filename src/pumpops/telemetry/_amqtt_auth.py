@@ -17,6 +17,7 @@ not import amqtt: only a process that starts the embedded broker pays for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,9 @@ class SecureBroker(Broker):  # type: ignore[misc]
             await writer.close()
             raise MQTTError(exc) from exc
         except (AMQTTError, NoDataError) as exc:
+            # amqtt leaves this socket to the garbage collector (a port probe, a TLS client that gave up)
+            with contextlib.suppress(Exception):
+                await writer.close()
             raise AMQTTError(exc) from exc
         if not await self._authenticate(session, None):
             _log.warning(
