@@ -106,6 +106,8 @@ def test_api_reads_need_a_token_and_any_role_may_read(api: Api, path: str) -> No
 def test_api_docs_and_openapi_are_public_and_load_nothing_from_outside(api: Api) -> None:
     document = api.client.get("/api/openapi.json")
     assert document.status_code == 200
+    assert document.json()["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    assert document.json()["security"] == [{"token": []}]
     paths = document.json()["paths"]
     for path in (
         "/api/fleet",

@@ -77,11 +77,15 @@ def mount_api(app: FastAPI, context: ApiContext) -> HubMetrics:
     def openapi() -> JSONResponse:
         if not document:  # the API's routes only: /tuf/ and /healthz are not part of it
             routes = [*read_router.routes, *write_router.routes, *stream_router.routes]
-            document.append(
-                get_openapi(
-                    title="pumpops hub API", version=_version(), description=_DESCRIPTION, routes=routes
-                )
+            built = get_openapi(
+                title="pumpops hub API", version=_version(), description=_DESCRIPTION, routes=routes
             )
+            # the bearer token, so that the docs page's "Authorize" can send it with each try
+            built.setdefault("components", {})["securitySchemes"] = {
+                "token": {"type": "http", "scheme": "bearer", "description": "pumpops tokens create"}
+            }
+            built["security"] = [{"token": []}]
+            document.append(built)
         return JSONResponse(document[0])
 
     @app.get(DOCS_URL, include_in_schema=False)
