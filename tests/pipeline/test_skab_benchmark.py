@@ -22,6 +22,7 @@ from pumpops.pipeline.skab import (
     TRAIN_ROWS,
     SkabRun,
     alarm_changepoints,
+    benchmark_settings,
     run_skab,
 )
 
@@ -115,7 +116,7 @@ def test_run_skab_without_off_delay_writes_alarm_only(
     tiny_skab: tuple[Path, Path, dict], tmp_path: Path
 ) -> None:
     root_a, _, _ = tiny_skab
-    settings = {**BENCHMARK_SETTINGS["pca_t2q"], "alarm_hold": 0}
+    settings = {**BENCHMARK_SETTINGS["pca_t2q"], "alarm_hold": 0, "cp_window": 0}
     run = run_skab([root_a], out=tmp_path / "out", detector="pca_t2q", settings=settings)
     for f in run.files:
         lines = (tmp_path / "out" / f.relative).read_text().splitlines()
@@ -250,7 +251,7 @@ def test_default_detector_beats_published_best_on_skab(skab_dir: Path, tmp_path:
         assert m["f1"] > 0.78
         assert m["far"] <= 13.55
         assert m["nab_standard"] > 32.42
-    assert BENCHMARK_SETTINGS[DEFAULT_DETECTOR] == run.settings
+    assert benchmark_settings(DEFAULT_DETECTOR) == run.settings
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,12 @@ miss; scores summed over files and normalised as ``100 (S - null) / (perfect
 are edges (``|diff|``, the first test row counting as its own value, as in
 SKAB's notebooks) of the detector's abnormal-state estimate: its alarm before
 the off-delay (``alarm_hold``), which only keeps an operator's alarm latched and
-says nothing about when the state changed. Without an off-delay they are the
-edges of the alarm itself; with one, they are written as a ``changepoint``
-column beside ``anomaly``.
+says nothing about when the state changed. With ``cp_window > 0`` the starts
+and ends of the score's level shifts are added (a fault's transition into its
+steady state, the recovery: ``shift_changepoints``, settings ``cp_window``,
+``cp_ratio``, ``cp_floor`` x threshold; benchmark output, not the exported
+model). Without an off-delay or these they are the edges of the alarm itself;
+otherwise they are written as a ``changepoint`` column beside ``anomaly``.
 
 The runner (:func:`run_skab`) fits and calibrates on each file's first 400
 rows, scores the rest with the exported ONNX model, writes predictions.
@@ -38,12 +41,14 @@ import numpy as np
 
 from pumpops.errors import ConfigError, InputError, NotFoundError
 from pumpops.fleet import get_profile
+from pumpops.pipeline._changepoints import alarm_changepoints, onset_changepoints, shift_changepoints
 from pumpops.pipeline._onnx import open_session
 from pumpops.pipeline.detectors import INPUT_CENTER, INPUT_SCALE, INPUT_WINDOW, Detector, build_detector
 from pumpops.schema import CANONICAL_SENSORS, convert
 from pumpops.sources import SkabTable, read_skab_csv, skab_files
 
 __all__ = [
+    "BENCHMARK_CHANGEPOINTS",
     "BENCHMARK_SETTINGS",
     "DEFAULT_DETECTOR",
     "LEADERBOARD_CHANGEPOINT",
@@ -56,6 +61,7 @@ __all__ = [
     "NabTally",
     "SkabRun",
     "alarm_changepoints",
+    "benchmark_settings",
     "binary_counts",
     "detection_windows",
     "experiment_paths",
@@ -67,6 +73,7 @@ __all__ = [
     "onset_changepoints",
     "run_skab",
     "score_experiment",
+    "shift_changepoints",
     "skab_canonical",
     "write_predictions",
 ]
@@ -126,6 +133,16 @@ BENCHMARK_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_DETECTOR = "pca_t2q"
+# Benchmark output beside the detector's settings: NAB changepoints from score level shifts
+# (``_changepoints.shift_changepoints``); chosen with BENCHMARK_SETTINGS, never part of the model.
+BENCHMARK_CHANGEPOINTS: dict[str, dict[str, Any]] = {
+    "pca_t2q": {"cp_window": 0, "cp_ratio": 2.0, "cp_floor": 0.5},
+}
+
+
+def benchmark_settings(detector: str) -> dict[str, Any]:
+    """The benchmark's fixed setting of ``detector``: its hyper-parameters and its changepoint settings."""
+    return {**BENCHMARK_SETTINGS.get(detector, {}), **BENCHMARK_CHANGEPOINTS.get(detector, {})}
 
 
 # --------------------------------------------------------------------------- point-wise metrics
@@ -175,48 +192,6 @@ def binary_counts(true: np.ndarray, pred: np.ndarray) -> BinaryCounts:
 
 
 # --------------------------------------------------------------------------- changepoint (NAB) metrics
-
-
-def alarm_changepoints(alarm: np.ndarray) -> np.ndarray:
-    """Predicted changepoints from an alarm: its edges, the first row counting as its own value.
-
-    >>> alarm_changepoints(np.array([1, 1, 0, 0, 1, 1])).tolist()
-    [1, 0, 1, 0, 1, 0]
-    """
-    a = np.asarray(alarm).astype(np.int8)
-    if a.size == 0:
-        return a
-    cp = np.abs(np.diff(a, prepend=a[:1]))
-    cp[0] = a[0]
-    return cp.astype(np.int8)
-
-
-def onset_changepoints(state: np.ndarray, scores: np.ndarray, level: float, lookback: int) -> np.ndarray:
-    """Changepoints of an abnormal state, each rising edge moved back to where its score left normal.
-
-    A rising edge at ``i`` moves to the start of the run of scores above
-    ``level`` (the normal score quantile) ending at ``i``: at most ``lookback``
-    rows back, never onto the previous edge. An onset *location* estimated
-    when the alarm rises, not an earlier alarm; falling edges stay.
-
-    >>> state, scores = np.array([0, 0, 0, 0, 1, 1, 0]), np.array([0, 0, 2, 3, 4, 4, 0.0])
-    >>> onset_changepoints(state, scores, 1.0, 5).tolist()
-    [0, 0, 1, 0, 0, 0, 1]
-    """
-    cp = alarm_changepoints(state)
-    edges = np.flatnonzero(cp)
-    a = np.asarray(state).astype(np.int8)
-    out = cp.copy()
-    previous = -1
-    for i in edges:
-        if a[i] == 1 and i > 0:
-            j = i
-            while j - 1 > previous and i - (j - 1) <= lookback and scores[j - 1] > level:
-                j -= 1
-            out[i] = 0
-            out[j] = 1
-        previous = int(i)
-    return out
 
 
 def detection_windows(
@@ -493,8 +468,14 @@ def score_experiment(
     """
     if engine not in ("onnx", "numpy"):
         raise ConfigError(f"engine must be 'onnx' or 'numpy', got {engine!r}")
-    hyper = dict(BENCHMARK_SETTINGS.get(detector, {}) if settings is None else settings)
+    hyper = dict(benchmark_settings(detector) if settings is None else settings)
     lookback = int(hyper.pop("onset_lookback", 0))
+    cp_window, cp_ratio = int(hyper.pop("cp_window", 0)), float(hyper.pop("cp_ratio", 2.0))
+    cp_floor = float(hyper.pop("cp_floor", 0.5))
+    if cp_window < 0 or cp_ratio <= 1.0 or not cp_floor >= 0.0:
+        raise ConfigError(
+            f"cp_window must be >= 0, cp_ratio > 1, cp_floor >= 0: {cp_window}, {cp_ratio}, {cp_floor}"
+        )
     X = exp.X
     model = build_detector(detector, sensors=exp.sensors, seed=seed, **hyper)
     train = X[:TRAIN_ROWS]
@@ -512,11 +493,14 @@ def score_experiment(
     if lookback > 0:
         level = float(calibration.extra.get("score_quantile", calibration.threshold))
         pred_cp = onset_changepoints(state, scores[TRAIN_ROWS:], level, lookback)
+    if cp_window > 0:  # plus the starts and ends of the score's level shifts (NAB only, not the alarm)
+        shifts = shift_changepoints(scores, cp_window, cp_ratio, cp_floor * calibration.threshold)
+        pred_cp = np.maximum(pred_cp, shifts[TRAIN_ROWS:]).astype(np.int8)
     ts = exp.ts_ms[TRAIN_ROWS:]
     truth = exp.anomaly[TRAIN_ROWS:]
     true_cp = exp.changepoint[TRAIN_ROWS:]
     if out is not None:
-        reports_own = model.alarm_hold > 0  # every file of a run has the same columns
+        reports_own = model.alarm_hold > 0 or lookback > 0 or cp_window > 0  # same columns in every file
         write_predictions(Path(out) / exp.relative, ts, alarm, pred_cp if reports_own else None)
     return FileResult(
         data_root=exp.root,
@@ -558,7 +542,7 @@ def run_skab(
     """
     if engine not in ("onnx", "numpy"):
         raise ConfigError(f"engine must be 'onnx' or 'numpy', got {engine!r}")
-    hyper = dict(BENCHMARK_SETTINGS.get(detector, {}) if settings is None else settings)
+    hyper = dict(benchmark_settings(detector) if settings is None else settings)
     started = time.perf_counter()
     results = [
         score_experiment(

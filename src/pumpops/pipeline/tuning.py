@@ -86,6 +86,10 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
         "scale_floor": ("cat", (0.0, 0.01, 0.02, 0.03, 0.05)),
         "eig_floor": ("cat", (0.0, 0.03, 0.1, 0.3)),
         "score_offset": ("cat", (0.0, 0.3, 1.0, 3.0)),
+        # changepoints (NAB) from the score's level shifts, beside the alarm's edges (0: off)
+        "cp_window": ("cat", (0, 10, 20, 30, 45)),
+        "cp_ratio": ("log", 1.5, 6.0),
+        "cp_floor": ("cat", (0.25, 0.5, 1.0)),
     },
 }
 

@@ -27,6 +27,7 @@ _PUBLIC = {
         "smooth_alarms",
     },
     "pumpops.pipeline.skab": {
+        "BENCHMARK_CHANGEPOINTS",
         "BENCHMARK_SETTINGS",
         "DEFAULT_DETECTOR",
         "LEADERBOARD_CHANGEPOINT",
@@ -39,6 +40,7 @@ _PUBLIC = {
         "NabTally",
         "SkabRun",
         "alarm_changepoints",
+        "benchmark_settings",
         "binary_counts",
         "detection_windows",
         "experiment_paths",
@@ -50,6 +52,7 @@ _PUBLIC = {
         "onset_changepoints",
         "run_skab",
         "score_experiment",
+        "shift_changepoints",
         "skab_canonical",
         "write_predictions",
     },
