@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pumpops demo
 
-# The loop over Mosquitto with TLS, a password per pump and access rules (needs the mosquitto binary);
-# four simulated hours instead of five keep it a few minutes shorter on CI.
+# The loop over Mosquitto with TLS, a password per pump and access rules (needs the mosquitto binary).
+# The demo's own durations: the retraining runs while the agents run on, and a shorter run leaves
+# it too little of their time on a slow machine (the loop then does not close).
 demo-secure: $(STAMP)
-	$(BIN)/pumpops demo --secure --workspace demo-secure-workspace --run-hours 4
+	$(BIN)/pumpops demo --secure --workspace demo-secure-workspace
 
 test: $(STAMP)
 	$(BIN)/pytest
