@@ -3,13 +3,15 @@
 Everything is set up as an operator would, with the ``pumpops`` command run
 as a subprocess: ``pumpops init`` in ``tmp_path``, ``keys init``, ``broker
 config`` (TLS, password file, ACL), Mosquitto started from the configuration
-it wrote (plus a log file), its ``broker-settings.toml`` put into
-``pumpops.toml``, ``devices provision`` for the pump ``pump-1`` and for
-``rogue-1`` (a second pump whose credentials the attacker holds), ``pumpops
-ingest`` and ``pumpops hub serve`` as long-running processes, and ``pumpops
-agent run --config <provisioned folder>/agent.toml`` for every run of the pump.
-The released models are one small SKAB model (trained once per session, about
-6 s) packaged as versions 1, 2 and 3.
+it wrote (plus a log file), its ``broker-settings.toml`` appended to
+``pumpops.toml`` with ``broker_url`` set to the TLS port, ``devices
+provision`` for the pump ``pump-1`` and for ``rogue-1`` (a second pump whose
+credentials the attacker holds), ``pumpops ingest`` and ``pumpops hub serve``
+as long-running processes, and ``pumpops agent run --config <provisioned
+folder>/agent.toml`` for every run of the pump. The released models are one
+small SKAB model (trained once per session, a few seconds on an idle machine)
+packaged as versions 1, 2 and 3. The pump replays SKAB ``valve1/0.csv`` as
+fast as it goes, ending a minute before each run.
 
 Registering the pumps in the hub's database is done through the store: the
 ``pumpops devices register`` command is shadowed by the broker's ``pumpops
