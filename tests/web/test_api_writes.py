@@ -172,3 +172,10 @@ def test_promote_force_without_reason_is_400(api: Api) -> None:
     response = api.post("/api/models/m/1/promote", "admin", {"force": True})
     assert response.status_code == 400
     assert "reason" in response.json()["detail"]
+
+
+def test_approve_unknown_version_is_404_and_releases_nothing(api: Api) -> None:
+    response = api.post("/api/models/no-such-model/2/approve", "admin", {"rollout": False})
+    assert response.status_code == 404, response.text
+    assert api.store.releases() == []
+    assert api.store.audit_entries() == []
