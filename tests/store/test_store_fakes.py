@@ -22,6 +22,7 @@ from pumpops.rollout import RolloutStore
 from pumpops.store import (
     AgentMessageStore,
     AlertStore,
+    ApiTokenStore,
     AuditStore,
     DeadLetterStore,
     DeviceStore,
@@ -43,6 +44,7 @@ CONCERNS: tuple[type[Any], ...] = (
     AlertStore,
     AuditStore,
     RegistryRecordStore,
+    ApiTokenStore,
 )
 
 
