@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pumpops.errors import ConfigError
@@ -45,6 +45,47 @@ class IngestSettings(BaseModel):
     batch_max_wait_s: float = Field(default=0.05, gt=0, le=10)
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class BrokerIdentitySettings(BaseModel):
+    """One hub service's MQTT identity: a user name and the file holding its password."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    # First line: the password (kept out of pumpops.toml); relative to the workspace.
+    password_file: Path
+
+
+class BrokerAuthSettings(BaseModel):
+    """How the hub's services prove themselves to the broker (``[broker_auth]``; docs/security.md).
+
+    Paths are relative to the workspace. TLS files need an ``mqtts://`` broker;
+    the broker's host name is always checked against its certificate.
+
+    Attributes:
+        ca_file: PEM of the CA that signed the broker's certificate (None: the system's CAs).
+        cert_file: a client certificate, PEM (mutual TLS), with ``key_file``.
+        key_file: its private key, PEM.
+        ingest: the identity ingest connects as (``hub-ingest``).
+        rollout: the identity that publishes ``desired`` (``hub-rollout``).
+        events: the identity that publishes lifecycle events (``hub-events``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ingest: BrokerIdentitySettings | None = None
+    rollout: BrokerIdentitySettings | None = None
+    events: BrokerIdentitySettings | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> BrokerAuthSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both broker_auth.cert_file and broker_auth.key_file, or neither")
+        return self
 
 
 class TufSettings(BaseModel):
@@ -147,6 +188,8 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(default=1884, ge=1, le=65535)
     profiles_dirs: tuple[Path, ...] = ()
     ingest: IngestSettings = IngestSettings()
+    # TLS files and the hub services' identities for a secured broker (docs/security.md).
+    broker_auth: BrokerAuthSettings = BrokerAuthSettings()
     tuf: TufSettings = TufSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retrain: RetrainSettings = RetrainSettings()
@@ -164,7 +207,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_broker(cls, value: str) -> str:
         if value != EMBEDDED_BROKER and not _BROKER_URL.match(value):
-            raise ValueError(f"broker_url must be 'embedded' or mqtt://host:port, not {value!r}")
+            raise ValueError(
+                f"broker_url must be 'embedded', mqtt://host:port or mqtts://host:port, not {value!r}"
+            )
         return value
 
     @field_validator("database_url")
@@ -175,6 +220,17 @@ class Settings(BaseSettings):
                 f"database_url must start with sqlite:// or postgresql+psycopg://, not {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_broker_auth(self) -> Settings:
+        auth = self.broker_auth
+        if not self.broker_url.startswith("mqtts://") and any((auth.ca_file, auth.cert_file, auth.key_file)):
+            raise ValueError("broker_auth.ca_file, cert_file and key_file need an mqtts:// broker_url")
+        return self
+
+    def workspace_path(self, path: Path) -> Path:
+        """``path`` as an absolute path (relative paths are relative to the workspace)."""
+        return path if path.is_absolute() else (self.workspace / path).resolve()
 
     @property
     def resolved_database_url(self) -> str:
