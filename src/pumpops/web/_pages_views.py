@@ -90,8 +90,7 @@ def fleet(  # noqa: PLR0917 - one query parameter each
         (("group", "group"), ("devices", "devices"), ("reporting", "reporting"), ("healthy", "healthy"),
          ("stale", "stale"), ("versions", "model versions"), ("alarms_per_h", "alarms/h"),
          ("drift", "drift")),
-        [{**g, "versions": " ".join(f"{k}:{v}" for k, v in sorted(g["model_versions"].items()))}
-         for g in summary["groups"]],
+        [_group_row(g) for g in summary["groups"]],
     )  # fmt: skip
     sites = Table("sites", (("site", "site"), ("devices", "devices")),
                   [{"site": s, "devices": n} for s, n in summary["by_site"].items()])  # fmt: skip
@@ -142,6 +141,12 @@ def pump(request: Request, device_id: str, fmt: Fmt = None, table: Name = None) 
     )
     return _out(request, user, "pump.html", [alarm_table, drift_table, events], fmt=fmt, table=table,
                 device=device, charts=json.dumps(charts), telemetry=telemetry)  # fmt: skip
+
+
+def _group_row(group: dict[str, Any]) -> dict[str, Any]:
+    rate = group["alarms_per_h"]
+    versions = " ".join(f"{k}:{v}" for k, v in sorted(group["model_versions"].items()))
+    return {**group, "alarms_per_h": None if rate is None else round(rate, 2), "versions": versions}
 
 
 def _unit(sensor: str) -> str:
