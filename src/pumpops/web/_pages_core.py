@@ -206,7 +206,13 @@ async def form_of(request: Request, session: Session) -> dict[str, str]:
 
 
 def safe_next(target: str | None, default: str = f"{PREFIX}/") -> str:
-    """A redirect target inside the dashboard (an open redirect to another site is refused)."""
+    r"""A redirect target inside the dashboard (an open redirect to another site is refused).
+
+    >>> safe_next("/ui/alarms?offset=50"), safe_next("//evil.example/ui/"), safe_next("https://x/ui/")
+    ('/ui/alarms?offset=50', '/ui/', '/ui/')
+    >>> safe_next("/ui/\\evil"), safe_next(None), safe_next("/api/fleet")
+    ('/ui/', '/ui/', '/ui/')
+    """
     if not target or not target.startswith(f"{PREFIX}/") or "//" in target or "\\" in target:
         return default
     return target
@@ -226,7 +232,17 @@ class Table:
     total: int | None = None
 
     def csv(self) -> str:
-        """The table as CSV: a header of labels, then one line per row (cells as shown)."""
+        """The table as CSV: a header of labels, then one line per row (cells as shown).
+
+        A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``
+        not followed by a number) is prefixed with ``'``.
+
+        >>> t = Table("t", (("a", "A"), ("b", "B")), [{"a": "=SUM(A1)", "b": -3.5}, {"a": None, "b": "x,y"}])
+        >>> print(t.csv(), end="")
+        A,B
+        '=SUM(A1),-3.5
+        ,"x,y"
+        """
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([label for _, label in self.columns])
