@@ -190,7 +190,8 @@ class Hub:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
+        # The hub loads its API and dashboard too; on a loaded 2-core machine it took 27 s to answer.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).close()
@@ -198,6 +199,7 @@ class Hub:
                 time.sleep(0.1)
             else:
                 return
+        self.stop()
         raise RuntimeError("the hub did not start")
 
     def stop(self) -> None:
