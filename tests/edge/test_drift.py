@@ -136,7 +136,13 @@ def test_monitor_reports_at_once_when_change_test_fires() -> None:
         "change",
         "alert",
         "reason",
+        "shift",
+        "shifted",
+        "since_ms",
+        "hint",
+        "score_ratio",
     }
+    assert doc["hint"] == "" and doc["shift"] == {}  # no shift test: PSI and the change test only
     assert mon.report().change_fired is False  # the flag resets once reported
 
 

@@ -13,12 +13,13 @@ May import: the standard library, numpy and ``pumpops.errors`` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pumpops.edge._shift import SensorShift, ShiftTest
 from pumpops.errors import ConfigError, InputError
 
 __all__ = [
@@ -334,6 +335,15 @@ class DriftReport:
         change_detections: times the change test fired since the monitor started.
         change_statistic: the change test's current statistic.
         reason: ``schedule`` or ``change``.
+        shift: per sensor, the :class:`ShiftTest` answer on the last window (empty without a shift test).
+        shifted: sensors the shift test fired on.
+        since_ms: per shifted sensor, the time (or row count without times) of the first report
+            in the current run of reports that fired on it.
+        hint: what the change looks like: ``none``; ``sensor_shift`` (a few sensors, the model's
+            median score under its threshold: recalibrate the device); ``operating_shift`` (many
+            sensors, scores under the threshold); ``fault_like`` (median score over the
+            threshold: an alarm, not drift); ``""`` without a shift test.
+        score_ratio: median of the window's scores over the score unit (None: no scores).
     """
 
     rows: int
@@ -346,10 +356,17 @@ class DriftReport:
     change_detections: int
     change_statistic: float
     reason: Literal["schedule", "change"]
+    shift: dict[str, SensorShift] = field(default_factory=dict)
+    shifted: tuple[str, ...] = ()
+    since_ms: dict[str, int] = field(default_factory=dict)
+    hint: str = ""
+    score_ratio: float | None = None
 
     @property
     def alert(self) -> bool:
-        """True when a sensor drifted or the change test fired."""
+        """Drift: with a shift test, shifted sensors not fault-like; else PSI or the change test."""
+        if self.hint:
+            return bool(self.shifted) and self.hint != "fault_like"
         return bool(self.drifted) or self.change_fired
 
     def to_dict(self) -> dict[str, Any]:
@@ -368,6 +385,11 @@ class DriftReport:
             },
             "alert": self.alert,
             "reason": self.reason,
+            "shift": {k: v.to_dict() for k, v in self.shift.items()},
+            "shifted": list(self.shifted),
+            "since_ms": dict(self.since_ms),
+            "hint": self.hint,
+            "score_ratio": None if self.score_ratio is None else round(self.score_ratio, 4),
         }
 
 
@@ -384,6 +406,9 @@ class DriftMonitor:
         score_unit: scores are divided by this before the change test (pass the
             alarm threshold so the test's parameters are in units of it).
         change_test: the sequential test on scores (default ``PageHinkley()``; or a :class:`Cusum`).
+        shift_test: the per-sensor :class:`ShiftTest` run on the last ``shift_test.window_rows``
+            rows at every report (None: PSI and the change test only, as before).
+        few_sensors: at most this many shifted sensors is a ``sensor_shift`` (default ``max(1, S // 4)``).
 
     >>> rng = np.random.default_rng(0)
     >>> deciles = np.quantile(rng.normal(0, 1, (2000, 2)), np.linspace(0, 1, 11), axis=0).T
@@ -404,6 +429,8 @@ class DriftMonitor:
         psi_min_rows: int = 100,
         score_unit: float = 1.0,
         change_test: PageHinkley | Cusum | None = None,
+        shift_test: ShiftTest | None = None,
+        few_sensors: int | None = None,
     ) -> None:
         self.sensors = tuple(sensors)
         self._window = PsiWindow(quantiles, window_rows)
@@ -419,15 +446,31 @@ class DriftMonitor:
         self.rows = 0
         self.scores = 0
         self._fired = False
+        if shift_test is not None and shift_test.sensors != self.sensors:
+            raise InputError(f"the shift test's sensors {shift_test.sensors} are not {self.sensors}")
+        self.shift_test = shift_test
+        self.few_sensors = few_sensors if few_sensors is not None else max(1, len(self.sensors) // 4)
+        n = shift_test.window_rows if shift_test is not None else 1
+        self._raw = np.full((n, len(self.sensors)), np.nan)
+        self._raw_scores = np.full(n, np.nan)
+        self._since: dict[str, int] = {}
+        self._ts_ms: int | None = None
 
-    def update(self, row: ArrayLike, score: float | None = None) -> DriftReport | None:
-        """Feed one row of sensor values (and its score, if the model scored it).
+    def update(
+        self, row: ArrayLike, score: float | None = None, ts_ms: int | None = None
+    ) -> DriftReport | None:
+        """Feed one row of sensor values (and its score, if the model scored it; its time, if known).
 
         Returns:
             A report when one is due (every ``report_every_rows`` rows, or at once
             when the change test fires), else None.
         """
         self._window.update(row)
+        if self.shift_test is not None:
+            i = self.rows % self._raw.shape[0]
+            self._raw[i] = np.asarray(row, dtype=np.float64)
+            self._raw_scores[i] = np.nan if score is None else float(score) / self.score_unit
+        self._ts_ms = ts_ms
         self.rows += 1
         fired_now = False
         if score is not None:
@@ -450,6 +493,10 @@ class DriftMonitor:
         }
         drifted = tuple(name for name, v in psi_by.items() if v is not None and v > self.psi_alert)
         fired, self._fired = self._fired, False
+        shift, hint, ratio = self._shift()
+        shifted = tuple(name for name, v in shift.items() if v.fired)
+        now = self._ts_ms if self._ts_ms is not None else self.rows
+        self._since = {name: self._since.get(name, now) for name in shifted}
         return DriftReport(
             rows=self.rows,
             scores=self.scores,
@@ -461,4 +508,27 @@ class DriftMonitor:
             change_detections=self.change_test.detections,
             change_statistic=float(self.change_test.statistic),
             reason=reason,
+            shift=shift,
+            shifted=shifted,
+            since_ms=dict(self._since),
+            hint=hint,
+            score_ratio=ratio,
         )
+
+    def _shift(self) -> tuple[dict[str, SensorShift], str, float | None]:
+        """The shift test on the last window, its hint, the window's median score ratio."""
+        if self.shift_test is None:
+            return {}, "", None
+        scores = self._raw_scores[np.isfinite(self._raw_scores)]
+        ratio = float(np.median(scores)) if scores.size else None
+        if self.rows < self._raw.shape[0]:
+            return {}, "none", ratio  # the first window is not full yet
+        shift = {s.sensor: s for s in self.shift_test.test(self._raw)}
+        n = sum(1 for s in shift.values() if s.fired)
+        if ratio is not None and ratio > 1.0:
+            hint = "fault_like"
+        elif n == 0:
+            hint = "none"
+        else:
+            hint = "sensor_shift" if n <= self.few_sensors else "operating_shift"
+        return shift, hint, ratio

@@ -1,0 +1,237 @@
+"""A per-sensor shift test of a live window against normal reference rows, with a known false-alarm rate.
+
+Owns :class:`ShiftTest` (mean and spread per sensor, autocorrelation taken into
+account, Holm-corrected across sensors) and :class:`SensorShift` (one sensor's
+answer). Pure numpy and :mod:`math`, no I/O; :class:`pumpops.edge.DriftMonitor`
+drives it once per drift report.
+
+May import: the standard library, numpy and ``pumpops.errors`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pumpops.errors import ConfigError, InputError
+
+__all__ = ["SensorShift", "ShiftTest"]
+
+
+# ---------------------------------------------------------------- shift test with a known false-alarm rate
+#: Lags whose autocorrelation sets a sensor's persistence (the largest ``acf(k) ** (1 / k)``):
+#: a slow process under fast sensor noise has a small lag-1 but a large lag-16 autocorrelation.
+_ACF_LAGS = (1, 4, 16, 64)
+_PHI_MAX = 0.999  # persistence is capped: beyond it a window holds no evidence at all
+
+
+def _ar1_factor(phi: float, n: int) -> float:
+    """``n · Var(mean of n values) / σ²`` for an AR(1) process with coefficient ``phi``.
+
+    >>> _ar1_factor(0.0, 100), round(_ar1_factor(0.9, 10_000), 1)
+    (1.0, 19.0)
+    """
+    if phi <= 0.0:
+        return 1.0
+    return (1 + phi) / (1 - phi) - 2 * phi * (1 - phi**n) / (n * (1 - phi) ** 2)
+
+
+def _t_to_p(t: float, dof: float) -> float:
+    """Two-sided p-value of Student's t with ``dof`` degrees of freedom (Wallace's normal transform)."""
+    z = math.sqrt(max(dof - 0.5, 0.5) * math.log1p(t * t / dof))
+    return math.erfc(z / math.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class SensorShift:
+    """One sensor's live window against its reference.
+
+    Attributes:
+        sensor: the sensor's name.
+        shift_sd: window mean minus reference mean, in reference standard deviations.
+        shift: the same in the sensor's units (SI on the device).
+        spread_ratio: window spread over the spread a stationary window of that length has (1 = same).
+        p_mean, p_spread: two-sided p-values of the mean and spread tests (None: too few values).
+        fired: rejected by Holm's procedure over all sensors' tests at the test's ``alpha``.
+    """
+
+    sensor: str
+    shift_sd: float
+    shift: float
+    spread_ratio: float
+    p_mean: float | None
+    p_spread: float | None
+    fired: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (4 significant digits)."""
+        r = lambda v: None if v is None else float(f"{v:.4g}")  # noqa: E731
+        return {"shift_sd": r(self.shift_sd), "shift": r(self.shift), "spread_ratio": r(self.spread_ratio),
+                "p_mean": r(self.p_mean), "p_spread": r(self.p_spread), "fired": self.fired}  # fmt: skip
+
+
+class ShiftTest:
+    """Mean and spread of a live window per sensor against a normal reference, autocorrelation included.
+
+    PSI of a short live window against hours of reference fires on every
+    healthy pump: slow signals make the window's values anything but
+    independent. This test models each sensor of the reference as AR(1)
+    (persistence ``phi`` from the largest ``acf(k) ** (1/k)``, lag-bias corrected
+    upwards), so the variance of a window mean is ``σ²·f(W)/W`` instead of
+    ``σ²/W`` (``f`` = :func:`_ar1_factor`: about 200 for ``phi`` 0.99), and
+    the reference's own uncertainty is added. The mean test is a t test with
+    the reference's effective degrees of freedom; the spread test compares the
+    window's variance with what a stationary window of ``W`` values has
+    (smaller than ``σ²`` when the signal is slow), on a log scale. The ``2·S``
+    p-values are corrected together with Holm's procedure, so on stationary
+    normal data a window fires with probability about ``alpha`` or less
+    (measured in ``tests/edge/test_drift.py``, ``benchmarks/drift.py``).
+
+    Args:
+        sensors: sensor names, in column order.
+        reference: normal rows, shape ``(N, S)`` (N ≥ 4·64 + 1; NaN allowed).
+        window_rows: rows in the live window the test will see.
+        alpha: false-alarm probability per tested window (0 < alpha < 0.5).
+
+    Raises:
+        InputError: a reference of the wrong shape, too short, or a sensor without values.
+        ConfigError: ``window_rows`` < 10 or ``alpha`` out of range.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.normal([10.0, 300.0], [1.0, 2.0], (2000, 2))
+    >>> test = ShiftTest(["p", "t"], ref, window_rows=200)
+    >>> [s.sensor for s in test.test(rng.normal([10.0, 303.0], [1.0, 2.0], (200, 2))) if s.fired]
+    ['t']
+    """
+
+    def __init__(
+        self,
+        sensors: list[str] | tuple[str, ...],
+        reference: ArrayLike,
+        *,
+        window_rows: int,
+        alpha: float = 0.01,
+    ) -> None:
+        ref = np.asarray(reference, dtype=np.float64)
+        self.sensors = tuple(sensors)
+        if ref.ndim != 2 or ref.shape[1] != len(self.sensors):
+            raise InputError(f"the reference needs shape (rows, {len(self.sensors)}), got {ref.shape}")
+        if ref.shape[0] < 4 * _ACF_LAGS[-1] + 1:
+            raise InputError(f"the reference needs at least {4 * _ACF_LAGS[-1] + 1} rows, got {ref.shape[0]}")
+        if window_rows < 10 or not 0.0 < alpha < 0.5:
+            raise ConfigError(
+                f"ShiftTest needs window_rows >= 10 and 0 < alpha < 0.5, got {window_rows}, {alpha}"
+            )
+        self.window_rows = window_rows
+        self.alpha = alpha
+        stats = [self._fit(ref[:, s], self.sensors[s]) for s in range(ref.shape[1])]
+        self.mean = np.array([m for m, _, _, _ in stats])
+        self.sd = np.array([sd for _, sd, _, _ in stats])
+        self.phi = np.array([phi for _, _, phi, _ in stats])
+        self.rows = np.array([n for _, _, _, n in stats])
+
+    @staticmethod
+    def _fit(x: NDArray[np.float64], name: str) -> tuple[float, float, float, int]:
+        x = x[np.isfinite(x)]
+        n = x.size
+        if n < 4 * _ACF_LAGS[-1] + 1:
+            raise InputError(f"sensor {name!r} has only {n} finite reference values")
+        mean = float(x.mean())
+        d = x - mean
+        var = float(d @ d) / n
+        phi = 0.0
+        if var > 0:
+            for k in _ACF_LAGS:
+                acf = float(d[:-k] @ d[k:]) / (n * var)
+                if acf > 0:
+                    phi = max(phi, acf ** (1.0 / k))
+            phi = min(phi + (1 + 3 * phi) / n, _PHI_MAX)  # the estimate's downward bias, undone
+        # The reference's variance is about the process mean; correct its sample bias for slow signals.
+        sigma2 = var * n / max(n - _ar1_factor(phi, n), 1.0)
+        # A sensor that sat still: any movement is a change (a floor keeps the statistics finite).
+        sd = max(math.sqrt(sigma2), 1e-9 * max(1.0, abs(mean)))
+        return mean, sd, phi, n
+
+    def _dof(self, s: int, n: int) -> float:
+        # Effective count of n autocorrelated values: the smaller of the mean's and the variance's.
+        phi = float(self.phi[s])
+        return max(min(n / _ar1_factor(phi, n), n * (1 - phi * phi) / (1 + phi * phi)) - 1.0, 1.0)
+
+    def detectable_shift_sd(self, power_z: float = 1.64) -> NDArray[np.float64]:
+        """Per sensor, the mean shift (in reference sd) found with about 95 % power in one window."""
+        w = self.window_rows
+        out = []
+        for s in range(len(self.sensors)):
+            n, phi = int(self.rows[s]), float(self.phi[s])
+            se = math.sqrt(_ar1_factor(phi, w) / w + _ar1_factor(phi, n) / n)
+            crit = _z_quantile(self.alpha / (2 * len(self.sensors)))
+            out.append((crit + power_z) * se)
+        return np.array(out)
+
+    def test(self, window: ArrayLike) -> list[SensorShift]:
+        """Test one live window, shape ``(W, S)`` (NaN allowed; a sensor with < W/2 values is not tested)."""
+        x = np.asarray(window, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.sensors):
+            raise InputError(f"a window needs shape (rows, {len(self.sensors)}), got {x.shape}")
+        parts = []
+        for s in range(len(self.sensors)):
+            v = x[:, s][np.isfinite(x[:, s])]
+            parts.append(self._sensor(s, v))
+        pvals = [p for part in parts for p in part[3:]]
+        rejected = _holm([p for p in pvals if p is not None], self.alpha)
+        out, i = [], 0
+        for s, (shift, ratio, _, p_mean, p_spread) in enumerate(parts):
+            fired = False
+            for p in (p_mean, p_spread):
+                if p is not None:
+                    fired, i = fired or rejected[i], i + 1
+            out.append(
+                SensorShift(self.sensors[s], shift / float(self.sd[s]), shift, ratio, p_mean, p_spread, fired)
+            )
+        return out
+
+    def _sensor(
+        self, s: int, v: NDArray[np.float64]
+    ) -> tuple[float, float, None, float | None, float | None]:
+        w = v.size
+        if w < max(self.window_rows // 2, 10):
+            return (math.nan, math.nan, None, None, None)
+        phi, n, sd = float(self.phi[s]), int(self.rows[s]), float(self.sd[s])
+        shift = float(v.mean()) - float(self.mean[s])
+        se = sd * math.sqrt(_ar1_factor(phi, w) / w + _ar1_factor(phi, n) / n)
+        p_mean = _t_to_p(shift / se, self._dof(s, n))
+        # A stationary window of w values spreads about sigma²·(w - f(w))/(w - 1) around its own mean.
+        expected = sd * sd * max(w - _ar1_factor(phi, w), 1.0) / (w - 1)
+        var_w = float(v.var(ddof=1))
+        ratio = math.sqrt(var_w / expected) if var_w > 0 else 0.0
+        log_se = math.sqrt(2.0 / self._dof(s, w) + 2.0 / self._dof(s, n))
+        p_spread = math.erfc(abs(math.log(max(var_w, 1e-300) / expected)) / log_se / math.sqrt(2.0))
+        return (shift, ratio, None, p_mean, p_spread)
+
+
+def _holm(pvals: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down rejections, in the order given.
+
+    >>> _holm([0.001, 0.04, 0.03], 0.05)
+    [True, False, False]
+    """
+    m = len(pvals)
+    rejected = [False] * m
+    for rank, i in enumerate(sorted(range(m), key=lambda j: pvals[j])):
+        if pvals[i] > alpha / (m - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def _z_quantile(p: float) -> float:
+    """Upper-tail standard normal quantile (bisection on erfc; p in (0, 0.5])."""
+    lo, hi = 0.0, 40.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 0.5 * math.erfc(mid / math.sqrt(2.0)) > p else (lo, mid)
+    return (lo + hi) / 2
