@@ -52,13 +52,28 @@ def test_actions_on_unknown_ids_and_broken_rules_are_refused_with_the_reason(pag
 
 
 def test_a_refused_action_shows_its_reason_in_the_page(page: Page, hub: Hub) -> None:
+    page.route("**/ui/events", lambda route: route.abort())  # no live update: the page goes stale
     login(page, hub, "operator")
     page.goto(f"{hub.base}/ui/rollouts")
     expect(page.locator("button[data-action=pause]")).to_have_count(1)
     hub.api("POST", f"/api/rollouts/{hub.rollout_id}/pause", "operator", {"reason": "someone else"})
-    page.click("button[data-action=pause]")  # the page still shows the button: the service refuses
+    page.click("button[data-action=pause]")  # the stale page still shows the button: the service refuses
     expect(page.get_by_role("alert")).to_contain_text("paused")
     hub.api("POST", f"/api/rollouts/{hub.rollout_id}/resume", "operator", {"reason": "back"})
+
+
+def test_the_rollouts_page_follows_a_pause_made_elsewhere_without_reload(page: Page, hub: Hub) -> None:
+    login(page, hub, "viewer")
+    page.goto(f"{hub.base}/ui/rollouts")
+    expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+    page.evaluate("window.__not_reloaded = true")
+    status = page.locator("#table-rollouts tbody tr").first.locator("td[data-col=status]")
+    expect(status).to_have_text("running")
+    hub.api("POST", f"/api/rollouts/{hub.rollout_id}/pause", "operator", {"reason": "from the CLI"})
+    expect(status).to_have_text("paused", timeout=10_000)
+    hub.api("POST", f"/api/rollouts/{hub.rollout_id}/resume", "operator", {"reason": "back"})
+    expect(status).to_have_text("running", timeout=10_000)
+    assert page.evaluate("window.__not_reloaded") is True
 
 
 def test_a_cookie_replayed_after_logout_opens_nothing(page: Page, hub: Hub) -> None:
