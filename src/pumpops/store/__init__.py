@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         DeviceStore,
         ReadingStore,
         RegistryRecordStore,
+        RetentionStore,
         RolloutRecordStore,
     )
     from pumpops.store._open import (
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         ReleaseRecord,
         RolloutRecord,
     )
+    from pumpops.store._retention import PRUNE_KINDS, PrunedKind, PruneReport, RetentionPolicy
     from pumpops.store._sql import (
         SqlTelemetryStore,
     )
@@ -87,6 +89,11 @@ _LAZY: dict[str, str] = {
     "ReadingStore": "pumpops.store._interfaces",
     "RegistryRecordStore": "pumpops.store._interfaces",
     "RolloutRecordStore": "pumpops.store._interfaces",
+    "RetentionStore": "pumpops.store._interfaces",
+    "PRUNE_KINDS": "pumpops.store._retention",
+    "PrunedKind": "pumpops.store._retention",
+    "PruneReport": "pumpops.store._retention",
+    "RetentionPolicy": "pumpops.store._retention",
     "TelemetryStore": "pumpops.store._base",
     "SqlTelemetryStore": "pumpops.store._sql",
     "open_sql_store": "pumpops.store._open",
@@ -100,6 +107,7 @@ __all__ = [
     "AGENT_KINDS",
     "API_ROLES",
     "FEEDBACK_VERDICTS",
+    "PRUNE_KINDS",
     "ROLLOUT_ACTIVE_STATUSES",
     "AgentMessageStore",
     "AgentPut",
@@ -116,10 +124,14 @@ __all__ = [
     "EventRecord",
     "FeedbackRecord",
     "FleetAlertRecord",
+    "PruneReport",
+    "PrunedKind",
     "ReadingStore",
     "ReadingsFrame",
     "RegistryRecordStore",
     "ReleaseRecord",
+    "RetentionPolicy",
+    "RetentionStore",
     "RolloutRecord",
     "RolloutRecordStore",
     "SqlTelemetryStore",

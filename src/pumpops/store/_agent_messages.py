@@ -132,6 +132,13 @@ def _seq_jump_letter(record: AgentRecord, seq: int, ceiling: int, max_jump: int)
 class SqlAgentMessages(SqlCore):
     """:class:`~pumpops.store.AgentMessageStore` on SQL."""
 
+    def _lock_agent_messages(self, conn: Connection) -> None:
+        """Exclude other agent message writers until ``conn``'s transaction ends.
+
+        Nothing to do where a write transaction already excludes every other
+        writer (SQLite: ``BEGIN IMMEDIATE``); PostgreSQL takes an advisory lock.
+        """
+
     def put_agent_messages(
         self, messages: Sequence[AgentRecord], *, max_seq_jump: int | None = None
     ) -> AgentPut:
@@ -171,22 +178,26 @@ class SqlAgentMessages(SqlCore):
                 )
                 for msg_id in jumped:
                     del firsts[msg_id]
-            rows = [_agent_row(firsts[msg_id]) for msg_id in sorted(firsts)]
-            inserted: set[str] = set()
+            # The key is (msg_id, ts_us) since revision 0009 (PostgreSQL partitions by
+            # time): an id stored with another time would not conflict on insert, so
+            # ids are looked up first, under a lock that keeps another writer from
+            # storing one of them in between (SQLite: the write transaction itself).
+            self._lock_agent_messages(conn)
+            claimed: dict[str, str | None] = {}
+            wanted = sorted(firsts)
+            for start in range(0, len(wanted), KEYS_PER_QUERY):
+                chunk = wanted[start : start + KEYS_PER_QUERY]
+                stmt2 = build_select([t.msg_id, t.payload_sha256], where=[t.msg_id.in_(chunk)])
+                claimed.update({row.msg_id: row.payload_sha256 for row in conn.execute(stmt2)})
+            rows = [_agent_row(firsts[msg_id]) for msg_id in wanted if msg_id not in claimed]
             for start in range(0, len(rows), KEYS_PER_QUERY // 10):
                 stmt = (
                     self._upsert(tables.agent_messages)
                     .values(rows[start : start + KEYS_PER_QUERY // 10])
-                    .on_conflict_do_nothing(index_elements=[t.msg_id])
+                    .on_conflict_do_nothing(index_elements=[t.msg_id, t.ts_us])
                     .returning(t.msg_id)
                 )
-                inserted.update(conn.scalars(stmt))
-            others = sorted(firsts.keys() - inserted)
-            claimed: dict[str, str | None] = dict.fromkeys(inserted)
-            for start in range(0, len(others), KEYS_PER_QUERY):
-                chunk = others[start : start + KEYS_PER_QUERY]
-                stmt2 = build_select([t.msg_id, t.payload_sha256], where=[t.msg_id.in_(chunk)])
-                claimed.update({row.msg_id: row.payload_sha256 for row in conn.execute(stmt2)})
+                claimed.update(dict.fromkeys(conn.scalars(stmt)))
             kept = [m for m in messages if m.msg_id not in jumped]
             statuses = _plan.classify_keyed([(m.msg_id, m.payload_sha256) for m in kept], claimed)
             letters = [

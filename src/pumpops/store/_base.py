@@ -24,6 +24,7 @@ from pumpops.store._interfaces import (
     DeviceStore,
     ReadingStore,
     RegistryRecordStore,
+    RetentionStore,
     RolloutRecordStore,
 )
 
@@ -38,6 +39,7 @@ class TelemetryStore(
     AuditStore,
     RegistryRecordStore,
     ApiTokenStore,
+    RetentionStore,
     abc.ABC,
 ):
     """The hub's telemetry database: every concern, plus schema, counts and closing."""

@@ -2,7 +2,7 @@
 
 Owns one :class:`~typing.Protocol` per concern (devices, readings, dead
 letters, agent messages, rollouts, alerts and feedback, audit, registry
-records, API tokens). Each is both:
+records, API tokens, retention). Each is both:
 
 - a structural type: a consumer annotates with the narrowest one it needs (or
   declares its own Protocol of the few methods it calls, as the rollout
@@ -35,6 +35,7 @@ from pumpops.store._records import (
     ReleaseRecord,
     RolloutRecord,
 )
+from pumpops.store._retention import PruneReport, RetentionPolicy
 from pumpops.store._tokens import AlarmAckRecord, ApiTokenRecord
 
 
@@ -523,3 +524,20 @@ class ApiTokenStore(Protocol):
     @abc.abstractmethod
     def grouped_counts(self) -> dict[str, dict[str, int]]:
         """Row counts by group (dead letters by reason, rollouts by status, ...) for ``/metrics``."""
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """Data with a lifetime (revision 0009; ADR 0015): prune each kind past its horizon."""
+
+    @abc.abstractmethod
+    def prune(
+        self, policy: RetentionPolicy, *, actor: str, now: int | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Remove each kind's rows older than its horizon; audit it as one ``store.pruned`` entry.
+
+        The audit trail is never pruned. A row exactly at its horizon is kept.
+
+        Raises:
+            StoreError: the database failed.
+        """

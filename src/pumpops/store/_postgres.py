@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from pumpops.errors import ConfigError
 from pumpops.schema import ReadingBatch
 from pumpops.store import _plan
+from pumpops.store._partitions import PostgresPartitions
 from pumpops.store._sql import SqlTelemetryStore
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -151,7 +152,7 @@ def _driver(conn: Connection) -> psycopg.Connection[Any]:
     return cast(psycopg.Connection[Any], conn.connection.driver_connection)
 
 
-class PostgresTelemetryStore(SqlTelemetryStore):
+class PostgresTelemetryStore(PostgresPartitions, SqlTelemetryStore):
     """The telemetry store on PostgreSQL (psycopg 3; bulk writes with binary ``COPY``).
 
     Args:
@@ -197,6 +198,13 @@ class PostgresTelemetryStore(SqlTelemetryStore):
         # latest commits). Released at commit or rollback. The primary key on
         # seq would still refuse a fork if this lock were ever bypassed.
         key = f"pumpops.audit.append:{self._schema or ''}"
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+    def _lock_agent_messages(self, conn: Connection) -> None:
+        # One agent message writer at a time per schema: the ids it looks up
+        # cannot be stored by another writer before its insert (the key is
+        # (msg_id, ts_us) since revision 0009). Released at commit or rollback.
+        key = f"pumpops.agent_messages.put:{self._schema or ''}"
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
     def _claim_messages(

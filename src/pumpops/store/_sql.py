@@ -13,6 +13,7 @@ shared engine holder (:class:`~pumpops.store._core.SqlCore`):
 ``_audit.py``               the audit trail
 ``_registry_records.py``    alias history, lifecycle events, releases
 ``_tokens.py``              API tokens, alarm acknowledgements, the API's fleet-wide reads
+``_retention.py``           retention: prune by kind (``_partitions.py`` on PostgreSQL)
 ==========================  ====================================================
 
 This module owns what belongs to the database as a whole: migrations
@@ -46,6 +47,7 @@ from pumpops.store._dead_letters import SqlDeadLetters
 from pumpops.store._devices import SqlDevices
 from pumpops.store._readings import SqlReadings
 from pumpops.store._registry_records import SqlRegistryRecords
+from pumpops.store._retention import SqlRetention
 from pumpops.store._rollouts import SqlRollouts
 from pumpops.store._tokens import SqlApiTokens
 
@@ -69,6 +71,7 @@ class SqlTelemetryStore(
     SqlAudit,
     SqlRegistryRecords,
     SqlApiTokens,
+    SqlRetention,
     TelemetryStore,
 ):
     """A :class:`~pumpops.store.TelemetryStore` on a SQLAlchemy engine; see the module docstring.

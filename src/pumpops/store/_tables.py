@@ -182,7 +182,8 @@ agent_messages = sa.Table(
     sa.Column("seq", sa.BigInteger(), nullable=False),
     sa.Column("site", key_string(64), nullable=False),
     sa.Column("kind", key_string(16), nullable=False),
-    sa.Column("ts_us", sa.BigInteger(), nullable=False),
+    # Part of the key since revision 0009 (PostgreSQL partitions by it; a replay carries the same time).
+    sa.Column("ts_us", sa.BigInteger(), primary_key=True, autoincrement=False),
     sa.Column("received_at_us", sa.BigInteger(), nullable=False),
     sa.Column("agent_version", sa.Text(), nullable=False),
     sa.Column("body", sa.Text(), nullable=False),
