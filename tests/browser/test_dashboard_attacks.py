@@ -25,7 +25,10 @@ def test_unknown_pump_and_model_are_404_pages_with_the_reason(page: Page, hub: H
     response = page.goto(f"{hub.base}/ui/models/nope/3")
     assert response is not None
     assert response.status == 404
-    assert page.request.get(f"{hub.base}/ui/alarms?offset=-1").status == 422
+    assert page.request.get(f"{hub.base}/ui/?offset=-1").status == 422
+    forged = page.request.get(f"{hub.base}/ui/alarms?after=1;DROP TABLE")
+    assert forged.status == 400
+    assert "next" in forged.text()  # the reason: give the previous page's 'next'
 
 
 def test_actions_on_unknown_ids_and_broken_rules_are_refused_with_the_reason(page: Page, hub: Hub) -> None:

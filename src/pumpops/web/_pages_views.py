@@ -219,15 +219,28 @@ def _alarm_table(alarms: list[dict[str, Any]]) -> Table:
 
 @page_router.get("/alarms")
 def alarms(
-    request: Request, device_id: Text = None, offset: Offset = 0, fmt: Fmt = None, table: Name = None
+    request: Request,
+    device_id: Text = None,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+    fmt: Fmt = None,
+    table: Name = None,
 ) -> Response:
-    """The alarm console: newest first, acknowledge, confirm or call a false alarm (operator)."""
+    """The alarm console: newest first, acknowledge, confirm or call a false alarm (operator).
+
+    Older pages follow the API's cursor (``after``): a deep page costs what the first does.
+    """
     user = user_of(request)
     if user is None:
         return _login(request)
-    page = q.alarm_page(context_of(request).store, device_id=device_id or None, limit=_PAGE, offset=offset)
+    try:
+        page = q.alarm_page(
+            context_of(request).store, device_id=device_id or None, limit=_PAGE, after=after or None
+        )
+    except PumpopsError as exc:
+        raise PageError(400, str(exc)) from exc
+    older = page.get("next") if len(page["alarms"]) == _PAGE else None
     return _out(request, user, "alarms.html", [_alarm_table(page["alarms"])], fmt=fmt, table=table,
-                offset=offset, size=_PAGE, device_id=device_id or "")  # fmt: skip
+                after=after or "", older=older, device_id=device_id or "")  # fmt: skip
 
 
 @page_router.get("/models")
