@@ -161,6 +161,47 @@ class RetrainSettings(BaseModel):
     alarm_margin_s: float = Field(default=300.0, ge=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long stored data lives (``[retention]`` in ``pumpops.toml``; ``docs/operations.md``).
+
+    Days per kind; 0 keeps that kind forever; otherwise at least 1 (a day is
+    the partition size on PostgreSQL). The audit trail has no setting: it is
+    never pruned.
+
+    Attributes:
+        readings_days: raw readings, by their time.
+        agent_messages_days: agent alarms, drift reports and state, by their time.
+        summaries_days: agent summaries, by their time.
+        dead_letters_days: dead letters, by receipt.
+        events_days: lifecycle events.
+        interval_s: seconds between the hub's retention steps (``hub serve --services``).
+        batch_rows: rows per DELETE transaction.
+        partitions_ahead_days: PostgreSQL: daily partitions created ahead of today.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    readings_days: float = Field(default=30.0, ge=0, le=36_500)
+    agent_messages_days: float = Field(default=90.0, ge=0, le=36_500)
+    summaries_days: float = Field(default=365.0, ge=0, le=36_500)
+    dead_letters_days: float = Field(default=30.0, ge=0, le=36_500)
+    events_days: float = Field(default=365.0, ge=0, le=36_500)
+    interval_s: float = Field(default=3600.0, ge=10, le=7 * 86_400)
+    batch_rows: int = Field(default=10_000, ge=100, le=1_000_000)
+    partitions_ahead_days: int = Field(default=7, ge=1, le=366)
+
+    @model_validator(mode="after")
+    def _whole_days(self) -> RetentionSettings:
+        for name in ("readings", "agent_messages", "summaries", "dead_letters", "events"):
+            days = getattr(self, f"{name}_days")
+            if 0 < days < 1:
+                raise ValueError(
+                    f"{name}_days = {days}: keep a kind at least 1 day (the partition size on "
+                    f"PostgreSQL), or 0 to keep it forever"
+                )
+        return self
+
+
 def default_actor() -> str:
     """``user@host`` of this process: who audit entries written from here are attributed to."""
     try:
@@ -193,6 +234,7 @@ class Settings(BaseSettings):
     tuf: TufSettings = TufSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     retrain: RetrainSettings = RetrainSettings()
+    retention: RetentionSettings = RetentionSettings()
     # Who audit entries are attributed to (a --actor flag overrides it); never empty.
     actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
 

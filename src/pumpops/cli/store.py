@@ -3,7 +3,8 @@
 ``telemetry_app`` is module-level so that ``pumpops.telemetry`` can add its
 own commands (``ingest``) to the same ``pumpops telemetry`` group.
 May import: typer, rich, ``pumpops.cli._support``, ``pumpops.fleet``,
-``pumpops.schema``, ``pumpops.errors`` and this package.
+``pumpops.schema``, ``pumpops.errors``, ``pumpops.audit`` and ``pumpops.hub``
+(``db prune`` opens the workspace's store with its audit signer), and this package.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pumpops.cli._support import (
     parse_time_us,
     settings_from,
 )
+from pumpops.cli.audit import ActorOption
 
 if TYPE_CHECKING:
     from pumpops.store import SqlTelemetryStore
@@ -129,6 +131,77 @@ def db_status(
         output=fmt,
         columns=("table", "rows"),
     )
+
+
+@db_app.command("prune")
+def db_prune(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be removed; remove nothing.")
+    ] = False,
+    database_url: DbOption = None,
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    actor: ActorOption = None,
+) -> None:
+    """Remove stored data past its retention horizon (``[retention]``), per kind; the audit trail never.
+
+    Prints per kind what it removed (or, with --dry-run, would remove): rows and,
+    on PostgreSQL, the daily partitions dropped; also the partitions created
+    ahead. Audited as one ``store.pruned`` entry when anything was removed.
+    """
+    fmt = output_format(output, as_json)
+    settings = settings_from(ctx, database_url=database_url)
+    from pumpops.audit import resolve_actor
+    from pumpops.hub import open_workspace_store
+    from pumpops.store import RetentionPolicy
+
+    who = resolve_actor(settings, actor)
+    policy = RetentionPolicy(**settings.retention.model_dump(exclude={"interval_s"}))
+    with open_workspace_store(settings, upgrade=not dry_run, sign_audit=not dry_run) as store:
+        report = store.prune(policy, actor=who, dry_run=dry_run)
+    rows = [
+        {
+            "kind": k.kind,
+            "horizon": "keep forever" if k.horizon_us is None else format_time(k.horizon_us),
+            "rows": k.rows,
+            "partitions_dropped": len(k.partitions),
+        }
+        for k in report.kinds
+    ]
+    if fmt is not OutputFormat.TABLE:
+        record = {
+            "dry_run": report.dry_run,
+            "now_us": report.now_us,
+            "kinds": [
+                {
+                    "kind": k.kind,
+                    "horizon_us": k.horizon_us,
+                    "rows": k.rows,
+                    "partitions_dropped": list(k.partitions),
+                }
+                for k in report.kinds
+            ],
+            "partitions_created": list(report.partitions_created),
+            "audit_seq": report.audit_seq,
+        }
+        if fmt is OutputFormat.JSON:
+            emit_record(record, output=fmt)
+        else:
+            emit_rows(rows, output=fmt, columns=("kind", "horizon", "rows", "partitions_dropped"))
+        return
+    verb = "would remove" if dry_run else "removed"
+    emit_rows(
+        [{**row, "rows": f"{row['rows']:,}"} for row in rows],
+        output=fmt,
+        columns=("kind", "horizon", "rows", "partitions_dropped"),
+        title=f"{verb} (audit: never)",
+    )
+    if report.partitions_created:
+        created = "would create" if dry_run else "created"
+        console.print(f"partitions {created} ahead: {', '.join(report.partitions_created)}", highlight=False)
+    if report.audit_seq is not None:
+        console.print(f"audited as store.pruned, entry {report.audit_seq}", highlight=False)
 
 
 # -- devices -----------------------------------------------------------------------------------

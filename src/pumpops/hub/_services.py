@@ -41,7 +41,7 @@ from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
 from pumpops.rollout import IntentSigner, MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
-from pumpops.store import TelemetryStore, open_store
+from pumpops.store import RetentionPolicy, TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def broker_process(port: int, log_file: Path, *, timeout_s: float = 20.0) -> Ite
 
 
 class HubServices:
-    """Ingest, monitoring, the retrain policy and the rollout controller as threads.
+    """Ingest, monitoring, the retrain policy, the rollout controller and retention as threads.
 
     Args:
         settings: the workspace settings (database, broker, topic prefix, monitoring, retrain).
@@ -180,11 +180,12 @@ class HubServices:
             "monitoring": monitoring_interval_s,
             "retrain": retrain_interval_s,
             "rollout": rollout_interval_s,
+            "retention": settings.retention.interval_s,
         }
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._exit = contextlib.ExitStack()
-        self.steps: dict[str, int] = {"monitoring": 0, "retrain": 0, "rollout": 0}
+        self.steps: dict[str, int] = {"monitoring": 0, "retrain": 0, "rollout": 0, "retention": 0}
         self.errors: dict[str, str] = {}
         self.broker: BrokerProcess | None = None
         self.ingest: IngestService | None = None
@@ -197,7 +198,7 @@ class HubServices:
         return address.host, address.port, self.settings.broker_url
 
     def start(self) -> HubServices:
-        """Start the broker (embedded default), ingest and the three loops; log each start.
+        """Start the broker (embedded default), ingest and the four loops; log each start.
 
         Raises:
             ServiceError: the embedded broker cannot bind its port (taken by another broker),
@@ -227,6 +228,7 @@ class HubServices:
                 ("monitoring", self._monitoring_step),
                 ("retrain", self._retrain_step),
                 ("rollout", self._rollout_step),
+                ("retention", self._retention_step),
             ):
                 thread = threading.Thread(
                     target=self._loop, args=(name, body), name=f"hub-{name}", daemon=True
@@ -329,6 +331,14 @@ class HubServices:
 
     def _rollout_step(self, store: TelemetryStore) -> None:
         self._rollout_service(store).tick()
+
+    def _retention_step(self, store: TelemetryStore) -> None:
+        """``pumpops db prune`` as a loop step (``[retention]``; first run at start, creating partitions ahead)."""
+        policy = RetentionPolicy(**self.settings.retention.model_dump(exclude={"interval_s"}))
+        report = store.prune(policy, actor=self.settings.actor)
+        if report.audit_seq is not None:
+            kinds = ", ".join(f"{k.kind} {k.rows}" for k in report.kinds if k.rows or k.partitions)
+            log.info("retention pruned %s (audit entry %d)", kinds, report.audit_seq)
 
     def _retrain_step(self, store: TelemetryStore) -> None:
 

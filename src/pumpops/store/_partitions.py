@@ -138,14 +138,12 @@ class PostgresPartitions(SqlRetention):
             return PrunedKind("readings", None, 0)
         cut = day_start(horizon)
         rows, names = self._drop_before("readings", cut, dry_run)
-        r = tables.readings.c
         # What is left before the cut lives in the default partition: a batched delete by key.
-        rows += self._delete_default_readings(cut, batch_rows, dry_run, r)
+        rows += self._delete_default_readings(cut, batch_rows, dry_run)
         return PrunedKind("readings", horizon, rows, tuple(names))
 
-    def _delete_default_readings(
-        self, cut: int, batch_rows: int, dry_run: bool, r: sa.ColumnCollection
-    ) -> int:  # type: ignore[type-arg]
+    def _delete_default_readings(self, cut: int, batch_rows: int, dry_run: bool) -> int:
+        r = tables.readings.c
         default = sa.table(
             "readings_default", sa.column("device_id"), sa.column("sensor"), sa.column("ts_us")
         )
