@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pumpops.edge import Cusum, DriftMonitor, PageHinkley, PsiWindow, psi, reference_bins
+from pumpops.edge._shift import ShiftTest, _ar1_factor
 from pumpops.errors import ConfigError, InputError
 
 LEVELS = np.linspace(0.0, 1.0, 11)
@@ -142,7 +143,8 @@ def test_monitor_reports_at_once_when_change_test_fires() -> None:
         "hint",
         "score_ratio",
     }
-    assert doc["hint"] == "" and doc["shift"] == {}  # no shift test: PSI and the change test only
+    assert doc["hint"] == ""  # no shift test: PSI and the change test only
+    assert doc["shift"] == {}
     assert mon.report().change_fired is False  # the flag resets once reported
 
 
@@ -200,3 +202,214 @@ def test_monitor_with_cusum_reports_change() -> None:
     assert due
     assert 600 <= due[0][0] <= 620
     assert due[0][1].reason == "change"
+
+
+# ---------------------------------------------------------------- ShiftTest: a known false-alarm rate
+
+EIGHT = ["suction_pressure", "discharge_pressure", "flow_rate", "motor_current", "power", "speed",
+         "bearing_temperature", "vibration"]  # fmt: skip
+ALPHA = 0.01
+WINDOW = 500
+
+
+def _ar1(phi: float, rows: int, sensors: int, rng: np.random.Generator) -> np.ndarray:
+    """A stationary AR(1) stream with unit marginal variance (started in its stationary state).
+
+    Blocks of 64 rows at once: inside a block ``x = T @ e`` with ``T[i, j] = phi ** (i - j)``,
+    and the block's first value carries the previous block's last one.
+    """
+    block = 64
+    n_blocks = -(-rows // block)
+    noise = rng.normal(0.0, np.sqrt(1.0 - phi * phi), (n_blocks, block, sensors))
+    noise[0, 0] = rng.normal(0.0, 1.0, sensors)
+    lags = np.subtract.outer(np.arange(block), np.arange(block))
+    power = np.where(lags >= 0, phi ** np.maximum(lags, 0), 0.0)
+    inner = np.einsum("ij,bjs->bis", power, noise)
+    carry = phi ** np.arange(1, block + 1)[:, None]
+    for b in range(1, n_blocks):
+        inner[b] += carry * inner[b - 1, -1]
+    return inner.reshape(-1, sensors)[:rows]
+
+
+def _binomial_bound(alpha: float, n: int) -> float:
+    """The stated bound on a measured rate over n windows: 2·alpha plus 3 binomial sd."""
+    return 2 * alpha + 3 * np.sqrt(alpha * (1 - alpha) / n)
+
+
+@pytest.mark.parametrize(
+    ("phi", "reference_rows"),
+    [(0.0, 1800), (0.9, 1800), (0.95, 1800), (0.98, 1800), (0.99, 1800), (0.99, 7200)],
+)
+def test_shift_test_stationary_autocorrelated_signal_fires_at_most_the_stated_rate(
+    phi: float, reference_rows: int
+) -> None:
+    """400 windows of 8 stationary AR(1) sensors, each window 1000 rows from the next."""
+    windows, per_seed, fired = 400, 20, 0
+    for seed in range(windows // per_seed):
+        rng = np.random.default_rng(1000 + seed)
+        x = _ar1(phi, reference_rows + per_seed * 1000, len(EIGHT), rng)
+        test = ShiftTest(EIGHT, x[:reference_rows], window_rows=WINDOW, alpha=ALPHA)
+        for k in range(per_seed):
+            end = reference_rows + (k + 1) * 1000
+            fired += any(s.fired for s in test.test(x[end - WINDOW : end]))
+    assert fired / windows <= _binomial_bound(ALPHA, windows), f"{fired} of {windows} windows fired"
+
+
+def test_shift_test_pvalues_are_uniform_enough_on_white_noise() -> None:
+    """With phi 0 the tests are ordinary t and variance tests: about 10 % of p-values under 0.1."""
+    rng = np.random.default_rng(5)
+    test = ShiftTest(EIGHT, rng.normal(0, 1, (4000, 8)), window_rows=WINDOW)
+    p = [s.p_mean for _ in range(50) for s in test.test(rng.normal(0, 1, (WINDOW, 8)))]
+    assert 0.05 <= np.mean(np.asarray(p) < 0.1) <= 0.15
+
+
+@pytest.mark.parametrize(
+    ("phi", "shift_sd", "sensor"),
+    [(0.0, 0.5, 0), (0.9, 2.0, 3), (0.95, 2.5, 7), (0.98, 4.0, 1), (0.99, 6.0, 5)],
+)
+def test_shift_test_level_shift_on_one_of_eight_names_that_sensor_within_one_report(
+    phi: float, shift_sd: float, sensor: int
+) -> None:
+    """A shift of k reference sd from row 2000 on is named within ``window_rows + report_every_rows``.
+
+    The stated delay holds when the shift is at least ``detectable_shift_sd()`` (about 95 % power
+    per window; the table's shifts are above it for every seed). Ten seeds each. A false alarm
+    before the onset is the other test's business (its rate is alpha per report).
+    """
+    report_every = 500
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        ref = _ar1(phi, 3600, 8, rng)
+        test = ShiftTest(EIGHT, ref, window_rows=WINDOW, alpha=ALPHA)
+        assert test.detectable_shift_sd()[sensor] <= shift_sd
+        live = _ar1(phi, 2000 + WINDOW + report_every, 8, rng)
+        live[2000:, sensor] += shift_sd
+        mon = DriftMonitor(EIGHT, np.quantile(ref, LEVELS, axis=0).T, window_rows=WINDOW,
+                           report_every_rows=report_every, shift_test=test)  # fmt: skip
+        first = None
+        for i, row in enumerate(live):
+            report = mon.update(row, 0.2, ts_ms=1_000 * i)
+            if report is not None and i >= 2000 and EIGHT[sensor] in report.shifted:
+                first = (i, report)
+                break
+        assert first is not None, f"seed {seed}: never fired"
+        i, report = first
+        assert 2000 <= i < 2000 + WINDOW + report_every, f"seed {seed}: fired at row {i}"
+        assert report.shifted == (EIGHT[sensor],)
+        assert report.hint == "sensor_shift"
+        assert report.alert
+        se = np.sqrt(
+            _ar1_factor(test.phi[sensor], WINDOW) / WINDOW + _ar1_factor(test.phi[sensor], 3600) / 3600
+        )
+        assert report.shift[EIGHT[sensor]].shift_sd == pytest.approx(shift_sd, abs=4 * se)
+        assert report.since_ms == {EIGHT[sensor]: 1_000 * i}
+
+
+def test_shift_test_variance_change_fires_on_the_spread() -> None:
+    rng = np.random.default_rng(11)
+    test = ShiftTest(EIGHT, _ar1(0.9, 3600, 8, rng), window_rows=WINDOW)
+    window = _ar1(0.9, WINDOW, 8, rng)
+    window[:, 2] = window[:, 2].mean() + 3.0 * (window[:, 2] - window[:, 2].mean())
+    out = {s.sensor: s for s in test.test(window)}
+    assert [name for name, s in out.items() if s.fired] == ["flow_rate"]
+    assert out["flow_rate"].spread_ratio > 2.0
+    assert out["flow_rate"].p_spread is not None
+    assert out["flow_rate"].p_spread < 1e-4
+
+
+def test_shift_test_reports_the_shift_in_reference_sd_and_in_si() -> None:
+    rng = np.random.default_rng(2)
+    mean, sd = np.array([5.0e5, 320.0]), np.array([2.0e4, 3.0])
+    test = ShiftTest(["discharge_pressure", "temperature"], rng.normal(mean, sd, (4000, 2)), window_rows=400)
+    out = test.test(rng.normal(mean + np.array([8.0e4, 0.0]), sd, (400, 2)))
+    assert out[0].fired
+    assert not out[1].fired
+    assert out[0].shift_sd == pytest.approx(4.0, abs=0.3)
+    assert out[0].shift == pytest.approx(8.0e4, rel=0.1)
+    assert json.loads(json.dumps(out[0].to_dict())) == out[0].to_dict()
+
+
+def test_shift_test_since_stays_at_the_first_report_then_clears() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 1, (2000, 8))
+    mon = DriftMonitor(EIGHT, np.quantile(ref, LEVELS, axis=0).T, window_rows=100, report_every_rows=100,
+                       shift_test=ShiftTest(EIGHT, ref, window_rows=100))  # fmt: skip
+    live = rng.normal(0, 1, (1000, 8))
+    live[300:600, 0] += 5.0
+    reports = [r for i, row in enumerate(live) if (r := mon.update(row, 0.1, ts_ms=10 * i)) is not None]
+    since = [r.since_ms.get(EIGHT[0]) for r in reports]
+    assert since[:3] == [None, None, None]
+    assert since[3:6] == [3990, 3990, 3990]  # the report at row 400 first saw it
+    assert since[7:] == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("shifted", "score", "hint", "alert"),
+    [
+        ([], 0.3, "none", False),
+        ([0], 0.3, "sensor_shift", True),
+        ([0, 1], 0.3, "sensor_shift", True),
+        ([0, 1, 2, 3, 4], 0.3, "operating_shift", True),
+        ([0], 1.5, "fault_like", False),
+        ([], 1.5, "fault_like", False),
+    ],
+)
+def test_shift_monitor_hint_tells_a_benign_shift_from_a_fault(
+    shifted: list[int], score: float, hint: str, alert: bool
+) -> None:
+    rng = np.random.default_rng(9)
+    ref = rng.normal(0, 1, (2000, 8))
+    mon = DriftMonitor(EIGHT, np.quantile(ref, LEVELS, axis=0).T, window_rows=200, report_every_rows=200,
+                       score_unit=0.5, shift_test=ShiftTest(EIGHT, ref, window_rows=200))  # fmt: skip
+    live = rng.normal(0, 1, (200, 8))
+    live[:, shifted] += 6.0
+    reports = [mon.update(row, score * 0.5) for row in live]
+    last = reports[-1]
+    assert last is not None
+    assert last.hint == hint
+    assert last.alert is alert
+    assert last.score_ratio == pytest.approx(score)
+    assert set(last.shifted) == {EIGHT[i] for i in shifted}
+
+
+def test_shift_test_constant_and_missing_sensors() -> None:
+    rng = np.random.default_rng(4)
+    ref = rng.normal(0, 1, (1000, 3))
+    ref[:, 1] = 7.0  # sat still in the reference
+    test = ShiftTest(["a", "b", "c"], ref, window_rows=100)
+    window = rng.normal(0, 1, (100, 3))
+    window[:, 1] = 7.0
+    window[40:, 2] = np.nan  # 40 values: fewer than half the window
+    out = test.test(window)
+    assert [s.fired for s in out] == [False, False, False]
+    assert out[2].p_mean is None
+    assert out[2].p_spread is None
+    window[:, 1] = 7.001
+    assert [s.sensor for s in test.test(window) if s.fired] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "kwargs", "error"),
+    [
+        (np.zeros((1000, 2)), {"window_rows": 100}, InputError),  # 2 columns for 3 sensors
+        (np.zeros(1000), {"window_rows": 100}, InputError),
+        (np.zeros((100, 3)), {"window_rows": 100}, InputError),  # too short
+        (np.full((1000, 3), np.nan), {"window_rows": 100}, InputError),
+        (np.zeros((1000, 3)), {"window_rows": 5}, ConfigError),
+        (np.zeros((1000, 3)), {"window_rows": 100, "alpha": 0.0}, ConfigError),
+        (np.zeros((1000, 3)), {"window_rows": 100, "alpha": 0.7}, ConfigError),
+    ],
+)
+def test_shift_test_refuses_bad_configuration(
+    reference: np.ndarray, kwargs: dict[str, float], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        ShiftTest(["a", "b", "c"], reference, **kwargs)  # type: ignore[arg-type]
+
+
+def test_shift_test_refuses_a_window_of_the_wrong_shape_and_the_monitor_other_sensors() -> None:
+    test = ShiftTest(["a", "b"], np.random.default_rng(0).normal(0, 1, (500, 2)), window_rows=50)
+    with pytest.raises(InputError, match="shape"):
+        test.test(np.zeros((50, 3)))
+    with pytest.raises(InputError, match="sensors"):
+        DriftMonitor(["a", "c"], np.zeros((2, 11)) + LEVELS, shift_test=test)

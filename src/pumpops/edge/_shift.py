@@ -133,6 +133,8 @@ class ShiftTest:
         self.sd = np.array([sd for _, sd, _, _ in stats])
         self.phi = np.array([phi for _, _, phi, _ in stats])
         self.rows = np.array([n for _, _, _, n in stats])
+        #: Sensors that sat still in the reference (their spread is the floor).
+        self.still = [bool(np.nanvar(ref[:, s]) == 0.0) for s in range(ref.shape[1])]
 
     @staticmethod
     def _fit(x: NDArray[np.float64], name: str) -> tuple[float, float, float, int]:
@@ -147,7 +149,8 @@ class ShiftTest:
         if var > 0:
             for k in _ACF_LAGS:
                 acf = float(d[:-k] @ d[k:]) / (n * var)
-                if acf > 0:
+                # A long lag counts only above its noise (4/sqrt(n)): its root would amplify noise.
+                if acf > (0.0 if k == 1 else 4.0 / math.sqrt(n)):
                     phi = max(phi, acf ** (1.0 / k))
             phi = min(phi + (1 + 3 * phi) / n, _PHI_MAX)  # the estimate's downward bias, undone
         # The reference's variance is about the process mean; correct its sample bias for slow signals.
@@ -162,14 +165,20 @@ class ShiftTest:
         return max(min(n / _ar1_factor(phi, n), n * (1 - phi * phi) / (1 + phi * phi)) - 1.0, 1.0)
 
     def detectable_shift_sd(self, power_z: float = 1.64) -> NDArray[np.float64]:
-        """Per sensor, the mean shift (in reference sd) found with about 95 % power in one window."""
-        w = self.window_rows
+        """Per sensor, the mean shift (in reference sd) one full window finds with about 95 % power.
+
+        The shift at which the t statistic clears the first (strictest) Holm level, ``alpha / 2S``,
+        by ``power_z`` standard errors; a shift this size is found by the first report whose
+        window lies wholly after its onset.
+        """
+        w, z = self.window_rows, _z_quantile(self.alpha / (4 * len(self.sensors)))
         out = []
         for s in range(len(self.sensors)):
             n, phi = int(self.rows[s]), float(self.phi[s])
             se = math.sqrt(_ar1_factor(phi, w) / w + _ar1_factor(phi, n) / n)
-            crit = _z_quantile(self.alpha / (2 * len(self.sensors)))
-            out.append((crit + power_z) * se)
+            dof = self._dof(s, n)
+            t_crit = math.sqrt(dof * math.expm1(z * z / max(dof - 0.5, 0.5)))  # _t_to_p inverted
+            out.append((t_crit + power_z) * se)
         return np.array(out)
 
     def test(self, window: ArrayLike) -> list[SensorShift]:
@@ -207,6 +216,8 @@ class ShiftTest:
         # A stationary window of w values spreads about sigma²·(w - f(w))/(w - 1) around its own mean.
         expected = sd * sd * max(w - _ar1_factor(phi, w), 1.0) / (w - 1)
         var_w = float(v.var(ddof=1))
+        if var_w == 0.0 and self.still[s]:
+            return (shift, 1.0, None, p_mean, 1.0)  # still then, still now
         ratio = math.sqrt(var_w / expected) if var_w > 0 else 0.0
         log_se = math.sqrt(2.0 / self._dof(s, w) + 2.0 / self._dof(s, n))
         p_spread = math.erfc(abs(math.log(max(var_w, 1e-300) / expected)) / log_se / math.sqrt(2.0))
