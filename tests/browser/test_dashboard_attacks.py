@@ -90,6 +90,11 @@ def test_a_cookie_replayed_after_logout_opens_nothing(page: Page, hub: Hub) -> N
     assert httpx.get(f"{hub.base}/ui/events", cookies={"pumpops_session": cookie}).status_code == 401
     guessed = httpx.get(f"{hub.base}/ui/", cookies={"pumpops_session": "A" * 43}, follow_redirects=False)
     assert guessed.status_code == 303
+    # a login posted from another site's page (login CSRF) opens no session
+    foreign = httpx.post(f"{hub.base}/ui/login", data={"token": hub.tokens["viewer"]},
+                         headers={"Origin": "http://evil.example"}, follow_redirects=False)  # fmt: skip
+    assert foreign.status_code == 403
+    assert "pumpops_session" not in foreign.cookies
 
 
 def test_html_in_an_agents_message_is_shown_as_text_not_run(page: Page, hub: Hub) -> None:

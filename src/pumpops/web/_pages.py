@@ -29,6 +29,7 @@ from pumpops.web._pages_core import (
     PREFIX,
     PageError,
     Sessions,
+    check_origin,
     check_token,
     form_of,
     render,
@@ -62,6 +63,7 @@ def login_page(request: Request, next: Annotated[str | None, Query(max_length=30
 @action_router.post("/login")
 async def login(request: Request) -> Response:
     """Check the token; open a session (cookie: HttpOnly, SameSite=Strict, Path=/ui)."""
+    check_origin(request)  # no login forced from another site's page
     body = (await request.body())[:4096].decode("utf-8", "replace")
     fields = {k: v[0] for k, v in parse_qs(body, max_num_fields=5).items()}
     target = safe_next(fields.get("next"))

@@ -42,11 +42,14 @@ __all__ = [
     "Session",
     "Sessions",
     "Table",
+    "check_origin",
+    "check_token",
     "csv_response",
     "form_of",
     "render",
     "require_role",
     "safe_next",
+    "sessions_of",
     "templates",
     "user_of",
     "when_ms",
@@ -186,15 +189,24 @@ def require_role(principal: Principal, role: str, what: str) -> None:
         raise PageError(403, f"{principal.name} has role {principal.role}; {what} needs {role} or above")
 
 
+def check_origin(request: Request) -> None:
+    """Refuse (403) a post whose ``Origin`` is another site (browsers send it with every form post).
+
+    Raises:
+        PageError: 403 naming the foreign origin.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise PageError(403, f"refused: a form posted from another site ({origin})")
+
+
 async def form_of(request: Request, session: Session) -> dict[str, str]:
     """The posted form (urlencoded) after the CSRF and origin checks.
 
     Raises:
         PageError: 403 for a missing or wrong CSRF token or a foreign origin; 400 for an oversized body.
     """
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise PageError(403, f"refused: a form posted from another site ({origin})")
+    check_origin(request)
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES:
         raise PageError(400, "form too large")
