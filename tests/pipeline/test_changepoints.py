@@ -130,3 +130,22 @@ def test_bad_shift_settings_are_refused(tmp_path: Path, bad: dict[str, float]) -
 
     with pytest.raises(ConfigError, match="cp_"):
         score_experiment(exp, settings={**BENCHMARK_SETTINGS["pca_t2q"], "cp_window": 10, **bad})
+
+
+def test_the_default_search_space_only_proposes_valid_changepoint_settings(tmp_path: Path) -> None:
+    import optuna
+
+    from pumpops.pipeline.tuning import SEARCH_SPACES, suggest
+
+    space = {k: v for k, v in SEARCH_SPACES["pca_t2q"].items() if k.startswith("cp_")}
+    assert set(space) == {"cp_window", "cp_ratio", "cp_floor"}
+    _experiment(tmp_path / "valve9" / "0.csv")
+    exp = load_experiment(tmp_path, tmp_path / "valve9" / "0.csv")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(5):
+        setting = suggest(study.ask(), space)
+        assert setting["cp_ratio"] > 1.0
+        assert setting["cp_window"] >= 0
+        assert setting["cp_floor"] >= 0
+        result = score_experiment(exp, settings={**BENCHMARK_SETTINGS["pca_t2q"], **setting}, engine="numpy")
+        assert result.changepoint.shape == result.alarm.shape

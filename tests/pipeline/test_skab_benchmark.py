@@ -130,7 +130,7 @@ def test_run_skab_changepoints_are_edges_of_the_state_before_the_off_delay(
 ) -> None:
     root_a, _, _ = tiny_skab
     held = run_skab([root_a], detector="pca_t2q")
-    settings = {**BENCHMARK_SETTINGS["pca_t2q"], "alarm_hold": 0}
+    settings = {**benchmark_settings("pca_t2q"), "alarm_hold": 0}
     unheld = run_skab([root_a], detector="pca_t2q", settings=settings)
     for a, b in zip(held.files, unheld.files, strict=True):
         assert a.changepoint.tolist() == b.changepoint.tolist()

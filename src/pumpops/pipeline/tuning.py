@@ -65,11 +65,14 @@ __all__ = [
 Loader = Callable[[Path, Path], Experiment]
 DEFAULT_TRIALS = 150
 NORMAL_PIECE_ROWS = 1150  # about one experiment's length
-FAR_MARGIN = 8.0  # percent: the objective charges false alarms above this (goal: <= 10 %)
+FAR_MARGIN = 10.0  # percent: the objective charges false alarms above the goal's budget (<= 10 %)
 
 #: Per detector kind: setting -> ("int", lo, hi) | ("float", lo, hi) | ("log", lo, hi) | ("cat", choices).
 #: ``change_weight`` and ``onset_lookback`` are left out: added, they made the held-out result worse
-#: (pooled F1 0.78, NAB 26 against 0.82, 36.5 without them; docs/benchmarks.md).
+#: (pooled F1 0.78, NAB 26 against 0.82, 36.5 without them); ``score_window`` too (0.763 / NAB 44.6
+#: against 0.814 / 61.6). The ``cp_*`` settings (score level-shift changepoints) raised held-out NAB
+#: from 33-37 to 45-62 over three seeds (docs/benchmarks.md). A FAR margin of 10 % (the goal's
+#: budget) instead of 8 % raised held-out F1 on three seeds (mean 0.824 against 0.785).
 SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "pca_t2q": {
         "window": ("int", 5, 30),
@@ -214,9 +217,9 @@ def normal_pieces(data_dirs: Sequence[Path], rows: int = NORMAL_PIECE_ROWS) -> l
 def objective(labelled: Mapping[str, float], normal_far: float | None) -> float:
     """What the search maximises: ``F1 + NAB/200`` less 0.03 per false-alarm percent above the margin.
 
-    >>> objective({"f1": 0.9, "far": 8.0, "nab_standard": 40.0}, 6.0)
+    >>> objective({"f1": 0.9, "far": 10.0, "nab_standard": 40.0}, 6.0)
     1.1
-    >>> round(objective({"f1": 0.9, "far": 10.0, "nab_standard": 40.0}, 18.0), 4)
+    >>> round(objective({"f1": 0.9, "far": 12.0, "nab_standard": 40.0}, 18.0), 4)
     0.8
     """
     value = labelled["f1"] + labelled["nab_standard"] / 200.0
