@@ -384,6 +384,7 @@ def test_shift_test_constant_and_missing_sensors() -> None:
     assert [s.fired for s in out] == [False, False, False]
     assert out[2].p_mean is None
     assert out[2].p_spread is None
+    assert json.loads(json.dumps(out[2].to_dict(), allow_nan=False))["shift_sd"] is None
     window[:, 1] = 7.001
     assert [s.sensor for s in test.test(window) if s.fired] == ["b"]
 

@@ -31,6 +31,10 @@ _PUBLIC = {
     "build_fleet_view",
     "device_drift",
     "judge_group",
+    "DeviceShift",
+    "GroupShift",
+    "device_shift",
+    "judge_shifts",
 }
 
 
@@ -42,7 +46,7 @@ def test_monitoring_exported_members_are_pinned() -> None:
 
 def test_monitoring_pure_modules_import_no_io_libraries() -> None:
     code = (
-        "import sys, pumpops.monitoring._fleet, pumpops.monitoring._drift; "
+        "import sys, pumpops.monitoring._fleet, pumpops.monitoring._drift, pumpops.monitoring._shift_verdicts; "
         "bad = [m for m in ('paho', 'sqlalchemy', 'aiomqtt', 'amqtt', 'mlflow') if m in sys.modules]; "
         "print(bad)"
     )

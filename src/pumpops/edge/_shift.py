@@ -68,10 +68,19 @@ class SensorShift:
     fired: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (4 significant digits)."""
-        r = lambda v: None if v is None else float(f"{v:.4g}")  # noqa: E731
-        return {"shift_sd": r(self.shift_sd), "shift": r(self.shift), "spread_ratio": r(self.spread_ratio),
-                "p_mean": r(self.p_mean), "p_spread": r(self.p_spread), "fired": self.fired}  # fmt: skip
+        """JSON-able form (4 significant digits; a figure that was not measured is None, never NaN)."""
+        return {"shift_sd": _round(self.shift_sd), "shift": _round(self.shift),
+                "spread_ratio": _round(self.spread_ratio), "p_mean": _round(self.p_mean),
+                "p_spread": _round(self.p_spread), "fired": self.fired}  # fmt: skip
+
+
+def _round(value: float | None) -> float | None:
+    """4 significant digits; None for a missing or non-finite figure.
+
+    >>> _round(123456.0), _round(float("nan")), _round(None)
+    (123500.0, None, None)
+    """
+    return None if value is None or not math.isfinite(value) else float(f"{value:.4g}")
 
 
 class ShiftTest:

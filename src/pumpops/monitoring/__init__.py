@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         find_alarm,
         record_feedback,
     )
+    from pumpops.monitoring._shift_verdicts import DeviceShift, GroupShift, device_shift, judge_shifts
 
 __all__ = [
     "DRIFT_ALERT_KIND",
@@ -60,19 +61,23 @@ __all__ = [
     "AlarmStats",
     "AlertChange",
     "DeviceDrift",
+    "DeviceShift",
     "DeviceView",
     "DriftPolicy",
     "Evaluation",
     "FleetView",
     "GroupDrift",
+    "GroupShift",
     "GroupView",
     "ModelView",
     "MonitoringService",
     "ScoreStats",
     "build_fleet_view",
     "device_drift",
+    "device_shift",
     "find_alarm",
     "judge_group",
+    "judge_shifts",
     "record_feedback",
 ]
 
@@ -85,6 +90,10 @@ _HOMES = {
     "GroupDrift": "pumpops.monitoring._drift",
     "device_drift": "pumpops.monitoring._drift",
     "judge_group": "pumpops.monitoring._drift",
+    "DeviceShift": "pumpops.monitoring._shift_verdicts",
+    "GroupShift": "pumpops.monitoring._shift_verdicts",
+    "device_shift": "pumpops.monitoring._shift_verdicts",
+    "judge_shifts": "pumpops.monitoring._shift_verdicts",
     "UNREGISTERED_GROUP": "pumpops.monitoring._fleet",
     "AlarmStats": "pumpops.monitoring._fleet",
     "DeviceView": "pumpops.monitoring._fleet",

@@ -1,0 +1,221 @@
+"""What a group's sensor shifts mean: shared drift (retrain the group), a device-local shift, or a fault.
+
+Pure decision code, no I/O, beside :mod:`pumpops.monitoring._drift` (which
+judges the devices' drift words). A device agent with a shift test
+(``pumpops.edge.ShiftTest``) sends in its drift report the sensors whose live
+window moved beyond what the calibration period's own autocorrelated wandering
+explains (``shifted``), by how much (``shift``: per sensor ``shift_sd`` in
+reference standard deviations and ``shift`` in SI), since when
+(``since_ms``), and a hint from the model's score (``hint``: ``fault_like``
+when the window's median score is above the alarm threshold). The rule here:
+
+- A device's **shift** is its newest drift report inside the window that carries
+  a ``hint`` (reports without one come from agents without a shift test and
+  say nothing here).
+- A ``fault_like`` device is a **fault**: keep alarming, never drift.
+- A sensor is **shared** when at least ``min_devices`` of the group's reporting
+  devices shifted on it, not fault-like, and they are at least ``min_fraction``
+  of the reporting devices.
+- A device that shifted on a shared sensor is in **group drift** (retrain the
+  group); one whose shifted sensors are all its own is **device-local**
+  (recalibrate that device: ``pipeline calibrate`` computes its centre and
+  scale without a refit).
+
+May import: errors and the standard library (records are read by attribute).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pumpops.monitoring._drift import DriftPolicy
+
+if TYPE_CHECKING:
+    from pumpops.store import AgentRecord
+
+__all__ = ["DeviceShift", "GroupShift", "device_shift", "judge_shifts"]
+
+#: What each device verdict asks for (the tiered response, cheapest first).
+ACTIONS = {
+    "group_drift": "retrain the group",
+    "device_local": "recalibrate the device",
+    "fault": "keep alarming",
+    "ok": "none",
+    "no data": "none",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceShift:
+    """One device's newest shift report.
+
+    Attributes:
+        device_id: the device.
+        ts_ms: the report's message time (None: no report with a shift test).
+        shifted: the sensors the test fired on, sorted.
+        hint: ``none``, ``sensor_shift``, ``operating_shift`` or ``fault_like`` (``""``: no report).
+        shift_sd: per shifted sensor, the shift in reference standard deviations.
+        shift_si: per shifted sensor, the shift in SI units.
+        since_ms: per shifted sensor, when the device first saw it.
+    """
+
+    device_id: str
+    ts_ms: int | None = None
+    shifted: tuple[str, ...] = ()
+    hint: str = ""
+    shift_sd: dict[str, float] = field(default_factory=dict)
+    shift_si: dict[str, float] = field(default_factory=dict)
+    since_ms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupShift:
+    """The verdict on one group's shifts.
+
+    Attributes:
+        group: the device group.
+        verdict: ``drift`` (a shared sensor), ``ok`` or ``no data`` (no device reported a shift test).
+        shared: per shared sensor, the devices that shifted on it (sorted).
+        reporting: devices with a shift report inside the window.
+        devices: per device with a report, its verdict: ``group_drift``, ``device_local``, ``fault``, ``ok``.
+        since_ms: per shared sensor, the earliest time a device saw it.
+        reason: one sentence saying why.
+    """
+
+    group: str
+    verdict: str
+    shared: dict[str, tuple[str, ...]]
+    reporting: int
+    devices: dict[str, str]
+    since_ms: dict[str, int]
+    reason: str
+
+    def action(self, device_id: str) -> str:
+        """What the verdict asks for ``device_id`` (``none`` for a device without a report)."""
+        return ACTIONS[self.devices.get(device_id, "no data")]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, with each device's action."""
+        return {
+            "group": self.group,
+            "verdict": self.verdict,
+            "shared": {k: list(v) for k, v in self.shared.items()},
+            "reporting": self.reporting,
+            "devices": {d: {"verdict": v, "action": ACTIONS[v]} for d, v in self.devices.items()},
+            "since_ms": dict(self.since_ms),
+            "reason": self.reason,
+        }
+
+
+def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
+    """The newest drift report of ``device_id`` that carries a shift test's answer.
+
+    Bodies are read defensively: a sensor name that is not a string, a number
+    that is not finite, or a hint outside the known words is left out.
+    """
+    newest: tuple[tuple[int, int], dict[str, Any]] | None = None
+    for record in records:
+        if record.device_id != device_id or record.kind != "drift":
+            continue
+        body = record.body()
+        if body.get("hint") not in ("none", "sensor_shift", "operating_shift", "fault_like"):
+            continue
+        key = (record.ts_ms, record.seq)
+        if newest is None or key > newest[0]:
+            newest = (key, body)
+    if newest is None:
+        return DeviceShift(device_id)
+    body = newest[1]
+    raw = body.get("shifted")
+    shifted = sorted({s for s in raw if isinstance(s, str)}) if isinstance(raw, list) else []
+    detail = _mapping(body.get("shift"))
+    since = _mapping(body.get("since_ms"))
+    return DeviceShift(
+        device_id,
+        ts_ms=newest[0][0],
+        shifted=tuple(shifted),
+        hint=str(body["hint"]),
+        shift_sd=_numbers({s: _field(detail.get(s), "shift_sd") for s in shifted}),
+        shift_si=_numbers({s: _field(detail.get(s), "shift") for s in shifted}),
+        since_ms={s: int(v) for s, v in _numbers({s: since.get(s) for s in shifted}).items()},
+    )
+
+
+def judge_shifts(
+    group: str, devices: Sequence[DeviceShift], *, now_ms: int, policy: DriftPolicy
+) -> GroupShift:
+    """Whether ``group``'s shifts are shared drift, device-local shifts or faults (module docstring).
+
+    >>> p = DriftPolicy(window_s=3600, min_fraction=0.5, min_devices=2)
+    >>> devs = [DeviceShift("a", 9_000_000, ("flow",), "sensor_shift"),
+    ...         DeviceShift("b", 9_000_000, ("flow",), "sensor_shift"),
+    ...         DeviceShift("c", 9_000_000, ("vibration",), "sensor_shift"),
+    ...         DeviceShift("d", 9_000_000, ("flow",), "fault_like")]
+    >>> v = judge_shifts("g", devs, now_ms=9_000_000, policy=p)
+    >>> v.verdict, v.shared
+    ('drift', {'flow': ('a', 'b')})
+    >>> v.devices
+    {'a': 'group_drift', 'b': 'group_drift', 'c': 'device_local', 'd': 'fault'}
+    """
+    cutoff = policy.cutoff_ms(now_ms)
+    reporting = [d for d in devices if d.ts_ms is not None and d.ts_ms >= cutoff]
+    if not reporting:
+        return GroupShift(
+            group, "no data", {}, 0, {}, {}, "no device sent a shift test's answer in the window"
+        )
+    by_sensor: dict[str, list[str]] = {}
+    for d in reporting:
+        if d.hint != "fault_like":
+            for sensor in d.shifted:
+                by_sensor.setdefault(sensor, []).append(d.device_id)
+    n = len(reporting)
+    shared = {
+        s: tuple(sorted(ids))
+        for s, ids in sorted(by_sensor.items())
+        if len(ids) >= policy.min_devices and len(ids) / n >= policy.min_fraction
+    }
+    verdicts: dict[str, str] = {}
+    for d in sorted(reporting, key=lambda d: d.device_id):
+        if d.hint == "fault_like":
+            verdicts[d.device_id] = "fault"
+        elif any(s in shared for s in d.shifted):
+            verdicts[d.device_id] = "group_drift"
+        elif d.shifted:
+            verdicts[d.device_id] = "device_local"
+        else:
+            verdicts[d.device_id] = "ok"
+    since = {
+        s: min(d.since_ms[s] for d in reporting if d.device_id in ids and s in d.since_ms)
+        for s, ids in shared.items()
+        if any(d.device_id in ids and s in d.since_ms for d in reporting)
+    }
+    local = sum(1 for v in verdicts.values() if v == "device_local")
+    faults = sum(1 for v in verdicts.values() if v == "fault")
+    if shared:
+        names = ", ".join(f"{s} ({len(ids)} of {n})" for s, ids in shared.items())
+        reason = f"shared shifts on {names}: retrain the group"
+    else:
+        reason = (
+            f"no sensor shifted on at least {policy.min_devices} and {policy.min_fraction:g} of {n} devices"
+        )
+    reason += f"; {local} device-local shift(s), {faults} fault-like device(s)"
+    return GroupShift(group, "drift" if shared else "ok", shared, n, verdicts, since, reason)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _field(value: object, name: str) -> object:
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _numbers(values: dict[str, object]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
