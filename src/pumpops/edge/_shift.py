@@ -25,8 +25,12 @@ __all__ = ["SensorShift", "ShiftTest"]
 # ---------------------------------------------------------------- shift test with a known false-alarm rate
 #: Lags whose autocorrelation sets a sensor's persistence (the largest ``acf(k) ** (1 / k)``):
 #: a slow process under fast sensor noise has a small lag-1 but a large lag-16 autocorrelation.
-_ACF_LAGS = (1, 4, 16, 64)
-_PHI_MAX = 0.999  # persistence is capped: beyond it a window holds no evidence at all
+#: A long lag counts only when its autocorrelation is above 4x its noise under the lag-1 AR(1).
+#: Longer lags (x4 up to an eighth of the reference) catch slower components, such as a motor
+#: temperature's lag of tens of minutes behind its current.
+_ACF_LAGS = (1, 4, 16, 64, 256, 1024, 4096)
+_MIN_ROWS = 4 * 64 + 1  # the shortest reference: lags up to 64
+_PHI_MAX = 0.9999  # persistence is capped: beyond it a window holds no evidence at all
 
 
 def _ar1_factor(phi: float, n: int) -> float:
@@ -129,8 +133,8 @@ class ShiftTest:
         self.sensors = tuple(sensors)
         if ref.ndim != 2 or ref.shape[1] != len(self.sensors):
             raise InputError(f"the reference needs shape (rows, {len(self.sensors)}), got {ref.shape}")
-        if ref.shape[0] < 4 * _ACF_LAGS[-1] + 1:
-            raise InputError(f"the reference needs at least {4 * _ACF_LAGS[-1] + 1} rows, got {ref.shape[0]}")
+        if ref.shape[0] < _MIN_ROWS:
+            raise InputError(f"the reference needs at least {_MIN_ROWS} rows, got {ref.shape[0]}")
         if window_rows < 10 or not 0.0 < alpha < 0.5:
             raise ConfigError(
                 f"ShiftTest needs window_rows >= 10 and 0 < alpha < 0.5, got {window_rows}, {alpha}"
@@ -149,17 +153,22 @@ class ShiftTest:
     def _fit(x: NDArray[np.float64], name: str) -> tuple[float, float, float, int]:
         x = x[np.isfinite(x)]
         n = x.size
-        if n < 4 * _ACF_LAGS[-1] + 1:
+        if n < _MIN_ROWS:
             raise InputError(f"sensor {name!r} has only {n} finite reference values")
         mean = float(x.mean())
         d = x - mean
         var = float(d @ d) / n
         phi = 0.0
         if var > 0:
-            for k in _ACF_LAGS:
+            noise = 0.0
+            for k in (k for k in _ACF_LAGS if k == 1 or 8 * k <= n):
                 acf = float(d[:-k] @ d[k:]) / (n * var)
-                # A long lag counts only above its noise (4/sqrt(n)): its root would amplify noise.
-                if acf > (0.0 if k == 1 else 4.0 / math.sqrt(n)):
+                if k == 1:
+                    # Bartlett: an AR(1)'s sample autocorrelations wander by about this much (x 4).
+                    p1 = min(max(acf, 0.0), _PHI_MAX)
+                    noise = 4.0 * math.sqrt((1 + p1 * p1) / ((1 - p1 * p1) * n))
+                # A long lag counts only above its noise: its k-th root would amplify noise.
+                if acf > (0.0 if k == 1 else noise):
                     phi = max(phi, acf ** (1.0 / k))
             phi = min(phi + (1 + 3 * phi) / n, _PHI_MAX)  # the estimate's downward bias, undone
         # The reference's variance is about the process mean; correct its sample bias for slow signals.
