@@ -28,7 +28,12 @@ exported as a folder (no hub process). Then:
    VmHWM comes back on ``state``). Steady VmRSS is sampled 10 s before the end,
    when even the 120-row model has scored for a minute; VmHWM is the peak;
    CPU is ``utime + stime`` in ``/proc/<pid>/stat`` from 130 s to the end, as
-   a share of one core. The baseline in the same run: the 120-row model's
+   a share of one core. Each agent loads onnxruntime from its own copy of the
+   package, as on a device where it is the only process mapping it (the kernel
+   does not page out library pages another process maps: see
+   ``edge._usage.release_library_pages``); the same lean agent on the venv's
+   onnxruntime, which dozens of processes on this machine map, is run beside
+   them for comparison. The baseline in the same run: the 120-row model's
    agent started with the libraries the agent used to load imported first
    (pydantic, pydantic-settings, typer, rich, pint, python-tuf, cryptography,
    ``pumpops.cli``): the ratio is what leaving them out saves.
@@ -137,6 +142,8 @@ class Device:
     device_id: str = field(default_factory=lambda: f"bench-agent-{uuid.uuid4().hex[:8]}")
     prefix: str = field(default_factory=lambda: f"bench-agent-{uuid.uuid4().hex[:10]}/v1")
     folder: str = "device"
+    #: A folder put first on ``PYTHONPATH`` holding this agent's own copy of onnxruntime (None: the venv's).
+    ort_copy: Path | None = None
 
     @property
     def config(self) -> Path:
@@ -356,11 +363,29 @@ def nearest(samples: list[Any], t: float) -> Any:
     return min(samples, key=lambda s: abs(s[0] - t))
 
 
+def private_onnxruntime(folder: Path) -> Path:
+    """A copy of the installed onnxruntime package under ``folder`` (for ``PYTHONPATH``).
+
+    On a device the agent is the only process that maps onnxruntime's libraries; here dozens
+    of processes (other agents, tests) map the venv's, and the kernel does not page out pages
+    another process maps (``edge._usage.release_library_pages``). A copy is a file of its own.
+    """
+    shutil.copytree(Path(ort.__file__).parent, folder / "onnxruntime")
+    return folder
+
+
+def agent_env(device: Device) -> dict[str, str]:
+    if device.ort_copy is None:
+        return dict(os.environ)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(device.ort_copy), str(REPO / "src")]))
+
+
 def measure(
-    devices: list[Device], baseline: Device, data: Path, url: str, seconds: float
+    devices: list[Device], shared: Device, baseline: Device, data: Path, url: str, seconds: float
 ) -> list[dict[str, Any]]:
     """Run every device's agent at real time, at once (plus the baseline); sample /proc twice a second."""
     runs: list[tuple[Device, str, list[str]]] = [(d, "lean", d.command(seconds)) for d in devices]
+    runs.append((shared, "lean, the venv's onnxruntime", shared.command(seconds)))
     runs.append((baseline, "baseline", baseline.heavy_command(seconds)))
     procs, samples = [], []
     for d, _, _ in runs:
@@ -368,7 +393,7 @@ def measure(
     t0 = time.monotonic()
     for d, _, argv in runs:
         with d.log.open("ab") as out:
-            procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT))
+            procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=agent_env(d)))
         samples.append([])
     while any(p.poll() is None for p in procs):
         for proc, got in zip(procs, samples, strict=True):
@@ -424,7 +449,11 @@ def memory_steps(device: Device, data: Path) -> subprocess.Popen[str]:
         lines += [statement, f"print({i}, rss(), flush=True)"]
     lines += ["import sys", f"print('loaded', *[m for m in {NOT_LOADED!r} if m in sys.modules])"]
     return subprocess.Popen(
-        [sys.executable, "-c", "\n".join(lines)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", "\n".join(lines)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=agent_env(device),
     )
 
 
@@ -447,6 +476,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--windows", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=180.0)
     args, _ = parser.parse_known_args(argv)
+    args.data = args.data.resolve()  # written into each agent.toml, read relative to its folder
     if not (args.data / "anomaly-free" / "anomaly-free.csv").is_file():
         print(f"SKAB data not found under {args.data} (set PUMPOPS_SKAB_DIR); skipped")
         return 0
@@ -470,12 +500,17 @@ def main(argv: list[str]) -> int:
         tmp = Path(name)
         t0 = time.monotonic()
         devices = [train(label, args.data, tmp / f"m{i}") for i, label in enumerate(MODELS)]
-        baseline = replace(
-            devices[0],
-            folder="baseline",
-            device_id=f"bench-agent-{uuid.uuid4().hex[:8]}",
-            prefix=f"bench-agent-{uuid.uuid4().hex[:10]}/v1",
+        baseline, shared = (
+            replace(
+                devices[0],
+                folder=folder,
+                device_id=f"bench-agent-{uuid.uuid4().hex[:8]}",
+                prefix=f"bench-agent-{uuid.uuid4().hex[:10]}/v1",
+            )
+            for folder in ("baseline", "shared")
         )
+        for i, d in enumerate([*devices, baseline]):  # as on a device: their own onnxruntime
+            d.ort_copy = private_onnxruntime(tmp / f"ort{i}")
         print(f"(trained, packaged, published and exported in {time.monotonic() - t0:.1f} s)\n")
         print(
             f"1. Scoring one window (batch 1; {args.windows} windows of anomaly-free.csv, the three calls "
@@ -489,8 +524,8 @@ def main(argv: list[str]) -> int:
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for d in devices:
             print(scoring(d, args.data, args.windows), flush=True)
-        commission([*devices, baseline], args.data, url)
-        runs = measure(devices, baseline, args.data, url, args.seconds)
+        commission([*devices, shared, baseline], args.data, url)
+        runs = measure(devices, shared, baseline, args.data, url, args.seconds)
         costs = [memory_result(memory_steps(d, args.data)) for d in devices]
 
     cmd = "python -m pumpops agent run --config agent.toml --max-seconds " + f"{args.seconds:g}"

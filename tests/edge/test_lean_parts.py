@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_slots import onnx_model
 
 from pumpops.edge._device import read_profile, read_target
 from pumpops.edge._envelope import RAW_SCHEMA_ID, TOPIC_OF_KIND, encode_envelope, with_msg_id
 from pumpops.edge._resample import RowMapper
+from pumpops.edge._usage import release_library_pages
 from pumpops.errors import IncompatibleBundleError, MessageRejected, NotFoundError
 from pumpops.fleet import load_profiles, load_targets
 from pumpops.release._package import unit_pairs
@@ -169,3 +174,77 @@ def test_a_manifest_with_a_bad_pair_is_refused() -> None:
         BundleSensor.model_validate(doc)
     with pytest.raises(Exception, match="not valid"):
         parse_manifest(b'{"format": "pumpops.bundle/1"}')
+
+
+# ------------------------------------------------------------------ onnxruntime's start-up pages
+
+_PAGED_OUT_SCRIPT = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+from pumpops.edge._health import session_options
+from pumpops.edge._usage import release_library_pages
+
+def rss_file_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+
+options = session_options()
+session = ort.InferenceSession(sys.argv[1], sess_options=options, providers=["CPUExecutionProvider"])
+windows = np.random.default_rng(7).normal(size=(64, 4, 2))
+feeds = {"window": windows, "center": np.zeros(2), "scale": np.ones(2)}
+before = session.run(None, feeds)[0].tolist()
+file_before = rss_file_kib()
+advised, refused = release_library_pages()
+after = session.run(None, feeds)[0].tolist()
+print(json.dumps({"advised": advised, "refused": refused, "equal": before == after,
+                  "file_before": file_before, "file_after": rss_file_kib()}))
+"""
+
+
+def test_onnxruntime_pages_released_after_opening_leave_the_scores_unchanged(tmp_path: Path) -> None:
+    """A real session scores the same windows bit for bit after its library pages were paged out."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(onnx_model())
+    out = subprocess.run(
+        [sys.executable, "-c", _PAGED_OUT_SCRIPT, str(model)], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["equal"] is True
+    assert got["advised"] >= 2  # at least the pybind module's code and read-only data
+    assert got["refused"] == 0
+    assert got["file_after"] <= got["file_before"]  # never more (shared pages stay where they are)
+
+
+def _maps_line(start: int, end: int, perms: str, path: str) -> str:
+    return f"{start:x}-{end:x} {perms} 00000000 fe:00 1234 {path}"
+
+
+def test_release_library_pages_touches_only_the_libraries_read_only_file_mappings(tmp_path: Path) -> None:
+    """Writable mappings, other libraries and anonymous memory are never advised; bad lines are skipped."""
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "\n".join(
+            [
+                _maps_line(0x1000, 0x2000, "rw-p", "/x/onnxruntime/capi/onnxruntime_pybind11_state.so"),
+                _maps_line(0x3000, 0x4000, "rw-s", "/root/.cache/onnxruntime.db-shm"),
+                _maps_line(0x5000, 0x6000, "r-xp", "/x/numpy/_core/_multiarray_umath.so"),
+                "7f0000000000-7f0000001000 rw-p 00000000 00:00 0",
+                "not a maps line",
+                "",
+            ]
+        )
+    )
+    assert release_library_pages(maps=maps) == (0, 0)
+
+
+def test_release_library_pages_counts_a_refusal_and_carries_on(tmp_path: Path) -> None:
+    """An address range that is not mapped (madvise refuses: ENOMEM) is counted, not raised."""
+    maps = tmp_path / "maps"
+    maps.write_text(_maps_line(0x10000, 0x11000, "r-xp", "/x/onnxruntime/capi/libonnxruntime.so") + "\n")
+    assert release_library_pages(maps=maps) == (0, 1)
+
+
+def test_release_library_pages_without_proc_does_nothing(tmp_path: Path) -> None:
+    assert release_library_pages(maps=tmp_path / "absent") == (0, 0)

@@ -23,7 +23,7 @@ from pumpops.edge._model import LoadedModel, open_model
 from pumpops.edge._resample import Resampler
 from pumpops.edge._resume import Resume, load_resume, resume_refusal, save_resume
 from pumpops.edge._state import RECENT_ROWS, AgentBase
-from pumpops.edge._usage import trim_heap
+from pumpops.edge._usage import release_library_pages, trim_heap
 from pumpops.errors import IncompatibleBundleError, PumpopsError
 from pumpops.sources import Frame
 
@@ -68,6 +68,7 @@ class ScoringRoom(AgentBase):
             self.health = "ok"
         self._calibrate_from_what_is_known()
         trim_heap()  # the calibration's batches are freed: give their pages back
+        release_library_pages()  # onnxruntime's code for opening the session ran once: let it go
         self._pending_resume = None
         if not fresh:  # a start (or a rollback): the window saved before it may still be good
             self._pending_resume, why = load_resume(self.state_dir)
