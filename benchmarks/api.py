@@ -109,6 +109,48 @@ def fill(store: TelemetryStore, n_devices: int, n_alarms: int) -> float:
     return time.perf_counter() - started
 
 
+def fill_fast(store: TelemetryStore, url: str, n_devices: int, n_alarms: int) -> float:
+    """``fill``'s fleet with the alarms written by one ``INSERT ... SELECT generate_series`` (PostgreSQL).
+
+    The same rows as ``fill`` (ids ``<device>:<seq>``, raised alarms over 30 days,
+    then one ``state`` message per device through ``put_agent_messages``), in
+    seconds instead of minutes at 1,000,000 alarms. Returns the seconds it took.
+    """
+    started = time.perf_counter()
+    devices = [Device(f"p-{i:05d}", f"site-{i % 2}", "acme-ansi", f"g-{i % 10}") for i in range(n_devices)]
+    store.register_devices(devices)
+    now_us = time.time_ns() // 1000
+    span = 30 * DAY_US
+    sql = """
+        INSERT INTO agent_messages (msg_id, device_id, seq, site, kind, ts_us, received_at_us,
+                                    agent_version, body, payload_sha256)
+        SELECT d || ':' || s, d, s, 'site-' || (g % :n % 2), 'alarm', t, t + 1000, '0.1.0',
+               format('{"alarm_id": "%s:%s", "ended_ms": null, "event": "raised", "model_name": "m", '
+                      '"model_version": 1, "peak_score": 5.0, "started_ms": %s, "threshold": 3.0}',
+                      d, t / 1000, t / 1000),
+               md5(d || s) || md5(s || d)
+        FROM (SELECT g, 'p-' || lpad((g % :n)::text, 5, '0') AS d, g / :n + 1 AS s,
+                     :start + (g * :span) / greatest(:alarms, 1) AS t
+              FROM generate_series(CAST(0 AS bigint), :alarms - 1) AS g) AS x
+    """
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), {"n": n_devices, "alarms": n_alarms, "start": now_us - span, "span": span})
+    records = []
+    for i, device in enumerate(devices):
+        seq = n_alarms // n_devices + (1 if i < n_alarms % n_devices else 0) + 1
+        body = {"status": "detecting", "model_name": "m", "model_version": 1, "slot": "a", "health": "ok",
+                "health_reasons": [], "last_update_error": None, "desired_version": None, "stale": False,
+                "counts": {}, "outbox_depth": 0}  # fmt: skip
+        records.append(_record(device, seq, "state", now_us - 60_000_000, body))
+    for start in range(0, len(records), 5000):
+        store.put_agent_messages(records[start : start + 5000])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE agent_messages")
+    engine.dispose()
+    return time.perf_counter() - started
+
+
 def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
     """p50 and p95 of ``runs`` calls, in milliseconds."""
     times = []
