@@ -16,14 +16,16 @@ Both tests see the same reports: every ``--report-every`` rows, the last
 
 - **PSI** (the old device verdict): a pump drifts when a sensor's PSI against the
   reference deciles is above 0.25 (``pumpops.edge.psi``, ``reference_bins``);
-- **shift** (``ShiftTest``, alpha ``--alpha`` per report, Holm across sensors).
+- **shift** (``ShiftTest``, alpha ``--alpha`` per report, Holm across sensors);
+- **shift + score**: the same, but a window whose median model score is over
+  the threshold is ``fault_like`` (the device's hint), not drift. The model is
+  a stand-in fitted on the reference (:class:`PcaScore`: PCA residual of
+  standardised rows, threshold its 99.5th percentile), not a pumpops bundle.
 
 Per pump, the verdict is "drift" when any report after the onset (any report of
 the live period for pumps without an event) alerts. Truth: pumps with a benign
 drift event are positives; normal pumps and faulty pumps are negatives (a fault
-is an alarm, not drift; the device tells them apart with the model's score,
-which this benchmark does not run — the fault row shows what the sensors alone
-say). Printed per method: precision, recall, false-alarm rate per report on
+is an alarm, not drift). Printed per method: precision, recall, false-alarm rate per report on
 normal pumps (and its ratio to alpha), detection delay after onset, whether the
 recalibrated sensor was named, and the PSI/shift ratio of false alarms.
 """
@@ -89,6 +91,31 @@ def psi_alerts(reference: np.ndarray, window: np.ndarray) -> list[int]:
     return out
 
 
+class PcaScore:
+    """A stand-in for the device's model: PCA residual (Q statistic) of standardised rows.
+
+    Fitted on the reference; ``ratio(window)`` is the window's median score over the
+    reference's 99.5th percentile (the "alarm threshold"), the device's ``score_ratio``.
+    """
+
+    def __init__(self, reference: np.ndarray, keep: float = 0.95) -> None:
+        self.center = reference.mean(axis=0)
+        self.scale = reference.std(axis=0) + 1e-12
+        z = (reference - self.center) / self.scale
+        _, sv, vt = np.linalg.svd(z, full_matrices=False)
+        k = int(np.searchsorted(np.cumsum(sv**2) / np.sum(sv**2), keep)) + 1
+        self.basis = vt[:k].T
+        self.threshold = float(np.quantile(self._score(reference), 0.995))
+
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        z = (rows - self.center) / self.scale
+        residual = z - (z @ self.basis) @ self.basis.T
+        return np.asarray(np.sum(residual**2, axis=1))
+
+    def ratio(self, window: np.ndarray) -> float:
+        return float(np.median(self._score(window))) / self.threshold
+
+
 def events_for(devices: Sequence[object], args: argparse.Namespace, means: dict[str, float]) -> list[Event]:
     onset = START_MS + int((args.reference_h + args.onset_h) * 3_600_000)
     end = START_MS + int((args.reference_h + args.live_h) * 3_600_000) + 60_000
@@ -130,12 +157,16 @@ def run_seed(seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome]) 
         x = grid(trace.ts_ms, np.column_stack([trace.si(s) for s in sensors]), START_MS, total_rows)
         reference, event = x[:ref_rows], kinds.get(device.device_id)
         test = ShiftTest(sensors, reference, window_rows=args.window, alpha=args.alpha)
+        model = PcaScore(reference)
         ends = range(ref_rows + args.report_every, total_rows + 1, args.report_every)
-        verdicts: dict[str, list[tuple[int, list[int]]]] = {"PSI": [], "shift": []}
+        verdicts: dict[str, list[tuple[int, list[int]]]] = {"PSI": [], "shift": [], "shift + score": []}
         for end in ends:
             window = x[end - args.window : end]
             verdicts["PSI"].append((end, psi_alerts(reference, window)))
-            verdicts["shift"].append((end, [j for j, s in enumerate(test.test(window)) if s.fired]))
+            shifted = [j for j, s in enumerate(test.test(window)) if s.fired]
+            verdicts["shift"].append((end, shifted))
+            # The hint: a window whose median model score is over the threshold is fault-like, not drift.
+            verdicts["shift + score"].append((end, shifted if model.ratio(window) <= 1.0 else []))
         for method, reports in verdicts.items():
             out = outcomes[method]
             if event is None:
@@ -171,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--offset", type=float, default=0.02, help="recalibration offset / sensor mean")
     parser.add_argument("--fault", default="bearing_wear", choices=[k.value for k in FaultKind])
     args = parser.parse_args(argv)
-    outcomes = {"PSI": Outcome(), "shift": Outcome()}
+    outcomes = {"PSI": Outcome(), "shift": Outcome(), "shift + score": Outcome()}
     t0 = time.perf_counter()
     for seed in range(args.seeds):
         run_seed(seed, args, outcomes)
