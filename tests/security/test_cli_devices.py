@@ -138,7 +138,7 @@ def test_revoke_removes_the_device_and_rewrites_the_broker_passwords(workspace: 
     assert "kill -HUP" in result.output  # type: ignore[attr-defined]
     assert "p-4:" not in passwords.read_text()
     assert "hub-ingest:$7$" in passwords.read_text()
-    listed = json.loads(_run(workspace, "devices", "list", "--json").output)  # type: ignore[attr-defined]
+    listed = json.loads(_run(workspace, "devices", "identities", "--json").output)  # type: ignore[attr-defined]
     assert [row["name"] for row in listed] == ["hub-events", "hub-ingest", "hub-rollout"]
     assert all(set(row) == {"name", "role", "site", "group", "created"} for row in listed)
 
@@ -231,6 +231,37 @@ def test_broker_config_needs_a_host_name(workspace: Path, tmp_path: Path) -> Non
 
 
 def test_devices_commands_need_a_workspace(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["-w", str(tmp_path), "devices", "list"])
+    result = CliRunner().invoke(app, ["-w", str(tmp_path), "devices", "identities"])
     assert isinstance(result.exception, ConfigError)
     assert os.fspath(tmp_path) in str(result.exception)
+
+
+def test_devices_group_holds_the_register_and_the_identities(tmp_path: Path) -> None:
+    """The broker's commands join the store's ``devices`` group: neither hides the other."""
+    result = CliRunner().invoke(app, ["devices", "--help"])
+    assert result.exit_code == 0, result.output
+    for command in ("list", "register", "provision", "revoke", "identities"):
+        assert f" {command} " in result.output, (command, result.output)
+    workspace = tmp_path / "ws"
+    assert CliRunner().invoke(app, ["init", str(workspace)]).exit_code == 0
+    registered = CliRunner().invoke(
+        app,
+        [
+            "-w",
+            str(workspace),
+            "devices",
+            "register",
+            "--device-id",
+            "p-9",
+            "--site",
+            "s-1",
+            "--profile",
+            "acme-ansi",
+            "--group",
+            "g-1",
+        ],
+    )
+    assert registered.exit_code == 0, registered.output
+    listed = CliRunner().invoke(app, ["-w", str(workspace), "devices", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [row["device"] for row in json.loads(listed.output)] == ["p-9"]

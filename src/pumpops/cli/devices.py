@@ -1,4 +1,7 @@
-"""Command-line commands of device identities on the broker: ``devices provision|revoke|list``.
+"""Command-line commands of device identities on the broker: ``devices provision|revoke|identities``.
+
+They join the ``devices`` group of :mod:`pumpops.cli.store` (``devices list|register``: the pumps
+the hub's database knows) rather than replacing it.
 
 ``provision`` issues a device its MQTT credentials (the hub keeps only their
 hashes, ``pumpops.security``) and writes what the pump needs into one folder:
@@ -41,8 +44,17 @@ PidFileOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to the root ``pumpops`` command."""
-    app.add_typer(devices_app, name="devices")
+    """Add this part's commands to the root ``pumpops`` command's ``devices`` group.
+
+    ``pumpops.cli.store`` registers ``devices list|register`` first; a second group of
+    the same name would hide those, so these commands join it (or make the group when
+    the store's commands are absent).
+    """
+    group = next((g for g in app.registered_groups if g.name == "devices"), None)
+    if group is None or group.typer_instance is None:
+        app.add_typer(devices_app, name="devices")
+        return
+    group.typer_instance.registered_commands.extend(devices_app.registered_commands)
 
 
 def _check_out(out: Path, *, force: bool) -> Path:
@@ -250,8 +262,8 @@ def revoke_cmd(
     emit_record(record, output=output_format(output, as_json), title=f"revoked {device_id}")
 
 
-@devices_app.command("list")
-def list_cmd(
+@devices_app.command("identities")
+def identities_cmd(
     ctx: typer.Context, output: OutputOption = OutputFormat.TABLE, as_json: JsonFlag = False
 ) -> None:
     """List the identities the broker admits (devices and the hub's services); never a password."""

@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from pumpops.store import SqlTelemetryStore
 
 db_app = typer.Typer(help="The hub database: schema migrations and status.", no_args_is_help=True)
-devices_app = typer.Typer(help="Registered pumps: list and register.", no_args_is_help=True)
+devices_app = typer.Typer(
+    help="Pumps: the hub's register (list, register) and broker identities (provision, revoke, identities).",
+    no_args_is_help=True,
+)
 telemetry_app = typer.Typer(
     help="Telemetry: query stored readings, inspect dead letters.", no_args_is_help=True
 )
