@@ -16,6 +16,7 @@ _PUBLIC = {
     "event_sink",
     "ingest_client_id",
     "ingest_service",
+    "intent_signer",
     "monitoring_service",
     "open_registry",
     "open_workspace_store",

@@ -63,6 +63,7 @@ from pumpops.hub import (
     Supervisor,
     event_sink,
     ingest_service,
+    intent_signer,
     open_workspace_store,
     registry_for,
     service_address,
@@ -274,6 +275,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
         actor=actor,
         topic_prefix=settings.topic_prefix,
         clock=lambda: sim_ms() / 1000,
+        intent=intent_signer(settings, store),
     )
     monitoring = MonitoringService(store, sink, settings.monitoring)
     for group in sorted({d.group for d in world.fleet}):

@@ -31,6 +31,7 @@ from pumpops.hub._wiring import (
     event_publisher,
     event_sink,
     ingest_service,
+    intent_signer,
     registry_for,
     rollout_publishers,
     rollout_service,
@@ -39,7 +40,7 @@ from pumpops.hub._wiring import (
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
 from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
-from pumpops.rollout import IntentSigner, MqttDesiredPublisher, RolloutService
+from pumpops.rollout import MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import RetentionPolicy, TelemetryStore, open_store
 from pumpops.telemetry import BrokerAddress, IngestService, parse_broker_url
@@ -326,7 +327,7 @@ class HubServices:
             events=self._sink(store),
             actor=self.settings.actor,
             topic_prefix=self.settings.topic_prefix,
-            intent=_intent_signer(self.settings, store),
+            intent=intent_signer(self.settings, store),
         )
 
     def _rollout_step(self, store: TelemetryStore) -> None:
@@ -416,9 +417,3 @@ def api_context(settings: Settings, store: TelemetryStore) -> Iterator[ApiContex
         desired.close()
 
 
-def _intent_signer(settings: Settings, store: TelemetryStore) -> IntentSigner | None:
-    """Signs a rollback's pin into the workspace's TUF repository (None: the workspace has none)."""
-    from pumpops.release import SignedIntentWriter, TufRepository, repository_folder  # noqa: PLC0415
-
-    signed = TufRepository(repository_folder(settings)).exists()
-    return SignedIntentWriter(settings, store) if signed else None

@@ -23,7 +23,7 @@ from pumpops.errors import ConfigError
 if TYPE_CHECKING:
     from pumpops.monitoring import MonitoringService
     from pumpops.registry import EventPublisher, EventSink, Registry
-    from pumpops.rollout import MqttDesiredPublisher, RolloutService
+    from pumpops.rollout import IntentSigner, MqttDesiredPublisher, RolloutService
     from pumpops.settings import IngestSettings, MonitoringSettings, Settings
     from pumpops.store import TelemetryStore
     from pumpops.telemetry import BrokerAddress, IngestService
@@ -191,18 +191,28 @@ def rollout_service(
 
     With the workspace's TUF repository, a rollback also signs the group's pinned version into it.
     """
-    from pumpops.release import SignedIntentWriter, TufRepository, repository_folder
     from pumpops.rollout import RolloutService
 
-    signed = TufRepository(repository_folder(settings)).exists()
     return RolloutService(
         store,
         desired,
         events=event_sink(settings, store, events),
         actor=actor,
         topic_prefix=settings.topic_prefix,
-        intent=SignedIntentWriter(settings, store) if signed else None,
+        intent=intent_signer(settings, store),
     )
+
+
+def intent_signer(settings: Settings, store: TelemetryStore) -> IntentSigner | None:
+    """Signs a rollback's pin into the workspace's TUF repository (None: the workspace has none).
+
+    Every rollout controller (commands, ``hub serve --services``, the HTTP API, the demo) takes
+    its signer from here: without one, agents refuse the rollback's older version as unsigned.
+    """
+    from pumpops.release import SignedIntentWriter, TufRepository, repository_folder
+
+    signed = TufRepository(repository_folder(settings)).exists()
+    return SignedIntentWriter(settings, store) if signed else None
 
 
 def ingest_service(
