@@ -17,9 +17,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from pumpops.errors import StoreError
 from pumpops.fleet import Device
 from pumpops.schema import ReadingBatch
 from pumpops.store import AgentRecord, RetentionPolicy, TelemetryStore, open_store
+from pumpops.store import _partitions as partitions_module
 from pumpops.store._partitions import PostgresPartitions, day_start, parse_partition, partition_name
 from pumpops.store._sql import SqlTelemetryStore, alembic_config
 
@@ -217,3 +219,26 @@ def test_migration_converts_tables_with_rows_and_keeps_replays_idempotent(
         assert scalar(store, "SELECT count(*) FROM agent_messages") == 1
         store.upgrade()
         assert scalar(store, "SELECT count(*) FROM readings") == 8
+
+
+@pytest.mark.parametrize("store_url", POSTGRES, indirect=True)
+def test_prune_gives_up_behind_a_long_reader_instead_of_stalling_ingest(
+    fleet_store: TelemetryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = fleet_store
+    store.write_batches([batch("old", [NOW - 40 * DAY])])
+    monkeypatch.setattr(partitions_module, "LOCK_TIMEOUT", "200ms")
+    reader = cast(SqlTelemetryStore, store)._engine.connect()
+    transaction = reader.begin()
+    reader.exec_driver_sql("SELECT count(*) FROM readings")  # holds ACCESS SHARE on every partition
+    try:
+        with pytest.raises(StoreError, match="lock timeout"):
+            store.prune(RetentionPolicy(), actor="ops", now=NOW)
+    finally:
+        transaction.rollback()
+        reader.close()
+    assert store.query("p-1").ts_us.tolist() == [NOW - 40 * DAY]  # nothing dropped
+    assert store.audit_entries() == []
+    # the next step, with the reader gone, does it
+    report = store.prune(RetentionPolicy(), actor="ops", now=NOW)
+    assert next(k.rows for k in report.kinds if k.kind == "readings") == 2

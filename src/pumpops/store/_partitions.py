@@ -108,6 +108,7 @@ class PostgresPartitions(SqlRetention):
     def _ensure_partitions(self, now: int, ahead_days: int, dry_run: bool) -> list[str]:
         created: list[str] = []
         with self._guard("create partitions ahead in"), self._writer.begin() as conn:
+            _limit_lock_wait(conn)
             for table in PARTITIONED:
                 have = {p.start_us for p in _attached(conn, table)}
                 for day in range(ahead_days + 1):
@@ -124,6 +125,7 @@ class PostgresPartitions(SqlRetention):
         """Drop ``table``'s partitions that end at or before ``horizon``; their rows and names."""
         rows, names = 0, []
         with self._guard(f"drop old partitions of {table} in"), self._writer.begin() as conn:
+            _limit_lock_wait(conn)
             for part in _attached(conn, table):
                 if part.end_us > horizon:
                     continue
@@ -197,6 +199,20 @@ class PostgresPartitions(SqlRetention):
             # Dry, nothing was dropped: the count before the cut already holds the partitions' rows.
             found.append(PrunedKind(kind, h, rows if dry_run else dropped[kind] + rows, tuple(names)))
         return found
+
+
+#: How long creating or dropping a partition waits for the parent table's lock.
+LOCK_TIMEOUT = "10s"
+
+
+def _limit_lock_wait(conn: Connection) -> None:
+    """Give up (StoreError; the hub retries at its next step) rather than wait behind a long reader.
+
+    ``DROP TABLE`` of a partition and ``CREATE TABLE ... PARTITION OF`` lock the
+    parent exclusively; while one waits for a long query, every insert queues
+    behind it. Ten seconds bounds that stall for ingest.
+    """
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
 
 
 def _attached(conn: Connection, table: str) -> list[Partition]:
