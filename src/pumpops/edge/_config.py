@@ -92,6 +92,9 @@ class AgentSection(_Strict, frozen=True, kw_only=True):
         resume_max_age_s: a saved window older than this (in the readings' time) is not
             restored: the agent reports ``warming_up`` until its window has refilled.
             0: never restore.
+        metrics_textfile: where the agent writes its counters at each state report, in
+            node_exporter's textfile format (a ``*.prom`` file, replaced atomically;
+            relative: under ``state_dir``). ``""``: not written.
     """
 
     device_id: _Ident
@@ -114,6 +117,7 @@ class AgentSection(_Strict, frozen=True, kw_only=True):
     health_windows: Annotated[int, Meta(ge=1, le=4096)] = 32
     resume_save_interval_s: _Positive = 10.0
     resume_max_age_s: _NonNegative = 300.0
+    metrics_textfile: Annotated[str, Meta(pattern=r"^$|\.prom$", max_length=4096)] = ""
 
 
 class BrokerSection(_Strict, frozen=True, kw_only=True):
@@ -386,6 +390,7 @@ state_interval_s = 60.0       # at most this often an unchanged state is re-sent
 health_windows = 32           # recent windows the install health check scores
 resume_save_interval_s = 10.0 # save the last window and alarm state this often (a restart resumes at once)
 resume_max_age_s = 300.0      # restore a saved window at most this old; else "warming_up" (0: never)
+metrics_textfile = ""         # e.g. "/var/lib/node_exporter/textfile/pumpops.prom" ("": none)
 
 [broker]
 url = "none"                  # mqtt(s)://host:port of the hub's broker; "none": no uplink (alarm log only)

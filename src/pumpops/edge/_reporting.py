@@ -25,6 +25,7 @@ import numpy as np
 from pumpops._atomic import write_atomic
 from pumpops.edge._alarms import AlarmStep
 from pumpops.edge._envelope import RAW_SCHEMA_ID, TOPIC_OF_KIND, encode_envelope, with_msg_id
+from pumpops.edge._metrics import render_textfile, write_textfile
 from pumpops.edge._state import AGENT_VERSION, AgentBase
 from pumpops.sources import Frame
 
@@ -227,6 +228,8 @@ class ReportingRoom(AgentBase):
         if model is not None and model.threshold and scores.size >= 10:
             ratio = float(np.median(scores) / model.threshold)
         drifting = ratio is not None and ratio > 1.0
+        key = "drift_verdicts_drift" if drifting else "drift_verdicts_ok"
+        self.counts[key] = self.counts.get(key, 0) + 1
         report = {**report, "alert": drifting, "psi_alert_sensors": report["drifted"],
                   "median_score_over_threshold": None if ratio is None else round(ratio, 4)}  # fmt: skip
         self.drift_status = {
@@ -316,6 +319,9 @@ class ReportingRoom(AgentBase):
         body["process"] = self.process_usage()  # resident memory, CPU share since the last report
         self._message("state", body)
         write_atomic(self.state_dir / "state.json", json.dumps(body, sort_keys=True, indent=1).encode())
+        if self.config.agent.metrics_textfile:  # node_exporter's textfile collector reads it
+            text = render_textfile(body, device_id=self.config.agent.device_id, now_s=time.time())
+            write_textfile(self.state_dir / self.config.agent.metrics_textfile, text)
 
     # ------------------------------------------------------------------ the outbox feed
 

@@ -63,10 +63,12 @@ class UpdatingRoom(AgentBase):
         try:
             installed = self.updater.update(hint, running=running)
         except PumpopsError as exc:
+            self.counts["update_checks_failed"] = self.counts.get("update_checks_failed", 0) + 1
             self.last_update_error = f"{type(exc).__name__}: {exc}"
             log.warning("update check failed, keeping the installed model: %s", self.last_update_error)
         else:
             self._persist["last_update_ok_ms"] = now
+            self.counts["update_checks_ok"] = self.counts.get("update_checks_ok", 0) + 1
             self.last_update_error = installed.hint_refused
             if installed.hint_refused is not None:
                 log.warning("%s", installed.hint_refused)
