@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 from test_slots import onnx_model
 
@@ -204,17 +207,27 @@ print(json.dumps({"advised": advised, "refused": refused, "equal": before == aft
 
 
 def test_onnxruntime_pages_released_after_opening_leave_the_scores_unchanged(tmp_path: Path) -> None:
-    """A real session scores the same windows bit for bit after its library pages were paged out."""
+    """A real session on its own copy of onnxruntime (as on a device: no other process maps it).
+
+    After the release its resident file pages drop by megabytes, and it scores the same
+    windows bit for bit.
+    """
+    shutil.copytree(Path(onnxruntime.__file__).parent, tmp_path / "own" / "onnxruntime")
     model = tmp_path / "model.onnx"
     model.write_bytes(onnx_model())
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "own"))
     out = subprocess.run(
-        [sys.executable, "-c", _PAGED_OUT_SCRIPT, str(model)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PAGED_OUT_SCRIPT, str(model)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["equal"] is True
     assert got["advised"] >= 2  # at least the pybind module's code and read-only data
     assert got["refused"] == 0
-    assert got["file_after"] <= got["file_before"]  # never more (shared pages stay where they are)
+    assert got["file_after"] < got["file_before"] - 4 * 1024, got  # KiB: onnxruntime's start-up code
 
 
 def _maps_line(start: int, end: int, perms: str, path: str) -> str:
