@@ -414,3 +414,23 @@ def test_shift_test_refuses_a_window_of_the_wrong_shape_and_the_monitor_other_se
         test.test(np.zeros((50, 3)))
     with pytest.raises(InputError, match="sensors"):
         DriftMonitor(["a", "c"], np.zeros((2, 11)) + LEVELS, shift_test=test)
+    with pytest.raises(ConfigError, match="few_sensors"):
+        DriftMonitor(["a", "b"], np.zeros((2, 11)) + LEVELS, shift_test=test, few_sensors=0)
+
+
+def test_shift_monitor_report_with_a_dead_sensor_is_strict_json() -> None:
+    """A sensor that stops reporting (NaN rows) is left untested; the report stays valid JSON."""
+    rng = np.random.default_rng(12)
+    ref = rng.normal(0, 1, (1000, 8))
+    mon = DriftMonitor(EIGHT, np.quantile(ref, LEVELS, axis=0).T, window_rows=100, report_every_rows=100,
+                       shift_test=ShiftTest(EIGHT, ref, window_rows=100))  # fmt: skip
+    live = rng.normal(0, 1, (100, 8))
+    live[:, 4] = np.nan
+    live[10, 2] = np.inf  # one non-finite value among 100 of another sensor
+    report = [mon.update(row, 0.1, ts_ms=i) for i, row in enumerate(live)][-1]
+    assert report is not None
+    doc = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert doc["shift"]["power"]["p_mean"] is None
+    assert doc["shift"]["power"]["fired"] is False
+    assert doc["shift"]["flow_rate"]["p_mean"] is not None
+    assert doc["shifted"] == []

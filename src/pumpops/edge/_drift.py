@@ -450,6 +450,8 @@ class DriftMonitor:
             raise InputError(f"the shift test's sensors {shift_test.sensors} are not {self.sensors}")
         self.shift_test = shift_test
         self.few_sensors = few_sensors if few_sensors is not None else max(1, len(self.sensors) // 4)
+        if self.few_sensors < 1:
+            raise ConfigError(f"few_sensors must be >= 1, got {few_sensors}")
         n = shift_test.window_rows if shift_test is not None else 1
         self._raw = np.full((n, len(self.sensors)), np.nan)
         self._raw_scores = np.full(n, np.nan)
