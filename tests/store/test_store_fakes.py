@@ -28,6 +28,7 @@ from pumpops.store import (
     DeviceStore,
     ReadingStore,
     RegistryRecordStore,
+    RetentionStore,
     RolloutRecordStore,
     SqlTelemetryStore,
     TelemetryStore,
@@ -45,6 +46,7 @@ CONCERNS: tuple[type[Any], ...] = (
     AuditStore,
     RegistryRecordStore,
     ApiTokenStore,
+    RetentionStore,
 )
 
 
