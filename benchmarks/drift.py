@@ -36,6 +36,7 @@ import argparse
 import os
 import platform
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ import numpy as np
 
 from pumpops.edge import psi, reference_bins
 from pumpops.edge._shift import ShiftTest
+from pumpops.monitoring import DeviceShift, DriftPolicy, judge_shifts
 from pumpops.sim import DriftKind, Event, FaultKind, FleetSimulator, Onset, Scenario, build_fleet, to_epoch_ms
 
 START_MS = to_epoch_ms("2025-06-01T00:00:00Z")
@@ -134,7 +136,9 @@ def events_for(devices: Sequence[object], args: argparse.Namespace, means: dict[
     return events
 
 
-def run_seed(seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome]) -> None:
+def run_seed(
+    seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome], hub: dict[str, Counter[str]]
+) -> None:
     fleet = build_fleet(args.devices, seed=seed)
     ref_rows = int(args.reference_h * 3600)
     total_rows = int((args.reference_h + args.live_h) * 3600)
@@ -151,6 +155,7 @@ def run_seed(seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome]) 
                         events=tuple(events))  # fmt: skip
     sim = FleetSimulator(scenario)
     kinds = {e.device_id: e for e in events}
+    last: dict[str, list[DeviceShift]] = {}
     for device in fleet:
         trace = sim.device(device.device_id).trace()
         sensors = trace.sensors
@@ -167,6 +172,16 @@ def run_seed(seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome]) 
             verdicts["shift"].append((end, shifted))
             # The hint: a window whose median model score is over the threshold is fault-like, not drift.
             verdicts["shift + score"].append((end, shifted if model.ratio(window) <= 1.0 else []))
+        # The hub's view: each pump's last report (shift test, hint from the number of sensors).
+        names = tuple(sensors[j] for j in verdicts["shift"][-1][1])
+        hint = (
+            "none"
+            if not names
+            else "sensor_shift"
+            if len(names) <= max(1, len(sensors) // 4)
+            else "operating_shift"
+        )
+        last.setdefault(device.group, []).append(DeviceShift(device.device_id, 0, names, hint))
         for method, reports in verdicts.items():
             out = outcomes[method]
             if event is None:
@@ -187,6 +202,11 @@ def run_seed(seed: int, args: argparse.Namespace, outcomes: dict[str, Outcome]) 
             if event.kind is DriftKind.SENSOR_RECALIBRATION:
                 out.recalibrations += 1
                 out.named += bool(fired) and sensors.index("discharge_pressure") in fired[0][1]
+    for group, devices in last.items():
+        verdict = judge_shifts(group, devices, now_ms=0, policy=DriftPolicy())
+        for d in devices:
+            truth = kinds[d.device_id].kind.value if d.device_id in kinds else "normal"
+            hub.setdefault(truth, Counter())[verdict.devices[d.device_id]] += 1
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -203,9 +223,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fault", default="bearing_wear", choices=[k.value for k in FaultKind])
     args = parser.parse_args(argv)
     outcomes = {"PSI": Outcome(), "shift": Outcome(), "shift + score": Outcome()}
+    hub: dict[str, Counter[str]] = {}
     t0 = time.perf_counter()
     for seed in range(args.seeds):
-        run_seed(seed, args, outcomes)
+        run_seed(seed, args, outcomes, hub)
     wall = time.perf_counter() - t0
     print(f"# drift verdicts: {args.seeds} seed(s) x {args.devices} pumps, reference {args.reference_h:g} h, "
           f"live {args.live_h:g} h (events from +{args.onset_h:g} h), window {args.window} rows, "
@@ -233,6 +254,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     shift_rate = outcomes["shift"].alerts_normal / max(outcomes["shift"].reports_normal, 1)
     ratio = psi_rate / shift_rate if shift_rate else float("inf")
     print(f"\nfalse alarms per report on normal pumps, PSI / shift: {ratio:.1f}x")
+    verdict_names = ("group_drift", "device_local", "fault", "ok")
+    print(
+        "\nThe hub's verdict per pump at the end (judge_shifts, default DriftPolicy, hint without a score):\n"
+    )
+    print("| truth | " + " | ".join(verdict_names) + " |")
+    print("|---|" + "---|" * len(verdict_names))
+    for truth, counts in sorted(hub.items()):
+        print(f"| {truth} | " + " | ".join(str(counts[v]) for v in verdict_names) + " |")
 
 
 if __name__ == "__main__":
