@@ -334,7 +334,7 @@ class HubServices:
         self._rollout_service(store).tick()
 
     def _retention_step(self, store: TelemetryStore) -> None:
-        """``pumpops db prune`` as a loop step (``[retention]``; first run at start, creating partitions ahead)."""
+        """`pumpops db prune` as a loop step (`[retention]`): first at start, creating partitions ahead."""
         policy = RetentionPolicy(**self.settings.retention.model_dump(exclude={"interval_s"}))
         report = store.prune(policy, actor=self.settings.actor)
         if report.audit_seq is not None:
