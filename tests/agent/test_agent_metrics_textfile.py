@@ -64,19 +64,19 @@ def test_the_agent_writes_its_counters_where_node_exporter_reads_them(tmp_path: 
     text = (tmp_path / "state" / "textfile" / "pumpops.prom").read_text()
     got = _values(text)
     state = json.loads((tmp_path / "state" / "state.json").read_bytes())
+    # The textfile is written at every state report and also when an unchanged state is
+    # not re-sent, so it is at least as new as state.json and no newer than the agent.
     counts = state["counts"]
     assert counts["rows"] > 0  # the last report saw rows: the comparison below means something
     for key in ("rows", "windows_scored", "alarms_raised", "rows_out_of_order"):
-        assert got[f"pumpops_agent_{key}_total", ()] == counts[key], key
-    checks = {
-        result: got["pumpops_agent_update_checks_total", (("result", result),)] for result in ("ok", "failed")
-    }
+        assert counts[key] <= got[f"pumpops_agent_{key}_total", ()] <= agent.counts[key], key
+    checks = {r: got["pumpops_agent_update_checks_total", (("result", r),)] for r in ("ok", "failed")}
     assert checks == {
-        "ok": counts.get("update_checks_ok", 0),
-        "failed": counts.get("update_checks_failed", 0),
+        "ok": agent.counts.get("update_checks_ok", 0),
+        "failed": agent.counts.get("update_checks_failed", 0),
     }
     assert sum(checks.values()) >= 1  # the check at start-up is counted
-    assert got["pumpops_agent_outbox_messages", ()] == state["outbox_depth"]
+    assert got["pumpops_agent_outbox_messages", ()] > 0  # no broker: the reports wait in the outbox
     assert got["pumpops_agent_resident_memory_bytes", ()] > 10 * 1024 * 1024
     (info,) = [labels for name, labels in got if name == "pumpops_agent_info"]
     assert dict(info)["device_id"] == DEVICE

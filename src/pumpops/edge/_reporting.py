@@ -313,13 +313,18 @@ class ReportingRoom(AgentBase):
             return
         if not force and key == self._last_state_key and body["outbox_depth"] == 0:
             self._next_state_ms = now + round(self.config.agent.state_interval_s * 1000)
+            self._write_metrics(body)  # the counters move while the state stands still
             return
         self._last_state_key = key
         self._next_state_ms = now + round(self.config.agent.state_interval_s * 1000)
         body["process"] = self.process_usage()  # resident memory, CPU share since the last report
         self._message("state", body)
         write_atomic(self.state_dir / "state.json", json.dumps(body, sort_keys=True, indent=1).encode())
-        if self.config.agent.metrics_textfile:  # node_exporter's textfile collector reads it
+        self._write_metrics(body)
+
+    def _write_metrics(self, body: dict[str, Any]) -> None:
+        """The counters for node_exporter's textfile collector (``[agent] metrics_textfile``)."""
+        if self.config.agent.metrics_textfile:
             text = render_textfile(body, device_id=self.config.agent.device_id, now_s=time.time())
             write_textfile(self.state_dir / self.config.agent.metrics_textfile, text)
 
