@@ -9,6 +9,7 @@ without ``_total`` fails here rather than in node_exporter.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pumpops.edge._config import load_agent_config, write_starting_agent_toml
 from pumpops.edge._metrics import render_textfile, write_textfile
+from pumpops.edge._reporting import ReportingRoom
 from pumpops.errors import ConfigError
 
 STATE: dict[str, Any] = {
@@ -150,3 +152,48 @@ def test_the_setting_is_off_by_default_and_must_name_a_prom_file(tmp_path: Path)
     for bad in ('"pumpops.txt"', "3"):
         with pytest.raises(ConfigError, match=r"metrics_textfile"):
             load_agent_config(_config(tmp_path / bad.strip('"'), bad))
+
+
+class _Room(ReportingRoom):
+    """The reporting room's state report with everything around it fixed (pure logic)."""
+
+    def __init__(self, state_dir: Path, textfile: str) -> None:  # no AgentBase set-up: none is used
+        agent = SimpleNamespace(metrics_textfile=textfile, device_id="p-9", state_interval_s=60.0)
+        self.config = SimpleNamespace(agent=agent)  # type: ignore[assignment]
+        self.state_dir = state_dir
+        self.now_ms = 0
+        fields = ("slot", "calibration", "last_update_error", "execution_provider", "desired_version")
+        self.body: dict[str, Any] = {**STATE, **dict.fromkeys(fields), "outbox_depth": 0}
+        self.sent: list[str] = []
+        self._last_state_key = None
+        self._next_state_ms = 0
+
+    def state_body(self) -> dict[str, Any]:
+        return {**self.body, "counts": dict(self.body["counts"])}
+
+    def process_usage(self) -> dict[str, Any]:
+        return dict(STATE["process"])
+
+    def _clock_ms(self) -> int:
+        return self.now_ms
+
+    def _message(self, kind: str, body: dict[str, Any]) -> None:
+        self.sent.append(kind)
+
+
+def test_the_counters_are_written_while_an_unchanged_state_is_not_resent(tmp_path: Path) -> None:
+    room = _Room(tmp_path, "pumpops.prom")
+    room._report_state()
+    assert room.sent == ["state"]
+    room.body["counts"]["rows"] = 99_999  # rows go on; status, model, health stand still
+    room.now_ms = 61_000
+    room._report_state()
+    assert room.sent == ["state"]  # not re-sent: nothing the hub needs changed
+    assert _samples((tmp_path / "pumpops.prom").read_text())["pumpops_agent_rows_total", ()] == 99_999
+
+
+def test_no_file_when_the_setting_is_empty(tmp_path: Path) -> None:
+    room = _Room(tmp_path, "")
+    room._report_state()
+    assert room.sent == ["state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
