@@ -319,6 +319,10 @@ class ReportingRoom(AgentBase):
         self._next_state_ms = now + round(self.config.agent.state_interval_s * 1000)
         body["process"] = self.process_usage()  # resident memory, CPU share since the last report
         self._message("state", body)
+        # Queuing this report may itself have dropped older messages (a full outbox): the
+        # local status says what the outbox holds now, not just before.
+        depth, depth_bytes = self.outbox.depth()
+        body |= {"outbox_depth": depth, "outbox_bytes": depth_bytes, "outbox_dropped": self.outbox.dropped()}
         write_atomic(self.state_dir / "state.json", json.dumps(body, sort_keys=True, indent=1).encode())
         self._write_metrics(body)
 
