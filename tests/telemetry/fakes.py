@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from pumpops.errors import NotFoundError, StoreError
+from pumpops.errors import InputError, NotFoundError, StoreError
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
 from pumpops.store import (
@@ -30,6 +30,7 @@ from pumpops.store import (
 )
 from pumpops.store._agent_messages import seq_jumps
 from pumpops.store._plan import check_feedback, check_fleet_alert, check_rollout, check_time_us
+from pumpops.web import minmax
 
 
 class MemoryStore(
@@ -318,6 +319,25 @@ class MemoryStore(
         for ts, s, v in rows:
             values[ti[ts], si[s]] = v
         return ReadingsFrame(device_id, np.array(times, dtype=np.int64), names, values)
+
+    def query_minmax(
+        self,
+        device_id: str,
+        *,
+        sensors: Sequence[str] | None = None,
+        since_us: int,
+        until_us: int,
+        points: int,
+    ) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+        if points < 2 or until_us <= since_us:
+            raise InputError(f"points {points} below 2 or range [{since_us}, {until_us}) empty")
+        frame = self.query(device_id, sensors=sensors, since_us=since_us, until_us=until_us)
+        out = []
+        for index, sensor in enumerate(frame.sensors):
+            column = frame.values[:, index]
+            ts, kept = minmax(frame.ts_us, column, points)
+            out.append((sensor, ts, kept, int(np.count_nonzero(~np.isnan(column)))))
+        return out
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -20,6 +20,8 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from pumpops.audit import AuditEntry
 from pumpops.fleet import Device
 from pumpops.schema import DeadLetter, ReadingBatch
@@ -80,6 +82,26 @@ class ReadingStore(Protocol):
         """Return a device's readings in ``[since_us, until_us)`` as arrays.
 
         Raises:
+            NotFoundError: the device is not registered.
+        """
+
+    @abc.abstractmethod
+    def query_minmax(
+        self,
+        device_id: str,
+        *,
+        sensors: Sequence[str] | None = None,
+        since_us: int,
+        until_us: int,
+        points: int,
+    ) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+        """Each sensor's readings in ``[since_us, until_us)`` cut to ``points``: min and max per time bucket.
+
+        Returns ``(sensor, ts_us, values, readings in range)`` per sensor; the
+        points are those of :func:`pumpops.web.minmax` on :meth:`query`'s rows.
+
+        Raises:
+            InputError: ``points`` is below 2, or the range is empty or reversed.
             NotFoundError: the device is not registered.
         """
 

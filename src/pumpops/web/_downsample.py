@@ -43,8 +43,8 @@ def minmax(ts_us: np.ndarray, values: np.ndarray, budget: int) -> tuple[np.ndarr
         return ts_us, values
     buckets = budget // 2
     start, end = int(ts_us[0]), int(ts_us[-1]) + 1
-    edges = start + (np.arange(buckets + 1, dtype=np.float64) * ((end - start) / buckets))
-    bucket = np.clip(np.searchsorted(edges, ts_us, side="right") - 1, 0, buckets - 1)
+    # Integer arithmetic, the same formula as the store's SQL (``query_minmax``).
+    bucket = (ts_us.astype(np.int64) - start) * buckets // (end - start)
     bounds = np.flatnonzero(np.diff(bucket)) + 1
     starts = np.concatenate(([0], bounds))
     stops = np.concatenate((bounds, [len(ts_us)]))

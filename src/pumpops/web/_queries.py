@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from pumpops.errors import InputError, NotFoundError
-from pumpops.web._downsample import minmax
 
 if TYPE_CHECKING:
     from pumpops.monitoring import DeviceView, FleetView
@@ -197,13 +196,12 @@ def telemetry_series(
     if points < 2:
         raise InputError("points: at least 2")
     budget = min(points, MAX_POINTS)
-    frame = store.query(device_id, sensors=sensors, since_us=since_us, until_us=until_us)
+    # min/max per bucket computed by the database (same points as :func:`minmax` on every row).
+    cut = store.query_minmax(device_id, sensors=sensors, since_us=since_us, until_us=until_us, points=budget)
     series = []
     raw = 0
-    for index, sensor in enumerate(frame.sensors):
-        values = frame.values[:, index]
-        raw += int(np.count_nonzero(~np.isnan(values)))
-        ts, kept = minmax(frame.ts_us, values, budget)
+    for sensor, ts, kept, readings in cut:
+        raw += readings
         series.append(
             {"sensor": sensor, "ts_us": ts.astype(np.int64).tolist(), "values": kept.astype(float).tolist()}
         )
