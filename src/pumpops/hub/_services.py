@@ -415,5 +415,3 @@ def api_context(settings: Settings, store: TelemetryStore) -> Iterator[ApiContex
         yield ApiContext(settings=settings, store=store, sink=sink, rollouts=rollouts, registry=open_registry)
     finally:
         desired.close()
-
-
