@@ -9,6 +9,7 @@ with ``state.json``, which the same report wrote.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from _tiny import (  # type: ignore[import-not-found]
@@ -87,6 +88,9 @@ def test_no_textfile_unless_it_is_set(tmp_path: Path, skab_dir: Path) -> None:
     csv = write_rows(skab_dir, tmp_path / "rows.csv", range(30))
     make_repository(tmp_path)
     install_model(tmp_path, csv, window_rows=W)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert _agent(tmp_path, csv).run() == 0
+    # An agent run inside another program (a test, a notebook) leaves its Ctrl-C as it found it.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert (tmp_path / "state" / "state.json").exists()
     assert not list((tmp_path / "state").rglob("*.prom"))

@@ -165,6 +165,10 @@ class _Room(ReportingRoom):
         fields = ("slot", "calibration", "last_update_error", "execution_provider", "desired_version")
         self.body: dict[str, Any] = {**STATE, **dict.fromkeys(fields), "outbox_depth": 0}
         self.sent: list[str] = []
+        self.outbox = SimpleNamespace(  # type: ignore[assignment]  # what the report reads after queuing
+            depth=lambda: (self.body["outbox_depth"], self.body.get("outbox_bytes", 0)),
+            dropped=lambda: dict(self.body.get("outbox_dropped", {})),
+        )
         self._last_state_key = None
         self._next_state_ms = 0
 

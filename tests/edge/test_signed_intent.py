@@ -206,6 +206,7 @@ class Room(UpdatingRoom):
         self._persist = self._read_persist()
         self._desired = self._persist.get("desired_version")
         self._refused = {}
+        self.counts = {}  # the agent's counters (update checks ok/failed)
         self.last_update_error = None
         self.uplink = SimpleNamespace(desired=self.inbox)  # type: ignore[assignment]
         installed = self.updater.installed()

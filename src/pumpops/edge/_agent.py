@@ -302,17 +302,22 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
         def stop(_sig: int, _frame: object) -> None:
             self._stop = True
 
+        previous: dict[int, Any] = {}
         with contextlib.suppress(ValueError):  # not the main thread (tests): no signal handlers
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-        if self.uplink is not None:
-            self.uplink.wait_desired(3.0)
-        self._report_state(force=True)
-        self.housekeeping()
-        for frame in self._paced(self.source.frames(), deadline):
-            self.feed(frame)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, stop)
+        try:
+            if self.uplink is not None:
+                self.uplink.wait_desired(3.0)
+            self._report_state(force=True)
             self.housekeeping()
-        self.shutdown()
+            for frame in self._paced(self.source.frames(), deadline):
+                self.feed(frame)
+                self.housekeeping()
+            self.shutdown()
+        finally:  # an agent run inside another program leaves its Ctrl-C as it found it
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return 0
 
     def shutdown(self) -> None:

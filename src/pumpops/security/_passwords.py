@@ -48,7 +48,7 @@ def mosquitto_hash(
 ) -> str:
     """The password's hash as a Mosquitto 2 password file holds it (``$7$``, PBKDF2-SHA512).
 
-    >>> mosquitto_hash("secret", iterations=101, salt=bytes(12))[:22]
+    >>> mosquitto_hash("secret", iterations=101, salt=bytes(12))[:24]
     '$7$101$AAAAAAAAAAAAAAAA$'
     """
     salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt

@@ -126,8 +126,9 @@ def parse_broker_url(url: str) -> BrokerAddress | None:
     Raises:
         ConfigError: anything else.
 
-    >>> parse_broker_url("mqtt://127.0.0.1:1883")
-    BrokerAddress(host='127.0.0.1', port=1883, tls=False)
+    >>> address = parse_broker_url("mqtts://hub.example")
+    >>> address.host, address.port, address.tls
+    ('hub.example', 8883, True)
     >>> parse_broker_url("embedded") is None
     True
     """
