@@ -307,8 +307,10 @@ def row11_forged_audit_entry(w: World) -> str:
     assert f"entry seq {e.seq}" in forged.stderr
     # a cut tail: a copy of the database without its last entry fails against the anchored head
     cut = w.tmp / "cut.db"
-    shutil.copy(w.ws / "pumpops.db", cut)
-    with sqlite3.connect(cut) as copy:
+    cut.unlink(missing_ok=True)
+    # SQLite's backup, not a file copy: the running hub's latest commits may still be in the WAL file
+    with sqlite3.connect(w.ws / "pumpops.db") as live, sqlite3.connect(cut) as copy:
+        live.backup(copy)
         copy.execute("DELETE FROM audit WHERE seq = ?", (seq,))
     truncated = pumpops("-w", str(w.ws), "audit", "verify", "--db", f"sqlite:///{cut}", check=False)
     assert truncated.returncode == 1
