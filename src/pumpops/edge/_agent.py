@@ -316,8 +316,8 @@ class Agent(ScoringRoom, CalibratingRoom, ReportingRoom, UpdatingRoom):
                 self.housekeeping()
             self.shutdown()
         finally:  # an agent run inside another program leaves its Ctrl-C as it found it
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         return 0
 
     def shutdown(self) -> None:
