@@ -27,6 +27,8 @@ HUB_LIBRARIES: Final = frozenset(
         "aiomqtt",
         "alembic",
         "amqtt",
+        "dask",  # per-group training as tasks on a Dask cluster (issue 18)
+        "distributed",  # dask's scheduler and workers
         "fastapi",
         "fastapi_offline",  # Swagger UI's files for /api/docs (issue 17)
         "httpx",
