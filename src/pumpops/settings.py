@@ -138,6 +138,17 @@ class RetrainSettings(BaseModel):
         smoothing_k: rows above threshold needed ...
         smoothing_n: ... out of this many to raise an alarm.
         alarm_margin_s: alarm periods are left out of training with this margin.
+        min_post_drift_s: a drift-triggered run waits until this many seconds of data
+            followed the drift's onset, then trains on post-drift data only.
+        post_drift_holdout_fraction: the newest this fraction of the post-drift data is
+            never trained on: the post-drift gate judges false alarms on it.
+        post_drift_far_tolerance: the post-drift gate passes when the candidate's
+            false-alarm fraction on the post-drift hold-out is at most the pre-drift
+            level plus this (a fraction: 0.01 = 1 percentage point).
+        recalibrate_local: the hub answers a device-local shift by signing a
+            recalibration order for that device (tier 1; ``docs/retrain.md``).
+        recalibration_ttl_s: a signed recalibration order expires this long after it was
+            signed (an agent that first sees it later refuses it).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -159,6 +170,11 @@ class RetrainSettings(BaseModel):
     smoothing_k: int = Field(default=5, ge=1)
     smoothing_n: int = Field(default=10, ge=1)
     alarm_margin_s: float = Field(default=300.0, ge=0)
+    min_post_drift_s: float = Field(default=1800.0, ge=0)
+    post_drift_holdout_fraction: float = Field(default=0.3, gt=0, lt=1)
+    post_drift_far_tolerance: float = Field(default=0.01, ge=0, le=1)
+    recalibrate_local: bool = True
+    recalibration_ttl_s: float = Field(default=86_400.0, gt=0)
 
 
 class RetentionSettings(BaseModel):
