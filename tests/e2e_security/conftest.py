@@ -13,9 +13,8 @@ small SKAB model (trained once per session, a few seconds on an idle machine)
 packaged as versions 1, 2 and 3. The pump replays SKAB ``valve1/0.csv`` as
 fast as it goes, ending a minute before each run.
 
-Registering the pumps in the hub's database is done through the store: the
-``pumpops devices register`` command is shadowed by the broker's ``pumpops
-devices`` group (see the issue 13 report).
+The pumps are registered in the hub's database with ``pumpops devices
+register``, as an operator would.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from typing import Any
 import pytest
 
 from pumpops.errors import BrokerError
-from pumpops.fleet import Device, get_target
+from pumpops.fleet import get_target
 from pumpops.mqtt import ClientOptions, Connection, Message, TlsOptions
 from pumpops.pipeline import parse_config, run_pipeline
 from pumpops.release import PackageSettings, load_source, package_model
@@ -441,10 +440,11 @@ def world(released: Released, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 "--repository-url", f"http://127.0.0.1:{w.http_port}/tuf/", "--out", str(folder),
                 "--pid-file", str(tmp / "mosquitto.pid"),
             )  # fmt: skip
-        with w.store() as store:  # `pumpops devices register` is shadowed: see the module docstring
-            store.register_devices(
-                [Device(PUMP, SITE, "skab-testbed", GROUP), Device(ROGUE, SITE, "skab-testbed", GROUP)]
-            )
+        for device in (PUMP, ROGUE):
+            pumpops(
+                "-w", ws, "devices", "register", "--device-id", device, "--site", SITE,
+                "--profile", "skab-testbed", "--group", GROUP,
+            )  # fmt: skip
         _agent_toml(w)
         wait_until(lambda: _admitted(w, ROGUE), "the reloaded broker to admit the provisioned devices")
         _start(w, "ingest", [sys.executable, "-m", "pumpops", "-w", ws, "ingest"])
