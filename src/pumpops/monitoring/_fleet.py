@@ -43,11 +43,14 @@ if TYPE_CHECKING:
 __all__ = [
     "UNREGISTERED_GROUP",
     "AlarmStats",
+    "DeviceParts",
     "DeviceView",
     "FleetView",
     "GroupView",
     "ModelView",
     "ScoreStats",
+    "SummaryStats",
+    "assemble_fleet_view",
     "build_fleet_view",
 ]
 
@@ -239,42 +242,167 @@ def build_fleet_view(
     by_device: dict[str, list[AgentRecord]] = defaultdict(list)
     for record in records:
         by_device[record.device_id].append(record)
+    cutoff = policy.cutoff_ms(now_ms)
+    devices_out: list[DeviceParts] = []
+    for device_id, own in by_device.items():
+        own.sort(key=lambda r: (r.ts_ms, r.seq))
+        per_model: dict[tuple[str, str] | None, SummaryStats] = defaultdict(SummaryStats)
+        for record in own:
+            if record.kind == "summary" and record.ts_ms >= cutoff:
+                body = record.body()
+                per_model[_model_key(body)].add(body)
+        devices_out.append(DeviceParts(device_id, own, dict(per_model)))
+    return assemble_fleet_view(devices_out, devices, now_ms=now_ms, policy=policy)
+
+
+@dataclass(slots=True)
+class SummaryStats:
+    """Mergeable sums of summaries: what :class:`AlarmStats` and :class:`ScoreStats` are made of.
+
+    One definition of the arithmetic for the full recomputation
+    (:func:`build_fleet_view`) and the incremental state
+    (:mod:`pumpops.monitoring._incremental`): add summary bodies, merge
+    partial sums (sums add, maxima take the larger), then read the stats.
+    A body field of the wrong type counts as absent, as everywhere here.
+
+    >>> a = SummaryStats()
+    >>> a.add({"period_start_ms": 0, "period_end_ms": 3_600_000, "alarms_raised": 2,
+    ...        "score": {"p50": 1.0, "max": 4.0}})
+    >>> b = SummaryStats()
+    >>> b.add({"score": {"p50": 3.0, "p95": 2.0}})
+    >>> a.merge(b)
+    >>> a.alarm_stats(), a.score_stats().p50_mean
+    (AlarmStats(summaries=1, alarms_raised=2, hours=1.0, rate_per_h=2.0), 2.0)
+    """
+
+    alarm_summaries: int = 0
+    alarms_raised: int = 0
+    period_ms: int = 0  # ms
+    scored: int = 0
+    p50_sum: float = 0.0
+    p50_n: int = 0
+    p95_max: float | None = None
+    score_max: float | None = None
+    mean_wsum: float = 0.0
+    mean_w: int = 0
+
+    def add(self, body: Mapping[str, Any]) -> None:
+        """Count one summary body."""
+        start, end, alarms = body.get("period_start_ms"), body.get("period_end_ms"), body.get("alarms_raised")
+        if _is_int(start) and _is_int(end) and _is_int(alarms) and end >= start and alarms >= 0:
+            self.alarm_summaries += 1
+            self.alarms_raised += alarms
+            self.period_ms += end - start
+        score = body.get("score")
+        if not isinstance(score, dict) or not score:
+            return
+        p50, p95, top, mean = (_finite(score.get(k)) for k in ("p50", "p95", "max", "mean"))
+        if p50 is None and p95 is None and top is None and mean is None:
+            return
+        self.scored += 1
+        if p50 is not None:
+            self.p50_sum += p50
+            self.p50_n += 1
+        self.p95_max = _larger(self.p95_max, p95)
+        self.score_max = _larger(self.score_max, top)
+        if mean is not None:
+            windows = body.get("windows_scored")
+            n = windows if _is_int(windows) and windows > 0 else 1
+            self.mean_wsum += mean * n
+            self.mean_w += n
+
+    def merge(self, other: SummaryStats) -> None:
+        """Add ``other``'s sums to these."""
+        self.alarm_summaries += other.alarm_summaries
+        self.alarms_raised += other.alarms_raised
+        self.period_ms += other.period_ms
+        self.scored += other.scored
+        self.p50_sum += other.p50_sum
+        self.p50_n += other.p50_n
+        self.p95_max = _larger(self.p95_max, other.p95_max)
+        self.score_max = _larger(self.score_max, other.score_max)
+        self.mean_wsum += other.mean_wsum
+        self.mean_w += other.mean_w
+
+    def alarm_stats(self) -> AlarmStats:
+        """Alarms per hour over the summed periods."""
+        hours = self.period_ms / _MS_PER_H
+        rate = self.alarms_raised / hours if self.period_ms > 0 else None
+        return AlarmStats(self.alarm_summaries, self.alarms_raised, hours, rate)
+
+    def score_stats(self) -> ScoreStats:
+        """Mean of medians, highest p95 and maximum, weighted mean of means."""
+        return ScoreStats(
+            summaries=self.scored,
+            p50_mean=self.p50_sum / self.p50_n if self.p50_n else None,
+            p95_max=self.p95_max,
+            max=self.score_max,
+            mean=self.mean_wsum / self.mean_w if self.mean_w else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceParts:
+    """What a fleet view needs of one device that sent messages.
+
+    Attributes:
+        device_id: the device.
+        own: its messages sorted by ``(ts_ms, seq)``; enough of them for its
+            newest state, drift report, model-naming summary or alarm and
+            newest message of any kind (the incremental state keeps just those).
+        window: its summaries in the window, summed per model key (None: no model named).
+    """
+
+    device_id: str
+    own: Sequence[AgentRecord]
+    window: Mapping[tuple[str, str] | None, SummaryStats]
+
+
+def assemble_fleet_view(
+    parts: Iterable[DeviceParts], devices: Sequence[Device], *, now_ms: int, policy: DriftPolicy
+) -> FleetView:
+    """The fleet view from each reporting device's parts and the registered devices.
+
+    The common end of :func:`build_fleet_view` (parts from all messages) and
+    the incremental state (parts kept up to date batch by batch).
+    """
+    by_device = {p.device_id: p for p in parts}
     registered = {d.device_id: d for d in devices}
     cutoff = policy.cutoff_ms(now_ms)
     views: list[DeviceView] = []
-    model_summaries: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    model_stats: dict[tuple[str, str], SummaryStats] = defaultdict(SummaryStats)
+    group_stats: dict[str, SummaryStats] = defaultdict(SummaryStats)
     for device_id in sorted(set(registered) | set(by_device)):
-        own = sorted(by_device.get(device_id, ()), key=lambda r: (r.ts_ms, r.seq))
-        summaries = [r.body() for r in own if r.kind == "summary" and r.ts_ms >= cutoff]
-        for body in summaries:
-            key = _model_key(body)
+        part = by_device.get(device_id)
+        device = registered.get(device_id)
+        total = SummaryStats()
+        for key, stats in part.window.items() if part is not None else ():
+            total.merge(stats)
             if key is not None:
-                model_summaries[key].append(body)
-        views.append(_device_view(device_id, registered.get(device_id), own, summaries, cutoff))
+                model_stats[key].merge(stats)
+        group_stats[device.group if device is not None else UNREGISTERED_GROUP].merge(total)
+        views.append(_device_view(device_id, device, part.own if part else (), total, cutoff))
     groups: dict[str, list[DeviceView]] = defaultdict(list)
     for view in views:
         groups[view.group].append(view)
-    group_summaries: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for device_id, own in by_device.items():
-        group = registered[device_id].group if device_id in registered else UNREGISTERED_GROUP
-        group_summaries[group] += [r.body() for r in own if r.kind == "summary" and r.ts_ms >= cutoff]
     group_views = tuple(
-        _group_view(name, members, group_summaries[name], now_ms=now_ms, policy=policy)
+        _group_view(name, members, group_stats[name], now_ms=now_ms, policy=policy)
         for name, members in sorted(groups.items())
     )
     running: dict[tuple[str, str], list[str]] = defaultdict(list)
     for view in views:
         if view.model_name is not None and view.model_version is not None:
             running[(view.model_name, view.model_version)].append(view.device_id)
+    empty = SummaryStats()
     model_views = tuple(
         ModelView(
             name,
             version,
             tuple(sorted(running.get((name, version), ()))),
-            _alarm_stats(model_summaries.get((name, version), [])),
-            _score_stats(model_summaries.get((name, version), [])),
+            model_stats.get((name, version), empty).alarm_stats(),
+            model_stats.get((name, version), empty).score_stats(),
         )
-        for name, version in sorted(set(running) | set(model_summaries))
+        for name, version in sorted(set(running) | set(model_stats))
     )
     return FleetView(now_ms, policy.window_s, tuple(views), group_views, model_views)
 
@@ -283,7 +411,7 @@ def _device_view(
     device_id: str,
     device: Device | None,
     own: Sequence[AgentRecord],
-    summaries: Sequence[Mapping[str, Any]],
+    stats: SummaryStats,
     cutoff: int,
 ) -> DeviceView:
     states = [r for r in own if r.kind == "state"]
@@ -315,8 +443,8 @@ def _device_view(
         calibration=_text(state.get("calibration")),
         outbox_depth=depth if isinstance(depth, int) and not isinstance(depth, bool) else None,
         last_update_error=_text(state.get("last_update_error")),
-        alarms=_alarm_stats(summaries),
-        scores=_score_stats(summaries),
+        alarms=stats.alarm_stats(),
+        scores=stats.score_stats(),
         drift=drift,
         drifting=bool(
             reporting and drift.drifting and drift.drift_ms is not None and drift.drift_ms >= cutoff
@@ -327,7 +455,7 @@ def _device_view(
 def _group_view(
     name: str,
     members: Sequence[DeviceView],
-    summaries: Sequence[Mapping[str, Any]],
+    stats: SummaryStats,
     *,
     now_ms: int,
     policy: DriftPolicy,
@@ -340,8 +468,8 @@ def _group_view(
         model_versions=dict(sorted(versions.items())),
         healthy=sum(m.healthy for m in members),
         stale=sum(m.stale for m in members),
-        alarms=_alarm_stats(summaries),
-        scores=_score_stats(summaries),
+        alarms=stats.alarm_stats(),
+        scores=stats.score_stats(),
         drift=judge_group(name, [m.drift for m in members], now_ms=now_ms, policy=policy),
     )
 
@@ -353,18 +481,7 @@ def _alarm_stats(summaries: Sequence[Mapping[str, Any]]) -> AlarmStats:
     ...               {"period_start_ms": 0, "period_end_ms": 1_800_000, "alarms_raised": 2}])
     AlarmStats(summaries=2, alarms_raised=3, hours=1.0, rate_per_h=3.0)
     """
-    raised = 0
-    span_ms = 0
-    counted = 0
-    for body in summaries:
-        start, end, alarms = body.get("period_start_ms"), body.get("period_end_ms"), body.get("alarms_raised")
-        if not (_is_int(start) and _is_int(end) and _is_int(alarms)) or end < start or alarms < 0:
-            continue
-        counted += 1
-        raised += alarms
-        span_ms += end - start
-    hours = span_ms / _MS_PER_H
-    return AlarmStats(counted, raised, hours, raised / hours if span_ms > 0 else None)
+    return _summed(summaries).alarm_stats()
 
 
 def _score_stats(summaries: Sequence[Mapping[str, Any]]) -> ScoreStats:
@@ -374,35 +491,20 @@ def _score_stats(summaries: Sequence[Mapping[str, Any]]) -> ScoreStats:
     ...               {"score": {"p50": 3.0, "p95": 5.0, "max": 9.0, "mean": 4.0}, "windows_scored": 3}])
     ScoreStats(summaries=2, p50_mean=2.0, p95_max=5.0, max=9.0, mean=3.25)
     """
-    p50s: list[float] = []
-    p95s: list[float] = []
-    maxes: list[float] = []
-    weighted = 0.0
-    weight = 0
-    counted = 0
+    return _summed(summaries).score_stats()
+
+
+def _summed(summaries: Iterable[Mapping[str, Any]]) -> SummaryStats:
+    stats = SummaryStats()
     for body in summaries:
-        score = body.get("score")
-        if not isinstance(score, dict) or not score:
-            continue
-        p50, p95, top, mean = (_finite(score.get(k)) for k in ("p50", "p95", "max", "mean"))
-        if p50 is None and p95 is None and top is None and mean is None:
-            continue
-        counted += 1
-        p50s += [p50] if p50 is not None else []
-        p95s += [p95] if p95 is not None else []
-        maxes += [top] if top is not None else []
-        windows = body.get("windows_scored")
-        n = windows if _is_int(windows) and windows > 0 else 1
-        if mean is not None:
-            weighted += mean * n
-            weight += n
-    return ScoreStats(
-        summaries=counted,
-        p50_mean=sum(p50s) / len(p50s) if p50s else None,
-        p95_max=max(p95s) if p95s else None,
-        max=max(maxes) if maxes else None,
-        mean=weighted / weight if weight else None,
-    )
+        stats.add(body)
+    return stats
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
 
 
 def _model_key(body: Mapping[str, Any]) -> tuple[str, str] | None:
