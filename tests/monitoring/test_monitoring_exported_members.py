@@ -33,6 +33,8 @@ _PUBLIC = {
     "judge_group",
     "DeviceShift",
     "GroupShift",
+    "GroupResponse",
+    "plan_response",
     "device_shift",
     "judge_shifts",
 }

@@ -49,7 +49,14 @@ if TYPE_CHECKING:
         find_alarm,
         record_feedback,
     )
-    from pumpops.monitoring._shift_verdicts import DeviceShift, GroupShift, device_shift, judge_shifts
+    from pumpops.monitoring._shift_verdicts import (
+        DeviceShift,
+        GroupResponse,
+        GroupShift,
+        device_shift,
+        judge_shifts,
+        plan_response,
+    )
 
 __all__ = [
     "DRIFT_ALERT_KIND",
@@ -67,6 +74,7 @@ __all__ = [
     "Evaluation",
     "FleetView",
     "GroupDrift",
+    "GroupResponse",
     "GroupShift",
     "GroupView",
     "ModelView",
@@ -78,6 +86,7 @@ __all__ = [
     "find_alarm",
     "judge_group",
     "judge_shifts",
+    "plan_response",
     "record_feedback",
 ]
 
@@ -92,6 +101,8 @@ _HOMES = {
     "judge_group": "pumpops.monitoring._drift",
     "DeviceShift": "pumpops.monitoring._shift_verdicts",
     "GroupShift": "pumpops.monitoring._shift_verdicts",
+    "GroupResponse": "pumpops.monitoring._shift_verdicts",
+    "plan_response": "pumpops.monitoring._shift_verdicts",
     "device_shift": "pumpops.monitoring._shift_verdicts",
     "judge_shifts": "pumpops.monitoring._shift_verdicts",
     "UNREGISTERED_GROUP": "pumpops.monitoring._fleet",

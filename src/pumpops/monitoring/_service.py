@@ -39,6 +39,13 @@ from pumpops.errors import InputError, NotFoundError
 from pumpops.fleet import Device
 from pumpops.monitoring._drift import DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
+from pumpops.monitoring._shift_verdicts import (
+    GroupResponse,
+    GroupShift,
+    device_shift,
+    judge_shifts,
+    plan_response,
+)
 from pumpops.registry import EventSink
 from pumpops.settings import MonitoringSettings
 from pumpops.store import (
@@ -183,6 +190,45 @@ class MonitoringService:
             if device.device_id not in with_state:
                 older += self._store.agent_messages(device_id=device.device_id, kind="state", limit=1)
         return build_fleet_view([*records, *older], devices, now_ms=now_ms, policy=self._policy)
+
+    def shift_verdicts(self, now_us: int | None = None) -> dict[str, GroupShift]:
+        """Per registered group, what its devices' shift tests say: shared drift, device-local, fault.
+
+        Reads the drift reports of the window (:func:`judge_shifts` on each device's newest
+        report that carries a shift test's answer). A group without such a report is ``no data``.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        now_ms = _now_us(now_us) // 1000
+        cutoff_us = self._policy.cutoff_ms(now_ms) * 1000
+        records = self._store.agent_messages(kind="drift", since_us=cutoff_us)
+        by_device: dict[str, list[AgentRecord]] = defaultdict(list)
+        for record in records:
+            by_device[record.device_id].append(record)
+        groups: dict[str, list[str]] = defaultdict(list)
+        for device in self._store.devices():
+            groups[device.group].append(device.device_id)
+        return {
+            group: judge_shifts(
+                group,
+                [device_shift(d, by_device.get(d, [])) for d in sorted(ids)],
+                now_ms=now_ms,
+                policy=self._policy,
+            )
+            for group, ids in sorted(groups.items())
+        }
+
+    def responses(self, now_us: int | None = None) -> dict[str, GroupResponse]:
+        """Per registered group, the tiered response its shift verdict asks for (:func:`plan_response`).
+
+        Which devices to recalibrate, whether to retrain the group, which devices are faults
+        (keep alarming); each with its evidence (``GroupResponse.verdict``).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return {g: plan_response(v) for g, v in self.shift_verdicts(now_us).items()}
 
     def open_alerts(self, group: str | None = None) -> list[FleetAlertRecord]:
         """The open ``drift`` alerts, oldest first, optionally of one group.

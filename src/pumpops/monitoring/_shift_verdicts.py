@@ -36,7 +36,7 @@ from pumpops.monitoring._drift import DriftPolicy
 if TYPE_CHECKING:
     from pumpops.store import AgentRecord
 
-__all__ = ["DeviceShift", "GroupShift", "device_shift", "judge_shifts"]
+__all__ = ["DeviceShift", "GroupResponse", "GroupShift", "device_shift", "judge_shifts", "plan_response"]
 
 #: What each device verdict asks for (the tiered response, cheapest first).
 ACTIONS = {
@@ -69,6 +69,19 @@ class DeviceShift:
     shift_sd: dict[str, float] = field(default_factory=dict)
     shift_si: dict[str, float] = field(default_factory=dict)
     since_ms: dict[str, int] = field(default_factory=dict)
+    fault_signs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (the evidence a verdict stands on)."""
+        return {
+            "ts_ms": self.ts_ms,
+            "shifted": list(self.shifted),
+            "hint": self.hint,
+            "shift_sd": dict(self.shift_sd),
+            "shift_si": dict(self.shift_si),
+            "since_ms": dict(self.since_ms),
+            "fault_signs": list(self.fault_signs),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,7 @@ class GroupShift:
     devices: dict[str, str]
     since_ms: dict[str, int]
     reason: str
+    evidence: dict[str, DeviceShift] = field(default_factory=dict)
 
     def action(self, device_id: str) -> str:
         """What the verdict asks for ``device_id`` (``none`` for a device without a report)."""
@@ -107,7 +121,73 @@ class GroupShift:
             "devices": {d: {"verdict": v, "action": ACTIONS[v]} for d, v in self.devices.items()},
             "since_ms": dict(self.since_ms),
             "reason": self.reason,
+            "evidence": {d: e.to_dict() for d, e in sorted(self.evidence.items())},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResponse:
+    """What one group's shift verdict asks for, cheapest first: the tiered response's input.
+
+    Attributes:
+        group: the device group.
+        retrain_group: a sensor shifted on enough of the group's devices (shared drift): retrain.
+        recalibrate: devices whose shift is their own (device-local, not fault-like): recalibrate
+            each (a new centre/scale on the device, no refit), sorted.
+        faults: devices whose change looks like a fault: keep alarming, never absorb it, sorted.
+        group_drift: devices that shifted on a shared sensor (what a retrain is for), sorted.
+        verdict: the :class:`GroupShift` it was planned from (the evidence: sensors, shifts, since).
+        reason: one sentence saying why.
+    """
+
+    group: str
+    retrain_group: bool
+    recalibrate: tuple[str, ...]
+    faults: tuple[str, ...]
+    group_drift: tuple[str, ...]
+    verdict: GroupShift
+    reason: str
+
+    @property
+    def acts(self) -> bool:
+        """Whether anything is asked for beyond alarming (a retrain or a recalibration)."""
+        return self.retrain_group or bool(self.recalibrate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, the verdict included as evidence."""
+        return {
+            "group": self.group,
+            "retrain_group": self.retrain_group,
+            "recalibrate": list(self.recalibrate),
+            "faults": list(self.faults),
+            "group_drift": list(self.group_drift),
+            "reason": self.reason,
+            "verdict": self.verdict.to_dict(),
+        }
+
+
+def plan_response(verdict: GroupShift) -> GroupResponse:
+    """The tiered response one group's verdict asks for.
+
+    Devices in group drift are left to the retrain (no recalibration of each):
+    the group's model is what no longer fits them.
+
+    >>> v = GroupShift("g", "ok", {}, 3, {"a": "device_local", "b": "fault", "c": "ok"}, {}, "why")
+    >>> r = plan_response(v)
+    >>> r.retrain_group, r.recalibrate, r.faults, r.acts
+    (False, ('a',), ('b',), True)
+    """
+
+    def having(word: str) -> tuple[str, ...]:
+        return tuple(sorted(d for d, v in verdict.devices.items() if v == word))
+
+    retrain = verdict.verdict == "drift"
+    recalibrate, faults, drifting = having("device_local"), having("fault"), having("group_drift")
+    parts = [f"retrain the group ({len(drifting)} device(s) share a shift)"] if retrain else []
+    parts += [f"recalibrate {', '.join(recalibrate)}"] if recalibrate else []
+    parts += [f"keep alarming on {', '.join(faults)}"] if faults else []
+    reason = "; ".join(parts) if parts else f"nothing to do ({verdict.verdict})"
+    return GroupResponse(verdict.group, retrain, recalibrate, faults, drifting, verdict, reason)
 
 
 def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
@@ -202,7 +282,8 @@ def judge_shifts(
             f"no sensor shifted on at least {policy.min_devices} and {policy.min_fraction:g} of {n} devices"
         )
     reason += f"; {local} device-local shift(s), {faults} fault-like device(s)"
-    return GroupShift(group, "drift" if shared else "ok", shared, n, verdicts, since, reason)
+    evidence = {d.device_id: d for d in reporting}
+    return GroupShift(group, "drift" if shared else "ok", shared, n, verdicts, since, reason, evidence)
 
 
 def _mapping(value: object) -> dict[str, Any]:
