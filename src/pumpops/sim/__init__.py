@@ -52,8 +52,11 @@ Events are sorted by start time, then device. ``params``: for
 speed); for ``sensor_recalibration`` ``sensor``, ``offset_si``, ``si_unit``,
 ``native``, ``offset_native``, ``unit``; for ``ambient_temperature`` (one
 entry per device over the whole window, present unless ambient drift is off)
-``site`` — the climate is in ``sites``. Faults are always ``category: fault``,
-the three drift kinds always ``category: drift``: a detector that alarms on
+``site`` — the climate is in ``sites``; for ``seasonal_ambient`` (a scheduled
+change of a pump's ambient temperature) ``ambient_change_k``; for
+``pump_replacement`` (a new unit of the same make) ``head_factor``,
+``efficiency_factor``, ``bearing_change_k``. Faults are always ``category: fault``,
+the five drift kinds always ``category: drift``: a detector that alarms on
 drift is wrong.
 """
 

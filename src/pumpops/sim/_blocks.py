@@ -59,6 +59,7 @@ class _Modifiers:
     vib_v: np.ndarray  # vibration velocity multiplier
     vib_a: np.ndarray  # vibration acceleration multiplier
     brg_add: np.ndarray  # extra bearing temperature rise, K
+    amb_add: np.ndarray  # ambient temperature change (a season), K
 
     @classmethod
     def neutral(cls, m: int, ratio: float) -> _Modifiers:
@@ -75,6 +76,7 @@ class _Modifiers:
             vib_v=ones.copy(),
             vib_a=ones.copy(),
             brg_add=zeros,
+            amb_add=zeros.copy(),
         )
 
 

@@ -353,6 +353,16 @@ class DeviceSimulator:
                 case DriftKind.SETPOINT_CHANGE:
                     target = float(event.speed_ratio or self.base_ratio)
                     mods.ratio = mods.ratio + env * (target - mods.ratio)
+                case DriftKind.SEASONAL_AMBIENT:
+                    mods.amb_add += env * float(event.offset or 0.0)
+                case DriftKind.PUMP_REPLACEMENT:
+                    # A new unit within the make's tolerance: a little more head and
+                    # efficiency, new bearings that run smoother and cooler.
+                    mods.head_f *= 1.0 + 0.04 * s
+                    mods.eff_f *= 1.0 + 0.05 * s
+                    mods.vib_v *= 1.0 - 0.3 * s
+                    mods.vib_a *= 1.0 - 0.35 * s
+                    mods.brg_add -= 4.0 * s
                 case FaultKind.CAVITATION:
                     if cav_noise is None:
                         # Its own stream: a fault must not reshuffle the sensor noise.
@@ -424,6 +434,7 @@ class DeviceSimulator:
             losses=losses,
             q_pump=q_pump,
             brg_add=mods.brg_add,
+            amb_add=mods.amb_add,
             ambient=ambient,
             lagged=process is not None,
         )
@@ -460,12 +471,14 @@ class DeviceSimulator:
         losses: np.ndarray,
         q_pump: np.ndarray,
         brg_add: np.ndarray,
+        amb_add: np.ndarray,
         ambient: bool,
         lagged: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _State]:
         """Fluid, motor and bearing temperatures (K): first-order lags towards their targets."""
         model, tuning = self.model, self.model.tuning
         amb_c = self.climate.ambient_c(ts) if ambient else np.full(ts.shape[0], self.climate.mean_c)
+        amb_c = amb_c + amb_add
         amb_k = amb_c + ZERO_C
         # Hydraulic losses heat the fluid; that shows only at low flow (a closed valve).
         heating = losses / (tuning.fluid_density_kg_m3 * CP_WATER * np.maximum(q_pump, 0.05 * model.q_rated))

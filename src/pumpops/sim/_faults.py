@@ -25,6 +25,8 @@ SUDDEN_RAMP_S: MappingProxyType[EventKind, float] = MappingProxyType(
         FaultKind.VALVE_BLOCKAGE: 5.0,
         DriftKind.SETPOINT_CHANGE: 20.0,
         DriftKind.SENSOR_RECALIBRATION: 0.0,
+        DriftKind.PUMP_REPLACEMENT: 0.0,
+        DriftKind.SEASONAL_AMBIENT: 3600.0,
     }
 )
 #: A gradual event reaches its full severity after this share of its interval.
@@ -148,6 +150,21 @@ SIGNATURES: MappingProxyType[EventKind, Signature] = MappingProxyType(
         DriftKind.SENSOR_RECALIBRATION: Signature(
             DriftKind.SENSOR_RECALIBRATION,
             "one sensor is recalibrated and now reads with a constant offset; the pump is fine",
+        ),
+        DriftKind.SEASONAL_AMBIENT: Signature(
+            DriftKind.SEASONAL_AMBIENT,
+            "the season turns: the ambient temperature moves by several kelvin and stays there; "
+            "fluid, motor and bearing temperatures follow; the pump is fine",
+            other=_TEMPERATURES,
+        ),
+        DriftKind.PUMP_REPLACEMENT: Signature(
+            DriftKind.PUMP_REPLACEMENT,
+            "the pump is swapped for a new unit of the same make: its curve and efficiency sit a few "
+            "per cent higher within the make's tolerance, its new bearings run smoother and cooler; "
+            "the pump is fine",
+            up=frozenset({"discharge_pressure", "flow_rate"}),
+            down=_VIBRATION | {"bearing_temperature"},
+            other=frozenset({"suction_pressure", "motor_power", "motor_current", "motor_temperature"}),
         ),
     }
 )

@@ -42,6 +42,8 @@ class DriftKind(StrEnum):
     AMBIENT_TEMPERATURE = "ambient_temperature"
     SETPOINT_CHANGE = "setpoint_change"
     SENSOR_RECALIBRATION = "sensor_recalibration"
+    SEASONAL_AMBIENT = "seasonal_ambient"
+    PUMP_REPLACEMENT = "pump_replacement"
 
 
 class Onset(StrEnum):
@@ -72,7 +74,8 @@ class Event:
         severity: 0 < severity <= 1; how far the effect goes at its peak.
         speed_ratio: for ``setpoint_change``: the new speed over rated speed.
         sensor: for ``sensor_recalibration``: the canonical sensor that is biased.
-        offset: for ``sensor_recalibration``: the bias in the canonical SI unit.
+        offset: for ``sensor_recalibration``: the bias in the canonical SI unit;
+            for ``seasonal_ambient``: the change of the ambient temperature, K.
     """
 
     device_id: str
@@ -99,6 +102,12 @@ class Event:
         ):
             raise ConfigError(
                 f"sensor_recalibration on {self.device_id} needs a canonical sensor and a finite offset"
+            )
+        if self.kind is DriftKind.SEASONAL_AMBIENT and (
+            self.offset is None or not math.isfinite(self.offset) or abs(self.offset) > 40.0
+        ):
+            raise ConfigError(
+                f"seasonal_ambient on {self.device_id} needs offset: the ambient change in K, within ±40"
             )
         if self.kind is DriftKind.AMBIENT_TEMPERATURE:
             raise ConfigError(

@@ -52,6 +52,11 @@ def _entry(
 def _event_params(event: Event, scenario: Scenario, base_ratio: float) -> dict[str, Any]:
     if event.kind is DriftKind.SETPOINT_CHANGE:
         return {"from_speed_ratio": base_ratio, "to_speed_ratio": event.speed_ratio}
+    if event.kind is DriftKind.SEASONAL_AMBIENT:
+        return {"ambient_change_k": event.offset}
+    if event.kind is DriftKind.PUMP_REPLACEMENT:
+        s = event.severity
+        return {"head_factor": 1 + 0.04 * s, "efficiency_factor": 1 + 0.05 * s, "bearing_change_k": -4.0 * s}
     if event.kind is DriftKind.SENSOR_RECALIBRATION and event.sensor is not None:
         sensor = scenario.profile_of(event.device_id).sensor(event.sensor)
         si_unit = CANONICAL_SENSORS[event.sensor].unit
