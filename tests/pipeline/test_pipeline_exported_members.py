@@ -6,6 +6,8 @@ import pumpops.pipeline
 
 PUBLIC = {
     "CalibratedHoldout",
+    "FanoutReport",
+    "GroupOutcome",
     "InterruptGuard",
     "ModelFolder",
     "PipelineConfig",
@@ -14,6 +16,7 @@ PUBLIC = {
     "calibrate_new_device",
     "calibrated_holdout",
     "check_detector",
+    "check_scheduler",
     "event_delays",
     "load_config",
     "load_labelled_files",
@@ -26,6 +29,7 @@ PUBLIC = {
     "resolve_tracking_uri",
     "run_pipeline",
     "summarise",
+    "train_groups",
 }
 
 

@@ -9,8 +9,10 @@ back (:func:`load_model_folder`), calibrate held-out devices as training does
 (:func:`calibrated_holdout`) and open scoring sessions (:func:`open_session`)
 through this package, never its underscore modules.
 
+Many groups train at once as tasks on Dask (:func:`train_groups`).
+
 May import: schema, fleet, store, sources, sim, errors, numpy, scikit-learn,
-skl2onnx, onnx, MLflow, and its own detectors.
+skl2onnx, onnx, MLflow, Dask (distributed), and its own detectors.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pumpops._lazy import lazy_exports
 if TYPE_CHECKING:
     from pumpops.pipeline._calibrate import calibrate_new_device
     from pumpops.pipeline._config import PipelineConfig, load_config, parse_config
+    from pumpops.pipeline._fanout import FanoutReport, GroupOutcome, check_scheduler, train_groups
     from pumpops.pipeline._holdout import (
         CalibratedHoldout,
         ModelFolder,
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CalibratedHoldout",
+    "FanoutReport",
+    "GroupOutcome",
     "InterruptGuard",
     "ModelFolder",
     "PipelineConfig",
@@ -47,6 +52,7 @@ __all__ = [
     "calibrate_new_device",
     "calibrated_holdout",
     "check_detector",
+    "check_scheduler",
     "event_delays",
     "load_config",
     "load_labelled_files",
@@ -59,6 +65,7 @@ __all__ = [
     "resolve_tracking_uri",
     "run_pipeline",
     "summarise",
+    "train_groups",
 ]
 
 # Loaded on first use (PEP 562): scikit-learn and MLflow take about a second to
@@ -68,6 +75,10 @@ _LAZY = {
     "PipelineConfig": "pumpops.pipeline._config",
     "load_config": "pumpops.pipeline._config",
     "parse_config": "pumpops.pipeline._config",
+    "FanoutReport": "pumpops.pipeline._fanout",
+    "GroupOutcome": "pumpops.pipeline._fanout",
+    "check_scheduler": "pumpops.pipeline._fanout",
+    "train_groups": "pumpops.pipeline._fanout",
     "CalibratedHoldout": "pumpops.pipeline._holdout",
     "ModelFolder": "pumpops.pipeline._holdout",
     "calibrated_holdout": "pumpops.pipeline._holdout",
