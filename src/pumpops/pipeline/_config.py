@@ -188,13 +188,28 @@ class SmoothingConfig(_Section):
 
 
 class EvaluationConfig(_Section):
-    """The labelled holdout the model is scored on (optional)."""
+    """The labelled holdout the model is scored on (optional), and which pumps it is reported on.
+
+    ``split`` says which pumps the metrics come from: ``by_device`` fits the
+    group model on some pumps and reports on the others (``holdout_devices``,
+    or a seeded ``holdout_fraction`` of the pumps, spread over the makes);
+    ``none`` reports on every pump, the fitted ones included; ``auto`` (the
+    default) is ``by_device`` for fleet data with at least ``min_devices``
+    pumps and ``none`` otherwise (SKAB files have their own held-out protocol,
+    ``pumpops benchmark skab``). Held-out pumps are still calibrated on their
+    own normal period, as a new pump of the group is.
+    """
 
     enabled: bool = True
     since: UtcTime | None = None
     until: UtcTime | None = None
     ground_truth: Path | None = None
     label_categories: tuple[Literal["fault", "drift"], ...] = ("fault",)
+    split: Literal["auto", "by_device", "none"] = "auto"
+    holdout_devices: tuple[Annotated[str, Field(pattern=_ID)], ...] = ()
+    holdout_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    split_seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    min_devices: int = Field(default=4, ge=2, le=1_000_000)
 
     @model_validator(mode="after")
     def _order(self) -> EvaluationConfig:
@@ -202,6 +217,10 @@ class EvaluationConfig(_Section):
             raise ValueError("give both since and until, or neither")
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise ValueError("until must be after since")
+        if self.holdout_devices and self.split == "none":
+            raise ValueError("holdout_devices is set but split is 'none': remove one of them")
+        if len(set(self.holdout_devices)) != len(self.holdout_devices):
+            raise ValueError("holdout_devices repeat")
         return self
 
 

@@ -164,3 +164,21 @@ def read_ground_truth(path: Path) -> list[dict[str, Any]]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read ground truth {path}: {exc}") from exc
     return list(events)
+
+
+def read_ground_truth_makes(path: Path) -> dict[str, str]:
+    """The make (profile id) of each device a ground-truth file lists (``devices[].profile``).
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read ground truth {path}: {exc}") from exc
+    devices = doc.get("devices", []) if isinstance(doc, dict) else []
+    return {
+        str(d["device_id"]): str(d["profile"])
+        for d in devices
+        if isinstance(d, dict) and "device_id" in d and "profile" in d
+    }

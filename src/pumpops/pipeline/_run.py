@@ -28,12 +28,14 @@ from pumpops.pipeline._data import (
     load_files_dataset,
     load_store_dataset,
     read_ground_truth,
+    read_ground_truth_makes,
     read_intervals_file,
 )
 from pumpops.pipeline._features import DeviceFeatures, Interval, build_features, settings_from
 from pumpops.pipeline._interrupt import InterruptGuard
-from pumpops.pipeline._metrics import summarise
+from pumpops.pipeline._metrics import ScoredDevice, breakdown, flatten, summarise
 from pumpops.pipeline._snapshot import Dataset, read_bundle, write_bundle, write_snapshot
+from pumpops.pipeline._split import DeviceSplit, choose_split
 from pumpops.pipeline._tracking import (
     code_revision,
     log_run,
@@ -51,6 +53,7 @@ _MODEL_FILES = (
     "manifest.json",
     "calibrations.json",
     "metrics.json",
+    "evaluation.json",
     "lineage.json",
     "pipeline.json",
     "environment.txt",
@@ -78,6 +81,9 @@ class RunResult:
         steps: ``(step, "computed" | "cached" | "written" | "reused")`` in order.
         devices: devices calibrated.
         skipped_devices: devices without enough normal data to calibrate.
+        split: the pumps fitted on and the pumps reported on (``[evaluation] split``).
+        evaluation: ``evaluation.json``: the split, and the held-out and in-sample
+            metrics pooled, per fault kind and per make.
     """
 
     run_id: str | None
@@ -92,6 +98,8 @@ class RunResult:
     steps: list[tuple[str, str]] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     skipped_devices: list[str] = field(default_factory=list)
+    split: DeviceSplit | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     def recomputed(self) -> list[str]:
         """The steps that did work this time (a snapshot written counts)."""
@@ -204,6 +212,68 @@ def _label_intervals(config: PipelineConfig) -> tuple[dict[str, list[Interval]] 
                 (int(event["start_ms"]) * 1000, int(event["end_ms"]) * 1000)
             )
     return labels, file_digest(path)
+
+
+def _label_kinds(config: PipelineConfig) -> tuple[dict[str, list[tuple[int, int, str]]], dict[str, str]]:
+    """Per device, the labelled events' ``(start_us, end_us, kind)``, and each device's make.
+
+    From the ground truth where there is one; recording files label their own rows,
+    and an experiment's kind is then its folder (``valve1/0`` → ``valve1``).
+    """
+    path = (
+        None
+        if isinstance(config.data, FilesData)
+        else (config.evaluation.ground_truth or config.data.hygiene.ground_truth)
+    )
+    if path is None:
+        return {}, {}
+    kinds: dict[str, list[tuple[int, int, str]]] = {}
+    for event in read_ground_truth(path):
+        if event["category"] in config.evaluation.label_categories:
+            kinds.setdefault(str(event["device_id"]), []).append(
+                (int(event["start_ms"]) * 1000, int(event["end_ms"]) * 1000, str(event.get("kind", "")))
+            )
+    return kinds, read_ground_truth_makes(path)
+
+
+def _row_kinds(dev: DeviceFeatures, events: list[tuple[int, int, str]], fallback: str) -> np.ndarray:
+    """The kind of the labelled event each test row is in (``""`` outside labelled rows)."""
+    labelled = np.asarray(dev.test_labels) > 0 if dev.test_labels is not None else np.zeros(0, bool)
+    kinds = np.full(dev.test_ts_us.size, "", dtype=object)
+    kinds[labelled] = fallback
+    for start, end, kind in events:
+        inside = labelled & (dev.test_ts_us >= start) & (dev.test_ts_us < end)
+        kinds[inside] = kind or fallback
+    return kinds
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float as None (canonical JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _flat_evaluation(evaluation: dict[str, Any]) -> dict[str, float]:
+    """The held-out and in-sample breakdowns as dotted MLflow metric names (None left out)."""
+    flat: dict[str, float] = {}
+    for role in ("heldout", "insample"):
+        doc = evaluation.get(role)
+        if doc:
+            clean = {
+                "devices": doc.get("devices", 0.0),
+                "all": {k: v for k, v in doc.get("all", {}).items() if v is not None},
+                **{
+                    g: {n: {k: v for k, v in m.items() if v is not None} for n, m in doc.get(g, {}).items()}
+                    for g in ("kind", "make")
+                },
+            }
+            flat.update(flatten(role, clean))
+    return flat
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -351,17 +421,31 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
             f"(devices: {[d.device_id for d in devices]}); widen data.since/until or relax data.hygiene"
         )
 
+    # which pumps are fitted on and which are reported on (issue 14: honest selection)
+    event_kinds, makes = _label_kinds(config)
+    split = choose_split(
+        config.evaluation,
+        devices=[d.device_id for d in usable],
+        scorable=[d.device_id for d in devices if d.test.shape[0] > 0],
+        makes=makes,
+        fleet=not isinstance(config.data, FilesData),
+        seed=config.seed,
+    )
+    fit_set = set(split.fit)
+    fitted = [d for d in usable if d.device_id in fit_set]
+
     # 3. fit ------------------------------------------------------------------------------
     fit_inputs = {
         "features": features_digest,
         "detector": config.detector.kind,
         "args": _detector_args(config, sensors),
+        "fit_devices": [d.device_id for d in fitted],
     }
 
     def compute_fit(folder: Path) -> None:
         detector = make_detector(config, sensors)
         with InterruptGuard():  # a library that swallows Ctrl-C does not get a half-fitted model through
-            detector.fit([d.train for d in usable])
+            detector.fit([d.train for d in fitted])
         detector.save(folder / "detector")
 
     fit_dir, fit_key = _timed(timings, "fit", lambda: cache.run("fit", fit_inputs, compute_fit))
@@ -382,7 +466,8 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
 
     # 5. evaluate -------------------------------------------------------------------------
     def compute_evaluate(folder: Path) -> None:
-        parts = []
+        held_set = set(split.holdout)
+        scored: dict[str, list[ScoredDevice]] = {"heldout": [], "insample": []}
         unlabelled_rows = 0
         alarm_rows = 0
         scored_rows = 0
@@ -396,15 +481,35 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
             alarm_rows += int(alarms.sum())
             if dev.test_labels is None:
                 unlabelled_rows += int(alarms.size)
-            else:
-                parts.append((dev.test_labels, alarms, dev.test_ts_us))
-        metrics: dict[str, float] = summarise(parts) if config.evaluation.enabled else {}
+                continue
+            folder_kind = dev.device_id.rsplit("/", 1)[0] if "/" in dev.device_id else "labelled"
+            scored["heldout" if dev.device_id in held_set else "insample"].append(
+                ScoredDevice(
+                    dev.device_id,
+                    makes.get(dev.device_id, data.group),
+                    dev.test_labels,
+                    _row_kinds(dev, event_kinds.get(dev.device_id, []), folder_kind),
+                    alarms,
+                    dev.test_ts_us,
+                )
+            )
+        by_device = split.mode == "by_device"
+        headline = scored["heldout"] if by_device else scored["insample"]
+        metrics: dict[str, float] = {}
+        if config.evaluation.enabled:
+            metrics.update(summarise([(d.labels, d.alarms, d.ts_us) for d in headline]))
+            if by_device:
+                insample = summarise([(d.labels, d.alarms, d.ts_us) for d in scored["insample"]])
+                metrics.update({f"insample_{k}": v for k, v in insample.items()})
         metrics.update(
             {
+                "split_by_device": 1.0 if by_device else 0.0,
+                "devices_fit": float(len(fitted)),
+                "devices_heldout": float(len(split.holdout)),
                 "test_rows": float(scored_rows),
                 "test_rows_unlabelled": float(unlabelled_rows),
                 "alarm_rate": alarm_rows / scored_rows if scored_rows else 0.0,
-                "train_rows": float(sum(d.train.shape[0] for d in usable)),
+                "train_rows": float(sum(d.train.shape[0] for d in fitted)),
                 "train_rows_excluded": float(features_meta["totals"]["excluded_rows"]),
                 "devices_calibrated": float(len(calibrations)),
             }
@@ -412,6 +517,12 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         _write_json(
             folder / "metrics.json", {k: (v if np.isfinite(v) else None) for k, v in sorted(metrics.items())}
         )
+        evaluation = {
+            "split": split.to_dict(),
+            "heldout": breakdown(scored["heldout"]) if by_device else None,
+            "insample": breakdown(scored["insample"]) if config.evaluation.enabled else None,
+        }
+        _write_json(folder / "evaluation.json", _finite(evaluation))
 
     eval_dir, _ = _timed(
         timings,
@@ -423,6 +534,9 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                 "calibrate": cal_key,
                 "features": features_digest,
                 "enabled": config.evaluation.enabled,
+                "split": split.to_dict(),
+                "kinds": {k: [list(e) for e in v] for k, v in sorted(event_kinds.items())},
+                "makes": makes,
             },
             compute_evaluate,
         ),
@@ -431,6 +545,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         k: float("nan") if v is None else float(v)
         for k, v in json.loads((eval_dir / "metrics.json").read_bytes()).items()
     }
+    evaluation = json.loads((eval_dir / "evaluation.json").read_bytes())
 
     # 6. export ---------------------------------------------------------------------------
     def compute_export(folder: Path) -> None:
@@ -458,6 +573,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         export_dir / "manifest.json",
         cal_dir / "calibrations.json",
         eval_dir / "metrics.json",
+        eval_dir / "evaluation.json",
     ):
         shutil.copyfile(src, model_dir / src.name)
     # The fitted detector itself, so a new pump of the group can be calibrated later.
@@ -475,6 +591,10 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         "group": data.group,
         "sensors": list(sensors),
         "devices": sorted(calibrations),
+        # the pumps whose rows fitted the model, and those it was reported on without fitting (issue 14)
+        "fit_devices": [d.device_id for d in fitted],
+        "holdout_devices": list(split.holdout),
+        "split": split.mode,
     }
     _write_json(model_dir / "lineage.json", lineage)
     (model_dir / "pipeline.json").write_bytes(canonical_json(config.model_dump(mode="json")) + b"\n")
@@ -515,7 +635,11 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                     experiment=config.output.experiment,
                     run_name=config.output.run_name or f"{data.group}-{config.detector.kind}",
                     params=params,
-                    metrics={**metrics, **{f"time_{k}_s": v for k, v in timings.items()}},
+                    metrics={
+                        **metrics,
+                        **_flat_evaluation(evaluation),
+                        **{f"time_{k}_s": v for k, v in timings.items()},
+                    },
                     tags=tags,
                     artifacts=[("model", model_dir / name) for name in _MODEL_FILES]
                     + [("model", path) for path in flavor]
@@ -536,4 +660,6 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         steps=steps,
         devices=sorted(calibrations),
         skipped_devices=skipped,
+        split=split,
+        evaluation=evaluation,
     )
