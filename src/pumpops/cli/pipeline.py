@@ -188,6 +188,8 @@ def _print_summary(result: RunResult, model_ref: str | None, uri: str, fmt: Outp
         "skipped_devices": result.skipped_devices,
         "steps": dict(result.steps),
         "metrics": {k: (v if math.isfinite(v) else None) for k, v in sorted(result.metrics.items())},
+        "split": None if result.split is None else result.split.to_dict(),
+        "evaluation": {k: v for k, v in result.evaluation.items() if k != "split"},
     }
     if fmt is not OutputFormat.TABLE:
         emit_record(summary, output=fmt)
@@ -209,10 +211,46 @@ def _print_summary(result: RunResult, model_ref: str | None, uri: str, fmt: Outp
         ),
         "steps:           " + ", ".join(f"{step} {how}" for step, how in result.steps),
     ]
+    if result.split is not None:
+        lines.append(f"split:           {result.split.reason}")
+        if result.split.holdout:
+            lines.append(f"held-out pumps:  {', '.join(result.split.holdout)}")
+    held = result.split is not None and result.split.mode == "by_device"
     for key in ("f1", "far", "mar", "events", "events_missed", "mean_delay_s", "alarm_rate", "test_rows"):
         if key in result.metrics:
-            lines.append(f"{key + ':':<17}{_number(result.metrics[key])}")
+            value = _number(result.metrics[key])
+            if held and f"insample_{key}" in result.metrics:
+                value += f"   (held-out pumps; fitted pumps: {_number(result.metrics[f'insample_{key}'])})"
+            lines.append(f"{key + ':':<17}{value}")
+    lines += _breakdown_lines(result.evaluation)
     typer.echo("\n".join(lines))
+
+
+def _breakdown_lines(evaluation: dict[str, Any]) -> list[str]:
+    """Per fault kind and per make: held-out figures, and the fitted pumps' beside them."""
+    held, fitted = evaluation.get("heldout") or {}, evaluation.get("insample") or {}
+    main, other = (held, fitted) if held else (fitted, {})
+    if not main.get("kind") and not main.get("make"):
+        return []
+    title = "held-out pumps" + (" (fitted pumps in brackets)" if other else "") if held else "fitted pumps"
+    out = [
+        "",
+        f"by fault kind and make — {title}:",
+        f"  {'':<26}{'F1':>14}{'FAR':>14}{'MAR':>14}{'delay s':>16}",
+    ]
+    for group in ("kind", "make"):
+        for name, m in sorted(main.get(group, {}).items()):
+            o = other.get(group, {}).get(name, {}) if other else {}
+            cells = []
+            for key in ("f1", "far", "mar", "mean_delay_s"):
+                cell = _number(m[key]) if m.get(key) is not None else "n/a"
+                if other:
+                    cell += f" ({_number(o[key]) if o.get(key) is not None else 'n/a'})"
+                cells.append(cell)
+            out.append(
+                f"  {group + ' ' + name:<26}" + "".join(f"{c:>14}" for c in cells[:3]) + f"{cells[3]:>16}"
+            )
+    return out
 
 
 def _audit_run(settings: Settings, actor: str, config: Path, result: RunResult) -> None:
