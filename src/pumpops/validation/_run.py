@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pumpops.validation._gates import ValidationReport
+from pumpops.validation._unseen import check_pumps_unseen, scored_devices
 
 if TYPE_CHECKING:
     from pumpops.validation._config import ValidationConfig
@@ -131,7 +132,9 @@ def validate_candidate(
 
     Raises:
         ConfigError: ``data`` is a folder holding files whose scored rows the
-            candidate or the champion was fitted on (:func:`fitted_on_scored_rows`).
+            candidate or the champion was fitted on (:func:`fitted_on_scored_rows`),
+            or validation scored a pump either was fitted on (``_unseen.check_pumps_unseen``);
+            nothing is stored then.
     """
     from pumpops import validation  # noqa: PLC0415 - through the package: a replaced validate_model is honoured
 
@@ -143,6 +146,10 @@ def validate_candidate(
             report = validation.validate_model(
                 candidate_dir, champion_dir=champion_dir, config=config, data=data, subject=candidate.ref
             )
+        # fleet data: the pumps validation scored must be pumps neither model was fitted on
+        check_pumps_unseen(
+            {"candidate": candidate_dir, "champion": champion_dir}, scored_devices(report.context)
+        )
     report_json = report.to_json()
     if isinstance(report_json, bytes):
         report_json = report_json.decode("utf-8")
