@@ -15,6 +15,14 @@ import typer
 from pumpops.cli._support import JsonFlag, OutputFormat, OutputOption, console, emit_rows, output_format
 from pumpops.errors import ConfigError
 
+#: Search spaces the held-out protocol chooses between per split (inner split of the training side).
+DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"
+
+
+def _space_names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 benchmark_app = typer.Typer(
     name="benchmark",
     help="Public benchmarks: SKAB with its published protocol.",
@@ -54,6 +62,15 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     ] = "folders",
     trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
     engine: Annotated[str, typer.Option("--engine", help="'onnx' (exported model) or 'numpy'.")] = "onnx",
+    spaces: Annotated[
+        str,
+        typer.Option(
+            "--spaces",
+            help="Candidate search spaces, comma-separated (pumpops.pipeline.tuning.CANDIDATE_SPACES); "
+            "with several, each split picks one by an inner split of its training side; "
+            "'' = the default space.",
+        ),
+    ] = DEFAULT_SPACES,
     seed: Annotated[int, typer.Option("--seed", help="Search and detector seed.")] = 0,
     output: OutputOption = OutputFormat.TABLE,
     as_json: JsonFlag = False,
@@ -97,7 +114,14 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     groups = [group_of(r, p) for r, p in experiment_paths(data)]
     splits = parse_split(split, groups)
     run = held_out(
-        data, splits=splits, kind=kind, n_trials=trials, seed=seed, engine=engine, out=out / "held-out"
+        data,
+        splits=splits,
+        kind=kind,
+        n_trials=trials,
+        seed=seed,
+        engine=engine,
+        out=out / "held-out",
+        spaces=_space_names(spaces),
     )
     fixed = run_skab(data, out=out / "fixed", detector=kind, settings=settings, seed=seed, engine=engine)
     fmt = output_format(output, as_json)
@@ -110,6 +134,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
                 "split": s.split.name,
                 "held_out": True,
                 **SkabRun.summary(files),
+                "space": s.space_name,
                 "setting": json.dumps(s.chosen, sort_keys=True),
             }
             for s, files in zip(run.searches, run.tests, strict=True)
@@ -121,6 +146,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
                 "split": "pooled",
                 "held_out": True,
                 **SkabRun.summary(run.test_files),
+                "space": "",
                 "setting": "",
             }
         )
@@ -131,6 +157,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
                 "split": "none",
                 "held_out": False,
                 **SkabRun.summary(fixed.files),
+                "space": "",
                 "setting": json.dumps(fixed.settings, sort_keys=True),
             }
         )
@@ -143,6 +170,14 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     console.print(Markdown(held_out_table(run, fixed)))
     for s in run.searches:
         console.print(f"chosen on {'+'.join(s.split.train)}: {json.dumps(s.chosen, sort_keys=True)}")
+        for r in s.inner:
+            console.print(
+                f"  inner split of {'+'.join(s.split.train)}, space {r['space']}: "
+                f"objective {r['value']:.3f}, "
+                f"F1 {r['f1']:.3f}, FAR {r['far']:.2f} %, NAB {r['nab_standard']:.2f}, anomaly-free FAR "
+                f"{r['normal_far'] if r['normal_far'] is None else round(r['normal_far'], 2)} %"
+                + ("  <- chosen" if r["space"] == s.space_name else "")
+            )
     console.print(f"fixed setting (chosen on these files): {json.dumps(fixed.settings, sort_keys=True)}")
     console.print(Markdown(leaderboard_table()))
     parity = max(SkabRun.summary(run.test_files)["onnx_parity"], SkabRun.summary(fixed.files)["onnx_parity"])

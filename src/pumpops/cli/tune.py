@@ -27,6 +27,13 @@ from pumpops.cli._support import (
 )
 from pumpops.errors import ConfigError
 
+#: Search spaces the held-out protocol chooses between per split (inner split of the training side).
+DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"
+
+
+def _space_names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``tune`` command to the root ``pumpops`` command."""
@@ -47,6 +54,15 @@ def tune_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
         ),
     ],
     trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
+    spaces: Annotated[
+        str,
+        typer.Option(
+            "--spaces",
+            help="Candidate search spaces, comma-separated (pumpops.pipeline.tuning.CANDIDATE_SPACES); "
+            "with several, each split picks one by an inner split of its training side; "
+            "'' = the default space.",
+        ),
+    ] = DEFAULT_SPACES,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Sampler and detector seed (default: the config's).")
     ] = None,
@@ -83,7 +99,9 @@ def tune_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     settings = settings_from(ctx, tracking_uri=tracking_uri) if log else None
     rows = []
     for one in splits:
-        search = search_split(paths, one, kind=kind, n_trials=trials, seed=use_seed, normal=normal)
+        search = search_split(
+            paths, one, kind=kind, n_trials=trials, seed=use_seed, normal=normal, spaces=_space_names(spaces)
+        )
         test = [
             score_experiment(load_experiment(r, p), detector=kind, settings=search.chosen, seed=use_seed)
             for r, p in paths

@@ -95,6 +95,24 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
         "cp_floor": ("cat", (0.25, 0.5, 1.0)),
     },
 }
+_BASE = SEARCH_SPACES["pca_t2q"]
+#: Candidate search spaces per detector kind, simplest first; :func:`held_out` with ``spaces`` picks one
+#: per split by an inner split of that split's training side (``pumpops.pipeline._selection``).
+#: ``flow``: the flow meter is quantised (steps of about 3 % of its level) and a valve fault moves it by
+#: 1-3 %, so its own variance floor and its own, longer window are searched beside the shared ones.
+CANDIDATE_SPACES: dict[str, dict[str, dict[str, tuple[Any, ...]]]] = {
+    "pca_t2q": {
+        "base": dict(_BASE),
+        "flow_floor": {**_BASE, "scale_floor_flow": ("cat", (0.0, 0.003, 0.01, 0.03))},
+        "flow_window": {**_BASE, "window_flow": ("cat", (0, 30, 60, 120))},
+        "flow_both": {
+            **_BASE,
+            "scale_floor_flow": ("cat", (0.0, 0.003, 0.01, 0.03)),
+            "window_flow": ("cat", (0, 30, 60, 120)),
+        },
+    },
+}
+__all__ += ["CANDIDATE_SPACES"]
 
 
 def suggest(trial: Any, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
@@ -129,6 +147,10 @@ def _concrete(raw: Mapping[str, Any]) -> dict[str, Any]:
         out["scale_floors"] = kinds
     if not out.get("baseline_window", 0) and out.get("change_weight", 0.0):
         out["change_weight"] = 0.0  # change features need a baseline
+    windows = {k.removeprefix("window_"): int(out.pop(k)) for k in sorted(out) if k.startswith("window_")}
+    windows = {k: w for k, w in windows.items() if w > 0}  # 0: the sensor kind keeps ``window``
+    if windows:
+        out["window_by_kind"] = windows
     return out
 
 
@@ -251,6 +273,38 @@ def _evaluate(
     return summary, normal_far
 
 
+def run_trials(
+    labelled: Sequence[Experiment],
+    normal: Sequence[Experiment],
+    *,
+    kind: str,
+    space: Mapping[str, tuple[Any, ...]],
+    n_trials: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Seeded TPE (Optuna) over ``space`` on these experiments: every trial, and the best (first of ties)."""
+    import optuna  # noqa: PLC0415 - hub-only, and slow to import
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    trials: list[dict[str, Any]] = []
+
+    def run(trial: Any) -> float:
+        setting = suggest(trial, space)
+        summary, normal_far = _evaluate(kind, setting, labelled, normal, seed)
+        value = objective(summary, normal_far)
+        trials.append(
+            {"number": trial.number, "setting": setting, "value": value, **summary, "normal_far": normal_far}
+        )
+        return value
+
+    study.optimize(run, n_trials=n_trials)
+    return trials, max(trials, key=lambda t: (t["value"], -t["number"]))
+
+
+__all__ += ["run_trials"]
+
+
 @dataclass
 class Search:
     """One split's search: every trial, and the chosen setting with its training-side numbers."""
@@ -266,6 +320,8 @@ class Search:
     train_normal_far: float | None
     train_files: list[str]
     seconds: float
+    space_name: str = "given"
+    inner: list[dict[str, Any]] = field(default_factory=list)
 
 
 def search_split(
@@ -278,20 +334,26 @@ def search_split(
     normal: Sequence[Experiment] = (),
     loader: Loader = load_experiment,
     space: Mapping[str, tuple[Any, ...]] | None = None,
+    spaces: Sequence[str] = (),
 ) -> Search:
     """Search ``kind``'s settings on the split's training folders only (never reads a test file).
 
     No trial is seeded with a known setting: the benchmark's fixed setting was
     chosen on every folder, test folders included, so starting from it would
-    leak them into the choice.
+    leak them into the choice. With several ``spaces`` (names in
+    :data:`CANDIDATE_SPACES`), an inner split of the training side picks the
+    space first (:func:`pumpops.pipeline._selection.choose_space`).
 
     Raises:
         ConfigError: no search space for ``kind``, or a bad space.
         NotFoundError: the training side holds no experiment.
     """
-    import optuna  # noqa: PLC0415 - hub-only, and slow to import
-
     space = dict(SEARCH_SPACES.get(kind, {}) if space is None else space)
+    unknown = [n for n in spaces if n not in CANDIDATE_SPACES.get(kind, {})]
+    if unknown:
+        raise ConfigError(
+            f"unknown search space(s) {unknown} for {kind!r}; known: {sorted(CANDIDATE_SPACES.get(kind, {}))}"
+        )
     if not space:
         raise ConfigError(f"no search space for detector {kind!r}; known: {', '.join(sorted(SEARCH_SPACES))}")
     train_paths = [(r, p) for r, p in paths if group_of(r, p) in split.train]
@@ -299,21 +361,20 @@ def search_split(
         raise NotFoundError(f"split {split.name}: no experiment in the training folders {list(split.train)}")
     started = time.perf_counter()
     labelled = [loader(r, p) for r, p in train_paths]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    trials: list[dict[str, Any]] = []
+    inner: list[dict[str, Any]] = []
+    space_name = spaces[0] if spaces else "given"
+    if len(spaces) == 1:
+        space = dict(CANDIDATE_SPACES[kind][spaces[0]])
+    elif len(spaces) > 1:
+        from pumpops.pipeline._selection import choose_space  # noqa: PLC0415 - it imports this module
 
-    def run(trial: Any) -> float:
-        setting = suggest(trial, space)
-        summary, normal_far = _evaluate(kind, setting, labelled, normal, seed)
-        value = objective(summary, normal_far)
-        trials.append(
-            {"number": trial.number, "setting": setting, "value": value, **summary, "normal_far": normal_far}
-        )
-        return value
-
-    study.optimize(run, n_trials=n_trials)
-    best = max(trials, key=lambda t: (t["value"], -t["number"]))
+        cands = {n: CANDIDATE_SPACES[kind][n] for n in spaces}
+        space_name, results = choose_space(cands, labelled, normal, kind=kind, n_trials=n_trials, seed=seed)
+        space = dict(cands[space_name])
+        inner = [
+            {"space": r.name, "value": r.value, "normal_far": r.normal_far, **r.summary} for r in results
+        ]
+    trials, best = run_trials(labelled, normal, kind=kind, space=space, n_trials=n_trials, seed=seed)
     summary, normal_far = _evaluate(kind, best["setting"], labelled, normal, seed)
     return Search(
         split=split,
@@ -327,6 +388,8 @@ def search_split(
         train_normal_far=normal_far,
         train_files=[p.relative_to(r).as_posix() for r, p in train_paths],
         seconds=time.perf_counter() - started,
+        space_name=space_name,
+        inner=inner,
     )
 
 
@@ -359,6 +422,7 @@ def held_out(
     out: Path | None = None,
     loader: Loader = load_experiment,
     use_normal: bool = True,
+    spaces: Sequence[str] = (),
 ) -> HeldOutRun:
     """The held-out protocol: per split, search on the training folders, then score the test folder.
 
@@ -372,6 +436,8 @@ def held_out(
         out: if given, the test folders' predictions go to ``out/<split>/<relative path>``.
         loader: reads one experiment (tests instrument it).
         use_normal: add the unlabelled recordings' false-alarm rate to the objective.
+        spaces: candidate search spaces (:data:`CANDIDATE_SPACES`); with several, each split
+            picks one by an inner split of its training side (default: :data:`SEARCH_SPACES`).
 
     Raises:
         NotFoundError: no labelled experiment.
@@ -385,7 +451,7 @@ def held_out(
     searches, tests = [], []
     for split in chosen_splits:
         search = search_split(
-            paths, split, kind=kind, n_trials=n_trials, seed=seed, normal=normal, loader=loader
+            paths, split, kind=kind, n_trials=n_trials, seed=seed, normal=normal, loader=loader, spaces=spaces
         )
         where = None if out is None else Path(out) / split.name.replace("->", "_to_").replace("+", "_")
         test = [

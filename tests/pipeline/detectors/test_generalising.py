@@ -39,6 +39,7 @@ ALL_NEW = {
     "change_weight": 0.5,
     "baseline_window": 20,
     "window": 5,
+    "window_by_kind": {"flow": 12},
 }
 
 
@@ -181,6 +182,7 @@ def test_every_new_option_is_inside_the_exported_model(kind: str, tmp_path: Path
         {"change_weight": 1.0},  # no baseline to change from
         {"change_weight": -1.0, "baseline_window": 60},
         {"eig_floor": -1.0},
+        {"window_by_kind": {"flow": 0}},
     ],
 )
 def test_bad_new_settings_are_config_errors(hyper: dict[str, float]) -> None:

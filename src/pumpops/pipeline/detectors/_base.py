@@ -57,7 +57,9 @@ from pumpops.pipeline.detectors._numerics import (
     k_of_n,
     robust_center_scale,
     scale_floor_vector,
+    sensor_windows,
     smooth_alarms,
+    typical_rows,
 )
 from pumpops.pipeline.detectors._registry import DETECTORS, build_detector, register_detector
 from pumpops.schema import CANONICAL_SENSORS
@@ -126,6 +128,9 @@ class Detector(abc.ABC):
         change_weight: multi-scale features: each sensor also gets a change
             feature ``change_weight * (fast mean - slow baseline)`` beside its
             level (needs ``baseline_window``; 0: level features only).
+        window_by_kind: per sensor kind, its own ``window`` (the first key found
+            in a sensor's name, ``{"flow": 60}``): a quantised or noisy channel
+            averaged longer shows a small level shift the short window hides.
     """
 
     kind: ClassVar[str]
@@ -151,6 +156,7 @@ class Detector(abc.ABC):
         scale_floors: Mapping[str, float] | None = None,
         score_offset: float = 0.0,
         change_weight: float = 0.0,
+        window_by_kind: Mapping[str, int] | None = None,
     ) -> None:
         sensors = tuple(sensors)
         unknown = [s for s in sensors if s not in CANONICAL_SENSORS]
@@ -176,6 +182,7 @@ class Detector(abc.ABC):
             "scale_floor": all(0.0 <= f < 1.0 for f in [scale_floor, *(scale_floors or {}).values()]),
             "score_offset": 0.0 <= score_offset < 1e9,
             "change_weight": change_weight == 0.0 or (0.0 < change_weight < 1e6 and baseline_window > 0),
+            "window_by_kind": all(int(w) >= 1 for w in (window_by_kind or {}).values()),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -198,6 +205,7 @@ class Detector(abc.ABC):
         self.scale_floors = {str(k): float(v) for k, v in sorted((scale_floors or {}).items())}
         self.score_offset = float(score_offset)
         self.change_weight = float(change_weight)
+        self.window_by_kind = {str(k): int(v) for k, v in sorted((window_by_kind or {}).items())}
         self._fitted = False
 
     # ----------------------------------------------------------------- subclass hooks
@@ -241,7 +249,7 @@ class Detector(abc.ABC):
     @property
     def feature_span(self) -> int:
         """Rows one feature row looks back over (itself included)."""
-        return max(self.window, self.baseline_window)
+        return max(int(self._windows().max()), self.baseline_window)
 
     @property
     def input_length(self) -> int:
@@ -270,6 +278,7 @@ class Detector(abc.ABC):
             "scale_floors": dict(self.scale_floors),
             "score_offset": self.score_offset,
             "change_weight": self.change_weight,
+            "window_by_kind": dict(self.window_by_kind),
             **self._core_params(),
         }
 
@@ -322,6 +331,10 @@ class Detector(abc.ABC):
 
     # ----------------------------------------------------------------- features
 
+    def _windows(self) -> np.ndarray:
+        """Each sensor's fast window: ``window_by_kind``'s first key in its name, else ``window``."""
+        return sensor_windows(self.sensors, self.window, self.window_by_kind)
+
     def _detrend_mask(self) -> np.ndarray:
         return np.array([1.0 if s in self.detrend else 0.0 for s in self.sensors])
 
@@ -341,7 +354,9 @@ class Detector(abc.ABC):
         cs = np.concatenate([np.zeros((1, Z.shape[1])), np.cumsum(Zp, axis=0)])
         n = Z.shape[0]
         end = np.arange(self.feature_span, self.feature_span + n)
-        fast = (cs[end] - cs[end - self.window]) / self.window
+        wins = self._windows()
+        cols = np.arange(Z.shape[1])
+        fast = (cs[end] - cs[end[:, None] - wins, cols]) / wins
         if self.baseline_window == 0:
             return np.asarray(fast * self._feature_weights())
         slow = (cs[end] - cs[end - self.baseline_window]) / self.baseline_window
@@ -356,13 +371,7 @@ class Detector(abc.ABC):
         A "normal" period often still holds the tail of an earlier event; with
         ``trim_z > 0`` such rows neither shape the model nor raise the threshold.
         """
-        if self.trim_z <= 0:
-            return np.ones(features.shape[0], dtype=bool)
-        med = np.median(features, axis=0)
-        mad = np.median(np.abs(features - med), axis=0) * 1.4826
-        dev = np.abs(features - med) / np.maximum(mad, 1e-9)
-        keep = np.asarray((dev <= self.trim_z).all(axis=1))
-        return keep if keep.sum() >= max(10, features.shape[0] // 4) else np.ones_like(keep)
+        return typical_rows(features, self.trim_z)
 
     def _smooth_scores(self, per_row: np.ndarray) -> np.ndarray:
         m = self.score_window
@@ -520,7 +529,7 @@ class Detector(abc.ABC):
         fast, slow = self._feature_matrices()
         scale = self._floored(calibration.center, calibration.scale)
         zt = ((windows - calibration.center) / scale).transpose(0, 2, 1)  # (B, S, W)
-        fast_mean = zt @ fast
+        fast_mean = zt @ fast if fast.ndim == 2 else np.einsum("bsw,swp->bsp", zt, fast)
         feats = fast_mean
         if self.baseline_window:
             slow_mean = zt @ slow

@@ -35,16 +35,23 @@ __all__ = ["detector_manifest", "feature_matrices", "scoring_graph"]
 
 
 def feature_matrices(det: Detector) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, P)`` averaging matrices: fast mean and slow baseline at the last ``P`` positions."""
+    """``(W, P)`` averaging matrices: fast mean and slow baseline at the last ``P`` positions.
+
+    With per-sensor windows (``window_by_kind`` changing some sensor's window)
+    the fast one is ``(S, W, P)``, one matrix per sensor.
+    """
     W, P = det.input_length, det.score_window
-    fast = np.zeros((W, P))
+    wins = det._windows()
+    per_sensor = bool((wins != det.window).any())
+    fast = np.zeros((len(wins), W, P)) if per_sensor else np.zeros((1, W, P))
     slow = np.zeros((W, P))
     for p in range(P):
         end = W - P + p + 1  # exclusive end row of position p
-        fast[end - det.window : end, p] = 1.0 / det.window
+        for j, w in enumerate(wins if per_sensor else [det.window]):
+            fast[j, end - w : end, p] = 1.0 / w
         if det.baseline_window:
             slow[end - det.baseline_window : end, p] = 1.0 / det.baseline_window
-    return fast, slow
+    return (fast if per_sensor else fast[0]), slow
 
 
 def scoring_graph(det: Detector) -> bytes:
@@ -72,8 +79,18 @@ def scoring_graph(det: Detector) -> bytes:
         helper.make_node("Sub", [INPUT_WINDOW, INPUT_CENTER], ["pre_centered"], name="pre_sub"),
         helper.make_node("Div", ["pre_centered", scale_t], ["pre_z"], name="pre_div"),
         helper.make_node("Transpose", ["pre_z"], ["pre_zt"], name="pre_transpose", perm=[0, 2, 1]),
-        helper.make_node("MatMul", ["pre_zt", "pre_fast"], ["pre_fast_mean"], name="pre_fast_mm"),
     ]
+    if fast.ndim == 2:
+        nodes.append(
+            helper.make_node("MatMul", ["pre_zt", "pre_fast"], ["pre_fast_mean"], name="pre_fast_mm")
+        )
+    else:  # one window per sensor: (B, S, 1, W) @ (S, W, P) -> (B, S, 1, P) -> (B, S, P)
+        inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "pre_axis2"))
+        nodes += [
+            helper.make_node("Unsqueeze", ["pre_zt", "pre_axis2"], ["pre_zt4"], name="pre_zt4"),
+            helper.make_node("MatMul", ["pre_zt4", "pre_fast"], ["pre_fast4"], name="pre_fast_mm"),
+            helper.make_node("Squeeze", ["pre_fast4", "pre_axis2"], ["pre_fast_mean"], name="pre_fast_sq"),
+        ]
     feature_t = "pre_fast_mean"
     if det.baseline_window:
         mask = det._detrend_mask().reshape(S, 1)

@@ -64,6 +64,17 @@ def scale_floor_vector(sensors: Sequence[str], default: float, by_kind: Mapping[
     )
 
 
+def sensor_windows(sensors: Sequence[str], default: int, by_kind: Mapping[str, int]) -> np.ndarray:
+    """Per-sensor window lengths: the first ``by_kind`` key in the sensor's name, else ``default``.
+
+    >>> sensor_windows(["vibration_accel_de", "flow_rate"], 10, {"flow": 60}).tolist()
+    [10, 60]
+    """
+    return np.array(
+        [next((w for k, w in by_kind.items() if k in s), default) for s in sensors], dtype=np.int64
+    )
+
+
 def k_of_n(exceed: np.ndarray, k: int, n: int) -> np.ndarray:
     """Causal ``k``-of-``n`` smoothing: alarm at ``i`` when ``k`` of rows ``i-n+1..i`` exceed.
 
@@ -100,3 +111,21 @@ def smooth_alarms(
             out[i] = on
         raised = out
     return k_of_n(raised, 1, hold + 1) if hold > 0 else raised
+
+
+def typical_rows(features: np.ndarray, trim_z: float) -> np.ndarray:
+    """Rows whose every feature lies within ``trim_z`` robust deviations of its median (0: all rows).
+
+    Falls back to every row when fewer than ``max(10, n / 4)`` would remain.
+
+    >>> f = np.zeros((40, 1)); f[::2] = 1.0; f[5] = 50.0
+    >>> int(typical_rows(f, 3.0).sum()), bool(typical_rows(f, 3.0)[5])
+    (39, False)
+    """
+    if trim_z <= 0:
+        return np.ones(features.shape[0], dtype=bool)
+    med = np.median(features, axis=0)
+    mad = np.median(np.abs(features - med), axis=0) * 1.4826
+    dev = np.abs(features - med) / np.maximum(mad, 1e-9)
+    keep = np.asarray((dev <= trim_z).all(axis=1))
+    return keep if keep.sum() >= max(10, features.shape[0] // 4) else np.ones_like(keep)
