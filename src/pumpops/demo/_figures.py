@@ -9,7 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from pumpops.audit import ANCHORS_FILE, read_anchors, verify_trail, workspace_key
-from pumpops.demo._report import false_alarm_phases, fault_detection, write_report
+from pumpops.demo._measure import (
+    drift_truth,
+    drift_verdicts,
+    false_alarm_goal,
+    fault_recall,
+    read_truth,
+    tiers_acted,
+)
+from pumpops.demo._report import false_alarm_phases, fault_detection, verdict_chart, write_report
 from pumpops.demo._world import _H_MS, LoopOptions, Timeline, _World
 from pumpops.errors import PumpopsError
 
@@ -17,7 +25,9 @@ from pumpops.errors import PumpopsError
 def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions) -> dict[str, Any]:
 
     devices = {d.device_id: d.group for d in world.fleet}
-    phases = false_alarm_phases(store, devices, world.drift_group, world.drift_ms, world.faults, world.t0_ms)
+    phases = false_alarm_phases(
+        store, devices, world.drift_group, world.drift_ms, world.faults, world.t0_ms, drifted=world.drifted
+    )
     detection = fault_detection(store, world.faults, world.t0_ms)
     entries = store.audit_entries()
     ws = world.settings.workspace
@@ -68,7 +78,10 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
                 "simulated_h": round(sim_h, 2),
                 "wall_s": wall_s,
             }
+    measures = _measures(world, store, options, phases, detection, loop)
     figures: dict[str, Any] = {
+        "drift_kind": options.drift_kind,
+        "measures": measures,
         "drift_onset_to": loop,
         "false_alarm_percent": by_phase,
         "faults": detection,
@@ -100,8 +113,17 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
         rollouts=rollouts,
         figures=figures,
         t0_ms=world.t0_ms,
+        verdicts=verdict_chart(
+            measures["verdicts"]["pumps"],
+            {
+                f["device_id"]: [(f["start_s"] / 3600, (f["start_s"] + f["duration_s"]) / 3600)]
+                for f in world.faults
+            },
+            options.run_h,
+        ),
     )
     _print_figures(timeline.console, phases, detection, world.outcomes)
+    _print_measures(timeline.console, measures)
     for key, value in loop.items():
         timeline.console.print(
             f"drift onset → {key.removesuffix('_after_drift').replace('_', ' ')}: "
@@ -109,6 +131,77 @@ def _figures(world: _World, store: Any, timeline: Timeline, options: LoopOptions
         )
     figures["report"] = str(report)
     return figures
+
+
+def _measures(  # noqa: PLR0917 - the facts of one run
+    world: _World,
+    store: Any,
+    options: LoopOptions,
+    phases: Any,
+    detection: list[dict[str, Any]],
+    loop: dict[str, Any],
+) -> dict[str, Any]:
+    """Issue 15's figures of this run against the simulator's ground truth (``_measure``)."""
+    onsets, fault_truth = drift_truth(read_truth(world.settings.workspace / "ground-truth.json"))
+    reports = {
+        d.device_id: [
+            (rec.ts_ms, rec.body()) for rec in store.agent_messages(device_id=d.device_id, kind="drift")
+        ]
+        for d in world.fleet
+    }
+    rates: dict[str, dict[str, float | None]] = {}
+    for p in phases:
+        rates.setdefault(p.group, {})[p.phase] = None if p.rate is None else round(p.rate * 100, 3)
+    recovered_ms = world.milestones.get("retrained_group_complete_ms")
+    recovered_h = None if recovered_ms is None else (recovered_ms - world.t0_ms) / _H_MS
+    return {
+        "drift_kind": options.drift_kind,
+        "drifted_pumps": list(world.drifted),
+        "false_alarms": false_alarm_goal(rates),
+        "verdicts": drift_verdicts(reports, onsets, fault_truth, t0_ms=world.t0_ms),
+        "hub_verdicts": drift_verdicts(
+            {
+                dev: [
+                    (ts, {"alert": v in ("group_drift", "device_local"), "classification": v})
+                    for ts, v in seen
+                ]
+                for dev, seen in world.hub_verdicts.items()
+            },
+            onsets,
+            fault_truth,
+            t0_ms=world.t0_ms,
+        ),
+        "fault_recall": fault_recall(detection, recovered_h),
+        "recovered_h": None if recovered_h is None else round(recovered_h, 3),
+        "tiers": tiers_acted(world.outcomes),
+        "onset_to_recovered": loop.get("retrained_group_complete_after_drift"),
+    }
+
+
+def _print_measures(console: Console, m: dict[str, Any]) -> None:
+
+    v = m["verdicts"]
+    console.print(
+        f"drift verdicts per pump ({m['drift_kind']} on {len(m['drifted_pumps'])} pumps): precision "
+        f"{v['precision']}, recall {v['recall']} (tp {v['tp']}, fp {v['fp']}, fn {v['fn']}), "
+        f"delay {v['delay_min']} min"
+    )
+    h = m["hub_verdicts"]
+    console.print(
+        f"the hub's per-pump verdicts: precision {h['precision']}, recall {h['recall']} "
+        f"(tp {h['tp']}, fp {h['fp']}, fn {h['fn']}), delay {h['delay_min']} min"
+    )
+    for part, f in m["fault_recall"].items():
+        console.print(
+            f"faults {part} recovery: {f['detected']}/{f['faults']} detected, "
+            f"mean delay {f['delay_s_mean']} s"
+        )
+    for group, g in m["false_alarms"].items():
+        console.print(
+            f"false alarms {group}: before {g['before']} %, stale {g['stale']} %, after {g['after']} % "
+            f"({'within' if g['met'] else 'NOT within'} 1 pp of before)"
+        )
+    console.print(f"tier that acted: {', '.join(m['tiers']) or 'none'}")
 
 
 def _print_figures(console: Console, phases: Any, detection: Any, outcomes: Any) -> None:

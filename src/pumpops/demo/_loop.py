@@ -139,7 +139,8 @@ def loop_verdict(figures: dict[str, Any]) -> dict[str, bool]:
         ``faults_detected`` (every scheduled fault raised an alarm),
         ``drifted_group_retrained_and_rolled_out`` (retrained on drift, released,
         and the rollout to the whole group completed), ``bad_candidate_blocked``
-        (failed validation), ``audit_verified``, and ``loop_closed`` (all four).
+        (failed validation; absent when figures say ``bad_candidate: false``, not tried),
+        ``audit_verified``, and ``loop_closed`` (all of them).
     """
     faults = figures.get("faults") or []
     retraining = figures.get("retraining") or []
@@ -157,6 +158,8 @@ def loop_verdict(figures: dict[str, Any]) -> dict[str, bool]:
         ),
         "audit_verified": bool(figures.get("audit_verified")),
     }
+    if figures.get("bad_candidate") is False:  # not tried in this run (``LoopOptions.bad_candidate``)
+        del verdict["bad_candidate_blocked"]
     verdict["loop_closed"] = all(verdict.values())
     return verdict
 
@@ -328,6 +331,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     last_run: dict[str, int] = {}
     status: dict[str, Any] = {"alarms": 0, "rollouts": "", "said_s": time.monotonic()}
     doing = [""]  # the retraining step under way, if any
+    last_verdicts = [0]
 
     def status_line() -> str:
         hours = (sim_ms() - world.t0_ms) / _H_MS
@@ -354,6 +358,9 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     what = ", ".join(a.removeprefix("rollout.") for a in r.actions)
                     timeline.say(now, f"rollout {r.rollout_id}: {what} ({r.after}) {r.error or ''}")
             monitoring.evaluate(now * 1000)
+            if now - last_verdicts[0] >= _VERDICT_EVERY_MS:
+                last_verdicts[0] = now
+                _record_verdicts(world, monitoring, now)
             for rec in store.agent_messages(kind="alarm", since_us=(now - 2 * 600_000) * 1000):
                 body = rec.body()
                 if body.get("event") == "raised" and body["alarm_id"] not in seen_alarms:
@@ -421,7 +428,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     if outcome.rollout_id:
                         world.rollouts.append(outcome.rollout_id)
                         retrain_rollouts.add(outcome.rollout_id)
-            if retrained and not bad_done:
+            if retrained and not bad_done and options.bad_candidate:
                 bad_done = True
                 group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
                 timeline.say(sim_ms(), f"{group}: a deliberately bad candidate (threshold factor 0.2)")
@@ -456,7 +463,23 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     for _ in range(5):
         rollouts.tick(sim_ms() / 1000)
         time.sleep(0.5)
-    return _figures(world, store, timeline, options)
+    figures = _figures(world, store, timeline, options)
+    figures["bad_candidate"] = options.bad_candidate
+    return figures
+
+
+_VERDICT_EVERY_MS = 300_000  # how often (hub time) the hub's per-pump shift verdicts are recorded
+
+
+def _record_verdicts(world: _World, monitoring: MonitoringService, now_ms: int) -> None:
+    """Note each pump's verdict from the hub's shift verdicts (drift, device-local, fault, ok)."""
+    try:
+        verdicts = monitoring.shift_verdicts(now_ms * 1000)
+    except PumpopsError:
+        return  # a figure of the report, not a step of the loop
+    for shift in verdicts.values():
+        for device_id, verdict in shift.devices.items():
+            world.hub_verdicts.setdefault(device_id, []).append((now_ms, str(verdict)))
 
 
 def _rollout_counts(store: Any, rollout_ids: list[str]) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["false_alarm_phases", "fault_detection", "write_report"]
+__all__ = ["false_alarm_phases", "fault_detection", "verdict_chart", "write_report"]
 
 _H_MS = 3_600_000
 
@@ -44,10 +44,14 @@ def false_alarm_phases(  # noqa: PLR0917 - the facts of one run
     drift_ms: int,
     faults: Sequence[dict[str, Any]],
     t0_ms: int,
+    *,
+    drifted: Collection[str] | None = None,
 ) -> list[Phase]:
     """Alarmed fraction per group: before the drift, after it on the stale model, on the retrained model.
 
     Summaries that overlap a scheduled fault are left out (those alarms are right).
+    ``drifted``: the pumps the drift happened to (default: every pump of ``drift_group``);
+    the group's other pumps count as "no drift (same period)" after the onset.
     """
     fault_spans = [
         (
@@ -67,11 +71,12 @@ def false_alarm_phases(  # noqa: PLR0917 - the facts of one run
         if any(d == rec.device_id and start < e and end > s for d, s, e in fault_spans):
             continue
         version = int(b.get("model_version") or 0)
+        hit = group == drift_group if drifted is None else rec.device_id in drifted
         if version > 1:
             phase = "retrained model"
-        elif group == drift_group and start >= drift_ms:
+        elif hit and start >= drift_ms:
             phase = "stale model, after drift"
-        elif end <= drift_ms or group != drift_group:
+        elif end <= drift_ms or not hit:
             phase = "before drift" if end <= drift_ms else "no drift (same period)"
         else:
             continue  # a summary across the drift onset
@@ -182,6 +187,53 @@ def _line_chart(
     return "".join(parts)
 
 
+def _measures_table(m: dict[str, Any]) -> str:
+    """Issue 15's figures of this run as a table (see ``_measure``)."""
+    rows = []
+    for group, g in m.get("false_alarms", {}).items():
+        cells = " / ".join("–" if g[k] is None else f"{g[k]:.2f} %" for k in ("before", "stale", "after"))
+        rows.append(
+            (
+                f"false alarms {group}: before / stale / after",
+                cells + (" (goal met)" if g["met"] else " (goal NOT met)"),
+            )
+        )
+    v = m.get("verdicts", {})
+    rows.append(
+        (
+            "drift verdicts per pump: precision / recall",
+            f"{v.get('precision')} / {v.get('recall')} "
+            f"(tp {v.get('tp')}, fp {v.get('fp')}, fn {v.get('fn')})",
+        )
+    )
+    rows.append(("drift verdict delay (min): mean / max", json.dumps(v.get("delay_min"))))
+    hv = m.get("hub_verdicts", {})
+    rows.append(
+        (
+            "the hub's per-pump verdicts: precision / recall",
+            f"{hv.get('precision')} / {hv.get('recall')} (tp {hv.get('tp')}, fp {hv.get('fp')}, "
+            f"fn {hv.get('fn')}); delay {json.dumps(hv.get('delay_min'))} min",
+        )
+    )
+    for part, f in m.get("fault_recall", {}).items():
+        rows.append(
+            (
+                f"faults {part} recovery",
+                f"{f['detected']}/{f['faults']} detected, mean delay {f['delay_s_mean']} s",
+            )
+        )
+    rows.append(("tier that acted", ", ".join(m.get("tiers", [])) or "none"))
+    rec = m.get("onset_to_recovered")
+    rows.append(
+        (
+            "drift onset → recovered group",
+            "not recovered" if not rec else f"{rec['simulated_h']} simulated h, {rec['wall_s']} s wall",
+        )
+    )
+    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
+    return f"<h2>The run against the ground truth</h2><table>{body}</table>"
+
+
 def _bar_chart(rows: Sequence[tuple[str, str, float]], *, title: str, width: int = 760) -> str:
     phases = sorted({p for _, p, _ in rows})
     colors = dict(zip(phases, ("#4c78a8", "#e45756", "#54a24b", "#b279a2"), strict=False))
@@ -212,6 +264,61 @@ def _bar_chart(rows: Sequence[tuple[str, str, float]], *, title: str, width: int
     return "".join(parts)
 
 
+def verdict_chart(
+    pumps: Sequence[dict[str, Any]],
+    faults_h: dict[str, list[tuple[float, float]]],
+    end_h: float,
+    *,
+    width: int = 760,
+) -> str:
+    """Drift verdicts per pump against the truth, as inline SVG.
+
+    A row per pump: the true drift shaded green from its onset, faults red, and a tick
+    at every report that said drift.
+    """
+    row_h, left, top = 14, 150, 34
+    height = top + len(pumps) * row_h + 30
+    w = width - left - 10
+
+    def px(hours: float) -> float:
+        return left + max(0.0, min(hours, end_h)) / end_h * w
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        '<text x="10" y="15" font-size="13" font-weight="bold">'
+        "Drift verdicts per pump against the truth</text>",
+        '<text x="10" y="28" font-size="11"><tspan fill="#54a24b">■</tspan> true benign drift · '
+        '<tspan fill="#e45756">■</tspan> fault · | a report that said drift</text>',
+    ]
+    for i, p in enumerate(pumps):
+        y = top + i * row_h
+        label = f"{p['device_id']} ({p['truth']}{', called' if p['called'] else ''})"
+        parts.append(f'<text x="10" y="{y + 10}" font-size="10">{html.escape(label)}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 1}" width="{w}" height="{row_h - 2}" fill="#f4f4f4"/>')
+        if p.get("onset_h") is not None:
+            a = px(float(p["onset_h"]))
+            parts.append(
+                f'<rect x="{a:.1f}" y="{y + 1}" width="{px(end_h) - a:.1f}" height="{row_h - 2}" '
+                'fill="#54a24b" opacity="0.35"/>'
+            )
+        for a_h, b_h in faults_h.get(p["device_id"], []):
+            a, b = px(a_h), px(b_h)
+            parts.append(
+                f'<rect x="{a:.1f}" y="{y + 1}" width="{max(1.0, b - a):.1f}" height="{row_h - 2}" '
+                'fill="#e45756" opacity="0.45"/>'
+            )
+        for t in p.get("calls_h", []):
+            x = px(float(t))
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 2}" y2="{y + row_h - 2}" stroke="#222"/>')
+    base = top + len(pumps) * row_h + 14
+    parts += [
+        f'<text x="{left}" y="{base}" font-size="11">0 h</text>',
+        f'<text x="{left + w}" y="{base}" font-size="11" text-anchor="end">{end_h:g} h</text>',
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
 # ------------------------------------------------------------------------------ the page
 
 
@@ -226,9 +333,15 @@ def write_report(
     rollouts: Sequence[dict[str, Any]],
     figures: dict[str, Any],
     t0_ms: int,
+    verdicts: str = "",
 ) -> Path:
-    """Write the HTML report; return its path."""
+    """Write the HTML report; return its path (``verdicts``: :func:`verdict_chart`'s SVG)."""
     sections = ["<h1>pumpops demo: the loop</h1>", f"<p>{html.escape(figures.get('summary', ''))}</p>"]
+    measures = figures.get("measures")
+    if measures:
+        sections.append(_measures_table(measures))
+    if verdicts:
+        sections.append(verdicts)
     if faulty is not None:
         dev, kind, start_h, end_h = faulty["device_id"], faulty["kind"], faulty["start_h"], faulty["end_h"]
         frame = store.query(dev)

@@ -20,7 +20,7 @@ import uvicorn
 from rich.console import Console
 
 from pumpops.demo._console import _elapsed, _phase, _setter, _status
-from pumpops.errors import ServiceError
+from pumpops.errors import ConfigError, ServiceError
 from pumpops.fleet import Device
 from pumpops.hub import (
     Supervisor,
@@ -33,13 +33,24 @@ from pumpops.hub import (
 from pumpops.registry import parse_ref
 from pumpops.retrain import run_retrain
 from pumpops.settings import Settings, init_workspace, load_settings
-from pumpops.sim import Scenario, build_fleet
+from pumpops.sim import (
+    DriftKind,
+    Event,
+    FaultKind,
+    FleetSimulator,
+    Onset,
+    Scenario,
+    build_fleet,
+    write_ground_truth,
+)
 from pumpops.sources import SimulatorSource
 from pumpops.telemetry import BrokerAddress, build_topic, encode_frame
 
 _H_MS = 3_600_000
 ACTOR = "demo@pumpops"
 TARGETS = ("x86_64-ipc", "aarch64-gateway")
+#: The benign drift kinds the loop can run (``LoopOptions.drift_kind``).
+DRIFT_KINDS = ("sensor_recalibration", "setpoint_change", "seasonal_ambient", "pump_replacement")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,15 @@ class LoopOptions:
         drift_at_h: hours into the run when the benign drift starts.
         seed: seed of everything random.
         secure: run over Mosquitto with TLS, passwords and the ACL, every pump provisioned (``--secure``).
+        drift_kind: the benign drift (:data:`DRIFT_KINDS`): ``sensor_recalibration`` (the
+            discharge-pressure sensor of every pump of one make re-zeroed), ``setpoint_change``
+            (every pump of the make slowed to 90 % of its speed), ``seasonal_ambient`` (+12 K
+            ambient at every pump of the make), ``pump_replacement`` (one pump of the make
+            replaced by a new unit of the same make).
+        bad_candidate: try a deliberately bad candidate once the drifted group was retrained
+            (``loop_verdict`` then asks that it was blocked).
+        late_faults: two more faults after the expected recovery (at ``run_h - 1.4`` h: one on a
+            drifted pump, one on another make), so fault recall after recovery is measured.
     """
 
     workspace: Path
@@ -65,6 +85,13 @@ class LoopOptions:
     drift_at_h: float = 0.5
     seed: int = 7
     secure: bool = False
+    drift_kind: str = "sensor_recalibration"
+    bad_candidate: bool = True
+    late_faults: bool = False
+
+    def __post_init__(self) -> None:
+        if self.drift_kind not in DRIFT_KINDS:
+            raise ConfigError(f"drift_kind {self.drift_kind!r}: one of {', '.join(DRIFT_KINDS)}")
 
 
 @dataclass
@@ -327,7 +354,10 @@ class _World:
     drift_ms: int
     offline_device: str
     timeline: Timeline
+    drifted: tuple[str, ...] = ()
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    # the hub's per-pump shift verdicts over time: device -> [(hub time ms, verdict)]
+    hub_verdicts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     rollouts: list[str] = field(default_factory=list)
     milestones: dict[str, int] = field(default_factory=dict)
 
@@ -335,15 +365,26 @@ class _World:
 def _scheduled_events(
     fleet: tuple[Device, ...], options: LoopOptions
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], str]:
-    """Faults on three pumps of the makes that do not drift; a recalibrated sensor on every pump of one."""
+    """Faults on three pumps of the makes that do not drift; the benign drift on one make.
+
+    Returns:
+        Each pump's events (as ``[[source.events]]`` of its agent), the faults, the drifting make.
+    """
     makes = sorted({d.group for d in fleet})
     drift_group = makes[0]
     per_device: dict[str, list[dict[str, Any]]] = {d.device_id: [] for d in fleet}
     faults = []
     others = [d for d in fleet if d.group != drift_group]
-    for d, kind, at_h in zip(
-        others[:3], ("bearing_wear", "cavitation", "seal_leak"), (0.6, 2.2, 3.4), strict=False
-    ):
+    planned: list[tuple[Device, str, float]] = list(
+        zip(others[:3], ("bearing_wear", "cavitation", "seal_leak"), (0.6, 2.2, 3.4), strict=False)
+    )
+    drifted = _drifted(fleet, drift_group, options)
+    if options.late_faults:  # after the recovery: does the retrained model still catch faults?
+        late = options.run_h - 1.4
+        planned += [(_late_fault_pump(fleet, drift_group, drifted), "bearing_wear", late)]
+        if len(others) > 3:
+            planned += [(others[3], "cavitation", late)]
+    for d, kind, at_h in planned:
         spec = {
             "kind": kind,
             "start_s": at_h * 3600,
@@ -354,17 +395,81 @@ def _scheduled_events(
         per_device[d.device_id].append(spec)
         faults.append({"device_id": d.device_id, **spec})
     for d in fleet:
-        if d.group == drift_group:
-            per_device[d.device_id].append(
-                {
-                    "kind": "sensor_recalibration",
-                    "start_s": options.drift_at_h * 3600,
-                    "duration_s": options.run_h * 3600,
-                    "sensor": "discharge_pressure",
-                    "offset": 40_000.0,
-                }
-            )
+        if d.device_id in drifted:
+            per_device[d.device_id].append(_drift_spec(d, options))
     return per_device, faults, drift_group
+
+
+def _drifted(fleet: tuple[Device, ...], drift_group: str, options: LoopOptions) -> tuple[str, ...]:
+    """The pumps the benign drift happens to: the whole make, or one replaced pump of it."""
+    group = [d.device_id for d in fleet if d.group == drift_group]
+    if options.drift_kind == "pump_replacement":
+        return (group[0],)
+    return tuple(group)
+
+
+def _late_fault_pump(fleet: tuple[Device, ...], drift_group: str, drifted: tuple[str, ...]) -> Device:
+    """A pump of the drifting make, on the retrained model by then (not the one that starts offline)."""
+    group = [d for d in fleet if d.group == drift_group]
+    online = group[:-1] if len(group) > 1 else group
+    return next((d for d in reversed(online) if d.device_id in drifted), online[-1])
+
+
+def _drift_spec(device: Device, options: LoopOptions) -> dict[str, Any]:
+    """The ``[[source.events]]`` entry of the benign drift on ``device``."""
+    spec: dict[str, Any] = {
+        "kind": options.drift_kind,
+        "start_s": options.drift_at_h * 3600,
+        "duration_s": options.run_h * 3600,
+    }
+    if options.drift_kind == "sensor_recalibration":
+        spec.update(sensor="discharge_pressure", offset=40_000.0)
+    elif options.drift_kind == "setpoint_change":
+        base = _base_speed_ratio(device, options.seed)
+        spec.update(speed_ratio=round(max(0.3, 0.9 * base), 4))
+    elif options.drift_kind == "seasonal_ambient":
+        spec.update(offset=12.0)
+    return spec
+
+
+def _base_speed_ratio(device: Device, seed: int) -> float:
+    """The pump's own speed set-point (as its agent's simulator draws it from the seed)."""
+    one = Scenario(devices=(device,), start_ms=0, duration_s=60, seed=seed)
+    return FleetSimulator(one).device(device.device_id).base_ratio
+
+
+def _scenario_of_run(fleet: tuple[Device, ...], options: LoopOptions, t0_ms: int) -> Scenario:
+    """The agents' simulators as one scenario, for the run's ground truth.
+
+    A pump's data depends only on itself and the seed, so the numbers are the agents'.
+    """
+    kinds: dict[str, DriftKind | FaultKind] = {k.value: k for k in DriftKind}
+    kinds |= {k.value: k for k in FaultKind}
+    per_device = _scheduled_events(fleet, options)[0]
+    events = []
+    for device_id, specs in per_device.items():
+        for e in specs:
+            start = t0_ms + round(e["start_s"] * 1000)
+            events.append(
+                Event(
+                    device_id,
+                    kinds[e["kind"]],
+                    start,
+                    start + round(e["duration_s"] * 1000),
+                    onset=Onset(e.get("onset", "sudden")),
+                    severity=float(e.get("severity", 1.0)),
+                    speed_ratio=e.get("speed_ratio"),
+                    sensor=e.get("sensor"),
+                    offset=e.get("offset"),
+                )
+            )
+    return Scenario(
+        devices=fleet,
+        start_ms=t0_ms,
+        duration_s=options.run_h * 3600,
+        seed=options.seed,
+        events=tuple(events),
+    )
 
 
 def _prepare(options: LoopOptions, out: Console) -> _World:
@@ -383,6 +488,8 @@ def _prepare(options: LoopOptions, out: Console) -> _World:
     timeline = Timeline(out, t0_ms)
     _, faults, drift_group = _scheduled_events(fleet, options)
     offline = next(d.device_id for d in reversed(fleet) if d.group == drift_group)
+    # the simulator's ground truth of the run: which pump drifts (benign) or fails, from when
+    write_ground_truth(ws / "ground-truth.json", _scenario_of_run(fleet, options, t0_ms))
     world = _World(
         settings,
         fleet,
@@ -393,6 +500,7 @@ def _prepare(options: LoopOptions, out: Console) -> _World:
         t0_ms + round(options.drift_at_h * _H_MS),
         offline,
         timeline=timeline,
+        drifted=_drifted(fleet, drift_group, options),
     )
     groups = sorted({d.group for d in fleet})
     out.print(
