@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from pumpops.cli import app
 from pumpops.demo._measure import (
     drift_truth,
     drift_verdicts,
@@ -132,3 +135,14 @@ def test_tiers_name_the_drift_responses_only() -> None:
         "retrain a: released",
         "recalibrate p-1: done",
     ]
+
+
+def test_demo_cli_unknown_drift_kind_is_refused_naming_the_flag_and_the_kinds(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--drift-kind", "earthquake", "--workspace", str(tmp_path / "ws")]
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "--drift-kind" in text
+    assert "pump_replacement" in text
+    assert not (tmp_path / "ws").exists()  # nothing started, nothing written

@@ -28,6 +28,12 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
     hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),
     seed: int = typer.Option(7, min=0, help="Seed of everything random."),
+    drift_kind: str = typer.Option(
+        "sensor_recalibration",
+        "--drift-kind",
+        help="The benign drift on one make: sensor_recalibration, setpoint_change, seasonal_ambient, "
+        "or pump_replacement (one pump of the make).",
+    ),
     secure: bool = typer.Option(
         False,
         "--secure",
@@ -60,10 +66,20 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
         run_demo(DemoOptions(workspace=workspace, devices=devices, hours=hours, seed=seed))
         return
     from pumpops.demo import LoopOptions, run_loop_demo
+    from pumpops.errors import ConfigError
 
-    options = LoopOptions(
-        workspace=workspace, pumps=pumps, run_h=run_hours, speed=speed, seed=seed, secure=secure
-    )
+    try:
+        options = LoopOptions(
+            workspace=workspace,
+            pumps=pumps,
+            run_h=run_hours,
+            speed=speed,
+            seed=seed,
+            secure=secure,
+            drift_kind=drift_kind,
+        )
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--drift-kind") from exc
     run_loop_demo(options, console)
     if serve:
         _serve(workspace, serve_port)
