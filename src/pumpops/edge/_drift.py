@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pumpops.edge._shift import SensorShift, ShiftTest
+from pumpops.edge._shift import SensorShift, ShiftJudge, ShiftTest
 from pumpops.errors import ConfigError, InputError
 
 __all__ = [
@@ -336,14 +336,16 @@ class DriftReport:
         change_statistic: the change test's current statistic.
         reason: ``schedule`` or ``change``.
         shift: per sensor, the :class:`ShiftTest` answer on the last window (empty without a shift test).
-        shifted: sensors the shift test fired on.
+        shifted: sensors the shift test fired on (or held: see :class:`ShiftJudge`).
         since_ms: per shifted sensor, the time (or row count without times) of the first report
             in the current run of reports that fired on it.
-        hint: what the change looks like: ``none``; ``sensor_shift`` (a few sensors, the model's
-            median score under its threshold: recalibrate the device); ``operating_shift`` (many
-            sensors, scores under the threshold); ``fault_like`` (median score over the
-            threshold: an alarm, not drift); ``""`` without a shift test.
+        hint: the :class:`ShiftJudge`'s word: ``none``; ``new_shift`` (not yet confirmed);
+            ``sensor_shift`` (a few sensors stayed shifted: recalibrate the device);
+            ``operating_shift`` (many sensors stayed shifted); ``fault_like`` (the change grew
+            between reports or made a sensor noisier: an alarm, not drift); ``""`` without a shift test.
         score_ratio: median of the window's scores over the score unit (None: no scores).
+        confirmed: shifted sensors confirmed by consecutive reports.
+        fault_signs: why the run is fault-like.
     """
 
     rows: int
@@ -361,16 +363,22 @@ class DriftReport:
     since_ms: dict[str, int] = field(default_factory=dict)
     hint: str = ""
     score_ratio: float | None = None
+    confirmed: tuple[str, ...] = ()
+    fault_signs: tuple[str, ...] = ()
 
     @property
     def alert(self) -> bool:
-        """Drift: with a shift test, shifted sensors not fault-like; else PSI or the change test."""
+        """Drift: with a shift test, a confirmed shift that is not fault-like; else PSI or the change test."""
         if self.hint:
-            return bool(self.shifted) and self.hint != "fault_like"
+            return self.hint in ("sensor_shift", "operating_shift")
         return bool(self.drifted) or self.change_fired
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (PSI rounded to 4 decimals)."""
+        """JSON-able form (PSI rounded to 4 decimals).
+
+        Compact: the shift test's full answer (``shift``) only for the shifted sensors;
+        every tested sensor's shift in reference sd in ``shift_sd`` (None: not tested).
+        """
         return {
             "rows": self.rows,
             "scores": self.scores,
@@ -385,10 +393,13 @@ class DriftReport:
             },
             "alert": self.alert,
             "reason": self.reason,
-            "shift": {k: v.to_dict() for k, v in self.shift.items()},
+            "shift": {k: v.to_dict() for k, v in self.shift.items() if k in self.shifted},
+            "shift_sd": {k: v.to_dict()["shift_sd"] for k, v in self.shift.items()},
             "shifted": list(self.shifted),
+            "confirmed": list(self.confirmed),
             "since_ms": dict(self.since_ms),
             "hint": self.hint,
+            "fault_signs": list(self.fault_signs),
             "score_ratio": None if self.score_ratio is None else round(self.score_ratio, 4),
         }
 
@@ -409,6 +420,7 @@ class DriftMonitor:
         shift_test: the per-sensor :class:`ShiftTest` run on the last ``shift_test.window_rows``
             rows at every report (None: PSI and the change test only, as before).
         few_sensors: at most this many shifted sensors is a ``sensor_shift`` (default ``max(1, S // 4)``).
+        shift_judge: what a run of shift reports means (default ``ShiftJudge(few_sensors=few_sensors)``).
 
     >>> rng = np.random.default_rng(0)
     >>> deciles = np.quantile(rng.normal(0, 1, (2000, 2)), np.linspace(0, 1, 11), axis=0).T
@@ -431,6 +443,7 @@ class DriftMonitor:
         change_test: PageHinkley | Cusum | None = None,
         shift_test: ShiftTest | None = None,
         few_sensors: int | None = None,
+        shift_judge: ShiftJudge | None = None,
     ) -> None:
         self.sensors = tuple(sensors)
         self._window = PsiWindow(quantiles, window_rows)
@@ -452,6 +465,9 @@ class DriftMonitor:
         self.few_sensors = few_sensors if few_sensors is not None else max(1, len(self.sensors) // 4)
         if self.few_sensors < 1:
             raise ConfigError(f"few_sensors must be >= 1, got {few_sensors}")
+        self.shift_judge = (
+            shift_judge if shift_judge is not None else ShiftJudge(few_sensors=self.few_sensors)
+        )
         n = shift_test.window_rows if shift_test is not None else 1
         self._raw = np.full((n, len(self.sensors)), np.nan)
         self._raw_scores = np.full(n, np.nan)
@@ -495,10 +511,20 @@ class DriftMonitor:
         }
         drifted = tuple(name for name, v in psi_by.items() if v is not None and v > self.psi_alert)
         fired, self._fired = self._fired, False
-        shift, hint, ratio = self._shift()
-        shifted = tuple(name for name, v in shift.items() if v.fired)
         now = self._ts_ms if self._ts_ms is not None else self.rows
-        self._since = {name: self._since.get(name, now) for name in shifted}
+        shift, hint, ratio = self._shift()
+        shifted: tuple[str, ...] = ()
+        confirmed: tuple[str, ...] = ()
+        signs: tuple[str, ...] = ()
+        if hint and shift:
+            verdict = self.shift_judge.judge(list(shift.values()), now)
+            shifted, confirmed, hint, signs = (
+                verdict.shifted,
+                verdict.confirmed,
+                verdict.hint,
+                verdict.fault_signs,
+            )
+            self._since = dict(verdict.since)
         return DriftReport(
             rows=self.rows,
             scores=self.scores,
@@ -512,25 +538,24 @@ class DriftMonitor:
             reason=reason,
             shift=shift,
             shifted=shifted,
-            since_ms=dict(self._since),
+            since_ms={k: v for k, v in self._since.items() if k in shifted},
             hint=hint,
             score_ratio=ratio,
+            confirmed=confirmed,
+            fault_signs=signs,
         )
 
     def _shift(self) -> tuple[dict[str, SensorShift], str, float | None]:
-        """The shift test on the last window, its hint, the window's median score ratio."""
+        """The shift test on the last window (empty until it is full), ``none``, the median score ratio.
+
+        The model's score is evidence the hub weighs (a change of one pump's own that its
+        model alarms on); the device's word comes from the pattern of the shift alone
+        (:class:`ShiftJudge`), because a stale model alarms on benign drift too.
+        """
         if self.shift_test is None:
             return {}, "", None
         scores = self._raw_scores[np.isfinite(self._raw_scores)]
         ratio = float(np.median(scores)) if scores.size else None
         if self.rows < self._raw.shape[0]:
             return {}, "none", ratio  # the first window is not full yet
-        shift = {s.sensor: s for s in self.shift_test.test(self._raw)}
-        n = sum(1 for s in shift.values() if s.fired)
-        if ratio is not None and ratio > 1.0:
-            hint = "fault_like"
-        elif n == 0:
-            hint = "none"
-        else:
-            hint = "sensor_shift" if n <= self.few_sensors else "operating_shift"
-        return shift, hint, ratio
+        return {s.sensor: s for s in self.shift_test.test(self._raw)}, "none", ratio

@@ -1,9 +1,11 @@
 """A per-sensor shift test of a live window against normal reference rows, with a known false-alarm rate.
 
 Owns :class:`ShiftTest` (mean and spread per sensor, autocorrelation taken into
-account, Holm-corrected across sensors) and :class:`SensorShift` (one sensor's
-answer). Pure numpy and :mod:`math`, no I/O; :class:`pumpops.edge.DriftMonitor`
-drives it once per drift report.
+account, Holm-corrected across sensors), :class:`SensorShift` (one sensor's
+answer) and :class:`ShiftJudge` (what a run of reports means: a level shift that
+stays is drift, a change that grows or makes a sensor noisier is fault-like).
+Pure numpy and :mod:`math`, no I/O; :class:`pumpops.edge.DriftMonitor` drives
+them once per drift report.
 
 May import: the standard library, numpy and ``pumpops.errors`` only.
 """
@@ -11,6 +13,7 @@ May import: the standard library, numpy and ``pumpops.errors`` only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pumpops.errors import ConfigError, InputError
 
-__all__ = ["SensorShift", "ShiftTest"]
+__all__ = ["SensorShift", "ShiftJudge", "ShiftTest", "ShiftVerdict"]
 
 
 # ---------------------------------------------------------------- shift test with a known false-alarm rate
@@ -61,6 +64,11 @@ class SensorShift:
         spread_ratio: window spread over the spread a stationary window of that length has (1 = same).
         p_mean, p_spread: two-sided p-values of the mean and spread tests (None: too few values).
         fired: rejected by Holm's procedure over all sensors' tests at the test's ``alpha``.
+        noise_ratio: the window's spread around its own straight-line trend over what a
+            stationary window has (a level shift or a slow ramp leaves it near 1; a sensor
+            that got noisier raises it).
+        noisier: ``noise_ratio`` is at least the test's ``noisier_ratio`` and significant
+            (one-sided, Bonferroni over sensors at ``alpha``): a fault sign, not a level shift.
     """
 
     sensor: str
@@ -70,12 +78,15 @@ class SensorShift:
     p_mean: float | None
     p_spread: float | None
     fired: bool
+    noise_ratio: float = math.nan
+    noisier: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (4 significant digits; a figure that was not measured is None, never NaN)."""
         return {"shift_sd": _round(self.shift_sd), "shift": _round(self.shift),
                 "spread_ratio": _round(self.spread_ratio), "p_mean": _round(self.p_mean),
-                "p_spread": _round(self.p_spread), "fired": self.fired}  # fmt: skip
+                "p_spread": _round(self.p_spread), "fired": self.fired,
+                "noise_ratio": _round(self.noise_ratio), "noisier": self.noisier}  # fmt: skip
 
 
 def _round(value: float | None) -> float | None:
@@ -109,6 +120,8 @@ class ShiftTest:
         reference: normal rows, shape ``(N, S)`` (N ≥ 4·64 + 1; NaN allowed).
         window_rows: rows in the live window the test will see.
         alpha: false-alarm probability per tested window (0 < alpha < 0.5).
+        noisier_ratio: a sensor whose detrended spread is at least this many times a stationary
+            window's (and significantly so) is ``noisier`` (a fault sign; > 1).
 
     Raises:
         InputError: a reference of the wrong shape, too short, or a sensor without values.
@@ -128,6 +141,7 @@ class ShiftTest:
         *,
         window_rows: int,
         alpha: float = 0.01,
+        noisier_ratio: float = 1.5,
     ) -> None:
         ref = np.asarray(reference, dtype=np.float64)
         self.sensors = tuple(sensors)
@@ -139,8 +153,11 @@ class ShiftTest:
             raise ConfigError(
                 f"ShiftTest needs window_rows >= 10 and 0 < alpha < 0.5, got {window_rows}, {alpha}"
             )
+        if not noisier_ratio > 1.0:
+            raise ConfigError(f"ShiftTest needs noisier_ratio > 1, got {noisier_ratio}")
         self.window_rows = window_rows
         self.alpha = alpha
+        self.noisier_ratio = noisier_ratio
         stats = [self._fit(ref[:, s], self.sensors[s]) for s in range(ref.shape[1])]
         self.mean = np.array([m for m, _, _, _ in stats])
         self.sd = np.array([sd for _, sd, _, _ in stats])
@@ -211,19 +228,46 @@ class ShiftTest:
         pvals = [p for part in parts for p in part[3:]]
         rejected = _holm([p for p in pvals if p is not None], self.alpha)
         out, i = [], 0
-        for s, (shift, ratio, _, p_mean, p_spread) in enumerate(parts):
+        for s, (shift, ratio, noise, p_mean, p_spread) in enumerate(parts):
             fired = False
             for p in (p_mean, p_spread):
                 if p is not None:
                     fired, i = fired or rejected[i], i + 1
+            noisier = noise is not None and noise[1] < self.alpha / len(self.sensors)
+            noisier = noisier and noise is not None and noise[0] >= self.noisier_ratio
             out.append(
-                SensorShift(self.sensors[s], shift / float(self.sd[s]), shift, ratio, p_mean, p_spread, fired)
+                SensorShift(
+                    self.sensors[s],
+                    shift / float(self.sd[s]),
+                    shift,
+                    ratio,
+                    p_mean,
+                    p_spread,
+                    fired,
+                    math.nan if noise is None else noise[0],
+                    noisier,
+                )
             )
         return out
 
+    def _noise(self, s: int, v: NDArray[np.float64]) -> tuple[float, float] | None:
+        """The spread around the window's straight-line trend over a stationary window's; one-sided p."""
+        w = v.size
+        t = np.arange(w, dtype=np.float64) - (w - 1) / 2.0
+        slope = float(t @ (v - v.mean())) / float(t @ t)
+        resid = v - v.mean() - slope * t
+        var_d = float(resid @ resid) / (w - 2)
+        sd, phi = float(self.sd[s]), float(self.phi[s])
+        expected = sd * sd * max(w - _ar1_factor(phi, w), 1.0) / (w - 1)
+        if var_d <= 0.0:
+            return None
+        log_ratio = math.log(var_d / expected)
+        log_se = math.sqrt(2.0 / self._dof(s, w) + 2.0 / self._dof(s, int(self.rows[s])))
+        return math.sqrt(var_d / expected), 0.5 * math.erfc(log_ratio / log_se / math.sqrt(2.0))
+
     def _sensor(
         self, s: int, v: NDArray[np.float64]
-    ) -> tuple[float, float, None, float | None, float | None]:
+    ) -> tuple[float, float, tuple[float, float] | None, float | None, float | None]:
         w = v.size
         if w < max(self.window_rows // 2, 10):
             return (math.nan, math.nan, None, None, None)
@@ -239,7 +283,146 @@ class ShiftTest:
         ratio = math.sqrt(var_w / expected) if var_w > 0 else 0.0
         log_se = math.sqrt(2.0 / self._dof(s, w) + 2.0 / self._dof(s, n))
         p_spread = math.erfc(abs(math.log(max(var_w, 1e-300) / expected)) / log_se / math.sqrt(2.0))
-        return (shift, ratio, None, p_mean, p_spread)
+        return (shift, ratio, self._noise(s, v), p_mean, p_spread)
+
+
+# ---------------------------------------------------------------- what a run of reports means
+#: The device's words for a run of shift reports (the hub reads them; ``docs/protocol.md``).
+HINTS = ("none", "new_shift", "sensor_shift", "operating_shift", "fault_like")
+
+
+@dataclass(frozen=True)
+class ShiftVerdict:
+    """What the device makes of its latest shift report, given the ones before.
+
+    Attributes:
+        shifted: sensors the test fired on in this report.
+        confirmed: shifted sensors that fired in at least ``confirm`` consecutive reports.
+        hint: ``none`` (nothing shifted); ``new_shift`` (a shift not yet confirmed); ``sensor_shift``
+            (at most ``few_sensors`` confirmed, a level shift that stays: recalibrate);
+            ``operating_shift`` (more of them); ``fault_like`` (the change grew between reports or
+            made a sensor noisier since it began: an alarm, not drift).
+        since: per shifted sensor, the time of the first report in its current run.
+        fault_signs: why the run is fault-like (``"<sensor>: noisier x2.3"``,
+            ``"<sensor>: grew 10 -> 24 sd"``), kept until no sensor shifts any more.
+    """
+
+    shifted: tuple[str, ...]
+    confirmed: tuple[str, ...]
+    hint: str
+    since: dict[str, int]
+    fault_signs: tuple[str, ...]
+
+    @property
+    def drift(self) -> bool:
+        """A confirmed shift without fault signs: the device calls this drift."""
+        return self.hint in ("sensor_shift", "operating_shift")
+
+
+class ShiftJudge:
+    """Turns a sequence of :meth:`ShiftTest.test` answers into the device's drift word.
+
+    A benign drift (a recalibrated sensor's offset, a new set-point, a replaced
+    pump, a warmer season) is a level shift that *stays*: the same sensors, by
+    about the same amount, report after report, with their noise unchanged. A
+    developing fault grows from report to report and often makes a sensor
+    noisier (a wearing bearing's vibration). So a shift counts as drift only once
+    confirmed by ``confirm`` consecutive reports, and a run of shifted reports in
+    which any sensor grew (``|shift_sd|`` up by more than ``growth_sd`` and
+    ``growth_fraction`` of what it was, same direction) or got noisier is
+    ``fault_like`` until nothing is shifted any more. A single false alarm of the
+    test (rate ``alpha`` per report) is never confirmed unless the next report
+    fires on the same sensor too.
+
+    Args:
+        few_sensors: at most this many confirmed sensors is a ``sensor_shift``.
+        confirm: consecutive reports a sensor must fire in before it is drift (>= 1).
+        growth_sd: least growth of a sensor's shift between reports, in reference sd, that is a fault sign.
+        growth_fraction: least growth as a fraction of the previous shift.
+        hold_alpha: a sensor that fired in the previous report stays shifted while its own mean
+            test, alone and in the same direction, is below this (one pre-named hypothesis needs
+            no correction across sensors): a real shift near the test's power is confirmed
+            instead of flickering in and out.
+
+    >>> j = ShiftJudge(few_sensors=1)
+    >>> quiet = SensorShift("t", 0.0, 0.0, 1.0, 0.5, 0.5, False)
+    >>> step = [SensorShift("p", 4.0, 4e4, 1.0, 1e-9, 0.5, True), quiet]
+    >>> [j.judge(step, now).hint for now in (10, 20, 30)]
+    ['new_shift', 'sensor_shift', 'sensor_shift']
+    >>> ramp = [SensorShift("p", 12.0, 1e5, 1.0, 1e-9, 0.5, True), quiet]
+    >>> v = j.judge(ramp, 40)
+    >>> v.hint, v.fault_signs, v.since
+    ('fault_like', ('p: grew 4 -> 12 sd',), {'p': 10})
+    """
+
+    def __init__(
+        self,
+        *,
+        few_sensors: int = 1,
+        confirm: int = 2,
+        growth_sd: float = 3.0,
+        growth_fraction: float = 0.25,
+        hold_alpha: float = 0.05,
+    ) -> None:
+        if few_sensors < 1 or confirm < 1 or growth_sd <= 0 or growth_fraction < 0 or not 0 < hold_alpha < 1:
+            raise ConfigError(
+                "ShiftJudge needs few_sensors >= 1, confirm >= 1, growth_sd > 0, growth_fraction >= 0, "
+                f"0 < hold_alpha < 1, got {few_sensors}, {confirm}, {growth_sd}, {growth_fraction}, "
+                f"{hold_alpha}"
+            )
+        self.hold_alpha = hold_alpha
+        self.few_sensors = few_sensors
+        self.confirm = confirm
+        self.growth_sd = growth_sd
+        self.growth_fraction = growth_fraction
+        self._runs: dict[str, int] = {}  # consecutive reports each sensor fired in
+        self._since: dict[str, int] = {}
+        self._last_sd: dict[str, float] = {}
+        self._signs: list[str] = []
+
+    def judge(self, shifts: Sequence[SensorShift], now: int) -> ShiftVerdict:
+        """The verdict on one report's answers (``now``: its time, or a row count)."""
+        fired = {s.sensor: s for s in shifts if s.fired or self._held(s)}
+        if not fired:
+            self._runs, self._since, self._last_sd, self._signs = {}, {}, {}, []
+            return ShiftVerdict((), (), "none", {}, ())
+        for name, s in fired.items():
+            prev = self._last_sd.get(name)
+            sd = s.shift_sd
+            if s.noisier:
+                self._sign(f"{name}: noisier x{s.noise_ratio:.2g}")
+            if prev is not None and math.isfinite(sd) and math.isfinite(prev) and sd * prev > 0:
+                grew = abs(sd) - abs(prev)
+                if grew > max(self.growth_sd, self.growth_fraction * abs(prev)):
+                    self._sign(f"{name}: grew {abs(prev):.3g} -> {abs(sd):.3g} sd")
+        self._runs = {name: self._runs.get(name, 0) + 1 for name in fired}
+        self._since = {name: self._since.get(name, now) for name in fired}
+        self._last_sd = {name: s.shift_sd for name, s in fired.items()}
+        shifted = tuple(sorted(fired))
+        confirmed = tuple(name for name in shifted if self._runs[name] >= self.confirm)
+        if self._signs:
+            hint = "fault_like"
+        elif not confirmed:
+            hint = "new_shift"
+        else:
+            hint = "sensor_shift" if len(confirmed) <= self.few_sensors else "operating_shift"
+        return ShiftVerdict(shifted, confirmed, hint, dict(self._since), tuple(self._signs))
+
+    def _held(self, s: SensorShift) -> bool:
+        """A sensor of the current run still shifted the same way, tested on its own."""
+        prev = self._last_sd.get(s.sensor)
+        return (
+            prev is not None
+            and s.p_mean is not None
+            and s.p_mean < self.hold_alpha
+            and math.isfinite(s.shift_sd)
+            and s.shift_sd * prev > 0
+        )
+
+    def _sign(self, sign: str) -> None:
+        sensor = sign.split(":", maxsplit=1)[0]
+        if sensor not in {s.split(":", maxsplit=1)[0] for s in self._signs}:
+            self._signs.append(sign)  # the first sign per sensor is kept
 
 
 def _holm(pvals: list[float], alpha: float) -> list[bool]:

@@ -2,24 +2,31 @@
 
 Pure decision code, no I/O, beside :mod:`pumpops.monitoring._drift` (which
 judges the devices' drift words). A device agent with a shift test
-(``pumpops.edge.ShiftTest``) sends in its drift report the sensors whose live
-window moved beyond what the calibration period's own autocorrelated wandering
-explains (``shifted``), by how much (``shift``: per sensor ``shift_sd`` in
-reference standard deviations and ``shift`` in SI), since when
-(``since_ms``), and a hint from the model's score (``hint``: ``fault_like``
-when the window's median score is above the alarm threshold). The rule here:
+(``pumpops.edge.ShiftTest`` and ``ShiftJudge``) sends in its drift report the
+sensors whose live window moved beyond what the calibration period's own
+autocorrelated wandering explains (``shifted``), those that stayed shifted for
+consecutive reports (``confirmed``), by how much (``shift``: per sensor
+``shift_sd`` in reference standard deviations and ``shift`` in SI), since when
+(``since_ms``), its word for the pattern (``hint``: ``new_shift`` not yet
+confirmed; ``sensor_shift`` / ``operating_shift`` a level shift that stays;
+``fault_like`` a change that grew or made a sensor noisier, with its
+``fault_signs``), and the model's median score over its threshold
+(``score_ratio``). The rule here:
 
 - A device's **shift** is its newest drift report inside the window that carries
   a ``hint`` (reports without one come from agents without a shift test and
   say nothing here).
 - A ``fault_like`` device is a **fault**: keep alarming, never drift.
+- A ``new_shift`` device is **pending**: one report is not yet drift.
 - A sensor is **shared** when at least ``min_devices`` of the group's reporting
-  devices shifted on it, not fault-like, and they are at least ``min_fraction``
-  of the reporting devices.
-- A device that shifted on a shared sensor is in **group drift** (retrain the
-  group); one whose shifted sensors are all its own is **device-local**
-  (recalibrate that device: ``pipeline calibrate`` computes its centre and
-  scale without a refit).
+  devices have it confirmed (hint ``sensor_shift`` or ``operating_shift``), and
+  they are at least ``min_fraction`` of the reporting devices.
+- A device with a confirmed shared sensor is in **group drift** (retrain the
+  group). A device whose confirmed sensors are all its own is **device-local**
+  (recalibrate it: a new centre and scale, no refit) when it is a
+  ``sensor_shift``; an ``operating_shift`` of its own that the model alarms on
+  (``score_ratio`` > 1) is a change local to one pump across many sensors, the
+  pattern of a fault: **fault**.
 
 May import: errors and the standard library (records are read by attribute).
 """
@@ -39,10 +46,14 @@ if TYPE_CHECKING:
 __all__ = ["DeviceShift", "GroupResponse", "GroupShift", "device_shift", "judge_shifts", "plan_response"]
 
 #: What each device verdict asks for (the tiered response, cheapest first).
+#: The device words the hub reads (anything else: not a shift report).
+HINTS = ("none", "new_shift", "sensor_shift", "operating_shift", "fault_like")
+
 ACTIONS = {
     "group_drift": "retrain the group",
     "device_local": "recalibrate the device",
     "fault": "keep alarming",
+    "pending": "wait for the next report",
     "ok": "none",
     "no data": "none",
 }
@@ -56,10 +67,14 @@ class DeviceShift:
         device_id: the device.
         ts_ms: the report's message time (None: no report with a shift test).
         shifted: the sensors the test fired on, sorted.
-        hint: ``none``, ``sensor_shift``, ``operating_shift`` or ``fault_like`` (``""``: no report).
+        hint: ``none``, ``new_shift``, ``sensor_shift``, ``operating_shift`` or ``fault_like``
+            (``""``: no report).
         shift_sd: per shifted sensor, the shift in reference standard deviations.
         shift_si: per shifted sensor, the shift in SI units.
         since_ms: per shifted sensor, when the device first saw it.
+        fault_signs: why the device calls its change fault-like (its words, at most 16).
+        confirmed: shifted sensors that stayed shifted for consecutive reports (old agents: ``shifted``).
+        score_ratio: the model's median score over its threshold in the report's window (None: unknown).
     """
 
     device_id: str
@@ -70,6 +85,8 @@ class DeviceShift:
     shift_si: dict[str, float] = field(default_factory=dict)
     since_ms: dict[str, int] = field(default_factory=dict)
     fault_signs: tuple[str, ...] = ()
+    confirmed: tuple[str, ...] = ()
+    score_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the evidence a verdict stands on)."""
@@ -81,6 +98,8 @@ class DeviceShift:
             "shift_si": dict(self.shift_si),
             "since_ms": dict(self.since_ms),
             "fault_signs": list(self.fault_signs),
+            "confirmed": list(self.confirmed),
+            "score_ratio": self.score_ratio,
         }
 
 
@@ -201,7 +220,7 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
         if record.device_id != device_id or record.kind != "drift":
             continue
         body = record.body()
-        if body.get("hint") not in ("none", "sensor_shift", "operating_shift", "fault_like"):
+        if body.get("hint") not in HINTS:
             continue
         key = (record.ts_ms, record.seq)
         if newest is None or key > newest[0]:
@@ -210,9 +229,13 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
         return DeviceShift(device_id)
     body = newest[1]
     raw = body.get("shifted")
-    shifted = sorted({s for s in raw if isinstance(s, str)}) if isinstance(raw, list) else []
+    shifted = _names(raw)
+    confirmed = _names(body["confirmed"]) if "confirmed" in body else shifted
+    confirmed = [s for s in confirmed if s in shifted]
     detail = _mapping(body.get("shift"))
     since = _mapping(body.get("since_ms"))
+    signs = body.get("fault_signs")
+    ratio = _numbers({"r": body.get("score_ratio")}).get("r")
     return DeviceShift(
         device_id,
         ts_ms=newest[0][0],
@@ -221,6 +244,11 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
         shift_sd=_numbers({s: _field(detail.get(s), "shift_sd") for s in shifted}),
         shift_si=_numbers({s: _field(detail.get(s), "shift") for s in shifted}),
         since_ms={s: int(v) for s, v in _numbers({s: since.get(s) for s in shifted}).items()},
+        fault_signs=tuple(str(x)[:200] for x in signs[:16] if isinstance(x, str))
+        if isinstance(signs, list)
+        else (),
+        confirmed=tuple(confirmed),
+        score_ratio=ratio,
     )
 
 
@@ -229,16 +257,17 @@ def judge_shifts(
 ) -> GroupShift:
     """Whether ``group``'s shifts are shared drift, device-local shifts or faults (module docstring).
 
-    >>> p = DriftPolicy(window_s=3600, min_fraction=0.5, min_devices=2)
-    >>> devs = [DeviceShift("a", 9_000_000, ("flow",), "sensor_shift"),
-    ...         DeviceShift("b", 9_000_000, ("flow",), "sensor_shift"),
-    ...         DeviceShift("c", 9_000_000, ("vibration",), "sensor_shift"),
-    ...         DeviceShift("d", 9_000_000, ("flow",), "fault_like")]
+    >>> p = DriftPolicy(window_s=3600, min_fraction=0.4, min_devices=2)
+    >>> def dev(name, sensors, hint):
+    ...     return DeviceShift(name, 9_000_000, sensors, hint, confirmed=sensors)
+    >>> devs = [dev("a", ("flow",), "sensor_shift"), dev("b", ("flow",), "sensor_shift"),
+    ...         dev("c", ("vibration",), "sensor_shift"), dev("d", ("flow",), "fault_like"),
+    ...         dev("e", ("flow",), "new_shift")]
     >>> v = judge_shifts("g", devs, now_ms=9_000_000, policy=p)
     >>> v.verdict, v.shared
     ('drift', {'flow': ('a', 'b')})
     >>> v.devices
-    {'a': 'group_drift', 'b': 'group_drift', 'c': 'device_local', 'd': 'fault'}
+    {'a': 'group_drift', 'b': 'group_drift', 'c': 'device_local', 'd': 'fault', 'e': 'pending'}
     """
     cutoff = policy.cutoff_ms(now_ms)
     reporting = [d for d in devices if d.ts_ms is not None and d.ts_ms >= cutoff]
@@ -248,8 +277,8 @@ def judge_shifts(
         )
     by_sensor: dict[str, list[str]] = {}
     for d in reporting:
-        if d.hint != "fault_like":
-            for sensor in d.shifted:
+        if d.hint in _DRIFT_HINTS:
+            for sensor in d.confirmed:
                 by_sensor.setdefault(sensor, []).append(d.device_id)
     n = len(reporting)
     shared = {
@@ -259,14 +288,7 @@ def judge_shifts(
     }
     verdicts: dict[str, str] = {}
     for d in sorted(reporting, key=lambda d: d.device_id):
-        if d.hint == "fault_like":
-            verdicts[d.device_id] = "fault"
-        elif any(s in shared for s in d.shifted):
-            verdicts[d.device_id] = "group_drift"
-        elif d.shifted:
-            verdicts[d.device_id] = "device_local"
-        else:
-            verdicts[d.device_id] = "ok"
+        verdicts[d.device_id] = _device_verdict(d, shared)
     since = {
         s: min(d.since_ms[s] for d in reporting if d.device_id in ids and s in d.since_ms)
         for s, ids in shared.items()
@@ -274,6 +296,7 @@ def judge_shifts(
     }
     local = sum(1 for v in verdicts.values() if v == "device_local")
     faults = sum(1 for v in verdicts.values() if v == "fault")
+    pending = sum(1 for v in verdicts.values() if v == "pending")
     if shared:
         names = ", ".join(f"{s} ({len(ids)} of {n})" for s, ids in shared.items())
         reason = f"shared shifts on {names}: retrain the group"
@@ -281,9 +304,32 @@ def judge_shifts(
         reason = (
             f"no sensor shifted on at least {policy.min_devices} and {policy.min_fraction:g} of {n} devices"
         )
-    reason += f"; {local} device-local shift(s), {faults} fault-like device(s)"
+    reason += f"; {local} device-local shift(s), {faults} fault-like device(s), {pending} pending"
     evidence = {d.device_id: d for d in reporting}
     return GroupShift(group, "drift" if shared else "ok", shared, n, verdicts, since, reason, evidence)
+
+
+_DRIFT_HINTS = ("sensor_shift", "operating_shift")
+
+
+def _device_verdict(d: DeviceShift, shared: dict[str, tuple[str, ...]]) -> str:
+    """One reporting device's verdict (module docstring)."""
+    if d.hint == "fault_like":
+        return "fault"
+    if d.hint == "new_shift":
+        return "pending"
+    if d.hint not in _DRIFT_HINTS or not d.confirmed:
+        return "ok"
+    if any(s in shared for s in d.confirmed):
+        return "group_drift"
+    if d.hint == "operating_shift" and d.score_ratio is not None and d.score_ratio > 1.0:
+        return "fault"  # many sensors of one pump moved and its model alarms: a fault's pattern
+    return "device_local"
+
+
+def _names(raw: object) -> list[str]:
+    """Sensor names from a list, anything else left out, sorted, at most 256."""
+    return sorted({s for s in raw if isinstance(s, str) and s})[:256] if isinstance(raw, list) else []
 
 
 def _mapping(value: object) -> dict[str, Any]:
