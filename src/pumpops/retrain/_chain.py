@@ -5,12 +5,23 @@ stops the chain with its reason in the outcome: a candidate that fails
 validation is never released. The training data is the group's most recent
 ``window_h`` hours from the store, minus every period an agent raised an alarm
 in (with a margin) and every alarm a technician confirmed as a fault.
+
+A drift-triggered run that knows the drift's onset (``drift_onset_us``) is
+judged on what the drift broke (``docs/retrain.md``, "Post-drift gate"): it
+waits until ``min_post_drift_s`` of data followed the onset (status
+``waiting``), trains on post-drift data only, keeps the newest
+``post_drift_holdout_fraction`` of it out of training, and adds the
+``post_drift`` validation gate: false alarms on that hold-out back to the
+champion's pre-drift level (within ``post_drift_far_tolerance``) and fault
+recall on the simulated suite not below the champion's. The gate's figures go
+into the validation report, the outcome and the audit entry.
 May import: every hub-side part.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,18 +29,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pumpops.audit import workspace_signer
 from pumpops.errors import ConfigError, NotFoundError, PumpopsError
-from pumpops.fleet import get_target
-from pumpops.pipeline import parse_config, run_pipeline
+from pumpops.fleet import get_profile, get_target
+from pumpops.pipeline import Recording, parse_config, run_pipeline
 from pumpops.registry import EventSink, Registry, parse_ref
 from pumpops.release import bundles_of, create_release, publish_bundles
 from pumpops.retrain._policy import RetrainSettings
 from pumpops.settings import Settings
 from pumpops.store import TelemetryStore, open_store
-from pumpops.validation import load_validation_config, rival_champion, validate_candidate
+from pumpops.validation import (
+    PostDriftData,
+    PostDriftDevice,
+    load_validation_config,
+    rival_champion,
+    validate_candidate,
+)
 
-__all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
+__all__ = [
+    "PostDriftWindows",
+    "RetrainOutcome",
+    "alarm_intervals",
+    "pipeline_config",
+    "post_drift_data",
+    "post_drift_windows",
+    "run_retrain",
+]
 
 
 def _open_store(settings: Settings) -> TelemetryStore:
@@ -54,6 +81,7 @@ class RetrainOutcome:
         release_id: the release, if any.
         rollout_id: the rollout, if any.
         steps: the steps done, in order.
+        post_drift: the post-drift gate's figures (a drift-triggered run with a known onset), else None.
         error: the pumpops error that failed the run (None unless ``failed``); the
             command line's exit code follows it (not found, service unreachable, ...).
     """
@@ -66,6 +94,7 @@ class RetrainOutcome:
     release_id: int | None = None
     rollout_id: str | None = None
     steps: list[str] = field(default_factory=list)
+    post_drift: dict[str, Any] | None = None
     error: PumpopsError | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +168,153 @@ def pipeline_config(
     }
 
 
+@dataclass(frozen=True)
+class PostDriftWindows:
+    """Where a drift-triggered run trains and is judged, in µs since the epoch.
+
+    Attributes:
+        pre_since: start of the pre-drift slice (the champion calibrates on its first half,
+            its second half is scored).
+        onset: the drift's onset: training starts here.
+        holdout_since: training ends here; the post-drift hold-out runs from here to ``until``.
+        until: the newest data.
+    """
+
+    pre_since: int
+    onset: int
+    holdout_since: int
+    until: int
+
+    @property
+    def post_s(self) -> float:
+        """Seconds of data since the onset."""
+        return (self.until - self.onset) / 1e6
+
+    def to_dict(self) -> dict[str, str]:
+        """The bounds as ISO 8601 times."""
+        return {
+            "pre_since": _iso(self.pre_since),
+            "onset": _iso(self.onset),
+            "holdout_since": _iso(self.holdout_since),
+            "until": _iso(self.until),
+        }
+
+
+def post_drift_windows(onset_us: int, until_us: int, policy: RetrainSettings) -> PostDriftWindows:
+    """The slices of a drift-triggered run: training after the onset, a later hold-out, a pre-drift slice.
+
+    Training starts at the onset, or ``window_h`` before the end if the onset is older;
+    the newest ``post_drift_holdout_fraction`` of that span is the hold-out; the
+    pre-drift slice is as long as the post-drift span (at most ``window_h``).
+
+    >>> p = RetrainSettings(window_h=6, post_drift_holdout_fraction=0.25)
+    >>> w = post_drift_windows(10_000_000_000, 14_000_000_000, p)
+    >>> (w.pre_since, w.onset, w.holdout_since, w.until)
+    (6000000000, 10000000000, 13000000000, 14000000000)
+    """
+    window_us = round(policy.window_h * 3_600_000_000)
+    start = max(onset_us, until_us - window_us)
+    holdout = until_us - round((until_us - start) * policy.post_drift_holdout_fraction)
+    pre = onset_us - min(until_us - start, window_us)
+    return PostDriftWindows(pre, start, holdout, until_us)
+
+
+def _inside(ts_us: np.ndarray, intervals: Sequence[tuple[int, int]]) -> np.ndarray:
+    mask = np.zeros(ts_us.size, dtype=bool)
+    for begin, end in intervals:
+        mask |= (ts_us >= begin) & (ts_us < end)
+    return mask
+
+
+def post_drift_data(
+    store: Any,
+    group: str,
+    windows: PostDriftWindows,
+    *,
+    intervals: Sequence[dict[str, str]],
+    margin_s: float,
+    far_tolerance: float,
+) -> PostDriftData:
+    """The group's normal data around the drift, read from the store, for the post-drift gate.
+
+    Every alarm period of ``intervals`` (with ``margin_s``) is left out of every slice,
+    as training leaves it out: the gate counts false alarms on normal rows only.
+
+    Raises:
+        NotFoundError: the group has no registered devices.
+    """
+    devices = sorted((d for d in store.devices() if d.group == group), key=lambda d: d.device_id)
+    if not devices:
+        raise NotFoundError(f"group {group!r} has no registered devices")
+    sensors = tuple(s.canonical for s in get_profile(devices[0].profile_id).sensors)
+    margin_us = round(margin_s * 1e6)
+    periods: dict[str, list[tuple[int, int]]] = {}
+    for item in intervals:
+        begin = _parse_us(item["start"]) - margin_us
+        end = _parse_us(item["end"]) + margin_us
+        periods.setdefault(item["device_id"], []).append((begin, end))
+    mid = windows.pre_since + (windows.onset - windows.pre_since) // 2
+    bounds = (
+        (windows.pre_since, mid),
+        (mid, windows.onset),
+        (windows.onset, windows.holdout_since),
+        (windows.holdout_since, windows.until),
+    )
+    out = []
+    left_out = 0
+    for device in devices:
+        frame = store.query(
+            device.device_id, sensors=sensors, since_us=windows.pre_since, until_us=windows.until
+        )
+        ts = np.asarray(frame.ts_us, dtype=np.int64)
+        values = np.asarray(frame.values, dtype=np.float64)
+        alarmed = _inside(ts, periods.get(device.device_id, []))
+        left_out += int(alarmed.sum())
+        parts: list[Recording | None] = []
+        for split, (begin, end) in zip(("train", "test", "train", "test"), bounds, strict=True):
+            keep = (ts >= begin) & (ts < end) & ~alarmed
+            parts.append(
+                Recording(device.device_id, split, ts[keep], values[keep]) if keep.any() else None  # type: ignore[arg-type]
+            )
+        out.append(PostDriftDevice(device.device_id, *parts))
+    source = {
+        "kind": "store",
+        "group": group,
+        **windows.to_dict(),
+        "devices": len(out),
+        "alarm_rows_left_out": left_out,
+        "margin_s": margin_s,
+    }
+    return PostDriftData(sensors, tuple(out), far_tolerance, source)
+
+
+def _parse_us(text: str) -> int:
+    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1_000_000)
+
+
+def _gate_figures(report: Any) -> dict[str, Any] | None:
+    """The post-drift gate's headline figures from a validation report (None: no such gate)."""
+    try:
+        gate = report.gate("post_drift")
+    except KeyError:
+        return None
+    keep = (
+        "candidate_far",
+        "pre_drift_far",
+        "stale_far",
+        "candidate_recall",
+        "champion_recall",
+        "holdout_rows",
+        "pre_rows",
+        "far_tolerance",
+    )
+    figures: dict[str, Any] = {k: gate.measurements.get(k) for k in keep}
+    figures["passed"] = gate.passed
+    figures["reasons"] = list(gate.reasons)
+    figures["data"] = gate.measurements.get("data")
+    return figures
+
+
 def _failed_reasons(text: str) -> list[str]:
     r"""The reasons under each failed gate of a validation report's text.
 
@@ -162,7 +338,7 @@ def _validation_config(settings: Settings) -> Any:
     return load_validation_config(path) if path.is_file() else None
 
 
-def run_retrain(
+def run_retrain(  # noqa: PLR0915 - one chain, its steps in order
     settings: Settings,
     group: str,
     *,
@@ -174,6 +350,7 @@ def run_retrain(
     config_overrides: dict[str, Any] | None = None,
     validation_data: Path | int | None = None,
     progress: Callable[[str], None] | None = None,
+    drift_onset_us: int | None = None,
 ) -> RetrainOutcome:
     """Run the chain for ``group`` on its data up to ``until_us``.
 
@@ -189,13 +366,22 @@ def run_retrain(
             the demo's deliberately bad candidate).
         validation_data: held-out data for the gates (default: the gates' simulated suite).
         progress: told each step as it starts (one line for people; the command shows it on stderr).
+        drift_onset_us: when the drift began (a ``drift`` trigger): the run waits for
+            ``min_post_drift_s`` of post-drift data, trains on it and adds the post-drift
+            gate (module docstring). None: the plain chain.
 
     Returns:
-        The outcome; failures are outcomes with a reason, not exceptions.
+        The outcome; failures are outcomes with a reason, not exceptions (``waiting``:
+        not enough post-drift data yet, nothing trained).
     """
     say = progress or (lambda _: None)
     out = RetrainOutcome(group=group, trigger=trigger)
     since_us = until_us - round(policy.window_h * 3_600_000_000)
+    train_until_us = until_us
+    windows = None
+    if drift_onset_us is not None and trigger == "drift":
+        windows = post_drift_windows(drift_onset_us, until_us, policy)
+        since_us, train_until_us = windows.onset, windows.holdout_since
     with _open_store(settings) as store:
         store.upgrade()
         sink = EventSink(store, None, topic_prefix=settings.topic_prefix)
@@ -210,18 +396,33 @@ def run_retrain(
             devices = [d.device_id for d in store.devices() if d.group == group]
             if not devices:
                 raise NotFoundError(f"group {group!r} has no registered devices")
-            intervals = alarm_intervals(store, devices, since_us, until_us)
-            raw = pipeline_config(group, since_us, until_us, policy, intervals)
+            if windows is not None and windows.post_s < policy.min_post_drift_s:
+                out.status = "waiting"
+                out.reason = (
+                    f"{windows.post_s:.0f} s of data since the drift's onset {_iso(windows.onset)}; "
+                    f"waiting for {policy.min_post_drift_s:g} s (retrain.min_post_drift_s)"
+                )
+                step("waiting", {"reason": out.reason, **windows.to_dict()})
+                return out
+            intervals = alarm_intervals(
+                store, devices, since_us if windows is None else windows.pre_since, until_us
+            )
+            raw = pipeline_config(group, since_us, train_until_us, policy, intervals)
             for key, value in (config_overrides or {}).items():
                 raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
             step(
                 "started",
-                {"since": _iso(since_us), "until": _iso(until_us), "excluded_alarms": len(intervals)},
+                {
+                    "since": _iso(since_us),
+                    "until": _iso(train_until_us),
+                    "excluded_alarms": len(intervals),
+                    **({} if windows is None else {"post_drift": windows.to_dict()}),
+                },
             )
             config = parse_config(raw, source=f"retrain {group}")
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
-                say(f"training on {len(devices)} device(s) from {_iso(since_us)} to {_iso(until_us)}")
+                say(f"training on {len(devices)} device(s) from {_iso(since_us)} to {_iso(train_until_us)}")
                 result = run_pipeline(
                     config,
                     workspace=settings.workspace,
@@ -249,6 +450,16 @@ def run_retrain(
                 step("trained", {"model": candidate.ref, "devices": len(result.devices)})
                 champion = rival_champion(registry, group, candidate)
                 say(f"validating {candidate.ref}" + ("" if champion is None else f" against {champion.ref}"))
+                post = None
+                if windows is not None:
+                    post = post_drift_data(
+                        store,
+                        group,
+                        windows,
+                        intervals=intervals,
+                        margin_s=policy.alarm_margin_s,
+                        far_tolerance=policy.post_drift_far_tolerance,
+                    )
                 report = validate_candidate(
                     registry,
                     candidate,
@@ -256,16 +467,26 @@ def run_retrain(
                     actor=actor,
                     config=_validation_config(settings),
                     data=validation_data,
+                    post_drift=post,
                 ).report
+            out.post_drift = _gate_figures(report)
+            gate_audit = {} if out.post_drift is None else {"post_drift": _json_safe(out.post_drift)}
             if not report.passed:
                 failed = _failed_reasons(report.to_text())
                 out.status = "validation_failed"
                 out.reason = f"{candidate.ref} failed validation: " + (
                     "; ".join(failed[:4]) or "see the report"
                 )
-                step("blocked", {"model": candidate.ref, "reason": out.reason})
+                step("blocked", {"model": candidate.ref, "reason": out.reason, **gate_audit})
                 return out
-            step("validated", {"model": candidate.ref, "against": None if champion is None else champion.ref})
+            step(
+                "validated",
+                {
+                    "model": candidate.ref,
+                    "against": None if champion is None else champion.ref,
+                    **gate_audit,
+                },
+            )
             if policy.approval_required:
                 out.status = "awaiting_approval"
                 out.reason = (
@@ -382,6 +603,17 @@ def approve(
             start_rollout,
             progress=progress,
         )
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as None (audit payloads are strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def outcome_json(outcome: RetrainOutcome) -> str:

@@ -30,6 +30,8 @@ class GroupFacts:
         last_run_us: when the last retraining run for the group started (None: never).
         new_feedback: technician verdicts on the group's alarms since that run.
         rollout_active: a rollout for the group is under way.
+        drift_onset_us: when the group's drift began, if known (the shift verdicts' earliest
+            ``since``); None: the drift alert's opening time stands for it.
     """
 
     group: str
@@ -39,15 +41,24 @@ class GroupFacts:
     last_run_us: int | None = None
     new_feedback: int = 0
     rollout_active: bool = False
+    drift_onset_us: int | None = None
 
 
 @dataclass(frozen=True)
 class RetrainDecision:
-    """Whether to retrain now, why, or why not."""
+    """Whether to retrain now, why, or why not.
+
+    Attributes:
+        run: retrain now.
+        trigger: why (None: not now).
+        reason: a sentence for people.
+        drift_onset_us: a drift trigger's onset, for ``run_retrain(drift_onset_us=...)`` (post-drift gate).
+    """
 
     run: bool
     trigger: Trigger | None
     reason: str
+    drift_onset_us: int | None = None
 
 
 _H_US = 3_600_000_000
@@ -58,7 +69,9 @@ def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecisio
 
     Rules, in order: disabled → no; a rollout under way → wait; within the
     cooldown of the last run → wait; an open drift alert (opened after the
-    last run) → drift; enough new feedback → feedback; the schedule due → schedule.
+    last run) → drift, once ``min_post_drift_s`` of data followed the drift's onset
+    (before that: wait, nothing else triggers); enough new feedback → feedback; the
+    schedule due → schedule.
 
     >>> p = RetrainSettings(enabled=True, cooldown_h=1)
     >>> decide_retrain(GroupFacts("g", now_us=10 * _H_US, drift_alert_open=True,
@@ -66,6 +79,9 @@ def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecisio
     'drift'
     >>> decide_retrain(GroupFacts("g", now_us=10 * _H_US), p).run
     False
+    >>> decide_retrain(GroupFacts("g", now_us=10 * _H_US, drift_alert_open=True,
+    ...                           drift_alert_opened_us=10 * _H_US - 60_000_000), p).reason
+    'drift began 60 s ago: waiting for 1800 s of post-drift data (retrain.min_post_drift_s)'
     """
     if not policy.enabled:
         return RetrainDecision(False, None, "automatic retraining is disabled (retrain.enabled = false)")
@@ -81,7 +97,17 @@ def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecisio
         and facts.drift_alert_open
         and (facts.last_run_us is None or (facts.drift_alert_opened_us or 0) > facts.last_run_us)
     ):
-        return RetrainDecision(True, "drift", f"fleet drift alert open for {facts.group}")
+        onset = facts.drift_onset_us if facts.drift_onset_us is not None else facts.drift_alert_opened_us
+        waited_s = None if onset is None else (facts.now_us - onset) / 1e6
+        if waited_s is not None and waited_s < policy.min_post_drift_s:
+            return RetrainDecision(
+                False,
+                None,
+                f"drift began {waited_s:.0f} s ago: waiting for {policy.min_post_drift_s:g} s "
+                "of post-drift data (retrain.min_post_drift_s)",
+                onset,
+            )
+        return RetrainDecision(True, "drift", f"fleet drift alert open for {facts.group}", onset)
     if facts.new_feedback >= policy.feedback_min:
         return RetrainDecision(
             True, "feedback", f"{facts.new_feedback} new alarm verdicts (policy: {policy.feedback_min})"

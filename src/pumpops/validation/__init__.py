@@ -1,4 +1,6 @@
-"""Gates a candidate model must pass: ONNX parity, champion vs challenger, behavioural fault tests, budgets.
+"""Gates a candidate model must pass: ONNX parity, champion vs challenger, behaviour, budgets, post-drift.
+
+The post-drift gate (``_post_drift.py``) runs for a drift-triggered retrain only.
 
 Decisions are pure functions over measurements (``_gates.py``: no I/O, no
 MLflow, no onnxruntime); a thin layer (``_measure.py``) reads a model folder,
@@ -34,6 +36,12 @@ from pumpops.validation._gates import (
     check_parity,
     decide,
 )
+from pumpops.validation._post_drift import (
+    PostDriftData,
+    PostDriftDevice,
+    PostDriftMeasurement,
+    check_post_drift,
+)
 
 if TYPE_CHECKING:
     from pumpops.validation._config import (
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
     from pumpops.validation._measure import (
         HeldOut,
         HoldoutDevice,
+        measure_post_drift,
         simulated_holdout,
         skab_holdout,
         validate_model,
@@ -71,6 +80,9 @@ __all__ = [
     "MeasurementSection",
     "ParityMeasurement",
     "ParityTolerance",
+    "PostDriftData",
+    "PostDriftDevice",
+    "PostDriftMeasurement",
     "ResourceBudgets",
     "ResourceMeasurement",
     "ValidationConfig",
@@ -79,8 +91,10 @@ __all__ = [
     "check_budgets",
     "check_champion",
     "check_parity",
+    "check_post_drift",
     "decide",
     "load_validation_config",
+    "measure_post_drift",
     "parse_validation_config",
     "reset_peak_rss",
     "rival_champion",
@@ -93,7 +107,14 @@ __all__ = [
 
 # The measurement layer pulls in the pipeline and scikit-learn (about a second);
 # load it on first use (PEP 562) so the pure gates and every CLI start stay light.
-_MEASURE = {"HeldOut", "HoldoutDevice", "simulated_holdout", "skab_holdout", "validate_model"}
+_MEASURE = {
+    "HeldOut",
+    "HoldoutDevice",
+    "measure_post_drift",
+    "simulated_holdout",
+    "skab_holdout",
+    "validate_model",
+}
 
 
 # The config loads pydantic: also on first use, so `validate-model --help` and usage errors answer fast.

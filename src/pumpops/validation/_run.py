@@ -22,6 +22,7 @@ from pumpops.validation._unseen import check_pumps_unseen, scored_devices
 
 if TYPE_CHECKING:
     from pumpops.validation._config import ValidationConfig
+    from pumpops.validation._post_drift import PostDriftData
 
 
 class CandidateRegistry(Protocol):
@@ -124,10 +125,12 @@ def validate_candidate(
     config: ValidationConfig | None = None,
     data: Path | str | int | None = None,
     measuring: Callable[[], AbstractContextManager[Any]] | None = None,
+    post_drift: PostDriftData | None = None,
 ) -> CandidateValidation:
     """Run the gates on a registered candidate (against ``champion``) and store the report on it.
 
-    ``measuring`` wraps the measurement (e.g. a console status line). A failed
+    ``measuring`` wraps the measurement (e.g. a console status line). ``post_drift``
+    (a drift-triggered retrain) adds the post-drift gate on the group's own data. A failed
     validation is a report with ``passed`` false, stored like a passed one.
 
     Raises:
@@ -144,7 +147,12 @@ def validate_candidate(
         _check_unseen({"candidate": candidate_dir, "champion": champion_dir}, data)
         with measuring() if measuring is not None else nullcontext():
             report = validation.validate_model(
-                candidate_dir, champion_dir=champion_dir, config=config, data=data, subject=candidate.ref
+                candidate_dir,
+                champion_dir=champion_dir,
+                config=config,
+                data=data,
+                subject=candidate.ref,
+                **({} if post_drift is None else {"post_drift": post_drift}),
             )
         # fleet data: the pumps validation scored must be pumps neither model was fitted on
         check_pumps_unseen(
