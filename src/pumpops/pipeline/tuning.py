@@ -342,7 +342,8 @@ def search_split(
     chosen on every folder, test folders included, so starting from it would
     leak them into the choice. With several ``spaces`` (names in
     :data:`CANDIDATE_SPACES`), an inner split of the training side picks the
-    space first (:func:`pumpops.pipeline._selection.choose_space`).
+    space first (:func:`pumpops.pipeline._selection.choose_space`); with a
+    single training experiment there is no inner split and the first is used.
 
     Raises:
         ConfigError: no search space for ``kind``, or a bad space.
@@ -363,7 +364,7 @@ def search_split(
     labelled = [loader(r, p) for r, p in train_paths]
     inner: list[dict[str, Any]] = []
     space_name = spaces[0] if spaces else "given"
-    if len(spaces) == 1:
+    if len(spaces) == 1 or (spaces and len(labelled) < 2):  # no inner split of one file: the first
         space = dict(CANDIDATE_SPACES[kind][spaces[0]])
     elif len(spaces) > 1:
         from pumpops.pipeline._selection import choose_space  # noqa: PLC0415 - it imports this module
