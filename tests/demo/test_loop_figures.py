@@ -28,7 +28,8 @@ def test_small_loop_run_has_the_figures_against_the_truth(tmp_path: Path) -> Non
         workspace=ws,
         pumps=9,
         history_h=2.0,
-        run_h=4.0,
+        run_h=4.5,
+        drift_at_h=1.0,  # after the first rollouts completed (a drift during one pauses it)
         speed=240.0,
         seed=11,
         bad_candidate=False,
