@@ -194,7 +194,7 @@ def test_migration_converts_tables_with_rows_and_keeps_replays_idempotent(
                 {"m": record.msg_id, "ts": record.ts_us, "h": record.payload_sha256},
             )
         store.upgrade()
-        assert cast(SqlTelemetryStore, store).current_revision() == "0009"
+        assert cast(SqlTelemetryStore, store).current_revision() == "0010"
         assert store.query("p-1").ts_us.tolist() == [TODAY - 200 * DAY, TODAY - 2 * DAY, TODAY - DAY, TODAY]
         assert [r.msg_id for r in store.agent_messages()] == ["p-1:1"]
         assert [o.status for o in store.write_batches([old])] == ["duplicate"]

@@ -75,7 +75,14 @@ def test_cli_db_prune_dry_run_json_reports_per_kind_and_removes_nothing(url: str
     assert report["dry_run"] is True
     assert report["audit_seq"] is None
     kinds = {k["kind"]: k for k in report["kinds"]}
-    assert list(kinds) == ["readings", "agent_messages", "summaries", "dead_letters", "events"]
+    assert list(kinds) == [
+        "readings",
+        "agent_messages",
+        "summaries",
+        "hour_aggregates",
+        "dead_letters",
+        "events",
+    ]
     assert (kinds["readings"]["rows"], kinds["dead_letters"]["rows"]) == (1, 3)
     assert counts(url) == before
     with open_store(url) as store:
@@ -96,7 +103,7 @@ def test_cli_db_prune_removes_and_audits_then_finds_nothing(url: str) -> None:
     code, output = run("db", "prune", "--db", url, "-o", "csv")
     assert code == 0, output
     table = list(csv.DictReader(io.StringIO(output)))
-    assert [row["rows"] for row in table] == ["0"] * 5
+    assert [row["rows"] for row in table] == ["0"] * 6  # six kinds, hour aggregates included
 
 
 def test_cli_db_prune_keep_forever_setting_is_honoured(url: str, tmp_path: Path) -> None:

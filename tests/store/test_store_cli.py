@@ -79,12 +79,12 @@ def test_cli_db_status_before_upgrade_says_not_created(url: str) -> None:
 def test_cli_db_upgrade_then_status_shows_revision_and_counts(url: str) -> None:
     code, output, _ = run("db", "upgrade", "--db", url)
     assert code == 0, output
-    assert "to revision 0009" in output
+    assert "to revision 0010" in output
     code, output, _ = run("db", "upgrade", "--db", url)
-    assert "already at revision 0009" in output
+    assert "already at revision 0010" in output
     code, output, _ = run("db", "status", "--db", url)
     assert code == 0, output
-    assert "revision 0009 (up to date)" in output
+    assert "revision 0010 (up to date)" in output
     assert "readings" in output
 
 

@@ -60,7 +60,7 @@ def test_upgrade_repeated_is_idempotent(store: TelemetryStore) -> None:
     store.upgrade()
     store.upgrade()
     assert store.counts() == before
-    assert sql_store(store).current_revision() == SqlTelemetryStore.head_revision() == "0009"
+    assert sql_store(store).current_revision() == SqlTelemetryStore.head_revision() == "0010"
 
 
 def test_upgrade_migrated_schema_matches_table_metadata(store: TelemetryStore) -> None:
@@ -95,7 +95,7 @@ def test_upgrade_concurrent_from_two_stores_both_succeed(store_url: Callable[[],
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
-        assert sql_store(stores[1]).current_revision() == "0009"
+        assert sql_store(stores[1]).current_revision() == "0010"
     finally:
         for store in stores:
             store.close()

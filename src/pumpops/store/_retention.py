@@ -148,6 +148,9 @@ class SqlRetention(SqlCore):
         h = {kind: policy.horizon_us(kind, at) for kind in PRUNE_KINDS}
         kinds = [self._prune_readings(h["readings"], policy.batch_rows, dry_run)]
         kinds += self._prune_agent_messages(h["agent_messages"], h["summaries"], policy.batch_rows, dry_run)
+        # Hour aggregates (_aggregates.py) live as long as the summaries they sum: whole hours past it go.
+        aggregates = self._prune_hour_aggregates(h["summaries"], dry_run)  # type: ignore[attr-defined]
+        kinds.append(PrunedKind("hour_aggregates", h["summaries"], int(aggregates)))
         d, e = tables.dead_letters.c, tables.events.c
         kinds.append(
             self._prune_keyed(

@@ -14,6 +14,7 @@ shared engine holder (:class:`~pumpops.store._core.SqlCore`):
 ``_registry_records.py``    alias history, lifecycle events, releases
 ``_tokens.py``              API tokens, alarm acknowledgements, the API's fleet-wide reads
 ``_retention.py``           retention: prune by kind (``_partitions.py`` on PostgreSQL)
+``_aggregates.py``          hour aggregates of agents' summaries and alarms; the watermark read
 ==========================  ====================================================
 
 This module owns what belongs to the database as a whole: migrations
@@ -40,6 +41,7 @@ from sqlalchemy.engine import Connection
 
 from pumpops.store import _tables as tables
 from pumpops.store._agent_messages import SqlAgentMessages
+from pumpops.store._aggregates import SqlAggregates
 from pumpops.store._alerts import SqlAlerts
 from pumpops.store._audit import SqlAudit
 from pumpops.store._base import TelemetryStore
@@ -72,6 +74,7 @@ class SqlTelemetryStore(
     SqlRegistryRecords,
     SqlApiTokens,
     SqlRetention,
+    SqlAggregates,
     TelemetryStore,
 ):
     """A :class:`~pumpops.store.TelemetryStore` on a SQLAlchemy engine; see the module docstring.

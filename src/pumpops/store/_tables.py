@@ -278,3 +278,26 @@ alarm_acks = sa.Table(
 # first across the fleet, and the event stream's poll by receipt time.
 sa.Index("ix_agent_messages_kind_ts_us", agent_messages.c.kind, agent_messages.c.ts_us)
 sa.Index("ix_agent_messages_kind_received_at_us", agent_messages.c.kind, agent_messages.c.received_at_us)
+
+# Revision 0010: agents' summaries and alarms summed per device, hour and model
+# (``_aggregates.py``); written by the incremental monitor, pruned with summaries.
+agent_hour_aggregates = sa.Table(
+    "agent_hour_aggregates",
+    METADATA,
+    sa.Column("device_id", key_string(64), primary_key=True),
+    sa.Column("hour_us", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("model", key_string(200), primary_key=True),
+    sa.Column("summaries", sa.Integer(), nullable=False),
+    sa.Column("alarms_raised", sa.BigInteger(), nullable=False),
+    sa.Column("period_ms", sa.BigInteger(), nullable=False),
+    sa.Column("scored", sa.Integer(), nullable=False),
+    sa.Column("p50_sum", sa.Double(), nullable=False),
+    sa.Column("p50_n", sa.Integer(), nullable=False),
+    sa.Column("p95_max", sa.Double(), nullable=True),
+    sa.Column("score_max", sa.Double(), nullable=True),
+    sa.Column("mean_wsum", sa.Double(), nullable=False),
+    sa.Column("mean_w", sa.BigInteger(), nullable=False),
+    sa.Column("alarm_messages", sa.Integer(), nullable=False),
+    sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+    sa.Index("ix_agent_hour_aggregates_hour_us", "hour_us"),
+)

@@ -1,0 +1,215 @@
+"""Downsampled aggregates: agents' summaries and alarms per device, hour and model (revision 0010).
+
+One row of ``agent_hour_aggregates`` per (device, hour of message time, model
+``<name>/<version>``, ``""`` when no model was named) holds the mergeable sums
+of that hour's summaries — alarm-counted summaries, alarms raised, summed
+periods, scored summaries, sum and count of medians, highest p95 and maximum,
+weighted sum and weight of means — and the number of alarm messages. The
+incremental monitor (:mod:`pumpops.monitoring._incremental`) writes a row with
+**absolute** values each time a batch touches its hour (an upsert that
+replaces, so writing the same hour twice is harmless); readers merge rows
+(sums add, maxima take the larger) for any span of whole hours without
+reading the raw messages. Rows live as long as summaries
+(``[retention] summaries_days``) and are pruned by ``hour_us`` with them.
+
+Also here: :meth:`SqlAggregates.agent_messages_after`, the monitor's read of
+the rows stored since its watermark, by receipt time (index
+``ix_agent_messages_kind_received_at_us``), in keyset pages.
+
+May import: SQLAlchemy, ``pumpops.errors`` and the store's own modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from pumpops.errors import InputError
+from pumpops.store import _tables as tables
+from pumpops.store._core import SqlCore, at_least
+from pumpops.store._records import AGENT_KINDS, AgentRecord
+
+__all__ = ["HourAggregate", "SqlAggregates"]
+
+_HOUR_US = 3_600_000_000
+_ROWS_PER_INSERT = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HourAggregate:
+    """One device's summaries and alarms of one hour and one model, summed.
+
+    Attributes:
+        device_id: the device.
+        hour_us: the hour's start, microseconds since the epoch (UTC, a multiple of 3.6e9).
+        model: ``<model_name>/<model_version>``; ``""`` for messages that named none.
+        summaries: summaries with a valid period and alarm count.
+        alarms_raised: their ``alarms_raised``, summed.
+        period_ms: their periods, summed (ms).
+        scored: summaries that carried scores.
+        p50_sum: the sum of their medians; ``p50_n``: how many medians.
+        p50_n: medians summed.
+        p95_max: the highest p95 (None: none).
+        score_max: the highest score (None: none).
+        mean_wsum: the sum of their means weighted by windows scored; ``mean_w``: the weights.
+        mean_w: windows the means weigh.
+        alarm_messages: alarm messages of the hour.
+        updated_at_us: when the row was last written.
+    """
+
+    device_id: str
+    hour_us: int
+    model: str
+    summaries: int
+    alarms_raised: int
+    period_ms: int
+    scored: int
+    p50_sum: float
+    p50_n: int
+    p95_max: float | None
+    score_max: float | None
+    mean_wsum: float
+    mean_w: int
+    alarm_messages: int
+    updated_at_us: int
+
+    @property
+    def alarm_rate_per_h(self) -> float | None:
+        """Alarms raised per hour of summarised period (None without a period).
+
+        >>> HourAggregate("p", 0, "", 6, 3, 3_600_000, 0, 0.0, 0, None, None, 0.0, 0, 0, 0).alarm_rate_per_h
+        3.0
+        """
+        return self.alarms_raised / (self.period_ms / 3_600_000) if self.period_ms > 0 else None
+
+
+def _check(row: HourAggregate) -> None:
+    if not row.device_id:
+        raise InputError("hour aggregate: device_id is empty")
+    if row.hour_us % _HOUR_US:
+        raise InputError(
+            f"hour aggregate of {row.device_id}: hour_us {row.hour_us} is not the start of an hour"
+        )
+    counts = (row.summaries, row.alarms_raised, row.period_ms, row.scored, row.p50_n, row.mean_w)
+    if min(counts) < 0 or row.alarm_messages < 0:
+        raise InputError(f"hour aggregate of {row.device_id} at {row.hour_us}: a count is negative")
+
+
+class SqlAggregates(SqlCore):
+    """``agent_hour_aggregates`` and the watermark read of agent messages."""
+
+    def put_hour_aggregates(self, rows: Sequence[HourAggregate]) -> int:
+        """Write device-hour rows, replacing those of the same (device, hour, model); the rows written.
+
+        Raises:
+            InputError: a row is malformed (nothing written).
+            StoreError: the database failed (nothing written).
+        """
+        for row in rows:
+            _check(row)
+        if not rows:
+            return 0
+        t = tables.agent_hour_aggregates
+        values = [dataclasses.asdict(r) for r in rows]
+        keys = ("device_id", "hour_us", "model")
+        with self._guard("write hour aggregates to"), self._writer.begin() as conn:
+            for start in range(0, len(values), _ROWS_PER_INSERT):
+                stmt = self._upsert(t).values(values[start : start + _ROWS_PER_INSERT])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c[k] for k in keys],
+                    set_={c.name: stmt.excluded[c.name] for c in t.columns if c.name not in keys},
+                )
+                conn.execute(stmt)
+        return len(rows)
+
+    def hour_aggregates(
+        self,
+        *,
+        device_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[HourAggregate]:
+        """Rows by device, hour, model; hours from ``since_us`` (inclusive) to ``until_us`` (exclusive).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.agent_hour_aggregates.c
+        where = [at_least(t.hour_us, since_us)]
+        if device_id is not None:
+            where.append(t.device_id == device_id)
+        if until_us is not None:
+            where.append(t.hour_us < until_us)
+        rows = self._select(
+            "read hour aggregates from",
+            list(tables.agent_hour_aggregates.c),
+            where=where,
+            order_by=[t.device_id, t.hour_us, t.model],
+        )
+        return [HourAggregate(**row._asdict()) for row in rows]
+
+    def agent_messages_after(
+        self, *, received_after_us: int, after_msg_id: str = "", limit: int = 20_000
+    ) -> list[AgentRecord]:
+        """Agent messages received after ``(received_after_us, after_msg_id)``, in that order.
+
+        The keyset page of the incremental monitor: the next page starts after
+        the last row's ``(received_at_us, msg_id)``.
+
+        Raises:
+            InputError: ``limit`` is below 1.
+            StoreError: the database failed.
+        """
+        if limit < 1:
+            raise InputError(f"limit must be 1 or more, not {limit}")
+        t = tables.agent_messages.c
+        stmt = (
+            sa.select(
+                t.msg_id,
+                t.device_id,
+                t.site,
+                t.kind,
+                t.ts_us,
+                t.agent_version,
+                t.body,
+                t.payload_sha256,
+                t.received_at_us,
+            )
+            .where(
+                t.kind.in_(AGENT_KINDS),
+                t.received_at_us >= received_after_us,
+                sa.or_(t.received_at_us > received_after_us, t.msg_id > after_msg_id),
+            )
+            .order_by(t.received_at_us, t.msg_id)
+            .limit(limit)
+        )
+        with self._guard("read new agent messages of"), self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            AgentRecord(
+                msg_id=row.msg_id,
+                device_id=row.device_id,
+                site=row.site,
+                kind=row.kind,
+                ts_us=int(row.ts_us),
+                agent_version=row.agent_version,
+                body_json=row.body,
+                payload_sha256=row.payload_sha256,
+                received_at_us=int(row.received_at_us),
+            )
+            for row in rows
+        ]
+
+    def _prune_hour_aggregates(self, horizon: int | None, dry_run: bool) -> int:
+        """Remove the hours that end at or before ``horizon`` (the summaries' horizon); the rows removed."""
+        if horizon is None:
+            return 0
+        t = tables.agent_hour_aggregates
+        condition = t.c.hour_us + _HOUR_US <= horizon
+        if dry_run:
+            with self._guard("count hour aggregates to prune in"), self._engine.connect() as conn:
+                return int(conn.scalar(sa.select(sa.func.count()).select_from(t).where(condition)) or 0)
+        with self._guard("prune hour aggregates in"), self._writer.begin() as conn:
+            return int(conn.execute(sa.delete(t).where(condition)).rowcount)
