@@ -39,6 +39,7 @@ from pumpops.errors import InputError, NotFoundError
 from pumpops.fleet import Device
 from pumpops.monitoring._drift import DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
+from pumpops.monitoring._incremental import incremental_monitor
 from pumpops.monitoring._shift_verdicts import (
     GroupResponse,
     GroupShift,
@@ -181,10 +182,14 @@ class MonitoringService:
             StoreError: the database failed.
         """
         now_ms = _now_us(now_us) // 1000
+        devices = self._store.devices()
+        incremental = incremental_monitor(self._store)  # issue 18: only what arrived since the last step
+        found = incremental.try_view(now_ms, devices, self._policy) if incremental is not None else None
+        if found is not None:
+            return found
         cutoff_us = self._policy.cutoff_ms(now_ms) * 1000
         records = self._store.agent_messages(since_us=cutoff_us)
         with_state = {r.device_id for r in records if r.kind == "state"}
-        devices = self._store.devices()
         older: list[AgentRecord] = []
         for device in devices:
             if device.device_id not in with_state:
