@@ -6,7 +6,11 @@ the bundle's calibration for this device, else commissioning: gather
 ``calibration_rows`` normal rows, calibrate on them and keep them. A
 calibration builds the model's window, alarm logic and drift monitor.
 ``recalibrate`` (after maintenance) forgets the device calibration and gathers
-again.
+again. The drift monitor's shift test takes the device's normal period as its
+reference; calibrated from a bundle (no normal rows of its own), the device
+gathers ``calibration_rows`` complete rows for it first and keeps them
+(``shift-reference.npy``, with the model they were gathered under: a new model
+version gathers again).
 May import: edge modules, errors, ``_atomic``, numpy.
 """
 
@@ -22,6 +26,7 @@ from pumpops._atomic import write_atomic
 from pumpops.edge._alarms import AlarmLogic
 from pumpops.edge._commission import Commissioner, commission
 from pumpops.edge._drift import DriftMonitor
+from pumpops.edge._shift import ShiftTest
 from pumpops.edge._state import NORMAL_PERIOD_FILE, RECALIBRATE_FILE, AgentBase
 from pumpops.edge._usage import trim_heap
 from pumpops.edge._window import WindowBuffer
@@ -30,6 +35,11 @@ from pumpops.errors import InputError
 __all__ = ["CalibratingRoom"]
 
 log = logging.getLogger("pumpops.agent")
+
+#: The shift test's reference rows of a bundle-calibrated device (``normal-period.npy`` otherwise).
+SHIFT_REFERENCE_FILE = "shift-reference.npy"
+#: False alarms per drift report of the shift test on a stationary pump (docs/monitoring.md).
+SHIFT_ALPHA = 0.01
 
 
 class CalibratingRoom(AgentBase):
@@ -52,7 +62,7 @@ class CalibratingRoom(AgentBase):
             except InputError as exc:
                 log.warning("the stored normal period does not calibrate this model (%s); commissioning", exc)
             else:
-                self._set_calibration(cal, "device")
+                self._set_calibration(cal, "device", normal)
                 return
         cal_b = model.bundle.manifest.calibrations.get(self.device_id)
         if cal_b is not None and not self._recalibrating():
@@ -66,8 +76,8 @@ class CalibratingRoom(AgentBase):
             self.config.agent.calibration_rows,
         )
 
-    def _normal_period(self, n_sensors: int) -> np.ndarray | None:
-        path = self.state_dir / NORMAL_PERIOD_FILE
+    def _normal_period(self, n_sensors: int, name: str = NORMAL_PERIOD_FILE) -> np.ndarray | None:
+        path = self.state_dir / name
         if not path.is_file():
             return None
         try:
@@ -82,7 +92,7 @@ class CalibratingRoom(AgentBase):
     def _recalibrating(self) -> bool:
         return bool(self._persist.get("recalibrate"))
 
-    def _set_calibration(self, cal: dict[str, Any], source: str) -> None:
+    def _set_calibration(self, cal: dict[str, Any], source: str, normal: np.ndarray | None = None) -> None:
         model = self.model
         assert model is not None
         model.center = np.asarray(cal["center"], dtype=np.float64).astype(model.dtype)
@@ -95,15 +105,58 @@ class CalibratingRoom(AgentBase):
         quantiles = cal.get("quantiles") or ()
         model.drift = None
         if len(quantiles) == len(names):
-            model.drift = DriftMonitor(
-                names,
-                np.asarray(quantiles, dtype=np.float64),
-                window_rows=self.config.agent.drift_window_rows,
-                report_every_rows=self.config.agent.drift_report_rows,
-                score_unit=abs(model.threshold) if model.threshold else 1.0,
-            )
+            model.drift = self._drift_monitor(names, np.asarray(quantiles, dtype=np.float64), normal)
         self.commissioner = None
         log.info("calibrated from the %s: threshold %.4g", source, model.threshold)
+
+    def _drift_monitor(
+        self, names: list[str], quantiles: np.ndarray, normal: np.ndarray | None
+    ) -> DriftMonitor:
+        """PSI, the score change test and the shift test (reference: the normal rows, kept or gathered)."""
+        model = self.model
+        assert model is not None
+        a = self.config.agent
+        ref_key = f"{model.slot.model_name}:{model.slot.model_version}"
+        shift_test: ShiftTest | None = None
+        gather = 0
+        rows = normal if normal is not None else self._shift_reference(len(names), ref_key)
+        if rows is not None:
+            try:
+                shift_test = ShiftTest(names, rows, window_rows=a.drift_window_rows, alpha=SHIFT_ALPHA)
+            except InputError as exc:  # e.g. fewer rows than the test needs: PSI and the score test only
+                log.warning("the normal rows give the shift test no reference (%s)", exc)
+        else:
+            gather = a.calibration_rows
+            log.info("drift: gathering %d rows of this pump as the shift test's reference", gather)
+
+        def keep(rows: np.ndarray) -> None:
+            buffer = Path(str(self.state_dir / SHIFT_REFERENCE_FILE) + ".tmp")
+            with open(buffer, "wb") as fh:
+                np.save(fh, rows, allow_pickle=False)
+            write_atomic(self.state_dir / SHIFT_REFERENCE_FILE, buffer.read_bytes())
+            buffer.unlink()
+            self._persist["shift_reference_for"] = ref_key
+            self._save_persist()
+            log.info("drift: the shift test's reference is %d rows of this pump", rows.shape[0])
+
+        return DriftMonitor(
+            names,
+            quantiles,
+            window_rows=a.drift_window_rows,
+            report_every_rows=a.drift_report_rows,
+            score_unit=abs(model.threshold) if model.threshold else 1.0,
+            shift_test=shift_test,
+            gather_reference=gather,
+            shift_window_rows=a.drift_window_rows,
+            shift_alpha=SHIFT_ALPHA,
+            on_reference=keep,
+        )
+
+    def _shift_reference(self, n_sensors: int, ref_key: str) -> np.ndarray | None:
+        """The kept shift reference, if it was gathered under this model."""
+        if self._persist.get("shift_reference_for") != ref_key:
+            return None
+        return self._normal_period(n_sensors, SHIFT_REFERENCE_FILE)
 
     def _finish_commissioning(self) -> None:
         assert self.commissioner is not None
@@ -126,7 +179,7 @@ class CalibratingRoom(AgentBase):
         self._persist.pop("recalibrate", None)
         self._save_persist()
         (self.state_dir / RECALIBRATE_FILE).unlink(missing_ok=True)
-        self._set_calibration(cal, "device")
+        self._set_calibration(cal, "device", rows)
         del rows
         trim_heap()  # the normal period and its scored batches are freed: give their pages back
         self._report_state(force=True)
@@ -137,6 +190,8 @@ class CalibratingRoom(AgentBase):
         self._persist["recalibrate"] = True
         self._save_persist()
         (self.state_dir / NORMAL_PERIOD_FILE).unlink(missing_ok=True)
+        (self.state_dir / SHIFT_REFERENCE_FILE).unlink(missing_ok=True)
+        self._persist.pop("shift_reference_for", None)
         if self.model is not None:
             self.model.window = None
             self.model.alarm = None

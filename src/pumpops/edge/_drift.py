@@ -13,12 +13,14 @@ May import: the standard library, numpy and ``pumpops.errors`` only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pumpops.edge._shift import _MIN_ROWS as _MIN_REFERENCE_ROWS
 from pumpops.edge._shift import SensorShift, ShiftJudge, ShiftTest
 from pumpops.errors import ConfigError, InputError
 
@@ -421,6 +423,11 @@ class DriftMonitor:
             rows at every report (None: PSI and the change test only, as before).
         few_sensors: at most this many shifted sensors is a ``sensor_shift`` (default ``max(1, S // 4)``).
         shift_judge: what a run of shift reports means (default ``ShiftJudge(few_sensors=few_sensors)``).
+        gather_reference: without a ``shift_test``, gather this many complete rows (no NaN) first and
+            build ``ShiftTest(sensors, rows, window_rows=shift_window_rows, alpha=shift_alpha)`` on
+            them (a device calibrated from a bundle has no normal rows of its own to start from);
+            0: no gathering.
+        on_reference: called once with the gathered rows (the agent keeps them across restarts).
 
     >>> rng = np.random.default_rng(0)
     >>> deciles = np.quantile(rng.normal(0, 1, (2000, 2)), np.linspace(0, 1, 11), axis=0).T
@@ -444,6 +451,10 @@ class DriftMonitor:
         shift_test: ShiftTest | None = None,
         few_sensors: int | None = None,
         shift_judge: ShiftJudge | None = None,
+        gather_reference: int = 0,
+        shift_window_rows: int = 500,
+        shift_alpha: float = 0.01,
+        on_reference: Callable[[NDArray[np.float64]], None] | None = None,
     ) -> None:
         self.sensors = tuple(sensors)
         self._window = PsiWindow(quantiles, window_rows)
@@ -468,11 +479,48 @@ class DriftMonitor:
         self.shift_judge = (
             shift_judge if shift_judge is not None else ShiftJudge(few_sensors=self.few_sensors)
         )
-        n = shift_test.window_rows if shift_test is not None else 1
-        self._raw = np.full((n, len(self.sensors)), np.nan)
-        self._raw_scores = np.full(n, np.nan)
         self._since: dict[str, int] = {}
         self._ts_ms: int | None = None
+        self._gather: NDArray[np.float64] | None = None
+        self._gathered = 0
+        self._gather_args = (shift_window_rows, shift_alpha)
+        self._on_reference = on_reference
+        if shift_test is None and gather_reference > 0:
+            still = np.zeros((_MIN_REFERENCE_ROWS, len(self.sensors)))  # the settings are checked now
+            ShiftTest(self.sensors, still, window_rows=shift_window_rows, alpha=shift_alpha)
+            self._gather = np.empty((max(gather_reference, _MIN_REFERENCE_ROWS), len(self.sensors)))
+        self._start_shift_window()
+
+    def _start_shift_window(self) -> None:
+        n = self.shift_test.window_rows if self.shift_test is not None else 1
+        self._raw = np.full((n, len(self.sensors)), np.nan)
+        self._raw_scores = np.full(n, np.nan)
+        self._raw_rows = 0
+
+    @property
+    def reference_progress(self) -> tuple[int, int] | None:
+        """``(rows gathered, rows needed)`` while the shift test's reference is being gathered, else None."""
+        return None if self._gather is None else (self._gathered, self._gather.shape[0])
+
+    def _gather_row(self, row: ArrayLike) -> None:
+        assert self._gather is not None
+        x = np.asarray(row, dtype=np.float64)
+        if x.shape != (len(self.sensors),) or not np.all(np.isfinite(x)):
+            return  # a reference row is complete
+        self._gather[self._gathered] = x
+        self._gathered += 1
+        if self._gathered < self._gather.shape[0]:
+            return
+        rows, self._gather = self._gather, None
+        window_rows, alpha = self._gather_args
+        try:
+            self.shift_test = ShiftTest(self.sensors, rows, window_rows=window_rows, alpha=alpha)
+        except InputError:
+            self._gather, self._gathered = np.empty_like(rows), 0  # e.g. a sensor never moved: start again
+            return
+        self._start_shift_window()
+        if self._on_reference is not None:
+            self._on_reference(rows)
 
     def update(
         self, row: ArrayLike, score: float | None = None, ts_ms: int | None = None
@@ -484,10 +532,13 @@ class DriftMonitor:
             when the change test fires), else None.
         """
         self._window.update(row)
-        if self.shift_test is not None:
-            i = self.rows % self._raw.shape[0]
+        if self._gather is not None:
+            self._gather_row(row)
+        elif self.shift_test is not None:
+            i = self._raw_rows % self._raw.shape[0]
             self._raw[i] = np.asarray(row, dtype=np.float64)
             self._raw_scores[i] = np.nan if score is None else float(score) / self.score_unit
+            self._raw_rows += 1
         self._ts_ms = ts_ms
         self.rows += 1
         fired_now = False
@@ -553,9 +604,9 @@ class DriftMonitor:
         (:class:`ShiftJudge`), because a stale model alarms on benign drift too.
         """
         if self.shift_test is None:
-            return {}, "", None
+            return {}, "", None  # no shift test, or its reference is still being gathered
         scores = self._raw_scores[np.isfinite(self._raw_scores)]
         ratio = float(np.median(scores)) if scores.size else None
-        if self.rows < self._raw.shape[0]:
+        if self._raw_rows < self._raw.shape[0]:
             return {}, "none", ratio  # the first window is not full yet
         return {s.sensor: s for s in self.shift_test.test(self._raw)}, "none", ratio

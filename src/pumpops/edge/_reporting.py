@@ -212,33 +212,62 @@ class ReportingRoom(AgentBase):
         self._summary = None
 
     def _drift_report(self, report: dict[str, Any]) -> None:
-        """Send a drift report; the device calls itself drifting when the model no longer fits it.
+        """Send a drift report with the device's verdict.
 
-        PSI per sensor and the score change test are reported as they are, but
-        neither decides: live windows of slow, autocorrelated process values are
-        rarely distributed like hours of reference, so PSI flags healthy pumps
-        too. The verdict is the model's own: the median score of the recent
-        ``drift_window_rows`` scores above the alarm threshold means the
-        calibration no longer describes this pump (a fault does that too; the
-        hub tells them apart by how many pumps of a group do it at once).
+        With a shift test (its reference ready), the verdict is the
+        :class:`~pumpops.edge.ShiftJudge`'s: drift when some sensors stayed
+        shifted for consecutive reports by a level shift (``sensor_shift``,
+        ``operating_shift``), not drift when nothing moved, when a shift is new
+        (``new_shift``) or when it looks like a fault (``fault_like``: it grew or
+        made a sensor noisier; the alarms speak for it). The report carries which
+        sensors, by how much (reference sd and SI), since when, and why.
+
+        Without one (its reference still being gathered, or too few normal rows),
+        PSI and the score change test are reported but do not decide: live windows
+        of slow, autocorrelated process values are rarely distributed like hours of
+        reference. The verdict is then the model's own: the median score of the
+        recent ``drift_window_rows`` scores above the alarm threshold.
         """
         model = self.model
         scores = np.asarray(self._drift_scores, dtype=np.float64)
         ratio = None
         if model is not None and model.threshold and scores.size >= 10:
             ratio = float(np.median(scores) / model.threshold)
-        drifting = ratio is not None and ratio > 1.0
+        hint = report.get("hint") or ""
+        monitor = model.drift if model is not None else None
+        gathering = monitor.reference_progress if monitor is not None else None
+        if hint:
+            drifting = bool(report["alert"])
+            status = "drift" if drifting else ("fault_like" if hint == "fault_like" else "ok")
+        else:
+            drifting = ratio is not None and ratio > 1.0
+            status = "drift" if drifting else "ok"
         key = "drift_verdicts_drift" if drifting else "drift_verdicts_ok"
         self.counts[key] = self.counts.get(key, 0) + 1
         report = {**report, "alert": drifting, "psi_alert_sensors": report["drifted"],
-                  "median_score_over_threshold": None if ratio is None else round(ratio, 4)}  # fmt: skip
+                  "median_score_over_threshold": None if ratio is None else round(ratio, 4),
+                  "reference": "ready" if hint else (
+                      f"gathering {gathering[0]}/{gathering[1]}" if gathering else "none")}  # fmt: skip
         self.drift_status = {
-            "status": "drift" if drifting else "ok",
+            "status": status,
+            "hint": hint or None,
+            "shifted": report.get("shifted", []),
+            "confirmed": report.get("confirmed", []),
+            "since_ms": report.get("since_ms", {}),
+            "fault_signs": report.get("fault_signs", []),
+            "reference": report["reference"],
             "median_score_over_threshold": report["median_score_over_threshold"],
-            "drifted": report["drifted"],
+            # The sensors the verdict stands on: the shift test's, else PSI's (reported, not deciding).
+            "drifted": list(report.get("confirmed") or report.get("shifted") or [])
+            if hint
+            else report["drifted"],
             "change_fired": report["change"]["fired"],
             "rows": report["rows"],
         }
+        if hint and hint != "none":
+            log.warning("drift report: %s on %s (since %s)%s", hint, ", ".join(report.get("shifted", [])),
+                        report.get("since_ms"), f"; fault signs: {report['fault_signs']}"
+                        if report.get("fault_signs") else "")  # fmt: skip
         self._message("drift", {**report, **self._model_ref()})
 
     # ------------------------------------------------------------------ state
