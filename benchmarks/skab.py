@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pumpops.pipeline.detectors import DETECTORS
 from pumpops.pipeline.skab import DEFAULT_DETECTOR, SkabRun, benchmark_settings, leaderboard_table, run_skab
-from pumpops.pipeline.tuning import DEFAULT_TRIALS, held_out, held_out_table
+from pumpops.pipeline.tuning import DEFAULT_CANDIDATES, DEFAULT_TRIALS, held_out, held_out_table
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_F1, PUBLISHED_FAR, PUBLISHED_NAB = 0.78, 13.55, 32.42  # Conv-AE (F1, FAR), MSCRED (NAB), 34 files
@@ -49,6 +49,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="search trials per split")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--spaces",
+        default=",".join(DEFAULT_CANDIDATES),
+        help="candidate search spaces; each split picks one by an inner split of its training side",
+    )
     parser.add_argument("--detector", action="append", help="fixed-setting table: only these kinds")
     args, _ = parser.parse_known_args(argv)
     if not args.data.is_dir():
@@ -59,7 +64,8 @@ def main(argv: list[str]) -> int:
         f"## Held-out ({DEFAULT_DETECTOR}, leave-one-folder-out, {args.trials} trials per split, "
         f"seed {args.seed})\n"
     )
-    run = held_out([args.data], kind=DEFAULT_DETECTOR, n_trials=args.trials, seed=args.seed)
+    spaces = tuple(n for n in args.spaces.split(",") if n)
+    run = held_out([args.data], kind=DEFAULT_DETECTOR, n_trials=args.trials, seed=args.seed, spaces=spaces)
     print(held_out_table(run))
     m = SkabRun.summary(run.test_files)
     print(
@@ -70,7 +76,15 @@ def main(argv: list[str]) -> int:
         f"{run.seconds:.1f} s.\n"
     )
     for search in run.searches:
-        print(f"- chosen on `{'+'.join(search.split.train)}`: `{json.dumps(search.chosen, sort_keys=True)}`")
+        print(
+            f"- chosen on `{'+'.join(search.split.train)}` (space `{search.space_name}`): "
+            f"`{json.dumps(search.chosen, sort_keys=True)}`"
+        )
+        for r in search.inner:
+            print(
+                f"  - inner split, space `{r['space']}`: objective {r['value']:.3f}, F1 {r['f1']:.3f}, "
+                f"FAR {r['far']:.2f} %, NAB {r['nab_standard']:.2f}, anomaly-free FAR {r['normal_far']}"
+            )
     print("\n## Fixed settings on all files (chosen on these files: NOT held-out)\n")
     print(
         "| detector | files | F1 | FAR % | MAR % | NAB std | NAB LowFP | NAB LowFN | CPs | missed "

@@ -144,3 +144,11 @@ def test_candidate_spaces_extend_the_default_and_map_to_detector_options() -> No
         assert setting["window_by_kind"] == {"flow": trial.params["window_flow"]}
     else:
         assert "window_by_kind" not in setting
+
+
+def test_the_commands_default_to_the_same_candidates() -> None:
+    from pumpops.cli import benchmark, tune
+    from pumpops.pipeline.tuning import DEFAULT_CANDIDATES
+
+    assert benchmark.DEFAULT_SPACES == tune.DEFAULT_SPACES == ",".join(DEFAULT_CANDIDATES)
+    assert set(DEFAULT_CANDIDATES) <= set(CANDIDATE_SPACES["pca_t2q"])

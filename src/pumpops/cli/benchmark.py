@@ -16,7 +16,7 @@ from pumpops.cli._support import JsonFlag, OutputFormat, OutputOption, console, 
 from pumpops.errors import ConfigError
 
 #: Search spaces the held-out protocol chooses between per split (inner split of the training side).
-DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"
+DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"  # pumpops.pipeline.tuning.DEFAULT_CANDIDATES
 
 
 def _space_names(text: str) -> tuple[str, ...]:

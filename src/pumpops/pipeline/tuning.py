@@ -112,7 +112,9 @@ CANDIDATE_SPACES: dict[str, dict[str, dict[str, tuple[Any, ...]]]] = {
         },
     },
 }
-__all__ += ["CANDIDATE_SPACES"]
+#: The candidates ``pumpops benchmark skab``, ``pumpops tune`` and ``benchmarks/skab.py`` choose between.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("base", "flow_floor", "flow_window", "flow_both")
+__all__ += ["CANDIDATE_SPACES", "DEFAULT_CANDIDATES"]
 
 
 def suggest(trial: Any, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
