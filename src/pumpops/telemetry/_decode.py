@@ -25,7 +25,7 @@ from pumpops.telemetry._decode_readings import (
     _check_columns_unique,
     _Incoming,
     _judge_readings,
-    _resolve_column,
+    column_plan,
 )
 from pumpops.telemetry._topics import DEFAULT_PREFIX, DeviceTopic, is_hub_topic, parse_topic
 
@@ -102,9 +102,9 @@ def _decode(
     wire = _validate(obj, msg)
     _check_identity(wire, where, msg)
     profile = _check_sender(wire, where, device_lookup, profiles)
-    columns = [_resolve_column(s.name, s.unit, profile) for s in wire.sensors]
-    _check_columns_unique(columns)
-    return _judge_readings(msg, wire, columns, has_non_finite)
+    plan = column_plan(profile, tuple((s.name, s.unit) for s in wire.sensors))
+    _check_columns_unique(plan.columns)
+    return _judge_readings(msg, wire, plan, has_non_finite)
 
 
 def _parse_json(payload: bytes) -> tuple[Any, bool]:
