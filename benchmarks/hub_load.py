@@ -1,68 +1,83 @@
-"""The hub under 1,000 agents: ingest of state, summaries and drift reports, and fleet monitoring (issue 7).
+"""The hub under 10,000 agents through a real broker: ingest, incremental monitoring, retention (issue 18).
 
-Run: ``.venv/bin/python benchmarks/hub_load.py`` (or ``make bench``); about 5 minutes.
+Run: ``.venv/bin/python benchmarks/hub_load.py --devices 10000 --minutes 60``.
 
-A load generator stands in for the agents (no agent processes, no broker):
-``--devices`` registered devices in three groups, each sending per simulated
-10 minutes one summary, one drift report and one state message, for
-``--rounds`` rounds (36: 6 hours; 108,000 messages at 1,000 devices). The
-messages are the real envelope (``AgentMessage``, ``encode_agent_message``,
-``with_msg_id``: ``<device_id>:<seq>`` as the agent's outbox numbers them) on
-``<prefix>/<site>/<device>/summaries|drift|state``, with the bodies of
-``docs/protocol.md`` ("Agent messages"). From round 18 on, 40 % of one
-group's devices report drift, so monitoring opens one fleet drift alert.
+What runs (each its own process, CPU and peak memory measured per process):
 
-Each round's messages go through the real ingest path,
-``IngestService.process`` (decode, check, ``put_agent_messages``, dead
-letters), in batches of ``ingest.batch_max_messages`` (500), into a fresh
-SQLite database in a temporary workspace and into PostgreSQL (own schema,
-dropped afterwards; ``$PUMPOPS_BENCH_PG``). After each round, one monitoring
-step ``MonitoringService.evaluate`` at the round's simulated end (its window
-is 6 hours of agent time, so by the last round it reads every message).
+- **Mosquitto** on a free port (``benchmarks/_mosquitto.py``, zero-loss queue settings);
+- **ingest**: ``--workers`` real ``IngestService`` processes (a shared
+  subscription when more than one), QoS 1, ack after commit, into PostgreSQL
+  (own schema, dropped afterwards; ``$PUMPOPS_BENCH_PG``) or SQLite;
+- **agents**: ``--agent-procs`` processes of lightweight simulated agents, each
+  process one MQTT connection publishing for its share of the devices (the real
+  envelope: ``AgentMessage``, ``encode_agent_message``, ``with_msg_id`` with
+  the outbox's ``<device_id>:<seq>``, on each device's own topics). Per
+  simulated minute every device sends its ``state``; every 10th minute also a
+  summary, every 60th a drift report (from minute 30 on, 40 % of group-a
+  report drift, so monitoring opens one fleet drift alert);
+- **monitoring** in this process: after each simulated minute has been
+  published (PUBACKed), one ``MonitoringService.evaluate`` at the minute's end
+  — the hub's step, which now reads only the rows received since the last
+  step (``monitoring/_incremental.py``). **Baseline in the same run**: every
+  ``--full-every`` minutes the old full recomputation (the window's messages +
+  each silent device's newest state → ``build_fleet_view``) on the same
+  store at the same instant, timed, and compared with the incremental view
+  (they must be equal; the count of differing fields is printed).
 
-Each configuration runs in a fresh process of its own, so that its peak
-memory (VmHWM from ``/proc/self/status``) and CPU seconds (``utime + stime``
-of ``getrusage``, ingest and monitoring only; message encoding excluded) are
-its own. The same run measures a baseline of ``--baseline`` devices (same
-rounds, same message mix) and reports the ratio. With PostgreSQL the
-database server's CPU and memory are not in the hub's figures.
+Simulated time is compressed: a minute is published as fast as the agents,
+broker and ingest allow. Message times start at 00:00 UTC yesterday. At the
+end: every published message must be stored exactly once (stored rows counted
+against the published ids; the key makes a stored duplicate impossible, the
+ingest's duplicate counter says how many redeliveries it absorbed); then the
+database size before and after a prune (``store.prune``, the ``pumpops db
+prune`` path) with a one-day horizon at two days after the start.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import multiprocessing as mp
 import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import paho.mqtt.client as mqtt
+import psutil
+from paho.mqtt.enums import CallbackAPIVersion
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _mosquitto import mosquitto
 from pumpops.fleet import Device
-from pumpops.monitoring import MonitoringService
+from pumpops.monitoring import DriftPolicy, FleetView, MonitoringService, build_fleet_view
 from pumpops.registry import EventSink
 from pumpops.schema import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
-from pumpops.settings import Settings
-from pumpops.store import open_store
-from pumpops.telemetry import BrokerAddress, IngestService, build_topic
+from pumpops.settings import IngestSettings, Settings
+from pumpops.store import RetentionPolicy, TelemetryStore, open_store
+from pumpops.telemetry import IngestService, build_topic, parse_broker_url
 
 PG_URL = os.environ.get("PUMPOPS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GROUPS = ("group-a", "group-b", "group-c")
 PROFILES = ("acme-ansi", "nordhav-multistage", "sakura-esp")
 SENSORS = ("SUCT_PRESS", "DISCH_PRESS", "FLOW", "SPEED", "MTR_CURRENT", "MTR_VOLT", "MTR_TEMP", "BRG_TEMP")
-ROUND_MS = 600_000  # one round: 10 simulated minutes
-DRIFT_FROM_ROUND = 18  # from here on, a share of group-a reports drift
+ROUND_MS = 600_000  # a summary covers 10 simulated minutes
+MINUTE_MS = 60_000
+DRIFT_FROM_ROUND = 3  # from minute 30 on, a share of group-a reports drift
 DRIFT_SHARE = 0.4
 AGENT_VERSION = "0.1.0"
+DAY_MS = 86_400_000
 
 
 # ----------------------------------------------------------------------------- the load generator
@@ -75,7 +90,9 @@ def fleet(n: int) -> tuple[Device, ...]:
     )
 
 
-def _bodies(device: Device, idx: int, rnd: int, t_ms: int, rng: np.random.Generator) -> dict[str, dict]:
+def _bodies(
+    device: Device, idx: int, rnd: int, t_ms: int, rng: np.random.Generator
+) -> dict[str, dict[str, Any]]:
     """A summary, a drift report and a state body as the agent sends them (docs/protocol.md)."""
     drifting = device.group == GROUPS[0] and rnd >= DRIFT_FROM_ROUND and (idx // 3) % 5 < 5 * DRIFT_SHARE
     model = {"model_name": f"{device.group}-model", "model_version": 3}
@@ -149,43 +166,153 @@ def _bodies(device: Device, idx: int, rnd: int, t_ms: int, rng: np.random.Genera
     return {"summary": summary, "drift": drift, "state": state}
 
 
-def round_messages(
-    devices: Sequence[Device], rnd: int, t_ms: int, prefix: str, rng: np.random.Generator
-) -> list[tuple[str, bytes]]:
-    """One round's ``(topic, payload)`` pairs: per device a summary, a drift report, a state."""
-    out = []
-    for idx, device in enumerate(devices):
-        for k, (kind, body) in enumerate(_bodies(device, idx, rnd, t_ms, rng).items()):
-            seq = 3 * rnd + k  # the outbox's sequence: never reused
-            message = AgentMessage(
-                device_id=device.device_id,
-                site=device.site,
-                kind=kind,
-                ts_ms=t_ms + k,
-                agent_version=AGENT_VERSION,
-                body=body,
-            )
-            payload = with_msg_id(encode_agent_message(message), f"{device.device_id}:{seq}")
-            topic = build_topic(device.site, device.device_id, TOPIC_OF_KIND[kind], prefix=prefix)
-            out.append((topic, payload))
-    return out
+def minute_kinds(minute: int) -> tuple[str, ...]:
+    """What each agent sends in minute ``minute``: a state; each 10th a summary, each 60th a drift report."""
+    return ("state",) + (("summary",) if minute % 10 == 9 else ()) + (("drift",) if minute % 60 == 59 else ())
 
 
-# ----------------------------------------------------------------------------- one configuration
-
-
-def _proc_status() -> dict[str, float]:
-    kb = {}
+def _hwm_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            kb[key] = int(value.split()[0]) / 1024
-    return kb
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def _cpu_s() -> float:
+# ----------------------------------------------------------------------------- agent processes
+
+
+def _agents_proc(
+    url: str, prefix: str, n: int, lo: int, hi: int, t0_ms: int, seed: int, conn: Connection
+) -> None:
+    """Simulated agents ``lo..hi`` of the fleet on one MQTT connection; publishes a minute when told."""
+    devices = fleet(n)[lo:hi]
+    rng = np.random.default_rng(seed + lo)
+    addr = parse_broker_url(url)
+    assert addr is not None
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-agents-{lo}", protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    acked = threading.Semaphore(0)
+    client.on_publish = lambda *a: acked.release()
+    client.connect(addr.host, addr.port)
+    client.loop_start()
+    seqs = [0] * len(devices)
+    published = 0
+    conn.send("ready")
+    while (minute := conn.recv()) is not None:
+        t_ms = t0_ms + minute * MINUTE_MS + 30_000
+        kinds = minute_kinds(minute)
+        count = 0
+        for i, device in enumerate(devices):
+            bodies = _bodies(device, lo + i, minute // 10, t_ms, rng)
+            for k, kind in enumerate(kinds):
+                seqs[i] += 1
+                message = AgentMessage(
+                    device_id=device.device_id,
+                    site=device.site,
+                    kind=kind,
+                    ts_ms=t_ms + k,
+                    agent_version=AGENT_VERSION,
+                    body=bodies[kind],
+                )
+                payload = with_msg_id(encode_agent_message(message), f"{device.device_id}:{seqs[i]}")
+                topic = build_topic(device.site, device.device_id, TOPIC_OF_KIND[kind], prefix=prefix)
+                client.publish(topic, payload, qos=1)
+                count += 1
+        for _ in range(count):
+            if not acked.acquire(timeout=300):
+                raise RuntimeError("a publish was not acknowledged within 300 s")
+        published += count
+        conn.send(count)
+    client.loop_stop()
+    client.disconnect()
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    conn.send({"published": published, "cpu_s": ru.ru_utime + ru.ru_stime, "hwm_mib": _hwm_mib()})
+
+
+# ----------------------------------------------------------------------------- ingest processes
+
+
+def _ingest_proc(
+    url: str,
+    db_url: str,
+    prefix: str,
+    index: int,
+    shared: bool,
+    ready: Any,
+    stop: Any,
+    stored: Any,
+    conn: Connection,
+) -> None:
+    """One real ingest worker; times each store commit of agent messages."""
+    store = open_store(db_url)
+    addr = parse_broker_url(url)
+    assert addr is not None
+    commits: list[float] = []
+    put = store.put_agent_messages
+
+    def timed_put(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        result = put(*args, **kwargs)
+        commits.append(time.perf_counter() - t)
+        with stored.get_lock():
+            stored.value += result.stored
+        return result
+
+    store.put_agent_messages = timed_put  # type: ignore[method-assign]
+    settings = IngestSettings(
+        client_id=f"bench-ingest-{uuid.uuid4().hex[:6]}-{index}",
+        shared_group="hubload" if shared else None,
+        batch_max_messages=500,
+        batch_max_wait_s=0.05,
+    )
+    service = IngestService(store, addr, settings=settings, topic_prefix=prefix)
+    service.start()
+    service.wait_ready(60)
+    ready.set()
+    stop.wait()
+    stats = service.stop()
+    store.close()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send(
+        {
+            "commits": commits,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "hwm_mib": _hwm_mib(),
+            "duplicates": stats.duplicates,
+            "rejected": stats.rejected_messages,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- the old full step (baseline)
+
+
+def full_view(
+    store: TelemetryStore, devices: Sequence[Device], now_ms: int, policy: DriftPolicy
+) -> FleetView:
+    """The step before issue 18: the window's messages + each silent device's newest state, recomputed."""
+    records = store.agent_messages(since_us=policy.cutoff_ms(now_ms) * 1000)
+    with_state = {r.device_id for r in records if r.kind == "state"}
+    older = []
+    for device in devices:
+        if device.device_id not in with_state:
+            older += store.agent_messages(device_id=device.device_id, kind="state", limit=1)
+    return build_fleet_view([*records, *older], devices, now_ms=now_ms, policy=policy)
+
+
+def differences(got: object, want: object) -> int:
+    """Fields that differ (floats to 1e-9 relative)."""
+    if isinstance(want, float) and isinstance(got, float):
+        return int(not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return sum(differences(got.get(k), want[k]) for k in want) + len(set(got) - set(want))
+    if isinstance(want, list | tuple) and isinstance(got, list | tuple):
+        return sum(differences(g, w) for g, w in zip(got, want, strict=False)) + abs(len(got) - len(want))
+    return int(got != want)
+
+
+# ----------------------------------------------------------------------------- one run
 
 
 def _db_size(url: str) -> int:
@@ -208,82 +335,6 @@ def _db_size(url: str) -> int:
     return int(size)
 
 
-def run_one(engine: str, n_devices: int, rounds: int, seed: int) -> dict[str, Any]:
-    """Ingest and monitor ``rounds`` rounds of ``n_devices`` agents; the figures of this process."""
-    tmp = Path(tempfile.mkdtemp(prefix="pumpops-hubload-"))
-    url = "" if engine == "sqlite" else f"{PG_URL}?schema=hubload_{uuid.uuid4().hex[:10]}"
-    settings = Settings(workspace=tmp, database_url=url)
-    url = settings.resolved_database_url
-    prefix = settings.topic_prefix
-    devices = fleet(n_devices)
-    rng = np.random.default_rng(seed)
-    t0_ms = (int(time.time() * 1000) // ROUND_MS - rounds) * ROUND_MS
-    batch = settings.ingest.batch_max_messages
-    commit_s: list[float] = []
-    eval_s: list[float] = []
-    ingest_wall = ingest_cpu = eval_cpu = 0.0
-    opened: list[str] = []
-    try:
-        with open_store(url) as store:
-            store.upgrade()
-            store.register_devices(devices)
-            service = IngestService(  # no broker: process() is the path messages from MQTT take
-                store, BrokerAddress("127.0.0.1", 1), settings=settings.ingest, topic_prefix=prefix
-            )
-            monitor = MonitoringService(store, EventSink(store, None), settings.monitoring)
-            rss_start = _proc_status()["VmRSS"]
-            for rnd in range(rounds):
-                t_ms = t0_ms + (rnd + 1) * ROUND_MS
-                messages = round_messages(devices, rnd, t_ms - ROUND_MS // 2, prefix, rng)
-                c0, w0 = _cpu_s(), time.perf_counter()
-                for start in range(0, len(messages), batch):
-                    b0 = time.perf_counter()
-                    service.process(messages[start : start + batch])
-                    commit_s.append(time.perf_counter() - b0)
-                ingest_wall += time.perf_counter() - w0
-                c1 = _cpu_s()
-                ingest_cpu += c1 - c0
-                e0 = time.perf_counter()
-                evaluation = monitor.evaluate(t_ms * 1000)
-                eval_s.append(time.perf_counter() - e0)
-                eval_cpu += _cpu_s() - c1
-                opened += [c.alert_id for c in evaluation.changes if c.action == "opened"]
-            stats = service.stats()
-            counts = store.counts()
-            last_view = evaluation.view
-        size = _db_size(url)
-    finally:
-        if engine != "sqlite":
-            _drop_pg_schema(url)
-        shutil.rmtree(tmp, ignore_errors=True)
-    mem = _proc_status()
-    return {
-        "engine": engine,
-        "devices": n_devices,
-        "rounds": rounds,
-        "messages": stats.received,
-        "stored": stats.agent_messages,
-        "duplicates": stats.duplicates,
-        "dead_letters": counts["dead_letters"],
-        "msg_s": stats.received / ingest_wall,
-        "ingest_wall_s": ingest_wall,
-        "commit_p50_ms": float(np.percentile(commit_s, 50)) * 1000,
-        "commit_p99_ms": float(np.percentile(commit_s, 99)) * 1000,
-        "batches": len(commit_s),
-        "eval_p50_ms": float(np.percentile(eval_s, 50)) * 1000,
-        "eval_max_ms": float(np.max(eval_s)) * 1000,
-        "eval_last_ms": eval_s[-1] * 1000,
-        "ingest_cpu_s": ingest_cpu,
-        "eval_cpu_s": eval_cpu,
-        "rss_start_mib": rss_start,
-        "rss_end_mib": mem["VmRSS"],
-        "hwm_mib": mem["VmHWM"],
-        "db_bytes": size,
-        "alerts_opened": opened,
-        "groups_drifting": sorted(g.group for g in last_view.groups if g.drift.drifting),
-    }
-
-
 def _drop_pg_schema(url: str) -> None:
     import sqlalchemy as sa
 
@@ -294,20 +345,158 @@ def _drop_pg_schema(url: str) -> None:
     engine.dispose()
 
 
-def _pg_available() -> bool:
-    import sqlalchemy as sa
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000 if len(values) else float("nan")
 
+
+def run(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    """Everything for ``n`` devices; the figures."""
+    tmp = Path(tempfile.mkdtemp(prefix="pumpops-hubload-"))
+    db_url = "" if args.engine == "sqlite" else f"{PG_URL}?schema=hubload_{uuid.uuid4().hex[:10]}"
+    settings = Settings(workspace=tmp, database_url=db_url)
+    db_url = settings.resolved_database_url
+    prefix = f"hubload{uuid.uuid4().hex[:6]}"
+    devices = fleet(n)
+    t0_ms = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS  # 00:00 UTC yesterday
+    ctx = mp.get_context("spawn")
+    out: dict[str, Any] = {"devices": n, "minutes": args.minutes, "engine": args.engine}
+    store = open_store(db_url)
     try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except Exception:
-        return False
-    return True
-
-
-# ----------------------------------------------------------------------------- the report
+        store.upgrade()
+        store.register_devices(devices)
+        with mosquitto() as url:
+            broker = next(p for p in psutil.Process().children() if "mosquitto" in p.name())
+            stop, stored = ctx.Event(), ctx.Value("q", 0)
+            ingest = []
+            for i in range(args.workers):
+                ready = ctx.Event()
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=_ingest_proc,
+                    args=(url, db_url, prefix, i, args.workers > 1, ready, stop, stored, send),
+                    daemon=True,
+                )
+                proc.start()
+                ingest.append((proc, ready, recv))
+            for _, ready, _ in ingest:
+                if not ready.wait(120):
+                    raise RuntimeError("an ingest worker did not subscribe within 120 s")
+            agents = []
+            share = math.ceil(n / args.agent_procs)
+            for lo in range(0, n, share):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_agents_proc,
+                    args=(url, prefix, n, lo, min(n, lo + share), t0_ms, args.seed, child),
+                    daemon=True,
+                )
+                proc.start()
+                agents.append((proc, parent))
+            for _, parent in agents:
+                assert parent.recv() == "ready"
+            monitor = MonitoringService(store, EventSink(store, None), settings.monitoring)
+            policy = monitor.policy
+            steps: list[float] = []
+            step_cpu = 0.0
+            fulls: list[float] = []
+            publish_s: list[float] = []
+            opened: list[str] = []
+            published = 0
+            wall0 = time.perf_counter()
+            for minute in range(args.minutes):
+                p0 = time.perf_counter()
+                for _, parent in agents:
+                    parent.send(minute)
+                published += sum(parent.recv() for _, parent in agents)
+                publish_s.append(time.perf_counter() - p0)
+                now_ms = t0_ms + (minute + 1) * MINUTE_MS
+                c0, e0 = time.process_time(), time.perf_counter()
+                evaluation = monitor.evaluate(now_ms * 1000)
+                steps.append(time.perf_counter() - e0)
+                step_cpu += time.process_time() - c0
+                opened += [c.alert_id for c in evaluation.changes if c.action == "opened"]
+                if (minute + 1) % args.full_every == 0:
+                    f0 = time.perf_counter()
+                    full_view(store, devices, now_ms, policy)
+                    fulls.append(time.perf_counter() - f0)
+                if minute % 10 == 9:
+                    print(
+                        f"#   minute {minute + 1}: published {published:,}, stored {stored.value:,}, "
+                        f"step {steps[-1] * 1000:.0f} ms, load {os.getloadavg()[0]:.1f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            deadline = time.monotonic() + 600
+            while stored.value < published and time.monotonic() < deadline:
+                time.sleep(0.05)
+            wall = time.perf_counter() - wall0
+            # the end: every message stored; the incremental step and the full recomputation on the same rows
+            now_ms = t0_ms + args.minutes * MINUTE_MS
+            e0 = time.perf_counter()
+            last = monitor.view(now_ms * 1000)
+            out["final_step_ms"] = (time.perf_counter() - e0) * 1000
+            f0 = time.perf_counter()
+            reference = full_view(store, devices, now_ms, policy)
+            out["final_full_ms"] = (time.perf_counter() - f0) * 1000
+            out["view_differences"] = differences(last.to_dict(), reference.to_dict())
+            out["groups_drifting"] = sorted(g.group for g in last.groups if g.drift.drifting)
+            for _, parent in agents:
+                parent.send(None)
+            agent_figs = [parent.recv() for _, parent in agents]
+            broker_cpu = sum(broker.cpu_times()[:2])
+            broker_rss = broker.memory_info().rss / 2**20
+            stop.set()
+            ingest_figs = [recv.recv() for _, _, recv in ingest]
+            for proc, _ in agents:
+                proc.join(30)
+            for proc, _, _ in ingest:
+                proc.join(30)
+        commits = [c for f in ingest_figs for c in f["commits"]]
+        sql_store = store
+        rows = len(sql_store.agent_messages_after(received_after_us=-1, limit=10**9))  # type: ignore[attr-defined]
+        size_before = _db_size(db_url)
+        report = store.prune(
+            RetentionPolicy(agent_messages_days=1, summaries_days=1),
+            actor="hub-load",
+            now=(t0_ms + 2 * DAY_MS) * 1000,
+        )
+        size_after = _db_size(db_url)
+        out.update(
+            published=published,
+            stored=rows,
+            lost=published - rows,
+            redelivered=sum(f["duplicates"] for f in ingest_figs),
+            msg_s=published / wall,
+            wall_s=wall,
+            publish_p50_ms=_pct(publish_s, 50),
+            commit_p50_ms=_pct(commits, 50),
+            commit_p99_ms=_pct(commits, 99),
+            commits=len(commits),
+            step_p50_ms=_pct(steps, 50),
+            step_p99_ms=_pct(steps, 99),
+            step_max_ms=max(steps) * 1000,
+            step_cpu_s=step_cpu,
+            full_p50_ms=_pct(fulls, 50),
+            full_max_ms=max(fulls) * 1000 if fulls else float("nan"),
+            fulls=len(fulls),
+            alerts_opened=opened,
+            monitor_hwm_mib=_hwm_mib(),
+            monitor_cpu_s=time.process_time(),
+            ingest=[{"cpu_s": f["cpu_s"], "hwm_mib": f["hwm_mib"]} for f in ingest_figs],
+            agents=agent_figs,
+            broker_cpu_s=broker_cpu,
+            broker_rss_mib=broker_rss,
+            db_before_mib=size_before / 2**20,
+            db_after_mib=size_after / 2**20,
+            pruned_rows=report.rows,
+            pruned_partitions=sum(len(k.partitions) for k in report.kinds),
+        )
+    finally:
+        store.close()
+        if args.engine != "sqlite":
+            _drop_pg_schema(db_url)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _cpu_model() -> str:
@@ -317,109 +506,81 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _spawn(engine: str, devices: int, rounds: int, seed: int) -> dict[str, Any]:
-    """Run one configuration in a fresh interpreter; its JSON result."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", engine, str(devices), str(rounds), str(seed)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--baseline", type=int, default=100, help="devices in the baseline run")
-    parser.add_argument("--rounds", type=int, default=36, help="rounds of 10 simulated minutes")
-    parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--seed", type=int, default=7)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--baseline", type=int, default=0, help="also run this many devices (0: no)")
+    parser.add_argument("--minutes", type=int, default=60, help="simulated minutes (1440: a day)")
+    parser.add_argument("--engine", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--workers", type=int, default=1, help="ingest worker processes")
+    parser.add_argument("--agent-procs", type=int, default=2, help="processes of simulated agents")
     parser.add_argument(
-        "--worker", nargs=4, metavar=("ENGINE", "DEVICES", "ROUNDS", "SEED"), help=argparse.SUPPRESS
+        "--full-every", type=int, default=15, help="minutes between timed full recomputations"
     )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.worker:
-        engine, devices, rounds, seed = args.worker
-        print(json.dumps(run_one(engine, int(devices), int(rounds), int(seed))))
-        return 0
-
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     print(
-        f"# hub load — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs "
-        f"({_cpu_model()}), Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+        f"# hub load through Mosquitto — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"# {args.rounds} rounds of 10 simulated minutes ({args.rounds / 6:g} h); per device and round "
-        "1 summary + 1 drift report + 1 state; IngestService.process in batches of 500; "
-        "one MonitoringService.evaluate per round"
+        f"# {args.engine}, {args.workers} ingest worker(s), {args.agent_procs} agent processes, "
+        f"{args.minutes} simulated minutes; per device and minute a state, each 10th a summary, each 60th a "
+        "drift report; one monitoring step (MonitoringService.evaluate) per minute; the old full "
+        f"recomputation every {args.full_every} minutes as the baseline"
     )
-    results: list[dict[str, Any]] = []
-    for engine in engines:
-        if engine == "postgresql" and not _pg_available():
-            print(f"# PostgreSQL not reachable at {PG_URL}: skipped")
-            continue
-        for n in (args.baseline, args.devices):
-            t = time.perf_counter()
-            results.append(_spawn(engine, n, args.rounds, args.seed))
-            print(f"# {engine}, {n} devices: {time.perf_counter() - t:.0f} s", flush=True)
+    results = []
+    for n in [m for m in (args.baseline, args.devices) if m > 0]:
+        t = time.perf_counter()
+        results.append(run(args, n))
+        print(
+            f"# {n:,} devices: {time.perf_counter() - t:.0f} s wall, load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     print()
-    header = (
-        "store",
-        "devices",
-        "messages",
-        "messages/s ingested",
-        "commit p50 ms",
-        "commit p99 ms",
-        "evaluate p50 ms",
-        "evaluate max ms",
-        "VmHWM MiB",
-        "CPU s ingest + monitor",
-        "DB size MiB",
+    head = (
+        "devices | messages | msg/s | commit p50 / p99 ms | step p50 / p99 / max ms (incremental) "
+        "| full recompute p50 / max ms (old) | step ratio old/new (p50) | lost | redelivered | view diffs"
     )
-    print("| " + " | ".join(header) + " |")
-    print("|---|" + "---:|" * (len(header) - 1))
+    print("| " + head + " |")
+    print("|" + "---:|" * len(head.split("|")))
     for r in results:
         print(
-            f"| {r['engine']} | {r['devices']:,} | {r['messages']:,} | {r['msg_s']:,.0f} | "
-            f"{r['commit_p50_ms']:.0f} | {r['commit_p99_ms']:.0f} | {r['eval_p50_ms']:.0f} | "
-            f"{r['eval_max_ms']:.0f} | {r['hwm_mib']:.0f} | "
-            f"{r['ingest_cpu_s']:.1f} + {r['eval_cpu_s']:.1f} | "
-            f"{r['db_bytes'] / 2**20:.1f} |"
+            f"| {r['devices']:,} | {r['published']:,} | {r['msg_s']:,.0f} | "
+            f"{r['commit_p50_ms']:.0f} / {r['commit_p99_ms']:.0f} | "
+            f"{r['step_p50_ms']:.0f} / {r['step_p99_ms']:.0f} / {r['step_max_ms']:.0f} | "
+            f"{r['full_p50_ms']:.0f} / {r['full_max_ms']:.0f} | {r['full_p50_ms'] / r['step_p50_ms']:.1f} | "
+            f"{r['lost']} | {r['redelivered']} | {r['view_differences']} |"
         )
     print()
-    print(f"Ratio {args.devices:,} / {args.baseline:,} devices (10× the load):")
-    print()
-    print(
-        "| store | messages/s | commit p50 | commit p99 | evaluate p50 | evaluate max "
-        "| VmHWM | CPU s | DB size |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for engine in engines:
-        pair = [r for r in results if r["engine"] == engine]
-        if len(pair) != 2:
-            continue
-        base, big = pair
-
-        def ratio(key: str, b: dict[str, Any] = big, a: dict[str, Any] = base) -> str:
-            return f"{b[key] / a[key]:.2f}"
-
-        cpu = (big["ingest_cpu_s"] + big["eval_cpu_s"]) / (base["ingest_cpu_s"] + base["eval_cpu_s"])
+    print("| devices | process | CPU s | peak memory MiB |")
+    print("|---:|---|---:|---:|")
+    for r in results:
+        d = f"{r['devices']:,}"
         print(
-            f"| {engine} | {ratio('msg_s')} | {ratio('commit_p50_ms')} | {ratio('commit_p99_ms')} | "
-            f"{ratio('eval_p50_ms')} | {ratio('eval_max_ms')} | {ratio('hwm_mib')} | {cpu:.2f} | "
-            f"{ratio('db_bytes')} |"
+            f"| {d} | hub monitoring (this process) | {r['monitor_cpu_s']:.1f} | {r['monitor_hwm_mib']:.0f} |"
         )
+        for i, f in enumerate(r["ingest"]):
+            print(f"| {r['devices']:,} | ingest worker {i} | {f['cpu_s']:.1f} | {f['hwm_mib']:.0f} |")
+        for i, f in enumerate(r["agents"]):
+            print(f"| {r['devices']:,} | agents process {i} | {f['cpu_s']:.1f} | {f['hwm_mib']:.0f} |")
+        print(f"| {d} | mosquitto | {r['broker_cpu_s']:.1f} | {r['broker_rss_mib']:.0f} (RSS at end) |")
     print()
     for r in results:
         print(
-            f"# {r['engine']}, {r['devices']} devices: stored {r['stored']:,}, duplicates {r['duplicates']}, "
-            f"dead letters {r['dead_letters']}, {r['batches']} batches, "
-            f"ingest {r['ingest_wall_s']:.1f} s wall, evaluate at the last round {r['eval_last_ms']:.0f} ms, "
-            f"VmRSS {r['rss_start_mib']:.0f} MiB after setup → {r['rss_end_mib']:.0f} MiB at the end, "
-            f"alerts opened {r['alerts_opened']}, "
-            f"drifting at the end {r['groups_drifting']}"
+            f"# {r['devices']:,} devices: {r['wall_s']:.0f} s from first publish to last commit; stored "
+            f"{r['stored']:,} of {r['published']:,}; {r['commits']} commits; "
+            f"final step {r['final_step_ms']:.0f} ms "
+            f"vs full {r['final_full_ms']:.0f} ms on the same rows ({r['view_differences']} fields differ); "
+            f"alerts opened {r['alerts_opened']}; drifting at the end {r['groups_drifting']}; DB "
+            f"{r['db_before_mib']:.1f} MiB before prune → {r['db_after_mib']:.1f} MiB after "
+            f"({r['pruned_rows']:,} rows, "
+            f"{r['pruned_partitions']} partitions dropped; one-day horizon two days after the start)"
         )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -152,12 +152,17 @@ def test_agent_messages_after_pages_by_receipt_time_and_id_without_gaps_or_repea
     after, after_id = -1, ""
     while True:
         page = sql(store).agent_messages_after(received_after_us=after, after_msg_id=after_id, limit=7)
-        got += [r.msg_id for r in page]
+        got += [msg_id for msg_id, _, record in page if record is not None and record.msg_id == msg_id]
         if len(page) < 7:
             break
-        after, after_id = page[-1].received_at_us, page[-1].msg_id
+        after, after_id = page[-1][1], page[-1][0]
     assert sorted(got) == sorted(r.msg_id for r in records)
     assert len(got) == len(set(got))
+    skipped = sql(store).agent_messages_after(received_after_us=-1, skip_ids={"p-1:3"})
+    assert [(m, r is None) for m, _, r in skipped if m in ("p-1:2", "p-1:3")] == [
+        ("p-1:2", False),
+        ("p-1:3", True),
+    ]
     with pytest.raises(InputError, match="limit must be 1 or more"):
         sql(store).agent_messages_after(received_after_us=0, limit=0)
 

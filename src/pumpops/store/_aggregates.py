@@ -22,7 +22,7 @@ May import: SQLAlchemy, ``pumpops.errors`` and the store's own modules.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import sqlalchemy as sa
 
@@ -151,12 +151,19 @@ class SqlAggregates(SqlCore):
         return [HourAggregate(**row._asdict()) for row in rows]
 
     def agent_messages_after(
-        self, *, received_after_us: int, after_msg_id: str = "", limit: int = 20_000
-    ) -> list[AgentRecord]:
+        self,
+        *,
+        received_after_us: int,
+        after_msg_id: str = "",
+        limit: int = 20_000,
+        skip_ids: Container[str] = (),
+    ) -> list[tuple[str, int, AgentRecord | None]]:
         """Agent messages received after ``(received_after_us, after_msg_id)``, in that order.
 
         The keyset page of the incremental monitor: the next page starts after
-        the last row's ``(received_at_us, msg_id)``.
+        the last row's ``(received_at_us, msg_id)``. Each row comes as
+        ``(msg_id, received_at_us, record)``; the record is None for an id in
+        ``skip_ids`` (a row the caller has already: not built again).
 
         Raises:
             InputError: ``limit`` is below 1.
@@ -188,16 +195,22 @@ class SqlAggregates(SqlCore):
         with self._guard("read new agent messages of"), self._engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return [
-            AgentRecord(
-                msg_id=row.msg_id,
-                device_id=row.device_id,
-                site=row.site,
-                kind=row.kind,
-                ts_us=int(row.ts_us),
-                agent_version=row.agent_version,
-                body_json=row.body,
-                payload_sha256=row.payload_sha256,
-                received_at_us=int(row.received_at_us),
+            (
+                row.msg_id,
+                int(row.received_at_us),
+                None
+                if row.msg_id in skip_ids
+                else AgentRecord(
+                    msg_id=row.msg_id,
+                    device_id=row.device_id,
+                    site=row.site,
+                    kind=row.kind,
+                    ts_us=int(row.ts_us),
+                    agent_version=row.agent_version,
+                    body_json=row.body,
+                    payload_sha256=row.payload_sha256,
+                    received_at_us=int(row.received_at_us),
+                ),
             )
             for row in rows
         ]
