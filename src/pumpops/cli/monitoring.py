@@ -48,7 +48,7 @@ from pumpops.hub import event_publisher, event_sink, monitoring_service, open_wo
 from pumpops.monitoring import NO_DATA
 
 if TYPE_CHECKING:
-    from pumpops.monitoring import DeviceView, FleetView, MonitoringService
+    from pumpops.monitoring import DeviceView, FleetView, GroupShift, MonitoringService
     from pumpops.registry import EventSink
     from pumpops.settings import Settings
     from pumpops.store import FleetAlertRecord
@@ -74,9 +74,13 @@ FLEET_DEVICE_COLUMNS = (
     "alarms_per_h", "drift",
 )  # fmt: skip
 DRIFT_DEVICE_COLUMNS = (
-    "device", "group", "reporting", "drift", "word", "from", "word_at", f"top_{_TOP_PSI}_psi",
+    "device", "group", "reporting", "drift", "word", "from", "word_at", "shift", "sensors", "since",
+    f"top_{_TOP_PSI}_psi",
 )  # fmt: skip
-DRIFT_GROUP_COLUMNS = ("group", "verdict", "reporting", "judged", "drifting", "open_alerts", "reason")
+DRIFT_GROUP_COLUMNS = (
+    "group", "verdict", "reporting", "judged", "drifting", "shared", "since", "local", "faults",
+    "open_alerts", "reason",
+)  # fmt: skip
 ALERT_COLUMNS = ("alert", "group", "kind", "opened", "closed", "reason")
 FEEDBACK_COLUMNS = ("alarm_id", "device_id", "verdict", "actor", "note", "at")
 
@@ -360,17 +364,23 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
     window: WindowOption = None,
     db: DatabaseUrlOption = None,
 ) -> None:
-    """Per device: the newest drift word, top PSI sensors; per group: the verdict and open alerts.
+    """Per device: the newest drift word and shift; per group: what changed, since when, and open alerts.
 
-    The verdict is ``drift``, ``ok``, or ``no data`` when no device of the group
+    With shift tests on the devices, a group's verdict is ``drift`` when sensors
+    shifted on enough of its devices (``shared``, since when), and each device is
+    ``group_drift`` (retrain the group), ``device_local`` (recalibrate it),
+    ``fault`` (keep alarming), ``pending`` (one report, not confirmed) or ``ok``.
+    Without them: ``drift``, ``ok``, or ``no data`` when no device of the group
     reported a drift word in the window. CSV lists groups (``--devices``: devices).
     """
     fmt = output_format(output, as_json)
     now_us, window_s = _now_us(now), _window_s(window)
     with _service(ctx, db=db, window_s=window_s) as (service, _, _, _):
         view = service.view(now_us)
+        shifts = service.shift_verdicts(now_us)
         alerts = service.open_alerts(group)
         policy = service.policy
+    word_of = {g: (s if s.verdict != NO_DATA else None) for g, s in shifts.items()}
     _check_group(view, group)
     device_list = [d for d in view.devices if group is None or d.group == group]
     groups = [g for g in view.groups if group is None or g.group == group]
@@ -391,11 +401,17 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
                     "verdict": device_verdict(d),
                     "top_psi": [{"sensor": s, "psi": v} for s, v in d.drift.top_psi(_TOP_PSI)],
                     "drift": asdict(d.drift),
+                    "shift": _device_shift_json(word_of.get(d.group), d.device_id),
                 }
                 for d in device_list
             ],
             "groups": [
-                {**g.drift.to_dict(), "open_alerts": [_alert_json(a) for a in alerts if a.group == g.group]}
+                {
+                    **g.drift.to_dict(),
+                    **_group_shift_words(word_of.get(g.group)),
+                    "shift": _shift_json(word_of.get(g.group)),
+                    "open_alerts": [_alert_json(a) for a in alerts if a.group == g.group],
+                }
                 for g in groups
             ],
         }
@@ -411,6 +427,7 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             "word": None if d.drift.drifting is None else ("drift" if d.drift.drifting else "ok"),
             "from": d.drift.source or None,
             "word_at": None if d.drift.drift_ms is None else _time(d.drift.drift_ms),
+            **_device_shift_row(word_of.get(d.group), d.device_id),
             f"top_{_TOP_PSI}_psi": ", ".join(f"{s} {v:.2f}" for s, v in d.drift.top_psi(_TOP_PSI)),
         }
         for d in device_list
@@ -422,8 +439,13 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             "reporting": g.drift.reporting,
             "judged": g.drift.judged,
             "drifting": " ".join(g.drift.drifting_devices),
+            "shared": None,
+            "since": None,
+            "local": None,
+            "faults": None,
             "open_alerts": " ".join(a.alert_id for a in alerts if a.group == g.group),
             "reason": g.drift.reason,
+            **_group_shift_row(word_of.get(g.group)),
         }
         for g in groups
     ]
@@ -446,6 +468,65 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             f"those reporting in {format_duration(policy.window_s)}; no data: no device said a drift word)",
             empty="no group",
         )
+
+
+def _group_shift_words(shift: GroupShift | None) -> dict[str, Any]:
+    """The shift verdict's words over the drift-word verdict's, when the group's devices sent shift tests."""
+    if shift is None:
+        return {}
+    return {
+        "drifting": shift.verdict == "drift",
+        "verdict": shift.verdict,
+        "reason": shift.reason,
+        "drifting_devices": sorted(d for d, v in shift.devices.items() if v == "group_drift"),
+    }
+
+
+def _shift_json(shift: GroupShift | None) -> dict[str, Any] | None:
+    return None if shift is None else shift.to_dict()
+
+
+def _group_shift_row(shift: GroupShift | None) -> dict[str, Any]:
+    if shift is None:
+        return {}
+
+    def having(word: str) -> str:
+        return " ".join(sorted(d for d, v in shift.devices.items() if v == word))
+
+    return {
+        "verdict": shift.verdict,
+        "drifting": having("group_drift"),
+        "shared": ", ".join(f"{s} ({len(ids)})" for s, ids in shift.shared.items()),
+        "since": ", ".join(f"{s} {_time(ms)}" for s, ms in shift.since_ms.items()),
+        "local": having("device_local"),
+        "faults": having("fault"),
+        "reason": shift.reason,
+    }
+
+
+def _device_shift_json(shift: GroupShift | None, device_id: str) -> dict[str, Any] | None:
+    if shift is None or device_id not in shift.devices:
+        return None
+    evidence = shift.evidence.get(device_id)
+    return {
+        "verdict": shift.devices[device_id],
+        "action": shift.action(device_id),
+        **(evidence.to_dict() if evidence is not None else {}),
+    }
+
+
+def _device_shift_row(shift: GroupShift | None, device_id: str) -> dict[str, Any]:
+    if shift is None or device_id not in shift.devices:
+        return {"shift": None, "sensors": None, "since": None}
+    e = shift.evidence.get(device_id)
+    sensors = e.confirmed or e.shifted if e is not None else ()
+    sd = e.shift_sd if e is not None else {}
+    since = e.since_ms if e is not None else {}
+    return {
+        "shift": shift.devices[device_id],
+        "sensors": ", ".join(f"{s} {sd[s]:+.1f} sd" if s in sd else s for s in sensors),
+        "since": _time(min(since.values())) if since else None,
+    }
 
 
 def _us_time(us: int | None) -> str | None:

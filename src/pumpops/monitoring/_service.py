@@ -13,6 +13,13 @@ verdict with the group's open ``drift`` alert:
 - otherwise nothing: a step that changes nothing writes nothing, so running
   it every minute is cheap and the alert table holds one row per episode.
 
+The group's verdict is the shift verdict (:func:`judge_shifts`: sensors shifted
+on enough of the group's devices, fault-like devices left out) when its devices
+send shift tests' answers; for a group whose devices send none (older agents)
+it is the count of drifting devices (:func:`judge_group`). The alert's detail
+and audit entry carry the shift verdict: which sensors, which devices, since
+when, and the devices that are device-local shifts or faults.
+
 At most one ``drift`` alert per group is open at a time, as long as one
 monitoring process runs per hub (two processes stepping at the same
 millisecond open the same id once; at different instants they could open two).
@@ -37,7 +44,7 @@ from typing import Any, Final, Literal, Protocol
 
 from pumpops.errors import InputError, NotFoundError
 from pumpops.fleet import Device
-from pumpops.monitoring._drift import DriftPolicy, GroupDrift
+from pumpops.monitoring._drift import NO_DATA, DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
 from pumpops.monitoring._incremental import incremental_monitor
 from pumpops.monitoring._shift_verdicts import (
@@ -256,6 +263,7 @@ class MonitoringService:
         """
         now = _now_us(now_us)
         view = self.view(now)
+        shifts = self.shift_verdicts(now)
         open_by_group: dict[str, list[FleetAlertRecord]] = defaultdict(list)
         for alert in self.open_alerts():
             open_by_group[alert.group].append(alert)
@@ -264,17 +272,22 @@ class MonitoringService:
             if group.group == UNREGISTERED_GROUP:
                 continue  # devices not registered belong to no group to alert about
             alerts = open_by_group.pop(group.group, [])
-            if group.drift.drifting and not alerts:
-                changes.append(self._open(group.drift, group.model_versions, now))
-            elif group.drift.verdict == "ok":  # no data is no evidence the drift ended: keep it open
-                changes += [self._close(alert, self._detail(group.drift), now) for alert in alerts]
+            shift = shifts.get(group.group)
+            if shift is not None and shift.verdict == NO_DATA:
+                shift = None  # no shift test answered in the window: the devices' drift words decide
+            drifting = shift.verdict == "drift" if shift is not None else group.drift.drifting
+            ended = shift.verdict == "ok" if shift is not None else group.drift.verdict == "ok"
+            if drifting and not alerts:
+                changes.append(self._open(group.drift, group.model_versions, now, shift))
+            elif ended:  # no data is no evidence the drift ended: keep it open
+                changes += [self._close(alert, self._detail(group.drift, shift), now) for alert in alerts]
         for group_name, alerts in sorted(open_by_group.items()):  # groups without devices any more
             detail = {"group": group_name, "drifting": False, "reason": "the group has no devices"}
             changes += [self._close(alert, detail, now) for alert in alerts]
         return Evaluation(view, tuple(c for c in changes if c is not None))
 
-    def _detail(self, verdict: GroupDrift) -> dict[str, Any]:
-        return {
+    def _detail(self, verdict: GroupDrift, shift: GroupShift | None = None) -> dict[str, Any]:
+        detail = {
             **verdict.to_dict(),
             "drifting_devices": list(verdict.drifting_devices),
             "policy": {
@@ -283,10 +296,21 @@ class MonitoringService:
                 "min_devices": self._policy.min_devices,
             },
         }
+        if shift is not None:  # the shift verdict decided: its words lead
+            detail |= {
+                "drifting": shift.verdict == "drift",
+                "verdict": shift.verdict,
+                "reason": shift.reason,
+                "drifting_devices": sorted(d for d, v in shift.devices.items() if v == "group_drift"),
+                "shift": shift.to_dict(),
+            }
+        return detail
 
-    def _open(self, verdict: GroupDrift, versions: Mapping[str, int], now_us: int) -> AlertChange | None:
+    def _open(
+        self, verdict: GroupDrift, versions: Mapping[str, int], now_us: int, shift: GroupShift | None = None
+    ) -> AlertChange | None:
         alert_id = f"{DRIFT_ALERT_KIND}:{verdict.group}:{now_us // 1000}"
-        detail = {**self._detail(verdict), "model_versions": dict(versions)}
+        detail = {**self._detail(verdict, shift), "model_versions": dict(versions)}
         opened = self._store.open_fleet_alert(
             alert_id,
             group=verdict.group,
@@ -298,7 +322,7 @@ class MonitoringService:
             _log.warning("fleet alert %s exists already; not opened again", alert_id)
             return None
         self._record(EVENT_DRIFT_DETECTED, alert_id, detail, now_us)
-        _log.warning("fleet drift in group %s: %s (alert %s)", verdict.group, verdict.reason, alert_id)
+        _log.warning("fleet drift in group %s: %s (alert %s)", verdict.group, detail["reason"], alert_id)
         return AlertChange(alert_id, verdict.group, "opened", detail)
 
     def _close(self, alert: FleetAlertRecord, detail: dict[str, Any], now_us: int) -> AlertChange | None:
