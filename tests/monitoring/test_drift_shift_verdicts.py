@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from pumpops.monitoring import DeviceShift, DriftPolicy, device_shift, judge_shifts
+from pumpops.monitoring import (
+    DeviceShift,
+    DriftPolicy,
+    MonitoringService,
+    device_shift,
+    judge_shifts,
+    plan_response,
+)
+from pumpops.registry import EventSink
+from pumpops.settings import MonitoringSettings
 
 from ._monitoring_records import HOUR_MS, MINUTE_MS, T0_MS, Agent
 
@@ -156,3 +166,126 @@ def test_device_shift_reads_forged_fields_as_absent() -> None:
     assert shift.since_ms == {}
     for bad in ({"hint": "sensor_shift", "shifted": "discharge_pressure", "shift": [1], "since_ms": 5},):
         assert device_shift("p-00", [agent.record("drift", NOW, bad)]).shifted == ()
+
+
+# ---------------------------------------------------------------- the device's words since the ShiftJudge
+
+
+def _word(device: str, hint: str, confirmed: list[str], *, shifted: list[str] | None = None,
+          score_ratio: float | None = 0.3) -> DeviceShift:  # fmt: skip
+    agent = Agent(device)
+    body = _report(shifted if shifted is not None else confirmed, hint, confirmed=confirmed,
+                   score_ratio=score_ratio)  # fmt: skip
+    return device_shift(device, [agent.record("drift", NOW - 5 * MINUTE_MS, body)])
+
+
+OP, NEW = "operating_shift", "new_shift"
+_WORDS: list[tuple[str, list[DeviceShift], dict[str, str], str]] = [
+    (
+        "one report is pending, not drift",
+        [_word("a", NEW, [], shifted=[DP]), _word("b", NEW, [], shifted=[DP]), _word("c", N, [])],
+        {"a": "pending", "b": "pending", "c": "ok"},
+        "ok",
+    ),
+    (
+        "only confirmed sensors are shared",
+        [_word("a", S, [DP]), _word("b", S, ["flow_rate"], shifted=[DP, "flow_rate"]), _word("c", N, [])],
+        {"a": "device_local", "b": "device_local", "c": "ok"},
+        "ok",
+    ),
+    (
+        "a local operating shift the model alarms on is a fault; a local sensor shift is recalibrated",
+        [_word("a", OP, [DP, "flow_rate", "motor_power"], score_ratio=4.0),
+         _word("b", S, ["vibration_velocity"], score_ratio=4.0),
+         _word("c", N, [])],
+        {"a": "fault", "b": "device_local", "c": "ok"},
+        "ok",
+    ),
+    (
+        "a shared operating shift is group drift, alarming or not",
+        [_word("a", OP, [DP, "flow_rate"], score_ratio=9.0),
+         _word("b", OP, [DP, "flow_rate"], score_ratio=9.0),
+         _word("c", F, [DP, "vibration_velocity"])],
+        {"a": "group_drift", "b": "group_drift", "c": "fault"},
+        "drift",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "devices", "verdicts", "group"), _WORDS, ids=[w[0] for w in _WORDS])
+def test_judge_shifts_reads_confirmation_pending_and_the_model_score(
+    name: str, devices: list[DeviceShift], verdicts: dict[str, str], group: str
+) -> None:
+    result = judge_shifts("g", devices, now_ms=NOW, policy=POLICY)
+    assert result.devices == verdicts, name
+    assert result.verdict == group
+    response = plan_response(result)
+    assert response.retrain_group is (group == "drift")
+    assert response.recalibrate == tuple(sorted(d for d, v in verdicts.items() if v == "device_local"))
+    assert response.faults == tuple(sorted(d for d, v in verdicts.items() if v == "fault"))
+    assert json.loads(json.dumps(response.to_dict(), allow_nan=False))["verdict"]["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ignored"),
+    [
+        ({"hint": "sensor_shift", "shifted": [DP], "confirmed": [DP, "flow_rate"]}, "did not shift"),
+        ({"hint": "sensor_shift", "shifted": [DP], "score_ratio": float("nan")}, "score_ratio"),
+        ({"hint": "sensor_shift", "shifted": [DP], "score_ratio": "high"}, "score_ratio"),
+        ({"hint": "fault_like", "shifted": [DP], "fault_signs": "all of them"}, "fault_signs"),
+        ({"hint": "sensor_shift", "shifted": {DP: 1}}, "shifted is not a list"),
+        ({"hint": "sensor_shift", "shifted": [DP], "shift": {DP: {"shift_sd": float("-inf")}}}, "finite"),
+        ({"hint": "operating_shift", "shifted": [DP], "confirmed": "yes"}, "confirmed is not a list"),
+    ],
+)
+def test_device_shift_says_what_it_left_out_of_a_forged_or_malformed_body(
+    body: dict[str, Any], ignored: str
+) -> None:
+    agent = Agent("p-00")
+    shift = device_shift("p-00", [agent.record("drift", NOW, {"since_ms": {DP: NOW}, **body})])
+    assert any(ignored in reason for reason in shift.ignored), shift.ignored
+    verdict = judge_shifts("g", [shift], now_ms=NOW, policy=POLICY)  # judged, never raised
+    assert verdict.devices["p-00"] in ("ok", "device_local", "fault", "pending", "group_drift")
+    assert json.loads(json.dumps(verdict.to_dict(), allow_nan=False))["evidence"]["p-00"]["ignored"]
+
+
+def test_device_shift_names_a_report_with_an_unknown_hint_and_uses_the_last_good_one() -> None:
+    agent = Agent("p-00")
+    records = [
+        agent.record("drift", NOW - 10 * MINUTE_MS, _report([DP], S)),
+        agent.record("drift", NOW - 5 * MINUTE_MS, {"hint": "recalibrate_everything", "shifted": [DP]}),
+    ]
+    shift = device_shift("p-00", records)
+    assert shift.hint == S
+    assert shift.ts_ms == NOW - 10 * MINUTE_MS
+    assert any("unknown hint 'recalibrate_everything'" in r for r in shift.ignored)
+
+
+def test_service_opens_group_drift_from_shared_shifts_and_plans_the_response(
+    fleet_store: Any, sink: EventSink
+) -> None:
+    """g1: two pumps share a confirmed pressure shift, one is fault-like, one quiet; g2: one local shift."""
+    words = {
+        "g1-1": _report([DP], S, confirmed=[DP]),
+        "g1-2": _report([DP], S, confirmed=[DP]),
+        "g1-3": _report([DP, "vibration_velocity"], F, fault_signs=["vibration_velocity: noisier x2.5"]),
+        "g1-4": _report([], N),
+        "g2-1": _report(["flow_rate"], S, confirmed=["flow_rate"]),
+        "g2-2": _report([], N),
+    }
+    fleet_store.put_agent_messages(
+        [Agent(d).record("drift", NOW - 5 * MINUTE_MS, b) for d, b in words.items()]
+    )
+    service = MonitoringService(fleet_store, sink, MonitoringSettings())
+    step = service.evaluate(NOW * 1000)
+    assert [(c.group, c.action) for c in step.changes] == [("g1", "opened")]
+    detail = step.changes[0].detail
+    assert detail["drifting_devices"] == ["g1-1", "g1-2"]
+    assert detail["shift"]["shared"] == {DP: ["g1-1", "g1-2"]}
+    assert detail["shift"]["since_ms"] == {DP: NOW - 30 * MINUTE_MS}
+    assert detail["shift"]["devices"]["g1-3"] == {"verdict": "fault", "action": "keep alarming"}
+    assert detail["shift"]["evidence"]["g1-3"]["fault_signs"] == ["vibration_velocity: noisier x2.5"]
+    responses = service.responses(NOW * 1000)
+    assert (responses["g1"].retrain_group, responses["g1"].faults) == (True, ("g1-3",))
+    assert (responses["g2"].retrain_group, responses["g2"].recalibrate) == (False, ("g2-1",))
+    assert service.evaluate(NOW * 1000 + 1000).changes == ()  # nothing new: nothing written

@@ -75,6 +75,8 @@ class DeviceShift:
         fault_signs: why the device calls its change fault-like (its words, at most 16).
         confirmed: shifted sensors that stayed shifted for consecutive reports (old agents: ``shifted``).
         score_ratio: the model's median score over its threshold in the report's window (None: unknown).
+        ignored: what was left out of the device's reports and why (forged or malformed fields,
+            reports with an unknown hint), at most 8 reasons.
     """
 
     device_id: str
@@ -87,6 +89,7 @@ class DeviceShift:
     fault_signs: tuple[str, ...] = ()
     confirmed: tuple[str, ...] = ()
     score_ratio: float | None = None
+    ignored: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the evidence a verdict stands on)."""
@@ -100,6 +103,7 @@ class DeviceShift:
             "fault_signs": list(self.fault_signs),
             "confirmed": list(self.confirmed),
             "score_ratio": self.score_ratio,
+            "ignored": list(self.ignored),
         }
 
 
@@ -212,43 +216,61 @@ def plan_response(verdict: GroupShift) -> GroupResponse:
 def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
     """The newest drift report of ``device_id`` that carries a shift test's answer.
 
-    Bodies are read defensively: a sensor name that is not a string, a number
-    that is not finite, or a hint outside the known words is left out.
+    Bodies are read defensively and never raise: a report whose ``hint`` is not
+    one of :data:`HINTS` is not a shift report; a sensor name that is not a
+    string, a number that is not finite, a confirmed sensor that did not shift,
+    or a list that is not a list is left out. What was left out is said in
+    ``DeviceShift.ignored``.
     """
     newest: tuple[tuple[int, int], dict[str, Any]] | None = None
+    ignored: list[str] = []
     for record in records:
         if record.device_id != device_id or record.kind != "drift":
             continue
         body = record.body()
-        if body.get("hint") not in HINTS:
+        hint = body.get("hint")
+        if hint not in HINTS:
+            if hint not in (None, ""):  # no hint: an agent without a shift test, nothing to say
+                ignored.append(f"report seq {record.seq}: unknown hint {str(hint)[:40]!r}")
             continue
         key = (record.ts_ms, record.seq)
         if newest is None or key > newest[0]:
             newest = (key, body)
     if newest is None:
-        return DeviceShift(device_id)
+        return DeviceShift(device_id, ignored=tuple(ignored[:8]))
     body = newest[1]
-    raw = body.get("shifted")
-    shifted = _names(raw)
-    confirmed = _names(body["confirmed"]) if "confirmed" in body else shifted
-    confirmed = [s for s in confirmed if s in shifted]
+    shifted = _names(body.get("shifted"), "shifted", ignored)
+    confirmed = _names(body["confirmed"], "confirmed", ignored) if "confirmed" in body else shifted
+    if any(s not in shifted for s in confirmed):
+        ignored.append("confirmed sensors that did not shift")
+        confirmed = [s for s in confirmed if s in shifted]
     detail = _mapping(body.get("shift"))
     since = _mapping(body.get("since_ms"))
     signs = body.get("fault_signs")
+    if signs is not None and not isinstance(signs, list):
+        ignored.append("fault_signs is not a list")
+    sd = _numbers({s: _field(detail.get(s), "shift_sd") for s in shifted})
+    si = _numbers({s: _field(detail.get(s), "shift") for s in shifted})
+    since_ms = {s: int(v) for s, v in _numbers({s: since.get(s) for s in shifted}).items()}
+    if len(sd) < len(shifted) or len(since_ms) < len(shifted):
+        ignored.append("shift_sd or since_ms of a shifted sensor is missing or not a finite number")
     ratio = _numbers({"r": body.get("score_ratio")}).get("r")
+    if ratio is None and body.get("score_ratio") is not None:
+        ignored.append("score_ratio is not a finite number")
     return DeviceShift(
         device_id,
         ts_ms=newest[0][0],
         shifted=tuple(shifted),
         hint=str(body["hint"]),
-        shift_sd=_numbers({s: _field(detail.get(s), "shift_sd") for s in shifted}),
-        shift_si=_numbers({s: _field(detail.get(s), "shift") for s in shifted}),
-        since_ms={s: int(v) for s, v in _numbers({s: since.get(s) for s in shifted}).items()},
+        shift_sd=sd,
+        shift_si=si,
+        since_ms=since_ms,
         fault_signs=tuple(str(x)[:200] for x in signs[:16] if isinstance(x, str))
         if isinstance(signs, list)
         else (),
         confirmed=tuple(confirmed),
         score_ratio=ratio,
+        ignored=tuple(ignored[:8]),
     )
 
 
@@ -327,9 +349,17 @@ def _device_verdict(d: DeviceShift, shared: dict[str, tuple[str, ...]]) -> str:
     return "device_local"
 
 
-def _names(raw: object) -> list[str]:
-    """Sensor names from a list, anything else left out, sorted, at most 256."""
-    return sorted({s for s in raw if isinstance(s, str) and s})[:256] if isinstance(raw, list) else []
+def _names(raw: object, field_name: str, ignored: list[str]) -> list[str]:
+    """Sensor names from a list, anything else left out (and said), sorted, at most 256."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        ignored.append(f"{field_name} is not a list")
+        return []
+    names = sorted({s for s in raw if isinstance(s, str) and s})
+    if len(names) < len(set(map(str, raw))):
+        ignored.append(f"{field_name} holds entries that are not sensor names")
+    return names[:256]
 
 
 def _mapping(value: object) -> dict[str, Any]:
