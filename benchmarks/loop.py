@@ -279,6 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the agents' folders")
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--quick", action="store_true", help="one short run (seed 7, sensor_recalibration)")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        default=None,
+        help="print the table of the runs already in this workdir (their summary.json), run nothing",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model load
     signal.signal(signal.SIGTERM, _interrupt)
@@ -286,6 +292,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [k for k in kinds if k not in DRIFT_KINDS]
     if unknown:
         parser.error(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(DRIFT_KINDS)}")
+    if args.summarise is not None:
+        done = []
+        for summary in sorted(args.summarise.glob("seed*-*/summary.json")):
+            seed, kind = summary.parent.name.removeprefix("seed").split("-", 1)
+            doc = json.loads(summary.read_text(encoding="utf-8"))
+            figures = doc.get("figures", {})
+            done.append(
+                {
+                    "seed": int(seed),
+                    "kind": kind,
+                    "wall_s": figures.get("wall_s"),
+                    "error": doc.get("error", "")
+                    or ("" if doc.get("loop_closed") else "the loop did not close"),
+                    "measures": figures.get("measures"),
+                }
+            )
+        rows = [row_of(run) for run in done]
+        print(table(rows))
+        for line in baseline_lines(rows):
+            print(f"  baseline: {line}")
+        return 0
     if args.quick:
         args.seeds, kinds, args.history_h = 1, kinds[:1], 3.0
     plan = [

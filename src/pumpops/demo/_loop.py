@@ -394,16 +394,24 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                         now, f"technicians mark the alarms of {alert.group}'s drifting pumps as false alarms"
                     )
             for group in sorted({d.group for d in world.fleet}):
+                alert_open = any(a.group == group for a in store.fleet_alerts(open_only=True))
                 facts = GroupFacts(
                     group=group,
                     now_us=now * 1000,
-                    drift_alert_open=any(a.group == group for a in store.fleet_alerts(open_only=True)),
+                    drift_alert_open=alert_open,
                     drift_alert_opened_us=max(
                         (a.opened_at_us for a in store.fleet_alerts(group=group, open_only=True)),
                         default=None,
                     ),
                     last_run_us=last_run.get(group),
                     rollout_active=any(r.group == group for r in store.rollouts(active_only=True)),
+                    # the shift verdicts' onset: the retrain waits for, trains on and is judged
+                    # on data after it (the post-drift gate)
+                    drift_onset_us=(
+                        _drift_onset_us(monitoring, group, now)
+                        if alert_open and group not in retrained
+                        else None
+                    ),
                 )
                 decision = decide_retrain(facts, settings.retrain)
                 if decision.run and group not in retrained:
@@ -421,8 +429,14 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                             ref, g, waves, gate, reason="retrained"
                         ),
                         progress=_setter(doing, f"retraining {group}: "),
+                        drift_onset_us=decision.drift_onset_us,
                     )
                     doing[0] = ""
+                    if outcome.status == "waiting":  # not enough post-drift data yet: try again later
+                        retrained.discard(group)
+                        last_run.pop(group, None)
+                        timeline.say(sim_ms(), f"{group}: {outcome.reason}")
+                        continue
                     world.outcomes.append(outcome.to_dict())
                     timeline.say(sim_ms(), f"{group}: {outcome.status}: {outcome.reason}")
                     if outcome.rollout_id:
@@ -466,6 +480,17 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     figures = _figures(world, store, timeline, options)
     figures["bad_candidate"] = options.bad_candidate
     return figures
+
+
+def _drift_onset_us(monitoring: MonitoringService, group: str, now_ms: int) -> int | None:
+    """When the group's shared shift began, by its devices' shift verdicts (None: not known)."""
+    try:
+        shift = monitoring.shift_verdicts(now_ms * 1000).get(group)
+    except PumpopsError:
+        return None
+    if shift is None or shift.verdict != "drift" or not shift.since_ms:
+        return None
+    return min(shift.since_ms.values()) * 1000
 
 
 _VERDICT_EVERY_MS = 300_000  # how often (hub time) the hub's per-pump shift verdicts are recorded
