@@ -5,7 +5,9 @@ replaces an online role's keys (or the root keys); ``tuf publish`` adds
 bundles as targets; ``tuf export`` copies the repository to a folder;
 ``tuf resign`` renews snapshot and timestamp before they expire; ``tuf
 intent`` shows or signs the hub's intent for a group (a pinned version, a
-rollback floor): the only way a device installs an older version. The thin
+rollback floor): the only way a device installs an older version; ``tuf
+recalibrate`` signs a recalibration order for devices (they recommission at
+their next update check; issue 15's first tier). The thin
 shell over :mod:`pumpops.release._tuf` and :mod:`pumpops.release._publish`.
 Only typer, the standard library and ``pumpops.cli._support`` load with this
 module; python-tuf, the keys and the store load inside the commands.
@@ -278,6 +280,46 @@ def intent_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is
         "published_versions": sorted(repo.published_versions(group), key=_version_order),
     }
     emit_record(record, output=output_format(output, as_json), title=f"Signed intent of group {group}")
+
+
+@tuf_app.command("recalibrate")
+def recalibrate_cmd(  # noqa: PLR0917 - typer passes options by keyword; the order is the help's
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The devices' group.")],
+    devices: Annotated[
+        list[str] | None, typer.Argument(help="The devices to recalibrate (none: show the signed orders).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail and the metadata.")] = "",
+    output: OutputOption = OutputFormat.TABLE,
+    as_json: JsonFlag = False,
+    actor: ActorOption = None,
+) -> None:
+    """Show, or sign, recalibration orders: each named device gathers a new normal period.
+
+    Signed into the group's TUF targets metadata (x-pumpops-recalibrate) with the
+    online targets key; audited per device as release.recalibration_signed. A
+    device follows each order number once, and never after it expires
+    (retrain.recalibration_ttl_s); an MQTT message alone never recalibrates it.
+    """
+    from pumpops.release import open_repository, recalibration_orders, sign_recalibration
+
+    settings = settings_from(ctx)
+    if devices:
+        with open_workspace_store(settings) as store:
+            sign_recalibration(
+                settings,
+                group,
+                devices,
+                reason=reason or "recalibration requested from the command line",
+                actor=resolve_actor(settings, actor),
+                store=store,
+            )
+    orders = recalibration_orders(open_repository(settings), group)
+    record = {
+        "group": group,
+        "orders": {d: o.to_dict() for d, o in sorted(orders.items())},
+    }
+    emit_record(record, output=output_format(output, as_json), title=f"Recalibration orders of group {group}")
 
 
 def _delegated(repo: Any, group: str) -> bool:

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class UpdateResult:
     folder: Path
     changed: bool
     hint_refused: str | None = None
+    recalibrations: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,13 @@ class ChildUpdater:
         result = None
         if doc.get("result") is not None:
             r = doc["result"]
+            orders = r.get("recalibrations")
             result = UpdateResult(
-                str(r["version"]), Path(r["folder"]), bool(r["changed"]), r.get("hint_refused")
+                str(r["version"]),
+                Path(r["folder"]),
+                bool(r["changed"]),
+                r.get("hint_refused"),
+                orders if isinstance(orders, dict) else {},
             )
         error = tuple(doc["error"]) if doc.get("error") else None
         return self._finish(result, error, seconds, doc.get("peak_rss_mib"))
@@ -242,7 +248,9 @@ class ChildUpdater:
         result = None
         if out["result"] is not None:
             r = out["result"]
-            result = UpdateResult(r["version"], Path(r["folder"]), r["changed"], r["hint_refused"])
+            result = UpdateResult(
+                r["version"], Path(r["folder"]), r["changed"], r["hint_refused"], r["recalibrations"]
+            )
         report = self._finish(result, out["error"], time.monotonic() - started)
         return report.raise_or_return()
 
@@ -292,6 +300,7 @@ def run_job(doc: dict[str, Any]) -> dict[str, Any]:
             "folder": str(got.folder),
             "changed": got.changed,
             "hint_refused": got.hint_refused,
+            "recalibrations": dict(got.recalibrations),
         }
     except errors.PumpopsError as exc:
         out["error"] = [type(exc).__name__, str(exc)]

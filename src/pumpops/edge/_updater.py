@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 from pumpops._atomic import write_atomic
 from pumpops._digest import sha256_file
 from pumpops.edge._fetchers import FOLDER_BASE_URL, FolderFetcher
+from pumpops.edge._recalibration import RECALIBRATE_FIELD, signed_orders
 from pumpops.errors import (
     BundleMismatchError,
     DownloadError,
@@ -296,12 +297,15 @@ class Installed:
         folder: its folder.
         changed: whether this cycle installed it (False: it was already installed).
         hint_refused: why this cycle did not follow the MQTT ``desired`` hint, or None.
+        recalibrations: the hub's signed recalibration orders for the group's devices, by
+            device id, from the same verified metadata (``_recalibration.py`` decides).
     """
 
     version: str
     folder: Path
     changed: bool
     hint_refused: str | None = None
+    recalibrations: Mapping[str, Any] = field(default_factory=dict)
 
 
 class EdgeUpdater:
@@ -345,6 +349,7 @@ class EdgeUpdater:
         self.group = group
         self.target = target
         self.agent_version = agent_version
+        self.recalibrations: dict[str, Any] = {}
 
     def _updater(self) -> Updater:
         metadata_dir = self.state_dir / "metadata"
@@ -391,11 +396,15 @@ class EdgeUpdater:
         return roles
 
     def _signed(self, updater: Updater) -> tuple[dict[str, dict[str, str]], dict[str, Any], SignedIntent]:
-        """Files per version and custom metadata per version for (group, target), and the signed intent."""
+        """Files per version and custom metadata per version for (group, target), and the signed intent.
+
+        The group's signed recalibration orders are kept in ``self.recalibrations``.
+        """
         prefix = f"models/{self.group}/{self.target}/"
         versions: dict[str, dict[str, str]] = {}
         customs: dict[str, dict[str, Any]] = {}
         intent = SignedIntent()
+        self.recalibrations = {}
         for md in self._group_roles(updater):  # the group's role last: its intent wins
             for path, info in md.signed.targets.items():
                 if not path.startswith(prefix):
@@ -406,6 +415,12 @@ class EdgeUpdater:
             signed = SignedIntent.from_fields(md.signed.unrecognized_fields, self.group)  # checks the shape
             if self.group in (md.signed.unrecognized_fields.get(INTENT_FIELD) or {}):
                 intent = signed
+            try:
+                orders = signed_orders(md.signed.unrecognized_fields, self.group)
+            except ValueError as exc:
+                raise IntegrityError(f"{exc} (nothing recalibrated)") from exc
+            if orders or self.group in (md.signed.unrecognized_fields.get(RECALIBRATE_FIELD) or {}):
+                self.recalibrations = orders
         return versions, customs, intent
 
     def _bundle(
@@ -481,7 +496,7 @@ class EdgeUpdater:
                 f"{running}; keeping {running}"
             )
         if current is not None and bundle.version == current.version:
-            return replace(current, hint_refused=choice.hint_refused)
+            return replace(current, hint_refused=choice.hint_refused, recalibrations=self.recalibrations)
         self._check_agent(bundle.minimum_agent_version)
         self.install_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.install_dir, prefix=".staging-"))
@@ -503,7 +518,9 @@ class EdgeUpdater:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(staging)
-        return Installed(bundle.version, self.install_dir / bundle.version, True, choice.hint_refused)
+        return Installed(
+            bundle.version, self.install_dir / bundle.version, True, choice.hint_refused, self.recalibrations
+        )
 
     def _check_agent(self, minimum: str) -> None:
         if parse_version(minimum) > parse_version(self.agent_version):

@@ -7,6 +7,13 @@ recent readings, and reports the outcome on ``state``. A refused version is
 not tried again until the hub moves on; a failed current slot or a new model
 that only fails is rolled back. Nothing here stops detection: the installed
 model keeps scoring whatever the repository does.
+
+The same verified metadata carries the hub's signed recalibration orders: an
+order for this device that is new and not expired makes it recommission
+(gather a new normal period, ``recalibrate``), once per order number
+(``_recalibration.py``). A ``recalibrate`` number in the MQTT ``desired``
+message is a hint to look, never an order: unsigned or replayed, it is refused
+and the reason reported in ``last_update_error``.
 May import: edge modules, errors, numpy.
 """
 
@@ -16,13 +23,15 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from pumpops.edge._commission import _center_scale
 from pumpops.edge._health import HealthDecision, decide_health, measure_health
+from pumpops.edge._recalibration import decide_recalibration
 from pumpops.edge._resample import RowMapper
 from pumpops.edge._state import RECENT_ROWS, AgentBase
 from pumpops.errors import IncompatibleBundleError, PumpopsError
@@ -43,6 +52,9 @@ class UpdatingRoom(AgentBase):
 
     _refused: dict[str, str]
     _kill_at: str | None
+    #: the order number an MQTT ``desired`` named (a hint, in memory only), or its refusal
+    _recal_hint: int | None = None
+    _recal_hint_refused: str | None = None
 
     def check_for_update(self) -> None:
         """One update cycle: verify and download (TUF), install into a slot if healthy, report.
@@ -77,9 +89,42 @@ class UpdatingRoom(AgentBase):
                     self.last_update_error = self._refused[installed.version]
                 else:
                     self._install(installed.folder, installed.version)
+            self._follow_recalibration(getattr(installed, "recalibrations", {}) or {})
         self._persist["last_update_error"] = self.last_update_error
         self._save_persist()
         self._report_state(force=True)
+
+    def _follow_recalibration(self, orders: Mapping[str, Any]) -> None:
+        """Recommission on a new, unexpired signed order for this device; report what was refused."""
+        if not orders and self._recal_hint is None and self._recal_hint_refused is None:
+            return
+        followed = self._persist.get("recalibration_order")
+        followed = followed if isinstance(followed, int) and not isinstance(followed, bool) else 0
+        hint, self._recal_hint = self._recal_hint, None
+        refusals = [r for r in (self._recal_hint_refused,) if r]
+        self._recal_hint_refused = None
+        decision = decide_recalibration(
+            orders, self.device_id, followed=followed, now_ms=round(self._wall() * 1000), hint=hint
+        )
+        if decision.refused is not None:
+            refusals.append(decision.refused)
+        for text in refusals:
+            self.counts["recalibrations_refused"] = self.counts.get("recalibrations_refused", 0) + 1
+            log.warning("%s", text)
+            self.last_update_error = (
+                text if not self.last_update_error else f"{self.last_update_error}; {text}"
+            )
+        if not decision.follow:
+            return
+        self._persist["recalibration_order"] = decision.order
+        self._save_persist()
+        self.counts["recalibrations"] = self.counts.get("recalibrations", 0) + 1
+        log.warning(
+            "recalibrating on the hub's signed order %s (%s): gathering a new normal period",
+            decision.order,
+            decision.reason or "no reason given",
+        )
+        cast(Callable[[], None], getattr(self, "recalibrate"))()  # noqa: B009 - the calibrating room's method
 
     def _install(self, folder: Path, version: str) -> None:
         try:
@@ -172,6 +217,17 @@ class UpdatingRoom(AgentBase):
         self._load_current(fresh=False)
         self._report_state(force=True)
 
+    def _take_recalibrate_hint(self, doc: object) -> None:
+        """Remember a ``recalibrate`` number of a ``desired`` message as a hint (judged at the check)."""
+        raw = doc.get("recalibrate") if isinstance(doc, dict) else None
+        if raw is None:
+            return
+        if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**31:
+            self._recal_hint = raw
+            log.info("hub hints at recalibration order %d: checking the signed metadata", raw)
+        else:
+            self._recal_hint_refused = f"recalibration hint {str(raw)[:40]!r} refused: not an order number"
+
     def _take_desired(self) -> bool:
         if self.uplink is None:
             return False
@@ -187,6 +243,7 @@ class UpdatingRoom(AgentBase):
             except ValueError:
                 log.warning("ignoring a desired-state message that is not JSON")
                 continue
+            self._take_recalibrate_hint(doc)
             # A hint, not a command: judged against the signed intent at each check, never persisted.
             self._desired = None if version is None else str(version)[:64]
             wanted = True

@@ -45,6 +45,13 @@ if TYPE_CHECKING:
         repository_folder,
         sign_intent,
     )
+    from pumpops.release._recalibrate import (
+        RECALIBRATE_FIELD,
+        RecalibrationOrder,
+        recalibration_orders,
+        set_recalibration,
+        sign_recalibration,
+    )
     from pumpops.release._refs import resolve_model_ref
     from pumpops.release._release import create_release, release_summary
     from pumpops.release._tuf import ExpiryDays, PublishedFile, PublishedTarget, TufRepository, target_path
@@ -87,6 +94,16 @@ _LAZY = {
         ),
         "pumpops.release._publish",
     ),
+    **dict.fromkeys(
+        (
+            "RECALIBRATE_FIELD",
+            "RecalibrationOrder",
+            "recalibration_orders",
+            "set_recalibration",
+            "sign_recalibration",
+        ),
+        "pumpops.release._recalibrate",
+    ),
     "resolve_model_ref": "pumpops.release._refs",
     "create_release": "pumpops.release._release",
     "release_summary": "pumpops.release._release",
@@ -100,6 +117,7 @@ __all__ = [
     "BUNDLE_FORMAT",
     "INTENT_FIELD",
     "ONLINE_ROLES",
+    "RECALIBRATE_FIELD",
     "ROOT_KEY_FILE",
     "BuiltTarget",
     "Bundle",
@@ -109,6 +127,7 @@ __all__ = [
     "PackageSettings",
     "PublishedFile",
     "PublishedTarget",
+    "RecalibrationOrder",
     "SignedIntentWriter",
     "SourceModel",
     "TufRepository",
@@ -127,11 +146,14 @@ __all__ = [
     "package_model",
     "publish_bundles",
     "read_bundle",
+    "recalibration_orders",
     "release_summary",
     "repository_folder",
     "resolve_model_ref",
     "save_signer",
+    "set_recalibration",
     "sign_intent",
+    "sign_recalibration",
     "target_path",
     "write_bundle",
 ]
