@@ -36,6 +36,7 @@ prune`` path) with a one-day horizon at two days after the start.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -65,7 +66,7 @@ from pumpops.monitoring import DriftPolicy, FleetView, MonitoringService, build_
 from pumpops.registry import EventSink
 from pumpops.schema import TOPIC_OF_KIND, AgentMessage, encode_agent_message, with_msg_id
 from pumpops.settings import IngestSettings, Settings
-from pumpops.store import RetentionPolicy, TelemetryStore, open_store
+from pumpops.store import AgentRecord, RetentionPolicy, TelemetryStore, open_store
 from pumpops.telemetry import IngestService, build_topic, parse_broker_url
 
 PG_URL = os.environ.get("PUMPOPS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -506,6 +507,85 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def run_direct(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    """Monitoring alone at exactly ``n`` agents a minute: each minute stored whole, then one step.
+
+    No broker: each simulated minute's messages (the same generator, the same
+    envelope fields) are written with ``put_agent_messages`` (the ingest's
+    write) in chunks of 5,000 before the step, so every step has a full
+    minute of all ``n`` agents to apply. The old full recomputation is timed
+    every ``--full-every`` minutes on the same rows and compared.
+    """
+    db_url = f"{PG_URL}?schema=hubload_{uuid.uuid4().hex[:10]}"
+    settings = Settings(workspace=Path(tempfile.mkdtemp(prefix="pumpops-hubload-")), database_url=db_url)
+    devices = fleet(n)
+    t0_ms = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
+    rng = np.random.default_rng(args.seed)
+    seqs = [0] * n
+    store = open_store(settings.resolved_database_url)
+    steps: list[float] = []
+    fulls: list[float] = []
+    diffs = 0
+    try:
+        store.upgrade()
+        store.register_devices(devices)
+        monitor = MonitoringService(store, EventSink(store, None), settings.monitoring)
+        for minute in range(args.minutes):
+            t_ms = t0_ms + minute * MINUTE_MS + 30_000
+            records = []
+            for i, device in enumerate(devices):
+                bodies = _bodies(device, i, minute // 10, t_ms, rng)
+                for k, kind in enumerate(minute_kinds(minute)):
+                    seqs[i] += 1
+                    body = json.dumps(bodies[kind], separators=(",", ":"))
+                    records.append(
+                        AgentRecord(
+                            f"{device.device_id}:{seqs[i]}",
+                            device.device_id,
+                            device.site,
+                            kind,
+                            (t_ms + k) * 1000,
+                            AGENT_VERSION,
+                            body,
+                            hashlib.sha256(body.encode()).hexdigest(),
+                            time.time_ns() // 1000,
+                        )
+                    )
+            for start in range(0, len(records), 5000):
+                store.put_agent_messages(records[start : start + 5000])
+            now_ms = t0_ms + (minute + 1) * MINUTE_MS
+            e0 = time.perf_counter()
+            evaluation = monitor.evaluate(now_ms * 1000)
+            steps.append(time.perf_counter() - e0)
+            if (minute + 1) % args.full_every == 0:
+                f0 = time.perf_counter()
+                reference = full_view(store, devices, now_ms, monitor.policy)
+                fulls.append(time.perf_counter() - f0)
+                diffs += differences(evaluation.view.to_dict(), reference.to_dict())
+            print(
+                f"#   direct minute {minute + 1}: {len(records):,} messages, step {steps[-1] * 1000:.0f} ms"
+                + (f", full {fulls[-1] * 1000:.0f} ms" if (minute + 1) % args.full_every == 0 else "")
+                + f", load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        store.close()
+        _drop_pg_schema(db_url)
+    return {
+        "devices": n,
+        "minutes": args.minutes,
+        "first_step_ms": steps[0] * 1000,
+        "step_p50_ms": _pct(steps[1:], 50),
+        "step_p99_ms": _pct(steps[1:], 99),
+        "step_max_ms": max(steps[1:]) * 1000,
+        "full_p50_ms": _pct(fulls, 50),
+        "full_max_ms": max(fulls) * 1000 if fulls else float("nan"),
+        "view_differences": diffs,
+        "hwm_mib": _hwm_mib(),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
@@ -519,7 +599,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--direct", action="store_true", help="monitoring alone: each minute stored whole before its step"
+    )
     args = parser.parse_args(argv)
+    if args.direct:
+        print(
+            f"# monitoring at a full minute of every agent per step (--direct), load {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            "| devices | minutes | first step ms | step p50 / p99 / max ms | full p50 / max ms | ratio"
+            " | diffs |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for n in [m for m in (args.baseline, args.devices) if m > 0]:
+            r = run_direct(args, n)
+            print(
+                f"| {n:,} | {r['minutes']} | {r['first_step_ms']:.0f} | {r['step_p50_ms']:.0f} / "
+                f"{r['step_p99_ms']:.0f} / {r['step_max_ms']:.0f} | {r['full_p50_ms']:.0f} / "
+                f"{r['full_max_ms']:.0f} | {r['full_p50_ms'] / r['step_p50_ms']:.1f} | "
+                f"{r['view_differences']} |",
+                flush=True,
+            )
+        print(f"# load average at the end {os.getloadavg()[0]:.1f}")
+        return 0
     print(
         f"# hub load through Mosquitto — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, "
