@@ -140,6 +140,7 @@ def test_monitor_reports_at_once_when_change_test_fires() -> None:
         "reason",
         "shift",
         "shift_sd",
+        "z",
         "shifted",
         "confirmed",
         "since_ms",

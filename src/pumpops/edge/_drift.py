@@ -379,7 +379,8 @@ class DriftReport:
         """JSON-able form (PSI rounded to 4 decimals).
 
         Compact: the shift test's full answer (``shift``) only for the shifted sensors;
-        every tested sensor's shift in reference sd in ``shift_sd`` (None: not tested).
+        every tested sensor's shift in reference sd in ``shift_sd`` and its test statistic in ``z``
+        (None: not tested; the hub pools ``z`` across a group).
         """
         return {
             "rows": self.rows,
@@ -397,6 +398,7 @@ class DriftReport:
             "reason": self.reason,
             "shift": {k: v.to_dict() for k, v in self.shift.items() if k in self.shifted},
             "shift_sd": {k: v.to_dict()["shift_sd"] for k, v in self.shift.items()},
+            "z": {k: v.to_dict()["t"] for k, v in self.shift.items()},
             "shifted": list(self.shifted),
             "confirmed": list(self.confirmed),
             "since_ms": dict(self.since_ms),

@@ -69,6 +69,8 @@ class SensorShift:
             that got noisier raises it).
         noisier: ``noise_ratio`` is at least the test's ``noisier_ratio`` and significant
             (one-sided, Bonferroni over sensors at ``alpha``): a fault sign, not a level shift.
+        t: the mean test's statistic (shift over its standard error, autocorrelation included):
+            the hub pools it across a group's pumps to find a shift too small for one pump's test.
     """
 
     sensor: str
@@ -80,13 +82,15 @@ class SensorShift:
     fired: bool
     noise_ratio: float = math.nan
     noisier: bool = False
+    t: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (4 significant digits; a figure that was not measured is None, never NaN)."""
         return {"shift_sd": _round(self.shift_sd), "shift": _round(self.shift),
                 "spread_ratio": _round(self.spread_ratio), "p_mean": _round(self.p_mean),
                 "p_spread": _round(self.p_spread), "fired": self.fired,
-                "noise_ratio": _round(self.noise_ratio), "noisier": self.noisier}  # fmt: skip
+                "noise_ratio": _round(self.noise_ratio), "noisier": self.noisier,
+                "t": _round(self.t)}  # fmt: skip
 
 
 def _round(value: float | None) -> float | None:
@@ -225,10 +229,10 @@ class ShiftTest:
         for s in range(len(self.sensors)):
             v = x[:, s][np.isfinite(x[:, s])]
             parts.append(self._sensor(s, v))
-        pvals = [p for part in parts for p in part[3:]]
+        pvals = [p for part in parts for p in part[3:5]]
         rejected = _holm([p for p in pvals if p is not None], self.alpha)
         out, i = [], 0
-        for s, (shift, ratio, noise, p_mean, p_spread) in enumerate(parts):
+        for s, (shift, ratio, noise, p_mean, p_spread, t) in enumerate(parts):
             fired = False
             for p in (p_mean, p_spread):
                 if p is not None:
@@ -246,6 +250,7 @@ class ShiftTest:
                     fired,
                     math.nan if noise is None else noise[0],
                     noisier,
+                    t,
                 )
             )
         return out
@@ -267,10 +272,10 @@ class ShiftTest:
 
     def _sensor(
         self, s: int, v: NDArray[np.float64]
-    ) -> tuple[float, float, tuple[float, float] | None, float | None, float | None]:
+    ) -> tuple[float, float, tuple[float, float] | None, float | None, float | None, float]:
         w = v.size
         if w < max(self.window_rows // 2, 10):
-            return (math.nan, math.nan, None, None, None)
+            return (math.nan, math.nan, None, None, None, math.nan)
         phi, n, sd = float(self.phi[s]), int(self.rows[s]), float(self.sd[s])
         shift = float(v.mean()) - float(self.mean[s])
         se = sd * math.sqrt(_ar1_factor(phi, w) / w + _ar1_factor(phi, n) / n)
@@ -279,11 +284,11 @@ class ShiftTest:
         expected = sd * sd * max(w - _ar1_factor(phi, w), 1.0) / (w - 1)
         var_w = float(v.var(ddof=1))
         if var_w == 0.0 and self.still[s]:
-            return (shift, 1.0, None, p_mean, 1.0)  # still then, still now
+            return (shift, 1.0, None, p_mean, 1.0, shift / se)  # still then, still now
         ratio = math.sqrt(var_w / expected) if var_w > 0 else 0.0
         log_se = math.sqrt(2.0 / self._dof(s, w) + 2.0 / self._dof(s, n))
         p_spread = math.erfc(abs(math.log(max(var_w, 1e-300) / expected)) / log_se / math.sqrt(2.0))
-        return (shift, ratio, self._noise(s, v), p_mean, p_spread)
+        return (shift, ratio, self._noise(s, v), p_mean, p_spread, shift / se)
 
 
 # ---------------------------------------------------------------- what a run of reports means

@@ -21,6 +21,14 @@ confirmed; ``sensor_shift`` / ``operating_shift`` a level shift that stays;
 - A sensor is **shared** when at least ``min_devices`` of the group's reporting
   devices have it confirmed (hint ``sensor_shift`` or ``operating_shift``), and
   they are at least ``min_fraction`` of the reporting devices.
+- A shift too small for one pump's test can still be the group's: a sensor is
+  also shared when at least ``min_devices`` (and ``min_fraction``) of the
+  reporting devices with hint ``none``, ``sensor_shift`` or ``operating_shift``
+  (not ``new_shift``: it waits for its own confirmation, as a developing fault
+  starts as one; not ``fault_like``) have its test statistic ``z`` at
+  least :data:`POOL_Z` in the same direction (one-sided about 0.1 % per pump on
+  a stationary pump; ``min_devices`` of them at once is far rarer). Those devices
+  are in group drift too.
 - A device with a confirmed shared sensor is in **group drift** (retrain the
   group). A device whose confirmed sensors are all its own is **device-local**
   (recalibrate it: a new centre and scale, no refit) when it is a
@@ -46,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["DeviceShift", "GroupResponse", "GroupShift", "device_shift", "judge_shifts", "plan_response"]
 
 #: What each device verdict asks for (the tiered response, cheapest first).
+#: A pump's mean-test statistic that counts towards a shift shared by its group (pooled evidence).
+POOL_Z = 3.0
+
 #: The device words the hub reads (anything else: not a shift report).
 HINTS = ("none", "new_shift", "sensor_shift", "operating_shift", "fault_like")
 
@@ -90,6 +101,7 @@ class DeviceShift:
     confirmed: tuple[str, ...] = ()
     score_ratio: float | None = None
     ignored: tuple[str, ...] = ()
+    z: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the evidence a verdict stands on)."""
@@ -104,6 +116,7 @@ class DeviceShift:
             "confirmed": list(self.confirmed),
             "score_ratio": self.score_ratio,
             "ignored": list(self.ignored),
+            "z": dict(self.z),
         }
 
 
@@ -271,6 +284,7 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
         confirmed=tuple(confirmed),
         score_ratio=ratio,
         ignored=tuple(ignored[:8]),
+        z=_numbers({str(k)[:64]: v for k, v in list(_mapping(body.get("z")).items())[:256]}),
     )
 
 
@@ -303,18 +317,36 @@ def judge_shifts(
             for sensor in d.confirmed:
                 by_sensor.setdefault(sensor, []).append(d.device_id)
     n = len(reporting)
-    shared = {
-        s: tuple(sorted(ids))
-        for s, ids in sorted(by_sensor.items())
-        if len(ids) >= policy.min_devices and len(ids) / n >= policy.min_fraction
-    }
+
+    def enough(ids: Sequence[str]) -> bool:
+        return len(ids) >= policy.min_devices and len(ids) / n >= policy.min_fraction
+
+    shared = {s: tuple(sorted(ids)) for s, ids in sorted(by_sensor.items()) if enough(ids)}
+    pooled: dict[str, set[str]] = {}
+    # A new shift waits for its own confirmation (a developing fault starts as one too).
+    candidates = [d for d in reporting if d.hint in ("none", *_DRIFT_HINTS)]
+    for sensor in sorted({s for d in candidates for s in d.z}):
+        for sign in (1.0, -1.0):
+            strong = [d.device_id for d in candidates if sign * d.z.get(sensor, 0.0) >= POOL_Z]
+            if enough(strong):
+                pooled.setdefault(sensor, set()).update(strong)
+    for sensor, pool in pooled.items():
+        shared[sensor] = tuple(sorted(set(shared.get(sensor, ())) | pool))
+    shared = dict(sorted(shared.items()))
     verdicts: dict[str, str] = {}
     for d in sorted(reporting, key=lambda d: d.device_id):
         verdicts[d.device_id] = _device_verdict(d, shared)
+        if verdicts[d.device_id] in ("ok", "pending", "device_local") and any(
+            d.device_id in ids for ids in pooled.values()
+        ):
+            verdicts[d.device_id] = "group_drift"
     since = {
-        s: min(d.since_ms[s] for d in reporting if d.device_id in ids and s in d.since_ms)
+        s: min(
+            d.since_ms.get(s, d.ts_ms if d.ts_ms is not None else now_ms)
+            for d in reporting
+            if d.device_id in ids
+        )
         for s, ids in shared.items()
-        if any(d.device_id in ids and s in d.since_ms for d in reporting)
     }
     local = sum(1 for v in verdicts.values() if v == "device_local")
     faults = sum(1 for v in verdicts.values() if v == "fault")
