@@ -1,7 +1,8 @@
 """The closed loop over many runs: does a benign drift get recognised and does the recovery restore quality?
 
-Run: ``.venv/bin/python benchmarks/loop.py --seeds 5`` (about 5 minutes a run on a
-loaded 2-core machine; ``--quick``: one short run to see that it works).
+Run: ``.venv/bin/python benchmarks/loop.py --seeds 5`` (5 to 15 minutes a run on a
+shared 2-core machine: three trainings, then 3 wall minutes of agents; ``--quick``: one
+run with a shorter history; ``--summarise DIR``: the table of the runs already in DIR).
 
 Method. Each run is the demo's loop itself (``pumpops.demo.run_loop_demo``, the
 same code as ``make demo``): a fresh workspace, ``--history-h`` hours of normal
