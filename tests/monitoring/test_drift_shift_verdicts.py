@@ -289,3 +289,20 @@ def test_service_opens_group_drift_from_shared_shifts_and_plans_the_response(
     assert (responses["g1"].retrain_group, responses["g1"].faults) == (True, ("g1-3",))
     assert (responses["g2"].retrain_group, responses["g2"].recalibrate) == (False, ("g2-1",))
     assert service.evaluate(NOW * 1000 + 1000).changes == ()  # nothing new: nothing written
+
+
+def test_judge_shifts_pools_a_shift_too_small_for_each_pump_but_seen_on_several() -> None:
+    def weak(device: str, z: float, hint: str = N) -> DeviceShift:
+        return DeviceShift(device, NOW - MINUTE_MS, (), hint, z={DP: z, "flow_rate": 0.4})
+
+    devices = [weak("a", 3.4), weak("b", 3.1), weak("c", -3.6), weak("d", 0.2), weak("e", 9.0, NEW),
+               weak("f", 2.9)]  # fmt: skip
+    result = judge_shifts("g", devices, now_ms=NOW, policy=POLICY)  # 2 of 6 the same way: 0.33 >= 0.3
+    assert result.shared == {DP: ("a", "b")}
+    assert result.devices == {"a": "group_drift", "b": "group_drift", "c": "ok", "d": "ok", "e": "pending",
+                              "f": "ok"}  # fmt: skip
+    assert result.since_ms == {DP: NOW - MINUTE_MS}
+    # One pump alone at z 3.4 is not pooled evidence; nor are opposite directions.
+    alone = judge_shifts("g", [weak("a", 3.4), weak("c", -3.6), weak("d", 0.2)], now_ms=NOW, policy=POLICY)
+    assert alone.shared == {}
+    assert set(alone.devices.values()) == {"ok"}
