@@ -218,6 +218,22 @@ class RetentionSettings(BaseModel):
         return self
 
 
+class TrainingSettings(BaseModel):
+    """Where many groups train at once (``[training]`` in ``pumpops.toml``; ``docs/scaling.md``).
+
+    Attributes:
+        scheduler: ``local`` (a Dask cluster of worker processes for the run, no service),
+            ``sequential`` (one group after another in the process), or a Dask scheduler
+            address (``tcp://host:8786``) whose workers see the same workspace, store and tracking.
+        workers: processes of the local cluster; 0 = one per CPU core.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler: str = Field(default="local", pattern=r"^(local|sequential|(tcp|tls)://[^\s/]+(:\d{1,5})?/?)$")
+    workers: int = Field(default=0, ge=0, le=1024)  # processes
+
+
 def default_actor() -> str:
     """``user@host`` of this process: who audit entries written from here are attributed to."""
     try:
@@ -251,6 +267,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     retrain: RetrainSettings = RetrainSettings()
     retention: RetentionSettings = RetentionSettings()
+    training: TrainingSettings = TrainingSettings()
     # Who audit entries are attributed to (a --actor flag overrides it); never empty.
     actor: str = Field(default_factory=default_actor, min_length=1, max_length=256)
 
