@@ -28,12 +28,11 @@ from pumpops.pipeline._data import (
     load_files_dataset,
     load_store_dataset,
     read_ground_truth,
-    read_ground_truth_makes,
     read_intervals_file,
 )
+from pumpops.pipeline._evaluate import evaluate_devices, flat_evaluation, label_kinds
 from pumpops.pipeline._features import DeviceFeatures, Interval, build_features, settings_from
 from pumpops.pipeline._interrupt import InterruptGuard
-from pumpops.pipeline._metrics import ScoredDevice, breakdown, flatten, summarise
 from pumpops.pipeline._snapshot import Dataset, read_bundle, write_bundle, write_snapshot
 from pumpops.pipeline._split import DeviceSplit, choose_split
 from pumpops.pipeline._tracking import (
@@ -214,68 +213,6 @@ def _label_intervals(config: PipelineConfig) -> tuple[dict[str, list[Interval]] 
     return labels, file_digest(path)
 
 
-def _label_kinds(config: PipelineConfig) -> tuple[dict[str, list[tuple[int, int, str]]], dict[str, str]]:
-    """Per device, the labelled events' ``(start_us, end_us, kind)``, and each device's make.
-
-    From the ground truth where there is one; recording files label their own rows,
-    and an experiment's kind is then its folder (``valve1/0`` → ``valve1``).
-    """
-    path = (
-        None
-        if isinstance(config.data, FilesData)
-        else (config.evaluation.ground_truth or config.data.hygiene.ground_truth)
-    )
-    if path is None:
-        return {}, {}
-    kinds: dict[str, list[tuple[int, int, str]]] = {}
-    for event in read_ground_truth(path):
-        if event["category"] in config.evaluation.label_categories:
-            kinds.setdefault(str(event["device_id"]), []).append(
-                (int(event["start_ms"]) * 1000, int(event["end_ms"]) * 1000, str(event.get("kind", "")))
-            )
-    return kinds, read_ground_truth_makes(path)
-
-
-def _row_kinds(dev: DeviceFeatures, events: list[tuple[int, int, str]], fallback: str) -> np.ndarray:
-    """The kind of the labelled event each test row is in (``""`` outside labelled rows)."""
-    labelled = np.asarray(dev.test_labels) > 0 if dev.test_labels is not None else np.zeros(0, bool)
-    kinds = np.full(dev.test_ts_us.size, "", dtype=object)
-    kinds[labelled] = fallback
-    for start, end, kind in events:
-        inside = labelled & (dev.test_ts_us >= start) & (dev.test_ts_us < end)
-        kinds[inside] = kind or fallback
-    return kinds
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float as None (canonical JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _flat_evaluation(evaluation: dict[str, Any]) -> dict[str, float]:
-    """The held-out and in-sample breakdowns as dotted MLflow metric names (None left out)."""
-    flat: dict[str, float] = {}
-    for role in ("heldout", "insample"):
-        doc = evaluation.get(role)
-        if doc:
-            clean = {
-                "devices": doc.get("devices", 0.0),
-                "all": {k: v for k, v in doc.get("all", {}).items() if v is not None},
-                **{
-                    g: {n: {k: v for k, v in m.items() if v is not None} for n, m in doc.get(g, {}).items()}
-                    for g in ("kind", "make")
-                },
-            }
-            flat.update(flatten(role, clean))
-    return flat
-
-
 def _write_json(path: Path, value: Any) -> None:
     path.write_bytes(canonical_json(value) + b"\n")
 
@@ -422,7 +359,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         )
 
     # which pumps are fitted on and which are reported on (issue 14: honest selection)
-    event_kinds, makes = _label_kinds(config)
+    event_kinds, makes = label_kinds(config)
     split = choose_split(
         config.evaluation,
         devices=[d.device_id for d in usable],
@@ -466,49 +403,19 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
 
     # 5. evaluate -------------------------------------------------------------------------
     def compute_evaluate(folder: Path) -> None:
-        held_set = set(split.holdout)
-        scored: dict[str, list[ScoredDevice]] = {"heldout": [], "insample": []}
-        unlabelled_rows = 0
-        alarm_rows = 0
-        scored_rows = 0
-        for dev in devices:
-            if dev.device_id not in calibrations or dev.test.shape[0] == 0:
-                continue
-            cal = calibrations[dev.device_id]
-            scores = detector.score(dev.test, cal)
-            alarms = detector.alarms_from_scores(scores, cal)
-            scored_rows += int(alarms.size)
-            alarm_rows += int(alarms.sum())
-            if dev.test_labels is None:
-                unlabelled_rows += int(alarms.size)
-                continue
-            folder_kind = dev.device_id.rsplit("/", 1)[0] if "/" in dev.device_id else "labelled"
-            scored["heldout" if dev.device_id in held_set else "insample"].append(
-                ScoredDevice(
-                    dev.device_id,
-                    makes.get(dev.device_id, data.group),
-                    dev.test_labels,
-                    _row_kinds(dev, event_kinds.get(dev.device_id, []), folder_kind),
-                    alarms,
-                    dev.test_ts_us,
-                )
-            )
-        by_device = split.mode == "by_device"
-        headline = scored["heldout"] if by_device else scored["insample"]
-        metrics: dict[str, float] = {}
-        if config.evaluation.enabled:
-            metrics.update(summarise([(d.labels, d.alarms, d.ts_us) for d in headline]))
-            if by_device:
-                insample = summarise([(d.labels, d.alarms, d.ts_us) for d in scored["insample"]])
-                metrics.update({f"insample_{k}": v for k, v in insample.items()})
+        metrics, evaluation = evaluate_devices(
+            devices,
+            calibrations,
+            detector,
+            split,
+            kinds=event_kinds,
+            makes=makes,
+            group=data.group,
+            enabled=config.evaluation.enabled,
+        )
         metrics.update(
             {
-                "split_by_device": 1.0 if by_device else 0.0,
                 "devices_fit": float(len(fitted)),
-                "devices_heldout": float(len(split.holdout)),
-                "test_rows": float(scored_rows),
-                "test_rows_unlabelled": float(unlabelled_rows),
-                "alarm_rate": alarm_rows / scored_rows if scored_rows else 0.0,
                 "train_rows": float(sum(d.train.shape[0] for d in fitted)),
                 "train_rows_excluded": float(features_meta["totals"]["excluded_rows"]),
                 "devices_calibrated": float(len(calibrations)),
@@ -517,12 +424,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
         _write_json(
             folder / "metrics.json", {k: (v if np.isfinite(v) else None) for k, v in sorted(metrics.items())}
         )
-        evaluation = {
-            "split": split.to_dict(),
-            "heldout": breakdown(scored["heldout"]) if by_device else None,
-            "insample": breakdown(scored["insample"]) if config.evaluation.enabled else None,
-        }
-        _write_json(folder / "evaluation.json", _finite(evaluation))
+        _write_json(folder / "evaluation.json", evaluation)
 
     eval_dir, _ = _timed(
         timings,
@@ -637,7 +539,7 @@ def run_pipeline(  # noqa: PLR0915 - the steps read best in order, in one place
                     params=params,
                     metrics={
                         **metrics,
-                        **_flat_evaluation(evaluation),
+                        **flat_evaluation(evaluation),
                         **{f"time_{k}_s": v for k, v in timings.items()},
                     },
                     tags=tags,
