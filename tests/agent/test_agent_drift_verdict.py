@@ -110,6 +110,8 @@ def test_a_shifted_sensor_is_named_in_the_drift_report_and_the_verdict(device: d
     assert reports[0]["hint"] == "new_shift"  # the first report names it, the next confirms it
     assert reports[0]["alert"] is False
     assert reports[0]["shifted"] == ["motor_current"]
+    since = reports[0]["since_ms"]["motor_current"]
+    assert T0 + 200_000 <= since <= T0 + 1_200_000  # the data clock's time of that first report, ms
     for report in reports[1:]:
         assert report["hint"] == "sensor_shift", report
         assert report["alert"] is True

@@ -209,7 +209,7 @@ class ScoringRoom(AgentBase):
         step = model.alarm.update(score)
         self._record_score(ts_ms, score, finite, step)
         if model.drift is not None:
-            report = model.drift.update(row, score if finite else None)
+            report = model.drift.update(row, score if finite else None, ts_ms)
             if report is not None:
                 self._drift_report(report.to_dict())
 
