@@ -6,6 +6,16 @@ import pumpops.retrain
 
 _PUBLIC = {
     "GroupFacts",
+    "PostDriftWindows",
+    "TierAction",
+    "TierMemory",
+    "TierOutcome",
+    "choose_tiers",
+    "episode_ms",
+    "post_drift_data",
+    "post_drift_windows",
+    "respond_to_shifts",
+    "tier_memory",
     "RetrainDecision",
     "RetrainOutcome",
     "RetrainSettings",

@@ -39,7 +39,7 @@ from pumpops.hub._wiring import (
 )
 from pumpops.monitoring import DRIFT_ALERT_KIND, MonitoringService
 from pumpops.registry import EventSink
-from pumpops.retrain import GroupFacts, decide_retrain, run_retrain
+from pumpops.retrain import GroupFacts, decide_retrain, respond_to_shifts, run_retrain
 from pumpops.rollout import MqttDesiredPublisher, RolloutService
 from pumpops.settings import EMBEDDED_BROKER, Settings
 from pumpops.store import RetentionPolicy, TelemetryStore, open_store
@@ -342,11 +342,28 @@ class HubServices:
             log.info("retention pruned %s (audit entry %d)", kinds, report.audit_seq)
 
     def _retrain_step(self, store: TelemetryStore) -> None:
+        """The tiered response (recalibrate a device, retrain a group, keep alarming), then retraining.
 
+        Both run only with ``retrain.enabled``: recalibration orders are signed by
+        :func:`~pumpops.retrain.respond_to_shifts` (each step audited as ``tier.*``
+        with its evidence); a group whose shift is shared is retrained by the policy
+        with the shift's onset, so the candidate faces the post-drift gate.
+        """
         policy = self.settings.retrain
         if not policy.enabled:
             return
         now_us = int(time.time() * 1_000_000)
+        sink = self._sink(store)
+        responses = MonitoringService(store, sink, self.settings.monitoring).responses(now_us)
+        for done in respond_to_shifts(
+            self.settings, store, now_us, actor=self.settings.actor, responses=responses, sink=sink
+        ):
+            log.warning(
+                "tiered response %s: %s%s",
+                done.action.tier,
+                done.action.reason,
+                "" if done.error is None else f" (not signed: {done.error})",
+            )
         last_run: dict[str, int] = {}
         for entry in store.audit_entries():
             if entry.action == "retrain.started":
@@ -355,10 +372,14 @@ class HubServices:
             alerts = [
                 a for a in store.fleet_alerts(group=group, open_only=True) if a.kind == DRIFT_ALERT_KIND
             ]
+            response = responses.get(group)
+            shared = response is not None and response.retrain_group
+            onsets = list(response.verdict.since_ms.values()) if shared and response is not None else []
             facts = GroupFacts(
                 group=group,
                 now_us=now_us,
-                drift_alert_open=bool(alerts),
+                drift_alert_open=bool(alerts) or shared,
+                drift_onset_us=min(onsets) * 1000 if onsets else None,
                 drift_alert_opened_us=max((a.opened_at_us for a in alerts), default=None),
                 last_run_us=last_run.get(group),
                 new_feedback=len(store.feedback(since_us=last_run.get(group))),
@@ -380,6 +401,7 @@ class HubServices:
                 policy=policy,
                 until_us=now_us,
                 start_rollout=start,
+                drift_onset_us=decision.drift_onset_us if decision.trigger == "drift" else None,
             )
             log.warning(
                 "retraining %s (%s): %s — %s", group, decision.trigger, outcome.status, outcome.reason

@@ -19,6 +19,7 @@ May import: errors, settings, ``_tuf``, ``_publish`` (keys, audit), the stdlib.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ class RecalibrationOrder:
         issued: when the hub signed it (ISO 8601, UTC).
         expires: after this the agent refuses it (ISO 8601, UTC).
         reason: why, for whoever reads the metadata.
-        evidence: what chose it (the shift verdict: sensors, sizes, since), JSON-able.
+        evidence: what chose it (the shift verdict: sensors, sizes, since), JSON-able; stored
+            in canonical JSON, which has no floats: a fraction is kept as its text (``"8.25"``).
 
     >>> RecalibrationOrder("p-1", 2, "2026-12-07T05:00:00Z", "2026-12-08T05:00:00Z").to_dict()["order"]
     2
@@ -77,7 +79,7 @@ class RecalibrationOrder:
             "issued": self.issued,
             "expires": self.expires,
             "reason": self.reason,
-            "evidence": dict(self.evidence),
+            "evidence": _canonical(dict(self.evidence)),
         }
 
     @classmethod
@@ -101,6 +103,21 @@ class RecalibrationOrder:
             str(data.get("reason", "")),
             dict(evidence) if isinstance(evidence, Mapping) else {},
         )
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as TUF's canonical JSON takes it: floats as their text, non-finite ones as None.
+
+    >>> _canonical({"shift_sd": {"flow": 8.25}, "n": 3, "bad": float("nan")})
+    {'shift_sd': {'flow': '8.25'}, 'n': 3, 'bad': None}
+    """
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _stored(repo: TufRepository, group: str) -> tuple[Any, Any, str, dict[str, Any]]:
