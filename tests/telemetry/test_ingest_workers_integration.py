@@ -162,3 +162,85 @@ def test_shared_subscription_workers_still_dead_letter_bad_input_with_reasons(
     reasons = sorted(letter.reason for letter in letters)
     assert reasons == sorted(["malformed_json"] * 5 + ["wrong_schema"] * 10 + ["missing_field"] * 5)
     assert all(letter.detail for letter in letters)
+
+
+@pytest.mark.mosquitto
+def test_cli_ingest_workers_pool_restarts_a_killed_worker_and_stores_everything_once(
+    own_mosquitto: OwnMosquitto, tmp_path: Path, prefix: str
+) -> None:
+    """`pumpops ingest --workers 2`: one worker SIGKILLed mid-stream is started again with its id."""
+    import psutil
+
+    workspace = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "pumpops", "init", str(workspace)], check=True, capture_output=True)
+    address = own_mosquitto.address
+    db_url = f"sqlite:///{workspace / 'pumpops.db'}"
+    env = dict(os.environ, PUMPOPS_TOPIC_PREFIX=prefix, PUMPOPS_INGEST__BATCH_MAX_WAIT_S="0.02")
+    cmd = [sys.executable, "-m", "pumpops", "-w", str(workspace), "ingest", "--broker", address.url]
+    cmd += ["--client-id", f"pool-{uuid.uuid4().hex[:6]}", "--workers", "2"]
+    with open_store(db_url) as store:
+        store.register_devices(FLEET)
+        pool = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            sent = [_first_burst(store, address, prefix)]
+            wait_until(lambda: len(psutil.Process(pool.pid).children()) == 2, what="two workers")
+            first_pids = {p.pid for p in psutil.Process(pool.pid).children()}
+            publisher = threading.Thread(
+                target=lambda: sent.append(_publish(address, prefix, _source(30), speed=400.0))
+            )
+            publisher.start()
+            wait_until(lambda: _stored(store)[0] > sent[0].messages + 100, timeout_s=60, what="a first part")
+            victim = psutil.Process(pool.pid).children()[0]
+            victim.send_signal(signal.SIGKILL)
+            wait_until(
+                lambda: {p.pid for p in psutil.Process(pool.pid).children()} - first_pids != set(),
+                timeout_s=30,
+                what="the pool to start the killed worker again",
+            )
+            publisher.join(120)
+            messages, readings = sum(s.messages for s in sent), sum(s.readings for s in sent)
+            wait_until(lambda: _stored(store)[0] >= messages, timeout_s=120, what="everything stored")
+            assert _stored(store) == (messages, readings)
+            assert store.dead_letters() == []
+        finally:
+            pool.send_signal(signal.SIGTERM)
+            _, err = pool.communicate(timeout=90)
+    assert pool.returncode == 0, err.decode()
+    assert "1 restart(s)" in err.decode()
+
+
+def test_cli_ingest_workers_needs_a_real_broker(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "pumpops", "init", str(workspace)], check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pumpops", "-w", str(workspace), "ingest", "--workers", "2"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no shared subscriptions" in done.stderr.decode()
+
+
+def test_worker_pool_restarts_a_dead_worker_with_the_same_command_and_stops_the_rest() -> None:
+    """Pure process supervision: worker 1 exits at once and is started again with its own command line."""
+    from pumpops.telemetry._ingest_pool import WorkerPool
+
+    started: list[list[str]] = []
+
+    def popen(cmd: object) -> subprocess.Popen[bytes]:
+        started.append(list(cmd))  # type: ignore[call-overload]
+        return subprocess.Popen(list(cmd))  # type: ignore[call-overload]
+
+    def command(i: int) -> list[str]:
+        return ["sleep", "30"] if i == 0 else ["true", f"worker-{i}"]
+
+    stop = threading.Event()
+    pool = WorkerPool(command=command, size=2, restart_delay_s=0.05, grace_s=5, popen=popen)
+    timer = threading.Timer(1.5, stop.set)
+    timer.start()
+    restarts = pool.run(stop)
+    assert restarts >= 2
+    assert started[0] == ["sleep", "30"]
+    assert all(cmd == ["true", "worker-1"] for cmd in started[1:])
+    assert started.count(["sleep", "30"]) == 1  # the live worker was never restarted
