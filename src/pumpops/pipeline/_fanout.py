@@ -258,15 +258,19 @@ def drop_orphan_runs(
 
 
 def _local_client(workers: int, threads_per_worker: int) -> Client:
+    import dask.config  # noqa: PLC0415 - hub-only, loaded when used
     from distributed import Client, LocalCluster  # noqa: PLC0415 - hub-only, loaded when used
 
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,  # the steps hold the GIL (numpy, scikit-learn, onnx export): one process each
-        dashboard_address=None,  # no web server: nothing to bind, nothing to secure
-        silence_logs=logging.WARNING,
-    )
+    # The workers' statistical profiler samples every thread 100 times a second: CPU taken from
+    # the training on a small machine, for a dashboard that is off anyway.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,  # the steps hold the GIL (numpy, scikit-learn, onnx export): one process each
+            dashboard_address=None,  # no web server: nothing to bind, nothing to secure
+            silence_logs=logging.WARNING,
+        )
     client = Client(cluster)  # type: ignore[no-untyped-call]
     client.run(_warm_up)  # the imports once per worker, as part of start-up rather than of a group
     return client
