@@ -351,20 +351,30 @@ class DeviceParts:
             newest state, drift report, model-naming summary or alarm and
             newest message of any kind (the incremental state keeps just those).
         window: its summaries in the window, summed per model key (None: no model named).
+        key: for a view cache: a value equal to the last view's exactly when the
+            device's view is unchanged (None: no caching).
     """
 
     device_id: str
     own: Sequence[AgentRecord]
     window: Mapping[tuple[str, str] | None, SummaryStats]
+    key: object = None
 
 
 def assemble_fleet_view(
-    parts: Iterable[DeviceParts], devices: Sequence[Device], *, now_ms: int, policy: DriftPolicy
+    parts: Iterable[DeviceParts],
+    devices: Sequence[Device],
+    *,
+    now_ms: int,
+    policy: DriftPolicy,
+    cache: dict[str, tuple[object, DeviceView]] | None = None,
 ) -> FleetView:
     """The fleet view from each reporting device's parts and the registered devices.
 
     The common end of :func:`build_fleet_view` (parts from all messages) and
-    the incremental state (parts kept up to date batch by batch).
+    the incremental state (parts kept up to date batch by batch). With
+    ``cache``, a device whose part has a ``key`` equal to the cached one (and
+    the same registration) keeps its cached view instead of a new one.
     """
     by_device = {p.device_id: p for p in parts}
     registered = {d.device_id: d for d in devices}
@@ -381,7 +391,17 @@ def assemble_fleet_view(
             if key is not None:
                 model_stats[key].merge(stats)
         group_stats[device.group if device is not None else UNREGISTERED_GROUP].merge(total)
-        views.append(_device_view(device_id, device, part.own if part else (), total, cutoff))
+        same: object = (
+            (part.key, device) if cache is not None and part is not None and part.key is not None else None
+        )
+        hit = cache.get(device_id) if cache is not None and same is not None else None
+        if hit is not None and hit[0] == same:
+            views.append(hit[1])
+            continue
+        view = _device_view(device_id, device, part.own if part else (), total, cutoff)
+        if cache is not None and same is not None:
+            cache[device_id] = (same, view)
+        views.append(view)
     groups: dict[str, list[DeviceView]] = defaultdict(list)
     for view in views:
         groups[view.group].append(view)

@@ -49,6 +49,7 @@ from pumpops.errors import InputError
 from pumpops.monitoring._drift import DriftPolicy
 from pumpops.monitoring._fleet import (
     DeviceParts,
+    DeviceView,
     FleetView,
     SummaryStats,
     _model_key,
@@ -156,6 +157,7 @@ class FleetState:
     def __init__(self) -> None:
         self._devices: dict[str, _DeviceState] = {}
         self._horizon_hour: int | None = None  # buckets before this hour are forgotten
+        self._views: dict[str, tuple[object, DeviceView]] = {}  # the last view of each device, by key
 
     @property
     def horizon_ms(self) -> int | None:
@@ -234,12 +236,13 @@ class FleetState:
                 sums = bucket.since(cutoff) if hour == cut_hour else bucket.totals()
                 for key, stats in sums.items():
                     window.setdefault(key, SummaryStats()).merge(stats)
-            own = sorted(
-                {id(r): r for r in (dev.newest, dev.state, dev.report, dev.named) if r is not None}.values(),
-                key=lambda r: (r.ts_ms, r.seq),
-            )
-            parts.append(DeviceParts(device_id, own, window))
-        return assemble_fleet_view(parts, devices, now_ms=now_ms, policy=policy)
+            kept = (dev.newest, dev.state, dev.report, dev.named)
+            own = sorted({id(r): r for r in kept if r is not None}.values(), key=lambda r: (r.ts_ms, r.seq))
+            # The view changes only with these records, the window's sums, and which of
+            # the records' times are inside the window (reporting, drift word in the window).
+            same = (*kept, window, *(r is not None and r.ts_ms >= cutoff for r in kept))
+            parts.append(DeviceParts(device_id, own, window, same))
+        return assemble_fleet_view(parts, devices, now_ms=now_ms, policy=policy, cache=self._views)
 
     def hour_aggregates(self, touched: Iterable[tuple[str, int]], *, updated_us: int) -> list[HourAggregate]:
         """The store rows of the touched device-hours still kept in buckets (absolute values)."""
