@@ -206,7 +206,8 @@ class EvaluationConfig(_Section):
     ground_truth: Path | None = None
     label_categories: tuple[Literal["fault", "drift"], ...] = ("fault",)
     split: Literal["auto", "by_device", "none"] = "auto"
-    holdout_devices: tuple[Annotated[str, Field(pattern=_ID)], ...] = ()
+    #: device ids, or recording names of files data (``valve1/0``)
+    holdout_devices: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")], ...] = ()
     holdout_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     split_seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     min_devices: int = Field(default=4, ge=2, le=1_000_000)
