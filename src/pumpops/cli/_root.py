@@ -90,6 +90,7 @@ _PARTS: tuple[tuple[str, bool], ...] = (
     ("pumpops.cli.sources", False),
     ("pumpops.cli.agent", False),
     ("pumpops.cli.pipeline", True),
+    ("pumpops.cli.pipeline_groups", True),  # after pipeline: it adds run-groups to that group
     ("pumpops.cli.benchmark", True),
     ("pumpops.cli.tune", True),
     ("pumpops.cli.registry", True),
