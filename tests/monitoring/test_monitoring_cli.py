@@ -360,3 +360,59 @@ def test_monitoring_cli_module_imports_no_heavy_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+@pytest.fixture
+def shift_workspace(tmp_path: Path) -> Path:
+    """g1: g1-1 and g1-2 share a confirmed pressure shift, g1-3 is fault-like; g2: one local shift."""
+    folder = tmp_path / "ws"
+    init_workspace(folder)
+    since = NOW_MS - 2 * HOUR_MS
+    dp = "discharge_pressure"
+
+    def body(shifted: list[str], hint: str, **extra: object) -> dict[str, object]:
+        return {"alert": hint in ("sensor_shift", "operating_shift"), "hint": hint, "shifted": shifted,
+                "confirmed": shifted if hint != "fault_like" else [],
+                "since_ms": dict.fromkeys(shifted, since),
+                "shift": {s: {"shift_sd": 4.2, "shift": 21000.0} for s in shifted}, **extra}  # fmt: skip
+
+    words = {
+        "g1-1": body([dp], "sensor_shift"),
+        "g1-2": body([dp], "sensor_shift"),
+        "g1-3": body(["vibration_velocity"], "fault_like", fault_signs=["vibration_velocity: noisier x2.4"]),
+        "g1-4": body([], "none"),
+        "g2-1": body(["flow_rate"], "sensor_shift"),
+        "g2-2": body([], "none", score_ratio=float("nan")),  # stored as NaN: read as absent
+    }
+    agents = {d.device_id: Agent(d.device_id, d.site) for d in FLEET}
+    records = [agents[d].record("drift", NOW_MS - 3 * MINUTE_MS, b) for d, b in words.items()]
+    with open_store(f"sqlite:///{folder / 'pumpops.db'}") as store:
+        store.upgrade()
+        store.register_devices(FLEET)
+        store.put_agent_messages(records)
+    return folder
+
+
+def test_cli_drift_status_says_what_changed_since_when_and_the_tier(shift_workspace: Path) -> None:
+    code, out, _ = run(shift_workspace, "drift", "status", "--now", NOW, "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    groups = {g["group"]: g for g in data["groups"]}
+    assert (groups["g1"]["verdict"], groups["g1"]["drifting"]) == ("drift", True)
+    assert groups["g1"]["shift"]["shared"] == {"discharge_pressure": ["g1-1", "g1-2"]}
+    assert groups["g1"]["drifting_devices"] == ["g1-1", "g1-2"]
+    assert groups["g2"]["verdict"] == "ok"
+    devices = {d["device_id"]: d["shift"] for d in data["devices"]}
+    assert devices["g1-1"]["verdict"] == "group_drift"
+    assert devices["g1-1"]["shift_sd"] == {"discharge_pressure": 4.2}
+    assert devices["g1-3"]["action"] == "keep alarming"
+    assert devices["g2-1"]["action"] == "recalibrate the device"
+    assert "score_ratio is not a finite number" in devices["g2-2"]["ignored"]
+    code, out, _ = run(shift_workspace, "drift", "status", "--now", NOW, "--devices")
+    assert code == 0, out
+    (line,) = [row for row in out.splitlines() if "g1-1" in row]
+    assert "group_drift" in line
+    assert "+4.2 sd" in line
+    code, out, _ = run(shift_workspace, "fleet", "evaluate", "--now", NOW)
+    assert code == 0, out
+    assert f"opened drift:g1:{NOW_MS}: shared shifts on discharge_pressure (2 of 4)" in out
