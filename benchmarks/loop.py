@@ -88,6 +88,7 @@ def run_one(workdir: Path, seed: int, kind: str, args: argparse.Namespace) -> di
         drift_kind=kind,
         bad_candidate=False,
         late_faults=True,
+        post_drift_gate=args.post_drift_gate,
     )
     began = time.monotonic()
     error = ""
@@ -277,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drift-at-h", type=float, default=1.0)
     parser.add_argument("--speed", type=float, default=120.0, help="simulated s per wall s (the demo's: 120)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
+    parser.add_argument(
+        "--post-drift-gate",
+        action="store_true",
+        help="the retrain trains on post-drift data from the shift verdicts' onset and must pass "
+        "the post-drift gate (LoopOptions.post_drift_gate; the demo's default is off)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the agents' folders")
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument("--quick", action="store_true", help="one short run (seed 7, sensor_recalibration)")

@@ -409,7 +409,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     # on data after it (the post-drift gate)
                     drift_onset_us=(
                         _drift_onset_us(monitoring, group, now)
-                        if alert_open and group not in retrained
+                        if options.post_drift_gate and alert_open and group not in retrained
                         else None
                     ),
                 )
@@ -429,7 +429,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                             ref, g, waves, gate, reason="retrained"
                         ),
                         progress=_setter(doing, f"retraining {group}: "),
-                        drift_onset_us=decision.drift_onset_us,
+                        drift_onset_us=decision.drift_onset_us if options.post_drift_gate else None,
                     )
                     doing[0] = ""
                     if outcome.status == "waiting":  # not enough post-drift data yet: try again later

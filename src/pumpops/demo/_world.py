@@ -75,6 +75,9 @@ class LoopOptions:
             (``loop_verdict`` then asks that it was blocked).
         late_faults: two more faults after the expected recovery (at ``run_h - 1.4`` h: one on a
             drifted pump, one on another make), so fault recall after recovery is measured.
+        post_drift_gate: give the drift-triggered retrain the drift's onset from the hub's shift
+            verdicts, so it trains on post-drift data and passes the post-drift gate
+            (``run_retrain(drift_onset_us=...)``); off: the retrain takes the recent window.
     """
 
     workspace: Path
@@ -88,6 +91,7 @@ class LoopOptions:
     drift_kind: str = "sensor_recalibration"
     bad_candidate: bool = True
     late_faults: bool = False
+    post_drift_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.drift_kind not in DRIFT_KINDS:
