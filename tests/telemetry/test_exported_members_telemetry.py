@@ -25,6 +25,7 @@ PUBLIC = {
     "PublishStats",
     "Publisher",
     "TopicKind",
+    "WorkerPool",
     "backoff_delay",
     "build_topic",
     "chunk_frame",
@@ -40,6 +41,7 @@ PUBLIC = {
     "stop_on_signals",
     "subscription_filter",
     "telemetry_json_schema",
+    "worker_client_id",
 }
 
 

@@ -224,7 +224,7 @@ def test_cli_ingest_workers_needs_a_real_broker(tmp_path: Path) -> None:
 
 def test_worker_pool_restarts_a_dead_worker_with_the_same_command_and_stops_the_rest() -> None:
     """Pure process supervision: worker 1 exits at once and is started again with its own command line."""
-    from pumpops.telemetry._ingest_pool import WorkerPool
+    from pumpops.telemetry import WorkerPool
 
     started: list[list[str]] = []
 

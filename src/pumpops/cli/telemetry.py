@@ -170,7 +170,9 @@ def ingest_cmd(
     from pumpops.telemetry import EmbeddedBroker, parse_broker_url, run_until_stopped
 
     if workers > 1:
-        _ingest_pool(
+        from pumpops.cli.telemetry_pool import ingest_pool
+
+        ingest_pool(
             ctx,
             broker=broker,
             database_url=database_url,
@@ -238,60 +240,6 @@ def ingest_cmd(
             f"ingest never reached the MQTT broker at {address.url}: nothing was received. "
             "Is the broker running there? (--broker, or broker_url in pumpops.toml)"
         )
-
-
-def _ingest_pool(
-    ctx: typer.Context,
-    *,
-    broker: str | None,
-    database_url: str | None,
-    client_id: str | None,
-    shared_group: str | None,
-    duration_s: float | None,
-    workers: int,
-) -> None:
-    """``ingest --workers N``: N ingest processes on one shared subscription, restarted if they die."""
-    import sys
-
-    from pumpops.settings import IngestSettings
-    from pumpops.telemetry import parse_broker_url
-    from pumpops.telemetry._ingest_pool import WorkerPool, worker_client_id
-    from pumpops.telemetry._ingest_runner import stop_on_signals
-
-    settings = settings_from(ctx, broker_url=broker, database_url=database_url)
-    if parse_broker_url(settings.broker_url) is None:
-        raise ConfigError(
-            "the embedded broker (amqtt) has no shared subscriptions, so --workers needs a real broker "
-            "(--broker mqtt://host:1883, or broker_url in pumpops.toml)"
-        )
-    base_id = client_id or settings.ingest.client_id
-    group = shared_group or settings.ingest.shared_group or "pumpops-ingest"
-    try:  # checked here so that a bad value fails once, not in every worker
-        IngestSettings.model_validate(
-            {**settings.ingest.model_dump(), "shared_group": group, "client_id": base_id}
-        )
-        for i in range(workers):
-            IngestSettings.model_validate({"client_id": worker_client_id(base_id, i)})
-    except ValueError as exc:
-        raise ConfigError(f"invalid ingest option: {exc}") from exc
-
-    def command(i: int) -> list[str]:
-        cmd = [sys.executable, "-m", "pumpops", "-w", str(settings.workspace), "ingest"]
-        cmd += ["--broker", settings.broker_url, "--database-url", settings.resolved_database_url]
-        return [*cmd, "--client-id", worker_client_id(base_id, i), "--shared-group", group]
-
-    err_console.print(
-        f"{workers} ingest workers on $share/{group}/{settings.topic_prefix}/# at {settings.broker_url} "
-        f"(client ids {worker_client_id(base_id, 0)} ... {worker_client_id(base_id, workers - 1)}); "
-        "Ctrl-C stops",
-        highlight=False,
-    )
-    stop = threading.Event()
-    if duration_s is not None:
-        threading.Timer(duration_s, stop.set).start()
-    with stop_on_signals(stop):
-        restarts = WorkerPool(command=command, size=workers).run(stop)
-    err_console.print(f"ingest workers stopped; {restarts} restart(s) of a dead worker", highlight=False)
 
 
 def run_id(now_s: float, seed: int) -> str:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pumpops.telemetry._decode import decode
     from pumpops.telemetry._ingest import IngestService
     from pumpops.telemetry._ingest_policy import Backoff, BatchPolicy, DeviceCache, IngestStats, backoff_delay
+    from pumpops.telemetry._ingest_pool import WorkerPool, worker_client_id
     from pumpops.telemetry._ingest_runner import run_until_stopped, stop_on_signals
     from pumpops.telemetry._publisher import (
         Pacer,
@@ -77,6 +78,8 @@ _LAZY: dict[str, str] = {
     "IngestService": "pumpops.telemetry._ingest",
     "IngestStats": "pumpops.telemetry._ingest_policy",
     "backoff_delay": "pumpops.telemetry._ingest_policy",
+    "WorkerPool": "pumpops.telemetry._ingest_pool",
+    "worker_client_id": "pumpops.telemetry._ingest_pool",
     "run_until_stopped": "pumpops.telemetry._ingest_runner",
     "stop_on_signals": "pumpops.telemetry._ingest_runner",
     "Pacer": "pumpops.telemetry._publisher",
@@ -125,6 +128,7 @@ __all__ = [
     "PublishStats",
     "Publisher",
     "TopicKind",
+    "WorkerPool",
     "backoff_delay",
     "build_topic",
     "chunk_frame",
@@ -140,4 +144,5 @@ __all__ = [
     "stop_on_signals",
     "subscription_filter",
     "telemetry_json_schema",
+    "worker_client_id",
 ]
