@@ -532,6 +532,29 @@ def run_direct(args: argparse.Namespace, n: int) -> dict[str, Any]:
         store.upgrade()
         store.register_devices(devices)
         monitor = MonitoringService(store, EventSink(store, None), settings.monitoring)
+        for rnd in range(args.history_rounds):  # the window filled before t0: 10-minute rounds
+            t_ms = t0_ms - (args.history_rounds - rnd) * ROUND_MS + 30_000
+            history = []
+            for i, device in enumerate(devices):
+                bodies = _bodies(device, i, 0, t_ms, rng)
+                for k, kind in enumerate(("state", "summary", "drift")):
+                    seqs[i] += 1
+                    body = json.dumps(bodies[kind], separators=(",", ":"))
+                    history.append(
+                        AgentRecord(
+                            f"{device.device_id}:{seqs[i]}",
+                            device.device_id,
+                            device.site,
+                            kind,
+                            (t_ms + k) * 1000,
+                            AGENT_VERSION,
+                            body,
+                            hashlib.sha256(body.encode()).hexdigest(),
+                            time.time_ns() // 1000,
+                        )
+                    )
+            for start in range(0, len(history), 5000):
+                store.put_agent_messages(history[start : start + 5000])
         for minute in range(args.minutes):
             t_ms = t0_ms + minute * MINUTE_MS + 30_000
             records = []
@@ -609,6 +632,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--direct", action="store_true", help="monitoring alone: each minute stored whole before its step"
+    )
+    parser.add_argument(
+        "--history-rounds",
+        type=int,
+        default=0,
+        help="--direct: 10-minute rounds (state, summary, drift per device) stored before the first minute",
     )
     args = parser.parse_args(argv)
     if args.direct:
