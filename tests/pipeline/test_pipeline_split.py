@@ -238,3 +238,19 @@ def test_breakdown_per_make_and_kind_pools_the_right_devices() -> None:
     assert out["kind"]["y"]["fp"] == 1.0
     assert out["kind"]["y"]["tn"] == 3.0
     assert breakdown([])["all"] == {}
+
+
+def test_files_of_the_same_name_under_two_paths_are_both_read(skab_small: Path) -> None:
+    """``paths = [valve1, valve2]``: valve2/0.csv is not dropped as a repeat of valve1/0.csv (it was)."""
+    from pumpops.pipeline._data import load_files_dataset
+
+    cfg = parse_config(
+        {
+            "data": {
+                "source": "files",
+                "paths": [str(skab_small / "valve1"), str(skab_small / "valve2"), str(skab_small / "valve1")],
+            }
+        }
+    )
+    names = sorted({r.device_id for r in load_files_dataset(cfg).recordings})
+    assert names == ["0", "1", "valve2/0"]  # the valve1 folder given twice is read once

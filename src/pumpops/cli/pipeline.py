@@ -236,7 +236,7 @@ def _breakdown_lines(evaluation: dict[str, Any]) -> list[str]:
     out = [
         "",
         f"by fault kind and make — {title}:",
-        f"  {'':<26}{'F1':>14}{'FAR':>14}{'MAR':>14}{'delay s':>16}",
+        f"  {'':<30}{'F1':>18}{'FAR':>18}{'MAR':>18}{'delay s':>20}",
     ]
     for group in ("kind", "make"):
         for name, m in sorted(main.get(group, {}).items()):
@@ -248,7 +248,7 @@ def _breakdown_lines(evaluation: dict[str, Any]) -> list[str]:
                     cell += f" ({_number(o[key]) if o.get(key) is not None else 'n/a'})"
                 cells.append(cell)
             out.append(
-                f"  {group + ' ' + name:<26}" + "".join(f"{c:>14}" for c in cells[:3]) + f"{cells[3]:>16}"
+                f"  {group + ' ' + name:<30}" + "".join(f" {c:>17}" for c in cells[:3]) + f" {cells[3]:>19}"
             )
     return out
 

@@ -99,12 +99,16 @@ def load_files_dataset(config: PipelineConfig) -> Dataset:
         conversions.append((available.index(name), *affine_to(sensor.unit, CANONICAL_SENSORS[name].unit)))
     recordings = []
     seen: set[str] = set()
+    read: set[Path] = set()
     for root in data.paths:
         base = root if root.is_dir() else root.parent
         for path in skab_files(root):
+            if path.resolve() in read:
+                continue  # the same file reached through two paths
+            read.add(path.resolve())
             name = path.relative_to(base).with_suffix("").as_posix()
-            if name in seen:
-                continue
+            if name in seen:  # another file of the same name under another path: keep both
+                name = f"{base.name}/{name}"
             seen.add(name)
             table = read_skab_csv(path, experiment=name, utc_offset_s=data.utc_offset_s, profile=profile)
             if table.anomaly is None and not data.include_unlabelled:
