@@ -251,6 +251,9 @@ def test_agent_refuses_an_unsigned_recalibrate_hint_and_says_why(lab: Lab) -> No
     assert "recalibration order 1 refused: not signed by the hub" in str(room.last_update_error)
     assert "recalibration order 1 refused" in str(room.reports[-1])
     assert room.counts["recalibrations_refused"] == 1
+    room.check_for_update()  # the next check, the retained message unchanged: still said, counted once
+    assert "recalibration order 1 refused: not signed by the hub" in str(room.last_update_error)
+    assert room.counts["recalibrations_refused"] == 1
     room.deliver({"recalibrate": "drop table"})
     assert "recalibration hint 'drop table' refused: not an order number" in str(room.last_update_error)
     assert room.recommissioned == []

@@ -52,8 +52,9 @@ class UpdatingRoom(AgentBase):
 
     _refused: dict[str, str]
     _kill_at: str | None
-    #: the order number an MQTT ``desired`` named (a hint, in memory only), or its refusal
+    #: the order number an MQTT ``desired`` named (a hint, in memory only, judged at the next check)
     _recal_hint: int | None = None
+    #: why the standing ``desired`` message's hint was refused (reported at every check until it changes)
     _recal_hint_refused: str | None = None
 
     def check_for_update(self) -> None:
@@ -100,20 +101,26 @@ class UpdatingRoom(AgentBase):
             return
         followed = self._persist.get("recalibration_order")
         followed = followed if isinstance(followed, int) and not isinstance(followed, bool) else 0
-        hint, self._recal_hint = self._recal_hint, None
-        refusals = [r for r in (self._recal_hint_refused,) if r]
-        self._recal_hint_refused = None
+        hint, self._recal_hint = self._recal_hint, None  # a hint is judged once, when it came
         decision = decide_recalibration(
             orders, self.device_id, followed=followed, now_ms=round(self._wall() * 1000), hint=hint
         )
-        if decision.refused is not None:
-            refusals.append(decision.refused)
-        for text in refusals:
+        refused = decision.refused
+        new: list[str] = []
+        if refused is not None and hint is not None and refused.startswith(f"recalibration order {hint} "):
+            self._recal_hint_refused = refused  # stands while the hub's retained message does
+            new.append(refused)
+            refused = None
+        elif refused is not None:
+            new.append(refused)
+        for text in new:
             self.counts["recalibrations_refused"] = self.counts.get("recalibrations_refused", 0) + 1
             log.warning("%s", text)
-            self.last_update_error = (
-                text if not self.last_update_error else f"{self.last_update_error}; {text}"
-            )
+        for said in (self._recal_hint_refused, refused):
+            if said:
+                self.last_update_error = (
+                    said if not self.last_update_error else f"{self.last_update_error}; {said}"
+                )
         if not decision.follow:
             return
         self._persist["recalibration_order"] = decision.order
@@ -227,6 +234,8 @@ class UpdatingRoom(AgentBase):
             log.info("hub hints at recalibration order %d: checking the signed metadata", raw)
         else:
             self._recal_hint_refused = f"recalibration hint {str(raw)[:40]!r} refused: not an order number"
+            self.counts["recalibrations_refused"] = self.counts.get("recalibrations_refused", 0) + 1
+            log.warning("%s", self._recal_hint_refused)
 
     def _take_desired(self) -> bool:
         if self.uplink is None:
@@ -243,6 +252,7 @@ class UpdatingRoom(AgentBase):
             except ValueError:
                 log.warning("ignoring a desired-state message that is not JSON")
                 continue
+            self._recal_hint_refused = None  # a new message: the old one's refusal no longer stands
             self._take_recalibrate_hint(doc)
             # A hint, not a command: judged against the signed intent at each check, never persisted.
             self._desired = None if version is None else str(version)[:64]
