@@ -57,6 +57,8 @@ _PUBLIC = {
         "write_predictions",
     },
     "pumpops.pipeline.tuning": {
+        "CANDIDATE_SPACES",
+        "DEFAULT_CANDIDATES",
         "DEFAULT_TRIALS",
         "FAR_MARGIN",
         "NORMAL_PIECE_ROWS",
@@ -69,6 +71,7 @@ _PUBLIC = {
         "held_out",
         "held_out_table",
         "log_search",
+        "run_trials",
         "normal_pieces",
         "objective",
         "parse_split",
