@@ -92,6 +92,33 @@ def test_retrain_run_bad_until_names_the_flag(
     assert "--until" in err
 
 
+def test_retrain_run_drift_onset_after_the_data_names_the_flag(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = pumpops(
+        *(workspace, "retrain", "run", "-g", "g1", "--until", "2h", "--drift-onset", "1h"),
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2, err
+    assert "--drift-onset must be before --until" in err
+
+
+def test_retrain_run_drift_onset_waits_for_post_drift_data(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = pumpops(
+        *(workspace, "retrain", "run", "-g", "g1", "--until", "1h", "--drift-onset", "70m", "--json"),
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 0, out + err
+    outcome = json.loads(out)
+    assert (outcome["status"], outcome["trigger"], outcome["steps"]) == ("waiting", "drift", ["waiting"])
+    assert "600 s of data since the drift's onset" in outcome["reason"]
+    assert "waiting for 1800 s (retrain.min_post_drift_s)" in outcome["reason"]
+
+
 def test_retrain_run_database_url_option(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -73,16 +73,30 @@ def run_cmd(  # noqa: PLR0917 - typer passes options by keyword
             show_default=False,
         ),
     ] = None,
+    drift_onset: Annotated[
+        str | None,
+        typer.Option(
+            help="When the group's drift began (ISO 8601 or a duration before now): a drift-triggered "
+            "run that trains on post-drift data and meets the post-drift gate (docs/retrain.md).",
+            show_default=False,
+        ),
+    ] = None,
     no_rollout: NoRolloutFlag = False,
     actor: ActorOption = None,
     db: DatabaseUrlOption = None,
     tracking_uri: TrackingUriOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Retrain a group by hand: the same chain the policy runs, with trigger 'manual'."""
+    """Retrain a group by hand: the policy's chain, trigger 'manual' ('drift' with --drift-onset).
+
+    Exit 0 also when a drift-triggered run is waiting for post-drift data (status waiting).
+    """
     import time
 
     until_us = round(time.time() * 1_000_000) if until is None else parse_time_us(until, option="--until")
+    onset_us = None if drift_onset is None else parse_time_us(drift_onset, option="--drift-onset")
+    if onset_us is not None and onset_us >= until_us:
+        raise ConfigError(f"--drift-onset must be before --until (the end of the data): {drift_onset!r}")
     settings = settings_from(ctx, database_url=db, tracking_uri=tracking_uri)
     who = resolve_actor(settings, actor)
     from pumpops.retrain import run_retrain
@@ -91,12 +105,13 @@ def run_cmd(  # noqa: PLR0917 - typer passes options by keyword
     outcome = run_retrain(
         settings,
         group,
-        trigger="manual",
+        trigger="manual" if onset_us is None else "drift",
         actor=who,
         policy=settings.retrain,
         until_us=until_us,
         start_rollout=starter,
         progress=_progress,
+        drift_onset_us=onset_us,
     )
     _show(outcome.to_dict(), as_json)
     _exit(outcome)
