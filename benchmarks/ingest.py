@@ -294,9 +294,7 @@ def _worker_proc(
     out.send({"cpu_s": cpu, "duplicates": stats.duplicates, "stored": stats.stored_messages})
 
 
-def run_workers(
-    url: str, db_url: str, w: Workload, n_workers: int, profile_dir: str | None
-) -> dict[str, float]:
+def run_workers(url: str, db_url: str, w: Workload, n_workers: int) -> dict[str, float]:
     """The saturated workload through ``n_workers`` ingest processes on one shared subscription."""
     store: TelemetryStore = open_store(db_url)
     store.upgrade()
