@@ -255,3 +255,20 @@ def test_prune_removes_hour_aggregates_with_the_summaries_horizon(store: Telemet
     assert [r.hour_us for r in sql(store).hour_aggregates()] == [horizon_hour * HOUR_MS * 1000]
     kept = store.prune(RetentionPolicy(summaries_days=0), actor="t", now=now_us + 10**12)
     assert {k.kind: k.rows for k in kept.kinds}["hour_aggregates"] == 0
+
+
+def test_a_row_committed_late_is_read_within_the_overlap_and_missed_beyond_it(store: TelemetryStore) -> None:
+    """The watermark's stated limit: receipt time, re-read ``overlap_s`` back (ADR 0016)."""
+    state = {"health": "ok", "model_name": "m", "model_version": 1, "drift_status": {"status": "ok"}}
+    now = T0_MS + HOUR_MS
+    store.put_agent_messages([message("p-1", 1, "state", T0_MS + 1, state, 1_000_000)])
+    monitor = IncrementalMonitor(sql(store), overlap_s=60)
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms is None
+    # p-2's message was received 30 s before p-1's but committed after the step: inside the overlap
+    store.put_agent_messages([message("p-2", 1, "state", T0_MS + 2, state, 1_000_000 - 30_000)])
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms == T0_MS + 2
+    # one received 90 s before the watermark and committed now: beyond the overlap, missed
+    store.put_agent_messages([message("p-2", 2, "state", T0_MS + 3, state, 1_000_000 - 90_000)])
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms == T0_MS + 2
+    full = build_fleet_view(store.agent_messages(), DEVICES, now_ms=now, policy=POLICY)
+    assert full.devices[1].last_seen_ms == T0_MS + 3

@@ -345,7 +345,7 @@ class IncrementalMonitor:
         self,
         store: AggregateStore,
         *,
-        overlap_s: float = 10.0,
+        overlap_s: float = 120.0,
         page: int = 20_000,
         write_aggregates: bool = True,
     ) -> None:
