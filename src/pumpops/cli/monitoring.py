@@ -27,6 +27,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pumpops.audit import resolve_actor
+from pumpops.cli._shift_rows import (
+    device_shift_json,
+    device_shift_row,
+    group_shift_row,
+    group_shift_words,
+    shift_json,
+)
 from pumpops.cli._support import (
     DatabaseUrlOption,
     JsonFlag,
@@ -48,7 +55,7 @@ from pumpops.hub import event_publisher, event_sink, monitoring_service, open_wo
 from pumpops.monitoring import NO_DATA
 
 if TYPE_CHECKING:
-    from pumpops.monitoring import DeviceView, FleetView, GroupShift, MonitoringService
+    from pumpops.monitoring import DeviceView, FleetView, MonitoringService
     from pumpops.registry import EventSink
     from pumpops.settings import Settings
     from pumpops.store import FleetAlertRecord
@@ -401,15 +408,15 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
                     "verdict": device_verdict(d),
                     "top_psi": [{"sensor": s, "psi": v} for s, v in d.drift.top_psi(_TOP_PSI)],
                     "drift": asdict(d.drift),
-                    "shift": _device_shift_json(word_of.get(d.group), d.device_id),
+                    "shift": device_shift_json(word_of.get(d.group), d.device_id),
                 }
                 for d in device_list
             ],
             "groups": [
                 {
                     **g.drift.to_dict(),
-                    **_group_shift_words(word_of.get(g.group)),
-                    "shift": _shift_json(word_of.get(g.group)),
+                    **group_shift_words(word_of.get(g.group)),
+                    "shift": shift_json(word_of.get(g.group)),
                     "open_alerts": [_alert_json(a) for a in alerts if a.group == g.group],
                 }
                 for g in groups
@@ -427,7 +434,7 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             "word": None if d.drift.drifting is None else ("drift" if d.drift.drifting else "ok"),
             "from": d.drift.source or None,
             "word_at": None if d.drift.drift_ms is None else _time(d.drift.drift_ms),
-            **_device_shift_row(word_of.get(d.group), d.device_id),
+            **device_shift_row(word_of.get(d.group), d.device_id),
             f"top_{_TOP_PSI}_psi": ", ".join(f"{s} {v:.2f}" for s, v in d.drift.top_psi(_TOP_PSI)),
         }
         for d in device_list
@@ -445,7 +452,7 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             "faults": None,
             "open_alerts": " ".join(a.alert_id for a in alerts if a.group == g.group),
             "reason": g.drift.reason,
-            **_group_shift_row(word_of.get(g.group)),
+            **group_shift_row(word_of.get(g.group)),
         }
         for g in groups
     ]
@@ -468,65 +475,6 @@ def drift_status(  # noqa: PLR0917 - typer passes options by keyword; the order 
             f"those reporting in {format_duration(policy.window_s)}; no data: no device said a drift word)",
             empty="no group",
         )
-
-
-def _group_shift_words(shift: GroupShift | None) -> dict[str, Any]:
-    """The shift verdict's words over the drift-word verdict's, when the group's devices sent shift tests."""
-    if shift is None:
-        return {}
-    return {
-        "drifting": shift.verdict == "drift",
-        "verdict": shift.verdict,
-        "reason": shift.reason,
-        "drifting_devices": sorted(d for d, v in shift.devices.items() if v == "group_drift"),
-    }
-
-
-def _shift_json(shift: GroupShift | None) -> dict[str, Any] | None:
-    return None if shift is None else shift.to_dict()
-
-
-def _group_shift_row(shift: GroupShift | None) -> dict[str, Any]:
-    if shift is None:
-        return {}
-
-    def having(word: str) -> str:
-        return " ".join(sorted(d for d, v in shift.devices.items() if v == word))
-
-    return {
-        "verdict": shift.verdict,
-        "drifting": having("group_drift"),
-        "shared": ", ".join(f"{s} ({len(ids)})" for s, ids in shift.shared.items()),
-        "since": ", ".join(f"{s} {_time(ms)}" for s, ms in shift.since_ms.items()),
-        "local": having("device_local"),
-        "faults": having("fault"),
-        "reason": shift.reason,
-    }
-
-
-def _device_shift_json(shift: GroupShift | None, device_id: str) -> dict[str, Any] | None:
-    if shift is None or device_id not in shift.devices:
-        return None
-    evidence = shift.evidence.get(device_id)
-    return {
-        "verdict": shift.devices[device_id],
-        "action": shift.action(device_id),
-        **(evidence.to_dict() if evidence is not None else {}),
-    }
-
-
-def _device_shift_row(shift: GroupShift | None, device_id: str) -> dict[str, Any]:
-    if shift is None or device_id not in shift.devices:
-        return {"shift": None, "sensors": None, "since": None}
-    e = shift.evidence.get(device_id)
-    sensors = e.confirmed or e.shifted if e is not None else ()
-    sd = e.shift_sd if e is not None else {}
-    since = e.since_ms if e is not None else {}
-    return {
-        "shift": shift.devices[device_id],
-        "sensors": ", ".join(f"{s} {sd[s]:+.1f} sd" if s in sd else s for s in sensors),
-        "since": _time(min(since.values())) if since else None,
-    }
 
 
 def _us_time(us: int | None) -> str | None:
