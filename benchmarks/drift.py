@@ -59,6 +59,7 @@ import numpy as np
 from pumpops.edge import psi, reference_bins
 from pumpops.edge._shift import ShiftJudge, ShiftTest
 from pumpops.monitoring import DeviceShift, DriftPolicy, GroupShift, judge_shifts
+from pumpops.monitoring._shift_verdicts import POOL_Z
 from pumpops.sim import DriftKind, Event, FaultKind, FleetSimulator, Onset, Scenario, build_fleet, to_epoch_ms
 
 START_MS = to_epoch_ms("2025-06-01T00:00:00Z")
@@ -247,7 +248,9 @@ def run_seed(
         hub_rows: dict[str, list[tuple[int, bool, tuple[str, ...]]]] = {d: [] for d in ids}
         last: GroupShift | None = None
         for k, end in enumerate(ends):
-            last = judge_shifts(group, [words[d][k] for d in ids], now_ms=end, policy=policy)
+            last = judge_shifts(
+                group, [words[d][k] for d in ids], now_ms=end, policy=policy, pool_z=args.pool_z
+            )
             for d in ids:
                 said = last.devices.get(d, "ok")
                 named = {s for s, who in last.shared.items() if d in who} | set(words[d][k].confirmed)
@@ -277,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report-every", type=int, default=3600, help="rows between reports (agent default)")
     parser.add_argument("--alpha", type=float, default=0.01, help="shift test false-alarm rate per report")
     parser.add_argument("--confirm", type=int, default=2, help="reports a shift must stay before it is drift")
+    parser.add_argument("--pool-z", type=float, default=POOL_Z, help="the hub's pooling threshold on z")
     parser.add_argument("--offset", type=float, default=0.02, help="recalibration offset / sensor mean")
     parser.add_argument("--fault", default="bearing_wear", choices=[k.value for k in FaultKind])
     args = parser.parse_args(argv)
@@ -292,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"# drift verdicts: seeds {seeds.start}-{seeds.stop - 1} x {args.devices} pumps, reference "
           f"{args.reference_h:g} h, live {args.live_h:g} h (events from +{args.onset_h:g} h), window "
           f"{args.window} rows, report every {args.report_every} rows, alpha {args.alpha:g}, "
-          f"confirm {args.confirm}, fault {args.fault}")  # fmt: skip
+          f"confirm {args.confirm}, pool z {args.pool_z:g}, fault {args.fault}")  # fmt: skip
     machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu"
     print(f"# {machine}, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {wall:.0f} s, "

@@ -289,7 +289,7 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
 
 
 def judge_shifts(
-    group: str, devices: Sequence[DeviceShift], *, now_ms: int, policy: DriftPolicy
+    group: str, devices: Sequence[DeviceShift], *, now_ms: int, policy: DriftPolicy, pool_z: float = POOL_Z
 ) -> GroupShift:
     """Whether ``group``'s shifts are shared drift, device-local shifts or faults (module docstring).
 
@@ -327,7 +327,7 @@ def judge_shifts(
     candidates = [d for d in reporting if d.hint in ("none", *_DRIFT_HINTS)]
     for sensor in sorted({s for d in candidates for s in d.z}):
         for sign in (1.0, -1.0):
-            strong = [d.device_id for d in candidates if sign * d.z.get(sensor, 0.0) >= POOL_Z]
+            strong = [d.device_id for d in candidates if sign * d.z.get(sensor, 0.0) >= pool_z]
             if enough(strong):
                 pooled.setdefault(sensor, set()).update(strong)
     for sensor, pool in pooled.items():
