@@ -518,7 +518,8 @@ def run_direct(args: argparse.Namespace, n: int) -> dict[str, Any]:
     every ``--full-every`` minutes on the same rows and compared.
     """
     db_url = f"{PG_URL}?schema=hubload_{uuid.uuid4().hex[:10]}"
-    settings = Settings(workspace=Path(tempfile.mkdtemp(prefix="pumpops-hubload-")), database_url=db_url)
+    tmp = Path(tempfile.mkdtemp(prefix="pumpops-hubload-"))
+    settings = Settings(workspace=tmp, database_url=db_url)
     devices = fleet(n)
     t0_ms = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
     rng = np.random.default_rng(args.seed)
@@ -601,6 +602,7 @@ def run_direct(args: argparse.Namespace, n: int) -> dict[str, Any]:
     finally:
         store.close()
         _drop_pg_schema(db_url)
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "devices": n,
         "minutes": args.minutes,
