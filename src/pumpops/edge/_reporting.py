@@ -257,8 +257,9 @@ class ReportingRoom(AgentBase):
             "fault_signs": report.get("fault_signs", []),
             "reference": report["reference"],
             "median_score_over_threshold": report["median_score_over_threshold"],
-            # The sensors the verdict stands on: the shift test's, else PSI's (reported, not deciding).
-            "drifted": list(report.get("confirmed") or report.get("shifted") or [])
+            # The sensors a drift verdict stands on (none for a fault-like change: the alarms speak);
+            # without a shift test, PSI's (reported, not deciding).
+            "drifted": (list(report.get("confirmed") or []) if drifting else [])
             if hint
             else report["drifted"],
             "change_fired": report["change"]["fired"],
