@@ -268,7 +268,10 @@ def _local_client(workers: int, threads_per_worker: int) -> Client:
             n_workers=workers,
             threads_per_worker=threads_per_worker,
             processes=True,  # the steps hold the GIL (numpy, scikit-learn, onnx export): one process each
-            dashboard_address=None,  # no web server: nothing to bind, nothing to secure
+            dashboard_address=None,  # no dashboard: nothing to secure
+            # the scheduler's small HTTP server (health, metrics) on a free local port, never the
+            # dashboard's :8787 on every interface (taken when two runs overlap)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.WARNING,
         )
     return Client(cluster)  # type: ignore[no-untyped-call]
