@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pumpops.edge import Cusum, DriftMonitor, PageHinkley, PsiWindow, psi, reference_bins
-from pumpops.edge._shift import ShiftTest, _ar1_factor
+from pumpops.edge._shift import ShiftJudge, ShiftTest, _ar1_factor
 from pumpops.errors import ConfigError, InputError
 
 LEVELS = np.linspace(0.0, 1.0, 11)
@@ -458,3 +458,34 @@ def test_shift_monitor_report_with_a_dead_sensor_is_strict_json() -> None:
     assert doc["shift_sd"]["flow_rate"] is not None
     assert doc["shift"] == {}  # the full answer only for shifted sensors
     assert doc["shifted"] == []
+
+
+def test_shift_monitor_gathers_its_reference_then_tests_against_it() -> None:
+    """A bundle-calibrated device: the first complete rows are the reference, NaN rows are not."""
+    rng = np.random.default_rng(21)
+    kept: list[np.ndarray] = []
+    mon = DriftMonitor(EIGHT, np.zeros((8, 11)) + LEVELS, window_rows=100, report_every_rows=100,
+                       gather_reference=400, shift_window_rows=100, on_reference=kept.append)  # fmt: skip
+    rows = rng.normal(0, 1, (1000, 8))
+    rows[50, 3] = np.nan  # not a reference row
+    reports = [r for i, row in enumerate(rows) if (r := mon.update(row, 0.1, ts_ms=i)) is not None]
+    assert mon.reference_progress is None
+    assert len(kept) == 1
+    assert kept[0].shape == (400, 8)
+    assert np.all(np.isfinite(kept[0]))
+    assert [r.hint for r in reports[:4]] == ["", "", "", ""]  # rows 0-400: gathering, no shift word
+    assert reports[4].hint == "none"  # rows 401-500 fill the first window: stationary
+    assert mon.shift_test is not None
+    shifted = rng.normal(0, 1, (200, 8)) + 5.0 * np.eye(8)[2]
+    later = [r for i, row in enumerate(shifted) if (r := mon.update(row, 0.1, ts_ms=2000 + i)) is not None]
+    assert [r.hint for r in later] == ["new_shift", "sensor_shift"]
+    assert later[-1].confirmed == (EIGHT[2],)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"few_sensors": 0}, {"confirm": 0}, {"growth_sd": 0.0}, {"growth_fraction": -0.1}, {"hold_alpha": 1.0}],
+)
+def test_shift_judge_refuses_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match="ShiftJudge"):
+        ShiftJudge(**kwargs)  # type: ignore[arg-type]
