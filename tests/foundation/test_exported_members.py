@@ -114,6 +114,7 @@ _PUBLIC = {
         "EventRecord",
         "FeedbackRecord",
         "FleetAlertRecord",
+        "HourAggregate",
         "PRUNE_KINDS",
         "PruneReport",
         "PrunedKind",

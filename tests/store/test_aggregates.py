@@ -20,8 +20,7 @@ from pumpops.fleet import Device
 from pumpops.monitoring import DriftPolicy, build_fleet_view
 from pumpops.monitoring._fleet import SummaryStats, _model_key
 from pumpops.monitoring._incremental import HOUR_MS, IncrementalMonitor, hour_aggregate
-from pumpops.store import AgentRecord, RetentionPolicy, TelemetryStore
-from pumpops.store._aggregates import HourAggregate
+from pumpops.store import AgentRecord, HourAggregate, RetentionPolicy, TelemetryStore
 from pumpops.store._sql import SqlTelemetryStore
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00Z

@@ -55,8 +55,7 @@ from pumpops.monitoring._fleet import (
     _model_key,
     assemble_fleet_view,
 )
-from pumpops.store import AgentRecord
-from pumpops.store._aggregates import HourAggregate
+from pumpops.store import AgentRecord, HourAggregate
 
 if TYPE_CHECKING:
     from pumpops.fleet import Device

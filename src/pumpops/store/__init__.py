@@ -22,6 +22,7 @@ from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.audit import AuditSigner
+    from pumpops.store._aggregates import HourAggregate
     from pumpops.store._base import (
         TelemetryStore,
     )
@@ -90,6 +91,7 @@ _LAZY: dict[str, str] = {
     "RegistryRecordStore": "pumpops.store._interfaces",
     "RolloutRecordStore": "pumpops.store._interfaces",
     "RetentionStore": "pumpops.store._interfaces",
+    "HourAggregate": "pumpops.store._aggregates",
     "PRUNE_KINDS": "pumpops.store._retention",
     "PrunedKind": "pumpops.store._retention",
     "PruneReport": "pumpops.store._retention",
@@ -124,6 +126,7 @@ __all__ = [
     "EventRecord",
     "FeedbackRecord",
     "FleetAlertRecord",
+    "HourAggregate",
     "PruneReport",
     "PrunedKind",
     "ReadingStore",
