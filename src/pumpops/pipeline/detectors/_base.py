@@ -54,11 +54,13 @@ from pumpops.pipeline.detectors._numerics import (
     INPUT_WINDOW,
     ONNX_OPSET,
     OUTPUT_SCORE,
+    input_windows,
     k_of_n,
     robust_center_scale,
     scale_floor_vector,
     sensor_windows,
     smooth_alarms,
+    trailing_mean,
     typical_rows,
 )
 from pumpops.pipeline.detectors._registry import DETECTORS, build_detector, register_detector
@@ -374,12 +376,7 @@ class Detector(abc.ABC):
         return typical_rows(features, self.trim_z)
 
     def _smooth_scores(self, per_row: np.ndarray) -> np.ndarray:
-        m = self.score_window
-        if m == 1:
-            return per_row + self.score_offset if self.score_offset else per_row
-        padded = np.concatenate([np.repeat(per_row[:1], m - 1), per_row])
-        cs = np.concatenate([[0.0], np.cumsum(padded)])
-        return np.asarray((cs[m:] - cs[:-m]) / m + self.score_offset)
+        return trailing_mean(per_row, self.score_window) + self.score_offset
 
     # ----------------------------------------------------------------- public API
 
@@ -543,11 +540,7 @@ class Detector(abc.ABC):
 
     def windows(self, X: np.ndarray) -> np.ndarray:
         """The ONNX input for every row of ``X``: ``(n, W, S)`` windows, first row repeated before start."""
-        X = np.asarray(X, dtype=np.float64)
-        W = self.input_length
-        Xp = np.concatenate([np.repeat(X[:1], W - 1, axis=0), X])
-        view = np.lib.stride_tricks.sliding_window_view(Xp, W, axis=0)  # (n, S, W)
-        return np.ascontiguousarray(view.transpose(0, 2, 1))
+        return input_windows(X, self.input_length)
 
     # ----------------------------------------------------------------- ONNX
 

@@ -129,3 +129,28 @@ def typical_rows(features: np.ndarray, trim_z: float) -> np.ndarray:
     dev = np.abs(features - med) / np.maximum(mad, 1e-9)
     keep = np.asarray((dev <= trim_z).all(axis=1))
     return keep if keep.sum() >= max(10, features.shape[0] // 4) else np.ones_like(keep)
+
+
+def input_windows(readings: np.ndarray, rows: int) -> np.ndarray:
+    """``(n, rows, S)``: the window ending at every row, the first reading repeated before the start.
+
+    >>> input_windows(np.arange(3.0).reshape(3, 1), 2)[:, :, 0].tolist()
+    [[0.0, 0.0], [0.0, 1.0], [1.0, 2.0]]
+    """
+    x = np.asarray(readings, dtype=np.float64)
+    padded = np.concatenate([np.repeat(x[:1], rows - 1, axis=0), x])
+    view = np.lib.stride_tricks.sliding_window_view(padded, rows, axis=0)  # (n, S, rows)
+    return np.ascontiguousarray(view.transpose(0, 2, 1))
+
+
+def trailing_mean(values: np.ndarray, m: int) -> np.ndarray:
+    """Causal mean of the last ``m`` values (the first value repeated before the start).
+
+    >>> trailing_mean(np.array([2.0, 4.0, 6.0]), 2).tolist()
+    [2.0, 3.0, 5.0]
+    """
+    if m == 1:
+        return np.asarray(values, dtype=np.float64)
+    padded = np.concatenate([np.repeat(values[:1], m - 1), values])
+    cs = np.concatenate([[0.0], np.cumsum(padded)])
+    return np.asarray((cs[m:] - cs[:-m]) / m)
