@@ -21,18 +21,16 @@ from pumpops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pumpops.retrain._chain import (
-        PostDriftWindows,
         RetrainOutcome,
         RolloutStarter,
         alarm_intervals,
         approve,
         outcome_json,
         pipeline_config,
-        post_drift_data,
-        post_drift_windows,
         run_retrain,
     )
     from pumpops.retrain._policy import GroupFacts, RetrainDecision, RetrainSettings, decide_retrain
+    from pumpops.retrain._post_drift import PostDriftWindows, post_drift_data, post_drift_windows
     from pumpops.retrain._respond import TierOutcome, respond_to_shifts, tier_memory
     from pumpops.retrain._tiers import TierAction, TierMemory, choose_tiers, episode_ms
 
@@ -64,18 +62,18 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(
         (
-            "PostDriftWindows",
             "RetrainOutcome",
             "RolloutStarter",
             "alarm_intervals",
             "approve",
             "outcome_json",
             "pipeline_config",
-            "post_drift_data",
-            "post_drift_windows",
             "run_retrain",
         ),
         "pumpops.retrain._chain",
+    ),
+    **dict.fromkeys(
+        ("PostDriftWindows", "post_drift_data", "post_drift_windows"), "pumpops.retrain._post_drift"
     ),
     **dict.fromkeys(("TierOutcome", "respond_to_shifts", "tier_memory"), "pumpops.retrain._respond"),
     **dict.fromkeys(("TierAction", "TierMemory", "choose_tiers", "episode_ms"), "pumpops.retrain._tiers"),

@@ -21,7 +21,6 @@ May import: every hub-side part.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,34 +28,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pumpops.audit import workspace_signer
 from pumpops.errors import ConfigError, NotFoundError, PumpopsError
-from pumpops.fleet import get_profile, get_target
-from pumpops.pipeline import Recording, parse_config, run_pipeline
+from pumpops.fleet import get_target
+from pumpops.pipeline import parse_config, run_pipeline
 from pumpops.registry import EventSink, Registry, parse_ref
 from pumpops.release import bundles_of, create_release, publish_bundles
 from pumpops.retrain._policy import RetrainSettings
+from pumpops.retrain._post_drift import gate_figures, json_safe, post_drift_data, post_drift_windows
 from pumpops.settings import Settings
 from pumpops.store import TelemetryStore, open_store
-from pumpops.validation import (
-    PostDriftData,
-    PostDriftDevice,
-    load_validation_config,
-    rival_champion,
-    validate_candidate,
-)
+from pumpops.validation import load_validation_config, rival_champion, validate_candidate
 
-__all__ = [
-    "PostDriftWindows",
-    "RetrainOutcome",
-    "alarm_intervals",
-    "pipeline_config",
-    "post_drift_data",
-    "post_drift_windows",
-    "run_retrain",
-]
+__all__ = ["RetrainOutcome", "alarm_intervals", "pipeline_config", "run_retrain"]
 
 
 def _open_store(settings: Settings) -> TelemetryStore:
@@ -166,153 +150,6 @@ def pipeline_config(
         "evaluation": {"enabled": False},
         "output": {"experiment": f"retrain-{group}"},
     }
-
-
-@dataclass(frozen=True)
-class PostDriftWindows:
-    """Where a drift-triggered run trains and is judged, in µs since the epoch.
-
-    Attributes:
-        pre_since: start of the pre-drift slice (the champion calibrates on its first half,
-            its second half is scored).
-        onset: the drift's onset: training starts here.
-        holdout_since: training ends here; the post-drift hold-out runs from here to ``until``.
-        until: the newest data.
-    """
-
-    pre_since: int
-    onset: int
-    holdout_since: int
-    until: int
-
-    @property
-    def post_s(self) -> float:
-        """Seconds of data since the onset."""
-        return (self.until - self.onset) / 1e6
-
-    def to_dict(self) -> dict[str, str]:
-        """The bounds as ISO 8601 times."""
-        return {
-            "pre_since": _iso(self.pre_since),
-            "onset": _iso(self.onset),
-            "holdout_since": _iso(self.holdout_since),
-            "until": _iso(self.until),
-        }
-
-
-def post_drift_windows(onset_us: int, until_us: int, policy: RetrainSettings) -> PostDriftWindows:
-    """The slices of a drift-triggered run: training after the onset, a later hold-out, a pre-drift slice.
-
-    Training starts at the onset, or ``window_h`` before the end if the onset is older;
-    the newest ``post_drift_holdout_fraction`` of that span is the hold-out; the
-    pre-drift slice is as long as the post-drift span (at most ``window_h``).
-
-    >>> p = RetrainSettings(window_h=6, post_drift_holdout_fraction=0.25)
-    >>> w = post_drift_windows(10_000_000_000, 14_000_000_000, p)
-    >>> (w.pre_since, w.onset, w.holdout_since, w.until)
-    (6000000000, 10000000000, 13000000000, 14000000000)
-    """
-    window_us = round(policy.window_h * 3_600_000_000)
-    start = max(onset_us, until_us - window_us)
-    holdout = until_us - round((until_us - start) * policy.post_drift_holdout_fraction)
-    pre = onset_us - min(until_us - start, window_us)
-    return PostDriftWindows(pre, start, holdout, until_us)
-
-
-def _inside(ts_us: np.ndarray, intervals: Sequence[tuple[int, int]]) -> np.ndarray:
-    mask = np.zeros(ts_us.size, dtype=bool)
-    for begin, end in intervals:
-        mask |= (ts_us >= begin) & (ts_us < end)
-    return mask
-
-
-def post_drift_data(
-    store: Any,
-    group: str,
-    windows: PostDriftWindows,
-    *,
-    intervals: Sequence[dict[str, str]],
-    margin_s: float,
-    far_tolerance: float,
-) -> PostDriftData:
-    """The group's normal data around the drift, read from the store, for the post-drift gate.
-
-    Every alarm period of ``intervals`` (with ``margin_s``) is left out of every slice,
-    as training leaves it out: the gate counts false alarms on normal rows only.
-
-    Raises:
-        NotFoundError: the group has no registered devices.
-    """
-    devices = sorted((d for d in store.devices() if d.group == group), key=lambda d: d.device_id)
-    if not devices:
-        raise NotFoundError(f"group {group!r} has no registered devices")
-    sensors = tuple(s.canonical for s in get_profile(devices[0].profile_id).sensors)
-    margin_us = round(margin_s * 1e6)
-    periods: dict[str, list[tuple[int, int]]] = {}
-    for item in intervals:
-        begin = _parse_us(item["start"]) - margin_us
-        end = _parse_us(item["end"]) + margin_us
-        periods.setdefault(item["device_id"], []).append((begin, end))
-    mid = windows.pre_since + (windows.onset - windows.pre_since) // 2
-    bounds = (
-        (windows.pre_since, mid),
-        (mid, windows.onset),
-        (windows.onset, windows.holdout_since),
-        (windows.holdout_since, windows.until),
-    )
-    out = []
-    left_out = 0
-    for device in devices:
-        frame = store.query(
-            device.device_id, sensors=sensors, since_us=windows.pre_since, until_us=windows.until
-        )
-        ts = np.asarray(frame.ts_us, dtype=np.int64)
-        values = np.asarray(frame.values, dtype=np.float64)
-        alarmed = _inside(ts, periods.get(device.device_id, []))
-        left_out += int(alarmed.sum())
-        parts: list[Recording | None] = []
-        for split, (begin, end) in zip(("train", "test", "train", "test"), bounds, strict=True):
-            keep = (ts >= begin) & (ts < end) & ~alarmed
-            parts.append(
-                Recording(device.device_id, split, ts[keep], values[keep]) if keep.any() else None  # type: ignore[arg-type]
-            )
-        out.append(PostDriftDevice(device.device_id, *parts))
-    source = {
-        "kind": "store",
-        "group": group,
-        **windows.to_dict(),
-        "devices": len(out),
-        "alarm_rows_left_out": left_out,
-        "margin_s": margin_s,
-    }
-    return PostDriftData(sensors, tuple(out), far_tolerance, source)
-
-
-def _parse_us(text: str) -> int:
-    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1_000_000)
-
-
-def _gate_figures(report: Any) -> dict[str, Any] | None:
-    """The post-drift gate's headline figures from a validation report (None: no such gate)."""
-    try:
-        gate = report.gate("post_drift")
-    except KeyError:
-        return None
-    keep = (
-        "candidate_far",
-        "pre_drift_far",
-        "stale_far",
-        "candidate_recall",
-        "champion_recall",
-        "holdout_rows",
-        "pre_rows",
-        "far_tolerance",
-    )
-    figures: dict[str, Any] = {k: gate.measurements.get(k) for k in keep}
-    figures["passed"] = gate.passed
-    figures["reasons"] = list(gate.reasons)
-    figures["data"] = gate.measurements.get("data")
-    return figures
 
 
 def _failed_reasons(text: str) -> list[str]:
@@ -469,8 +306,8 @@ def run_retrain(  # noqa: PLR0915 - one chain, its steps in order
                     data=validation_data,
                     post_drift=post,
                 ).report
-            out.post_drift = _gate_figures(report)
-            gate_audit = {} if out.post_drift is None else {"post_drift": _json_safe(out.post_drift)}
+            out.post_drift = gate_figures(report)
+            gate_audit = {} if out.post_drift is None else {"post_drift": json_safe(out.post_drift)}
             if not report.passed:
                 failed = _failed_reasons(report.to_text())
                 out.status = "validation_failed"
@@ -603,17 +440,6 @@ def approve(
             start_rollout,
             progress=progress,
         )
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float as None (audit payloads are strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def outcome_json(outcome: RetrainOutcome) -> str:
