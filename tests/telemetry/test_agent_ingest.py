@@ -224,3 +224,23 @@ def test_process_applies_the_ingest_settings_time_and_seq_bounds(sqlite_store: T
     assert "seq 22, more than 10 (ingest.max_seq_jump) past the highest seq 11" in letters["seq_jump"].detail
     assert "at most 60 s are allowed" in letters["future_timestamp"].detail
     assert [r.seq for r in sqlite_store.agent_messages()] == [1, 11]
+
+
+def test_agent_messages_are_dated_when_stored_not_when_they_entered_the_inbox() -> None:
+    # Incremental monitoring reads agent messages by receipt time with a bounded overlap
+    # (monitoring/_incremental.py). A message that waited in ingest's inbox or through a store
+    # outage must therefore carry the time of the attempt that stored it, or a backlog commits it
+    # behind a watermark that has already passed it (seen at 10,000 agents: 51,954 fields missed).
+    ticks = [NOW_US, NOW_US + 300_000_000, NOW_US + 600_000_000]  # received, 1st attempt, retry
+    store = MemoryStore()
+    store.fail_writes = 1  # the first attempt fails: the retry is later still
+    service = IngestService(
+        store,
+        BrokerAddress("127.0.0.1", 9),
+        settings=IngestSettings(client_id="t", reconnect_min_s=0.01, reconnect_max_s=0.02),
+        now_us=lambda: ticks.pop(0) if len(ticks) > 1 else ticks[0],
+    )
+    stats = service.process([(topic(), envelope())])
+    assert (stats.agent_messages, stats.store_errors) == (1, 1)
+    (record,) = store.agent.values()
+    assert record.received_at_us == NOW_US + 600_000_000

@@ -22,7 +22,9 @@ strictly), so a reader may re-read an overlap of rows.
 
 :class:`IncrementalMonitor` is the store-backed shell: it reads the rows
 stored since its watermark (``received_at_us``, re-reading ``overlap_s`` of
-receipt time so a batch committed a little after a later one is not missed),
+receipt time so a batch committed a little after a later one is not missed;
+ingest dates each agent message at the attempt that stores it, so only a
+single store call longer than ``overlap_s`` could still be missed),
 applies them, and writes the touched device-hours to the store's
 ``agent_hour_aggregates`` (absolute values, so a rewrite is idempotent). A
 message older than every kept bucket (an outbox's day-old backlog) still

@@ -142,6 +142,7 @@ class IngestService:
             acks=self._acks,
             abandon=self._abandon,
             observer=observer,
+            now_us=now_us,
         )
         options = ClientOptions(
             client_id=settings.client_id,

@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 
@@ -26,7 +27,7 @@ from pumpops.errors import ServiceError
 from pumpops.fleet import ManufacturerProfile
 from pumpops.mqtt import Backoff
 from pumpops.schema import DeadLetter, ReadingBatch
-from pumpops.store import BatchOutcome, TelemetryStore
+from pumpops.store import AgentRecord, BatchOutcome, TelemetryStore
 from pumpops.telemetry._agent import AgentDecodeResult, agent_topic, decode_agent
 from pumpops.telemetry._codec import DecodeLimits, DecodeResult
 from pumpops.telemetry._decode import decode
@@ -87,8 +88,10 @@ class IngestWriter:
         acks: collections.deque[tuple[int, int, int]],
         abandon: threading.Event,
         observer: Callable[[Sequence[DecodeResult], Sequence[BatchOutcome]], None] | None = None,
+        now_us: Callable[[], int] | None = None,
     ) -> None:
         self._store = store
+        self._now_us = now_us or (lambda: time.time_ns() // 1000)
         self._profiles = profiles
         self._limits = limits
         self._policy = policy
@@ -178,7 +181,15 @@ class IngestWriter:
         rejected = [d.dead_letter for d in decoded if d.dead_letter is not None]
         letters.extend(rejected)
         stored = duplicates = refused = jumps = 0
-        put = partial(self._store.put_agent_messages, max_seq_jump=self._limits.max_seq_jump)
+
+        def put(batch: list[AgentRecord]) -> tuple[int, int, int]:
+            # Dated by the attempt that stores them, not by their arrival in the inbox: incremental
+            # monitoring reads by receipt time with a bounded overlap, so a backlog or an outage
+            # must not commit rows behind a watermark that has passed them.
+            stamp = self._now_us()
+            dated = [replace(r, received_at_us=max(r.received_at_us, stamp)) for r in batch]
+            return self._store.put_agent_messages(dated, max_seq_jump=self._limits.max_seq_jump)
+
         if records:
             try:
                 stored, duplicates, jumps = self._retry("store agent messages", partial(put, records))
