@@ -459,7 +459,10 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                 doing[0] = ""
                 world.outcomes.append(bad.to_dict())
                 timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
-            if not offline_started and (any(o.get("rollout_id") for o in world.outcomes) or now >= end_ms):
+            agents_done = not sup.alive("agent ")  # the hub's clock can stop just short of the end
+            if not offline_started and (
+                any(o.get("rollout_id") for o in world.outcomes) or now >= end_ms or agents_done
+            ):
                 offline_started = True
                 back = world.offline_device
                 _start_agent(sup, back, configs[back], options)
