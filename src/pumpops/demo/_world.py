@@ -467,12 +467,14 @@ def _scenario_of_run(fleet: tuple[Device, ...], options: LoopOptions, t0_ms: int
                     offset=e.get("offset"),
                 )
             )
-    return Scenario(
+    return Scenario(  # no random events: the agents' sources have none (their rates default to 0)
         devices=fleet,
         start_ms=t0_ms,
         duration_s=options.run_h * 3600,
         seed=options.seed,
         events=tuple(events),
+        fault_rate_per_day=0.0,
+        drift_rate_per_day=0.0,
     )
 
 
