@@ -41,6 +41,7 @@ from pumpops.sim import FleetSimulator, Scenario, build_fleet, to_epoch_ms, writ
 from pumpops.store import open_store
 
 START = "2025-06-01T00:00:00Z"
+STEPS = ("load", "snapshot", "features", "fit", "calibrate", "evaluate", "export", "log")
 
 
 def _loadavg() -> str:
@@ -185,15 +186,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(
             "| how | groups trained | failed | start-up s | wall s (groups) | CPU s (all processes) "
-            "| CPU s in the tasks | groups with 1 MLflow run | runs logged |"
+            "| CPU s in the tasks | task wall s summed | groups with 1 MLflow run | runs logged |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for label, report, cpu, one_run, runs in rows:
             print(
                 f"| {label} | {len(report.outcomes) - len(report.failed)} | {len(report.failed)} "
                 f"| {report.startup_s:.1f} | **{report.wall_s:.1f}** | {cpu:.1f} "
-                f"| {sum(o.cpu_s for o in report.outcomes):.1f} | {one_run} | {runs} |"
+                f"| {sum(o.cpu_s for o in report.outcomes):.1f} "
+                f"| {sum(o.elapsed_s for o in report.outcomes):.1f} | {one_run} | {runs} |"
             )
+        print()
+        print("| how | " + " | ".join(f"{step} s" for step in STEPS) + " |  (summed over the groups)")
+        print("|---|" + "---:|" * len(STEPS))
+        for label, report, *_ in rows:
+            done = [o.result for o in report.outcomes if o.result is not None]
+            sums = [sum(r.timings_s.get(step, 0.0) for r in done) for step in STEPS]
+            print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in sums) + " |")
         print()
         print(
             f"speed-up (sequential wall / dask wall): **{base.wall_s / fan.wall_s:.2f}x** "
