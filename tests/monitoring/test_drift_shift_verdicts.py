@@ -306,3 +306,32 @@ def test_judge_shifts_pools_a_shift_too_small_for_each_pump_but_seen_on_several(
     alone = judge_shifts("g", [weak("a", 3.4), weak("c", -3.6), weak("d", 0.2)], now_ms=NOW, policy=POLICY)
     assert alone.shared == {}
     assert set(alone.devices.values()) == {"ok"}
+
+
+def test_service_alerts_only_on_a_shared_shift_the_model_does_not_tolerate(
+    fleet_store: Any, sink: EventSink
+) -> None:
+    """A season or set-point every pump shares, scored below threshold, costs no alarm: no retrain."""
+
+    agents = [Agent("g1-1"), Agent("g1-2"), Agent("g1-3")]
+
+    def reports(at_ms: int, ratio: float) -> list[Any]:
+        body = _report([DP], S, confirmed=[DP], score_ratio=ratio)
+        quiet = _report([], N, score_ratio=0.2)
+        return [a.record("drift", at_ms, quiet if a.device_id == "g1-3" else body) for a in agents]
+
+    service = MonitoringService(fleet_store, sink, MonitoringSettings())
+    fleet_store.put_agent_messages(reports(NOW - 5 * MINUTE_MS, 0.4))
+    assert service.evaluate(NOW * 1000).changes == ()
+    tolerated = service.responses(NOW * 1000)["g1"]
+    assert (tolerated.verdict.verdict, tolerated.retrain_group) == ("drift", False)
+    assert "below threshold" in tolerated.reason
+
+    later = NOW + 10 * MINUTE_MS  # the stale model now alarms on the shifted pumps: retrain
+    fleet_store.put_agent_messages(reports(later, 3.0))
+    assert [(c.group, c.action) for c in service.evaluate(later * 1000).changes] == [("g1", "opened")]
+    assert service.responses(later * 1000)["g1"].retrain_group
+
+    healed = later + 10 * MINUTE_MS  # a retrained model scores the shift below threshold again
+    fleet_store.put_agent_messages(reports(healed, 0.3))
+    assert [(c.group, c.action) for c in service.evaluate(healed * 1000).changes] == [("g1", "closed")]

@@ -34,6 +34,7 @@ _PUBLIC = {
     "DeviceShift",
     "GroupShift",
     "GroupResponse",
+    "model_affected",
     "plan_response",
     "device_shift",
     "judge_shifts",

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         GroupShift,
         device_shift,
         judge_shifts,
+        model_affected,
         plan_response,
     )
 
@@ -86,6 +87,7 @@ __all__ = [
     "find_alarm",
     "judge_group",
     "judge_shifts",
+    "model_affected",
     "plan_response",
     "record_feedback",
 ]
@@ -102,6 +104,7 @@ _HOMES = {
     "DeviceShift": "pumpops.monitoring._shift_verdicts",
     "GroupShift": "pumpops.monitoring._shift_verdicts",
     "GroupResponse": "pumpops.monitoring._shift_verdicts",
+    "model_affected": "pumpops.monitoring._shift_verdicts",
     "plan_response": "pumpops.monitoring._shift_verdicts",
     "device_shift": "pumpops.monitoring._shift_verdicts",
     "judge_shifts": "pumpops.monitoring._shift_verdicts",

@@ -52,6 +52,7 @@ from pumpops.monitoring._shift_verdicts import (
     GroupShift,
     device_shift,
     judge_shifts,
+    model_affected,
     plan_response,
 )
 from pumpops.registry import EventSink
@@ -275,8 +276,10 @@ class MonitoringService:
             shift = shifts.get(group.group)
             if shift is not None and shift.verdict == NO_DATA:
                 shift = None  # no shift test answered in the window: the devices' drift words decide
-            drifting = shift.verdict == "drift" if shift is not None else group.drift.drifting
-            ended = shift.verdict == "ok" if shift is not None else group.drift.verdict == "ok"
+            # a shared shift the model tolerates raises no alert (and ends one): nothing to retrain for
+            affected = shift is not None and shift.verdict == "drift" and model_affected(shift)
+            drifting = affected if shift is not None else group.drift.drifting
+            ended = not affected if shift is not None else group.drift.verdict == "ok"
             if drifting and not alerts:
                 changes.append(self._open(group.drift, group.model_versions, now, shift))
             elif ended:  # no data is no evidence the drift ended: keep it open

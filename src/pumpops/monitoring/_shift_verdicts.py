@@ -51,7 +51,15 @@ from pumpops.monitoring._drift import DriftPolicy
 if TYPE_CHECKING:
     from pumpops.store import AgentRecord
 
-__all__ = ["DeviceShift", "GroupResponse", "GroupShift", "device_shift", "judge_shifts", "plan_response"]
+__all__ = [
+    "DeviceShift",
+    "GroupResponse",
+    "GroupShift",
+    "device_shift",
+    "judge_shifts",
+    "model_affected",
+    "plan_response",
+]
 
 #: What each device verdict asks for (the tiered response, cheapest first).
 #: A pump's mean-test statistic that counts towards a shift shared by its group (pooled evidence).
@@ -202,11 +210,39 @@ class GroupResponse:
         }
 
 
+def model_affected(verdict: GroupShift) -> bool:
+    """Whether a group's shared shift hurts its model: what makes a drift worth a retrain.
+
+    A shift every pump of a group shares (a season, a new set-point) that the
+    model scores below its threshold costs no false alarm; retraining for it
+    spends the hub's time and a rollout on nothing. It is affected when at least
+    half of the group-drift devices that sent their model's median score ratio
+    have it above 1 (the stale model alarms on most rows), or when none sent one
+    (an agent without it: act on the shift alone, as before).
+
+    >>> ev = {"a": DeviceShift("a", score_ratio=3.0), "b": DeviceShift("b", score_ratio=0.4)}
+    >>> both = {"a": "group_drift", "b": "group_drift"}
+    >>> v = GroupShift("g", "drift", {"s": ("a", "b")}, 2, both, {}, "", ev)
+    >>> model_affected(v)
+    True
+    >>> ev["a"] = DeviceShift("a", score_ratio=0.5)
+    >>> model_affected(GroupShift("g", "drift", {}, 2, v.devices, {}, "", ev))
+    False
+    """
+    ratios = [
+        e.score_ratio
+        for d, e in verdict.evidence.items()
+        if verdict.devices.get(d) == "group_drift" and e.score_ratio is not None
+    ]
+    return not ratios or 2 * sum(r > 1.0 for r in ratios) >= len(ratios)
+
+
 def plan_response(verdict: GroupShift) -> GroupResponse:
     """The tiered response one group's verdict asks for.
 
     Devices in group drift are left to the retrain (no recalibration of each):
-    the group's model is what no longer fits them.
+    the group's model is what no longer fits them. A shared shift the model
+    tolerates (:func:`model_affected` false) is reported, not retrained for.
 
     >>> v = GroupShift("g", "ok", {}, 3, {"a": "device_local", "b": "fault", "c": "ok"}, {}, "why")
     >>> r = plan_response(v)
@@ -217,9 +253,12 @@ def plan_response(verdict: GroupShift) -> GroupResponse:
     def having(word: str) -> tuple[str, ...]:
         return tuple(sorted(d for d, v in verdict.devices.items() if v == word))
 
-    retrain = verdict.verdict == "drift"
+    retrain = verdict.verdict == "drift" and model_affected(verdict)
     recalibrate, faults, drifting = having("device_local"), having("fault"), having("group_drift")
     parts = [f"retrain the group ({len(drifting)} device(s) share a shift)"] if retrain else []
+    if verdict.verdict == "drift" and not retrain:
+        shared = len(drifting)
+        parts += [f"no retrain: the model scores the shift shared by {shared} device(s) below threshold"]
     parts += [f"recalibrate {', '.join(recalibrate)}"] if recalibrate else []
     parts += [f"keep alarming on {', '.join(faults)}"] if faults else []
     reason = "; ".join(parts) if parts else f"nothing to do ({verdict.verdict})"

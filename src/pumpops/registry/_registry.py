@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -477,6 +478,8 @@ class Registry:
             ServiceError: MLflow or its artifact store failed.
         """
         dest.mkdir(parents=True, exist_ok=True)
+        # a progress bar per download fills a console or a log (validation fetches every model)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with _mlflow_calls(f"download the model folder of run {run_id}"):
             path = self._client.download_artifacts(run_id, "model", str(dest))
         return Path(path)
