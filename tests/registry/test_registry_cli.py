@@ -53,6 +53,7 @@ class FakeReport:
     def __init__(self, passed: bool) -> None:
         self.passed = passed
         self.gates = [SimpleNamespace(name="parity", status="passed" if passed else "failed", reasons=[])]
+        self.context: dict[str, Any] = {}  # what the report scored: no fleet pumps here
 
     def to_json(self) -> str:
         return json.dumps({"passed": self.passed, "gates": [{"name": "parity", "passed": self.passed}]})
