@@ -1,7 +1,7 @@
 """The tiered response as a hub step: read the shift verdicts, act cheapest first, audit each step.
 
-:func:`respond_to_shifts` is what ``hub serve --services`` (the retrain loop),
-the demo and ``benchmarks/loop.py`` call: per group the monitoring service's
+:func:`respond_to_shifts` is what ``hub serve --services`` (the retrain loop)
+calls (the demo and ``benchmarks/loop.py`` do not yet): per group the monitoring service's
 planned response (:meth:`pumpops.monitoring.MonitoringService.responses`), the
 actions :func:`~pumpops.retrain._tiers.choose_tiers` keeps after what the audit
 trail says was done, then:
