@@ -122,6 +122,30 @@ OutputOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --output json.", show_default=False)]
 
+#: Search spaces the held-out protocol chooses between per split (inner split of the training side);
+#: the same as ``pumpops.pipeline.tuning.DEFAULT_CANDIDATES`` (not imported: the CLI starts without it).
+DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"
+
+SpacesOption = Annotated[
+    str,
+    typer.Option(
+        "--spaces",
+        help="Candidate search spaces, comma-separated (pumpops.pipeline.tuning.CANDIDATE_SPACES); "
+        "with several, each split picks one by an inner split of its training side; "
+        "'' = the default space.",
+    ),
+]
+TrialsOption = Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")]
+
+
+def space_names(text: str) -> tuple[str, ...]:
+    """The names in a ``--spaces`` value.
+
+    >>> space_names(" base, flow_floor,,"), space_names("")
+    (('base', 'flow_floor'), ())
+    """
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
 
 def output_format(output: OutputFormat, as_json: bool = False) -> OutputFormat:
     """The format asked for: ``--json`` wins over ``--output``."""

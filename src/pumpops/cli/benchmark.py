@@ -12,16 +12,19 @@ from typing import Annotated
 
 import typer
 
-from pumpops.cli._support import JsonFlag, OutputFormat, OutputOption, console, emit_rows, output_format
+from pumpops.cli._support import (
+    DEFAULT_SPACES,
+    JsonFlag,
+    OutputFormat,
+    OutputOption,
+    SpacesOption,
+    TrialsOption,
+    console,
+    emit_rows,
+    output_format,
+    space_names,
+)
 from pumpops.errors import ConfigError
-
-#: Search spaces the held-out protocol chooses between per split (inner split of the training side).
-DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"  # pumpops.pipeline.tuning.DEFAULT_CANDIDATES
-
-
-def _space_names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
 
 benchmark_app = typer.Typer(
     name="benchmark",
@@ -60,17 +63,9 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
             help="'folders' (leave-one-folder-out, default) or 'TRAIN[,TRAIN]->TEST[,TEST]' (folder names).",
         ),
     ] = "folders",
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
+    trials: TrialsOption = 150,
     engine: Annotated[str, typer.Option("--engine", help="'onnx' (exported model) or 'numpy'.")] = "onnx",
-    spaces: Annotated[
-        str,
-        typer.Option(
-            "--spaces",
-            help="Candidate search spaces, comma-separated (pumpops.pipeline.tuning.CANDIDATE_SPACES); "
-            "with several, each split picks one by an inner split of its training side; "
-            "'' = the default space.",
-        ),
-    ] = DEFAULT_SPACES,
+    spaces: SpacesOption = DEFAULT_SPACES,
     seed: Annotated[int, typer.Option("--seed", help="Search and detector seed.")] = 0,
     output: OutputOption = OutputFormat.TABLE,
     as_json: JsonFlag = False,
@@ -121,7 +116,7 @@ def skab_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
         seed=seed,
         engine=engine,
         out=out / "held-out",
-        spaces=_space_names(spaces),
+        spaces=space_names(spaces),
     )
     fixed = run_skab(data, out=out / "fixed", detector=kind, settings=settings, seed=seed, engine=engine)
     fmt = output_format(output, as_json)

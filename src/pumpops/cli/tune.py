@@ -16,23 +16,20 @@ from typing import Annotated
 import typer
 
 from pumpops.cli._support import (
+    DEFAULT_SPACES,
     JsonFlag,
     OutputFormat,
     OutputOption,
+    SpacesOption,
     TrackingUriOption,
+    TrialsOption,
     console,
     emit_rows,
     output_format,
     settings_from,
+    space_names,
 )
 from pumpops.errors import ConfigError
-
-#: Search spaces the held-out protocol chooses between per split (inner split of the training side).
-DEFAULT_SPACES = "base,flow_floor,flow_window,flow_both"  # pumpops.pipeline.tuning.DEFAULT_CANDIDATES
-
-
-def _space_names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def register(app: typer.Typer) -> None:
@@ -53,16 +50,8 @@ def tune_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
             help="'folders' (each leave-one-folder-out split) or 'TRAIN[,TRAIN]->TEST[,TEST]' (folders).",
         ),
     ],
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Search trials per split.")] = 150,
-    spaces: Annotated[
-        str,
-        typer.Option(
-            "--spaces",
-            help="Candidate search spaces, comma-separated (pumpops.pipeline.tuning.CANDIDATE_SPACES); "
-            "with several, each split picks one by an inner split of its training side; "
-            "'' = the default space.",
-        ),
-    ] = DEFAULT_SPACES,
+    trials: TrialsOption = 150,
+    spaces: SpacesOption = DEFAULT_SPACES,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Sampler and detector seed (default: the config's).")
     ] = None,
@@ -100,7 +89,7 @@ def tune_cmd(  # noqa: PLR0917 - Typer maps each option to a parameter
     rows = []
     for one in splits:
         search = search_split(
-            paths, one, kind=kind, n_trials=trials, seed=use_seed, normal=normal, spaces=_space_names(spaces)
+            paths, one, kind=kind, n_trials=trials, seed=use_seed, normal=normal, spaces=space_names(spaces)
         )
         test = [
             score_experiment(load_experiment(r, p), detector=kind, settings=search.chosen, seed=use_seed)
