@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -39,6 +42,68 @@ def skab_small(skab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         else:
             shutil.copyfile(src, root / name)
     return root
+
+
+SKAB_HEADER = (
+    "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;"
+    "Voltage;Volume Flow RateRMS"
+)
+
+
+def write_skab_file(
+    path: Path,
+    seed: int,
+    *,
+    rows: int = 700,
+    fault: tuple[int, int] = (500, 600),
+    drop: float = 20.0,
+    labelled: bool = True,
+    stamps: Sequence[str] | None = None,
+    unlabelled_flow: Literal["normal", "flat", "with_drop"] = "normal",
+    newline: str = "\n",
+) -> list[str]:
+    """Write one SKAB-format experiment: eight noisy sensors, the flow dropping by ``drop`` over ``fault``.
+
+    Rows are one second apart from 2020-03-09 10:00 plus ``seed`` hours unless ``stamps`` are given.
+    A labelled file has ``anomaly`` (1 inside ``fault``) and ``changepoint`` (1 at both ends) columns.
+    An unlabelled file's flow is noise (``normal``), its first value throughout (``flat``) or noise with
+    the drop (``with_drop``). Returns the time stamps written.
+    """
+    rng = np.random.default_rng(seed)
+    if stamps is None:
+        start = datetime(2020, 3, 9, 10, 0, 0) + timedelta(hours=seed)
+        stamps = [(start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S") for i in range(rows)]
+    begin, end = fault
+    flow = 32.0 + 0.5 * rng.standard_normal(rows)
+    if labelled or unlabelled_flow != "normal":
+        flow[begin:end] -= drop
+    if not labelled and unlabelled_flow == "flat":
+        flow[:] = flow[0]
+    lines = [SKAB_HEADER + (";anomaly;changepoint" if labelled else "")]
+    for i in range(rows):
+        cells = [
+            stamps[i],
+            f"{0.027 + 0.001 * rng.standard_normal():.6f}",
+            f"{0.040 + 0.001 * rng.standard_normal():.6f}",
+            f"{1.3 + 0.05 * rng.standard_normal():.5f}",
+            f"{0.4 + 0.05 * rng.standard_normal():.5f}",
+            f"{79.0 + 0.1 * rng.standard_normal():.4f}",
+            f"{26.0 + 0.05 * rng.standard_normal():.4f}",
+            f"{233.0 + 2.0 * rng.standard_normal():.3f}",
+            f"{flow[i]:.3f}",
+        ]
+        if labelled:
+            cells += [f"{1.0 if begin <= i < end else 0.0}", f"{1.0 if i in (begin, end) else 0.0}"]
+        lines.append(";".join(cells))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(newline.join(lines) + newline, encoding="ascii")
+    return list(stamps)
+
+
+@pytest.fixture
+def write_skab() -> Callable[..., list[str]]:
+    """:func:`write_skab_file`, for test modules (conftest is not importable by name here)."""
+    return write_skab_file
 
 
 def fleet_scenario(n_devices: int = 3, hours: float = 4.0) -> Scenario:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pumpops.errors import ConfigError
@@ -29,39 +28,13 @@ DEAF = {"window": ("cat", (5,)), "threshold_factor": ("cat", (1e5,)), "score_off
 KEEN = {"window": ("cat", (5,)), "threshold_factor": ("cat", (2.0,)), "alarm_n": ("cat", (3,))}
 
 
-def _write(path: Path, seed: int, *, rows: int = 700, labelled: bool = True) -> None:
-    rng = np.random.default_rng(seed)
-    start = datetime(2020, 3, 9, 10, 0, 0) + timedelta(hours=seed)
-    flow = 32.0 + 0.5 * rng.standard_normal(rows)
-    if labelled:
-        flow[500:600] -= 20.0
-    lines = [HEADER + (";anomaly;changepoint" if labelled else "")]
-    for i in range(rows):
-        cells = [
-            (start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"),
-            f"{0.027 + 0.001 * rng.standard_normal():.6f}",
-            f"{0.040 + 0.001 * rng.standard_normal():.6f}",
-            f"{1.3 + 0.05 * rng.standard_normal():.5f}",
-            f"{0.4 + 0.05 * rng.standard_normal():.5f}",
-            f"{79.0 + 0.1 * rng.standard_normal():.4f}",
-            f"{26.0 + 0.05 * rng.standard_normal():.4f}",
-            f"{233.0 + 2.0 * rng.standard_normal():.3f}",
-            f"{flow[i]:.3f}",
-        ]
-        if labelled:
-            cells += [f"{1.0 if 500 <= i < 600 else 0.0}", f"{1.0 if i in (500, 600) else 0.0}"]
-        lines.append(";".join(cells))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
-
-
 @pytest.fixture
-def folders(tmp_path: Path) -> Path:
+def folders(tmp_path: Path, write_skab: Callable[..., list[str]]) -> Path:
     root = tmp_path / "skab"
     for i in range(4):
-        _write(root / "valveA" / f"{i}.csv", i)
-    _write(root / "valveB" / "0.csv", 10)
-    _write(root / "anomaly-free" / "anomaly-free.csv", 30, rows=2400, labelled=False)
+        write_skab(root / "valveA" / f"{i}.csv", i)
+    write_skab(root / "valveB" / "0.csv", 10)
+    write_skab(root / "anomaly-free" / "anomaly-free.csv", 30, rows=2400, labelled=False)
     return root
 
 
@@ -147,8 +120,8 @@ def test_candidate_spaces_extend_the_default_and_map_to_detector_options() -> No
 
 
 def test_the_commands_default_to_the_same_candidates() -> None:
-    from pumpops.cli import benchmark, tune
+    from pumpops.cli._support import DEFAULT_SPACES
     from pumpops.pipeline.tuning import DEFAULT_CANDIDATES
 
-    assert benchmark.DEFAULT_SPACES == tune.DEFAULT_SPACES == ",".join(DEFAULT_CANDIDATES)
+    assert DEFAULT_SPACES == ",".join(DEFAULT_CANDIDATES)
     assert set(DEFAULT_CANDIDATES) <= set(CANDIDATE_SPACES["pca_t2q"])

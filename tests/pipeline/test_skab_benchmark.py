@@ -6,10 +6,10 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -26,54 +26,40 @@ from pumpops.pipeline.skab import (
     run_skab,
 )
 
-HEADER = (
-    "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;"
-    "Voltage;Volume Flow RateRMS"
-)
 
-
-def _write_experiment(path: Path, seed: int, rows: int = 520, labelled: bool = True) -> list[str]:
-    rng = np.random.default_rng(seed)
+def _write_experiment(
+    write_skab: Callable[..., list[str]], path: Path, seed: int, rows: int = 520, labelled: bool = True
+) -> list[str]:
+    """A short experiment: CRLF lines, a 30 s gap in its clock after row 450, a fault at rows 460-500."""
     start = datetime(2020, 3, 9, 10, 0, 0)
     stamps = [
         (start + timedelta(seconds=i + (30 if i > 450 else 0))).strftime("%Y-%m-%d %H:%M:%S")
         for i in range(rows)
     ]
-    flow = 32.0 + 0.5 * rng.standard_normal(rows)
-    anomaly = np.zeros(rows, dtype=int)
-    anomaly[460:500] = 1
-    flow[460:500] -= 20.0
-    lines = [HEADER + (";anomaly;changepoint" if labelled else "")]
-    for i in range(rows):
-        cells = [
-            stamps[i],
-            f"{0.027 + 0.001 * rng.standard_normal():.6f}",
-            f"{0.040 + 0.001 * rng.standard_normal():.6f}",
-            f"{1.3 + 0.05 * rng.standard_normal():.5f}",
-            f"{0.4 + 0.05 * rng.standard_normal():.5f}",
-            f"{79.0 + 0.1 * rng.standard_normal():.4f}",
-            f"{26.0 + 0.05 * rng.standard_normal():.4f}",
-            f"{233.0 + 2.0 * rng.standard_normal():.3f}",
-            f"{flow[i]:.3f}",
-        ]
-        if labelled:
-            cells += [f"{float(anomaly[i])}", f"{1.0 if i in (460, 500) else 0.0}"]
-        lines.append(";".join(cells))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
-    return stamps
+    return write_skab(
+        path,
+        seed,
+        rows=rows,
+        fault=(460, 500),
+        labelled=labelled,
+        stamps=stamps,
+        unlabelled_flow="with_drop",
+        newline="\r\n",
+    )
 
 
 @pytest.fixture
-def tiny_skab(tmp_path: Path) -> tuple[Path, Path, dict[str, list[str]]]:
+def tiny_skab(
+    tmp_path: Path, write_skab: Callable[..., list[str]]
+) -> tuple[Path, Path, dict[str, list[str]]]:
     root_a, root_b = tmp_path / "a", tmp_path / "b"
     stamps = {
-        "valve9/0.csv": _write_experiment(root_a / "valve9" / "0.csv", 1),
-        "valve9/1.csv": _write_experiment(root_a / "valve9" / "1.csv", 2),
-        "deep/er/x.csv": _write_experiment(root_b / "deep" / "er" / "x.csv", 3),
-        "top.csv": _write_experiment(root_b / "top.csv", 4),
+        "valve9/0.csv": _write_experiment(write_skab, root_a / "valve9" / "0.csv", 1),
+        "valve9/1.csv": _write_experiment(write_skab, root_a / "valve9" / "1.csv", 2),
+        "deep/er/x.csv": _write_experiment(write_skab, root_b / "deep" / "er" / "x.csv", 3),
+        "top.csv": _write_experiment(write_skab, root_b / "top.csv", 4),
     }
-    _write_experiment(root_a / "anomaly-free" / "free.csv", 5, labelled=False)
+    _write_experiment(write_skab, root_a / "anomaly-free" / "free.csv", 5, labelled=False)
     return root_a, root_b, stamps
 
 
@@ -143,10 +129,10 @@ def test_run_skab_finds_the_injected_fault(tiny_skab: tuple[Path, Path, dict]) -
     assert overall["mar"] < 50.0
 
 
-def test_run_skab_errors(tmp_path: Path) -> None:
+def test_run_skab_errors(tmp_path: Path, write_skab: Callable[..., list[str]]) -> None:
     with pytest.raises(NotFoundError):
         run_skab([tmp_path / "missing"])
-    _write_experiment(tmp_path / "free" / "f.csv", 1, labelled=False)
+    _write_experiment(write_skab, tmp_path / "free" / "f.csv", 1, labelled=False)
     with pytest.raises(NotFoundError, match="labelled"):
         run_skab([tmp_path / "free"])
     with pytest.raises(ConfigError):

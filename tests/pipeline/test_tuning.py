@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -38,42 +37,16 @@ SMALL_SPACE = {
 }
 
 
-def _write(path: Path, seed: int, *, rows: int = 700, labelled: bool = True, drop: float = 20.0) -> None:
-    rng = np.random.default_rng(seed)
-    start = datetime(2020, 3, 9, 10, 0, 0) + timedelta(hours=seed)
-    anomaly = np.zeros(rows, dtype=int)
-    anomaly[500:600] = 1
-    flow = 32.0 + 0.5 * rng.standard_normal(rows)
-    flow[500:600] -= drop
-    lines = [HEADER + (";anomaly;changepoint" if labelled else "")]
-    for i in range(rows):
-        cells = [
-            (start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"),
-            f"{0.027 + 0.001 * rng.standard_normal():.6f}",
-            f"{0.040 + 0.001 * rng.standard_normal():.6f}",
-            f"{1.3 + 0.05 * rng.standard_normal():.5f}",
-            f"{0.4 + 0.05 * rng.standard_normal():.5f}",
-            f"{79.0 + 0.1 * rng.standard_normal():.4f}",
-            f"{26.0 + 0.05 * rng.standard_normal():.4f}",
-            f"{233.0 + 2.0 * rng.standard_normal():.3f}",
-            f"{flow[i] if labelled else flow[0]:.3f}",
-        ]
-        if labelled:
-            cells += [f"{float(anomaly[i])}", f"{1.0 if i in (500, 600) else 0.0}"]
-        lines.append(";".join(cells))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="ascii")
-
-
 @pytest.fixture
-def folders(tmp_path: Path) -> Path:
+def folders(tmp_path: Path, write_skab: Callable[..., list[str]]) -> Path:
     root = tmp_path / "skab"
     for i in range(3):
-        _write(root / "valveA" / f"{i}.csv", i)
+        write_skab(root / "valveA" / f"{i}.csv", i)
     for i in range(2):
-        _write(root / "valveB" / f"{i}.csv", 10 + i, drop=8.0)
-    _write(root / "leak" / "0.csv", 20)
-    _write(root / "anomaly-free" / "anomaly-free.csv", 30, rows=2400, labelled=False)
+        write_skab(root / "valveB" / f"{i}.csv", 10 + i, drop=8.0)
+    write_skab(root / "leak" / "0.csv", 20)
+    free = root / "anomaly-free" / "anomaly-free.csv"
+    write_skab(free, 30, rows=2400, labelled=False, unlabelled_flow="flat")
     return root
 
 
