@@ -44,6 +44,26 @@ def skab_small(skab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return root
 
 
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace (pumpops.toml, own MLflow database) as the current directory; no PUMPOPS_* set."""
+    from pumpops.settings import init_workspace
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.chdir(ws)
+    for name in (
+        "PUMPOPS_WORKSPACE",
+        "PUMPOPS_DATABASE_URL",
+        "PUMPOPS_MLFLOW_URI",
+        "PUMPOPS_TRACKING_URI",
+        "PUMPOPS_BROKER_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    init_workspace(ws)
+    return ws
+
+
 SKAB_HEADER = (
     "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;"
     "Voltage;Volume Flow RateRMS"

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-import typer
+from _cli import cli_app  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 from pumpops.cli import pipeline as pipeline_cli
@@ -15,34 +14,8 @@ from pumpops.cli import pipeline_groups
 from pumpops.errors import ConfigError
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        """Test root."""
-        ctx.obj = {"workspace": None}
-
-    pipeline_cli.register(app)
-    pipeline_groups.register(app)
-    return app
-
-
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(_app(), list(args))
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from pumpops.settings import init_workspace
-
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    monkeypatch.chdir(ws)
-    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI", "PUMPOPS_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    init_workspace(ws)
-    return ws
+    return CliRunner().invoke(cli_app(pipeline_cli, pipeline_groups), list(args))
 
 
 def _pipeline(path: Path, data: Path) -> Path:

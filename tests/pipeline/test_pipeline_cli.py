@@ -5,41 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import typer
+from _cli import cli_app  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 from pumpops.cli import pipeline as pipeline_cli
 from pumpops.errors import ConfigError
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        """Test root."""
-        ctx.obj = {"workspace": None}
-
-    pipeline_cli.register(app)
-    return app
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A workspace (pumpops.toml) as the current directory."""
-    from pumpops.settings import init_workspace
-
-    monkeypatch.chdir(tmp_path)
-    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI", "PUMPOPS_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    init_workspace(tmp_path)
-    return tmp_path
-
-
 def invoke(*args: str) -> tuple[int, str, BaseException | None]:
     """Run a command; the output is stdout only (progress goes to stderr)."""
-    result = CliRunner().invoke(_app(), list(args))
+    result = CliRunner().invoke(cli_app(pipeline_cli), list(args))
     return result.exit_code, result.stdout, result.exception
 
 

@@ -5,36 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import typer
-from typer.testing import CliRunner
+from _cli import cli_app  # type: ignore[import-not-found]
+from typer.testing import CliRunner, Result
 
 from pumpops.cli import pipeline as pipeline_cli
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        """Test root."""
-        ctx.obj = {"workspace": None}
-
-    pipeline_cli.register(app)
-    return app
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from pumpops.settings import init_workspace
-
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    monkeypatch.chdir(ws)
-    for name in ("PUMPOPS_WORKSPACE", "PUMPOPS_DATABASE_URL", "PUMPOPS_MLFLOW_URI", "PUMPOPS_TRACKING_URI"):
-        monkeypatch.delenv(name, raising=False)
-    init_workspace(ws)
-    return ws
+def _run(args: list[str]) -> Result:
+    return CliRunner().invoke(cli_app(pipeline_cli), args)
 
 
 def _config(ws: Path, data: Path, evaluation: str) -> Path:
@@ -49,7 +27,7 @@ def _config(ws: Path, data: Path, evaluation: str) -> Path:
 
 def test_train_prints_the_split_and_the_held_out_figures(workspace: Path, skab_small: Path) -> None:
     config = _config(workspace, skab_small, 'holdout_devices = ["valve1/1"]')
-    table = CliRunner().invoke(_app(), ["train", "--config", str(config)])
+    table = _run(["train", "--config", str(config)])
     assert table.exit_code == 0, (table.output, table.exception)
     out = table.stdout
     assert "split:           split by device: fitted on" in out
@@ -58,7 +36,7 @@ def test_train_prints_the_split_and_the_held_out_figures(workspace: Path, skab_s
     assert "by fault kind and make — held-out pumps (fitted pumps in brackets):" in out
     assert "kind valve1" in out
 
-    doc = json.loads(CliRunner().invoke(_app(), ["train", "--config", str(config), "--json"]).stdout)
+    doc = json.loads(_run(["train", "--config", str(config), "--json"]).stdout)
     assert doc["split"]["mode"] == "by_device"
     assert doc["split"]["holdout"] == ["valve1/1"]
     assert "valve1/1" not in doc["split"]["fit"]
@@ -68,7 +46,9 @@ def test_train_prints_the_split_and_the_held_out_figures(workspace: Path, skab_s
 
 
 def test_auto_on_recording_files_says_it_is_off_and_why(workspace: Path, skab_small: Path) -> None:
-    result = CliRunner().invoke(_app(), ["train", "--config", str(_config(workspace, skab_small, ""))])
+    result = CliRunner().invoke(
+        cli_app(pipeline_cli), ["train", "--config", str(_config(workspace, skab_small, ""))]
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     assert "split auto: off for recording files" in result.stdout
     assert "held-out pumps:" not in result.stdout

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import typer
+from _cli import cli_app  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 from pumpops.cli import pipeline as pipeline_cli
@@ -31,41 +31,8 @@ from pumpops.pipeline._config import load_config
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        """Test root."""
-        ctx.obj = {"workspace": None}
-
-    pipeline_cli.register(app)
-    registry_cli.register(app)
-    return app
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh workspace as the current directory, with its own MLflow database."""
-    from pumpops.settings import init_workspace
-
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    monkeypatch.chdir(ws)
-    for name in (
-        "PUMPOPS_WORKSPACE",
-        "PUMPOPS_DATABASE_URL",
-        "PUMPOPS_MLFLOW_URI",
-        "PUMPOPS_TRACKING_URI",
-        "PUMPOPS_BROKER_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    init_workspace(ws)
-    return ws
-
-
 def invoke(*args: str) -> Any:
-    return CliRunner().invoke(_app(), list(args))
+    return CliRunner().invoke(cli_app(pipeline_cli, registry_cli), list(args))
 
 
 def skab_pipeline(folder: Path, data: Path, *, seed: int = 1, extra: str = "") -> Path:
@@ -280,7 +247,7 @@ def test_pipeline_init_writes_a_file_train_accepts_and_refuses_to_overwrite(
 
 
 def test_pipeline_init_default_template_parses(tmp_path: Path) -> None:
-    result = CliRunner().invoke(_app(), ["pipeline", "init", str(tmp_path)])
+    result = CliRunner().invoke(cli_app(pipeline_cli, registry_cli), ["pipeline", "init", str(tmp_path)])
     assert result.exit_code == 0, (result.output, result.exception)
     cfg = load_config(tmp_path / "pipeline.toml")
     assert cfg.data.paths == (tmp_path / "data",)

@@ -123,5 +123,5 @@ def test_the_commands_default_to_the_same_candidates() -> None:
     from pumpops.cli._support import DEFAULT_SPACES
     from pumpops.pipeline.tuning import DEFAULT_CANDIDATES
 
-    assert DEFAULT_SPACES == ",".join(DEFAULT_CANDIDATES)
+    assert ",".join(DEFAULT_CANDIDATES) == DEFAULT_SPACES
     assert set(DEFAULT_CANDIDATES) <= set(CANDIDATE_SPACES["pca_t2q"])
