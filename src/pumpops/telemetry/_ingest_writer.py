@@ -7,6 +7,14 @@ retried with backoff (nothing acknowledged meanwhile), and a batch the store
 refuses for another reason is written one message at a time so that only the
 bad one is dead-lettered.
 
+Two stages, overlapped: the writer thread collects and decodes batch N+1
+while a store thread (:class:`_InFlight`, one batch at a time) writes batch N
+and queues its acknowledgements. Batches are stored strictly one after the
+other, in order, so a redelivery in batch N+1 of a message of batch N finds N
+committed; decoding ahead reads nothing of the store but the device cache.
+In one thread decode and store added up (the writer waited on the database
+while its CPU idled); overlapped, a batch costs about the slower of the two.
+
 May import: schema, fleet, store (records, interface), ``pumpops.mqtt`` (backoff),
 this package's codec and policy modules, the stdlib.
 """
@@ -19,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
 
@@ -109,44 +117,67 @@ class IngestWriter:
     def write_until_drained(self, inbox: queue.Queue[Received], stopping: threading.Event) -> None:
         """Commit what arrives on ``inbox`` in batches; return once ``stopping`` is set and all is committed.
 
-        It also returns when the service abandons the store (``abandon``);
-        anything it raises is a bug (outages are retried inside).
+        Batch N+1 is decoded while batch N is stored (module docstring). It
+        also returns when the service abandons the store (``abandon``);
+        anything it raises is a bug (outages are retried inside), the store
+        stage's included.
         """
         pending: list[Received] = []
         first_at = 0.0
-        while True:
-            wait = self._policy.wait_s(pending=len(pending), oldest_age_s=time.monotonic() - first_at)
-            try:
-                item = inbox.get(timeout=0.1 if wait is None else min(wait, 0.1))
-                if not pending:
-                    first_at = time.monotonic()
-                pending.append(item)
-                # take what is already waiting, up to a full batch, without waiting
-                while len(pending) < self._policy.max_messages:
-                    pending.append(inbox.get_nowait())
-            except queue.Empty:
-                pass
-            draining = stopping.is_set()
-            age = time.monotonic() - first_at
-            if pending and (self._policy.should_flush(pending=len(pending), oldest_age_s=age) or draining):
+        inflight: _InFlight | None = None
+        try:
+            while True:
+                if inflight is not None and inflight.done():
+                    inflight.wait()  # raises what the store stage raised
+                    inflight = None
+                wait = self._policy.wait_s(pending=len(pending), oldest_age_s=time.monotonic() - first_at)
                 try:
-                    self.commit(pending)
-                except AbandonedError:
+                    item = inbox.get(timeout=0.1 if wait is None else min(wait, 0.1))
+                    if not pending:
+                        first_at = time.monotonic()
+                    pending.append(item)
+                    # take what is already waiting, up to a full batch, without waiting
+                    while len(pending) < self._policy.max_messages:
+                        pending.append(inbox.get_nowait())
+                except queue.Empty:
+                    pass
+                draining = stopping.is_set()
+                age = time.monotonic() - first_at
+                if pending and (
+                    self._policy.should_flush(pending=len(pending), oldest_age_s=age) or draining
+                ):
+                    decoded = self.decode(pending)
+                    if inflight is not None:
+                        inflight.wait()  # batches are stored in order, one at a time
+                    inflight = _InFlight(partial(self.store, decoded))
+                    pending = []
+                if draining and not pending and inbox.empty():
                     break
-                pending = []
-            if draining and not pending and inbox.empty():
-                break
+            if inflight is not None:
+                inflight.wait()
+        except AbandonedError:
+            return
 
     def commit(self, items: list[Received], *, ack: bool = True) -> None:
         """Decode, store and queue acknowledgements for a batch; retry the store until it works."""
+        self.store(self.decode(items), ack=ack)
+
+    def decode(self, items: list[Received]) -> _Decoded:
+        """Decode a batch (telemetry and agent messages); nothing is stored."""
         is_agent = [agent_topic(item.topic, prefix=self._prefix) is not None for item in items]
         agent_items = [item for item, agent in zip(items, is_agent, strict=True) if agent]
         telemetry_items = [item for item, agent in zip(items, is_agent, strict=True) if not agent]
         results: list[DecodeResult] = self._retry(
             "look up devices", lambda: [self._decode(item) for item in telemetry_items]
         )
+        agents = [self._decode_agent(item) for item in agent_items]
+        return _Decoded(items, telemetry_items, results, agents)
+
+    def store(self, decoded: _Decoded, *, ack: bool = True) -> None:
+        """Store a decoded batch and its dead letters; then queue its acknowledgements."""
+        results = decoded.results
         to_store = [
-            (item, r) for item, r in zip(telemetry_items, results, strict=True) if r.batch is not None
+            (item, r) for item, r in zip(decoded.telemetry, results, strict=True) if r.batch is not None
         ]
         outcomes = (
             self._write_batches([r.batch for _, r in to_store if r.batch is not None]) if to_store else []
@@ -156,7 +187,7 @@ class IngestWriter:
             letter = outcome_letter(item, outcome)
             if letter is not None:
                 letters.append(letter)
-        agent_counts = self._store_agent_messages(agent_items, letters) if agent_items else {}
+        agent_counts = self._store_agent_messages(decoded.agents, letters) if decoded.agents else {}
         if letters:
             self._retry("write dead letters", lambda: self._store.write_dead_letters(letters))
         self._tally(results, [(r, o) for (_, r), o in zip(to_store, outcomes, strict=True)], len(letters))
@@ -168,15 +199,16 @@ class IngestWriter:
             except Exception:  # an observer (a benchmark probe) must not stop ingest
                 _log.exception("the ingest observer failed")
         if ack:
-            self._acks.extend((item.generation, item.mid, item.qos) for item in items)
+            self._acks.extend((item.generation, item.mid, item.qos) for item in decoded.items)
 
-    def _store_agent_messages(self, items: list[Received], letters: list[DeadLetter]) -> dict[str, int]:
-        """Decode and store agent messages; append rejections to ``letters``; return counter deltas.
+    def _store_agent_messages(
+        self, decoded: list[AgentDecodeResult], letters: list[DeadLetter]
+    ) -> dict[str, int]:
+        """Store decoded agent messages; append rejections to ``letters``; return counter deltas.
 
         Id conflicts and sequence jumps are dead-lettered by the store itself,
         in the transaction that judged them (counted in ``dead_letters`` here).
         """
-        decoded = [self._decode_agent(item) for item in items]
         records = [d.record for d in decoded if d.record is not None]
         rejected = [d.dead_letter for d in decoded if d.dead_letter is not None]
         letters.extend(rejected)
@@ -213,7 +245,7 @@ class IngestWriter:
                     jumps += one[2]
         conflicts = len(records) - stored - duplicates - refused - jumps
         return {
-            "committed": len(items),
+            "committed": len(decoded),
             "agent_messages": stored,
             "duplicates": duplicates,
             "id_conflicts": conflicts,
@@ -318,3 +350,44 @@ class IngestWriter:
         _log.warning("%s; nothing acknowledged, retrying in %.1f s", why, delay)
         if self._abandon.wait(delay):
             raise AbandonedError
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A decoded batch waiting for the store: every message, in order, and what decoding made of it."""
+
+    items: list[Received]
+    telemetry: list[Received]
+    results: list[DecodeResult]  # one per telemetry message
+    agents: list[AgentDecodeResult]
+
+
+class _InFlight:
+    """One store call on a daemon thread of its own; :meth:`wait` joins it and raises what it raised.
+
+    A daemon thread, as the writer thread is: a store call stuck past the
+    service's stop timeout must not keep the process from exiting.
+    """
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(call,), name="pumpops-ingest-store", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the writer thread by wait()
+            self._error = exc
+
+    def done(self) -> bool:
+        """True once the call has returned or raised."""
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Wait for the call; raise what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
