@@ -60,7 +60,17 @@ from pumpops.edge import psi, reference_bins
 from pumpops.edge._shift import ShiftJudge, ShiftTest
 from pumpops.monitoring import DeviceShift, DriftPolicy, GroupShift, judge_shifts
 from pumpops.monitoring._shift_verdicts import POOL_Z
-from pumpops.sim import DriftKind, Event, FaultKind, FleetSimulator, Onset, Scenario, build_fleet, to_epoch_ms
+from pumpops.sim import (
+    AmbientModel,
+    DriftKind,
+    Event,
+    FaultKind,
+    FleetSimulator,
+    Onset,
+    Scenario,
+    build_fleet,
+    to_epoch_ms,
+)
 
 START_MS = to_epoch_ms("2025-06-01T00:00:00Z")
 PSI_ALERT = 0.25
@@ -78,6 +88,8 @@ class Outcome:
     reports_normal: int = 0
     alerts_normal: int = 0
     delays_s: list[float] = field(default_factory=list)
+    called_by_kind: Counter[str] = field(default_factory=Counter)
+    pumps_by_kind: Counter[str] = field(default_factory=Counter)
     named: int = 0
     recalibrations: int = 0
 
@@ -133,20 +145,30 @@ class PcaScore:
         return float(np.median(self._score(window))) / self.threshold
 
 
+def roles(args: argparse.Namespace) -> tuple[str, ...]:
+    """The role of pump ``i`` is ``roles[i % len(roles)]``: each drift kind, one fault, three normal."""
+    return (*args.drift_kinds, "fault", "normal", "normal", "normal")
+
+
 def events_for(devices: Sequence[object], args: argparse.Namespace, means: dict[str, float]) -> list[Event]:
     onset = START_MS + int((args.reference_h + args.onset_h) * 3_600_000)
     end = START_MS + int((args.reference_h + args.live_h) * 3_600_000) + 60_000
     events = []
+    cycle = roles(args)
     for i, device in enumerate(devices):
         dev = device.device_id  # type: ignore[attr-defined]
-        role = i % 6
-        if role == 0:
+        role = cycle[i % len(cycle)]
+        if role == DriftKind.SENSOR_RECALIBRATION:
             offset = args.offset * means[dev]
             events.append(Event(dev, DriftKind.SENSOR_RECALIBRATION, onset, end,
                                 sensor="discharge_pressure", offset=offset))  # fmt: skip
-        elif role == 1:
+        elif role == DriftKind.SETPOINT_CHANGE:
             events.append(Event(dev, DriftKind.SETPOINT_CHANGE, onset, end, speed_ratio=0.8))
-        elif role == 2:
+        elif role == DriftKind.SEASONAL_AMBIENT:  # as in the demo: +12 K, ramped over an hour
+            events.append(Event(dev, DriftKind.SEASONAL_AMBIENT, onset, end, offset=args.season_k))
+        elif role == DriftKind.PUMP_REPLACEMENT:
+            events.append(Event(dev, DriftKind.PUMP_REPLACEMENT, onset, end))
+        elif role == "fault":
             events.append(Event(dev, FaultKind(args.fault), onset, end, onset=Onset.GRADUAL, severity=0.8))
     return events
 
@@ -171,6 +193,8 @@ def _flag(
             out.fp_fault += flagged
         return
     fired = [(end, names) for end, alert, names in reports if alert and end - window >= onset_row]
+    out.pumps_by_kind[event.kind.value] += 1
+    out.called_by_kind[event.kind.value] += bool(fired)
     if fired:
         out.tp += 1
         out.delays_s.append(fired[0][0] - onset_row)
@@ -188,15 +212,16 @@ def run_seed(
     ref_rows = int(args.reference_h * 3600)
     total_rows = int((args.reference_h + args.live_h) * 3600)
     onset_row = ref_rows + int(args.onset_h * 3600)
+    ambient = AmbientModel() if args.weather else None
     first = Scenario(devices=fleet, start_ms=START_MS, duration_s=600.0, seed=seed,
-                     fault_rate_per_day=0.0, drift_rate_per_day=0.0, ambient=None)  # fmt: skip
+                     fault_rate_per_day=0.0, drift_rate_per_day=0.0, ambient=ambient)  # fmt: skip
     sim = FleetSimulator(first)
     means = {
         d.device_id: float(np.mean(sim.device(d.device_id).trace().si("discharge_pressure"))) for d in fleet
     }
     events = events_for(fleet, args, means)
     scenario = Scenario(devices=fleet, start_ms=START_MS, duration_s=total_rows + 60.0, seed=seed,
-                        fault_rate_per_day=0.0, drift_rate_per_day=0.0, ambient=None,
+                        fault_rate_per_day=0.0, drift_rate_per_day=0.0, ambient=ambient,
                         events=tuple(events))  # fmt: skip
     sim = FleetSimulator(scenario)
     kinds = {e.device_id: e for e in events}
@@ -212,7 +237,12 @@ def run_seed(
         x = grid(trace.ts_ms, np.column_stack([trace.si(s) for s in sensors]), START_MS, total_rows)
         reference = x[:ref_rows]
         test = ShiftTest(sensors, reference, window_rows=args.window, alpha=args.alpha)
-        judge = ShiftJudge(few_sensors=max(1, len(sensors) // 4), confirm=args.confirm)
+        judge = ShiftJudge(
+            few_sensors=max(1, len(sensors) // 4),
+            confirm=args.confirm,
+            weather_rate_k_h=args.weather_rate,
+            confirm_s=args.confirm_s,
+        )
         model = PcaScore(reference)
         rows: dict[str, list[tuple[int, bool, tuple[str, ...]]]] = {"PSI": [], "shift, one report": [],
                                                                      "device verdict": []}  # fmt: skip
@@ -224,7 +254,7 @@ def run_seed(
             answers = test.test(window)
             fired = tuple(s.sensor for s in answers if s.fired)
             rows["shift, one report"].append((end, bool(fired), fired))
-            verdict = judge.judge(answers, end)
+            verdict = judge.judge(answers, end)  # a row a second: end is in seconds too
             rows["device verdict"].append((end, verdict.drift, verdict.confirmed))
             words[device.device_id].append(
                 DeviceShift(
@@ -236,6 +266,7 @@ def run_seed(
                     confirmed=verdict.confirmed,
                     score_ratio=model.ratio(window),
                     z={a.sensor: a.t for a in answers if np.isfinite(a.t)},
+                    weather=verdict.weather,
                 )
             )
         per[device.device_id] = rows
@@ -280,10 +311,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report-every", type=int, default=3600, help="rows between reports (agent default)")
     parser.add_argument("--alpha", type=float, default=0.01, help="shift test false-alarm rate per report")
     parser.add_argument("--confirm", type=int, default=2, help="reports a shift must stay before it is drift")
+    parser.add_argument(
+        "--confirm-s", type=float, default=0.0, help="seconds a shift must also stand before it is drift"
+    )
     parser.add_argument("--pool-z", type=float, default=POOL_Z, help="the hub's pooling threshold on z")
     parser.add_argument("--offset", type=float, default=0.02, help="recalibration offset / sensor mean")
     parser.add_argument("--fault", default="bearing_wear", choices=[k.value for k in FaultKind])
+    parser.add_argument(
+        "--weather",
+        action="store_true",
+        help="the demo's weather: each site's daily ambient cycle (sim AmbientModel), not a constant",
+    )
+    parser.add_argument(
+        "--drift-kinds",
+        default="sensor_recalibration,setpoint_change",
+        help="benign drift kinds, one pump each per cycle (also seasonal_ambient, pump_replacement)",
+    )
+    parser.add_argument("--season-k", type=float, default=12.0, help="seasonal_ambient change, K")
+    parser.add_argument(
+        "--weather-rate",
+        type=float,
+        default=3.0,
+        help="the judge's weather rule: fastest weather move of a temperature, K/h (0: rule off)",
+    )
     args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.drift_kinds.split(",") if k.strip())
+    benign = {k.value for k in DriftKind} - {DriftKind.AMBIENT_TEMPERATURE.value}
+    if not kinds or any(k not in benign for k in kinds):
+        parser.error(f"--drift-kinds: a comma list of {', '.join(sorted(benign))}")
+    args.drift_kinds = tuple(DriftKind(k) for k in kinds)
     methods = ("PSI", "shift, one report", "device verdict", "hub verdict")
     outcomes = {m: Outcome() for m in methods}
     hub: dict[str, Counter[str]] = {}
@@ -296,25 +352,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"# drift verdicts: seeds {seeds.start}-{seeds.stop - 1} x {args.devices} pumps, reference "
           f"{args.reference_h:g} h, live {args.live_h:g} h (events from +{args.onset_h:g} h), window "
           f"{args.window} rows, report every {args.report_every} rows, alpha {args.alpha:g}, "
-          f"confirm {args.confirm}, pool z {args.pool_z:g}, fault {args.fault}")  # fmt: skip
+          f"confirm {args.confirm} (and {args.confirm_s:g} s), pool z {args.pool_z:g}, "
+          f"fault {args.fault}, weather rule {args.weather_rate:g} K/h, "
+          f"{'daily weather (AmbientModel)' if args.weather else 'constant ambient'}, drift kinds "
+          f"{', '.join(k.value for k in args.drift_kinds)}")  # fmt: skip
     machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu"
     print(f"# {machine}, python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {wall:.0f} s, "
           f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
     print()
+    kind_names = [k.value for k in args.drift_kinds]
     print("| method | precision | recall | normal pumps flagged | faulty pumps flagged "
           "| false alarms / report (normal) | / alpha | delay after onset, median, max (min) "
-          "| recalibrated sensor named |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
-    normal_pumps = args.seeds * sum(1 for i in range(args.devices) if i % 6 >= 3)
-    faulty_pumps = args.seeds * sum(1 for i in range(args.devices) if i % 6 == 2)
+          "| recalibrated sensor named | " + " | ".join(f"{k} called" for k in kind_names)
+          + " |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(kind_names))
+    cycle = roles(args)
+    normal_pumps = args.seeds * sum(1 for i in range(args.devices) if cycle[i % len(cycle)] == "normal")
+    faulty_pumps = args.seeds * sum(1 for i in range(args.devices) if cycle[i % len(cycle)] == "fault")
     for method, o in outcomes.items():
         rate = o.alerts_normal / o.reports_normal if o.reports_normal else float("nan")
         delays = np.asarray(o.delays_s) / 60.0
         delay = f"{np.median(delays):.0f}, {delays.max():.0f}" if delays.size else "-"
         print(f"| {method} | {o.precision:.2f} | {o.recall:.2f} | {o.fp_normal}/{normal_pumps} | "
               f"{o.fp_fault}/{faulty_pumps} | {rate:.4f} ({o.alerts_normal}/{o.reports_normal}) | "
-              f"{rate / args.alpha:.1f} | {delay} | {o.named}/{o.recalibrations} |")  # fmt: skip
+              f"{rate / args.alpha:.1f} | {delay} | {o.named}/{o.recalibrations} | "
+              + " | ".join(f"{o.called_by_kind[k]}/{o.pumps_by_kind[k]}" for k in kind_names)
+              + " |")  # fmt: skip
     base = outcomes["PSI"]
     for method in ("device verdict", "hub verdict"):
         o = outcomes[method]

@@ -146,6 +146,7 @@ def test_monitor_reports_at_once_when_change_test_fires() -> None:
         "since_ms",
         "hint",
         "fault_signs",
+        "weather",
         "score_ratio",
     }
     assert doc["hint"] == ""  # no shift test: PSI and the change test only
@@ -359,6 +360,7 @@ def test_shift_test_since_stays_at_the_first_report_then_clears() -> None:
 
 _ONE, _TWO, _FIVE = np.eye(8)[0], np.eye(8)[:2].sum(axis=0), np.eye(8)[:5].sum(axis=0)
 _STAYS = ["new_shift", "sensor_shift", "sensor_shift"]
+_F = "fault_like"
 
 
 @pytest.mark.parametrize(
@@ -372,8 +374,17 @@ _STAYS = ["new_shift", "sensor_shift", "sensor_shift"]
             lambda t, x: x + 6.0 * _FIVE,
             ["new_shift", "operating_shift", "operating_shift"],
         ),
-        ("one sensor ramps up", lambda t, x: x + (6.0 + 12.0 * t) * _ONE, ["new_shift", *["fault_like"] * 2]),
-        ("one sensor gets noisy", lambda t, x: x * (1 + 2.0 * _ONE), ["fault_like"] * 3),
+        # A fault sign counts once the next report shows it too (a window across a step shows one once).
+        (
+            "one sensor ramps up",
+            lambda t, x: x + (6.0 + 12.0 * t) * _ONE,
+            ["new_shift", "new_shift", "fault_like"],
+        ),
+        (
+            "one sensor gets noisy",
+            lambda t, x: x * (1 + 2.0 * _ONE),
+            ["new_shift", "fault_like", "fault_like"],
+        ),
     ],
 )
 def test_shift_monitor_hint_tells_a_level_shift_that_stays_from_a_fault(
@@ -484,7 +495,20 @@ def test_shift_monitor_gathers_its_reference_then_tests_against_it() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"few_sensors": 0}, {"confirm": 0}, {"growth_sd": 0.0}, {"growth_fraction": -0.1}, {"hold_alpha": 1.0}],
+    [
+        {"few_sensors": 0},
+        {"confirm": 0},
+        {"growth_sd": 0.0},
+        {"growth_fraction": -0.1},
+        {"hold_alpha": 1.0},
+        {"weather_rate_k_h": -1.0},
+        {"weather_swing_k": 0.0},
+        {"weather_z": 0.0},
+        {"weather_horizon_s": 0.0},
+        {"confirm_s": -1.0},
+        {"settle_s": -1.0},
+        {"sign_reports": 3},
+    ],
 )
 def test_shift_judge_refuses_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="ShiftJudge"):

@@ -335,3 +335,24 @@ def test_service_alerts_only_on_a_shared_shift_the_model_does_not_tolerate(
     healed = later + 10 * MINUTE_MS  # a retrained model scores the shift below threshold again
     fleet_store.put_agent_messages(reports(healed, 0.3))
     assert [(c.group, c.action) for c in service.evaluate(healed * 1000).changes] == [("g1", "closed")]
+
+
+def test_judge_shifts_does_not_pool_a_temperature_the_devices_put_down_to_the_weather() -> None:
+    """The daily weather warms every pump of a site alike: z >= 3 on each is not the group's drift."""
+    temp = "motor_temperature"
+
+    def warm(device: str, weather: tuple[str, ...]) -> DeviceShift:
+        return DeviceShift(device, NOW - MINUTE_MS, (), N, z={temp: 5.0, DP: 0.3}, weather=weather)
+
+    said = judge_shifts("g", [warm(d, (temp,)) for d in "abc"], now_ms=NOW, policy=POLICY)
+    assert said.shared == {}
+    assert set(said.devices.values()) == {"ok"}
+    # An agent that says nothing of the weather (older, or a temperature that stepped): pooled as before.
+    old = judge_shifts("g", [warm(d, ()) for d in "abc"], now_ms=NOW, policy=POLICY)
+    assert old.shared == {temp: ("a", "b", "c")}
+    # The report's list is read defensively, and kept as evidence.
+    body = {**_report([DP], S), "weather": [temp, 7, ""]}
+    shift = device_shift("p-00", [Agent("p-00").record("drift", NOW - MINUTE_MS, body)])
+    assert shift.weather == (temp,)
+    assert shift.to_dict()["weather"] == [temp]
+    assert any("weather" in reason for reason in shift.ignored)

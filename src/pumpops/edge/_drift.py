@@ -191,6 +191,8 @@ class DriftReport:
         score_ratio: median of the window's scores over the score unit (None: no scores).
         confirmed: shifted sensors confirmed by consecutive reports.
         fault_signs: why the run is fault-like.
+        weather: temperature sensors the shift test fired on that the judge put down to the
+            daily weather (not in ``shifted``; the hub leaves their ``z`` out of its pooling).
     """
 
     rows: int
@@ -210,6 +212,7 @@ class DriftReport:
     score_ratio: float | None = None
     confirmed: tuple[str, ...] = ()
     fault_signs: tuple[str, ...] = ()
+    weather: tuple[str, ...] = ()
 
     @property
     def alert(self) -> bool:
@@ -247,6 +250,7 @@ class DriftReport:
             "since_ms": dict(self.since_ms),
             "hint": self.hint,
             "fault_signs": list(self.fault_signs),
+            "weather": list(self.weather),
             "score_ratio": None if self.score_ratio is None else round(self.score_ratio, 4),
         }
 
@@ -412,13 +416,17 @@ class DriftMonitor:
         shifted: tuple[str, ...] = ()
         confirmed: tuple[str, ...] = ()
         signs: tuple[str, ...] = ()
+        weather: tuple[str, ...] = ()
         if hint and shift:
-            verdict = self.shift_judge.judge(list(shift.values()), now)
-            shifted, confirmed, hint, signs = (
+            # The weather rule needs seconds: the report's time, or a row a second (the agent's grid).
+            now_s = self._ts_ms / 1000.0 if self._ts_ms is not None else float(self.rows)
+            verdict = self.shift_judge.judge(list(shift.values()), now, now_s=now_s)
+            shifted, confirmed, hint, signs, weather = (
                 verdict.shifted,
                 verdict.confirmed,
                 verdict.hint,
                 verdict.fault_signs,
+                verdict.weather,
             )
             self._since = dict(verdict.since)
         return DriftReport(
@@ -439,6 +447,7 @@ class DriftMonitor:
             score_ratio=ratio,
             confirmed=confirmed,
             fault_signs=signs,
+            weather=weather,
         )
 
     def _shift(self) -> tuple[dict[str, SensorShift], str, float | None]:

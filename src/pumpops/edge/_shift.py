@@ -71,6 +71,8 @@ class SensorShift:
             (one-sided, Bonferroni over sensors at ``alpha``): a fault sign, not a level shift.
         t: the mean test's statistic (shift over its standard error, autocorrelation included):
             the hub pools it across a group's pumps to find a shift too small for one pump's test.
+        level_se: sd of the reference's window means about its straight-line trend (the weather
+            rule's error of a move between reports; NaN: < 4 windows). Not sent to the hub.
     """
 
     sensor: str
@@ -83,6 +85,7 @@ class SensorShift:
     noise_ratio: float = math.nan
     noisier: bool = False
     t: float = math.nan
+    level_se: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (4 significant digits; a figure that was not measured is None, never NaN)."""
@@ -169,6 +172,8 @@ class ShiftTest:
         self.rows = np.array([n for _, _, _, n in stats])
         #: Sensors that sat still in the reference (their spread is the floor).
         self.still = [bool(np.nanvar(ref[:, s]) == 0.0) for s in range(ref.shape[1])]
+        #: Per sensor, the sd of window means about the reference's trend (see ``SensorShift.level_se``).
+        self.level_sd = np.array([_level_sd(ref[:, s], window_rows) for s in range(ref.shape[1])])
 
     @staticmethod
     def _fit(x: NDArray[np.float64], name: str) -> tuple[float, float, float, int]:
@@ -251,6 +256,7 @@ class ShiftTest:
                     math.nan if noise is None else noise[0],
                     noisier,
                     t,
+                    float(self.level_sd[s]),
                 )
             )
         return out
@@ -310,6 +316,8 @@ class ShiftVerdict:
         since: per shifted sensor, the time of the first report in its current run.
         fault_signs: why the run is fault-like (``"<sensor>: noisier x2.3"``,
             ``"<sensor>: grew 10 -> 24 sd"``), kept until no sensor shifts any more.
+        weather: temperature sensors whose shift (fired or not) the judge puts down to the weather
+            (:class:`ShiftJudge`): never in ``shifted``, listed so the hub leaves them out too.
     """
 
     shifted: tuple[str, ...]
@@ -317,6 +325,7 @@ class ShiftVerdict:
     hint: str
     since: dict[str, int]
     fault_signs: tuple[str, ...]
+    weather: tuple[str, ...] = ()
 
     @property
     def drift(self) -> bool:
@@ -348,6 +357,29 @@ class ShiftJudge:
             test, alone and in the same direction, is below this (one pre-named hypothesis needs
             no correction across sensors): a real shift near the test's power is confirmed
             instead of flickering in and out.
+        weather_rate_k_h: the fastest a temperature follows the weather, K/h (a daily half-swing of
+            A K moves at most 2πA/24 K/h: 2.1 for the simulator's largest, 8 K); 0: no weather rule.
+        weather_swing_k: a temperature shift beyond this many K is never the weather (2 x 8 K, and some).
+        weather_z: standard errors a temperature's move between reports must clear beyond that rate.
+        weather_horizon_s: how far back (s) reports are compared with the newest for a step.
+        confirm_s: a shift is confirmed only once it also stood this long (s), and growth is measured
+            over this span (from the newest report at least this old, else the previous one): 3600
+            at a report every 10 minutes lets a developing fault show its growth before it would be
+            confirmed. 0 (default): ``confirm`` reports only.
+        settle_s: a temperature's growth counts only from reports this far (s) into its run: a sudden
+            change (a new set-point) reaches temperatures through thermal lags of up to 20 minutes.
+        sign_reports: a fault sign (noisier, grew) counts once seen in this many consecutive reports
+            (1 or 2); meanwhile nothing is confirmed. A window across a sudden step looks noisier and
+            grown once; a developing fault keeps showing it.
+
+    The weather rule (issue 15): a temperature (its name holds ``temperature``) follows the site's
+    daily ambient cycle, which a reference of a few hours does not span. Its shift is put down to
+    the weather (``weather``: not drift, and the hub does not pool its ``z``) unless it is beyond
+    ``weather_swing_k`` or it came as a *step*: between two reports at most ``weather_horizon_s``
+    apart it moved more than ``weather_rate_k_h`` allows plus ``weather_z`` standard errors
+    (``SensorShift.level_se``). A step stays a shift while it stands (a warmer season, +12 K in an
+    hour; a fault heating a bearing). When only temperatures shifted, their growth is no fault sign
+    (a season ramps them all up). A change that creeps like the weather is not found.
 
     >>> j = ShiftJudge(few_sensors=1)
     >>> quiet = SensorShift("t", 0.0, 0.0, 1.0, 0.5, 0.5, False)
@@ -355,9 +387,11 @@ class ShiftJudge:
     >>> [j.judge(step, now).hint for now in (10, 20, 30)]
     ['new_shift', 'sensor_shift', 'sensor_shift']
     >>> ramp = [SensorShift("p", 12.0, 1e5, 1.0, 1e-9, 0.5, True), quiet]
-    >>> v = j.judge(ramp, 40)
+    >>> j.judge(ramp, 40).hint  # grown once: wait and see (a window across a step does that)
+    'new_shift'
+    >>> v = j.judge([SensorShift("p", 20.0, 2e5, 1.0, 1e-9, 0.5, True), quiet], 50)
     >>> v.hint, v.fault_signs, v.since
-    ('fault_like', ('p: grew 4 -> 12 sd',), {'p': 10})
+    ('fault_like', ('p: grew 12 -> 20 sd',), {'p': 10})
     """
 
     def __init__(
@@ -368,13 +402,23 @@ class ShiftJudge:
         growth_sd: float = 3.0,
         growth_fraction: float = 0.25,
         hold_alpha: float = 0.05,
+        weather_rate_k_h: float = 3.0,
+        weather_swing_k: float = 20.0,
+        weather_z: float = 3.0,
+        weather_horizon_s: float = 7200.0,
+        confirm_s: float = 0.0,
+        settle_s: float = 3600.0,
+        sign_reports: int = 2,
     ) -> None:
-        if few_sensors < 1 or confirm < 1 or growth_sd <= 0 or growth_fraction < 0 or not 0 < hold_alpha < 1:
-            raise ConfigError(
-                "ShiftJudge needs few_sensors >= 1, confirm >= 1, growth_sd > 0, growth_fraction >= 0, "
-                f"0 < hold_alpha < 1, got {few_sensors}, {confirm}, {growth_sd}, {growth_fraction}, "
-                f"{hold_alpha}"
-            )
+        needs = {"few_sensors >= 1": few_sensors >= 1, "confirm >= 1": confirm >= 1,
+                 "growth_sd > 0": growth_sd > 0, "growth_fraction >= 0": growth_fraction >= 0,
+                 "0 < hold_alpha < 1": 0 < hold_alpha < 1, "weather_rate_k_h >= 0": weather_rate_k_h >= 0,
+                 "weather_swing_k > 0": weather_swing_k > 0, "weather_z > 0": weather_z > 0,
+                 "weather_horizon_s > 0": weather_horizon_s > 0, "confirm_s >= 0": confirm_s >= 0,
+                 "settle_s >= 0": settle_s >= 0, "sign_reports 1 or 2": sign_reports in (1, 2)}  # fmt: skip
+        if not all(needs.values()):
+            raise ConfigError(f"ShiftJudge needs {', '.join(k for k, ok in needs.items() if not ok)}")
+        self.sign_reports = sign_reports
         self.hold_alpha = hold_alpha
         self.few_sensors = few_sensors
         self.confirm = confirm
@@ -382,36 +426,105 @@ class ShiftJudge:
         self.growth_fraction = growth_fraction
         self._runs: dict[str, int] = {}  # consecutive reports each sensor fired in
         self._since: dict[str, int] = {}
+        self._history: dict[str, list[tuple[float, float]]] = {}  # per sensor of the run: (s, shift_sd)
+        self._seen: dict[str, str] = {}  # fault signs of the latest report (counted once repeated)
         self._last_sd: dict[str, float] = {}
         self._signs: list[str] = []
+        self.confirm_s, self.settle_s = confirm_s, settle_s
+        self.weather_rate_k_h, self.weather_swing_k = weather_rate_k_h, weather_swing_k
+        self.weather_z, self.weather_horizon_s = weather_z, weather_horizon_s
+        self._levels: list[tuple[float, dict[str, tuple[float, float]]]] = []  # (s, {temp: (K, se)})
+        self._stepped: dict[str, tuple[float, float, float, float]] = {}  # (sign, K before, its se, s)
 
-    def judge(self, shifts: Sequence[SensorShift], now: int) -> ShiftVerdict:
-        """The verdict on one report's answers (``now``: its time, or a row count)."""
-        fired = {s.sensor: s for s in shifts if s.fired or self._held(s)}
+    def judge(self, shifts: Sequence[SensorShift], now: int, *, now_s: float | None = None) -> ShiftVerdict:
+        """One report's verdict (``now``: time or row count; ``now_s``: seconds, default ``now``)."""
+        t_s = float(now if now_s is None else now_s)
+        weather, steps = self._weather(shifts, t_s)
+        fired = {s.sensor: s for s in shifts if s.fired or self._held(s) or s.sensor in steps}
+        fired = {k: v for k, v in fired.items() if k not in weather}
         if not fired:
             self._runs, self._since, self._last_sd, self._signs = {}, {}, {}, []
-            return ShiftVerdict((), (), "none", {}, ())
+            self._history, self._seen = {}, {}
+            return ShiftVerdict((), (), "none", {}, (), weather)
+        # A shift confined to temperatures is the ambient's pattern (a warmer season ramps them
+        # all up for an hour): their growth is no fault sign then; with another sensor it is.
+        ambient = all(_is_temperature(name) for name in fired) and self.weather_rate_k_h > 0
+        seen, self._seen = self._seen, {}
         for name, s in fired.items():
-            prev = self._last_sd.get(name)
             sd = s.shift_sd
             if s.noisier:
-                self._sign(f"{name}: noisier x{s.noise_ratio:.2g}")
+                self._sign(f"{name}: noisier x{s.noise_ratio:.2g}", seen)
+            prev = None if ambient else self._growth_base(name, t_s)
             if prev is not None and math.isfinite(sd) and math.isfinite(prev) and sd * prev > 0:
                 grew = abs(sd) - abs(prev)
                 if grew > max(self.growth_sd, self.growth_fraction * abs(prev)):
-                    self._sign(f"{name}: grew {abs(prev):.3g} -> {abs(sd):.3g} sd")
+                    self._sign(f"{name}: grew {abs(prev):.3g} -> {abs(sd):.3g} sd", seen)
         self._runs = {name: self._runs.get(name, 0) + 1 for name in fired}
         self._since = {name: self._since.get(name, now) for name in fired}
+        self._history = {name: [*self._history.get(name, []), (t_s, s.shift_sd)] for name, s in fired.items()}
         self._last_sd = {name: s.shift_sd for name, s in fired.items()}
         shifted = tuple(sorted(fired))
-        confirmed = tuple(name for name in shifted if self._runs[name] >= self.confirm)
+        confirmed = tuple(
+            name
+            for name in shifted
+            if self._runs[name] >= self.confirm and t_s - self._history[name][0][0] >= self.confirm_s
+        )
         if self._signs:
             hint = "fault_like"
-        elif not confirmed:
+        elif not confirmed or self._seen:  # a fault sign seen once: wait for the next report
+            confirmed = () if self._seen else confirmed
             hint = "new_shift"
         else:
             hint = "sensor_shift" if len(confirmed) <= self.few_sensors else "operating_shift"
-        return ShiftVerdict(shifted, confirmed, hint, dict(self._since), tuple(self._signs))
+        return ShiftVerdict(shifted, confirmed, hint, dict(self._since), tuple(self._signs), weather)
+
+    def _weather(self, shifts: Sequence[SensorShift], now_s: float) -> tuple[tuple[str, ...], set[str]]:
+        """Temperatures put down to the weather, and those whose step stands (class docstring)."""
+        if self.weather_rate_k_h <= 0:
+            return (), set()
+        levels: dict[str, tuple[float, float]] = {}
+        for s in shifts:
+            if not _is_temperature(s.sensor) or not math.isfinite(s.shift):
+                continue
+            if math.isfinite(s.level_se):
+                levels[s.sensor] = (s.shift, s.level_se)
+            elif math.isfinite(s.t) and s.t != 0:
+                levels[s.sensor] = (s.shift, abs(s.shift / s.t))  # the mean test's (larger) error
+        rate_s = self.weather_rate_k_h / 3600.0
+        self._levels = [(t, lv) for t, lv in self._levels if 0 < now_s - t <= self.weather_horizon_s]
+        standing: set[str] = set()
+        for name, (shift, se) in levels.items():
+            step = self._stepped.get(name)
+            if step is not None:  # still standing: beyond its pre-step level by more than the weather
+                sign, base, base_se, base_s = step
+                allowed = self.weather_z * math.hypot(se, base_se)
+                allowed += rate_s * min(now_s - base_s, self.weather_horizon_s)
+                if sign * (shift - base) > allowed:
+                    standing.add(name)
+                    continue
+                del self._stepped[name]
+            for t, before in self._levels:
+                if name not in before:
+                    continue
+                moved = shift - before[name][0]
+                allowed = rate_s * (now_s - t) + self.weather_z * math.hypot(se, before[name][1])
+                if abs(moved) > allowed:
+                    self._stepped[name] = (math.copysign(1.0, moved), before[name][0], before[name][1], t)
+                    standing.add(name)
+                    break
+        self._levels.append((now_s, levels))
+        weather = [
+            n for n, (shift, _) in levels.items() if n not in standing and abs(shift) <= self.weather_swing_k
+        ]
+        return tuple(sorted(weather)), standing
+
+    def _growth_base(self, name: str, now_s: float) -> float | None:
+        """The shift (sd) this run's growth is measured from (``confirm_s``, ``settle_s``)."""
+        hist = self._history.get(name, [])
+        if _is_temperature(name):
+            hist = [h for h in hist if h[0] - hist[0][0] >= self.settle_s]
+        old = [sd for t, sd in hist if now_s - t >= self.confirm_s]
+        return old[-1] if old else (hist[-1][1] if hist else None)
 
     def _held(self, s: SensorShift) -> bool:
         """A sensor of the current run still shifted the same way, tested on its own."""
@@ -424,10 +537,40 @@ class ShiftJudge:
             and s.shift_sd * prev > 0
         )
 
-    def _sign(self, sign: str) -> None:
+    def _sign(self, sign: str, seen: dict[str, str]) -> None:
+        """Keep a fault sign once the previous report showed it too (``sign_reports``)."""
+        key = sign.split(" ", maxsplit=2)[0] + sign.split(" ", maxsplit=2)[1]
+        self._seen[key] = sign
+        if key not in seen and self.sign_reports > 1:
+            return
         sensor = sign.split(":", maxsplit=1)[0]
         if sensor not in {s.split(":", maxsplit=1)[0] for s in self._signs}:
             self._signs.append(sign)  # the first sign per sensor is kept
+
+
+def _level_sd(x: NDArray[np.float64], w: int) -> float:
+    """The sd of the means of ``x``'s whole ``w``-row windows about their straight-line trend.
+
+    >>> round(_level_sd(np.arange(4000.0) % 2, 100), 6), _level_sd(np.zeros(300), 100)
+    (0.0, nan)
+    """
+    k = x.size // w
+    if k < 4:
+        return math.nan
+    parts = [x[i * w : (i + 1) * w] for i in range(k)]
+    means = np.array([np.nanmean(p) if np.isfinite(p).any() else np.nan for p in parts])
+    t = np.arange(k, dtype=np.float64)
+    ok = np.isfinite(means)
+    if ok.sum() < 4:
+        return math.nan
+    slope, icpt = np.polyfit(t[ok], means[ok], 1)
+    resid = means[ok] - (slope * t[ok] + icpt)
+    return float(math.sqrt(float(resid @ resid) / (ok.sum() - 2)))
+
+
+def _is_temperature(sensor: str) -> bool:
+    """A sensor that follows the weather: its name says it is a temperature."""
+    return "temperature" in sensor
 
 
 def _holm(pvals: list[float], alpha: float) -> list[bool]:

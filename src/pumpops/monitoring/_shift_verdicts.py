@@ -28,7 +28,8 @@ confirmed; ``sensor_shift`` / ``operating_shift`` a level shift that stays;
   starts as one; not ``fault_like``) have its test statistic ``z`` at
   least :data:`POOL_Z` in the same direction (one-sided about 0.1 % per pump on
   a stationary pump; ``min_devices`` of them at once is far rarer). Those devices
-  are in group drift too.
+  are in group drift too. A sensor the device put down to the daily weather
+  (``weather`` in its report) is not pooled for it.
 - A device with a confirmed shared sensor is in **group drift** (retrain the
   group). A device whose confirmed sensors are all its own is **device-local**
   (recalibrate it: a new centre and scale, no refit) when it is a
@@ -96,6 +97,9 @@ class DeviceShift:
         score_ratio: the model's median score over its threshold in the report's window (None: unknown).
         ignored: what was left out of the device's reports and why (forged or malformed fields,
             reports with an unknown hint), at most 8 reasons.
+        z: per tested sensor, the mean test's statistic (pooled across the group).
+        weather: temperature sensors whose shift the device put down to the daily weather
+            (their ``z`` is not pooled: the weather moves every pump of a site alike).
     """
 
     device_id: str
@@ -110,6 +114,7 @@ class DeviceShift:
     score_ratio: float | None = None
     ignored: tuple[str, ...] = ()
     z: dict[str, float] = field(default_factory=dict)
+    weather: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the evidence a verdict stands on)."""
@@ -125,6 +130,7 @@ class DeviceShift:
             "score_ratio": self.score_ratio,
             "ignored": list(self.ignored),
             "z": dict(self.z),
+            "weather": list(self.weather),
         }
 
 
@@ -306,6 +312,7 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
     since_ms = {s: int(v) for s, v in _numbers({s: since.get(s) for s in shifted}).items()}
     if len(sd) < len(shifted) or len(since_ms) < len(shifted):
         ignored.append("shift_sd or since_ms of a shifted sensor is missing or not a finite number")
+    weather = tuple(_names(body.get("weather"), "weather", ignored))
     ratio = _numbers({"r": body.get("score_ratio")}).get("r")
     if ratio is None and body.get("score_ratio") is not None:
         ignored.append("score_ratio is not a finite number")
@@ -324,6 +331,7 @@ def device_shift(device_id: str, records: Iterable[AgentRecord]) -> DeviceShift:
         score_ratio=ratio,
         ignored=tuple(ignored[:8]),
         z=_numbers({str(k)[:64]: v for k, v in list(_mapping(body.get("z")).items())[:256]}),
+        weather=weather,
     )
 
 
@@ -366,7 +374,11 @@ def judge_shifts(
     candidates = [d for d in reporting if d.hint in ("none", *_DRIFT_HINTS)]
     for sensor in sorted({s for d in candidates for s in d.z}):
         for sign in (1.0, -1.0):
-            strong = [d.device_id for d in candidates if sign * d.z.get(sensor, 0.0) >= pool_z]
+            strong = [
+                d.device_id
+                for d in candidates
+                if sensor not in d.weather and sign * d.z.get(sensor, 0.0) >= pool_z
+            ]
             if enough(strong):
                 pooled.setdefault(sensor, set()).update(strong)
     for sensor, pool in pooled.items():
