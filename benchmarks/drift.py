@@ -3,13 +3,17 @@
 Run: ``.venv/bin/python benchmarks/drift.py [--devices 24] [--seeds 5] [--first-seed 0]`` (15 s a seed).
 
 Each seed simulates a fleet (``pumpops.sim``, every make, constant ambient per
-site, no random events) for ``--reference-h`` hours of normal calibration
-followed by ``--live-h`` hours of live data. After ``--onset-h`` live hours,
-explicit events start and last to the end: per six pumps, one sensor
-recalibration (an offset of ``--offset`` times the sensor's reference mean on
-``discharge_pressure``), one set-point change (speed ratio 0.8), one fault
-(``--fault``, gradual, severity 0.8); the other three stay normal. Every
-trace is put on the agent's 1 s grid (linear interpolation of SI values).
+site — or with ``--weather`` the demo's daily ambient cycle per site, the sim's
+``AmbientModel``: half-swings of 3-8 K — no random events) for ``--reference-h``
+hours of normal calibration followed by ``--live-h`` hours of live data. After
+``--onset-h`` live hours, explicit events start and last to the end: per cycle of
+pumps, one per ``--drift-kinds`` entry (default: a sensor recalibration, an offset
+of ``--offset`` times the sensor's reference mean on ``discharge_pressure``, and a
+set-point change, speed ratio 0.8; also ``seasonal_ambient``, +``--season-k`` K
+ramped over an hour as in the demo, and ``pump_replacement``), one fault
+(``--fault``, gradual, severity 0.8), three normal. Every trace is put on the
+agent's 1 s grid (linear interpolation of SI values). The demo's agents report
+every 600 rows on 600-row windows: ``--window 600 --report-every 600``.
 
 Every method sees the same reports: every ``--report-every`` rows, the last
 ``--window`` rows against the reference period —
@@ -40,7 +44,9 @@ against the device and hub verdicts as ratios, and the hub's verdict per truth.
 
 The judge's settings (two reports to confirm, growth 3 sd and 25 %, noisier x1.5,
 hold alpha 0.05) and the hub's pooling (z >= 3, new shifts left out) were chosen
-on seeds 10 and 11; the figures in ``docs/benchmarks.md`` are seeds 0-4
+on seeds 10 and 11; so were the weather rule (3 K/h, 20 K, z 3, 2 h), a fault sign
+seen in two reports, and ``--confirm-s 3600`` for 10-minute reports (issue 15,
+``--weather``); the figures in ``docs/benchmarks.md`` are seeds 0-4
 (``--first-seed 0``), which the choice never saw.
 """
 
