@@ -327,6 +327,55 @@ def test_a_noisy_model_pauses_when_on_fail_is_pause(world: Any) -> None:
     assert store.audit[-1][3]["verdict"]["alarm_rate_ratio"] == pytest.approx(8.0)
 
 
+def _gate_paused(world: Any) -> str:
+    """A rollout of v2 whose first wave's soak saw many alarms and paused it."""
+    store, _, _, clock = world
+    policy = GatePolicy(min_soak_s=60, deadline_s=600, on_fail="pause", max_alarm_rate_ratio=2.0)
+    rid = service(world).start("pumpops-skab/2", GROUP, [20, 100], policy, rollout_id="r-1")
+    obey(world, at_s=clock.now + 5)
+    for device_id in service(world).get(rid).waves[0]:
+        old = {**summary_body(1, hours=10, alarms=10), "rows": 36_000, "alarm_rows": 30}
+        new = {**summary_body(2, hours=1, alarms=8), "rows": 3_600, "alarm_rows": 24}
+        store.add_message(device_id, "summary", old, at_s=T0 - 100)
+        store.add_message(device_id, "summary", new, at_s=T0 + 50)
+    clock.now += 61
+    (result,) = service(world).tick()
+    assert result.after == "paused"
+    return rid
+
+
+def test_a_retrain_supersedes_a_rollout_its_gate_paused(world: Any) -> None:
+    store, _, _, _ = world
+    rid = _gate_paused(world)
+    assert service(world).get(rid).paused_by_gate
+    store._releases.append(release("pumpops-skab", 3, GROUP, 3))
+    with pytest.raises(InputError, match="active rollout"):  # not asked to supersede: refused as before
+        service(world).start("pumpops-skab/3", GROUP, [50, 100], rollout_id="r-2")
+    new = service(world).start(
+        "pumpops-skab/3", GROUP, [50, 100], rollout_id="r-2", reason="retrained", supersede_gate_paused=True
+    )
+    old = service(world).get(rid)
+    assert old.status == "aborted"
+    assert old.sent_devices  # aborted without a rollback: the sent wave keeps v2 until r-2 reaches it
+    assert service(world).get(new).status == "running"
+    aborted = [entry for entry in store.audit if entry[1] == "rollout.aborted"]
+    assert aborted
+    assert "superseded by pumpops-skab/3 (retrained)" in json.dumps(aborted[-1])
+
+
+def test_a_rollout_an_operator_paused_is_never_superseded(world: Any) -> None:
+    store, _, _, _ = world
+    rid = service(world).start("pumpops-skab/2", GROUP, [20, 100], rollout_id="r-1")
+    service(world).pause(rid, reason="holding for the site visit")
+    state = service(world).get(rid)
+    assert state.status == "paused"
+    assert not state.paused_by_gate
+    store._releases.append(release("pumpops-skab", 3, GROUP, 3))
+    with pytest.raises(InputError, match="active rollout"):
+        service(world).start("pumpops-skab/3", GROUP, [50, 100], rollout_id="r-2", supersede_gate_paused=True)
+    assert service(world).get(rid).status == "paused"
+
+
 @pytest.mark.parametrize(
     ("commands", "statuses", "desired_version"),
     [

@@ -395,6 +395,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     )
             for group in sorted({d.group for d in world.fleet}):
                 alert_open = any(a.group == group for a in store.fleet_alerts(open_only=True))
+                under_way = [state for _, state in rollouts.rollouts(group=group, active_only=True)]
                 facts = GroupFacts(
                     group=group,
                     now_us=now * 1000,
@@ -404,7 +405,9 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                         default=None,
                     ),
                     last_run_us=last_run.get(group),
-                    rollout_active=any(r.group == group for r in store.rollouts(active_only=True)),
+                    rollout_active=bool(under_way),
+                    # a rollout whose soak saw the drift and paused: the retrain supersedes it
+                    rollout_gate_paused=bool(under_way) and all(st.paused_by_gate for st in under_way),
                     # the shift verdicts' onset: the retrain waits for, trains on and is judged
                     # on data after it (the post-drift gate)
                     drift_onset_us=(
@@ -426,7 +429,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                         policy=settings.retrain,
                         until_us=sim_ms() * 1000,
                         start_rollout=lambda ref, g, waves: rollouts.start(
-                            ref, g, waves, gate, reason="retrained"
+                            ref, g, waves, gate, reason="retrained", supersede_gate_paused=True
                         ),
                         progress=_setter(doing, f"retraining {group}: "),
                         drift_onset_us=decision.drift_onset_us if options.post_drift_gate else None,

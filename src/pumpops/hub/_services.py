@@ -372,6 +372,8 @@ class HubServices:
             alerts = [
                 a for a in store.fleet_alerts(group=group, open_only=True) if a.kind == DRIFT_ALERT_KIND
             ]
+            service = self._rollout_service(store)
+            under_way = [state for _, state in service.rollouts(group=group, active_only=True)]
             response = responses.get(group)
             shared = response is not None and response.retrain_group
             onsets = list(response.verdict.since_ms.values()) if shared and response is not None else []
@@ -383,15 +385,15 @@ class HubServices:
                 drift_alert_opened_us=max((a.opened_at_us for a in alerts), default=None),
                 last_run_us=last_run.get(group),
                 new_feedback=len(store.feedback(since_us=last_run.get(group))),
-                rollout_active=bool(store.rollouts(group=group, active_only=True)),
+                rollout_active=bool(under_way),
+                rollout_gate_paused=bool(under_way) and all(st.paused_by_gate for st in under_way),
             )
             decision = decide_retrain(facts, policy)
             if not decision.run:
                 continue
-            service = self._rollout_service(store)
 
             def start(ref: str, g: str, waves: Sequence[int], service: RolloutService = service) -> str:
-                return service.start(ref, g, tuple(waves), reason="retrained")
+                return service.start(ref, g, tuple(waves), reason="retrained", supersede_gate_paused=True)
 
             outcome = run_retrain(
                 self.settings,

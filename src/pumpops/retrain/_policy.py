@@ -30,6 +30,8 @@ class GroupFacts:
         last_run_us: when the last retraining run for the group started (None: never).
         new_feedback: technician verdicts on the group's alarms since that run.
         rollout_active: a rollout for the group is under way.
+        rollout_gate_paused: every rollout under way for the group was paused by its gate
+            (not by an operator): a drift retrain may go ahead and supersede it.
         drift_onset_us: when the group's drift began, if known (the shift verdicts' earliest
             ``since``); None: the drift alert's opening time stands for it.
     """
@@ -41,6 +43,7 @@ class GroupFacts:
     last_run_us: int | None = None
     new_feedback: int = 0
     rollout_active: bool = False
+    rollout_gate_paused: bool = False
     drift_onset_us: int | None = None
 
 
@@ -67,7 +70,9 @@ _H_US = 3_600_000_000
 def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecision:  # noqa: PLR0911 - one rule, one return
     """Decide whether ``facts.group`` should be retrained now.
 
-    Rules, in order: disabled → no; a rollout under way → wait; within the
+    Rules, in order: disabled → no; a rollout under way → wait (except for a drift
+    when every rollout under way was paused by its gate: the soak saw the drift, and the
+    retrained release supersedes it; any other trigger still waits); within the
     cooldown of the last run → wait; an open drift alert (opened after the
     last run) → drift, once ``min_post_drift_s`` of data followed the drift's onset
     (before that: wait, nothing else triggers); enough new feedback → feedback; the
@@ -85,8 +90,10 @@ def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecisio
     """
     if not policy.enabled:
         return RetrainDecision(False, None, "automatic retraining is disabled (retrain.enabled = false)")
-    if facts.rollout_active:
-        return RetrainDecision(False, None, f"a rollout for {facts.group} is under way")
+    busy = RetrainDecision(False, None, f"a rollout for {facts.group} is under way")
+    drift_may_supersede = facts.rollout_gate_paused and policy.on_drift and facts.drift_alert_open
+    if facts.rollout_active and not drift_may_supersede:
+        return busy
     since_last = None if facts.last_run_us is None else facts.now_us - facts.last_run_us
     if since_last is not None and since_last < policy.cooldown_h * _H_US:
         return RetrainDecision(
@@ -108,6 +115,8 @@ def decide_retrain(facts: GroupFacts, policy: RetrainSettings) -> RetrainDecisio
                 onset,
             )
         return RetrainDecision(True, "drift", f"fleet drift alert open for {facts.group}", onset)
+    if facts.rollout_active:
+        return busy
     if facts.new_feedback >= policy.feedback_min:
         return RetrainDecision(
             True, "feedback", f"{facts.new_feedback} new alarm verdicts (policy: {policy.feedback_min})"

@@ -170,6 +170,8 @@ class Transition:
         from_status: status before.
         to_status: status after.
         wave_index: the current wave after the transition (0-based).
+        cause: who moved a pause or a rollback: ``gate`` (the wave's gate failed) or
+            ``operator``; empty for other transitions and in states stored before it was kept.
     """
 
     at_s: float
@@ -177,6 +179,7 @@ class Transition:
     from_status: str
     to_status: str
     wave_index: int
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +242,11 @@ class RolloutState:
             return ()
         return tuple(d for wave in self.waves[: self.current_wave + 1] for d in wave)
 
+    @property
+    def paused_by_gate(self) -> bool:
+        """Paused because a wave's gate failed (not by an operator)."""
+        return self.status == "paused" and bool(self.history) and self.history[-1].cause == "gate"
+
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-ready values (what the service stores)."""
         return {
@@ -259,6 +267,7 @@ class RolloutState:
                     "from_status": t.from_status,
                     "to_status": t.to_status,
                     "wave_index": t.wave_index,
+                    "cause": t.cause,
                 }
                 for t in self.history
             ],
@@ -309,6 +318,7 @@ class RolloutState:
                         str(t["from_status"]),
                         str(t["to_status"]),
                         int(t["wave_index"]),
+                        str(t.get("cause", "")),
                     )
                     for t in data["history"]
                 ),
@@ -391,12 +401,13 @@ def _move(
     """The new state plus its actions: desired first, then the audit entry and the event."""
     now = event.now_s
     wave = state.current_wave if current_wave is None else current_wave
+    cause = str((extra or {}).get("cause", ""))
     new = replace(
         state,
         status=status,
         current_wave=wave,
         wave_started_s=now if restart_clock else state.wave_started_s,
-        history=(*state.history, Transition(now, action, state.status, status, wave)),
+        history=(*state.history, Transition(now, action, state.status, status, wave, cause)),
     )
     detail: dict[str, Any] = {
         "rollout_id": state.rollout_id,

@@ -254,6 +254,7 @@ class RolloutService:
         previous_version: str | None = None,
         rollout_id: str | None = None,
         reason: str = "",
+        supersede_gate_paused: bool = False,
     ) -> str:
         """Create a rollout of a release to a group and start its first wave.
 
@@ -266,6 +267,10 @@ class RolloutService:
                 group runs now (:meth:`current_version`).
             rollout_id: the id; default ``r-<UTC time>-<random>``.
             reason: why, for the audit trail.
+            supersede_gate_paused: first abort (without rollback) the group's active
+                rollouts that their gate paused — a drift retrain's release replaces the
+                release whose soak saw the drift (ADR 0018). A rollout an operator paused,
+                or one still running, is never superseded: the start is refused as usual.
 
         Returns:
             The rollout id.
@@ -279,6 +284,11 @@ class RolloutService:
         """
         name, version = parse_release_ref(release_ref)
         release = self._release(name, version, group)
+        if supersede_gate_paused:
+            for row in self._store.rollouts(group=group, active_only=True):
+                if _state_of(row).paused_by_gate:
+                    why = f"superseded by {release_ref}" + (f" ({reason})" if reason else "")
+                    self.abort(row.rollout_id, reason=why)
         active = [r.rollout_id for r in self._store.rollouts(group=group, active_only=True)]
         if active:
             raise InputError(
