@@ -232,36 +232,37 @@ class SqlAgentMessages(SqlCore):
         t = tables.agent_messages.c
         rows = self._select(
             "read agent messages from",
-            [
-                t.msg_id,
-                t.device_id,
-                t.site,
-                t.kind,
-                t.ts_us,
-                t.agent_version,
-                t.body,
-                t.payload_sha256,
-                t.received_at_us,
-            ],
+            record_columns(),
             where=[eq(t.device_id, device_id), eq(t.kind, kind), at_least(t.ts_us, since_us)],
             # newest by time, seq breaking ties: a forged huge seq cannot shadow newer messages
             order_by=[t.device_id, t.ts_us, t.seq, t.msg_id],
             last=limit,
         )
-        return [
-            AgentRecord(
-                msg_id=row.msg_id,
-                device_id=row.device_id,
-                site=row.site,
-                kind=row.kind,
-                ts_us=int(row.ts_us),
-                agent_version=row.agent_version,
-                body_json=row.body,
-                payload_sha256=row.payload_sha256,
-                received_at_us=int(row.received_at_us),
-            )
-            for row in rows
-        ]
+        return [agent_record(row) for row in rows]
+
+
+def record_columns() -> list[sa.Column[Any]]:
+    """The ``agent_messages`` columns an :class:`AgentRecord` is made of, in :func:`agent_record`'s order."""
+    t = tables.agent_messages.c
+    return [
+        t.msg_id,
+        t.device_id,
+        t.site,
+        t.kind,
+        t.ts_us,
+        t.agent_version,
+        t.body,
+        t.payload_sha256,
+        t.received_at_us,
+    ]
+
+
+def agent_record(row: Sequence[Any]) -> AgentRecord:
+    """The record of a row selected with :func:`record_columns` (every agent message reader uses it)."""
+    msg_id, device_id, site, kind, ts_us, agent_version, body, payload_sha256, received_at_us = row
+    return AgentRecord(
+        msg_id, device_id, site, kind, int(ts_us), agent_version, body, payload_sha256, int(received_at_us)
+    )
 
 
 def _stored_max_seq(conn: Connection, records: Iterable[AgentRecord]) -> dict[str, int]:

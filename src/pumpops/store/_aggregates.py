@@ -12,9 +12,12 @@ replaces, so writing the same hour twice is harmless); readers merge rows
 reading the raw messages. Rows live as long as summaries
 (``[retention] summaries_days``) and are pruned by ``hour_us`` with them.
 
-Also here: :meth:`SqlAggregates.agent_messages_after`, the monitor's read of
-the rows stored since its watermark, by receipt time (index
-``ix_agent_messages_kind_received_at_us``), in keyset pages.
+Also here: the monitor's reads by receipt time (index
+``ix_agent_messages_kind_received_at_us``): :meth:`SqlAggregates.agent_messages_after`,
+the rows stored since its watermark in keyset pages;
+:meth:`SqlAggregates.agent_message_ids`, the ids (no bodies) of its
+overlap; :meth:`SqlAggregates.agent_messages_by_id`, the few of those it
+had not read yet.
 
 May import: SQLAlchemy, ``pumpops.errors`` and the store's own modules.
 """
@@ -22,19 +25,22 @@ May import: SQLAlchemy, ``pumpops.errors`` and the store's own modules.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Container, Sequence
+import math
+from collections.abc import Collection, Container, Sequence
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 
 from pumpops.errors import InputError
 from pumpops.store import _tables as tables
-from pumpops.store._core import SqlCore, at_least
+from pumpops.store._agent_messages import agent_record, record_columns
+from pumpops.store._core import KEYS_PER_QUERY, SqlCore, at_least
 from pumpops.store._records import AGENT_KINDS, AgentRecord
 
 __all__ = ["HourAggregate", "SqlAggregates"]
 
 _HOUR_US = 3_600_000_000
-_ROWS_PER_INSERT = 500
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +101,11 @@ def _check(row: HourAggregate) -> None:
     counts = (row.summaries, row.alarms_raised, row.period_ms, row.scored, row.p50_n, row.mean_w)
     if min(counts) < 0 or row.alarm_messages < 0:
         raise InputError(f"hour aggregate of {row.device_id} at {row.hour_us}: a count is negative")
+    sums = (row.p50_sum, row.mean_wsum, row.p95_max, row.score_max)
+    if not all(v is None or math.isfinite(v) for v in sums):
+        raise InputError(
+            f"hour aggregate of {row.device_id} at {row.hour_us}: a sum or maximum is not finite"
+        )
 
 
 class SqlAggregates(SqlCore):
@@ -103,26 +114,36 @@ class SqlAggregates(SqlCore):
     def put_hour_aggregates(self, rows: Sequence[HourAggregate]) -> int:
         """Write device-hour rows, replacing those of the same (device, hour, model); the rows written.
 
+        One statement for all rows (PostgreSQL: the rows as one JSON array,
+        unpacked by ``json_to_recordset``; SQLite: one prepared statement run
+        per row). Of rows with the same key in one call, the last is written.
+
         Raises:
             InputError: a row is malformed (nothing written).
             StoreError: the database failed (nothing written).
         """
         for row in rows:
             _check(row)
-        if not rows:
+        unique = list({(r.device_id, r.hour_us, r.model): r for r in rows}.values())
+        if not unique:
             return 0
         t = tables.agent_hour_aggregates
-        values = [dataclasses.asdict(r) for r in rows]
         keys = ("device_id", "hour_us", "model")
+        names = [c.name for c in t.columns]
         with self._guard("write hour aggregates to"), self._writer.begin() as conn:
-            for start in range(0, len(values), _ROWS_PER_INSERT):
-                stmt = self._upsert(t).values(values[start : start + _ROWS_PER_INSERT])
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[t.c[k] for k in keys],
-                    set_={c.name: stmt.excluded[c.name] for c in t.columns if c.name not in keys},
-                )
-                conn.execute(stmt)
-        return len(rows)
+            postgres = conn.dialect.name == "postgresql"
+            stmt = self._upsert(t)
+            if postgres:  # no SQL text or parameters per row: orjson writes the dataclasses
+                data = sa.bindparam("rows", orjson.dumps(unique).decode(), type_=sa.Text())
+                columns = [sa.column(n, t.c[n].type) for n in names]
+                fields = sa.func.json_to_recordset(sa.cast(data, pg.JSON)).table_valued(*columns)
+                stmt = stmt.from_select(names, sa.select(fields.render_derived(with_types=True)))
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[t.c[k] for k in keys],
+                set_={name: stmt.excluded[name] for name in names if name not in keys},
+            )
+            conn.execute(stmt, None if postgres else [dataclasses.asdict(r) for r in unique])
+        return len(unique)
 
     def hour_aggregates(
         self,
@@ -173,17 +194,7 @@ class SqlAggregates(SqlCore):
             raise InputError(f"limit must be 1 or more, not {limit}")
         t = tables.agent_messages.c
         stmt = (
-            sa.select(
-                t.msg_id,
-                t.device_id,
-                t.site,
-                t.kind,
-                t.ts_us,
-                t.agent_version,
-                t.body,
-                t.payload_sha256,
-                t.received_at_us,
-            )
+            sa.select(*record_columns())
             .where(
                 t.kind.in_(AGENT_KINDS),
                 t.received_at_us >= received_after_us,
@@ -195,25 +206,49 @@ class SqlAggregates(SqlCore):
         with self._guard("read new agent messages of"), self._engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return [
-            (
-                row.msg_id,
-                int(row.received_at_us),
-                None
-                if row.msg_id in skip_ids
-                else AgentRecord(
-                    msg_id=row.msg_id,
-                    device_id=row.device_id,
-                    site=row.site,
-                    kind=row.kind,
-                    ts_us=int(row.ts_us),
-                    agent_version=row.agent_version,
-                    body_json=row.body,
-                    payload_sha256=row.payload_sha256,
-                    received_at_us=int(row.received_at_us),
-                ),
-            )
+            (row.msg_id, int(row.received_at_us), None if row.msg_id in skip_ids else agent_record(row))
             for row in rows
         ]
+
+    def agent_message_ids(self, *, received_from_us: int, received_until_us: int) -> list[str]:
+        """The ids of the agent messages received in a span (both ends included), in no order.
+
+        Ids only, no bodies: the incremental monitor's check of its overlap
+        for rows committed after it read past them.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.agent_messages.c
+        stmt = sa.select(t.msg_id).where(
+            t.kind.in_(AGENT_KINDS),
+            t.received_at_us >= received_from_us,
+            t.received_at_us <= received_until_us,
+        )
+        with self._guard("read agent message ids of"), self._engine.connect() as conn:
+            return list(conn.scalars(stmt).all())
+
+    def agent_messages_by_id(
+        self, msg_ids: Collection[str], *, received_from_us: int, received_until_us: int
+    ) -> list[AgentRecord]:
+        """The records of ``msg_ids`` among the agent messages received in a span (both ends included).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        t = tables.agent_messages.c
+        wanted = sorted(set(msg_ids))
+        found: list[AgentRecord] = []
+        with self._guard("read agent messages of"), self._engine.connect() as conn:
+            for start in range(0, len(wanted), KEYS_PER_QUERY):
+                stmt = sa.select(*record_columns()).where(
+                    t.kind.in_(AGENT_KINDS),
+                    t.received_at_us >= received_from_us,
+                    t.received_at_us <= received_until_us,
+                    t.msg_id.in_(wanted[start : start + KEYS_PER_QUERY]),
+                )
+                found += [agent_record(row) for row in conn.execute(stmt).all()]
+        return found
 
     def _prune_hour_aggregates(self, horizon: int | None, dry_run: bool) -> int:
         """Remove the hours that end at or before ``horizon`` (the summaries' horizon); the rows removed."""
