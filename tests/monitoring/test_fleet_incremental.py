@@ -22,6 +22,7 @@ from pumpops.errors import InputError
 from pumpops.fleet import Device
 from pumpops.monitoring import DriftPolicy, build_fleet_view
 from pumpops.monitoring._incremental import HOUR_MS, FleetState
+from pumpops.monitoring._shift_verdicts import DeviceShift, device_shift, judge_shifts
 from pumpops.store import AgentRecord
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -37,7 +38,7 @@ POLICY = DriftPolicy(window_s=2 * 3600, min_fraction=0.5, min_devices=1)
 numbers = st.one_of(
     st.floats(min_value=0, max_value=50, allow_nan=False), st.none(), st.just("x"), st.just(True)
 )
-models = st.sampled_from(
+models: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
     [{"model_name": "m", "model_version": 1}, {"model_name": "m", "model_version": 2}, {}, {"model_name": 3}]
 )
 
@@ -66,12 +67,30 @@ def bodies(draw: st.DrawFn, kind: str) -> dict[str, Any]:
             **model,
         }
     if kind == "drift":
-        return {
+        report: dict[str, Any] = {
             "alert": draw(st.sampled_from([True, False, "yes"])),
             "psi": {"f": draw(numbers)},
             "drifted": ["f"],
             **model,
         }
+        hint = draw(
+            st.sampled_from([None, "none", "new_shift", "sensor_shift", "fault_like", "bogus", "", 7])
+        )
+        if hint is not None:  # a shift test's answer (or a malformed one)
+            shifted = draw(st.sampled_from([[], ["f"], ["f", "g"], "f"]))
+            report |= {
+                "hint": hint,
+                "shifted": shifted,
+                "confirmed": draw(st.sampled_from([["f"], [], ["g"]])),
+                "shift": {
+                    "f": {"shift_sd": draw(numbers), "shift": 2.0},
+                    "g": {"shift_sd": 3.0, "shift": 1.0},
+                },
+                "since_ms": {"f": T0, "g": T0},
+                "z": {"f": draw(st.sampled_from([0.5, 4.0, -4.0])), "g": 4.0},
+                "score_ratio": draw(numbers),
+            }
+        return report
     return {"event": "raised", **model}
 
 
@@ -131,6 +150,30 @@ def test_incremental_view_equals_full_recomputation(
         seen += batch
         full = build_fleet_view({r.msg_id: r for r in seen}.values(), DEVICES, now_ms=now_ms, policy=POLICY)
         assert_same(state.view(now_ms, DEVICES, POLICY).to_dict(), full.to_dict())
+        # the shift verdicts from the kept drift reports == from every drift report of the window
+        kept = state.device_shifts(now_ms, POLICY, [d.device_id for d in DEVICES])
+        assert_same(group_shifts(kept, now_ms), group_shifts(full_device_shifts(seen, now_ms), now_ms))
+
+
+def full_device_shifts(records: list[AgentRecord], now_ms: int) -> dict[str, DeviceShift]:
+    """``device_shift`` over the window's drift reports in store order (what the full read gives)."""
+    cutoff = POLICY.cutoff_ms(now_ms)
+    unique = {r.msg_id: r for r in records if r.kind == "drift" and r.ts_ms >= cutoff}.values()
+    ordered = sorted(unique, key=lambda r: (r.device_id, r.ts_us, r.seq, r.msg_id))
+    return {
+        d.device_id: device_shift(d.device_id, [r for r in ordered if r.device_id == d.device_id])
+        for d in DEVICES
+    }
+
+
+def group_shifts(shifts: dict[str, DeviceShift], now_ms: int) -> dict[str, Any]:
+    groups: dict[str, list[str]] = {}
+    for device in DEVICES:
+        groups.setdefault(device.group, []).append(device.device_id)
+    return {
+        group: judge_shifts(group, [shifts[d] for d in sorted(ids)], now_ms=now_ms, policy=POLICY).to_dict()
+        for group, ids in sorted(groups.items())
+    }
 
 
 def test_the_comparison_can_fail() -> None:
@@ -157,6 +200,38 @@ def test_the_comparison_can_fail() -> None:
         assert_same(
             state.view(T0 + 2 * MIN, DEVICES, POLICY).to_dict()["groups"], one_less.to_dict()["groups"]
         )
+
+
+def test_shift_reports_kept_are_the_newest_answer_and_the_unknown_hints_of_the_window() -> None:
+    """What device_shift reads survives in the state; older answers and reports out of the window do not."""
+
+    def report(seq: int, minute: int, hint: object) -> AgentRecord:
+        body = json.dumps({"hint": hint, "shifted": ["f"], "shift": {"f": {"shift_sd": float(seq)}}})
+        return AgentRecord(
+            f"a:{seq}", "a", "s1", "drift", (T0 + minute * MIN) * 1000, "0.1", body, "0" * 64, 0
+        )
+
+    state = FleetState()
+    state.apply(
+        [
+            report(1, 0, "sensor_shift"),
+            report(2, 10, "bogus"),
+            report(3, 20, "sensor_shift"),
+            report(4, 5, ""),
+        ]
+    )
+    now = T0 + 30 * MIN
+    state.view(now, DEVICES, POLICY)
+    assert [r.msg_id for r in state.drift_reports(now, POLICY)["a"]] == ["a:2", "a:3"]
+    shift = state.device_shifts(now, POLICY, ["a", "b"])
+    assert (shift["a"].ts_ms, shift["a"].shift_sd, shift["b"].hint) == (T0 + 20 * MIN, {"f": 3.0}, "")
+    assert shift["a"].ignored[0] == "report seq 2: unknown hint 'bogus'"
+    late = T0 + 2 * HOUR_MS + 15 * MIN  # the window starts after the bogus report, before the newest answer
+    state.view(late, DEVICES, POLICY)
+    assert [r.msg_id for r in state.drift_reports(late, POLICY)["a"]] == ["a:3"]
+    assert state.drift_reports(T0 + 3 * HOUR_MS, POLICY) == {}
+    with pytest.raises(InputError, match="before the oldest hour"):
+        state.drift_reports(T0 + HOUR_MS, POLICY)
 
 
 def test_old_buckets_are_forgotten_and_a_view_back_in_time_is_refused() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections.abc import Collection
 from typing import cast
 
 import pytest
@@ -19,7 +20,8 @@ from pumpops.errors import InputError
 from pumpops.fleet import Device
 from pumpops.monitoring import DriftPolicy, build_fleet_view
 from pumpops.monitoring._fleet import SummaryStats, _model_key
-from pumpops.monitoring._incremental import HOUR_MS, IncrementalMonitor, hour_aggregate
+from pumpops.monitoring._incremental import HOUR_MS, hour_aggregate
+from pumpops.monitoring._watermark import IncrementalMonitor
 from pumpops.store import AgentRecord, HourAggregate, RetentionPolicy, TelemetryStore
 from pumpops.store._sql import SqlTelemetryStore
 
@@ -123,6 +125,21 @@ def test_put_hour_aggregates_replaces_the_row_of_the_same_hour_and_model(store: 
     assert len(sql(store).hour_aggregates(since_us=10 * HOUR_MS * 1000, until_us=11 * HOUR_MS * 1000)) == 2
 
 
+def test_put_hour_aggregates_keeps_floats_exactly_and_the_last_of_a_repeated_key(
+    store: TelemetryStore,
+) -> None:
+    """One statement for all rows (PostgreSQL: a JSON array): every value round-trips, None stays None."""
+    odd = dataclasses.replace(
+        row(), p50_sum=0.1 + 0.2, p95_max=None, score_max=1e-300, mean_wsum=2.0**60 + 0.5
+    )
+    many = [dataclasses.replace(row(), device_id=f"q-{i}", mean_w=i) for i in range(1200)]
+    assert sql(store).put_hour_aggregates([row(alarms=1), odd, *many]) == 1201
+    got = {r.device_id: r for r in sql(store).hour_aggregates()}
+    assert got["p-1"] == odd
+    assert len(got) == 1201
+    assert got["q-1199"].mean_w == 1199
+
+
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
@@ -132,6 +149,14 @@ def test_put_hour_aggregates_replaces_the_row_of_the_same_hour_and_model(store: 
         ),
         (HourAggregate("", 0, "", 0, 0, 0, 0, 0.0, 0, None, None, 0.0, 0, 0, 0), "device_id is empty"),
         (HourAggregate("p-1", 0, "", 0, -1, 0, 0, 0.0, 0, None, None, 0.0, 0, 0, 0), "a count is negative"),
+        (
+            HourAggregate("p-1", 0, "", 0, 0, 0, 0, float("nan"), 0, None, None, 0.0, 0, 0, 0),
+            "not finite",
+        ),
+        (
+            HourAggregate("p-1", 0, "", 0, 0, 0, 0, 0.0, 0, float("inf"), None, 0.0, 0, 0, 0),
+            "not finite",
+        ),
     ],
 )
 def test_put_hour_aggregates_refuses_a_malformed_row_and_writes_nothing(
@@ -164,6 +189,42 @@ def test_agent_messages_after_pages_by_receipt_time_and_id_without_gaps_or_repea
     ]
     with pytest.raises(InputError, match="limit must be 1 or more"):
         sql(store).agent_messages_after(received_after_us=0, limit=0)
+
+
+def test_agent_message_ids_and_by_id_read_a_receipt_span_with_both_ends(store: TelemetryStore) -> None:
+    records = [message("p-1", i, "state", T0_MS + i, {"i": i}, 1_000 + i) for i in range(1, 11)]
+    store.put_agent_messages(records)
+    span = {"received_from_us": 1_003_000, "received_until_us": 1_006_000}
+    assert sorted(sql(store).agent_message_ids(**span)) == [f"p-1:{i}" for i in range(3, 7)]
+    got = sql(store).agent_messages_by_id(["p-1:2", "p-1:4", "p-1:6", "p-1:nope"], **span)
+    assert sorted((r.msg_id, r.body()["i"]) for r in got) == [("p-1:4", 4), ("p-1:6", 6)]
+    assert got[0] == next(r for r in records if r.msg_id == got[0].msg_id)
+
+
+def test_the_overlap_is_read_as_ids_and_only_a_late_row_whole(
+    store: TelemetryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step re-reads the overlap's ids, not its bodies; a row committed late is fetched alone."""
+    state = {"health": "ok", "model_name": "m", "model_version": 1, "drift_status": {"status": "ok"}}
+    store.put_agent_messages([message("p-1", i, "state", T0_MS + i, state, 1_000_000 + i) for i in range(5)])
+    monitor = IncrementalMonitor(sql(store), overlap_s=60)
+    now = T0_MS + HOUR_MS
+    monitor.view(now, DEVICES, POLICY)
+    whole: list[list[str]] = []
+    by_id = sql(store).agent_messages_by_id
+
+    def spy(ids: Collection[str], **span: int) -> list[AgentRecord]:
+        whole.append(sorted(ids))
+        return by_id(ids, **span)
+
+    monkeypatch.setattr(sql(store), "agent_messages_by_id", spy)
+    assert monitor.refresh(now_us=now * 1000) == 0
+    assert whole == []  # five ids re-read, no row fetched again
+    store.put_agent_messages([message("p-2", 1, "state", T0_MS + 9, state, 1_000_000 - 1)])  # late
+    store.put_agent_messages([message("p-2", 2, "state", T0_MS + 10, state, 1_000_010)])  # new
+    assert monitor.refresh(now_us=now * 1000) == 2
+    assert whole == [["p-2:1"]]
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms == T0_MS + 10
 
 
 @pytest.mark.parametrize("seed", [1, 2])

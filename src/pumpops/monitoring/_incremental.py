@@ -10,6 +10,9 @@ per device, only what the view needs and updates it from each new batch:
 - the device's summaries in **hour buckets** (by message time): per summary
   its mergeable sums (:class:`~pumpops.monitoring._fleet.SummaryStats`), per
   bucket and model key their total, and the ids of its alarm messages.
+- the drift reports ``device_shift`` reads: the newest with a shift test's
+  hint and those with an unknown hint (:meth:`FleetState.device_shifts`
+  runs ``device_shift`` again only for a device whose reports changed).
 
 A view at ``now`` merges, per device, the totals of the buckets wholly inside
 the window and the summaries of the one bucket the window's start cuts
@@ -20,30 +23,20 @@ a view further back than that raises. Applying a message twice changes
 nothing (buckets are keyed by ``msg_id``, the newest-wins fields compare
 strictly), so a reader may re-read an overlap of rows.
 
-:class:`IncrementalMonitor` is the store-backed shell: it reads the rows
-stored since its watermark (``received_at_us``, re-reading ``overlap_s`` of
-receipt time so a batch committed a little after a later one is not missed;
-ingest dates each agent message at the attempt that stores it, so only a
-single store call longer than ``overlap_s`` could still be missed),
-applies them, and writes the touched device-hours to the store's
-``agent_hour_aggregates`` (absolute values, so a rewrite is idempotent). A
-message older than every kept bucket (an outbox's day-old backlog) still
-updates the newest-of fields; its device-hour aggregate is recomputed from
-the stored summaries and alarms of that hour.
+The store-backed shell that feeds it batch by batch, :class:`IncrementalMonitor`,
+is in :mod:`pumpops.monitoring._watermark`.
 
 May import: ``pumpops.fleet``, ``pumpops.store`` (records and the aggregate
-row), errors and the standard library.
+row), this package's pure modules, errors and the standard library.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import weakref
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -57,12 +50,13 @@ from pumpops.monitoring._fleet import (
     _model_key,
     assemble_fleet_view,
 )
+from pumpops.monitoring._shift_verdicts import HINTS, DeviceShift, device_shift
 from pumpops.store import AgentRecord, HourAggregate
 
 if TYPE_CHECKING:
     from pumpops.fleet import Device
 
-__all__ = ["HOUR_MS", "FleetState", "IncrementalMonitor", "hour_aggregate", "incremental_monitor"]
+__all__ = ["HOUR_MS", "FleetState", "hour_aggregate"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,9 +66,21 @@ ModelKey = tuple[str, str] | None
 
 @dataclass(frozen=True, slots=True)
 class _Kept(AgentRecord):
-    """An agent record with its body parsed once (views read it at every step)."""
+    """An agent record with its body parsed once and its seq and time at hand (views read them each step)."""
 
     parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    seq_no: int = field(default=0, repr=False, compare=False)
+    time_ms: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def seq(self) -> int:
+        """The outbox's sequence number (parsed from ``msg_id`` once)."""
+        return self.seq_no
+
+    @property
+    def ts_ms(self) -> int:
+        """``ts_us`` in milliseconds."""
+        return self.time_ms
 
     def body(self) -> dict[str, Any]:
         """The parsed body (read only)."""
@@ -95,6 +101,8 @@ def _kept(record: AgentRecord) -> _Kept:
         payload_sha256=record.payload_sha256,
         received_at_us=record.received_at_us,
         parsed=_parse(record.body_json),
+        seq_no=record.seq,
+        time_ms=record.ts_ms,
     )
 
 
@@ -131,6 +139,8 @@ class _DeviceState:
     report: _Kept | None = None
     named: _Kept | None = None
     buckets: dict[int, _Bucket] = field(default_factory=dict)
+    shift: _Kept | None = None  # the newest drift report with a shift test's hint
+    odd_hints: dict[str, _Kept] = field(default_factory=dict)  # drift reports with an unknown hint
 
 
 def _newer(new: _Kept, old: _Kept | None) -> bool:
@@ -159,6 +169,7 @@ class FleetState:
         self._devices: dict[str, _DeviceState] = {}
         self._horizon_hour: int | None = None  # buckets before this hour are forgotten
         self._views: dict[str, tuple[object, DeviceView]] = {}  # the last view of each device, by key
+        self._shifts: dict[str, tuple[tuple[str, ...], DeviceShift]] = {}  # by the ids of its reports
 
     @property
     def horizon_ms(self) -> int | None:
@@ -187,12 +198,24 @@ class FleetState:
                 dev.newest = rec
             if rec.kind == "state" and _newer(rec, dev.state):
                 dev.state = rec
-            elif rec.kind == "drift" and _newer(rec, dev.report):
-                dev.report = rec
+            elif rec.kind == "drift":
+                if _newer(rec, dev.report):
+                    dev.report = rec
+                self._apply_shift(dev, rec)
             elif rec.kind in ("summary", "alarm"):
                 touched.add((rec.device_id, rec.ts_ms // HOUR_MS))
                 self._apply_named(dev, rec)
         return touched
+
+    def _apply_shift(self, dev: _DeviceState, rec: _Kept) -> None:
+        # What device_shift reads of a device's drift reports in the window: the newest
+        # with a known hint, and those with an unknown one (named in its ``ignored``).
+        hint = rec.parsed.get("hint")
+        if hint in HINTS:
+            if _newer(rec, dev.shift):
+                dev.shift = rec
+        elif hint not in (None, "") and rec.ts_ms >= (self.horizon_ms or 0):
+            dev.odd_hints[rec.msg_id] = rec
 
     def _apply_named(self, dev: _DeviceState, rec: _Kept) -> None:
         key = _model_key(rec.parsed)
@@ -233,6 +256,8 @@ class FleetState:
             window: dict[ModelKey, SummaryStats] = {}
             for hour in [h for h in dev.buckets if h < cut_hour]:
                 del dev.buckets[hour]
+            if dev.odd_hints:
+                dev.odd_hints = {m: r for m, r in dev.odd_hints.items() if r.ts_ms // HOUR_MS >= cut_hour}
             for hour, bucket in dev.buckets.items():
                 sums = bucket.since(cutoff) if hour == cut_hour else bucket.totals()
                 for key, stats in sums.items():
@@ -244,6 +269,57 @@ class FleetState:
             same = (*kept, window, *(r is not None and r.ts_ms >= cutoff for r in kept))
             parts.append(DeviceParts(device_id, own, window, same))
         return assemble_fleet_view(parts, devices, now_ms=now_ms, policy=policy, cache=self._views)
+
+    def drift_reports(self, now_ms: int, policy: DriftPolicy) -> dict[str, list[AgentRecord]]:
+        """Per device, its drift reports in the window that ``device_shift`` reads, in store order.
+
+        The newest report with a shift test's hint (``HINTS``) and every report
+        with an unknown hint (which ``device_shift`` names in ``ignored``): what
+        the window's drift reports give ``device_shift``, without holding them all.
+        Devices without such a report are left out.
+
+        Raises:
+            InputError: the window starts before the oldest hour still kept.
+        """
+        cutoff = policy.cutoff_ms(now_ms)
+        if self._horizon_hour is not None and cutoff // HOUR_MS < self._horizon_hour:
+            raise InputError(
+                f"drift reports at {now_ms} ms: the window starts at {cutoff} ms, before the oldest hour "
+                f"the incremental state keeps ({self._horizon_hour * HOUR_MS} ms)"
+            )
+        out: dict[str, list[AgentRecord]] = {}
+        for device_id, dev in self._devices.items():
+            if dev.shift is None and not dev.odd_hints:
+                continue
+            found = [r for r in dev.odd_hints.values() if r.ts_ms >= cutoff]
+            if dev.shift is not None and dev.shift.ts_ms >= cutoff:
+                found.append(dev.shift)
+            if found:
+                out[device_id] = sorted(found, key=lambda r: (r.ts_us, r.seq, r.msg_id))
+        return out
+
+    def device_shifts(
+        self, now_ms: int, policy: DriftPolicy, device_ids: Iterable[str]
+    ) -> dict[str, DeviceShift]:
+        """``device_shift`` of each of ``device_ids`` over its :meth:`drift_reports` at ``now_ms``.
+
+        A device whose reports are the same as at the last call keeps its
+        last answer (``device_shift`` depends on its records only, and a
+        stored message id never changes content): a step re-reads no report.
+
+        Raises:
+            InputError: the window starts before the oldest hour still kept.
+        """
+        reports = self.drift_reports(now_ms, policy)
+        out: dict[str, DeviceShift] = {}
+        for device_id in device_ids:
+            own = reports.get(device_id, [])
+            key = tuple(r.msg_id for r in own)
+            hit = self._shifts.get(device_id)
+            if hit is None or hit[0] != key:
+                hit = self._shifts[device_id] = (key, device_shift(device_id, own))
+            out[device_id] = hit[1]
+        return out
 
     def hour_aggregates(self, touched: Iterable[tuple[str, int]], *, updated_us: int) -> list[HourAggregate]:
         """The store rows of the touched device-hours still kept in buckets (absolute values)."""
@@ -309,207 +385,20 @@ def hour_aggregate(
     return rows
 
 
-class AggregateStore(Protocol):
-    """The part of the store :class:`IncrementalMonitor` uses."""
-
-    def agent_messages_after(
-        self,
-        *,
-        received_after_us: int,
-        after_msg_id: str = "",
-        limit: int = 20_000,
-        skip_ids: Container[str] = (),
-    ) -> list[tuple[str, int, AgentRecord | None]]: ...  # pragma: no cover - protocol
-    def agent_messages(
-        self,
-        *,
-        device_id: str | None = None,
-        kind: str | None = None,
-        since_us: int | None = None,
-        limit: int | None = None,
-    ) -> list[AgentRecord]: ...  # pragma: no cover - protocol
-    def put_hour_aggregates(self, rows: Sequence[HourAggregate]) -> int: ...  # pragma: no cover
-
-
-class IncrementalMonitor:
-    """A :class:`FleetState` fed from the store by receipt-time watermark; writes hour aggregates.
-
-    Args:
-        store: the hub's store.
-        overlap_s: receipt time re-read at each step (a row committed this much
-            after a later-received row is still seen; repeats are skipped by id).
-        page: rows read per query.
-        write_aggregates: write the touched device-hours to ``agent_hour_aggregates``.
-    """
-
-    def __init__(
-        self,
-        store: AggregateStore,
-        *,
-        overlap_s: float = 120.0,
-        page: int = 20_000,
-        write_aggregates: bool = True,
-    ) -> None:
-        if not overlap_s >= 0 or page < 1:
-            raise InputError(f"overlap_s {overlap_s!r} must be 0 or more and page {page!r} at least 1")
-        self._store = store
-        self._overlap_us = round(overlap_s * 1_000_000)
-        self._page = page
-        self._write = write_aggregates
-        self.state = FleetState()
-        self._watermark_us: int | None = None
-        self._seen: dict[str, int] = {}  # msg_id -> received_at_us, inside the overlap only
-        self.last_read = 0
-        self._booted = False
-        self._lock = threading.Lock()
-
-    @property
-    def watermark_us(self) -> int | None:
-        """The newest receipt time read so far (None before the first step)."""
-        return self._watermark_us
-
-    def bootstrap(self, *, since_us: int, devices: Sequence[Device], now_us: int) -> int:
-        """Start from the store: the messages from ``since_us`` on and each device's newest older state.
-
-        What a hub process reads once at its first step (today's full view
-        reads as much at every step); later steps read only what arrived.
-        Messages older than ``since_us`` other than that state (a drift
-        report, a summary naming the model) are not read: until the device
-        sends newer ones the view shows what the full view of the window shows.
-
-        Raises:
-            StoreError: the database failed (the state stays empty).
-        """
-        records = self._store.agent_messages(since_us=since_us)
-        with_state = {r.device_id for r in records if r.kind == "state"}
-        for device in devices:
-            if device.device_id not in with_state:
-                records += self._store.agent_messages(device_id=device.device_id, kind="state", limit=1)
-        newest = max((r.received_at_us for r in records), default=-1)
-        self._watermark_us = newest if newest >= 0 else None
-        floor = -1 if self._watermark_us is None else self._watermark_us - self._overlap_us
-        self._seen = {r.msg_id: r.received_at_us for r in records if r.received_at_us > floor}
-        self.last_read = len(records)
-        touched = self.state.apply(records)
-        if self._write and touched:
-            self._write_hours(touched, now_us)
-        return len(records)
-
-    def refresh(self, *, now_us: int) -> int:
-        """Read and apply the rows received since the watermark (less the overlap); how many were new.
-
-        Raises:
-            StoreError: the database failed (the state keeps what it had; the next step re-reads).
-        """
-        after = -1 if self._watermark_us is None else self._watermark_us - self._overlap_us
-        after_id = ""
-        fresh: list[AgentRecord] = []
-        newest = self._watermark_us if self._watermark_us is not None else -1
-        read = 0
-        while True:
-            rows = self._store.agent_messages_after(
-                received_after_us=after, after_msg_id=after_id, limit=self._page, skip_ids=self._seen
-            )
-            read += len(rows)
-            for msg_id, received_us, record in rows:
-                if record is not None and msg_id not in self._seen:
-                    fresh.append(record)
-                    self._seen[msg_id] = received_us
-                newest = max(newest, received_us)
-            if len(rows) < self._page:
-                break
-            after, after_id = rows[-1][1], rows[-1][0]
-        self.last_read = read
-        self._watermark_us = newest if newest >= 0 else None
-        if self._watermark_us is not None:
-            floor = self._watermark_us - self._overlap_us
-            self._seen = {m: r for m, r in self._seen.items() if r > floor}
-        touched = self.state.apply(fresh)
-        if self._write and touched:
-            self._write_hours(touched, now_us)
-        return len(fresh)
-
-    def view(self, now_ms: int, devices: Sequence[Device], policy: DriftPolicy) -> FleetView:
-        """Bootstrap (first call) or refresh, then the fleet view at ``now_ms`` (see :meth:`FleetState.view`).
-
-        Raises:
-            InputError: ``now_ms`` is further back than the kept hours allow.
-            StoreError: the database failed.
-        """
-        with self._lock:
-            if self._watermark_us is None and not self._booted:
-                since = policy.cutoff_ms(now_ms) // HOUR_MS * HOUR_MS
-                self.bootstrap(since_us=since * 1000, devices=devices, now_us=now_ms * 1000)
-                self._booted = True
-            else:
-                self.refresh(now_us=now_ms * 1000)
-            return self.state.view(now_ms, devices, policy)
-
-    def try_view(self, now_ms: int, devices: Sequence[Device], policy: DriftPolicy) -> FleetView | None:
-        """:meth:`view`, or None when ``now_ms`` is before the kept hours (the caller reads in full)."""
-        try:
-            return self.view(now_ms, devices, policy)
-        except InputError:
-            return None
-
-    def _write_hours(self, touched: set[tuple[str, int]], now_us: int) -> None:
-        horizon = self.state.horizon_ms
-        kept = {t for t in touched if horizon is None or t[1] * HOUR_MS >= horizon}
-        rows = self.state.hour_aggregates(kept, updated_us=now_us)
-        for device_id, hour in sorted(touched - kept):  # a backlog older than the window: from the store
-            rows += self._hour_from_store(device_id, hour, now_us)
-        self._store.put_hour_aggregates(rows)
-
-    def _hour_from_store(self, device_id: str, hour: int, now_us: int) -> list[HourAggregate]:
-        start_us, end_us = hour * HOUR_MS * 1000, (hour + 1) * HOUR_MS * 1000
-        totals: dict[ModelKey, SummaryStats] = {}
-        alarms: dict[ModelKey, int] = {}
-        for kind in ("summary", "alarm"):
-            for rec in self._store.agent_messages(device_id=device_id, kind=kind, since_us=start_us):
-                if rec.ts_us >= end_us:
-                    continue
-                body = _body(rec)
-                key = _model_key(body)
-                if kind == "alarm":
-                    alarms[key] = alarms.get(key, 0) + 1
-                else:
-                    totals.setdefault(key, SummaryStats()).add(body)
-        return hour_aggregate(device_id, hour, totals, alarms, now_us)
-
-
 def _parse(body_json: str) -> dict[str, Any]:
-    """The body as a dict (orjson: the step parses every new message once)."""
+    """The body as a dict, as ``AgentRecord.body`` reads it (orjson: the step parses every new message once).
+
+    orjson refuses what Python's ``json`` reads (``NaN``, ``Infinity``, which the
+    store keeps as the agent sent them): those bodies are read by ``json``.
+
+    >>> _parse('{"score_ratio": NaN}')
+    {'score_ratio': nan}
+    """
     try:
         value = orjson.loads(body_json)
-    except orjson.JSONDecodeError:  # pragma: no cover - the store only keeps checked JSON objects
-        return {}
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(body_json)
+        except json.JSONDecodeError:  # pragma: no cover - the store only keeps JSON objects
+            return {}
     return value if isinstance(value, dict) else {}
-
-
-def _body(record: AgentRecord) -> dict[str, Any]:
-    try:
-        return record.body()
-    except json.JSONDecodeError:  # pragma: no cover - the store only keeps checked JSON objects
-        return {}
-
-
-_MONITORS: weakref.WeakKeyDictionary[object, IncrementalMonitor] = weakref.WeakKeyDictionary()
-_MONITORS_LOCK = threading.Lock()
-
-
-def incremental_monitor(store: object) -> IncrementalMonitor | None:
-    """The one :class:`IncrementalMonitor` of ``store`` in this process, or None if the store cannot feed one.
-
-    Kept as long as the store object lives, so that monitoring steps (and the
-    dashboard's fleet view) of one hub process share one state and each step
-    reads only what arrived since the last, even when every step builds a new
-    ``MonitoringService``. A store without ``agent_messages_after`` and
-    ``put_hour_aggregates`` (a test fake) gets None: the full recomputation.
-    """
-    if not all(hasattr(store, m) for m in ("agent_messages_after", "put_hour_aggregates", "agent_messages")):
-        return None
-    with _MONITORS_LOCK:
-        found = _MONITORS.get(store)
-        if found is None:
-            found = _MONITORS[store] = IncrementalMonitor(cast("AggregateStore", store))
-        return found

@@ -46,7 +46,6 @@ from pumpops.errors import InputError, NotFoundError
 from pumpops.fleet import Device
 from pumpops.monitoring._drift import NO_DATA, DriftPolicy, GroupDrift
 from pumpops.monitoring._fleet import UNREGISTERED_GROUP, FleetView, build_fleet_view
-from pumpops.monitoring._incremental import incremental_monitor
 from pumpops.monitoring._shift_verdicts import (
     GroupResponse,
     GroupShift,
@@ -55,6 +54,7 @@ from pumpops.monitoring._shift_verdicts import (
     model_affected,
     plan_response,
 )
+from pumpops.monitoring._watermark import incremental_monitor
 from pumpops.registry import EventSink
 from pumpops.settings import MonitoringSettings
 from pumpops.store import (
@@ -189,8 +189,9 @@ class MonitoringService:
         Raises:
             StoreError: the database failed.
         """
-        now_ms = _now_us(now_us) // 1000
-        devices = self._store.devices()
+        return self._view(_now_us(now_us) // 1000, self._store.devices())
+
+    def _view(self, now_ms: int, devices: list[Device]) -> FleetView:
         incremental = incremental_monitor(self._store)  # issue 18: only what arrived since the last step
         found = incremental.try_view(now_ms, devices, self._policy) if incremental is not None else None
         if found is not None:
@@ -207,28 +208,38 @@ class MonitoringService:
     def shift_verdicts(self, now_us: int | None = None) -> dict[str, GroupShift]:
         """Per registered group, what its devices' shift tests say: shared drift, device-local, fault.
 
-        Reads the drift reports of the window (:func:`judge_shifts` on each device's newest
-        report that carries a shift test's answer). A group without such a report is ``no data``.
+        :func:`judge_shifts` on each device's newest drift report in the window that
+        carries a shift test's answer. A group without such a report is ``no data``.
+        The reports come from the incremental state (the drift reports that arrived
+        since the last step), or from the window's stored reports when the state
+        cannot serve ``now_us`` (a store without the watermark reads, a time before
+        the hours it keeps).
 
         Raises:
             StoreError: the database failed.
         """
-        now_ms = _now_us(now_us) // 1000
-        cutoff_us = self._policy.cutoff_ms(now_ms) * 1000
-        records = self._store.agent_messages(kind="drift", since_us=cutoff_us)
-        by_device: dict[str, list[AgentRecord]] = defaultdict(list)
-        for record in records:
-            by_device[record.device_id].append(record)
+        return self._shift_verdicts(_now_us(now_us) // 1000, self._store.devices())
+
+    def _shift_verdicts(
+        self, now_ms: int, devices: list[Device], *, refresh: bool = True
+    ) -> dict[str, GroupShift]:
+        incremental = incremental_monitor(self._store)
+        shifts = (
+            incremental.try_device_shifts(now_ms, devices, self._policy, refresh=refresh)
+            if incremental is not None
+            else None
+        )
+        if shifts is None:
+            by_device: dict[str, list[AgentRecord]] = defaultdict(list)
+            cutoff_us = self._policy.cutoff_ms(now_ms) * 1000
+            for record in self._store.agent_messages(kind="drift", since_us=cutoff_us):
+                by_device[record.device_id].append(record)
+            shifts = {d.device_id: device_shift(d.device_id, by_device.get(d.device_id, [])) for d in devices}
         groups: dict[str, list[str]] = defaultdict(list)
-        for device in self._store.devices():
+        for device in devices:
             groups[device.group].append(device.device_id)
         return {
-            group: judge_shifts(
-                group,
-                [device_shift(d, by_device.get(d, [])) for d in sorted(ids)],
-                now_ms=now_ms,
-                policy=self._policy,
-            )
+            group: judge_shifts(group, [shifts[d] for d in sorted(ids)], now_ms=now_ms, policy=self._policy)
             for group, ids in sorted(groups.items())
         }
 
@@ -263,8 +274,9 @@ class MonitoringService:
                 the next step carries on from what is stored).
         """
         now = _now_us(now_us)
-        view = self.view(now)
-        shifts = self.shift_verdicts(now)
+        devices = self._store.devices()  # once a step: both reads below use the same registrations
+        view = self._view(now // 1000, devices)
+        shifts = self._shift_verdicts(now // 1000, devices, refresh=False)  # the view's step refreshed
         open_by_group: dict[str, list[FleetAlertRecord]] = defaultdict(list)
         for alert in self.open_alerts():
             open_by_group[alert.group].append(alert)
