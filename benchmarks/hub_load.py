@@ -173,6 +173,41 @@ def minute_kinds(minute: int) -> tuple[str, ...]:
     return ("state",) + (("summary",) if minute % 10 == 9 else ()) + (("drift",) if minute % 60 == 59 else ())
 
 
+def minute_records(
+    devices: Sequence[Device],
+    seqs: list[int],
+    rnd: int,
+    t_ms: int,
+    kinds: Sequence[str],
+    rng: np.random.Generator,
+) -> list[AgentRecord]:
+    """The stored records of every device's messages of one instant (``--direct``: what ingest would store).
+
+    Each device sends ``kinds`` at ``t_ms`` (+1 ms per kind), numbered on from ``seqs`` (updated),
+    with the bodies of :func:`_bodies` for round ``rnd``; received now.
+    """
+    records = []
+    for i, device in enumerate(devices):
+        bodies = _bodies(device, i, rnd, t_ms, rng)
+        for k, kind in enumerate(kinds):
+            seqs[i] += 1
+            body = json.dumps(bodies[kind], separators=(",", ":"))
+            records.append(
+                AgentRecord(
+                    f"{device.device_id}:{seqs[i]}",
+                    device.device_id,
+                    device.site,
+                    kind,
+                    (t_ms + k) * 1000,
+                    AGENT_VERSION,
+                    body,
+                    hashlib.sha256(body.encode()).hexdigest(),
+                    time.time_ns() // 1000,
+                )
+            )
+    return records
+
+
 def _hwm_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -536,48 +571,12 @@ def run_direct(args: argparse.Namespace, n: int) -> dict[str, Any]:
         monitor = MonitoringService(store, EventSink(store, None), settings.monitoring)
         for rnd in range(args.history_rounds):  # the window filled before t0: 10-minute rounds
             t_ms = t0_ms - (args.history_rounds - rnd) * ROUND_MS + 30_000
-            history = []
-            for i, device in enumerate(devices):
-                bodies = _bodies(device, i, 0, t_ms, rng)
-                for k, kind in enumerate(("state", "summary", "drift")):
-                    seqs[i] += 1
-                    body = json.dumps(bodies[kind], separators=(",", ":"))
-                    history.append(
-                        AgentRecord(
-                            f"{device.device_id}:{seqs[i]}",
-                            device.device_id,
-                            device.site,
-                            kind,
-                            (t_ms + k) * 1000,
-                            AGENT_VERSION,
-                            body,
-                            hashlib.sha256(body.encode()).hexdigest(),
-                            time.time_ns() // 1000,
-                        )
-                    )
+            history = minute_records(devices, seqs, 0, t_ms, ("state", "summary", "drift"), rng)
             for start in range(0, len(history), 5000):
                 store.put_agent_messages(history[start : start + 5000])
         for minute in range(args.minutes):
             t_ms = t0_ms + minute * MINUTE_MS + 30_000
-            records = []
-            for i, device in enumerate(devices):
-                bodies = _bodies(device, i, minute // 10, t_ms, rng)
-                for k, kind in enumerate(minute_kinds(minute)):
-                    seqs[i] += 1
-                    body = json.dumps(bodies[kind], separators=(",", ":"))
-                    records.append(
-                        AgentRecord(
-                            f"{device.device_id}:{seqs[i]}",
-                            device.device_id,
-                            device.site,
-                            kind,
-                            (t_ms + k) * 1000,
-                            AGENT_VERSION,
-                            body,
-                            hashlib.sha256(body.encode()).hexdigest(),
-                            time.time_ns() // 1000,
-                        )
-                    )
+            records = minute_records(devices, seqs, minute // 10, t_ms, minute_kinds(minute), rng)
             for start in range(0, len(records), 5000):
                 store.put_agent_messages(records[start : start + 5000])
             now_ms = t0_ms + (minute + 1) * MINUTE_MS
