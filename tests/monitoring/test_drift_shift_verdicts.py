@@ -356,3 +356,41 @@ def test_judge_shifts_does_not_pool_a_temperature_the_devices_put_down_to_the_we
     assert shift.weather == (temp,)
     assert shift.to_dict()["weather"] == [temp]
     assert any("weather" in reason for reason in shift.ignored)
+
+
+def test_judge_shifts_calls_the_model_alarming_on_enough_pumps_at_once_the_groups_joint_drift() -> None:
+    """A relation between sensors broke on several pumps (no sensor's own test fires): group drift.
+
+    Seen in ``make demo``: +40 kPa on every ``acme-ansi`` discharge pressure is 0.7 reference sd, too
+    small for any pump's test, while the stale model's median score is 15x its threshold on all of them.
+    """
+
+    def pump(device: str, ratio: float | None, hint: str = N) -> DeviceShift:
+        return DeviceShift(device, NOW - MINUTE_MS, (), hint, z={DP: 1.2}, score_ratio=ratio)
+
+    drifted = [pump("a", 15.0), pump("b", 14.2), pump("c", 2.0), pump("d", 0.4), pump("e", None)]
+    result = judge_shifts("g", drifted, now_ms=NOW, policy=POLICY)  # 3 of 5 alarm: 0.6 >= 0.3
+    assert result.verdict == "drift"
+    assert result.shared == {"model_score": ("a", "b", "c")}
+    assert result.devices == {
+        "a": "group_drift",
+        "b": "group_drift",
+        "c": "group_drift",
+        "d": "ok",
+        "e": "ok",
+    }
+    assert result.since_ms == {}  # no onset of its own: the alert's opening time stands for it
+    # One pump's model alarming is that pump's matter (a fault), not the group's.
+    one = judge_shifts("g", [pump("a", 15.0), pump("d", 0.4), pump("e", 0.6)], now_ms=NOW, policy=POLICY)
+    assert one.verdict == "ok"
+    # Pumps whose change looks like a fault, or that are still confirming, do not count.
+    faulty = [
+        pump("a", 15.0, "fault_like"),
+        pump("b", 9.0, "fault_like"),
+        pump("c", 3.0, NEW),
+        pump("d", 0.4),
+    ]
+    assert judge_shifts("g", faulty, now_ms=NOW, policy=POLICY).shared == {}
+    # Just under the ratio: the model copes, nothing is shared.
+    coping = [pump("a", 1.9), pump("b", 1.9), pump("c", 1.9)]
+    assert judge_shifts("g", coping, now_ms=NOW, policy=POLICY).verdict == "ok"

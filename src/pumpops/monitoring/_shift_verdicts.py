@@ -43,7 +43,7 @@ May import: errors and the standard library (records are read by attribute).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,13 @@ __all__ = [
 #: What each device verdict asks for (the tiered response, cheapest first).
 #: A pump's mean-test statistic that counts towards a shift shared by its group (pooled evidence).
 POOL_Z = 3.0
+#: The group's joint behaviour: a device whose model's median score is at least this many times its
+#: threshold (it alarms on most rows) while no sensor's own test fired counts towards ``MODEL_SCORE``.
+JOINT_RATIO = 2.0
+#: The name under which a shared change no single sensor's test explains is reported: the model alarms
+#: on enough pumps of the group at once (a relation between sensors broke, e.g. a recalibrated
+#: pressure against its flow and speed). It has no ``since``: the alert's opening time stands for it.
+MODEL_SCORE = "model_score"
 
 #: The device words the hub reads (anything else: not a shift report).
 HINTS = ("none", "new_shift", "sensor_shift", "operating_shift", "fault_like")
@@ -369,18 +376,7 @@ def judge_shifts(
         return len(ids) >= policy.min_devices and len(ids) / n >= policy.min_fraction
 
     shared = {s: tuple(sorted(ids)) for s, ids in sorted(by_sensor.items()) if enough(ids)}
-    pooled: dict[str, set[str]] = {}
-    # A new shift waits for its own confirmation (a developing fault starts as one too).
-    candidates = [d for d in reporting if d.hint in ("none", *_DRIFT_HINTS)]
-    for sensor in sorted({s for d in candidates for s in d.z}):
-        for sign in (1.0, -1.0):
-            strong = [
-                d.device_id
-                for d in candidates
-                if sensor not in d.weather and sign * d.z.get(sensor, 0.0) >= pool_z
-            ]
-            if enough(strong):
-                pooled.setdefault(sensor, set()).update(strong)
+    pooled = _pooled(reporting, enough, pool_z)
     for sensor, pool in pooled.items():
         shared[sensor] = tuple(sorted(set(shared.get(sensor, ())) | pool))
     shared = dict(sorted(shared.items()))
@@ -398,6 +394,7 @@ def judge_shifts(
             if d.device_id in ids
         )
         for s, ids in shared.items()
+        if s != MODEL_SCORE
     }
     local = sum(1 for v in verdicts.values() if v == "device_local")
     faults = sum(1 for v in verdicts.values() if v == "fault")
@@ -412,6 +409,30 @@ def judge_shifts(
     reason += f"; {local} device-local shift(s), {faults} fault-like device(s), {pending} pending"
     evidence = {d.device_id: d for d in reporting}
     return GroupShift(group, "drift" if shared else "ok", shared, n, verdicts, since, reason, evidence)
+
+
+def _pooled(
+    reporting: Sequence[DeviceShift], enough: Callable[[Sequence[str]], bool], pool_z: float
+) -> dict[str, set[str]]:
+    """Shared changes too small for one pump's test: pooled test statistics, and the joint model score."""
+    pooled: dict[str, set[str]] = {}
+    # A new shift waits for its own confirmation (a developing fault starts as one too).
+    candidates = [d for d in reporting if d.hint in ("none", *_DRIFT_HINTS)]
+    for sensor in sorted({s for d in candidates for s in d.z}):
+        for sign in (1.0, -1.0):
+            strong = [
+                d.device_id
+                for d in candidates
+                if sensor not in d.weather and sign * d.z.get(sensor, 0.0) >= pool_z
+            ]
+            if enough(strong):
+                pooled.setdefault(sensor, set()).update(strong)
+    # A fault is one pump's; the model alarming on enough pumps of a group at once while no sensor's
+    # own test fired on them (hint none) is the group's joint behaviour changing: drift.
+    joint = [d.device_id for d in reporting if d.hint == "none" and (d.score_ratio or 0.0) >= JOINT_RATIO]
+    if enough(joint):
+        pooled[MODEL_SCORE] = set(joint)
+    return pooled
 
 
 _DRIFT_HINTS = ("sensor_shift", "operating_shift")
