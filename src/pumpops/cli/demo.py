@@ -23,7 +23,7 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
         False, "--telemetry-only", help="Only the telemetry path (simulate → broker → ingest → SQLite)."
     ),
     pumps: int = typer.Option(21, min=6, max=60, help="Pumps in the loop demo (three makes take turns)."),
-    run_hours: float = typer.Option(5.0, min=4.0, max=24.0, help="Simulated hours the agents run."),
+    run_hours: float = typer.Option(8.0, min=4.0, max=24.0, help="Simulated hours the agents run."),
     speed: float = typer.Option(120.0, min=10.0, max=600.0, help="Simulated seconds per wall second."),
     devices: int = typer.Option(9, min=3, max=300, help="--telemetry-only: pumps in the fleet."),
     hours: float = typer.Option(6.0, min=0.1, max=72.0, help="--telemetry-only: hours, ending now."),

@@ -83,7 +83,7 @@ class LoopOptions:
     workspace: Path
     pumps: int = 21
     history_h: float = 4.0
-    run_h: float = 5.0
+    run_h: float = 8.0  # a retrain takes ~100 s wall on 2 busy cores (3.3 h at 120x); agents run on
     speed: float = 120.0
     drift_at_h: float = 0.5
     seed: int = 7
