@@ -96,3 +96,19 @@ def test_supervisor_watcher_interrupts_a_long_step_with_the_failure(tmp_path: Pa
             sup.reraise(exc)
     assert time.monotonic() - started < 15
     assert "embedded broker exited with code 1" in str(failed.value)
+
+
+def test_supervisor_stops_stragglers_as_expected_ends_and_leaves_the_rest(tmp_path: Path) -> None:
+    """An agent hung at its exit is stopped without being reported; other processes keep running."""
+    hang = "import time\nwhile True: time.sleep(1)"
+    with Supervisor(grace_s=2.0) as sup:
+        stuck = sup.spawn("agent p-4", [sys.executable, "-c", hang], log=tmp_path / "a.log", min_run_s=0.0)
+        broker = sup.spawn("embedded broker", [sys.executable, "-c", hang], log=tmp_path / "b.log")
+        time.sleep(0.3)
+        assert sup.stop_stragglers("agent ") == ["agent p-4"]
+        assert stuck.poll() is not None
+        assert sup.problem() is None  # stopped on purpose: not a failure
+        assert sup.alive("agent ") == 0
+        assert broker.poll() is None
+        assert sup.stop_stragglers("agent ") == []
+    assert _gone(broker.pid)

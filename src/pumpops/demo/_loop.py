@@ -328,6 +328,10 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     retrained: set[str] = set()
     bad_done = False
     offline_started = False
+    # An agent normally exits when its data ends; one hung at its exit (seen: its MQTT thread
+    # died in the interpreter's shutdown) is stopped this long (wall) after the run's end.
+    straggler_grace_s = max(60.0, 0.5 * options.run_h * 3600 / options.speed)
+    ended_at: float | None = None
     last_run: dict[str, int] = {}
     status: dict[str, Any] = {"alarms": 0, "rollouts": "", "said_s": time.monotonic()}
     doing = [""]  # the retraining step under way, if any
@@ -346,6 +350,13 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
             sup.check()
             watch()
             now = sim_ms()
+            if now >= end_ms and offline_started:
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > straggler_grace_s:
+                    for name in sup.stop_stragglers("agent "):
+                        timeline.say(
+                            now, f"{name} had not exited {straggler_grace_s:.0f} s after the run: stopped"
+                        )
             if now >= world.drift_ms:
                 world.milestones.setdefault("drift_wall", round(time.monotonic() * 1000))
             for r in rollouts.tick(now / 1000):

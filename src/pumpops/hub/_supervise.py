@@ -181,6 +181,22 @@ class Supervisor:
             children = list(self.children)
         return sum(1 for c in children if c.name.startswith(prefix) and c.proc.poll() is None)
 
+    def stop_stragglers(self, prefix: str) -> list[str]:
+        """Stop the running processes whose name starts with ``prefix`` (SIGTERM, wait, SIGKILL).
+
+        For processes that should have ended by now and did not (e.g. an agent hung at
+        its exit): they are stopped as expected ends, not reported as failures.
+
+        Returns:
+            The names of the processes stopped.
+        """
+        with self._lock:
+            late = [c for c in self.children if c.name.startswith(prefix) and c.proc.poll() is None]
+            for c in late:
+                c.done = True
+        stop_processes([c.proc for c in late], self.grace_s)
+        return [c.name for c in late]
+
     def pids(self) -> list[int]:
         """The process ids of every process this supervisor started."""
         with self._lock:
