@@ -456,23 +456,14 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                     if outcome.rollout_id:
                         world.rollouts.append(outcome.rollout_id)
                         retrain_rollouts.add(outcome.rollout_id)
-            if retrained and not bad_done and options.bad_candidate:
+            # The bad candidate takes a minute or two of wall time, hours of the agents' time at
+            # 120x: it waits until the retrained group's rollout has ended, not to hold it up.
+            retrain_rolling = any(
+                row.rollout_id in retrain_rollouts for row, _ in rollouts.rollouts(active_only=True)
+            )
+            if retrained and not bad_done and options.bad_candidate and not retrain_rolling:
                 bad_done = True
-                group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
-                timeline.say(sim_ms(), f"{group}: a deliberately bad candidate (threshold factor 0.2)")
-                bad = run_retrain(
-                    settings,
-                    group,
-                    trigger="manual",
-                    actor=actor,
-                    policy=settings.retrain,
-                    until_us=sim_ms() * 1000,
-                    config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
-                    progress=_setter(doing, f"bad candidate for {group}: "),
-                )
-                doing[0] = ""
-                world.outcomes.append(bad.to_dict())
-                timeline.say(sim_ms(), f"{group}: {bad.status}: {bad.reason[:200]}")
+                _bad_candidate(world, settings, sim_ms(), doing)
             agents_done = not sup.alive("agent ")  # the hub's clock can stop just short of the end
             if not offline_started and (
                 any(o.get("rollout_id") for o in world.outcomes) or now >= end_ms or agents_done
@@ -494,9 +485,30 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     for _ in range(5):
         rollouts.tick(sim_ms() / 1000)
         time.sleep(0.5)
+    if options.bad_candidate and not bad_done:  # the agents ended while the retrained rollout ran
+        _bad_candidate(world, settings, sim_ms(), doing)
     figures = _figures(world, store, timeline, options)
     figures["bad_candidate"] = options.bad_candidate
     return figures
+
+
+def _bad_candidate(world: _World, settings: Settings, now_ms: int, doing: list[str]) -> None:
+    """Retrain a make without drift with a far too low threshold: validation must block it."""
+    group = next(g for g in sorted({d.group for d in world.fleet}) if g != world.drift_group)
+    world.timeline.say(now_ms, f"{group}: a deliberately bad candidate (threshold factor 0.2)")
+    bad = run_retrain(
+        settings,
+        group,
+        trigger="manual",
+        actor=ACTOR,
+        policy=settings.retrain,
+        until_us=now_ms * 1000,
+        config_overrides={"threshold": {"quantile": 0.9, "factor": 0.2}},
+        progress=_setter(doing, f"bad candidate for {group}: "),
+    )
+    doing[0] = ""
+    world.outcomes.append(bad.to_dict())
+    world.timeline.say(now_ms, f"{group}: {bad.status}: {bad.reason[:200]}")
 
 
 def _drift_onset_us(monitoring: MonitoringService, group: str, now_ms: int) -> int | None:
