@@ -48,7 +48,7 @@ def demo_cmd(  # noqa: PLR0917 - typer passes options by keyword
     ),
     serve_port: int = typer.Option(8080, min=1, max=65535, help="--serve: the hub's port."),
 ) -> None:
-    """Run the whole loop on embedded defaults, with the agents as real processes (a few minutes).
+    """Run the whole loop on embedded defaults, with the agents as real processes (about 7 minutes).
 
     Train, validate, release and roll out one model per make; agents detect faults; a
     benign drift makes one make's stale model raise false alarms; the hub sees the fleet
