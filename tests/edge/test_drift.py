@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -234,12 +235,13 @@ def _ar1(phi: float, rows: int, sensors: int, rng: np.random.Generator) -> np.nd
     carry = phi ** np.arange(1, block + 1)[:, None]
     for b in range(1, n_blocks):
         inner[b] += carry * inner[b - 1, -1]
-    return inner.reshape(-1, sensors)[:rows]
+    out: np.ndarray = inner.reshape(-1, sensors)[:rows]
+    return out
 
 
 def _binomial_bound(alpha: float, n: int) -> float:
     """The stated bound on a measured rate over n windows: 2·alpha plus 3 binomial sd."""
-    return 2 * alpha + 3 * np.sqrt(alpha * (1 - alpha) / n)
+    return 2 * alpha + 3 * math.sqrt(alpha * (1 - alpha) / n)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,6 @@ row), this package's pure modules, errors and the standard library.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HOUR_MS", "FleetState", "hour_aggregate"]
 
-_log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 ModelKey = tuple[str, str] | None
