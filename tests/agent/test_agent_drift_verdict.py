@@ -64,7 +64,7 @@ def _shifted(csv: Path, offset: float) -> Path:
     return path
 
 
-def _run(folder: Path, csv: Path) -> tuple[Agent, list[dict[str, Any]]]:
+def _run(folder: Path, csv: Path, **extra: Any) -> tuple[Agent, list[dict[str, Any]]]:
     doc = settings(
         folder,
         csv,
@@ -73,6 +73,7 @@ def _run(folder: Path, csv: Path) -> tuple[Agent, list[dict[str, Any]]]:
         refresh_interval_s=3600.0,
         drift_window_rows=200,
         drift_report_rows=200,
+        **extra,
     )
     config = load_agent_config(write_settings(folder / "agent.toml", doc))
     source = SkabCsvSource(
@@ -124,6 +125,26 @@ def test_a_shifted_sensor_is_named_in_the_drift_report_and_the_verdict(device: d
     assert agent.drift_status["status"] == "drift"
     assert agent.drift_status["drifted"] == ["motor_current"]
     assert agent.counts["drift_verdicts_drift"] == len(reports) - 1
+
+
+def test_drift_confirm_s_holds_the_verdict_until_the_shift_has_stood_that_long(
+    device: dict[str, Path],
+) -> None:
+    # SKAB rows come about a second apart and the data clock is theirs: a shift first reported
+    # at row r is drift from about row r + 500 on (the unconfirmed reports stay new_shift).
+    agent, reports = _run(device["folder"], _shifted(device["live"], OFFSET_A), drift_confirm_s=500.0)
+    first = reports[0]["rows"]
+    early = [r for r in reports if r["rows"] - first < 450]
+    late = [r for r in reports if r["rows"] - first >= 550]
+    seen = [(r["rows"], r["hint"]) for r in reports]
+    assert len(early) >= 3, seen
+    assert len(late) >= 2, seen
+    for report in early:
+        assert (report["hint"], report["alert"]) == ("new_shift", False), report
+    for report in late:
+        assert (report["hint"], report["alert"]) == ("sensor_shift", True), report
+        assert report["confirmed"] == ["motor_current"]
+    assert agent.drift_status["status"] == "drift"
 
 
 def test_a_stationary_run_gives_no_drift_verdict(device: dict[str, Path]) -> None:

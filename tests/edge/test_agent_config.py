@@ -97,3 +97,16 @@ def test_reserved_message_ids_are_never_used_by_the_outbox(tmp_path: Path) -> No
         assert int(ids[-1].split(":")[1]) > max(int(r.split(":")[1]) for r in reserved)
     with Outbox(tmp_path / "o.sqlite", "p-1", 100_000) as again:  # reopened: still not reused
         assert again.put("state", "t", b"z") not in everything
+
+
+def test_drift_confirm_s_is_read_and_a_negative_or_text_value_is_refused(tmp_path: Path) -> None:
+    path = write_starting_agent_toml(tmp_path / "ok" / "agent.toml")
+    assert load_agent_config(path).agent.drift_confirm_s == 0.0  # the starting file's value
+    path.write_text(path.read_text().replace("drift_confirm_s = 0.0", "drift_confirm_s = 3600", 1))
+    assert load_agent_config(path).agent.drift_confirm_s == 3600.0
+    for bad in ("-1", '"an hour"', "nan"):
+        path.write_text(path.read_text().replace("drift_confirm_s = 3600", f"drift_confirm_s = {bad}", 1))
+        with pytest.raises(ConfigError) as err:
+            load_agent_config(path)
+        assert "drift_confirm_s" in str(err.value)
+        path.write_text(path.read_text().replace(f"drift_confirm_s = {bad}", "drift_confirm_s = 3600", 1))

@@ -300,6 +300,7 @@ def _agent_config(
         "drift_report_rows = 600",
         "drift_window_rows = 600",
         "calibration_rows = 1800",
+        "drift_confirm_s = 3600",  # a developing fault shows its growth before it could be called drift
         "state_interval_s = 300",
         "",
         "[broker]",

@@ -150,6 +150,7 @@ class CalibratingRoom(AgentBase):
             shift_window_rows=a.drift_window_rows,
             shift_alpha=SHIFT_ALPHA,
             on_reference=keep,
+            shift_confirm_s=a.drift_confirm_s,
         )
 
     def _shift_reference(self, n_sensors: int, ref_key: str) -> np.ndarray | None:

@@ -81,6 +81,9 @@ class AgentSection(_Strict, frozen=True, kw_only=True):
         drift_report_rows: rows between scheduled drift reports (plus one whenever a test fires).
         drift_window_rows: rows in the live window compared with the reference bins.
         calibration_rows: rows of normal operation gathered when commissioning.
+        drift_confirm_s: a shift is called drift only once it also stood this long, in the
+            readings' seconds (``ShiftJudge.confirm_s``): with a drift report every 10 minutes,
+            3600 lets a developing fault show its growth first (0: two reports in a row suffice).
         sample_period_s: the model's row period when the bundle does not state it.
         max_gap_fill_s: a sensor silent up to this long keeps its last value; longer
             is a gap and the window starts again.
@@ -111,6 +114,7 @@ class AgentSection(_Strict, frozen=True, kw_only=True):
     drift_report_rows: Annotated[int, Meta(ge=10)] = 3600
     drift_window_rows: Annotated[int, Meta(ge=10)] = 500
     calibration_rows: Annotated[int, Meta(ge=20)] = 1800
+    drift_confirm_s: _NonNegative = 0.0
     sample_period_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     max_gap_fill_s: _NonNegative = 5.0
     state_interval_s: _Positive = 60.0
@@ -384,6 +388,7 @@ summary_interval_s = 600.0    # score statistics and alarm counts, this often
 drift_report_rows = 3600      # rows between scheduled drift reports
 drift_window_rows = 500       # rows in the live window compared with the reference
 calibration_rows = 1800       # normal rows gathered when commissioning
+drift_confirm_s = 0.0         # a shift is drift once it stood this long (3600 with 10-minute reports)
 sample_period_s = 1.0         # the model's row period when the bundle does not state it
 max_gap_fill_s = 5.0          # a sensor silent up to this long keeps its last value
 state_interval_s = 60.0       # at most this often an unchanged state is re-sent

@@ -271,7 +271,9 @@ class DriftMonitor:
         shift_test: the per-sensor :class:`ShiftTest` run on the last ``shift_test.window_rows``
             rows at every report (None: PSI and the change test only, as before).
         few_sensors: at most this many shifted sensors is a ``sensor_shift`` (default ``max(1, S // 4)``).
-        shift_judge: what a run of shift reports means (default ``ShiftJudge(few_sensors=few_sensors)``).
+        shift_judge: what a run of shift reports means (default ``ShiftJudge(few_sensors=few_sensors,
+            confirm_s=shift_confirm_s)``).
+        shift_confirm_s: the default judge's ``confirm_s`` (seconds a shift must stand before it is drift).
         gather_reference: without a ``shift_test``, gather this many complete rows (no NaN) first and
             build ``ShiftTest(sensors, rows, window_rows=shift_window_rows, alpha=shift_alpha)`` on
             them (a device calibrated from a bundle has no normal rows of its own to start from);
@@ -304,6 +306,7 @@ class DriftMonitor:
         shift_window_rows: int = 500,
         shift_alpha: float = 0.01,
         on_reference: Callable[[NDArray[np.float64]], None] | None = None,
+        shift_confirm_s: float = 0.0,
     ) -> None:
         self.sensors = tuple(sensors)
         self._window = PsiWindow(quantiles, window_rows)
@@ -326,7 +329,9 @@ class DriftMonitor:
         if self.few_sensors < 1:
             raise ConfigError(f"few_sensors must be >= 1, got {few_sensors}")
         self.shift_judge = (
-            shift_judge if shift_judge is not None else ShiftJudge(few_sensors=self.few_sensors)
+            shift_judge
+            if shift_judge is not None
+            else ShiftJudge(few_sensors=self.few_sensors, confirm_s=shift_confirm_s)
         )
         self._since: dict[str, int] = {}
         self._ts_ms: int | None = None
