@@ -383,7 +383,7 @@ def test_judge_shifts_calls_the_model_alarming_on_enough_pumps_at_once_the_group
     # One pump's model alarming is that pump's matter (a fault), not the group's.
     one = judge_shifts("g", [pump("a", 15.0), pump("d", 0.4), pump("e", 0.6)], now_ms=NOW, policy=POLICY)
     assert one.verdict == "ok"
-    # Pumps whose change looks like a fault, or that are still confirming, do not count.
+    # Pumps whose change looks like a fault do not count.
     faulty = [
         pump("a", 15.0, "fault_like"),
         pump("b", 9.0, "fault_like"),
@@ -391,6 +391,13 @@ def test_judge_shifts_calls_the_model_alarming_on_enough_pumps_at_once_the_group
         pump("d", 0.4),
     ]
     assert judge_shifts("g", faulty, now_ms=NOW, policy=POLICY).shared == {}
+    # Pumps still confirming their own shift (an hour with drift_confirm_s 3600) do: the alert a
+    # joint change opened must not close while their sensor tests confirm it.
+    confirming = [pump("a", 15.0, NEW), pump("b", 9.0, NEW), pump("c", 0.4), pump("d", 0.4, NEW)]
+    held = judge_shifts("g", confirming, now_ms=NOW, policy=POLICY)
+    assert held.verdict == "drift"
+    assert held.shared == {"model_score": ("a", "b")}
+    assert held.devices == {"a": "group_drift", "b": "group_drift", "c": "ok", "d": "pending"}
     # Just under the ratio: the model copes, nothing is shared.
     coping = [pump("a", 1.9), pump("b", 1.9), pump("c", 1.9)]
     assert judge_shifts("g", coping, now_ms=NOW, policy=POLICY).verdict == "ok"

@@ -66,7 +66,7 @@ __all__ = [
 #: A pump's mean-test statistic that counts towards a shift shared by its group (pooled evidence).
 POOL_Z = 3.0
 #: The group's joint behaviour: a device whose model's median score is at least this many times its
-#: threshold (it alarms on most rows) while no sensor's own test fired counts towards ``MODEL_SCORE``.
+#: threshold (it alarms on most rows) while no sensor's shift is confirmed counts towards ``MODEL_SCORE``.
 JOINT_RATIO = 2.0
 #: The name under which a shared change no single sensor's test explains is reported: the model alarms
 #: on enough pumps of the group at once (a relation between sensors broke, e.g. a recalibrated
@@ -428,8 +428,13 @@ def _pooled(
             if enough(strong):
                 pooled.setdefault(sensor, set()).update(strong)
     # A fault is one pump's; the model alarming on enough pumps of a group at once while no sensor's
-    # own test fired on them (hint none) is the group's joint behaviour changing: drift.
-    joint = [d.device_id for d in reporting if d.hint == "none" and (d.score_ratio or 0.0) >= JOINT_RATIO]
+    # own test has confirmed a shift on them (hint none, or new_shift: a device's confirmation can take
+    # an hour, ``drift_confirm_s``) is the group's joint behaviour changing: drift.
+    joint = [
+        d.device_id
+        for d in reporting
+        if d.hint in ("none", "new_shift") and (d.score_ratio or 0.0) >= JOINT_RATIO
+    ]
     if enough(joint):
         pooled[MODEL_SCORE] = set(joint)
     return pooled
