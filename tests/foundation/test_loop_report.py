@@ -106,3 +106,18 @@ def test_phases_fault_detection_progress_and_report(tmp_path: Path) -> None:
     page = out.read_text()
     assert page.count("<svg") == 4
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched: it opens offline
+
+
+def test_rows_while_a_pump_cools_after_a_fault_are_not_normal_rows() -> None:
+    """The fault ends at 2.5 h; its heat leaves the bearing and motor over ~3 time constants (1 h)."""
+    records = [
+        _summary("p-2", 0, 1, 3600, 0),  # before the drift (at 1 h)
+        _summary("p-2", 2.5, 2, 3600, 900),  # starts as the fault ends: still cooling, left out
+        _summary("p-2", 3.5, 2, 3600, 36),  # one hour after the fault: a normal row again
+    ]
+    faults = [{"device_id": "p-2", "kind": "bearing_wear", "start_s": 7200.0, "duration_s": 1800.0}]
+    phases = {
+        (p.group, p.phase): (p.rows, p.alarm_rows)
+        for p in false_alarm_phases(_Store(records), {"p-2": "g"}, "g", H, faults, 0)
+    }
+    assert phases == {("g", "before drift"): (3600, 0), ("g", "retrained model"): (3600, 36)}
