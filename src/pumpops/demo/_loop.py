@@ -322,6 +322,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
     _phase(out, 4, f"the run: {options.run_h:g} simulated hours at {options.speed:g}× (live status below)")
 
     end_ms = world.t0_ms + round(options.run_h * _H_MS)
+    half_ms = world.t0_ms + round(options.run_h * _H_MS / 2)
     seen_alarms: set[str] = set()
     alerts_said: set[str] = set()
     retrain_rollouts: set[str] = set()
@@ -465,8 +466,10 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
                 bad_done = True
                 _bad_candidate(world, settings, sim_ms(), doing)
             agents_done = not sup.alive("agent ")  # the hub's clock can stop just short of the end
+            # The offline pump returns with the retrained rollout or, in a run without one, half-way:
+            # started at the end it replayed the whole run alone and outlasted the guard below.
             if not offline_started and (
-                any(o.get("rollout_id") for o in world.outcomes) or now >= end_ms or agents_done
+                any(o.get("rollout_id") for o in world.outcomes) or now >= half_ms or agents_done
             ):
                 offline_started = True
                 back = world.offline_device
