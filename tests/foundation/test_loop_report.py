@@ -121,3 +121,30 @@ def test_rows_while_a_pump_cools_after_a_fault_are_not_normal_rows() -> None:
         for p in false_alarm_phases(_Store(records), {"p-2": "g"}, "g", H, faults, 0)
     }
     assert phases == {("g", "before drift"): (3600, 0), ("g", "retrained model"): (3600, 36)}
+
+
+def test_technicians_mark_each_alarm_once_and_not_those_during_a_fault(monkeypatch: Any) -> None:
+    from types import SimpleNamespace
+
+    import pumpops.demo._loop as loop
+
+    marks: list[str] = []
+    monkeypatch.setattr(loop, "record_feedback", lambda _s, _k, alarm_id, **kw: marks.append(alarm_id))
+    fleet = [Device("p-1", "s", "acme-ansi", "g"), Device("p-2", "s", "acme-ansi", "g"),
+             Device("p-3", "s", "acme-ansi", "other")]  # fmt: skip
+    world = SimpleNamespace(
+        fleet=fleet, t0_ms=0, faults=[{"device_id": "p-2", "start_s": 3600.0, "duration_s": 1800.0}]
+    )
+
+    def raised(device: str, at_h: float) -> _Rec:
+        started = int(at_h * H)
+        return _Rec(device, "alarm", started, {"event": "raised", "alarm_id": f"{device}:{started}",
+                                               "started_ms": started})  # fmt: skip
+
+    store = _Store([raised("p-1", 0.6), raised("p-2", 1.2), raised("p-3", 0.7)])
+    marked: set[str] = set()
+    loop._technicians_mark(world, store, None, "g", marked)  # type: ignore[arg-type]
+    assert marks == [f"p-1:{int(0.6 * H)}"]  # p-2's alarm came during its fault: it was right
+    store.records.append(raised("p-2", 2.0))  # a later alarm reaches the hub
+    loop._technicians_mark(world, store, None, "g", marked)  # type: ignore[arg-type]
+    assert marks == [f"p-1:{int(0.6 * H)}", f"p-2:{2 * H}"]  # each alarm judged once
