@@ -126,7 +126,27 @@ def skip_openssl() -> bool:
         return False
     sys.modules["ssl"] = None  # type: ignore[assignment]
     sys.modules["_hashlib"] = None  # type: ignore[assignment]
+    import paho.mqtt.client as paho  # noqa: PLC0415 - after ssl is marked absent
+
+    if getattr(paho, "ssl", None) is None:
+        setattr(paho, "ssl", _NoTls)  # noqa: B010 - paho does not export the name it reads
     return True
+
+
+class _NoTls:
+    """What paho-mqtt's socket calls find under ``ssl`` in a process without it: errors nothing raises.
+
+    paho names ``ssl.SSLWantReadError`` and ``ssl.SSLWantWriteError`` in the except clauses of its
+    socket reads and writes; with ``ssl`` None, any socket error there (a broker resetting the link)
+    raised AttributeError in paho's network thread, which died, and the agent never reconnected.
+    paho's own ``ssl is None`` checks guard only TLS set-up, which a plain link never calls.
+    """
+
+    class SSLWantReadError(OSError):
+        """Never raised: no TLS socket exists in this process."""
+
+    class SSLWantWriteError(OSError):
+        """Never raised: no TLS socket exists in this process."""
 
 
 def agent_argv(config: Path, *, seconds: float | None = None, verbose: bool = False) -> list[str]:
