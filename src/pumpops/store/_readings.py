@@ -11,8 +11,8 @@ and ``_insert_readings`` (and may replace ``_fetch_series``), not the rules.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from pumpops.store._devices import existing_devices
 from pumpops.store._records import BatchOutcome, ReadingsFrame
 
 _MAX_CONFLICTS = 10
+_TS_VALUE = np.dtype([("ts_us", np.int64), ("value", np.float64)])
 
 # The smallest sensor name of a device, then the next one after each: one index
 # probe per distinct sensor ("loose index scan") instead of reading every row
@@ -127,10 +128,15 @@ class SqlReadings(SqlCore):
             ],
             order_by=[t.ts_us],
         )
-        rows = conn.execute(stmt).all()
-        ts = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        values = np.fromiter((row[1] for row in rows), dtype=np.float64, count=len(rows))
-        return ts, values
+        # The driver's own rows straight into one array: on SQLite, SQLAlchemy's Row objects were
+        # half to three quarters of a training run's load step (benchmarks/store_read.py).
+        # PostgreSQL overrides this with a binary COPY.
+        result = conn.execute(stmt)
+        try:
+            pairs = np.fromiter(cast("Iterable[tuple[int, float]]", result.cursor), dtype=_TS_VALUE)
+        finally:
+            result.close()
+        return pairs["ts_us"].copy(), pairs["value"].copy()
 
     @staticmethod
     def _minmax_buckets(
