@@ -13,7 +13,13 @@ MLflow database, every run logged:
 
 - ``sequential``: :func:`pumpops.pipeline.train_groups` with ``scheduler="sequential"``
   (this process, one group after another: what the hub does today);
-- ``dask``: the same call with ``scheduler="local"`` and ``--workers`` worker processes.
+- ``dask``: the same call with ``scheduler="local"`` and ``--workers`` worker processes;
+- ``plain processes`` (``--ceiling``): no Dask at all, ``--workers`` ordinary
+  processes started with Dask's worker environment (one BLAS/OpenMP thread),
+  each training its share of the groups one after another into the same store
+  and tracking database, released together after their warm-up: what
+  ``--workers`` processes can do on this machine without any scheduler, i.e.
+  the ceiling for the Dask figure (same cores, same memory, same clock).
 
 It prints a table: wall time of the groups (cluster start-up apart), CPU
 seconds of this process and its children (workers included), the speed-up,
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing as mp
 import os
 import platform
 import resource
@@ -32,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,6 +138,89 @@ def _runs_per_group(report: FanoutReport, uri: str) -> tuple[int, int]:
     return sum(1 for g in trained if per_group.get(g) == 1), len(runs)
 
 
+# What Dask's nanny sets for every worker process (distributed.nanny.pre-spawn-environ).
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _plain_worker(
+    names: list[str], args: tuple[Path, str, str, list[str], int], barrier: Any, out: Any
+) -> None:
+    """One plain process: warm up, wait for the others, train ``names`` one after another."""
+    truth, url, uri, _, window = args[0], args[1], args[2], args[3], args[4]
+    from pumpops.pipeline._fanout import _warm_up
+
+    _warm_up(uri)
+    configs = configs_for(names, truth, window)
+    barrier.wait()
+    start = time.time()
+    cpu = time.process_time()
+    report = train_groups(
+        configs,
+        workspace=Path(uri[len("sqlite:///") :]).parent,
+        database_url=url,
+        tracking_uri=uri,
+        scheduler="sequential",
+    )
+    out.put(
+        {
+            "start": start,
+            "end": time.time(),
+            "cpu": time.process_time() - cpu,
+            "trained": len(report.outcomes) - len(report.failed),
+            "failed": len(report.failed),
+            "task_cpu": sum(o.cpu_s for o in report.outcomes),
+            "task_wall": sum(o.elapsed_s for o in report.outcomes),
+            "onnx": {o.name: o.result.onnx_sha256 for o in report.outcomes if o.result is not None},
+        }
+    )
+
+
+def plain_processes(
+    groups: list[str], workers: int, truth: Path, url: str, workspace: Path, window: int
+) -> dict[str, Any]:
+    """Train ``groups`` split round-robin over ``workers`` plain processes; their figures."""
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    # the tracking database and experiment exist before the processes start, as train_groups does
+    from pumpops.pipeline._fanout import _prepare_tracking
+
+    _prepare_tracking(uri, workspace, {"bench-groups"})
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
+    os.environ.update(_WORKER_ENV)  # inherited by the spawned processes only at start
+    try:
+        procs = [
+            ctx.Process(
+                target=_plain_worker,
+                args=(groups[i::workers], (truth, url, uri, groups, window), barrier, out),
+            )
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    results = [out.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    onnx: dict[str, str] = {}
+    for r in results:
+        onnx.update(r["onnx"])
+    return {
+        "wall": max(r["end"] for r in results) - min(r["start"] for r in results),
+        "trained": sum(r["trained"] for r in results),
+        "failed": sum(r["failed"] for r in results),
+        "cpu": sum(r["cpu"] for r in results),
+        "task_cpu": sum(r["task_cpu"] for r in results),
+        "task_wall": sum(r["task_wall"] for r in results),
+        "onnx": onnx,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=30)
@@ -138,6 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--window", type=int, default=30, help="features.window_samples")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also train with plain processes (no Dask): the machine's ceiling",
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -178,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         base = reports["sequential"]
         fan = reports["local"]
+        plain = None
+        if args.ceiling:
+            workspace = root / "plain"
+            workspace.mkdir()
+            plain = plain_processes(groups, args.workers, root / "truth.json", url, workspace, args.window)
+            print(f"# {args.workers} plain processes: done, load average {_loadavg()}")
         same = sum(
             1
             for a, b in zip(base.outcomes, fan.outcomes, strict=True)
@@ -196,6 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"| {sum(o.cpu_s for o in report.outcomes):.1f} "
                 f"| {sum(o.elapsed_s for o in report.outcomes):.1f} | {one_run} | {runs} |"
             )
+        if plain is not None:
+            print(
+                f"| {args.workers} plain processes, no Dask (the ceiling) "
+                f"| {plain['trained']} | {plain['failed']} "
+                f"| – | **{plain['wall']:.1f}** | {plain['cpu']:.1f} | {plain['task_cpu']:.1f} "
+                f"| {plain['task_wall']:.1f} | – | – |"
+            )
         print()
         print("| how | " + " | ".join(f"{step} s" for step in STEPS) + " |  (summed over the groups)")
         print("|---|" + "---:|" * len(STEPS))
@@ -210,6 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"same ONNX bytes in both ways: {same}/{len(groups)} groups; "
             f"load average after: {_loadavg()}"
         )
+        if plain is not None:
+            same_plain = sum(
+                1
+                for o in base.outcomes
+                if o.result is not None and plain["onnx"].get(o.name) == o.result.onnx_sha256
+            )
+            print(
+                f"ceiling ({args.workers} plain processes, no scheduler): sequential wall / their wall "
+                f"**{base.wall_s / plain['wall']:.2f}x**; Dask reached "
+                f"{plain['wall'] / fan.wall_s:.0%} of it; "
+                f"same ONNX bytes as sequential: {same_plain}/{len(groups)}"
+            )
         for outcome in (*base.failed, *fan.failed):
             print(f"failed: {outcome.name}: {outcome.error}")
     return 0
