@@ -48,9 +48,12 @@ def sql_store(db_url: str) -> Iterator[TelemetryStore]:
         yield store
 
 
-def _source(minutes: float, *, offset_min: float = 0.0) -> SimulatorSource:
-    """Simulated readings of the fleet, ending before now (so none is in the future)."""
-    start = now_ms() - 3 * 3_600_000 + int(offset_min * 60_000)
+def _source(minutes: float, *, offset_min: float = 0.0, start_ms: int | None = None) -> SimulatorSource:
+    """Simulated readings of the fleet, ending before now (so none is in the future).
+
+    The messages' ids follow from their times: the same ``start_ms`` gives the same ids.
+    """
+    start = now_ms() - 3 * 3_600_000 + int(offset_min * 60_000) if start_ms is None else start_ms
     return SimulatorSource(
         Scenario(devices=FLEET, start_ms=start, duration_s=minutes * 60, seed=11), chunk_s=20
     )
