@@ -45,6 +45,10 @@ class IngestSettings(BaseModel):
     batch_max_wait_s: float = Field(default=0.05, gt=0, le=10)
     reconnect_min_s: float = Field(default=0.5, gt=0, le=60)
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    # A store call of agent messages that took longer than this to commit has its rows' receipt
+    # time moved to after the commit, so incremental monitoring (which re-reads monitoring.overlap_s
+    # of receipt time) cannot miss them; must be below monitoring.overlap_s.
+    redate_after_s: float = Field(default=10.0, gt=0, le=3600)  # s
 
 
 class BrokerIdentitySettings(BaseModel):
@@ -114,6 +118,9 @@ class MonitoringSettings(BaseModel):
     # Drifting devices needed, as a fraction of the group's devices reporting in the window.
     min_fraction: float = Field(default=0.3, gt=0, le=1)
     min_devices: int = Field(default=2, ge=1, le=1_000_000)  # drifting devices needed, at least
+    # Receipt time before the newest one read that each incremental step re-reads (as ids) so
+    # that a batch committed after a later-received one is not missed; above ingest.redate_after_s.
+    overlap_s: float = Field(default=30.0, gt=0, le=3600)  # s
 
 
 class RetrainSettings(BaseModel):
@@ -301,6 +308,16 @@ class Settings(BaseSettings):
         auth = self.broker_auth
         if not self.broker_url.startswith("mqtts://") and any((auth.ca_file, auth.cert_file, auth.key_file)):
             raise ValueError("broker_auth.ca_file, cert_file and key_file need an mqtts:// broker_url")
+        return self
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> Settings:
+        if self.ingest.redate_after_s >= self.monitoring.overlap_s:
+            raise ValueError(
+                f"ingest.redate_after_s ({self.ingest.redate_after_s:g} s) must be below "
+                f"monitoring.overlap_s ({self.monitoring.overlap_s:g} s): a commit slower than the "
+                "overlap would be missed by incremental monitoring"
+            )
         return self
 
     def workspace_path(self, path: Path) -> Path:

@@ -6,6 +6,7 @@ actions and events. The service tests run on it and on both real engines.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,15 @@ class FakeMonitoringStore:
                 self._messages[message.msg_id] = message
                 stored += 1
         return AgentPut(stored, len(messages) - stored)
+
+    def redate_agent_messages(self, msg_ids: Sequence[str], *, since_us: int, received_at_us: int) -> int:
+        moved = 0
+        for msg_id in set(msg_ids):
+            old = self._messages.get(msg_id)
+            if old is not None and since_us <= old.received_at_us < received_at_us:
+                self._messages[msg_id] = dataclasses.replace(old, received_at_us=received_at_us)
+                moved += 1
+        return moved
 
     def agent_messages(
         self,

@@ -332,3 +332,35 @@ def test_a_row_committed_late_is_read_within_the_overlap_and_missed_beyond_it(st
     assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms == T0_MS + 2
     full = build_fleet_view(store.agent_messages(), DEVICES, now_ms=now, policy=POLICY)
     assert full.devices[1].last_seen_ms == T0_MS + 3
+
+
+def test_a_late_row_re_dated_after_its_commit_is_read_as_new(store: TelemetryStore) -> None:
+    """Ingest's repair of a slow commit (``ingest.redate_after_s``): the missed row is read next step."""
+    state = {"health": "ok", "model_name": "m", "model_version": 1, "drift_status": {"status": "ok"}}
+    now = T0_MS + HOUR_MS
+    store.put_agent_messages([message("p-1", 1, "state", T0_MS + 1, state, 1_000_000)])
+    monitor = IncrementalMonitor(sql(store), overlap_s=60)
+    monitor.view(now, DEVICES, POLICY)
+    late = message("p-2", 1, "state", T0_MS + 3, state, 1_000_000 - 90_000)
+    store.put_agent_messages([late])
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms is None  # beyond the overlap
+    moved = store.redate_agent_messages(
+        [late.msg_id], since_us=late.received_at_us, received_at_us=1_000_500_000
+    )
+    assert moved == 1
+    assert monitor.view(now, DEVICES, POLICY).devices[1].last_seen_ms == T0_MS + 3
+    assert [r.received_at_us for r in store.agent_messages(device_id="p-2")] == [1_000_500_000]
+
+
+def test_redate_moves_only_the_calls_rows_forward(store: TelemetryStore) -> None:
+    """Rows received before ``since_us`` (stored by another call) or already later keep their time."""
+    body = {"health": "ok"}
+    older = message("p-1", 1, "state", T0_MS, body, 100)  # another call's row
+    ours = message("p-1", 2, "state", T0_MS + 1, body, 200)
+    newer = message("p-1", 3, "state", T0_MS + 2, body, 900)  # already after the new time
+    store.put_agent_messages([older, ours, newer])
+    ids = [older.msg_id, ours.msg_id, newer.msg_id, "p-1:99"]  # an id never stored is ignored
+    assert store.redate_agent_messages(ids, since_us=150_000, received_at_us=500_000) == 1
+    got = {r.msg_id: r.received_at_us for r in store.agent_messages(device_id="p-1")}
+    assert got == {older.msg_id: 100_000, ours.msg_id: 500_000, newer.msg_id: 900_000}
+    assert store.redate_agent_messages([], since_us=0, received_at_us=1) == 0

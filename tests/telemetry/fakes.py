@@ -170,6 +170,16 @@ class MemoryStore(
                     )
             return AgentPut(stored, duplicates, jumps)
 
+    def redate_agent_messages(self, msg_ids: Sequence[str], *, since_us: int, received_at_us: int) -> int:
+        moved = 0
+        with self._lock:
+            for msg_id in set(msg_ids):
+                old = self.agent.get(msg_id)
+                if old is not None and since_us <= old.received_at_us < received_at_us:
+                    self.agent[msg_id] = dataclasses.replace(old, received_at_us=received_at_us)
+                    moved += 1
+        return moved
+
     def agent_messages(
         self,
         *,

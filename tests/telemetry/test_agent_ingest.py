@@ -244,3 +244,29 @@ def test_agent_messages_are_dated_when_stored_not_when_they_entered_the_inbox() 
     assert (stats.agent_messages, stats.store_errors) == (1, 1)
     (record,) = store.agent.values()
     assert record.received_at_us == NOW_US + 600_000_000
+
+
+@pytest.mark.parametrize(("commit_s", "redated"), [(15.0, 2), (9.0, 0)])
+def test_a_store_call_slower_than_redate_after_s_has_its_rows_re_dated_after_the_commit(
+    sqlite_store: TelemetryStore, monkeypatch: pytest.MonkeyPatch, commit_s: float, redated: int
+) -> None:
+    """Monitoring re-reads ``monitoring.overlap_s`` of receipt time; a slower commit is re-dated."""
+    clock = {"us": NOW_US}
+    put = sqlite_store.put_agent_messages
+
+    def slow_put(*args: Any, **kwargs: Any) -> Any:
+        result = put(*args, **kwargs)
+        clock["us"] += round(commit_s * 1_000_000)  # the commit took this long by the ingest's clock
+        return result
+
+    monkeypatch.setattr(sqlite_store, "put_agent_messages", slow_put)
+    settings = IngestSettings(client_id="test-redate", redate_after_s=10)
+    service = IngestService(
+        sqlite_store, BrokerAddress("127.0.0.1", 9), settings=settings, now_us=lambda: clock["us"]
+    )
+    stats = service.process(
+        [(topic(), envelope("p-1", 1)), (topic("state"), envelope("p-1", 2, "state", x=1))]
+    )
+    assert (stats.agent_messages, stats.redated) == (2, redated)
+    expected = NOW_US + (round(commit_s * 1_000_000) if redated else 0)
+    assert [r.received_at_us for r in sqlite_store.agent_messages()] == [expected, expected]

@@ -173,6 +173,7 @@ class MonitoringService:
             window_s=settings.window_s, min_fraction=settings.min_fraction, min_devices=settings.min_devices
         )
         self._actor = actor
+        self._overlap_s = settings.overlap_s
 
     @property
     def policy(self) -> DriftPolicy:
@@ -192,7 +193,8 @@ class MonitoringService:
         return self._view(_now_us(now_us) // 1000, self._store.devices())
 
     def _view(self, now_ms: int, devices: list[Device]) -> FleetView:
-        incremental = incremental_monitor(self._store)  # issue 18: only what arrived since the last step
+        # issue 18: only what arrived since the last step
+        incremental = incremental_monitor(self._store, overlap_s=self._overlap_s)
         found = incremental.try_view(now_ms, devices, self._policy) if incremental is not None else None
         if found is not None:
             return found
@@ -223,7 +225,7 @@ class MonitoringService:
     def _shift_verdicts(
         self, now_ms: int, devices: list[Device], *, refresh: bool = True
     ) -> dict[str, GroupShift]:
-        incremental = incremental_monitor(self._store)
+        incremental = incremental_monitor(self._store, overlap_s=self._overlap_s)
         shifts = (
             incremental.try_device_shifts(now_ms, devices, self._policy, refresh=refresh)
             if incremental is not None

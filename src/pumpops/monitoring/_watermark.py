@@ -5,8 +5,9 @@ up to date from the store: it reads the rows stored since its watermark
 (``received_at_us``; of the ``overlap_s`` of receipt time before it, the ids,
 and whole rows only for ids not applied yet, so a batch committed a little
 after a later one is not missed; ingest dates each agent message at the
-attempt that stores it, so only a single store call longer than
-``overlap_s`` could still be missed), applies them, and writes the touched
+attempt that stores it, and re-dates the rows of a store call slower than
+``ingest.redate_after_s`` (below ``overlap_s``) to after its commit, so no
+committed row is passed over), applies them, and writes the touched
 device-hours to the store's ``agent_hour_aggregates`` (absolute values, so a
 rewrite is idempotent). A message older than every kept bucket (an outbox's
 day-old backlog) still updates the newest-of fields; its device-hour
@@ -81,7 +82,7 @@ class IncrementalMonitor:
         self,
         store: AggregateStore,
         *,
-        overlap_s: float = 120.0,
+        overlap_s: float = 30.0,
         page: int = 20_000,
         write_aggregates: bool = True,
     ) -> None:
@@ -97,6 +98,17 @@ class IncrementalMonitor:
         self.last_read = 0
         self._booted = False
         self._lock = threading.Lock()
+
+    def set_overlap(self, overlap_s: float) -> None:
+        """Re-read ``overlap_s`` of receipt time from the next step on.
+
+        Raises:
+            InputError: negative or not a number.
+        """
+        if not overlap_s >= 0:
+            raise InputError(f"overlap_s {overlap_s!r} must be 0 or more")
+        with self._lock:
+            self._overlap_us = round(overlap_s * 1_000_000)
 
     @property
     def watermark_us(self) -> int | None:
@@ -267,7 +279,7 @@ _MONITORS: weakref.WeakKeyDictionary[object, IncrementalMonitor] = weakref.WeakK
 _MONITORS_LOCK = threading.Lock()
 
 
-def incremental_monitor(store: object) -> IncrementalMonitor | None:
+def incremental_monitor(store: object, *, overlap_s: float = 30.0) -> IncrementalMonitor | None:
     """The one :class:`IncrementalMonitor` of ``store`` in this process, or None if the store cannot feed one.
 
     Kept as long as the store object lives, so that monitoring steps (and the
@@ -275,11 +287,15 @@ def incremental_monitor(store: object) -> IncrementalMonitor | None:
     reads only what arrived since the last, even when every step builds a new
     ``MonitoringService``. A store without the watermark reads and
     ``put_hour_aggregates`` (a test fake) gets None: the full recomputation.
+    ``overlap_s`` (``monitoring.overlap_s``) is the monitor's from the call that
+    creates it on; a later call with another value changes it.
     """
     if not all(hasattr(store, m) for m in _STORE_METHODS):
         return None
     with _MONITORS_LOCK:
         found = _MONITORS.get(store)
         if found is None:
-            found = _MONITORS[store] = IncrementalMonitor(cast("AggregateStore", store))
+            found = _MONITORS[store] = IncrementalMonitor(cast("AggregateStore", store), overlap_s=overlap_s)
+        else:
+            found.set_overlap(overlap_s)
         return found

@@ -211,6 +211,37 @@ class SqlAgentMessages(SqlCore):
                 conn.execute(sa.insert(tables.dead_letters), dead_letter_rows(letters))
         return AgentPut(statuses.count("stored"), statuses.count("duplicate"), len(refused))
 
+    def redate_agent_messages(self, msg_ids: Sequence[str], *, since_us: int, received_at_us: int) -> int:
+        """Move the receipt time of stored messages forward to ``received_at_us``; return how many moved.
+
+        Only rows of ``msg_ids`` whose receipt time is at or after ``since_us``
+        (the attempt that stored them; a row stored earlier by another call
+        keeps its time) and before ``received_at_us``. Incremental monitoring
+        reads by receipt time with a bounded overlap: ingest re-dates the rows
+        of a store call that took longer than that bound to commit, so a
+        monitor that read past their first receipt time reads them again as new.
+
+        Raises:
+            StoreError: the database failed (nothing moved).
+        """
+        t = tables.agent_messages.c
+        wanted = sorted(set(msg_ids))
+        moved = 0
+        with self._guard("re-date agent messages in"), self._writer.begin() as conn:
+            for start in range(0, len(wanted), KEYS_PER_QUERY):
+                chunk = wanted[start : start + KEYS_PER_QUERY]
+                stmt = (
+                    sa.update(tables.agent_messages)
+                    .where(
+                        t.msg_id.in_(chunk),
+                        t.received_at_us >= since_us,
+                        t.received_at_us < received_at_us,
+                    )
+                    .values(received_at_us=received_at_us)
+                )
+                moved += conn.execute(stmt).rowcount
+        return moved
+
     def agent_messages(
         self,
         *,

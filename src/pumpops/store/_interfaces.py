@@ -147,6 +147,17 @@ class AgentMessageStore(Protocol):
         """
 
     @abc.abstractmethod
+    def redate_agent_messages(self, msg_ids: Sequence[str], *, since_us: int, received_at_us: int) -> int:
+        """Move the receipt time of stored messages forward to ``received_at_us``; return how many moved.
+
+        Only rows of ``msg_ids`` received at or after ``since_us`` and before
+        ``received_at_us`` (ingest's repair of a slow commit: see ``docs/monitoring.md``).
+
+        Raises:
+            StoreError: the database failed (nothing moved).
+        """
+
+    @abc.abstractmethod
     def agent_messages(
         self,
         *,

@@ -143,6 +143,7 @@ class IngestService:
             abandon=self._abandon,
             observer=observer,
             now_us=now_us,
+            redate_after_s=settings.redate_after_s,
         )
         options = ClientOptions(
             client_id=settings.client_id,

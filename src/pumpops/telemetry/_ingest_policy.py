@@ -135,6 +135,9 @@ class IngestStats:
         dead_letters: dead letters written.
         ignored: messages on topics ingest does not own (``desired``, hub events), acknowledged unread.
         store_errors: failed store calls (each retried).
+        redated: agent messages whose receipt time was moved to their commit because their
+            store call took longer than ``ingest.redate_after_s`` (incremental monitoring reads
+            by receipt time with a bounded overlap; ``docs/monitoring.md``).
         connects: successful connections to the broker.
         sessions_lost: connections on which the broker had no session for us
             (the first ever, or after the broker lost its state).
@@ -156,6 +159,7 @@ class IngestStats:
     dead_letters: int = 0
     ignored: int = 0
     store_errors: int = 0
+    redated: int = 0
     connects: int = 0
     sessions_lost: int = 0
     connected: bool = False

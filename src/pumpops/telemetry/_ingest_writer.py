@@ -77,6 +77,9 @@ class IngestWriter:
         acks: where ``(generation, mid, qos)`` of committed messages are queued for the network thread.
         abandon: set when the service stops waiting for the store.
         observer: called after each commit with the decode results and store outcomes.
+        now_us: the clock receipt times are stamped with.
+        redate_after_s: a store call of agent messages that took longer than this (by ``now_us``)
+            has its rows re-dated to after its commit (:meth:`_redate`); None: never.
     """
 
     def __init__(
@@ -97,8 +100,10 @@ class IngestWriter:
         abandon: threading.Event,
         observer: Callable[[Sequence[DecodeResult], Sequence[BatchOutcome]], None] | None = None,
         now_us: Callable[[], int] | None = None,
+        redate_after_s: float | None = None,
     ) -> None:
         self._store = store
+        self._redate_after_us = None if redate_after_s is None else round(redate_after_s * 1_000_000)
         self._now_us = now_us or (lambda: time.time_ns() // 1000)
         self._profiles = profiles
         self._limits = limits
@@ -220,7 +225,9 @@ class IngestWriter:
             # must not commit rows behind a watermark that has passed them.
             stamp = self._now_us()
             dated = [replace(r, received_at_us=max(r.received_at_us, stamp)) for r in batch]
-            return self._store.put_agent_messages(dated, max_seq_jump=self._limits.max_seq_jump)
+            result = self._store.put_agent_messages(dated, max_seq_jump=self._limits.max_seq_jump)
+            self._redate([r.msg_id for r in dated], stamp)
+            return result
 
         if records:
             try:
@@ -252,6 +259,33 @@ class IngestWriter:
             "rejected_messages": len(rejected) + refused + jumps,
             "dead_letters": conflicts + jumps,
         }
+
+    def _redate(self, msg_ids: list[str], stamp: int) -> None:
+        """After a slow store call stamped ``stamp``: move its rows' receipt time past the commit.
+
+        Incremental monitoring re-reads ``monitoring.overlap_s`` of receipt time before the
+        newest it has read; a row committed later than that after its stamp could be passed
+        over for good. Re-dated to now (after the commit), it is read as new. The re-dating
+        is itself timed against the same bound and repeated if it was slow too.
+        """
+        bound = self._redate_after_us
+        while bound is not None and self._now_us() - stamp > bound:
+            late = self._now_us() - stamp
+            new_stamp = self._now_us()
+            moved = self._retry(
+                "re-date slow agent messages",
+                partial(self._store.redate_agent_messages, msg_ids, since_us=stamp, received_at_us=new_stamp),
+            )
+            _log.warning(
+                "a store call of %d agent message(s) took %.1f s to commit, more than ingest.redate_after_s "
+                "(%.1f s); %d row(s) re-dated to after the commit so that incremental monitoring reads them",
+                len(msg_ids),
+                late / 1e6,
+                bound / 1e6,
+                moved,
+            )
+            self._count(redated=moved)
+            stamp = new_stamp
 
     def _decode_agent(self, item: Received) -> AgentDecodeResult:
         try:
