@@ -26,7 +26,10 @@ What runs (each its own process, CPU and peak memory measured per process):
   (they must be equal; the count of differing fields is printed).
 
 Simulated time is compressed: a minute is published as fast as the agents,
-broker and ingest allow. Message times start at 00:00 UTC yesterday. At the
+broker and ingest allow, or, with ``--minute-s S``, one simulated minute per
+``S`` wall seconds (the step at the end of each slot, as the hub's timer would
+run it; how many messages were still uncommitted when each step started is
+printed). Message times start at 00:00 UTC yesterday. At the
 end: every published message must be stored exactly once (stored rows counted
 against the published ids; the key makes a stored duplicate impossible, the
 ingest's duplicate counter says how many redeliveries it absorbed); then the
@@ -440,12 +443,16 @@ def run(args: argparse.Namespace, n: int) -> dict[str, Any]:
             opened: list[str] = []
             published = 0
             wall0 = time.perf_counter()
+            backlog: list[int] = []  # published but not yet committed when each step starts
             for minute in range(args.minutes):
                 p0 = time.perf_counter()
                 for _, parent in agents:
                     parent.send(minute)
                 published += sum(parent.recv() for _, parent in agents)
                 publish_s.append(time.perf_counter() - p0)
+                if args.minute_s > 0:  # paced: the step runs at the end of the minute's wall slot
+                    time.sleep(max(0.0, wall0 + (minute + 1) * args.minute_s - time.perf_counter()))
+                backlog.append(published - stored.value)
                 now_ms = t0_ms + (minute + 1) * MINUTE_MS
                 c0, e0 = time.process_time(), time.perf_counter()
                 evaluation = monitor.evaluate(now_ms * 1000)
@@ -513,6 +520,9 @@ def run(args: argparse.Namespace, n: int) -> dict[str, Any]:
             step_p99_ms=_pct(steps, 99),
             step_max_ms=max(steps) * 1000,
             step_cpu_s=step_cpu,
+            backlog_p50=float(np.percentile(backlog, 50)),
+            backlog_max=max(backlog),
+            minute_s=args.minute_s,
             full_p50_ms=_pct(fulls, 50),
             full_max_ms=max(fulls) * 1000 if fulls else float("nan"),
             fulls=len(fulls),
@@ -630,6 +640,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--full-every", type=int, default=15, help="minutes between timed full recomputations"
     )
+    parser.add_argument(
+        "--minute-s",
+        type=float,
+        default=0.0,
+        help="wall seconds per simulated minute (0: as fast as possible); the step runs at each slot's end",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
@@ -715,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"# {r['devices']:,} devices: {r['wall_s']:.0f} s from first publish to last commit; stored "
             f"{r['stored']:,} of {r['published']:,}; {r['commits']} commits; "
+            + (f"paced at {r['minute_s']:g} s a minute; " if r["minute_s"] else "as fast as possible; ")
+            + f"not yet stored when a step started: p50 {r['backlog_p50']:,.0f}, max {r['backlog_max']:,} "
+            f"messages; "
             f"final step {r['final_step_ms']:.0f} ms "
             f"vs full {r['final_full_ms']:.0f} ms on the same rows ({r['view_differences']} fields differ); "
             f"alerts opened {r['alerts_opened']}; drifting at the end {r['groups_drifting']}; DB "
