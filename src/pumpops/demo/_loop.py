@@ -44,6 +44,7 @@ from rich.console import Console
 
 from pumpops.demo._console import _default_console, _phase, _setter, _status
 from pumpops.demo._figures import _figures
+from pumpops.demo._report import fault_span_ms
 from pumpops.demo._secure import DemoBroker, agent_broker_lines, demo_broker, secure_settings_lines
 from pumpops.demo._world import (
     _H_MS,
@@ -490,11 +491,7 @@ def _run_story(  # noqa: PLR0912, PLR0915, PLR0917 - the story, step by step
 def _technicians_mark(world: _World, store: Any, sink: Any, group: str, marked: set[str]) -> None:
     """Mark the group's raised alarms not judged yet false alarms, except those during a scheduled fault."""
     for dev in [d.device_id for d in world.fleet if d.group == group]:
-        spans = [
-            (world.t0_ms + f["start_s"] * 1000, world.t0_ms + (f["start_s"] + f["duration_s"]) * 1000)
-            for f in world.faults
-            if f["device_id"] == dev
-        ]
+        spans = [fault_span_ms(f, world.t0_ms) for f in world.faults if f["device_id"] == dev]
         for rec in store.agent_messages(device_id=dev, kind="alarm"):
             body = rec.body()
             alarm_id = str(body.get("alarm_id"))

@@ -58,14 +58,7 @@ def false_alarm_phases(  # noqa: PLR0917 - the facts of one run
     ``drifted``: the pumps the drift happened to (default: every pump of ``drift_group``);
     the group's other pumps count as "no drift (same period)" after the onset.
     """
-    fault_spans = [
-        (
-            f["device_id"],
-            t0_ms + int(f["start_s"] * 1000),
-            t0_ms + int((f["start_s"] + f["duration_s"]) * 1000) + FAULT_SETTLE_MS,
-        )
-        for f in faults
-    ]
+    fault_spans = [(f["device_id"], *fault_span_ms(f, t0_ms, settle_ms=FAULT_SETTLE_MS)) for f in faults]
     acc: dict[tuple[str, str], list[int]] = {}
     for rec in store.agent_messages(kind="summary"):
         group = devices.get(rec.device_id)
@@ -91,12 +84,21 @@ def false_alarm_phases(  # noqa: PLR0917 - the facts of one run
     return [Phase(g, p, r, a) for (g, p), (r, a) in sorted(acc.items())]
 
 
+def fault_span_ms(fault: dict[str, Any], t0_ms: int, *, settle_ms: int = 0) -> tuple[int, int]:
+    """``[start, end)`` of a scheduled fault in epoch ms, the end ``settle_ms`` later.
+
+    >>> fault_span_ms({"start_s": 60.0, "duration_s": 30.0}, 1_000, settle_ms=5)
+    (61000, 91005)
+    """
+    start = t0_ms + int(fault["start_s"] * 1000)
+    return start, t0_ms + int((fault["start_s"] + fault["duration_s"]) * 1000) + settle_ms
+
+
 def fault_detection(store: Any, faults: Sequence[dict[str, Any]], t0_ms: int) -> list[dict[str, Any]]:
     """Per scheduled fault: detected or not, and the delay of the first alarm."""
     out = []
     for f in faults:
-        start = t0_ms + int(f["start_s"] * 1000)
-        end = start + int(f["duration_s"] * 1000)
+        start, end = fault_span_ms(f, t0_ms)
         raised = [
             int(r.body().get("started_ms", 0))
             for r in store.agent_messages(device_id=f["device_id"], kind="alarm")

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IncrementalMonitor", "incremental_monitor"]
 
+DEFAULT_OVERLAP_S = 30.0  # monitoring.overlap_s's default
+
 
 class AggregateStore(Protocol):
     """The part of the store :class:`IncrementalMonitor` uses."""
@@ -82,7 +84,7 @@ class IncrementalMonitor:
         self,
         store: AggregateStore,
         *,
-        overlap_s: float = 30.0,
+        overlap_s: float = DEFAULT_OVERLAP_S,
         page: int = 20_000,
         write_aggregates: bool = True,
     ) -> None:
@@ -279,7 +281,7 @@ _MONITORS: weakref.WeakKeyDictionary[object, IncrementalMonitor] = weakref.WeakK
 _MONITORS_LOCK = threading.Lock()
 
 
-def incremental_monitor(store: object, *, overlap_s: float = 30.0) -> IncrementalMonitor | None:
+def incremental_monitor(store: object, *, overlap_s: float = DEFAULT_OVERLAP_S) -> IncrementalMonitor | None:
     """The one :class:`IncrementalMonitor` of ``store`` in this process, or None if the store cannot feed one.
 
     Kept as long as the store object lives, so that monitoring steps (and the

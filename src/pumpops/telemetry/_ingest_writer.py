@@ -269,23 +269,21 @@ class IngestWriter:
         is itself timed against the same bound and repeated if it was slow too.
         """
         bound = self._redate_after_us
-        while bound is not None and self._now_us() - stamp > bound:
-            late = self._now_us() - stamp
-            new_stamp = self._now_us()
+        while bound is not None and (now := self._now_us()) - stamp > bound:
             moved = self._retry(
                 "re-date slow agent messages",
-                partial(self._store.redate_agent_messages, msg_ids, since_us=stamp, received_at_us=new_stamp),
+                partial(self._store.redate_agent_messages, msg_ids, since_us=stamp, received_at_us=now),
             )
             _log.warning(
                 "a store call of %d agent message(s) took %.1f s to commit, more than ingest.redate_after_s "
                 "(%.1f s); %d row(s) re-dated to after the commit so that incremental monitoring reads them",
                 len(msg_ids),
-                late / 1e6,
+                (now - stamp) / 1e6,
                 bound / 1e6,
                 moved,
             )
             self._count(redated=moved)
-            stamp = new_stamp
+            stamp = now
 
     def _decode_agent(self, item: Received) -> AgentDecodeResult:
         try:
